@@ -1,0 +1,168 @@
+//! `pasar bench`: engine steps per second for whole buyer journeys on a file-backed SQLite store
+//! in WAL mode. A step is what happens to one user message: it is written to the inbox (one
+//! transaction) and processed (load state, step, write state + cart/order + outbox + inbox mark in
+//! a second transaction). Figures go into BENCHMARKS.md.
+
+use crate::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
+use crate::config::Config;
+use crate::conversation::engine::{Clock, Engine, FixedClock};
+use crate::conversation::payload::Action;
+use crate::domain::catalog::Category;
+use crate::domain::order::PaymentMethod;
+use crate::domain::slot::available_slots;
+use anyhow::Context;
+use chrono::{TimeZone, Utc};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a benchmark run measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub journeys: usize,
+    pub steps: usize,
+    pub orders: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl BenchReport {
+    pub fn steps_per_second(&self) -> f64 {
+        self.steps as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "journeys:   {}", self.journeys)?;
+        writeln!(f, "steps:      {}", self.steps)?;
+        writeln!(f, "orders:     {}", self.orders)?;
+        writeln!(f, "elapsed:    {:.3} s", self.elapsed.as_secs_f64())?;
+        writeln!(f, "steps/s:    {:.0}", self.steps_per_second())?;
+        writeln!(f, "step p50:   {:.1} µs", self.p50.as_secs_f64() * 1e6)?;
+        writeln!(f, "step p99:   {:.1} µs", self.p99.as_secs_f64() * 1e6)?;
+        write!(f, "step max:   {:.1} µs", self.max.as_secs_f64() * 1e6)
+    }
+}
+
+/// The inputs of one whole buyer journey in `market`: browse, search, add two items, check out,
+/// place the order, look at the orders.
+fn journey(engine: &Engine, market: &str) -> anyhow::Result<Vec<Inbound>> {
+    let catalog = engine.catalog();
+    let m = catalog.market(market).context("market")?;
+    let veg = catalog.commodities_in(market, Category::Sayur);
+    let first = veg.first().context("a vegetable")?;
+    let offer = catalog
+        .offers_for(market, &first.id)
+        .first()
+        .map(|o| o.id)
+        .context("an offer")?;
+    let shallot = catalog
+        .offers_for(market, "bawang-merah")
+        .first()
+        .map(|o| o.id)
+        .context("bawang merah")?;
+    let slot = available_slots(&m.slots, engine.now())
+        .first()
+        .map(|s| s.code())
+        .context("a slot")?;
+    let b = |a: Action| Inbound::Button(a.encode());
+    let t = |s: &str| Inbound::Text(s.to_string());
+    let qty = if first.unit == crate::domain::quantity::SaleUnit::Kilogram {
+        "1/2 kg"
+    } else {
+        "2"
+    };
+    Ok(vec![
+        Inbound::Command {
+            name: "start".into(),
+            args: String::new(),
+        },
+        b(Action::Shop),
+        b(Action::Category {
+            category: Category::Sayur,
+            page: 0,
+        }),
+        b(Action::Commodity(first.id.clone())),
+        b(Action::Offer(offer)),
+        t(qty),
+        t("brambang"),
+        b(Action::Offer(shallot)),
+        t("2 ons"),
+        b(Action::Cart),
+        b(Action::Checkout),
+        t("Budi Santoso"),
+        t("0812-3456-7890"),
+        t("Jl. Borobudur No. 12, Purwodadi"),
+        b(Action::Slot(slot)),
+        b(Action::Payment(PaymentMethod::Qris)),
+        b(Action::NoNote),
+        b(Action::PlaceOrder),
+        b(Action::Orders),
+    ])
+}
+
+/// Runs `journeys` whole buyer journeys, spread over every market, on a fresh database at `db`.
+pub fn run(config: &Config, db: &Path, journeys: usize) -> anyhow::Result<BenchReport> {
+    // 07:00 WIB, so the day's later slots are open.
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 28, 0, 0, 0)
+        .single()
+        .context("time")?;
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(start));
+    let mut engine = crate::runtime::open_engine(config, db, clock)?;
+    let markets: Vec<String> = engine
+        .catalog()
+        .markets()
+        .iter()
+        .map(|m| m.slug.clone())
+        .collect();
+    let scripts: Vec<(String, Vec<Inbound>)> = markets
+        .iter()
+        .map(|m| Ok((m.clone(), journey(&engine, m)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut latencies = Vec::with_capacity(journeys * 20);
+    let now = engine.now();
+    let began = Instant::now();
+    for j in 0..journeys {
+        let (market, script) = &scripts[j % scripts.len()];
+        let user = UserKey {
+            channel: ChannelKind::Console,
+            id: format!("bench-{j}"),
+        };
+        for (i, inbound) in script.iter().enumerate() {
+            let event = InboundEvent {
+                source_id: format!("bench:{j}:{i}"),
+                market: market.clone(),
+                user: user.clone(),
+                display_name: None,
+                received_at: now,
+                inbound: inbound.clone(),
+            };
+            let t0 = Instant::now();
+            engine.store().ingest(std::slice::from_ref(&event))?;
+            engine.process_pending()?;
+            latencies.push(t0.elapsed());
+        }
+    }
+    let elapsed = began.elapsed();
+    let orders = engine.store().count_orders()? as usize;
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(BenchReport {
+        journeys,
+        steps: latencies.len(),
+        orders,
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+    })
+}

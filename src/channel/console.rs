@@ -1,0 +1,340 @@
+//! The terminal channel: `pasar chat`.
+//!
+//! Bot messages are printed as `< ` lines with their buttons as numbered lines (`[1] Sayur`); when
+//! a question expects typed input (an amount, a phone number) the buttons are lettered instead
+//! (`[a] 1/2 kg`) so that a typed `2` stays an amount. The user answers with the number or letter,
+//! the label, or free text. Typed lines go through the same inbox, engine and outbox as every
+//! other channel, so the terminal chat is a faithful way to test the bots.
+//!
+//! Scripts (`--script FILE`) use the transcript format of `tests/transcripts/`: `> ` lines are what
+//! the user types, `< ` lines are expected bot output and are skipped on input, `#` lines are
+//! comments, and `--- restart ---`, `--- clock <RFC 3339 time> ---`, `--- user <name> ---` are
+//! directives.
+
+use crate::channel::{Button, ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
+use crate::conversation::engine::{Clock, Engine};
+use crate::store::StoreError;
+use crate::text::Key;
+use chrono::{DateTime, Utc};
+use std::io::{BufRead, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Real time unless a script fixes it.
+#[derive(Default)]
+pub struct ConsoleClock(Mutex<Option<DateTime<Utc>>>);
+
+impl ConsoleClock {
+    pub fn fixed(at: Option<DateTime<Utc>>) -> ConsoleClock {
+        ConsoleClock(Mutex::new(at))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+}
+
+impl Clock for ConsoleClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(Utc::now)
+    }
+}
+
+/// The buttons a typed number or letter refers to.
+#[derive(Debug, Clone, Default)]
+struct Menu {
+    buttons: Vec<Button>,
+    lettered: bool,
+}
+
+/// One user's terminal chat with one market's bot.
+pub struct ConsoleChat<'e> {
+    engine: &'e mut Engine,
+    market: String,
+    user: UserKey,
+    menu: Menu,
+}
+
+static LINE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Errors of the terminal chat.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("terminal: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Script(String),
+}
+
+const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+
+/// Renders a message as terminal lines.
+pub fn render(message: &Outbound) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(photo) = &message.photo {
+        lines.push(format!("< [foto: {photo}]"));
+    }
+    for l in message.text.lines() {
+        lines.push(if l.is_empty() {
+            "<".to_string()
+        } else {
+            format!("< {l}")
+        });
+    }
+    for (i, b) in message.buttons.iter().enumerate() {
+        let tag = if message.expects_text {
+            LETTERS
+                .get(i)
+                .map(|c| (*c as char).to_string())
+                .unwrap_or_else(|| (i + 1).to_string())
+        } else {
+            (i + 1).to_string()
+        };
+        lines.push(format!("<   [{tag}] {}", b.label));
+    }
+    match message.request {
+        Some(Request::Location) => lines.push("<   [📍 /lokasi <lat>,<lon>]".to_string()),
+        Some(Request::Contact) => lines.push("<   [📇 /kontak <nomor>]".to_string()),
+        None => {}
+    }
+    lines
+}
+
+impl<'e> ConsoleChat<'e> {
+    pub fn new(
+        engine: &'e mut Engine,
+        market: &str,
+        user: &str,
+    ) -> Result<ConsoleChat<'e>, ConsoleError> {
+        if engine.catalog().market(market).is_none() {
+            let known: Vec<&str> = engine
+                .catalog()
+                .markets()
+                .iter()
+                .map(|m| m.slug.as_str())
+                .collect();
+            return Err(ConsoleError::Script(format!(
+                "unknown market `{market}`; known: {}",
+                known.join(", ")
+            )));
+        }
+        let user = UserKey {
+            channel: ChannelKind::Console,
+            id: user.to_string(),
+        };
+        let mut chat = ConsoleChat {
+            engine,
+            market: market.to_string(),
+            user,
+            menu: Menu::default(),
+        };
+        // Buttons of the last message survive a restart, like an inline keyboard on a phone.
+        let recent = chat
+            .engine
+            .store()
+            .recent_sent_to(&chat.market, &chat.user, 20)?;
+        if let Some(with_buttons) = recent.iter().find(|m| !m.buttons.is_empty()) {
+            chat.remember(with_buttons);
+        }
+        Ok(chat)
+    }
+
+    /// After a restart: says where the conversation was, by showing the last message again.
+    pub fn resume(&mut self, out: &mut dyn Write) -> Result<bool, ConsoleError> {
+        let recent = self
+            .engine
+            .store()
+            .recent_sent_to(&self.market, &self.user, 1)?;
+        let Some(last) = recent.first() else {
+            return Ok(false);
+        };
+        let notice = self
+            .engine
+            .texts()
+            .get(&self.market, crate::text::Lang::Id, Key::ResumeNotice)
+            .to_string();
+        writeln!(out, "< {notice}")?;
+        for line in render(last) {
+            writeln!(out, "{line}")?;
+        }
+        Ok(true)
+    }
+
+    fn remember(&mut self, message: &Outbound) {
+        if !message.buttons.is_empty() {
+            self.menu = Menu {
+                buttons: message.buttons.clone(),
+                lettered: message.expects_text,
+            };
+        }
+    }
+
+    /// What a typed line means: a button by number, letter or label, a console location or
+    /// contact, a command, or text.
+    fn read(&self, line: &str) -> Inbound {
+        let t = line.trim();
+        let pick = if self.menu.lettered {
+            let mut chars = t.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_lowercase() => {
+                    LETTERS.iter().position(|l| *l as char == c)
+                }
+                _ => None,
+            }
+        } else {
+            t.parse::<usize>().ok().filter(|n| *n >= 1).map(|n| n - 1)
+        };
+        if let Some(b) = pick.and_then(|i| self.menu.buttons.get(i)) {
+            return Inbound::Button(b.payload.clone());
+        }
+        if let Some(b) = self
+            .menu
+            .buttons
+            .iter()
+            .find(|b| b.label.eq_ignore_ascii_case(t))
+        {
+            return Inbound::Button(b.payload.clone());
+        }
+        match Inbound::from_typed(t) {
+            Inbound::Command { name, args } if name == "lokasi" || name == "location" => {
+                let parsed = args.split_once(',').and_then(|(a, b)| {
+                    Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
+                });
+                match parsed {
+                    Some((lat, lon)) => Inbound::Location { lat, lon },
+                    None => Inbound::Location {
+                        lat: f64::NAN,
+                        lon: f64::NAN,
+                    },
+                }
+            }
+            Inbound::Command { name, args } if name == "kontak" || name == "contact" => {
+                Inbound::Contact {
+                    phone: args,
+                    name: None,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Sends one typed line through inbox, engine and outbox, and prints the replies.
+    pub fn send(&mut self, line: &str, out: &mut dyn Write) -> Result<(), ConsoleError> {
+        let inbound = self.read(line);
+        let now = self.engine.now();
+        // Unique per typed line even under a fixed script clock: wall time, process and counter.
+        let seq = LINE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let wall = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let event = InboundEvent {
+            source_id: format!(
+                "console:{}:{}:{wall}:{}:{seq}",
+                self.market,
+                self.user.id,
+                std::process::id()
+            ),
+            market: self.market.clone(),
+            user: self.user.clone(),
+            display_name: Some(self.user.id.clone()),
+            received_at: now,
+            inbound,
+        };
+        self.engine.store().ingest(std::slice::from_ref(&event))?;
+        self.engine.process_pending()?;
+        self.deliver(out)
+    }
+
+    /// Prints and marks sent every pending console message, in order.
+    pub fn deliver(&mut self, out: &mut dyn Write) -> Result<(), ConsoleError> {
+        loop {
+            let batch = self
+                .engine
+                .store()
+                .pending_outbox(ChannelKind::Console, 100)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for m in batch {
+                if m.to != self.user || m.market != self.market {
+                    writeln!(out, "< [untuk {} di {}]", m.to.id, m.market)?;
+                } else {
+                    self.remember(&m.message);
+                }
+                for line in render(&m.message) {
+                    writeln!(out, "{line}")?;
+                }
+                let now = self.engine.now();
+                self.engine.store().mark_sent(m.id, now)?;
+            }
+        }
+    }
+}
+
+/// Who is typing in a script, and where.
+pub struct ScriptOptions {
+    pub market: String,
+    pub user: String,
+}
+
+/// Plays a script (transcript format) and writes the whole conversation to `out`.
+/// `open` opens the engine; it is called again on `--- restart ---`, as a real restart would.
+pub fn run_script(
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    options: &ScriptOptions,
+    clock: &ConsoleClock,
+    open: &dyn Fn() -> Result<Engine, ConsoleError>,
+) -> Result<(), ConsoleError> {
+    let mut engine = open()?;
+    let mut user = options.user.clone();
+    let mut line = String::new();
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let raw = line.trim_end_matches(['\n', '\r']);
+        if raw.starts_with('<') {
+            continue; // expected output in a transcript
+        }
+        if raw.trim().is_empty() || raw.starts_with('#') {
+            writeln!(out, "{raw}")?;
+            continue;
+        }
+        if let Some(directive) = raw.strip_prefix("---").and_then(|r| r.strip_suffix("---")) {
+            writeln!(out, "{raw}")?;
+            let directive = directive.trim();
+            if directive == "restart" {
+                drop(engine);
+                engine = open()?;
+                let mut chat = ConsoleChat::new(&mut engine, &options.market, &user)?;
+                chat.resume(out)?;
+            } else if let Some(at) = directive.strip_prefix("clock ") {
+                let t = DateTime::parse_from_rfc3339(at.trim()).map_err(|e| {
+                    ConsoleError::Script(format!("line {line_no}: bad clock `{at}`: {e}"))
+                })?;
+                clock.set(t.with_timezone(&Utc));
+            } else if let Some(name) = directive.strip_prefix("user ") {
+                user = name.trim().to_string();
+            } else {
+                return Err(ConsoleError::Script(format!(
+                    "line {line_no}: unknown directive `{directive}`"
+                )));
+            }
+            continue;
+        }
+        let typed = raw
+            .strip_prefix('>')
+            .map(|s| s.strip_prefix(' ').unwrap_or(s))
+            .unwrap_or(raw);
+        writeln!(out, "> {typed}")?;
+        let mut chat = ConsoleChat::new(&mut engine, &options.market, &user)?;
+        chat.send(typed, out)?;
+    }
+}

@@ -1,0 +1,219 @@
+//! Channels are pipes. Each one turns platform messages into [`Inbound`] events for the inbox and
+//! renders [`Outbound`] messages from the outbox back onto the platform. No channel decides
+//! anything about shopping; that is the conversation core's job.
+
+pub mod console;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A chat platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChannelKind {
+    Console,
+    Telegram,
+    WhatsApp,
+}
+
+impl ChannelKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ChannelKind::Console => "console",
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::WhatsApp => "whatsapp",
+        }
+    }
+}
+
+impl FromStr for ChannelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "console" => Ok(ChannelKind::Console),
+            "telegram" => Ok(ChannelKind::Telegram),
+            "whatsapp" => Ok(ChannelKind::WhatsApp),
+            other => Err(format!("unknown channel `{other}`")),
+        }
+    }
+}
+
+/// A person on one channel: the Telegram user id, the WhatsApp number, the console user name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserKey {
+    pub channel: ChannelKind,
+    pub id: String,
+}
+
+impl fmt::Display for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.channel.code(), self.id)
+    }
+}
+
+/// What a user did, in platform-neutral terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Inbound {
+    /// Free text.
+    Text(String),
+    /// `/name args`, name lower-cased without the slash (and without a `@botname` suffix).
+    Command {
+        name: String,
+        args: String,
+    },
+    /// The payload of a pressed button.
+    Button(String),
+    Location {
+        lat: f64,
+        lon: f64,
+    },
+    /// A shared contact card.
+    Contact {
+        phone: String,
+        name: Option<String>,
+    },
+}
+
+impl Inbound {
+    /// Reads a typed line: `/cari bawang` is a command, anything else is text.
+    pub fn from_typed(line: &str) -> Inbound {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix('/') {
+            let (head, args) = match rest.split_once(char::is_whitespace) {
+                Some((h, a)) => (h, a.trim()),
+                None => (rest, ""),
+            };
+            let name = head.split('@').next().unwrap_or(head).to_lowercase();
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Inbound::Command {
+                    name,
+                    args: args.to_string(),
+                };
+            }
+        }
+        Inbound::Text(trimmed.to_string())
+    }
+}
+
+/// An update as it enters the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    /// The platform's id for this update, unique per source (`telegram:blimbing:812345`).
+    /// A second event with the same id is a redelivery and is ignored.
+    pub source_id: String,
+    pub market: String,
+    pub user: UserKey,
+    pub display_name: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub inbound: Inbound,
+}
+
+/// A choice offered to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub label: String,
+    /// Short typed payload, at most 64 bytes (Telegram's `callback_data` limit).
+    pub payload: String,
+}
+
+/// Something the platform should ask of the user with its own control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Location,
+    Contact,
+}
+
+/// A message to one user. Renderers decide how buttons look on their platform (inline keyboard,
+/// reply buttons, a list, or numbered text); the core only says what the choices are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+    /// A picture to show with the text as its caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// The question wants typed input (an amount, a phone number), so a typed number is an
+    /// answer, not a choice: renderers with numbered menus must not map it to a button.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expects_text: bool,
+}
+
+impl Outbound {
+    pub fn text(text: impl Into<String>) -> Outbound {
+        Outbound {
+            text: text.into(),
+            buttons: Vec::new(),
+            photo: None,
+            request: None,
+            expects_text: false,
+        }
+    }
+
+    pub fn with_buttons(text: impl Into<String>, buttons: Vec<Button>) -> Outbound {
+        Outbound {
+            text: text.into(),
+            buttons,
+            photo: None,
+            request: None,
+            expects_text: false,
+        }
+    }
+
+    /// A question answered by typing, with optional shortcut buttons.
+    pub fn question(text: impl Into<String>, buttons: Vec<Button>) -> Outbound {
+        Outbound {
+            text: text.into(),
+            buttons,
+            photo: None,
+            request: None,
+            expects_text: true,
+        }
+    }
+}
+
+/// An outbound message and who gets it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub market: String,
+    pub to: UserKey,
+    pub message: Outbound,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_lines_become_commands_or_text() {
+        assert_eq!(
+            Inbound::from_typed("/cari bawang merah"),
+            Inbound::Command {
+                name: "cari".into(),
+                args: "bawang merah".into()
+            }
+        );
+        assert_eq!(
+            Inbound::from_typed("/START@PasarBlimbingBot"),
+            Inbound::Command {
+                name: "start".into(),
+                args: String::new()
+            }
+        );
+        assert_eq!(
+            Inbound::from_typed(" brambang "),
+            Inbound::Text("brambang".into())
+        );
+        assert_eq!(
+            Inbound::from_typed("/ halo"),
+            Inbound::Text("/ halo".into())
+        );
+        assert_eq!(
+            Inbound::from_typed("1/2 kg"),
+            Inbound::Text("1/2 kg".into())
+        );
+    }
+}

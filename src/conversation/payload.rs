@@ -1,0 +1,207 @@
+//! Button payloads: short, typed, parsed by one function.
+//!
+//! A payload only says what was pressed. Whether the press is still valid (the offer still sold,
+//! the slot still open, the order the presser's own) is checked by the conversation against the
+//! database every time, so a forged or stale payload changes nothing.
+
+use crate::domain::catalog::Category;
+use crate::domain::order::{OrderNumber, PaymentMethod};
+use crate::text::Lang;
+
+/// Telegram's `callback_data` limit.
+pub const MAX_PAYLOAD_BYTES: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Menu,
+    Shop,
+    Category { category: Category, page: usize },
+    Commodity(String),
+    Offer(i64),
+    QuickQuantity { offer: i64, base: u64 },
+    Cart,
+    CartLine(i64),
+    EditLine(i64),
+    RemoveLine(i64),
+    EmptyCart,
+    EmptyCartConfirmed,
+    Checkout,
+    UseSavedName,
+    UseSavedPhone,
+    UseSavedAddress,
+    Slot(String),
+    Payment(PaymentMethod),
+    NoNote,
+    PlaceOrder,
+    Abort,
+    Orders,
+    CancelOrder(OrderNumber),
+    CancelOrderConfirmed(OrderNumber),
+    LanguageMenu,
+    Language(Lang),
+    Help,
+    Search,
+}
+
+impl Action {
+    pub fn encode(&self) -> String {
+        match self {
+            Action::Menu => "menu".into(),
+            Action::Shop => "shop".into(),
+            Action::Category { category, page } => format!("cat:{}:{page}", category.slug()),
+            Action::Commodity(id) => format!("com:{id}"),
+            Action::Offer(id) => format!("off:{id}"),
+            Action::QuickQuantity { offer, base } => format!("qty:{offer}:{base}"),
+            Action::Cart => "cart".into(),
+            Action::CartLine(id) => format!("line:{id}"),
+            Action::EditLine(id) => format!("edit:{id}"),
+            Action::RemoveLine(id) => format!("del:{id}"),
+            Action::EmptyCart => "empty".into(),
+            Action::EmptyCartConfirmed => "empty!".into(),
+            Action::Checkout => "checkout".into(),
+            Action::UseSavedName => "name:saved".into(),
+            Action::UseSavedPhone => "phone:saved".into(),
+            Action::UseSavedAddress => "addr:saved".into(),
+            Action::Slot(code) => format!("slot:{code}"),
+            Action::Payment(m) => format!("pay:{}", m.code()),
+            Action::NoNote => "note:none".into(),
+            Action::PlaceOrder => "place".into(),
+            Action::Abort => "abort".into(),
+            Action::Orders => "orders".into(),
+            Action::CancelOrder(n) => format!("cancel:{n}"),
+            Action::CancelOrderConfirmed(n) => format!("cancel!:{n}"),
+            Action::LanguageMenu => "lang".into(),
+            Action::Language(l) => format!("lang:{}", l.code()),
+            Action::Help => "help".into(),
+            Action::Search => "search".into(),
+        }
+    }
+
+    /// The one parser of payloads. Anything unknown, malformed or oversized is `None`.
+    pub fn parse(payload: &str) -> Option<Action> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return None;
+        }
+        let (head, rest) = match payload.split_once(':') {
+            Some((h, r)) => (h, Some(r)),
+            None => (payload, None),
+        };
+        let id = |s: &str| s.parse::<i64>().ok().filter(|n| *n > 0);
+        Some(match (head, rest) {
+            ("menu", None) => Action::Menu,
+            ("shop", None) => Action::Shop,
+            ("cat", Some(r)) => {
+                let (cat, page) = r.split_once(':')?;
+                Action::Category {
+                    category: cat.parse().ok()?,
+                    page: page.parse().ok()?,
+                }
+            }
+            ("com", Some(r)) if !r.is_empty() && r.len() <= 48 => Action::Commodity(r.to_string()),
+            ("off", Some(r)) => Action::Offer(id(r)?),
+            ("qty", Some(r)) => {
+                let (offer, base) = r.split_once(':')?;
+                Action::QuickQuantity {
+                    offer: id(offer)?,
+                    base: base.parse().ok()?,
+                }
+            }
+            ("cart", None) => Action::Cart,
+            ("line", Some(r)) => Action::CartLine(id(r)?),
+            ("edit", Some(r)) => Action::EditLine(id(r)?),
+            ("del", Some(r)) => Action::RemoveLine(id(r)?),
+            ("empty", None) => Action::EmptyCart,
+            ("empty!", None) => Action::EmptyCartConfirmed,
+            ("checkout", None) => Action::Checkout,
+            ("name", Some("saved")) => Action::UseSavedName,
+            ("phone", Some("saved")) => Action::UseSavedPhone,
+            ("addr", Some("saved")) => Action::UseSavedAddress,
+            ("slot", Some(r)) if r.len() == 12 && r.chars().all(|c| c.is_ascii_digit()) => {
+                Action::Slot(r.to_string())
+            }
+            ("pay", Some(r)) => Action::Payment(r.parse().ok()?),
+            ("note", Some("none")) => Action::NoNote,
+            ("place", None) => Action::PlaceOrder,
+            ("abort", None) => Action::Abort,
+            ("orders", None) => Action::Orders,
+            ("cancel", Some(r)) => Action::CancelOrder(OrderNumber::parse(r)?),
+            ("cancel!", Some(r)) => Action::CancelOrderConfirmed(OrderNumber::parse(r)?),
+            ("lang", None) => Action::LanguageMenu,
+            ("lang", Some(r)) => Action::Language(Lang::from_code(r)?),
+            ("help", None) => Action::Help,
+            ("search", None) => Action::Search,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_round_trips_within_64_bytes() {
+        let actions = vec![
+            Action::Menu,
+            Action::Shop,
+            Action::Category {
+                category: Category::DagingAyam,
+                page: 3,
+            },
+            Action::Commodity("cabai-merah-keriting".into()),
+            Action::Offer(123456),
+            Action::QuickQuantity {
+                offer: 99999,
+                base: 50000,
+            },
+            Action::Cart,
+            Action::CartLine(7),
+            Action::EditLine(7),
+            Action::RemoveLine(7),
+            Action::EmptyCart,
+            Action::EmptyCartConfirmed,
+            Action::Checkout,
+            Action::UseSavedName,
+            Action::UseSavedPhone,
+            Action::UseSavedAddress,
+            Action::Slot("202611280700".into()),
+            Action::Payment(PaymentMethod::CashOnDelivery),
+            Action::NoNote,
+            Action::PlaceOrder,
+            Action::Abort,
+            Action::Orders,
+            Action::CancelOrder(OrderNumber::new("BLB", 42)),
+            Action::CancelOrderConfirmed(OrderNumber::new("BLB", 42)),
+            Action::LanguageMenu,
+            Action::Language(Lang::En),
+            Action::Help,
+            Action::Search,
+        ];
+        for a in actions {
+            let p = a.encode();
+            assert!(p.len() <= MAX_PAYLOAD_BYTES, "{p}");
+            assert_eq!(Action::parse(&p), Some(a), "{p}");
+        }
+    }
+
+    #[test]
+    fn forged_payloads_are_refused() {
+        for bad in [
+            "",
+            "nope",
+            "off:",
+            "off:-1",
+            "off:abc",
+            "cat:daging:1",
+            "cat:sayur",
+            "qty:1",
+            "pay:bitcoin",
+            "slot:2026",
+            "lang:fr",
+            "cancel:xx",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(Action::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,900 @@
+//! The market catalogue: markets, commodities, stalls and their offers, and search over them.
+//!
+//! Seed data is read from `data/` by [`SeedData::load`], which rejects bad rows with the file,
+//! line and reason. The store turns seed data into rows; [`Catalog`] is the read-only, in-memory
+//! view the conversation core browses and searches. This module does no I/O besides reading the
+//! seed files.
+
+use crate::domain::money::Rupiah;
+use crate::domain::quantity::SaleUnit;
+use crate::domain::slot::DeliverySlot;
+use chrono::NaiveTime;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The shelves of a pasar, in the order the browse menu shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Category {
+    Sayur,
+    Buah,
+    Bumbu,
+    DagingAyam,
+    Ikan,
+    Telur,
+    Sembako,
+    TahuTempe,
+    Jajanan,
+}
+
+impl Category {
+    pub const ALL: [Category; 9] = [
+        Category::Sayur,
+        Category::Buah,
+        Category::Bumbu,
+        Category::DagingAyam,
+        Category::Ikan,
+        Category::Telur,
+        Category::Sembako,
+        Category::TahuTempe,
+        Category::Jajanan,
+    ];
+
+    /// The id used in seed data and button payloads.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Category::Sayur => "sayur",
+            Category::Buah => "buah",
+            Category::Bumbu => "bumbu",
+            Category::DagingAyam => "daging-ayam",
+            Category::Ikan => "ikan",
+            Category::Telur => "telur",
+            Category::Sembako => "sembako",
+            Category::TahuTempe => "tahu-tempe",
+            Category::Jajanan => "jajanan",
+        }
+    }
+}
+
+impl FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.slug() == s.trim())
+            .ok_or_else(|| format!("unknown category `{s}`"))
+    }
+}
+
+/// One pasar and how it delivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Market {
+    pub slug: String,
+    /// Three letters that start its order numbers: `BLB-0042`.
+    pub code: String,
+    pub name: String,
+    pub address: String,
+    pub opens: NaiveTime,
+    pub closes: NaiveTime,
+    pub slots: Vec<DeliverySlot>,
+    pub lat: f64,
+    pub lon: f64,
+    pub delivery_radius_km: f64,
+    pub kelurahan: Vec<String>,
+}
+
+impl Market {
+    /// "04:00-13:00"
+    pub fn hours(&self) -> String {
+        format!(
+            "{}-{}",
+            self.opens.format("%H:%M"),
+            self.closes.format("%H:%M")
+        )
+    }
+}
+
+/// Something the market sells, independent of who sells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commodity {
+    pub id: String,
+    pub category: Category,
+    pub name: String,
+    pub name_en: String,
+    pub unit: SaleUnit,
+    pub aliases: Vec<String>,
+    pub javanese: Vec<String>,
+    pub reference_price: Rupiah,
+}
+
+impl Commodity {
+    pub fn display_name(&self, lang: crate::text::Lang) -> &str {
+        match lang {
+            crate::text::Lang::Id => &self.name,
+            crate::text::Lang::En => &self.name_en,
+        }
+    }
+}
+
+/// A trader's stall in one market.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stall {
+    pub id: i64,
+    pub market: String,
+    /// As painted in the market: `A-07`.
+    pub number: String,
+    pub name: String,
+    pub trader: String,
+}
+
+/// A stall's price for a commodity, per the commodity's sale unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub id: i64,
+    pub stall_id: i64,
+    pub commodity: String,
+    pub price: Rupiah,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed data
+
+/// A seed row that could not be accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {reason}")]
+pub struct SeedError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub reason: String,
+}
+
+/// A stall as written in `stalls.csv`, with its price list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedStall {
+    pub market: String,
+    pub number: String,
+    pub name: String,
+    pub trader: String,
+    pub prices: Vec<(String, Rupiah)>,
+}
+
+/// Everything in `data/`, checked.
+#[derive(Debug, Clone)]
+pub struct SeedData {
+    pub markets: Vec<Market>,
+    pub commodities: Vec<Commodity>,
+    pub stalls: Vec<SeedStall>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarketsFile {
+    markets: Vec<MarketRow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarketRow {
+    slug: String,
+    code: String,
+    name: String,
+    address: String,
+    opens: String,
+    closes: String,
+    slots: Vec<String>,
+    lat: f64,
+    lon: f64,
+    delivery_radius_km: f64,
+    kelurahan: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CommodityRow {
+    id: String,
+    category: String,
+    name: String,
+    name_en: String,
+    unit: String,
+    aliases: String,
+    javanese: String,
+    reference_price: i64,
+}
+
+#[derive(Deserialize)]
+struct StallRow {
+    market: String,
+    stall: String,
+    name: String,
+    trader: String,
+    commodity: String,
+    price: i64,
+}
+
+fn words_list(s: &str) -> Vec<String> {
+    s.split('|')
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+impl SeedData {
+    /// Reads `markets.toml`, `commodities.csv` and `stalls.csv` from `dir`.
+    pub fn load(dir: &Path) -> Result<SeedData, SeedError> {
+        let markets = load_markets(&dir.join("markets.toml"))?;
+        let commodities = load_commodities(&dir.join("commodities.csv"))?;
+        let stalls = load_stalls(&dir.join("stalls.csv"), &markets, &commodities)?;
+        Ok(SeedData {
+            markets,
+            commodities,
+            stalls,
+        })
+    }
+}
+
+fn read(file: &Path) -> Result<String, SeedError> {
+    std::fs::read_to_string(file).map_err(|e| SeedError {
+        file: file.to_path_buf(),
+        line: 0,
+        reason: format!("cannot read: {e}"),
+    })
+}
+
+fn load_markets(file: &Path) -> Result<Vec<Market>, SeedError> {
+    let text = read(file)?;
+    let fail = |line: u64, reason: String| SeedError {
+        file: file.to_path_buf(),
+        line,
+        reason,
+    };
+    let parsed: MarketsFile = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count() as u64)
+            .unwrap_or(0);
+        fail(line, e.message().to_string())
+    })?;
+    // Line of each market's slug, for messages about a market as a whole.
+    let line_of = |slug: &str| {
+        text.lines()
+            .position(|l| l.contains(&format!("\"{slug}\"")))
+            .map(|i| i as u64 + 1)
+            .unwrap_or(0)
+    };
+    let mut seen = HashSet::new();
+    let mut codes = HashSet::new();
+    let mut markets = Vec::new();
+    for row in parsed.markets {
+        let line = line_of(&row.slug);
+        let valid_slug =
+            !row.slug.is_empty() && row.slug.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+        if !valid_slug {
+            return Err(fail(
+                line,
+                format!("slug `{}` must be lower-case letters and `-`", row.slug),
+            ));
+        }
+        if !seen.insert(row.slug.clone()) {
+            return Err(fail(line, format!("market `{}` appears twice", row.slug)));
+        }
+        if row.code.len() != 3 || !row.code.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(fail(
+                line,
+                format!("code `{}` must be three capital letters", row.code),
+            ));
+        }
+        if !codes.insert(row.code.clone()) {
+            return Err(fail(line, format!("code `{}` is used twice", row.code)));
+        }
+        let time = |s: &str| {
+            NaiveTime::parse_from_str(s, "%H:%M")
+                .map_err(|_| fail(line, format!("time `{s}` must be HH:MM")))
+        };
+        let opens = time(&row.opens)?;
+        let closes = time(&row.closes)?;
+        if closes <= opens {
+            return Err(fail(line, "market closes before it opens".into()));
+        }
+        let mut slots = Vec::new();
+        for s in &row.slots {
+            slots.push(s.parse::<DeliverySlot>().map_err(|e| fail(line, e))?);
+        }
+        if slots.is_empty() {
+            return Err(fail(
+                line,
+                "a market needs at least one delivery slot".into(),
+            ));
+        }
+        if !(-90.0..=90.0).contains(&row.lat) || !(-180.0..=180.0).contains(&row.lon) {
+            return Err(fail(line, "lat/lon out of range".into()));
+        }
+        if !(row.delivery_radius_km > 0.0 && row.delivery_radius_km <= 50.0) {
+            return Err(fail(
+                line,
+                "delivery_radius_km must be between 0 and 50".into(),
+            ));
+        }
+        markets.push(Market {
+            slug: row.slug,
+            code: row.code,
+            name: row.name,
+            address: row.address,
+            opens,
+            closes,
+            slots,
+            lat: row.lat,
+            lon: row.lon,
+            delivery_radius_km: row.delivery_radius_km,
+            kelurahan: row.kelurahan,
+        });
+    }
+    if markets.is_empty() {
+        return Err(fail(0, "no markets".into()));
+    }
+    Ok(markets)
+}
+
+fn csv_rows<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<Vec<(u64, T)>, SeedError> {
+    let text = read(file)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for record in reader.deserialize::<T>() {
+        match record {
+            Ok(row) => out.push(row),
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Err(SeedError {
+                    file: file.to_path_buf(),
+                    line,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    // csv positions are only on errors; recount lines for the rows (header is line 1).
+    Ok(out
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (i as u64 + 2, r))
+        .collect())
+}
+
+fn load_commodities(file: &Path) -> Result<Vec<Commodity>, SeedError> {
+    let fail = |line: u64, reason: String| SeedError {
+        file: file.to_path_buf(),
+        line,
+        reason,
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (line, row) in csv_rows::<CommodityRow>(file)? {
+        if row.id.is_empty()
+            || !row
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(fail(line, format!("id `{}` must be kebab-case", row.id)));
+        }
+        if !seen.insert(row.id.clone()) {
+            return Err(fail(line, format!("commodity `{}` appears twice", row.id)));
+        }
+        let category = row
+            .category
+            .parse::<Category>()
+            .map_err(|e| fail(line, e))?;
+        let unit = row.unit.parse::<SaleUnit>().map_err(|e| fail(line, e))?;
+        if row.name.trim().is_empty() {
+            return Err(fail(line, "name is empty".into()));
+        }
+        if row.reference_price <= 0 {
+            return Err(fail(
+                line,
+                format!("reference_price {} must be positive", row.reference_price),
+            ));
+        }
+        out.push(Commodity {
+            id: row.id,
+            category,
+            name: row.name,
+            name_en: row.name_en,
+            unit,
+            aliases: words_list(&row.aliases),
+            javanese: words_list(&row.javanese),
+            reference_price: Rupiah(row.reference_price),
+        });
+    }
+    Ok(out)
+}
+
+fn load_stalls(
+    file: &Path,
+    markets: &[Market],
+    commodities: &[Commodity],
+) -> Result<Vec<SeedStall>, SeedError> {
+    let fail = |line: u64, reason: String| SeedError {
+        file: file.to_path_buf(),
+        line,
+        reason,
+    };
+    let market_slugs: HashSet<&str> = markets.iter().map(|m| m.slug.as_str()).collect();
+    let commodity_ids: HashSet<&str> = commodities.iter().map(|c| c.id.as_str()).collect();
+    let mut stalls: Vec<SeedStall> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    for (line, row) in csv_rows::<StallRow>(file)? {
+        if !market_slugs.contains(row.market.as_str()) {
+            return Err(fail(line, format!("unknown market `{}`", row.market)));
+        }
+        if !commodity_ids.contains(row.commodity.as_str()) {
+            return Err(fail(line, format!("unknown commodity `{}`", row.commodity)));
+        }
+        if row.price <= 0 || row.price > 10_000_000 {
+            return Err(fail(
+                line,
+                format!("price {} is not a sensible price", row.price),
+            ));
+        }
+        if row.stall.is_empty() || row.name.is_empty() {
+            return Err(fail(line, "stall number and name are required".into()));
+        }
+        let key = (row.market.clone(), row.stall.clone());
+        let at = match index.get(&key) {
+            Some(&i) => {
+                let s = &stalls[i];
+                if s.name != row.name || s.trader != row.trader {
+                    return Err(fail(
+                        line,
+                        format!(
+                            "stall {} in {} has another name or trader above",
+                            row.stall, row.market
+                        ),
+                    ));
+                }
+                i
+            }
+            None => {
+                stalls.push(SeedStall {
+                    market: row.market.clone(),
+                    number: row.stall.clone(),
+                    name: row.name.clone(),
+                    trader: row.trader.clone(),
+                    prices: Vec::new(),
+                });
+                index.insert(key, stalls.len() - 1);
+                stalls.len() - 1
+            }
+        };
+        if stalls[at].prices.iter().any(|(c, _)| *c == row.commodity) {
+            return Err(fail(
+                line,
+                format!("stall {} lists `{}` twice", row.stall, row.commodity),
+            ));
+        }
+        stalls[at].prices.push((row.commodity, Rupiah(row.price)));
+    }
+    Ok(stalls)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The in-memory catalogue
+
+/// Read-only view of every market's catalogue, loaded from the store.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    markets: Vec<Market>,
+    commodities: Vec<Commodity>,
+    commodity_index: HashMap<String, usize>,
+    stalls: HashMap<i64, Stall>,
+    offers: HashMap<i64, Offer>,
+    /// (market, commodity) -> offer ids, cheapest first.
+    offers_by_item: HashMap<(String, String), Vec<i64>>,
+    search_terms: Vec<(String, usize)>,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchResult<'a> {
+    Found(Vec<&'a Commodity>),
+    /// Nothing matched; these are the closest names, for "did you mean...".
+    NotFound {
+        suggestions: Vec<&'a Commodity>,
+    },
+}
+
+/// Lower-case, letters and digits only, single spaces.
+pub fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars().flat_map(char::to_lowercase) {
+        if ch.is_alphanumeric() {
+            out.push(ch);
+        } else if !out.ends_with(' ') && !out.is_empty() {
+            out.push(' ');
+        }
+    }
+    out.trim_end().to_string()
+}
+
+impl Catalog {
+    pub fn new(
+        markets: Vec<Market>,
+        commodities: Vec<Commodity>,
+        stalls: Vec<Stall>,
+        offers: Vec<Offer>,
+    ) -> Catalog {
+        let commodity_index: HashMap<String, usize> = commodities
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        let stalls: HashMap<i64, Stall> = stalls.into_iter().map(|s| (s.id, s)).collect();
+        let mut offers_by_item: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        for o in &offers {
+            if let Some(stall) = stalls.get(&o.stall_id) {
+                offers_by_item
+                    .entry((stall.market.clone(), o.commodity.clone()))
+                    .or_default()
+                    .push(o.id);
+            }
+        }
+        let offers: HashMap<i64, Offer> = offers.into_iter().map(|o| (o.id, o)).collect();
+        for ids in offers_by_item.values_mut() {
+            ids.sort_by_key(|id| offers.get(id).map(|o| (o.price, o.id)));
+        }
+        let mut search_terms = Vec::new();
+        for (i, c) in commodities.iter().enumerate() {
+            let names = [&c.name, &c.name_en]
+                .into_iter()
+                .chain(&c.aliases)
+                .chain(&c.javanese);
+            for term in names {
+                let n = normalize(term);
+                if !n.is_empty() {
+                    search_terms.push((n, i));
+                }
+            }
+        }
+        Catalog {
+            markets,
+            commodities,
+            commodity_index,
+            stalls,
+            offers,
+            offers_by_item,
+            search_terms,
+        }
+    }
+
+    pub fn markets(&self) -> &[Market] {
+        &self.markets
+    }
+
+    pub fn market(&self, slug: &str) -> Option<&Market> {
+        self.markets.iter().find(|m| m.slug == slug)
+    }
+
+    pub fn commodities(&self) -> &[Commodity] {
+        &self.commodities
+    }
+
+    pub fn commodity(&self, id: &str) -> Option<&Commodity> {
+        self.commodity_index.get(id).map(|&i| &self.commodities[i])
+    }
+
+    pub fn stall(&self, id: i64) -> Option<&Stall> {
+        self.stalls.get(&id)
+    }
+
+    pub fn offer(&self, id: i64) -> Option<&Offer> {
+        self.offers.get(&id)
+    }
+
+    /// Stalls of a market, by stall number.
+    pub fn stalls_in(&self, market: &str) -> Vec<&Stall> {
+        let mut v: Vec<&Stall> = self
+            .stalls
+            .values()
+            .filter(|s| s.market == market)
+            .collect();
+        v.sort_by(|a, b| a.number.cmp(&b.number));
+        v
+    }
+
+    /// Offers for a commodity in a market, cheapest first.
+    pub fn offers_for(&self, market: &str, commodity: &str) -> Vec<&Offer> {
+        self.offers_by_item
+            .get(&(market.to_string(), commodity.to_string()))
+            .map(|ids| ids.iter().filter_map(|id| self.offers.get(id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether any stall of the market sells the commodity.
+    pub fn sold_in(&self, market: &str, commodity: &str) -> bool {
+        self.offers_by_item
+            .contains_key(&(market.to_string(), commodity.to_string()))
+    }
+
+    /// Categories with at least one commodity on sale in the market.
+    pub fn categories_in(&self, market: &str) -> Vec<Category> {
+        Category::ALL
+            .into_iter()
+            .filter(|cat| !self.commodities_in(market, *cat).is_empty())
+            .collect()
+    }
+
+    /// Commodities of a category sold in the market, by name.
+    pub fn commodities_in(&self, market: &str, category: Category) -> Vec<&Commodity> {
+        let mut v: Vec<&Commodity> = self
+            .commodities
+            .iter()
+            .filter(|c| c.category == category && self.sold_in(market, &c.id))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Finds commodities sold in `market` by name, alias, Javanese word or a near spelling.
+    pub fn search(&self, market: &str, query: &str) -> SearchResult<'_> {
+        let q = normalize(query);
+        if q.is_empty() {
+            return SearchResult::NotFound {
+                suggestions: Vec::new(),
+            };
+        }
+        let q_words: Vec<&str> = q.split(' ').collect();
+        let mut best: HashMap<usize, u32> = HashMap::new();
+        for (term, idx) in &self.search_terms {
+            let score = match_score(&q, &q_words, term);
+            if score > 0 {
+                let e = best.entry(*idx).or_insert(0);
+                *e = (*e).max(score);
+            }
+        }
+        let mut found: Vec<(u32, &Commodity)> = best
+            .into_iter()
+            .map(|(i, s)| (s, &self.commodities[i]))
+            .filter(|(_, c)| self.sold_in(market, &c.id))
+            .collect();
+        if !found.is_empty() {
+            // Keep only the best tier, so "bawang" (bawang putih in Javanese) still lists the
+            // other bawang, but a typo match never outranks an exact one.
+            let top = found.iter().map(|(s, _)| *s).max().unwrap_or(0);
+            found.retain(|(s, _)| *s + 30 >= top);
+            found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
+            return SearchResult::Found(found.into_iter().map(|(_, c)| c).take(12).collect());
+        }
+        let mut similar: Vec<(f64, &Commodity)> = Vec::new();
+        for (term, idx) in &self.search_terms {
+            let c = &self.commodities[*idx];
+            if !self.sold_in(market, &c.id) {
+                continue;
+            }
+            let sim = strsim::jaro_winkler(&q, term);
+            if sim >= 0.72 {
+                match similar.iter_mut().find(|(_, s)| s.id == c.id) {
+                    Some(entry) => entry.0 = entry.0.max(sim),
+                    None => similar.push((sim, c)),
+                }
+            }
+        }
+        similar.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
+        SearchResult::NotFound {
+            suggestions: similar.into_iter().map(|(_, c)| c).take(3).collect(),
+        }
+    }
+}
+
+/// How well a normalized query matches a normalized term: 0 for no match.
+fn match_score(q: &str, q_words: &[&str], term: &str) -> u32 {
+    if q == term {
+        return 100;
+    }
+    let t_words: Vec<&str> = term.split(' ').collect();
+    // Every query word starts a word of the term: "bawang" ~ "bawang merah", "cab mer" ~ "cabai merah".
+    if q_words.iter().all(|qw| {
+        t_words
+            .iter()
+            .any(|tw| tw.starts_with(qw) && (qw.len() >= 3 || tw == qw))
+    }) {
+        return 80;
+    }
+    // Small typos: every query word is within one or two edits of a word of the term.
+    let mut total = 0u32;
+    for qw in q_words {
+        let allowed = match qw.chars().count() {
+            0..=3 => 0,
+            4..=6 => 1,
+            _ => 2,
+        };
+        if allowed == 0 {
+            if !t_words.contains(qw) {
+                return 0;
+            }
+            continue;
+        }
+        let d = t_words
+            .iter()
+            .map(|tw| strsim::damerau_levenshtein(qw, tw))
+            .min()
+            .unwrap_or(usize::MAX);
+        if d > allowed {
+            return 0;
+        }
+        total += d as u32;
+    }
+    60u32.saturating_sub(total * 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commodity(id: &str, cat: Category, name: &str, aliases: &[&str], jv: &[&str]) -> Commodity {
+        Commodity {
+            id: id.into(),
+            category: cat,
+            name: name.into(),
+            name_en: String::new(),
+            unit: SaleUnit::Kilogram,
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            javanese: jv.iter().map(|s| s.to_string()).collect(),
+            reference_price: Rupiah(10000),
+        }
+    }
+
+    fn sample() -> Catalog {
+        let commodities = vec![
+            commodity(
+                "bawang-merah",
+                Category::Bumbu,
+                "Bawang Merah",
+                &["bawang abang", "bamer"],
+                &["brambang"],
+            ),
+            commodity(
+                "bawang-putih",
+                Category::Bumbu,
+                "Bawang Putih",
+                &[],
+                &["bawang"],
+            ),
+            commodity(
+                "cabai-rawit",
+                Category::Bumbu,
+                "Cabai Rawit",
+                &["cabe rawit", "cabe"],
+                &["lombok", "lombok rawit"],
+            ),
+            commodity(
+                "cabai-merah",
+                Category::Bumbu,
+                "Cabai Merah Keriting",
+                &["cabe merah"],
+                &["lombok abang", "lombok"],
+            ),
+            commodity("tomat", Category::Sayur, "Tomat", &["tomad"], &[]),
+            commodity("durian", Category::Buah, "Durian", &[], &[]),
+        ];
+        let stalls = vec![Stall {
+            id: 1,
+            market: "blimbing".into(),
+            number: "A-1".into(),
+            name: "Sayur Bu Sri".into(),
+            trader: "Bu Sri".into(),
+        }];
+        let offers = [
+            "bawang-merah",
+            "bawang-putih",
+            "cabai-rawit",
+            "cabai-merah",
+            "tomat",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Offer {
+            id: i as i64 + 1,
+            stall_id: 1,
+            commodity: (*c).into(),
+            price: Rupiah(1000),
+        })
+        .collect();
+        Catalog::new(Vec::new(), commodities, stalls, offers)
+    }
+
+    fn ids(r: SearchResult<'_>) -> Vec<String> {
+        match r {
+            SearchResult::Found(v) => v.iter().map(|c| c.id.clone()).collect(),
+            SearchResult::NotFound { .. } => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn finds_by_name_alias_and_javanese_word() {
+        let c = sample();
+        assert_eq!(ids(c.search("blimbing", "Bawang Merah")), ["bawang-merah"]);
+        assert_eq!(ids(c.search("blimbing", "brambang")), ["bawang-merah"]);
+        assert_eq!(ids(c.search("blimbing", "bamer")), ["bawang-merah"]);
+        assert_eq!(ids(c.search("blimbing", "tomad")), ["tomat"]);
+        let lombok = ids(c.search("blimbing", "lombok"));
+        assert!(
+            lombok.contains(&"cabai-rawit".to_string())
+                && lombok.contains(&"cabai-merah".to_string())
+        );
+        assert_eq!(ids(c.search("blimbing", "cabe rawit")), ["cabai-rawit"]);
+    }
+
+    #[test]
+    fn tolerates_small_typos() {
+        let c = sample();
+        let r = ids(c.search("blimbing", "bawamg"));
+        assert!(
+            r.contains(&"bawang-merah".to_string()) && r.contains(&"bawang-putih".to_string()),
+            "{r:?}"
+        );
+        assert_eq!(ids(c.search("blimbing", "brambong")), ["bawang-merah"]);
+        assert_eq!(ids(c.search("blimbing", "tomaat")), ["tomat"]);
+    }
+
+    #[test]
+    fn unknown_words_suggest_near_names_only_from_this_market() {
+        let c = sample();
+        match c.search("blimbing", "tomatoes") {
+            SearchResult::NotFound { suggestions } => {
+                assert_eq!(suggestions.first().map(|c| c.id.as_str()), Some("tomat"))
+            }
+            other => panic!("expected not found, got {other:?}"),
+        }
+        // Durian exists in the catalogue but no stall in this market sells it.
+        assert!(matches!(
+            c.search("blimbing", "durian"),
+            SearchResult::NotFound { .. }
+        ));
+        assert!(
+            matches!(c.search("blimbing", "xyzzy"), SearchResult::NotFound { suggestions } if suggestions.is_empty())
+        );
+        assert!(matches!(
+            c.search("blimbing", "  !! "),
+            SearchResult::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn offers_are_cheapest_first() {
+        let commodities = vec![commodity("tomat", Category::Sayur, "Tomat", &[], &[])];
+        let stalls = vec![
+            Stall {
+                id: 1,
+                market: "m".into(),
+                number: "A-1".into(),
+                name: "A".into(),
+                trader: "a".into(),
+            },
+            Stall {
+                id: 2,
+                market: "m".into(),
+                number: "A-2".into(),
+                name: "B".into(),
+                trader: "b".into(),
+            },
+        ];
+        let offers = vec![
+            Offer {
+                id: 10,
+                stall_id: 1,
+                commodity: "tomat".into(),
+                price: Rupiah(9000),
+            },
+            Offer {
+                id: 11,
+                stall_id: 2,
+                commodity: "tomat".into(),
+                price: Rupiah(8000),
+            },
+        ];
+        let c = Catalog::new(Vec::new(), commodities, stalls, offers);
+        let ids: Vec<i64> = c.offers_for("m", "tomat").iter().map(|o| o.id).collect();
+        assert_eq!(ids, [11, 10]);
+        assert!(c.offers_for("other", "tomat").is_empty());
+    }
+}

@@ -1,0 +1,167 @@
+//! Who an order goes to: an Indonesian phone number and a delivery address.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An Indonesian mobile number, kept as `+62` followed by the national number without the 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneNumber(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an Indonesian mobile number")]
+pub struct PhoneError;
+
+impl PhoneNumber {
+    /// Accepts `0812-3456-7890`, `+62 812 3456 7890`, `6281234567890`, `(0812) 3456 7890`.
+    /// Indonesian mobile numbers start with 8 after the country code and have 9 to 12 digits
+    /// after it.
+    pub fn parse(input: &str) -> Result<PhoneNumber, PhoneError> {
+        let trimmed = input.trim();
+        if trimmed.len() > 32 {
+            return Err(PhoneError);
+        }
+        let mut digits = String::new();
+        for (i, ch) in trimmed.chars().enumerate() {
+            match ch {
+                '0'..='9' => digits.push(ch),
+                '+' if i == 0 => {}
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(PhoneError),
+            }
+        }
+        let national = if let Some(rest) = digits.strip_prefix("62") {
+            rest.to_string()
+        } else if let Some(rest) = digits.strip_prefix('0') {
+            rest.to_string()
+        } else {
+            return Err(PhoneError);
+        };
+        if !national.starts_with('8') || !(9..=12).contains(&national.len()) {
+            return Err(PhoneError);
+        }
+        Ok(PhoneNumber(format!("+62{national}")))
+    }
+
+    /// `+6281234567890`
+    pub fn e164(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    /// The way people in Malang write it: `0812-3456-7890`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let national = format!("0{}", &self.0[3..]);
+        let (a, rest) = national.split_at(4.min(national.len()));
+        let (b, c) = rest.split_at(4.min(rest.len()));
+        write!(f, "{a}-{b}-{c}")
+    }
+}
+
+/// Where the courier brings the order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Address {
+    Text(String),
+    Location { lat: f64, lon: f64 },
+}
+
+/// Why a typed address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("too short")]
+    TooShort,
+    #[error("too long")]
+    TooLong,
+}
+
+impl Address {
+    pub const MIN_LEN: usize = 10;
+    pub const MAX_LEN: usize = 300;
+
+    /// A typed address: long enough for a courier to find (street and number), not a novel.
+    pub fn parse_text(input: &str) -> Result<Address, AddressError> {
+        let text = input.split_whitespace().collect::<Vec<_>>().join(" ");
+        let n = text.chars().count();
+        if n < Self::MIN_LEN || !text.chars().any(char::is_alphabetic) {
+            return Err(AddressError::TooShort);
+        }
+        if n > Self::MAX_LEN {
+            return Err(AddressError::TooLong);
+        }
+        Ok(Address::Text(text))
+    }
+
+    pub fn location(lat: f64, lon: f64) -> Option<Address> {
+        let ok = lat.is_finite()
+            && lon.is_finite()
+            && (-90.0..=90.0).contains(&lat)
+            && (-180.0..=180.0).contains(&lon);
+        ok.then_some(Address::Location { lat, lon })
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Text(t) => f.write_str(t),
+            Address::Location { lat, lon } => {
+                write!(
+                    f,
+                    "📍 {lat:.5}, {lon:.5} (https://maps.google.com/?q={lat:.6},{lon:.6})"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indonesian_mobile_numbers() {
+        for good in [
+            "081234567890",
+            "0812-3456-7890",
+            "+62 812 3456 7890",
+            "6281234567890",
+            "(0812) 3456 7890",
+            "0856.1234.567",
+        ] {
+            assert!(PhoneNumber::parse(good).is_ok(), "{good}");
+        }
+        let p = PhoneNumber::parse("+62 812 3456 7890").expect("phone");
+        assert_eq!(p.e164(), "+6281234567890");
+        assert_eq!(p.to_string(), "0812-3456-7890");
+        for bad in [
+            "12345",
+            "0341-123456",
+            "+1 415 555 0100",
+            "08123",
+            "0812345678901234",
+            "abc",
+            "",
+            "0812x4567890",
+            "++6281234567",
+        ] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(Address::parse_text("Jl. Borobudur 12, Blimbing").is_ok());
+        assert_eq!(Address::parse_text("rumah"), Err(AddressError::TooShort));
+        assert_eq!(
+            Address::parse_text("1234567890123"),
+            Err(AddressError::TooShort)
+        );
+        assert_eq!(
+            Address::parse_text(&"a".repeat(400)),
+            Err(AddressError::TooLong)
+        );
+        assert!(Address::location(-7.93, 112.64).is_some());
+        assert!(Address::location(f64::NAN, 112.64).is_none());
+        assert!(Address::location(-97.0, 112.64).is_none());
+    }
+}

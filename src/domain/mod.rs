@@ -1,0 +1,10 @@
+//! Pure domain types and rules: money, quantities, the catalogue, carts, orders, slots,
+//! contacts. Nothing here does I/O (besides reading seed files) or knows about chat platforms.
+
+pub mod cart;
+pub mod catalog;
+pub mod contact;
+pub mod money;
+pub mod order;
+pub mod quantity;
+pub mod slot;

@@ -1,0 +1,26 @@
+//! Pasar Online: chatbot ordering for the traditional markets (pasar rakyat) of Kota Malang.
+//!
+//! Every chat platform is only a pipe. A channel-neutral conversation core decides everything:
+//!
+//! ```text
+//!  terminal chat  ─┐                                      ┌─> terminal
+//!  (Telegram)     ─┼─> inbox ─> engine: step(state, in) ──┼─> (Telegram sender)
+//!  (WhatsApp)     ─┘   (SQLite)  one transaction          └─> (WhatsApp sender)
+//!                                = state + orders + outbox
+//! ```
+//!
+//! - [`channel`]: platform-neutral `Inbound`/`Outbound` types and the channels (terminal now).
+//! - [`conversation`]: per-role state machines and the engine (inbox -> step -> one transaction).
+//! - [`domain`]: money, quantities, catalogue, cart, orders, slots: pure types and rules.
+//! - [`store`]: the only place with SQL (rusqlite): migrations, inbox, outbox, repositories.
+//! - [`text`]: dialogue catalogs (`dialogues/*.toml`), looked up by typed keys.
+//! - [`config`], [`runtime`]: configuration and wiring.
+
+pub mod bench;
+pub mod channel;
+pub mod config;
+pub mod conversation;
+pub mod domain;
+pub mod runtime;
+pub mod store;
+pub mod text;

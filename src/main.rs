@@ -1,0 +1,214 @@
+//! `pasar`: the command line. Parses arguments, loads configuration, then hands off to the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use pasar_online::channel::console::{
+    ConsoleChat, ConsoleClock, ConsoleError, ScriptOptions, run_script,
+};
+use pasar_online::config::Config;
+use pasar_online::conversation::engine::Clock;
+use pasar_online::domain::catalog::SeedData;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Pasar Online: chatbot ordering for the traditional markets of Kota Malang.
+#[derive(Parser)]
+#[command(name = "pasar", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (see config.example.toml). Without one, built-in defaults are used.
+    #[arg(long, global = true, env = "PASAR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Role {
+    Buyer,
+    Trader,
+    Courier,
+    Admin,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Chat with a market's bot in the terminal (buttons appear as numbered lines).
+    Chat {
+        /// Market slug: blimbing, oro-oro-dowo, klojen, bunul, dinoyo, madyopuro, mergan,
+        /// sawojajar, sukun, tawangmangu.
+        #[arg(long, default_value = "blimbing")]
+        market: String,
+        /// Read the user's lines from FILE (or `-` for stdin) and print the conversation.
+        /// Accepts the transcript format of tests/transcripts/.
+        #[arg(long, value_name = "FILE")]
+        script: Option<String>,
+        /// Who is typing. Only the buyer role has a conversation yet.
+        #[arg(long = "as", value_enum, default_value = "buyer")]
+        role: Role,
+        /// The user's name on the terminal channel; each name has its own cart and orders.
+        #[arg(long, default_value = "pembeli")]
+        user: String,
+        /// Database file (default: the config's [database] path, else ./pasar.db).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        /// Pretend the time is this RFC 3339 instant (for demos and reproducible scripts).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
+    /// Measure engine steps per second for whole buyer journeys on a file-backed WAL database.
+    Bench {
+        /// Number of buyer journeys (19 steps each), spread over all markets.
+        #[arg(long, default_value_t = 2000)]
+        journeys: usize,
+        /// Database file to create; default: a fresh file in a temporary folder.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Check the seed data in data/ and report what it holds (exit code 1 with file:line on error).
+    CheckData {
+        /// Seed data folder (default: the config's data_dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    // A missing .env is fine; a broken one is reported.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("warning: .env: {e}");
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PASAR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Chat {
+            market,
+            script,
+            role,
+            user,
+            db,
+            now,
+        } => {
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            let fixed = match now {
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .with_context(|| format!("--now `{t}` is not an RFC 3339 time"))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            let clock = Arc::new(ConsoleClock::fixed(fixed));
+            if !matches!(role, Role::Buyer) {
+                eprintln!(
+                    "note: only the buyer conversation exists yet; you are chatting as a buyer."
+                );
+            }
+            let open = || {
+                pasar_online::runtime::open_engine(
+                    &config,
+                    &db,
+                    Arc::clone(&clock) as Arc<dyn Clock>,
+                )
+                .map_err(|e| ConsoleError::Script(format!("{e:#}")))
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match script {
+                Some(path) => {
+                    let options = ScriptOptions { market, user };
+                    if path == "-" {
+                        let stdin = std::io::stdin();
+                        run_script(&mut stdin.lock(), &mut out, &options, &clock, &open)?;
+                    } else {
+                        let file = std::fs::File::open(&path)
+                            .with_context(|| format!("opening script {path}"))?;
+                        run_script(
+                            &mut std::io::BufReader::new(file),
+                            &mut out,
+                            &options,
+                            &clock,
+                            &open,
+                        )?;
+                    }
+                }
+                None => interactive(&open, &market, &user, &mut out)?,
+            }
+            Ok(())
+        }
+        Command::Bench { journeys, db } => {
+            let dir = tempfile_dir()?;
+            let db = db.unwrap_or_else(|| dir.join("bench.db"));
+            let report = pasar_online::bench::run(&config, &db, journeys)?;
+            println!("database:   {} (WAL, synchronous=NORMAL)", db.display());
+            println!("{report}");
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::CheckData { data } => {
+            let dir = data.unwrap_or(config.data_dir);
+            let seed = SeedData::load(&dir)?;
+            let offers: usize = seed.stalls.iter().map(|s| s.prices.len()).sum();
+            println!(
+                "{}: {} markets, {} commodities, {} stalls, {} offers: ok",
+                dir.display(),
+                seed.markets.len(),
+                seed.commodities.len(),
+                seed.stalls.len(),
+                offers
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A fresh folder under the system temp dir for the benchmark database.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pasar-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn interactive(
+    open: &dyn Fn() -> Result<pasar_online::conversation::engine::Engine, ConsoleError>,
+    market: &str,
+    user: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut engine = open()?;
+    let mut chat = ConsoleChat::new(&mut engine, market, user)?;
+    if !chat.resume(out)? {
+        chat.send("/start", out)?;
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock();
+    loop {
+        write!(out, "> ")?;
+        out.flush()?;
+        let mut line = String::new();
+        if lines.read_line(&mut line)? == 0 {
+            writeln!(out)?;
+            return Ok(());
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        chat.send(&line, out)?;
+    }
+}

@@ -1,0 +1,189 @@
+//! Catalogue rows: seeding from `data/` and loading the in-memory [`Catalog`].
+
+use super::{Store, StoreError, StoreResult};
+use crate::domain::catalog::{Catalog, Category, Commodity, Market, Offer, SeedData, Stall};
+use crate::domain::money::Rupiah;
+use crate::domain::quantity::SaleUnit;
+use crate::domain::slot::DeliverySlot;
+use chrono::NaiveTime;
+use rusqlite::params;
+
+impl Store {
+    /// Whether the catalogue has been seeded.
+    pub fn is_seeded(&self) -> StoreResult<bool> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM markets", [], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
+    /// Writes the seed data in one transaction. Only for an empty catalogue: an existing
+    /// market's data belongs to its admins once it runs.
+    pub fn seed(&mut self, seed: &SeedData) -> StoreResult<()> {
+        self.write(|tx| {
+            for m in &seed.markets {
+                let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
+                tx.execute(
+                    "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        m.slug,
+                        m.code,
+                        m.name,
+                        m.address,
+                        m.opens.format("%H:%M").to_string(),
+                        m.closes.format("%H:%M").to_string(),
+                        slots.join(","),
+                        m.lat,
+                        m.lon,
+                        m.delivery_radius_km,
+                        m.kelurahan.join("|"),
+                    ],
+                )?;
+            }
+            for c in &seed.commodities {
+                tx.execute(
+                    "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        c.id,
+                        c.category.slug(),
+                        c.name,
+                        c.name_en,
+                        c.unit.label(),
+                        c.aliases.join("|"),
+                        c.javanese.join("|"),
+                        c.reference_price.value(),
+                    ],
+                )?;
+            }
+            for s in &seed.stalls {
+                tx.execute(
+                    "INSERT INTO stalls (market, number, name, trader) VALUES (?1, ?2, ?3, ?4)",
+                    params![s.market, s.number, s.name, s.trader],
+                )?;
+                let stall_id = tx.last_insert_rowid();
+                for (commodity, price) in &s.prices {
+                    tx.execute(
+                        "INSERT INTO offers (stall_id, commodity_id, price) VALUES (?1, ?2, ?3)",
+                        params![stall_id, commodity, price.value()],
+                    )?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Reads the whole catalogue into memory.
+    pub fn load_catalog(&self) -> StoreResult<Catalog> {
+        let conn = self.conn();
+        let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("{what}: {e}"));
+        let mut markets = Vec::new();
+        let mut stmt = conn.prepare(
+            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan FROM markets ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, f64>(7)?,
+                r.get::<_, f64>(8)?,
+                r.get::<_, f64>(9)?,
+                r.get::<_, String>(10)?,
+            ))
+        })?;
+        for row in rows {
+            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan) =
+                row?;
+            let time = |s: &str| {
+                NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| corrupt(&slug, e.to_string()))
+            };
+            let slots = slots
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<DeliverySlot>().map_err(|e| corrupt(&slug, e)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            markets.push(Market {
+                opens: time(&opens)?,
+                closes: time(&closes)?,
+                slug: slug.clone(),
+                code,
+                name,
+                address,
+                slots,
+                lat,
+                lon,
+                delivery_radius_km: radius,
+                kelurahan: kelurahan
+                    .split('|')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            });
+        }
+        let mut commodities = Vec::new();
+        let mut stmt = conn.prepare(
+            "SELECT id, category, name, name_en, unit, aliases, javanese, reference_price FROM commodities ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        let list = |s: &str| {
+            s.split('|')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        for row in rows {
+            let (id, category, name, name_en, unit, aliases, javanese, price) = row?;
+            commodities.push(Commodity {
+                category: category.parse::<Category>().map_err(|e| corrupt(&id, e))?,
+                unit: unit.parse::<SaleUnit>().map_err(|e| corrupt(&id, e))?,
+                id,
+                name,
+                name_en,
+                aliases: list(&aliases),
+                javanese: list(&javanese),
+                reference_price: Rupiah(price),
+            });
+        }
+        let mut stmt = conn.prepare("SELECT id, market, number, name, trader FROM stalls")?;
+        let stalls = stmt
+            .query_map([], |r| {
+                Ok(Stall {
+                    id: r.get(0)?,
+                    market: r.get(1)?,
+                    number: r.get(2)?,
+                    name: r.get(3)?,
+                    trader: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = conn.prepare("SELECT id, stall_id, commodity_id, price FROM offers")?;
+        let offers = stmt
+            .query_map([], |r| {
+                Ok(Offer {
+                    id: r.get(0)?,
+                    stall_id: r.get(1)?,
+                    commodity: r.get(2)?,
+                    price: Rupiah(r.get(3)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Catalog::new(markets, commodities, stalls, offers))
+    }
+}

@@ -1,0 +1,46 @@
+//! Conversation state per (market, channel, user, role), and the user's language.
+
+use super::{StoreResult, ts};
+use crate::channel::UserKey;
+use crate::conversation::Role;
+use crate::text::Lang;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// The stored JSON of a role's state, if any.
+pub fn load_state(
+    tx: &Transaction<'_>,
+    market: &str,
+    user: &UserKey,
+    role: Role,
+) -> StoreResult<Option<String>> {
+    Ok(tx
+        .prepare_cached("SELECT state FROM conversations WHERE market = ?1 AND channel = ?2 AND user_id = ?3 AND role = ?4")?
+        .query_row(params![market, user.channel.code(), user.id, role.code()], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn save_state(
+    tx: &Transaction<'_>,
+    market: &str,
+    user: &UserKey,
+    role: Role,
+    state: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO conversations (market, channel, user_id, role, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (market, channel, user_id, role) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )?
+    .execute(params![market, user.channel.code(), user.id, role.code(), state, ts(now)])?;
+    Ok(())
+}
+
+/// The language the user chose, if they did.
+pub fn user_lang(tx: &Transaction<'_>, user: &UserKey) -> StoreResult<Option<Lang>> {
+    let code: Option<Option<String>> = tx
+        .prepare_cached("SELECT lang FROM users WHERE channel = ?1 AND user_id = ?2")?
+        .query_row(params![user.channel.code(), user.id], |r| r.get(0))
+        .optional()?;
+    Ok(code.flatten().and_then(|c| Lang::from_code(&c)))
+}

@@ -1,0 +1,173 @@
+//! The only place that knows SQL and rusqlite.
+//!
+//! Everything else calls functions here with domain types. The database is one SQLite file in
+//! WAL mode with foreign keys on and a busy timeout; every write runs in a `BEGIN IMMEDIATE`
+//! transaction ([`Store::write`]), so one event's state, domain changes, outbox rows and inbox
+//! mark commit together or not at all.
+
+mod catalog;
+mod conversations;
+mod inbox;
+mod migrations;
+mod outbox;
+mod shopper;
+
+pub use inbox::PendingEvent;
+pub use outbox::OutboxMessage;
+pub use shopper::ShopperTx;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+/// A store failure. Callers log the chain; users see a friendly apology.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("database schema version {found} is newer than this program knows ({known})")]
+    TooNew { found: i64, known: i64 },
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("seed data: {0}")]
+    Seed(#[from] crate::domain::catalog::SeedError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Timestamps are stored as RFC 3339 UTC text with milliseconds, which sorts correctly.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn parse_ts(s: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+/// One connection to the database file.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Store> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // WAL keeps readers off the writer's back; NORMAL sync in WAL mode is durable against
+        // process crashes (kill -9) and loses at most the last commits on power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> StoreResult<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = migrations::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(version as usize)
+        {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version now in the file.
+    pub fn schema_version(&self) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`, rolled back
+    /// otherwise.
+    pub fn write<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| E::from(StoreError::from(e)))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
+        Ok(out)
+    }
+
+    /// `PRAGMA integrity_check`: `ok` for a healthy file.
+    pub fn integrity_check(&self) -> StoreResult<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_new_file_once_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).expect("open");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            migrations::MIGRATIONS.len() as i64
+        );
+        let mode: String = store
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        drop(store);
+        // Re-opening does not re-run migrations (they would fail on existing tables).
+        let again = Store::open(&path).expect("reopen");
+        assert_eq!(again.integrity_check().expect("check"), "ok");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("conn");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}
+
+pub use conversations::{load_state, save_state, user_lang};
+pub use inbox::{ingest_in, mark_done, mark_failed};
+pub use outbox::enqueue;

@@ -1,0 +1,96 @@
+//! The outbox: outgoing messages are rows written in the same transaction as the change that
+//! caused them. A channel's sender delivers them in order per recipient and marks them sent.
+
+use super::{Store, StoreResult, ts};
+use crate::channel::{ChannelKind, Envelope, Outbound, UserKey};
+use chrono::{DateTime, Utc};
+use rusqlite::{Transaction, params};
+
+/// An outbox row to deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub market: String,
+    pub to: UserKey,
+    pub message: Outbound,
+}
+
+/// Queues a message inside the current transaction.
+pub fn enqueue(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    inbox_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let json = serde_json::to_string(&envelope.message)?;
+    tx.prepare_cached(
+        "INSERT INTO outbox (market, channel, recipient, message, inbox_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![envelope.market, envelope.to.channel.code(), envelope.to.id, json, inbox_id, ts(now)])?;
+    Ok(())
+}
+
+impl Store {
+    /// Pending messages of one channel, oldest first.
+    pub fn pending_outbox(
+        &self,
+        channel: ChannelKind,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, market, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![channel.code(), limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, market, recipient, json) = row?;
+            out.push(OutboxMessage {
+                id,
+                market,
+                to: UserKey {
+                    channel,
+                    id: recipient,
+                },
+                message: serde_json::from_str(&json)?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.conn()
+            .prepare_cached("UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
+            .execute(params![id, ts(now)])?;
+        Ok(())
+    }
+
+    /// The last messages delivered to a chat, newest first: the console shows the last one again
+    /// on resume and maps typed numbers to the buttons of the last one that had buttons.
+    pub fn recent_sent_to(
+        &self,
+        market: &str,
+        to: &UserKey,
+        limit: usize,
+    ) -> StoreResult<Vec<Outbound>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT message FROM outbox WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'sent'
+             ORDER BY id DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![market, to.channel.code(), to.id, limit as i64],
+            |r| r.get::<_, String>(0),
+        )?;
+        let mut out = Vec::new();
+        for json in rows {
+            out.push(serde_json::from_str(&json?)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,354 @@
+//! Dialogue catalogs: every user-facing sentence lives in `dialogues/<lang>.toml`, looked up by a
+//! typed [`Key`] with `{named}` placeholders. A market may override any sentence in
+//! `dialogues/markets/<slug>.<lang>.toml`, so each market's bot speaks as that market.
+//!
+//! The base catalogs are compiled into the binary; market overrides are read from the dialogues
+//! folder at start. Tests check that both languages have exactly the keys of [`Key`].
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::path::Path;
+
+/// The languages a user can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Lang {
+    #[default]
+    Id,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Id, Lang::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Id => "id",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code.trim().to_lowercase().as_str() {
+            "id" | "indonesia" | "bahasa indonesia" | "indonesian" => Some(Lang::Id),
+            "en" | "english" | "inggris" => Some(Lang::En),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! keys {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Every sentence the bots can say. The names are the keys in `dialogues/*.toml`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Key { $($variant,)* }
+
+        impl Key {
+            pub const ALL: &'static [Key] = &[$(Key::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Key::$variant => $name,)* }
+            }
+
+            /// The variant's name as written in code, for the test that every key is used.
+            pub fn variant(self) -> &'static str {
+                match self { $(Key::$variant => stringify!($variant),)* }
+            }
+        }
+    };
+}
+
+keys! {
+    Welcome => "welcome",
+    MenuPrompt => "menu_prompt",
+    BtnShop => "btn_shop",
+    BtnSearch => "btn_search",
+    BtnCart => "btn_cart",
+    BtnCartCount => "btn_cart_count",
+    BtnOrders => "btn_orders",
+    BtnHelp => "btn_help",
+    BtnLanguage => "btn_language",
+    BtnBack => "btn_back",
+    BtnMenu => "btn_menu",
+    BtnNext => "btn_next",
+    BtnPrev => "btn_prev",
+    BtnCancel => "btn_cancel",
+    BtnYes => "btn_yes",
+    BtnNo => "btn_no",
+    Help => "help",
+    UnknownCommand => "unknown_command",
+    StaleButton => "stale_button",
+    TooLong => "too_long",
+    NotUnderstood => "not_understood",
+    StateReset => "state_reset",
+    InternalError => "internal_error",
+    CatSayur => "cat_sayur",
+    CatBuah => "cat_buah",
+    CatBumbu => "cat_bumbu",
+    CatDagingAyam => "cat_daging_ayam",
+    CatIkan => "cat_ikan",
+    CatTelur => "cat_telur",
+    CatSembako => "cat_sembako",
+    CatTahuTempe => "cat_tahu_tempe",
+    CatJajanan => "cat_jajanan",
+    ChooseCategory => "choose_category",
+    CategoryPage => "category_page",
+    CommodityOffers => "commodity_offers",
+    OfferLine => "offer_line",
+    NoOffers => "no_offers",
+    SearchPrompt => "search_prompt",
+    SearchFound => "search_found",
+    SearchNotFound => "search_not_found",
+    SearchDidYouMean => "search_did_you_mean",
+    AskQuantity => "ask_quantity",
+    QtyExamplesKg => "qty_examples_kg",
+    QtyExamplesLiter => "qty_examples_liter",
+    QtyExamplesPiece => "qty_examples_piece",
+    QtyNotNumber => "qty_not_number",
+    QtyNotPositive => "qty_not_positive",
+    QtyTooSmall => "qty_too_small",
+    QtyTooLarge => "qty_too_large",
+    QtyWrongUnit => "qty_wrong_unit",
+    QtyNotWhole => "qty_not_whole",
+    AddedToCart => "added_to_cart",
+    AddedMore => "added_more",
+    CartFull => "cart_full",
+    BtnContinueShopping => "btn_continue_shopping",
+    BtnCheckout => "btn_checkout",
+    BtnEmptyCart => "btn_empty_cart",
+    CartEmpty => "cart_empty",
+    CartHeader => "cart_header",
+    CartLine => "cart_line",
+    CartTotal => "cart_total",
+    CartLineMenu => "cart_line_menu",
+    BtnChangeQty => "btn_change_qty",
+    BtnRemove => "btn_remove",
+    AskNewQuantity => "ask_new_quantity",
+    QtyChanged => "qty_changed",
+    LineRemoved => "line_removed",
+    ConfirmEmptyCart => "confirm_empty_cart",
+    CartEmptied => "cart_emptied",
+    OfferGone => "offer_gone",
+    AskName => "ask_name",
+    BtnUseSaved => "btn_use_saved",
+    BadName => "bad_name",
+    AskPhone => "ask_phone",
+    BadPhone => "bad_phone",
+    AskAddress => "ask_address",
+    AddressTooShort => "address_too_short",
+    AddressTooLong => "address_too_long",
+    BadLocation => "bad_location",
+    AskSlot => "ask_slot",
+    SlotToday => "slot_today",
+    SlotTomorrow => "slot_tomorrow",
+    NoSlots => "no_slots",
+    SlotGone => "slot_gone",
+    AskPayment => "ask_payment",
+    PayTransfer => "pay_transfer",
+    PayQris => "pay_qris",
+    PayCod => "pay_cod",
+    AskNote => "ask_note",
+    BtnNoNote => "btn_no_note",
+    NoteTooLong => "note_too_long",
+    Summary => "summary",
+    SummaryStall => "summary_stall",
+    SummaryNote => "summary_note",
+    BtnPlaceOrder => "btn_place_order",
+    OrderPlaced => "order_placed",
+    CheckoutCancelled => "checkout_cancelled",
+    PricesChanged => "prices_changed",
+    OrdersNone => "orders_none",
+    OrdersHeader => "orders_header",
+    OrderLine => "order_line",
+    BtnCancelOrder => "btn_cancel_order",
+    ConfirmCancelOrder => "confirm_cancel_order",
+    OrderCancelled => "order_cancelled",
+    CancelNotFound => "cancel_not_found",
+    CancelAlready => "cancel_already",
+    CancelConfirmed => "cancel_confirmed",
+    CancelTooLate => "cancel_too_late",
+    CancelUsage => "cancel_usage",
+    StatusAwaitingTraders => "status_awaiting_traders",
+    StatusAwaitingBuyer => "status_awaiting_buyer",
+    StatusAwaitingPayment => "status_awaiting_payment",
+    StatusPreparing => "status_preparing",
+    StatusReadyForPickup => "status_ready_for_pickup",
+    StatusOnDelivery => "status_on_delivery",
+    StatusDelivered => "status_delivered",
+    StatusCancelled => "status_cancelled",
+    ChooseLanguage => "choose_language",
+    LanguageSet => "language_set",
+    ResumeNotice => "resume_notice",
+}
+
+/// Parsed catalog: key -> sentence.
+type Catalog = HashMap<String, String>;
+
+/// Why the dialogues could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("{file}: {reason}")]
+    Invalid { file: String, reason: String },
+}
+
+const BASE_ID: &str = include_str!("../dialogues/id.toml");
+const BASE_EN: &str = include_str!("../dialogues/en.toml");
+
+/// All dialogue catalogs, with per-market overrides.
+#[derive(Debug, Clone)]
+pub struct Texts {
+    base: HashMap<Lang, Catalog>,
+    overrides: HashMap<(String, Lang), Catalog>,
+}
+
+fn parse_catalog(file: &str, text: &str) -> Result<Catalog, TextError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| TextError::Invalid {
+        file: file.to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut out = Catalog::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::String(s) => {
+                out.insert(k, s);
+            }
+            _ => {
+                return Err(TextError::Invalid {
+                    file: file.to_string(),
+                    reason: format!("`{k}` is not a string"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Texts {
+    /// The compiled-in base catalogs, no market overrides.
+    pub fn builtin() -> Result<Texts, TextError> {
+        let mut base = HashMap::new();
+        base.insert(Lang::Id, parse_catalog("dialogues/id.toml", BASE_ID)?);
+        base.insert(Lang::En, parse_catalog("dialogues/en.toml", BASE_EN)?);
+        Ok(Texts {
+            base,
+            overrides: HashMap::new(),
+        })
+    }
+
+    /// Base catalogs plus every `markets/<slug>.<lang>.toml` under `dir` (a missing folder means
+    /// no overrides). An override may only use keys that exist.
+    pub fn load(dir: &Path) -> Result<Texts, TextError> {
+        let mut texts = Texts::builtin()?;
+        let markets_dir = dir.join("markets");
+        let Ok(entries) = std::fs::read_dir(&markets_dir) else {
+            return Ok(texts);
+        };
+        let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for path in files {
+            let Some(fname) = path.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            let Some(stem) = fname.strip_suffix(".toml") else {
+                continue;
+            };
+            let file = path.display().to_string();
+            let (slug, lang) = stem.rsplit_once('.').ok_or_else(|| TextError::Invalid {
+                file: file.clone(),
+                reason: "name must be <market>.<lang>.toml".into(),
+            })?;
+            let lang = Lang::from_code(lang).ok_or_else(|| TextError::Invalid {
+                file: file.clone(),
+                reason: format!("unknown language `{lang}`"),
+            })?;
+            let text = std::fs::read_to_string(&path).map_err(|e| TextError::Invalid {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+            let catalog = parse_catalog(&file, &text)?;
+            for k in catalog.keys() {
+                if !Key::ALL.iter().any(|key| key.name() == k) {
+                    return Err(TextError::Invalid {
+                        file: file.clone(),
+                        reason: format!("unknown key `{k}`"),
+                    });
+                }
+            }
+            texts.overrides.insert((slug.to_string(), lang), catalog);
+        }
+        Ok(texts)
+    }
+
+    /// Keys of a base catalog, for the catalog test.
+    pub fn base_keys(&self, lang: Lang) -> Vec<&str> {
+        self.base
+            .get(&lang)
+            .map(|c| c.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The sentence for `key`: the market's override, else the base catalog, else the key name
+    /// (never a panic over a missing sentence).
+    pub fn get(&self, market: &str, lang: Lang, key: Key) -> &str {
+        let name = key.name();
+        if let Some(s) = self
+            .overrides
+            .get(&(market.to_string(), lang))
+            .and_then(|c| c.get(name))
+        {
+            return s;
+        }
+        self.base
+            .get(&lang)
+            .and_then(|c| c.get(name))
+            .map(String::as_str)
+            .unwrap_or(name)
+    }
+
+    /// The sentence with `{name}` placeholders replaced.
+    pub fn render(
+        &self,
+        market: &str,
+        lang: Lang,
+        key: Key,
+        args: &[(&str, &dyn Display)],
+    ) -> String {
+        fill(self.get(market, lang, key), args)
+    }
+}
+
+/// Replaces each `{name}` in `template` by its argument.
+pub fn fill(template: &str, args: &[(&str, &dyn Display)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in args {
+        let placeholder = format!("{{{name}}}");
+        if out.contains(&placeholder) {
+            out = out.replace(&placeholder, &value.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_placeholders() {
+        assert_eq!(
+            fill(
+                "Halo {name}, total {total}",
+                &[("name", &"Sri"), ("total", &5)]
+            ),
+            "Halo Sri, total 5"
+        );
+        assert_eq!(fill("no args", &[]), "no args");
+    }
+
+    #[test]
+    fn languages_by_code() {
+        assert_eq!(Lang::from_code("EN"), Some(Lang::En));
+        assert_eq!(Lang::from_code("indonesia"), Some(Lang::Id));
+        assert_eq!(Lang::from_code("jv"), None);
+    }
+}
