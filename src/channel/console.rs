@@ -13,6 +13,7 @@
 
 use crate::channel::{Button, ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
 use crate::conversation::engine::{Clock, Engine};
+use crate::domain::catalog::normalize;
 use crate::store::StoreError;
 use crate::text::Key;
 use chrono::{DateTime, Utc};
@@ -153,10 +154,15 @@ impl<'e> ConsoleChat<'e> {
         let Some(last) = recent.first() else {
             return Ok(false);
         };
+        let lang = self
+            .engine
+            .store()
+            .language_of(&self.user)?
+            .unwrap_or(self.engine.default_lang());
         let notice = self
             .engine
             .texts()
-            .get(&self.market, crate::text::Lang::Id, Key::ResumeNotice)
+            .get(&self.market, lang, Key::ResumeNotice)
             .to_string();
         writeln!(out, "< {notice}")?;
         for line in render(last) {
@@ -192,11 +198,17 @@ impl<'e> ConsoleChat<'e> {
         if let Some(b) = pick.and_then(|i| self.menu.buttons.get(i)) {
             return Inbound::Button(b.payload.clone());
         }
-        if let Some(b) = self
-            .menu
-            .buttons
-            .iter()
-            .find(|b| b.label.eq_ignore_ascii_case(t))
+        // A label may be typed without its emoji and in any case ("checkout" picks "✅ Checkout"),
+        // and without the price after a "·" ("sayur bu sri" picks "Sayur Bu Sri · Rp 17.500").
+        let typed = normalize(t);
+        let label_matches = |label: &str| {
+            normalize(label) == typed
+                || label
+                    .split_once('·')
+                    .is_some_and(|(head, _)| normalize(head) == typed)
+        };
+        if !typed.is_empty()
+            && let Some(b) = self.menu.buttons.iter().find(|b| label_matches(&b.label))
         {
             return Inbound::Button(b.payload.clone());
         }

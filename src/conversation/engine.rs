@@ -109,6 +109,11 @@ impl Engine {
         self.clock.now()
     }
 
+    /// The language of users who have not chosen one.
+    pub fn default_lang(&self) -> Lang {
+        self.default_lang
+    }
+
     /// Processes every pending inbox row in order; returns how many were handled.
     pub fn process_pending(&mut self) -> StoreResult<usize> {
         let mut handled = 0;

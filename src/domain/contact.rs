@@ -107,7 +107,7 @@ impl fmt::Display for Address {
             Address::Location { lat, lon } => {
                 write!(
                     f,
-                    "📍 {lat:.5}, {lon:.5} (https://maps.google.com/?q={lat:.6},{lon:.6})"
+                    "{lat:.5}, {lon:.5} · https://maps.google.com/?q={lat:.6},{lon:.6}"
                 )
             }
         }

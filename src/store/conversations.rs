@@ -44,3 +44,16 @@ pub fn user_lang(tx: &Transaction<'_>, user: &UserKey) -> StoreResult<Option<Lan
         .optional()?;
     Ok(code.flatten().and_then(|c| Lang::from_code(&c)))
 }
+
+impl super::Store {
+    /// The language a user chose, outside any transaction (for channel chrome such as the
+    /// terminal's resume notice).
+    pub fn language_of(&self, user: &UserKey) -> StoreResult<Option<Lang>> {
+        let code: Option<Option<String>> = self
+            .conn()
+            .prepare_cached("SELECT lang FROM users WHERE channel = ?1 AND user_id = ?2")?
+            .query_row(params![user.channel.code(), user.id], |r| r.get(0))
+            .optional()?;
+        Ok(code.flatten().and_then(|c| Lang::from_code(&c)))
+    }
+}

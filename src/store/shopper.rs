@@ -132,7 +132,7 @@ impl ShopperRepo for ShopperTx<'_> {
 
     fn cart(&mut self) -> RepoResult<Vec<CartLine>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT offer_id, quantity FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 ORDER BY added_at, offer_id",
+            "SELECT offer_id, quantity FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 ORDER BY rowid",
         )?;
         let rows = stmt.query_map(params![self.market, self.channel(), self.user.id], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
