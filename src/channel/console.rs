@@ -112,18 +112,7 @@ impl<'e> ConsoleChat<'e> {
         market: &str,
         user: &str,
     ) -> Result<ConsoleChat<'e>, ConsoleError> {
-        if engine.catalog().market(market).is_none() {
-            let known: Vec<&str> = engine
-                .catalog()
-                .markets()
-                .iter()
-                .map(|m| m.slug.as_str())
-                .collect();
-            return Err(ConsoleError::Script(format!(
-                "unknown market `{market}`; known: {}",
-                known.join(", ")
-            )));
-        }
+        check_market(engine, market)?;
         let user = UserKey {
             channel: ChannelKind::Console,
             id: user.to_string(),
@@ -218,11 +207,11 @@ impl<'e> ConsoleChat<'e> {
                     Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
                 });
                 match parsed {
-                    Some((lat, lon)) => Inbound::Location { lat, lon },
-                    None => Inbound::Location {
-                        lat: f64::NAN,
-                        lon: f64::NAN,
-                    },
+                    Some((lat, lon)) if lat.is_finite() && lon.is_finite() => {
+                        Inbound::Location { lat, lon }
+                    }
+                    // Not a location: the core answers it like any other unknown command.
+                    _ => Inbound::Command { name, args },
                 }
             }
             Inbound::Command { name, args } if name == "kontak" || name == "contact" => {
@@ -286,6 +275,23 @@ impl<'e> ConsoleChat<'e> {
     }
 }
 
+/// Refuses a market slug the catalogue does not know, listing the ones it does.
+pub fn check_market(engine: &Engine, market: &str) -> Result<(), ConsoleError> {
+    if engine.catalog().market(market).is_some() {
+        return Ok(());
+    }
+    let known: Vec<&str> = engine
+        .catalog()
+        .markets()
+        .iter()
+        .map(|m| m.slug.as_str())
+        .collect();
+    Err(ConsoleError::Script(format!(
+        "unknown market `{market}`; known: {}",
+        known.join(", ")
+    )))
+}
+
 /// Who is typing in a script, and where.
 pub struct ScriptOptions {
     pub market: String,
@@ -302,6 +308,7 @@ pub fn run_script(
     open: &dyn Fn() -> Result<Engine, ConsoleError>,
 ) -> Result<(), ConsoleError> {
     let mut engine = open()?;
+    check_market(&engine, &options.market)?;
     let mut user = options.user.clone();
     let mut line = String::new();
     let mut line_no = 0;

@@ -67,6 +67,13 @@ pub enum StepError {
     Panic,
 }
 
+/// An inbox row whose event decoded.
+struct ReadyEvent {
+    id: i64,
+    attempts: i64,
+    event: crate::channel::InboundEvent,
+}
+
 /// Runs conversations over a store.
 pub struct Engine {
     store: Store,
@@ -127,6 +134,20 @@ impl Engine {
     fn process(&mut self, pending: PendingEvent) -> StoreResult<()> {
         let now = self.clock.now();
         let id = pending.id;
+        let event = match pending.event {
+            Ok(event) => event,
+            Err(reason) => {
+                tracing::error!(inbox_id = id, %reason, "inbox row does not decode; parked as failed");
+                return self
+                    .store
+                    .write(|tx| crate::store::mark_failed(tx, id, now));
+            }
+        };
+        let pending = ReadyEvent {
+            id,
+            attempts: pending.attempts,
+            event,
+        };
         match self.try_process(&pending, now) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -154,7 +175,7 @@ impl Engine {
         }
     }
 
-    fn try_process(&mut self, pending: &PendingEvent, now: DateTime<Utc>) -> Result<(), StepError> {
+    fn try_process(&mut self, pending: &ReadyEvent, now: DateTime<Utc>) -> Result<(), StepError> {
         let ev = &pending.event;
         let catalog = Arc::clone(&self.catalog);
         let texts = Arc::clone(&self.texts);

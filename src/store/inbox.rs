@@ -11,7 +11,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 pub struct PendingEvent {
     pub id: i64,
     pub attempts: i64,
-    pub event: InboundEvent,
+    /// The stored event, or why it no longer decodes (such a row is parked, never retried).
+    pub event: Result<InboundEvent, String>,
 }
 
 /// Inserts the event unless its source id was seen before. Returns whether it was new.
@@ -57,7 +58,7 @@ impl Store {
             Some((id, attempts, json)) => Ok(Some(PendingEvent {
                 id,
                 attempts,
-                event: serde_json::from_str(&json)?,
+                event: serde_json::from_str(&json).map_err(|e| e.to_string()),
             })),
         }
     }

@@ -12,8 +12,11 @@ mod migrations;
 mod outbox;
 mod shopper;
 
+pub use conversations::{load_state, save_state, user_lang};
 pub use inbox::PendingEvent;
+pub use inbox::{ingest_in, mark_done, mark_failed};
 pub use outbox::OutboxMessage;
+pub use outbox::enqueue;
 pub use shopper::ShopperTx;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -167,7 +170,3 @@ mod tests {
         ));
     }
 }
-
-pub use conversations::{load_state, save_state, user_lang};
-pub use inbox::{ingest_in, mark_done, mark_failed};
-pub use outbox::enqueue;

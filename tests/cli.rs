@@ -1,0 +1,177 @@
+//! The `pasar` binary as a newcomer and a shopper use it: help, seed check, the terminal chat
+//! resuming across separate runs, and an order surviving `kill -9`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn pasar() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pasar"));
+    c.env_remove("PASAR_CONFIG")
+        .env_remove("PASAR_DB")
+        .env("PASAR_LOG", "error");
+    c
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run pasar");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_the_commands_and_options() {
+    let (ok, out, _) = run(pasar().arg("--help"));
+    assert!(ok);
+    for word in ["chat", "bench", "check-data", "--config"] {
+        assert!(out.contains(word), "--help lacks {word}:\n{out}");
+    }
+    let (ok, out, _) = run(pasar().args(["chat", "--help"]));
+    assert!(ok);
+    for word in ["--market", "--script", "--as", "--user", "--db", "--now"] {
+        assert!(out.contains(word), "chat --help lacks {word}:\n{out}");
+    }
+}
+
+#[test]
+fn check_data_reports_the_seed() {
+    let (ok, out, err) = run(pasar().arg("check-data"));
+    assert!(ok, "{err}");
+    assert!(out.contains("10 markets") && out.contains(": ok"), "{out}");
+}
+
+#[test]
+fn an_unknown_market_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("p.db");
+    let mut cmd = pasar();
+    cmd.args(["chat", "--market", "pasar-besar", "--script", "-", "--db"])
+        .arg(&db)
+        .stdin(Stdio::null());
+    let (ok, _, err) = run(&mut cmd);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown market `pasar-besar`") && err.contains("blimbing"),
+        "{err}"
+    );
+}
+
+fn chat_script(db: &std::path::Path, script: &str) -> String {
+    let mut child = pasar()
+        .args([
+            "chat",
+            "--script",
+            "-",
+            "--now",
+            "2026-11-28T07:00:00+07:00",
+            "--db",
+        ])
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn quitting_and_starting_again_continues_where_the_shopper_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("p.db");
+    let first = chat_script(&db, "/start\nbrambang\n1\n1/2 kg\ncheckout\nSri\n");
+    assert!(first.contains("Nomor HP"), "{first}");
+    // A second, separate process over the same database.
+    let second = chat_script(&db, "0812 3456 7890\n");
+    assert!(
+        second.contains("Kirim ke mana?"),
+        "the phone answer continued checkout:\n{second}"
+    );
+    let third = chat_script(&db, "keranjang\n");
+    assert!(
+        third.contains("Bawang Merah 500 gr"),
+        "the cart survived:\n{third}"
+    );
+}
+
+#[test]
+fn a_confirmed_order_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("p.db");
+    let mut child = pasar()
+        .args(["chat", "--now", "2026-11-28T07:00:00+07:00", "--db"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let lines = [
+        "brambang",
+        "1",
+        "1 kg",
+        "checkout",
+        "Sri Wahyuni",
+        "0812-3456-7890",
+        "Jl. Borobudur No. 12, Purwodadi",
+        "1",
+        "qris",
+        "tidak ada",
+        "pesan sekarang",
+    ];
+    for l in lines {
+        writeln!(stdin, "{l}").expect("type");
+    }
+    stdin.flush().expect("flush");
+    // Wait until the bot has told the shopper the order number, then kill the process hard.
+    let mut told = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line.contains("BLB-0001 sudah kami terima") {
+            told = true;
+            break;
+        }
+    }
+    assert!(told, "the order confirmation was printed");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let (status, total): (String, i64) = conn
+        .query_row(
+            "SELECT status, total FROM orders WHERE number = 'BLB-0001'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the order is stored");
+    assert_eq!(status, "awaiting_traders");
+    assert!(total > 0);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+}

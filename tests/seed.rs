@@ -1,0 +1,181 @@
+//! The seed data in `data/` loads, describes ten living markets, and bad rows are refused with
+//! the file, line and reason.
+
+use pasar_online::domain::catalog::{Catalog, Category, SearchResult, SeedData};
+use pasar_online::store::Store;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+#[test]
+fn ten_markets_each_with_stalls_and_offers() {
+    let seed = SeedData::load(&data_dir()).expect("seed data loads");
+    let slugs: Vec<&str> = seed.markets.iter().map(|m| m.slug.as_str()).collect();
+    assert_eq!(
+        slugs,
+        [
+            "blimbing",
+            "oro-oro-dowo",
+            "klojen",
+            "bunul",
+            "dinoyo",
+            "madyopuro",
+            "mergan",
+            "sawojajar",
+            "sukun",
+            "tawangmangu"
+        ]
+    );
+    assert!(
+        seed.commodities.len() >= 80,
+        "{} commodities",
+        seed.commodities.len()
+    );
+    let categories: HashSet<Category> = seed.commodities.iter().map(|c| c.category).collect();
+    assert_eq!(
+        categories.len(),
+        Category::ALL.len(),
+        "every category has commodities"
+    );
+    for m in &seed.markets {
+        let stalls: Vec<_> = seed.stalls.iter().filter(|s| s.market == m.slug).collect();
+        assert!(stalls.len() >= 4, "{} has {} stalls", m.slug, stalls.len());
+        assert!(
+            stalls.iter().all(|s| !s.prices.is_empty()),
+            "{}: a stall without prices",
+            m.slug
+        );
+        assert!(!m.slots.is_empty() && m.delivery_radius_km > 0.0);
+        for staple in ["bawang-merah", "cabai-rawit", "beras-medium", "tempe"] {
+            assert!(
+                stalls
+                    .iter()
+                    .any(|s| s.prices.iter().any(|(c, _)| c == staple)),
+                "{} sells no {staple}",
+                m.slug
+            );
+        }
+    }
+    // Prices are of the right order of magnitude: within a factor of two of the reference.
+    for s in &seed.stalls {
+        for (c, price) in &s.prices {
+            let reference = seed
+                .commodities
+                .iter()
+                .find(|x| &x.id == c)
+                .map(|x| x.reference_price.value())
+                .unwrap_or(0);
+            assert!(
+                price.value() * 2 >= reference && price.value() <= reference * 2,
+                "{} {c}: {price}",
+                s.name
+            );
+        }
+    }
+}
+
+#[test]
+fn seeded_store_finds_market_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("s.db")).expect("store");
+    store
+        .seed(&SeedData::load(&data_dir()).expect("seed"))
+        .expect("seeded");
+    let catalog: Catalog = store.load_catalog().expect("catalog");
+    let ids = |q: &str| match catalog.search("blimbing", q) {
+        SearchResult::Found(v) => v.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        SearchResult::NotFound { .. } => Vec::new(),
+    };
+    assert_eq!(
+        ids("brambang").first().map(String::as_str),
+        Some("bawang-merah")
+    );
+    assert!(ids("lombok").contains(&"cabai-rawit".to_string()));
+    assert!(ids("bawamg").contains(&"bawang-merah".to_string()));
+    assert!(ids("endog").iter().any(|c| c.starts_with("telur")));
+    assert!(ids("kobis").contains(&"kubis".to_string()));
+    match catalog.search("blimbing", "bawang merahhh") {
+        SearchResult::Found(v) => assert_eq!(v[0].id, "bawang-merah"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn corrupted(file: &str, edit: impl Fn(&str) -> String) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["markets.toml", "commodities.csv", "stalls.csv"] {
+        let text = std::fs::read_to_string(data_dir().join(f)).expect("read");
+        let text = if f == file { edit(&text) } else { text };
+        std::fs::write(dir.path().join(f), text).expect("write");
+    }
+    SeedData::load(dir.path())
+        .expect_err("bad seed data must be refused")
+        .to_string()
+}
+
+fn replace_line(text: &str, n: usize, with: &str) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == n {
+                with.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn bad_rows_are_refused_with_file_line_and_reason() {
+    let e = corrupted("stalls.csv", |t| {
+        replace_line(
+            t,
+            5,
+            "blimbing,A-07,Sayur Bu Sri,Bu Sri,durian-montong-x,5000",
+        )
+    });
+    assert!(
+        e.contains("stalls.csv:5") && e.contains("unknown commodity"),
+        "{e}"
+    );
+    let e = corrupted("stalls.csv", |t| {
+        replace_line(t, 7, "atlantis,Z-1,Toko,Pak X,bayam,5000")
+    });
+    assert!(
+        e.contains("stalls.csv:7") && e.contains("unknown market"),
+        "{e}"
+    );
+    let e = corrupted("stalls.csv", |t| {
+        replace_line(t, 3, "blimbing,A-07,Sayur Bu Sri,Bu Sri,kangkung,-5")
+    });
+    assert!(e.contains("stalls.csv:3") && e.contains("price"), "{e}");
+    let e = corrupted("commodities.csv", |t| {
+        replace_line(t, 4, "sawi-x,sayur,Sawi X,Sawi,karung,,,1000")
+    });
+    assert!(
+        e.contains("commodities.csv:4") && e.contains("unknown unit"),
+        "{e}"
+    );
+    let e = corrupted("commodities.csv", |t| {
+        replace_line(t, 6, "bayam,sayur,Bayam,Spinach,ikat,,,3000")
+    });
+    assert!(
+        e.contains("commodities.csv:6") && e.contains("twice"),
+        "{e}"
+    );
+    let e = corrupted("markets.toml", |t| {
+        t.replacen("opens = \"04:00\"", "opens = \"4 pagi\"", 1)
+    });
+    assert!(e.contains("markets.toml") && e.contains("HH:MM"), "{e}");
+    let e = corrupted("markets.toml", |t| {
+        t.replacen("code = \"OOD\"", "code = \"BLB\"", 1)
+    });
+    assert!(
+        e.contains("markets.toml") && e.contains("used twice"),
+        "{e}"
+    );
+}
