@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub journeys: usize,
+    pub concurrent: usize,
     pub steps: usize,
+    pub ingest_batches: usize,
     pub orders: usize,
     pub elapsed: Duration,
     pub p50: Duration,
@@ -37,7 +39,9 @@ impl BenchReport {
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "journeys:   {}", self.journeys)?;
+        writeln!(f, "concurrent: {}", self.concurrent)?;
         writeln!(f, "steps:      {}", self.steps)?;
+        writeln!(f, "inbox txs:  {}", self.ingest_batches)?;
         writeln!(f, "orders:     {}", self.orders)?;
         writeln!(f, "elapsed:    {:.3} s", self.elapsed.as_secs_f64())?;
         writeln!(f, "steps/s:    {:.0}", self.steps_per_second())?;
@@ -105,7 +109,12 @@ fn journey(engine: &Engine, market: &str) -> anyhow::Result<Vec<Inbound>> {
 }
 
 /// Runs `journeys` whole buyer journeys, spread over every market, on a fresh database at `db`.
-pub fn run(config: &Config, db: &Path, journeys: usize) -> anyhow::Result<BenchReport> {
+pub fn run(
+    config: &Config,
+    db: &Path,
+    journeys: usize,
+    concurrent: usize,
+) -> anyhow::Result<BenchReport> {
     // 07:00 WIB, so the day's later slots are open.
     let start = Utc
         .with_ymd_and_hms(2026, 11, 28, 0, 0, 0)
@@ -124,28 +133,53 @@ pub fn run(config: &Config, db: &Path, journeys: usize) -> anyhow::Result<BenchR
         .map(|m| Ok((m.clone(), journey(&engine, m)?)))
         .collect::<anyhow::Result<_>>()?;
     let mut latencies = Vec::with_capacity(journeys * 20);
+    let mut ingest_batches = 0usize;
     let now = engine.now();
     let began = Instant::now();
-    for j in 0..journeys {
-        let (market, script) = &scripts[j % scripts.len()];
-        let user = UserKey {
-            channel: ChannelKind::Console,
-            id: format!("bench-{j}"),
-        };
-        for (i, inbound) in script.iter().enumerate() {
-            let event = InboundEvent {
-                source_id: format!("bench:{j}:{i}"),
+    // Shoppers arrive `concurrent` at a time and interleave, as in a morning rush: each round the
+    // poller or webhook stores one message from every active shopper in one transaction, then
+    // the engine handles them one by one, each in its own transaction.
+    let concurrent = concurrent.max(1);
+    let mut next_journey = 0usize;
+    let mut active: Vec<(usize, usize)> = Vec::new(); // (journey, next step)
+    loop {
+        while active.len() < concurrent && next_journey < journeys {
+            active.push((next_journey, 0));
+            next_journey += 1;
+        }
+        if active.is_empty() {
+            break;
+        }
+        let mut batch = Vec::with_capacity(active.len());
+        for (j, step) in &mut active {
+            let (market, script) = &scripts[*j % scripts.len()];
+            batch.push(InboundEvent {
+                source_id: format!("bench:{j}:{step}"),
                 market: market.clone(),
-                user: user.clone(),
+                user: UserKey {
+                    channel: ChannelKind::Console,
+                    id: format!("bench-{j}"),
+                },
                 display_name: None,
                 received_at: now,
-                inbound: inbound.clone(),
-            };
-            let t0 = Instant::now();
-            engine.store().ingest(std::slice::from_ref(&event))?;
-            engine.process_pending()?;
-            latencies.push(t0.elapsed());
+                inbound: script[*step].clone(),
+            });
+            *step += 1;
         }
+        engine.store().ingest(&batch)?;
+        ingest_batches += 1;
+        // Every event of a batch waits for the batch's commit before its reply can be sent, so
+        // each one's latency is the batch's duration.
+        loop {
+            let t0 = Instant::now();
+            let n = engine.process_batch(crate::conversation::engine::MAX_BATCH)?;
+            if n == 0 {
+                break;
+            }
+            let took = t0.elapsed();
+            latencies.extend(std::iter::repeat_n(took, n));
+        }
+        active.retain(|(j, step)| *step < scripts[*j % scripts.len()].1.len());
     }
     let elapsed = began.elapsed();
     let orders = engine.store().count_orders()? as usize;
@@ -158,6 +192,8 @@ pub fn run(config: &Config, db: &Path, journeys: usize) -> anyhow::Result<BenchR
     };
     Ok(BenchReport {
         journeys,
+        concurrent,
+        ingest_batches,
         steps: latencies.len(),
         orders,
         elapsed,

@@ -61,6 +61,9 @@ enum Command {
         /// Number of buyer journeys (19 steps each), spread over all markets.
         #[arg(long, default_value_t = 2000)]
         journeys: usize,
+        /// Shoppers chatting at the same time; their messages reach the inbox in batches.
+        #[arg(long, default_value_t = 50)]
+        concurrent: usize,
         /// Database file to create; default: a fresh file in a temporary folder.
         #[arg(long)]
         db: Option<PathBuf>,
@@ -152,10 +155,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { journeys, db } => {
+        Command::Bench {
+            journeys,
+            concurrent,
+            db,
+        } => {
             let dir = tempfile_dir()?;
             let db = db.unwrap_or_else(|| dir.join("bench.db"));
-            let report = pasar_online::bench::run(&config, &db, journeys)?;
+            let report = pasar_online::bench::run(&config, &db, journeys, concurrent)?;
             println!("database:   {} (WAL, synchronous=NORMAL)", db.display());
             println!("{report}");
             let _ = std::fs::remove_dir_all(&dir);

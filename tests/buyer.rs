@@ -541,3 +541,73 @@ fn an_undecodable_inbox_row_is_parked_and_does_not_stall_the_bot() {
         1
     );
 }
+
+#[test]
+fn in_a_batch_only_the_failing_event_is_rolled_back() {
+    let mut h = Harness::new("blimbing");
+    let id = offer(&h, "bawang-merah");
+    let users = ["rusak", "sehat"];
+    for u in users {
+        h.user.id = u.into();
+        h.button(&Action::Offer(id).encode());
+    }
+    {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON cart_lines WHEN NEW.user_id = 'rusak'
+             BEGIN SELECT RAISE(ABORT, 'bad sector'); END;",
+        )
+        .expect("trigger");
+    }
+    // Both messages arrive together and are handled in one batch transaction.
+    let events: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| pasar_online::channel::InboundEvent {
+            source_id: format!("batch:{i}"),
+            market: "blimbing".into(),
+            user: pasar_online::channel::UserKey {
+                channel: pasar_online::channel::ChannelKind::Console,
+                id: (*u).into(),
+            },
+            display_name: None,
+            received_at: common::morning(),
+            inbound: Inbound::Text("1 kg".into()),
+        })
+        .collect();
+    h.engine.store().ingest(&events).expect("ingest");
+    h.engine.process_pending().expect("process");
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM cart_lines WHERE user_id = 'sehat'"),
+        1,
+        "the healthy event committed"
+    );
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM cart_lines WHERE user_id = 'rusak'"),
+        0
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'batch:0' AND status = 'failed' AND attempts = 3"), 1);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'batch:1' AND status = 'done'"),
+        1
+    );
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM outbox o JOIN inbox i ON o.inbox_id = i.id WHERE i.source_id = 'batch:0'"),
+        1,
+        "the failing user gets exactly one message: the apology"
+    );
+}
+
+#[test]
+fn the_benchmark_journeys_complete_in_every_market() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = pasar_online::bench::run(
+        &pasar_online::config::Config::default(),
+        &dir.path().join("b.db"),
+        30,
+        7,
+    )
+    .expect("bench runs");
+    assert_eq!(report.orders, 30, "every journey ended in an order");
+    assert_eq!(report.steps, 30 * 19);
+}

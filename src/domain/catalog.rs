@@ -488,9 +488,19 @@ pub struct Catalog {
     commodity_index: HashMap<String, usize>,
     stalls: HashMap<i64, Stall>,
     offers: HashMap<i64, Offer>,
-    /// (market, commodity) -> offer ids, cheapest first.
-    offers_by_item: HashMap<(String, String), Vec<i64>>,
-    search_terms: Vec<(String, usize)>,
+    /// market -> commodity -> offer ids, cheapest first.
+    offers_by_item: HashMap<String, HashMap<String, Vec<i64>>>,
+    /// market -> category -> commodity indexes sold there, by name.
+    shelves: HashMap<String, HashMap<Category, Vec<usize>>>,
+    search_terms: Vec<SearchTerm>,
+}
+
+/// A normalized name, alias or market word of a commodity, split once for matching.
+#[derive(Debug)]
+struct SearchTerm {
+    text: String,
+    words: Vec<(String, usize)>,
+    commodity: usize,
 }
 
 /// What a search found.
@@ -529,18 +539,32 @@ impl Catalog {
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let stalls: HashMap<i64, Stall> = stalls.into_iter().map(|s| (s.id, s)).collect();
-        let mut offers_by_item: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        let mut offers_by_item: HashMap<String, HashMap<String, Vec<i64>>> = HashMap::new();
         for o in &offers {
             if let Some(stall) = stalls.get(&o.stall_id) {
                 offers_by_item
-                    .entry((stall.market.clone(), o.commodity.clone()))
+                    .entry(stall.market.clone())
+                    .or_default()
+                    .entry(o.commodity.clone())
                     .or_default()
                     .push(o.id);
             }
         }
         let offers: HashMap<i64, Offer> = offers.into_iter().map(|o| (o.id, o)).collect();
-        for ids in offers_by_item.values_mut() {
+        for ids in offers_by_item.values_mut().flat_map(|m| m.values_mut()) {
             ids.sort_by_key(|id| offers.get(id).map(|o| (o.price, o.id)));
+        }
+        let mut shelves: HashMap<String, HashMap<Category, Vec<usize>>> = HashMap::new();
+        for (market, items) in &offers_by_item {
+            let shelf = shelves.entry(market.clone()).or_default();
+            for id in items.keys() {
+                if let Some(&i) = commodity_index.get(id) {
+                    shelf.entry(commodities[i].category).or_default().push(i);
+                }
+            }
+            for list in shelf.values_mut() {
+                list.sort_by(|a, b| commodities[*a].name.cmp(&commodities[*b].name));
+            }
         }
         let mut search_terms = Vec::new();
         for (i, c) in commodities.iter().enumerate() {
@@ -549,9 +573,17 @@ impl Catalog {
                 .chain(&c.aliases)
                 .chain(&c.javanese);
             for term in names {
-                let n = normalize(term);
-                if !n.is_empty() {
-                    search_terms.push((n, i));
+                let text = normalize(term);
+                if !text.is_empty() {
+                    let words = text
+                        .split(' ')
+                        .map(|w| (w.to_string(), w.chars().count()))
+                        .collect();
+                    search_terms.push(SearchTerm {
+                        text,
+                        words,
+                        commodity: i,
+                    });
                 }
             }
         }
@@ -562,6 +594,7 @@ impl Catalog {
             stalls,
             offers,
             offers_by_item,
+            shelves,
             search_terms,
         }
     }
@@ -604,7 +637,8 @@ impl Catalog {
     /// Offers for a commodity in a market, cheapest first.
     pub fn offers_for(&self, market: &str, commodity: &str) -> Vec<&Offer> {
         self.offers_by_item
-            .get(&(market.to_string(), commodity.to_string()))
+            .get(market)
+            .and_then(|m| m.get(commodity))
             .map(|ids| ids.iter().filter_map(|id| self.offers.get(id)).collect())
             .unwrap_or_default()
     }
@@ -612,26 +646,26 @@ impl Catalog {
     /// Whether any stall of the market sells the commodity.
     pub fn sold_in(&self, market: &str, commodity: &str) -> bool {
         self.offers_by_item
-            .contains_key(&(market.to_string(), commodity.to_string()))
+            .get(market)
+            .is_some_and(|m| m.contains_key(commodity))
     }
 
     /// Categories with at least one commodity on sale in the market.
     pub fn categories_in(&self, market: &str) -> Vec<Category> {
+        let shelf = self.shelves.get(market);
         Category::ALL
             .into_iter()
-            .filter(|cat| !self.commodities_in(market, *cat).is_empty())
+            .filter(|cat| shelf.is_some_and(|s| s.get(cat).is_some_and(|v| !v.is_empty())))
             .collect()
     }
 
     /// Commodities of a category sold in the market, by name.
     pub fn commodities_in(&self, market: &str, category: Category) -> Vec<&Commodity> {
-        let mut v: Vec<&Commodity> = self
-            .commodities
-            .iter()
-            .filter(|c| c.category == category && self.sold_in(market, &c.id))
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        self.shelves
+            .get(market)
+            .and_then(|s| s.get(&category))
+            .map(|list| list.iter().map(|&i| &self.commodities[i]).collect())
+            .unwrap_or_default()
     }
 
     /// Finds commodities sold in `market` by name, alias, Javanese word or a near spelling.
@@ -644,11 +678,22 @@ impl Catalog {
         }
         let q_words: Vec<&str> = q.split(' ').collect();
         let mut best: HashMap<usize, u32> = HashMap::new();
-        for (term, idx) in &self.search_terms {
-            let score = match_score(&q, &q_words, term);
+        let q_words: Vec<(&str, usize)> = q_words.iter().map(|w| (*w, w.chars().count())).collect();
+        for term in &self.search_terms {
+            let score = whole_word_score(&q, &q_words, term);
             if score > 0 {
-                let e = best.entry(*idx).or_insert(0);
+                let e = best.entry(term.commodity).or_insert(0);
                 *e = (*e).max(score);
+            }
+        }
+        // Typo matches only matter when nothing matched exactly (see the tiers below).
+        if !best.values().any(|s| *s == 100) {
+            for term in &self.search_terms {
+                let score = typo_score(&q_words, term);
+                if score > 0 {
+                    let e = best.entry(term.commodity).or_insert(0);
+                    *e = (*e).max(score);
+                }
             }
         }
         let mut found: Vec<(u32, &Commodity)> = best
@@ -665,12 +710,12 @@ impl Catalog {
             return SearchResult::Found(found.into_iter().map(|(_, c)| c).take(12).collect());
         }
         let mut similar: Vec<(f64, &Commodity)> = Vec::new();
-        for (term, idx) in &self.search_terms {
-            let c = &self.commodities[*idx];
+        for term in &self.search_terms {
+            let c = &self.commodities[term.commodity];
             if !self.sold_in(market, &c.id) {
                 continue;
             }
-            let sim = strsim::jaro_winkler(&q, term);
+            let sim = strsim::jaro_winkler(&q, &term.text);
             if sim >= 0.72 {
                 match similar.iter_mut().find(|(_, s)| s.id == c.id) {
                     Some(entry) => entry.0 = entry.0.max(sim),
@@ -685,37 +730,42 @@ impl Catalog {
     }
 }
 
-/// How well a normalized query matches a normalized term: 0 for no match.
-fn match_score(q: &str, q_words: &[&str], term: &str) -> u32 {
-    if q == term {
+/// 100 when the query is the term, 80 when every query word starts a word of the term
+/// ("bawang" ~ "bawang merah", "cab mer" ~ "cabai merah"), else 0.
+fn whole_word_score(q: &str, q_words: &[(&str, usize)], term: &SearchTerm) -> u32 {
+    if q == term.text {
         return 100;
     }
-    let t_words: Vec<&str> = term.split(' ').collect();
-    // Every query word starts a word of the term: "bawang" ~ "bawang merah", "cab mer" ~ "cabai merah".
-    if q_words.iter().all(|qw| {
-        t_words
+    let prefixes = q_words.iter().all(|(qw, qlen)| {
+        term.words
             .iter()
-            .any(|tw| tw.starts_with(qw) && (qw.len() >= 3 || tw == qw))
-    }) {
-        return 80;
-    }
-    // Small typos: every query word is within one or two edits of a word of the term.
+            .any(|(tw, _)| tw.starts_with(qw) && (*qlen >= 3 || tw == qw))
+    });
+    if prefixes { 80 } else { 0 }
+}
+
+/// 60 minus 10 per edit when every query word is within one or two edits of a word of the term
+/// (one for words of four to six letters, two for longer ones), else 0.
+fn typo_score(q_words: &[(&str, usize)], term: &SearchTerm) -> u32 {
     let mut total = 0u32;
-    for qw in q_words {
-        let allowed = match qw.chars().count() {
+    for (qw, qlen) in q_words {
+        let allowed = match qlen {
             0..=3 => 0,
             4..=6 => 1,
             _ => 2,
         };
         if allowed == 0 {
-            if !t_words.contains(qw) {
+            if !term.words.iter().any(|(tw, _)| tw == qw) {
                 return 0;
             }
             continue;
         }
-        let d = t_words
+        let d = term
+            .words
             .iter()
-            .map(|tw| strsim::damerau_levenshtein(qw, tw))
+            // Words whose lengths differ by more than the allowance cannot be that close.
+            .filter(|(_, tlen)| tlen.abs_diff(*qlen) <= allowed)
+            .map(|(tw, _)| strsim::damerau_levenshtein(qw, tw))
             .min()
             .unwrap_or(usize::MAX);
         if d > allowed {

@@ -4,7 +4,7 @@
 use super::{Store, StoreResult, ts};
 use crate::channel::InboundEvent;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 
 /// An inbox row waiting to be processed.
 #[derive(Debug, Clone)]
@@ -46,23 +46,6 @@ impl Store {
         })
     }
 
-    /// The oldest pending inbox row.
-    pub fn next_pending(&self) -> StoreResult<Option<PendingEvent>> {
-        let row = self
-            .conn()
-            .prepare_cached("SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1")?
-            .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
-            .optional()?;
-        match row {
-            None => Ok(None),
-            Some((id, attempts, json)) => Ok(Some(PendingEvent {
-                id,
-                attempts,
-                event: serde_json::from_str(&json).map_err(|e| e.to_string()),
-            })),
-        }
-    }
-
     /// Counts inbox rows by status, for tests and `db` reports.
     pub fn inbox_count(&self, status: &str) -> StoreResult<i64> {
         Ok(self.conn().query_row(
@@ -70,19 +53,6 @@ impl Store {
             [status],
             |r| r.get(0),
         )?)
-    }
-
-    /// Records a failed attempt; after `max_attempts` the row is parked as `failed`.
-    pub fn record_failure(&mut self, id: i64, max_attempts: i64) -> StoreResult<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE inbox SET attempts = attempts + 1,
-                     status = CASE WHEN attempts + 1 >= ?2 THEN 'failed' ELSE status END
-                 WHERE id = ?1",
-                params![id, max_attempts],
-            )?;
-            Ok::<_, super::StoreError>(())
-        })
     }
 }
 
@@ -97,5 +67,54 @@ pub fn mark_done(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> StoreResu
 pub fn mark_failed(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
     tx.prepare_cached("UPDATE inbox SET status = 'failed', processed_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
         .execute(params![id, ts(now)])?;
+    Ok(())
+}
+
+/// The oldest pending inbox rows, inside the processing transaction.
+pub fn pending_in(tx: &Transaction<'_>, limit: usize) -> StoreResult<Vec<PendingEvent>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, attempts, json) = row?;
+        out.push(PendingEvent {
+            id,
+            attempts,
+            event: serde_json::from_str(&json).map_err(|e| e.to_string()),
+        });
+    }
+    Ok(out)
+}
+
+/// Counts a failed attempt; the row stays pending for a retry.
+pub fn record_attempt(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
+    tx.prepare_cached("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Opens a savepoint for one event inside a batch transaction.
+pub fn savepoint(tx: &Transaction<'_>) -> StoreResult<()> {
+    tx.prepare_cached("SAVEPOINT event")?.execute([])?;
+    Ok(())
+}
+
+pub fn release_savepoint(tx: &Transaction<'_>) -> StoreResult<()> {
+    tx.prepare_cached("RELEASE event")?.execute([])?;
+    Ok(())
+}
+
+/// Undoes everything since [`savepoint`] and closes it.
+pub fn rollback_savepoint(tx: &Transaction<'_>) -> StoreResult<()> {
+    tx.prepare_cached("ROLLBACK TO event")?.execute([])?;
+    tx.prepare_cached("RELEASE event")?.execute([])?;
     Ok(())
 }

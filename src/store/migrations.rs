@@ -56,7 +56,7 @@ pub const MIGRATIONS: &[&str] = &[
         address TEXT,
         updated_at TEXT NOT NULL,
         PRIMARY KEY (channel, user_id)
-    ) STRICT;
+    ) STRICT, WITHOUT ROWID;
 
     CREATE TABLE conversations (
         market TEXT NOT NULL REFERENCES markets(slug),
@@ -66,7 +66,7 @@ pub const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,              -- serde JSON of the role's state enum
         updated_at TEXT NOT NULL,
         PRIMARY KEY (market, channel, user_id, role)
-    ) STRICT;
+    ) STRICT, WITHOUT ROWID;
 
     CREATE TABLE cart_lines (
         market TEXT NOT NULL REFERENCES markets(slug),
@@ -74,9 +74,10 @@ pub const MIGRATIONS: &[&str] = &[
         user_id TEXT NOT NULL,
         offer_id INTEGER NOT NULL REFERENCES offers(id),
         quantity TEXT NOT NULL,           -- serde JSON of Quantity
+        seq INTEGER NOT NULL,             -- order in which lines were added
         added_at TEXT NOT NULL,
         PRIMARY KEY (market, channel, user_id, offer_id)
-    ) STRICT;
+    ) STRICT, WITHOUT ROWID;
 
     CREATE TABLE orders (
         id INTEGER PRIMARY KEY,
@@ -143,7 +144,8 @@ pub const MIGRATIONS: &[&str] = &[
         received_at TEXT NOT NULL,
         processed_at TEXT
     ) STRICT;
-    CREATE INDEX inbox_pending ON inbox (status, id);
+    -- Partial indexes stay a page or two: rows leave them when handled.
+    CREATE INDEX inbox_pending ON inbox (id) WHERE status = 'pending';
 
     CREATE TABLE outbox (
         id INTEGER PRIMARY KEY,
@@ -157,7 +159,6 @@ pub const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         sent_at TEXT
     ) STRICT;
-    CREATE INDEX outbox_pending ON outbox (channel, status, id);
-    CREATE INDEX outbox_by_chat ON outbox (market, channel, recipient, id);
+    CREATE INDEX outbox_pending ON outbox (channel, id) WHERE status = 'pending';
     "#,
 ];

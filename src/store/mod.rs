@@ -14,7 +14,10 @@ mod shopper;
 
 pub use conversations::{load_state, save_state, user_lang};
 pub use inbox::PendingEvent;
-pub use inbox::{ingest_in, mark_done, mark_failed};
+pub use inbox::{
+    ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint,
+    rollback_savepoint, savepoint,
+};
 pub use outbox::OutboxMessage;
 pub use outbox::enqueue;
 pub use shopper::ShopperTx;
@@ -55,6 +58,54 @@ pub fn parse_ts(s: &str) -> StoreResult<DateTime<Utc>> {
 /// One connection to the database file.
 pub struct Store {
     conn: Connection,
+    /// Moves WAL checkpoints off the writer's path; stopped when the store is dropped.
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// How often the background thread copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// A thread with its own connection that runs passive WAL checkpoints. A checkpoint copies pages
+/// and fsyncs the database file; done by the committing writer (SQLite's default), it stalls the
+/// unlucky event that crosses the threshold for milliseconds. Passive checkpoints never block
+/// the writer.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> StoreResult<Checkpointer> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(1))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Store {
@@ -62,13 +113,22 @@ impl Store {
     pub fn open(path: &Path) -> StoreResult<Store> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Every statement the engine runs stays prepared (rusqlite keeps only 16 by default).
+        conn.set_prepared_statement_cache_capacity(256);
         // WAL keeps readers off the writer's back; NORMAL sync in WAL mode is durable against
         // process crashes (kill -9) and loses at most the last commits on power loss.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
+        // The background checkpointer keeps the WAL short; the writer never checkpoints itself
+        // unless the WAL grows past ~64 MB (the checkpointer stalled).
+        conn.pragma_update(None, "wal_autocheckpoint", 16000)?;
+        let mut store = Store {
+            conn,
+            _checkpointer: None,
+        };
         store.migrate()?;
+        store._checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
 

@@ -132,7 +132,7 @@ impl ShopperRepo for ShopperTx<'_> {
 
     fn cart(&mut self) -> RepoResult<Vec<CartLine>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT offer_id, quantity FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 ORDER BY rowid",
+            "SELECT offer_id, quantity FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![self.market, self.channel(), self.user.id], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
@@ -157,7 +157,10 @@ impl ShopperRepo for ShopperTx<'_> {
         let q = serde_json::to_string(&quantity)?;
         self.tx
             .prepare_cached(
-                "INSERT INTO cart_lines (market, channel, user_id, offer_id, quantity, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO cart_lines (market, channel, user_id, offer_id, quantity, seq, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5,
+                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3),
+                         ?6)
                  ON CONFLICT (market, channel, user_id, offer_id) DO UPDATE SET quantity = excluded.quantity",
             )?
             .execute(params![self.market, self.channel(), self.user.id, offer_id, q, ts(now)])?;
