@@ -2,6 +2,7 @@
 //! Everything has a default, so `pasar chat` runs with no config file and no tokens.
 //! See `config.example.toml` for every setting.
 
+use crate::channel::UserKey;
 use crate::text::Lang;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,33 @@ struct RawConfig {
     database: RawDatabase,
     #[serde(default)]
     general: RawGeneral,
+    #[serde(default)]
+    orders: RawOrders,
+    #[serde(default)]
+    markets: std::collections::BTreeMap<String, RawMarket>,
+    #[serde(default)]
+    admins: Vec<RawAdmin>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrders {
+    trader_deadline_minutes: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarket {
+    trader_deadline_minutes: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    channel: String,
+    user: String,
+    #[serde(default)]
+    markets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +80,61 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Dialogue folder; its `markets/` holds per-market overrides.
     pub dialogues_dir: PathBuf,
+    /// Order rules and who administers what.
+    pub policy: Policy,
+}
+
+/// An admin named in the config: of the listed markets, or of every market (a city admin) when
+/// none are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminEntry {
+    pub user: UserKey,
+    pub markets: Vec<String>,
+}
+
+/// Rules the conversations follow, from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// How long a trader has to answer a new order before a reminder (then the admin is told,
+    /// then the stall's part is cancelled, at half this interval each).
+    pub trader_deadline: chrono::Duration,
+    pub market_deadlines: std::collections::BTreeMap<String, chrono::Duration>,
+    pub admins: Vec<AdminEntry>,
+    /// Keys invite codes (env `PASAR_INVITE_SECRET`); without it the database's own random
+    /// secret is used.
+    pub invite_secret: Option<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            trader_deadline: chrono::Duration::minutes(10),
+            market_deadlines: Default::default(),
+            admins: Vec::new(),
+            invite_secret: None,
+        }
+    }
+}
+
+impl Policy {
+    pub fn trader_deadline(&self, market: &str) -> chrono::Duration {
+        self.market_deadlines
+            .get(market)
+            .copied()
+            .unwrap_or(self.trader_deadline)
+    }
+
+    /// Admins of `market` named in the config.
+    pub fn config_admins(&self, market: &str) -> impl Iterator<Item = &UserKey> {
+        self.admins
+            .iter()
+            .filter(move |a| a.markets.is_empty() || a.markets.iter().any(|m| m == market))
+            .map(|a| &a.user)
+    }
+
+    pub fn is_config_admin(&self, market: &str, user: &UserKey) -> bool {
+        self.config_admins(market).any(|u| u == user)
+    }
 }
 
 /// A folder given relative to the working directory, or else the one shipped in the source tree,
@@ -68,6 +151,13 @@ fn shipped(dir: &Path) -> PathBuf {
     }
 }
 
+/// The invite-code secret from the environment, if set (never from a file).
+fn secret_from_env() -> Option<String> {
+    std::env::var("PASAR_INVITE_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -75,6 +165,10 @@ impl Default for Config {
             default_language: Lang::Id,
             data_dir: shipped(Path::new("data")),
             dialogues_dir: shipped(Path::new("dialogues")),
+            policy: Policy {
+                invite_secret: secret_from_env(),
+                ..Policy::default()
+            },
         }
     }
 }
@@ -105,7 +199,40 @@ impl Config {
                 invalid(format!("default_language `{code}` must be `id` or `en`"))
             })?,
         };
+        let minutes = |m: u32, what: &str| {
+            if (1..=24 * 60).contains(&m) {
+                Ok(chrono::Duration::minutes(i64::from(m)))
+            } else {
+                Err(invalid(format!(
+                    "{what} must be between 1 and 1440 minutes"
+                )))
+            }
+        };
+        let mut policy = defaults.policy.clone();
+        if let Some(m) = raw.orders.trader_deadline_minutes {
+            policy.trader_deadline = minutes(m, "orders.trader_deadline_minutes")?;
+        }
+        for (slug, market) in raw.markets {
+            if let Some(m) = market.trader_deadline_minutes {
+                let d = minutes(m, &format!("markets.{slug}.trader_deadline_minutes"))?;
+                policy.market_deadlines.insert(slug, d);
+            }
+        }
+        for a in raw.admins {
+            let channel = a.channel.parse().map_err(invalid)?;
+            if a.user.trim().is_empty() {
+                return Err(invalid("an admin needs a user id".into()));
+            }
+            policy.admins.push(AdminEntry {
+                user: UserKey {
+                    channel,
+                    id: a.user,
+                },
+                markets: a.markets,
+            });
+        }
         Ok(Config {
+            policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),
             default_language,
             data_dir: raw
@@ -153,5 +280,39 @@ mod tests {
         .expect("ok");
         assert_eq!(c.default_language, Lang::En);
         assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
+    }
+
+    #[test]
+    fn order_rules_and_admins() {
+        let p = Path::new("x.toml");
+        let text = "[orders]\ntrader_deadline_minutes = 15\n[markets.dinoyo]\ntrader_deadline_minutes = 5\n\
+                    [[admins]]\nchannel = \"telegram\"\nuser = \"42\"\nmarkets = [\"dinoyo\"]\n\
+                    [[admins]]\nchannel = \"whatsapp\"\nuser = \"6281234567890\"\n";
+        let c = Config::parse(text, p).expect("valid");
+        assert_eq!(
+            c.policy.trader_deadline("blimbing"),
+            chrono::Duration::minutes(15)
+        );
+        assert_eq!(
+            c.policy.trader_deadline("dinoyo"),
+            chrono::Duration::minutes(5)
+        );
+        let tg = UserKey {
+            channel: crate::channel::ChannelKind::Telegram,
+            id: "42".into(),
+        };
+        let wa = UserKey {
+            channel: crate::channel::ChannelKind::WhatsApp,
+            id: "6281234567890".into(),
+        };
+        assert!(
+            c.policy.is_config_admin("dinoyo", &tg) && !c.policy.is_config_admin("blimbing", &tg)
+        );
+        assert!(
+            c.policy.is_config_admin("blimbing", &wa),
+            "no markets listed: a city admin"
+        );
+        assert!(Config::parse("[orders]\ntrader_deadline_minutes = 0\n", p).is_err());
+        assert!(Config::parse("[[admins]]\nchannel = \"fax\"\nuser = \"1\"\n", p).is_err());
     }
 }

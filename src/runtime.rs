@@ -26,5 +26,6 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
         Arc::new(texts),
         clock,
         config.default_language,
+        config.policy.clone(),
     )?)
 }

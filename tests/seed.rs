@@ -84,7 +84,7 @@ fn seeded_store_finds_market_words() {
     store
         .seed(&SeedData::load(&data_dir()).expect("seed"))
         .expect("seeded");
-    let catalog: Catalog = store.load_catalog().expect("catalog");
+    let catalog: Catalog = store.load_catalog(chrono::NaiveDate::MIN).expect("catalog");
     let ids = |q: &str| match catalog.search("blimbing", q) {
         SearchResult::Found(v) => v.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
         SearchResult::NotFound { .. } => Vec::new(),

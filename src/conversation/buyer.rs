@@ -2,11 +2,12 @@
 //!
 //! [`BuyerState`] names what the bot is waiting for and carries what checkout collected so far.
 //! [`step`] answers one input. It never does I/O itself: it reads and writes through
-//! [`ShopperRepo`] (the store, inside the event's transaction) and replies through the [`Turn`].
+//! [`Repo`] (the store, inside the event's transaction) and replies through the [`Turn`].
 //! Every input, good or bad, gets an answer; a bad one leaves the state and data as they were.
 
+use super::lifecycle;
 use super::payload::Action;
-use super::{RepoResult, ShopperRepo, Turn};
+use super::{PlaceRefusal, Repo, RepoResult, Turn};
 use crate::channel::{Button, Inbound, Outbound, Request};
 use crate::domain::cart::{CartLine, MAX_CART_LINES, line_total};
 use crate::domain::catalog::{Category, Commodity, Offer, SearchResult};
@@ -108,7 +109,7 @@ pub enum BuyerState {
 pub fn step(
     state: BuyerState,
     input: &Inbound,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     match input {
@@ -153,7 +154,7 @@ fn command(
     state: BuyerState,
     name: &str,
     args: &str,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     match name {
@@ -224,7 +225,7 @@ fn typed_action(text: &str) -> Option<Action> {
 fn typed(
     state: BuyerState,
     text: &str,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let text = text.trim();
@@ -387,7 +388,7 @@ fn typed(
 fn act(
     state: BuyerState,
     action: Action,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     match action {
@@ -588,6 +589,24 @@ fn act(
             turn.reply(Outbound::with_buttons(text, buttons));
             Ok(BuyerState::ChoosingLanguage)
         }
+        Action::AgreeChanges(sub) => {
+            lifecycle_answer(state, lifecycle::agree(repo, turn, sub)?, turn)
+        }
+        Action::DropStall(sub) => {
+            lifecycle_answer(state, lifecycle::drop_stall(repo, turn, sub)?, turn)
+        }
+        Action::AcknowledgeDrop(sub) => {
+            lifecycle_answer(state, lifecycle::acknowledge_drop(repo, turn, sub)?, turn)
+        }
+        // Trader buttons are routed to the trader conversation; here only if forged.
+        Action::TraderAccept(_)
+        | Action::TraderChange(_)
+        | Action::TraderReject(_)
+        | Action::TraderReason { .. }
+        | Action::TraderLine(_)
+        | Action::TraderOutOfStock(_)
+        | Action::TraderDone(_)
+        | Action::TraderPack(_) => stale(state, turn),
         Action::Language(lang) => {
             repo.set_language(lang)?;
             turn.lang = lang;
@@ -597,6 +616,18 @@ fn act(
     }
 }
 
+/// After a lifecycle answer: a refusal is said, and the conversation stays where it was.
+fn lifecycle_answer(
+    state: BuyerState,
+    outcome: lifecycle::Outcome,
+    turn: &mut Turn<'_>,
+) -> RepoResult<BuyerState> {
+    if let Err(r) = outcome {
+        turn.say(r.key());
+    }
+    Ok(state)
+}
+
 fn stale(state: BuyerState, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     turn.say(Key::StaleButton);
     Ok(state)
@@ -604,7 +635,7 @@ fn stale(state: BuyerState, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
 
 fn not_understood(
     state: BuyerState,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     turn.say(Key::NotUnderstood);
@@ -615,7 +646,7 @@ fn not_understood(
     }
 }
 
-fn abort(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn abort(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     turn.say(Key::CheckoutCancelled);
     show_menu(repo, turn)
 }
@@ -635,7 +666,7 @@ pub fn welcome_text(turn: &Turn<'_>) -> String {
     )
 }
 
-fn show_menu(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn show_menu(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let count = repo.cart()?.len();
     let cart = if count == 0 {
         turn.button(Key::BtnCart, Action::Cart.encode())
@@ -676,12 +707,14 @@ pub fn status_key(status: OrderStatus) -> Key {
     match status {
         OrderStatus::AwaitingTraders => Key::StatusAwaitingTraders,
         OrderStatus::AwaitingBuyer => Key::StatusAwaitingBuyer,
+        OrderStatus::Confirmed => Key::StatusConfirmed,
         OrderStatus::AwaitingPayment => Key::StatusAwaitingPayment,
         OrderStatus::Preparing => Key::StatusPreparing,
         OrderStatus::ReadyForPickup => Key::StatusReadyForPickup,
         OrderStatus::OnDelivery => Key::StatusOnDelivery,
         OrderStatus::Delivered => Key::StatusDelivered,
         OrderStatus::Cancelled => Key::StatusCancelled,
+        OrderStatus::Rejected => Key::StatusRejected,
     }
 }
 
@@ -853,7 +886,7 @@ fn show_commodity(state: BuyerState, id: &str, turn: &mut Turn<'_>) -> RepoResul
     })
 }
 
-fn search(query: &str, repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let catalog = turn.catalog;
     match catalog.search(&turn.market.slug, query) {
         SearchResult::Found(found) if found.len() == 1 => {
@@ -987,7 +1020,7 @@ fn quantity_error(e: &QuantityError, commodity: &Commodity, turn: &mut Turn<'_>)
 fn add_typed_quantity(
     offer_id: i64,
     text: &str,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let Some((_, commodity)) = market_offer(turn, offer_id) else {
@@ -1027,7 +1060,7 @@ fn quantity_examples(turn: &Turn<'_>, unit: SaleUnit) -> String {
 fn add_to_cart(
     offer_id: i64,
     quantity: Quantity,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let Some((offer, commodity)) = market_offer(turn, offer_id) else {
@@ -1120,7 +1153,7 @@ fn priced_cart<'c>(turn: &Turn<'c>, cart: Vec<CartLine>) -> (Vec<PricedLine<'c>>
     (out, gone)
 }
 
-fn show_cart(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn show_cart(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let (lines, gone) = priced_cart(turn, repo.cart()?);
     if gone > 0 {
         turn.say(Key::OfferGone);
@@ -1174,7 +1207,7 @@ fn show_cart(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<Buye
 
 fn show_cart_line(
     offer_id: i64,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let (lines, _) = priced_cart(turn, repo.cart()?);
@@ -1203,7 +1236,7 @@ fn show_cart_line(
 fn change_quantity(
     offer_id: i64,
     text: &str,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let Some((_, commodity)) = market_offer(turn, offer_id) else {
@@ -1240,7 +1273,7 @@ fn cancel_button(turn: &Turn<'_>) -> Button {
     turn.button(Key::BtnCancel, Action::Abort.encode())
 }
 
-fn start_checkout(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn start_checkout(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let (lines, _) = priced_cart(turn, repo.cart()?);
     if lines.is_empty() {
         return show_cart(repo, turn);
@@ -1259,11 +1292,7 @@ fn start_checkout(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult
     Ok(BuyerState::ReceiveName)
 }
 
-fn receive_name(
-    text: &str,
-    repo: &mut dyn ShopperRepo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn receive_name(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let name = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let letters = name.chars().filter(|c| c.is_alphabetic()).count();
     let sensible = name
@@ -1276,11 +1305,7 @@ fn receive_name(
     ask_phone(name, repo, turn)
 }
 
-fn ask_phone(
-    name: String,
-    repo: &mut dyn ShopperRepo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn ask_phone(name: String, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let profile = repo.profile()?;
     let mut buttons = Vec::new();
     if let Some(phone) = &profile.phone {
@@ -1301,7 +1326,7 @@ fn ask_phone(
 fn receive_phone(
     name: String,
     text: &str,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     match PhoneNumber::parse(text) {
@@ -1316,7 +1341,7 @@ fn receive_phone(
 fn ask_address(
     name: String,
     phone: PhoneNumber,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let profile = repo.profile()?;
@@ -1353,11 +1378,7 @@ fn slot_label(turn: &Turn<'_>, choice: &SlotChoice) -> String {
     )
 }
 
-fn ask_slot(
-    contact: Contact,
-    repo: &mut dyn ShopperRepo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let choices = available_slots(&turn.market.slots, turn.now);
     if choices.is_empty() {
         turn.say(Key::NoSlots);
@@ -1461,11 +1482,7 @@ fn summary_text(
     (text, total)
 }
 
-fn summary(
-    checkout: Checkout,
-    repo: &mut dyn ShopperRepo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn summary(checkout: Checkout, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let (lines, _) = priced_cart(turn, repo.cart()?);
     if lines.is_empty() {
         return show_cart(repo, turn);
@@ -1482,7 +1499,7 @@ fn summary(
 fn place_order(
     checkout: Checkout,
     shown_total: Rupiah,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     let (lines, gone) = priced_cart(turn, repo.cart()?);
@@ -1520,13 +1537,43 @@ fn place_order(
             .collect(),
         placed_at: turn.now,
     };
-    let number = repo.place_order(&order)?;
+    let placed = match repo.place_order(&order)? {
+        Ok(placed) => placed,
+        Err(PlaceRefusal::PriceChanged) => {
+            turn.say(Key::PricesChanged);
+            return summary(checkout, repo, turn);
+        }
+        Err(PlaceRefusal::OutOfStock {
+            offer_id,
+            available,
+        }) => {
+            let lang = turn.lang;
+            let (name, left) = market_offer(turn, offer_id)
+                .map(|(_, c)| {
+                    let left = Quantity::new(available, c.unit)
+                        .map(|q| q.display(lang))
+                        .unwrap_or_else(|_| "0".into());
+                    (c.display_name(lang).to_string(), left)
+                })
+                .unwrap_or_default();
+            let key = if available == 0 {
+                Key::SoldOutAtCheckout
+            } else {
+                Key::NotEnoughStock
+            };
+            let text = turn.tf(key, &[("commodity", &name), ("left", &left)]);
+            turn.reply(Outbound::text(text));
+            return show_cart(repo, turn);
+        }
+    };
+    let number = placed.number.clone();
     repo.clear_cart()?;
     let address = match &checkout.contact.address {
         Address::Text(t) => Some(t.as_str()),
         Address::Location { .. } => None,
     };
     repo.save_contact(&checkout.contact.name, &checkout.contact.phone, address)?;
+    lifecycle::announce_new_order(repo, turn, placed.id)?;
     let mut stalls: Vec<i64> = order.lines.iter().map(|l| l.stall_id).collect();
     stalls.sort_unstable();
     stalls.dedup();
@@ -1550,7 +1597,7 @@ fn place_order(
 // ---------------------------------------------------------------------------------------------
 // Orders
 
-fn show_orders(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn show_orders(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let orders = repo.orders(ORDERS_SHOWN)?;
     if orders.is_empty() {
         let text = turn.t(Key::OrdersNone);
@@ -1591,11 +1638,20 @@ fn show_orders(repo: &mut dyn ShopperRepo, turn: &mut Turn<'_>) -> RepoResult<Bu
 
 fn cancel_order(
     number: OrderNumber,
-    repo: &mut dyn ShopperRepo,
+    repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
+    let before = match repo.order_id_by_number(&number)? {
+        Some(id) => repo.order(id)?,
+        None => None,
+    };
     let key = match repo.cancel_order(&number, turn.now)? {
-        Ok(()) => Key::OrderCancelled,
+        Ok(order_id) => {
+            if let Some(before) = &before {
+                lifecycle::after_buyer_cancel(repo, turn, order_id, before)?;
+            }
+            Key::OrderCancelled
+        }
         Err(CancelRefusal::NotFound) => Key::CancelNotFound,
         Err(CancelRefusal::AlreadyCancelled) => Key::CancelAlready,
         Err(CancelRefusal::ConfirmedByTrader) => Key::CancelConfirmed,

@@ -7,11 +7,18 @@
 //! one bad event never stops a bot.
 
 use super::buyer::{self, BuyerState};
-use super::{Role, Turn};
+use super::lifecycle::{self, SYSTEM_ACTOR};
+use super::trader::{self, TraderState};
+use super::{MarketRepo, Role, Roles, Route, Turn, admin};
+use crate::channel::UserKey;
 use crate::channel::{Envelope, Outbound};
+use crate::config::Policy;
 use crate::domain::catalog::Catalog;
-use crate::store::{ShopperTx, Store, StoreError, StoreResult};
+use crate::domain::slot::local;
+use crate::store::{RepoTx, Tx};
+use crate::store::{Store, StoreError, StoreResult};
 use crate::text::{Key, Lang, Texts};
+use chrono::NaiveDate;
 use chrono::{DateTime, Duration, Utc};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -78,25 +85,56 @@ pub enum StepError {
 pub struct Engine {
     store: Store,
     catalog: Arc<Catalog>,
+    /// The catalogue version and local date the in-memory catalogue was loaded for.
+    catalog_loaded: (i64, NaiveDate),
     texts: Arc<Texts>,
     clock: Arc<dyn Clock>,
     default_lang: Lang,
+    policy: Arc<Policy>,
+    secret: String,
+}
+
+/// What every event's step shares.
+struct Shared<'a> {
+    catalog: &'a Catalog,
+    texts: &'a Texts,
+    policy: &'a Policy,
+    secret: &'a str,
+    default_lang: Lang,
+}
+
+/// The user timers act as: nobody's chat.
+fn system_user() -> UserKey {
+    UserKey {
+        channel: crate::channel::ChannelKind::Console,
+        id: SYSTEM_ACTOR.to_string(),
+    }
 }
 
 impl Engine {
     pub fn new(
-        store: Store,
+        mut store: Store,
         texts: Arc<Texts>,
         clock: Arc<dyn Clock>,
         default_lang: Lang,
+        policy: Policy,
     ) -> StoreResult<Engine> {
-        let catalog = Arc::new(store.load_catalog()?);
+        let today = local(clock.now()).date_naive();
+        let version = store.catalog_version()?;
+        let catalog = Arc::new(store.load_catalog(today)?);
+        let secret = match &policy.invite_secret {
+            Some(s) => s.clone(),
+            None => store.secret()?,
+        };
         Ok(Engine {
             store,
             catalog,
+            catalog_loaded: (version, today),
             texts,
             clock,
             default_lang,
+            policy: Arc::new(policy),
+            secret,
         })
     }
 
@@ -121,16 +159,87 @@ impl Engine {
         self.default_lang
     }
 
-    /// Processes every pending inbox row in order; returns how many were handled.
+    /// Reloads the in-memory catalogue if another step (in this or another process) changed it,
+    /// or the day changed (stalls closed "for today" open again).
+    fn refresh_catalog(&mut self) -> StoreResult<()> {
+        let today = local(self.clock.now()).date_naive();
+        let version = self.store.catalog_version()?;
+        if (version, today) != self.catalog_loaded {
+            self.catalog = Arc::new(self.store.load_catalog(today)?);
+            self.catalog_loaded = (version, today);
+        }
+        Ok(())
+    }
+
+    /// Processes every pending inbox row in order, then every due timer; returns how many rows
+    /// were handled.
     pub fn process_pending(&mut self) -> StoreResult<usize> {
         let mut handled = 0;
         loop {
             let n = self.process_batch(MAX_BATCH)?;
             if n == 0 {
-                return Ok(handled);
+                break;
             }
             handled += n;
         }
+        self.run_timers()?;
+        Ok(handled)
+    }
+
+    /// Acts on every trader deadline that has passed (reminder, admin, cancel), one market per
+    /// transaction. Deadlines are rows, so a restart loses none. Returns how many were due.
+    pub fn run_timers(&mut self) -> StoreResult<usize> {
+        let now = self.clock.now();
+        self.refresh_catalog()?;
+        let markets = self.store.markets_with_due_deadlines(now)?;
+        let mut handled = 0;
+        for slug in markets {
+            let catalog = Arc::clone(&self.catalog);
+            let texts = Arc::clone(&self.texts);
+            let policy = Arc::clone(&self.policy);
+            let Some(market) = catalog.market(&slug) else {
+                continue;
+            };
+            let system = system_user();
+            let secret = self.secret.clone();
+            let default_lang = self.default_lang;
+            handled += self
+                .store
+                .write(|tx| {
+                    let mut repo = RepoTx {
+                        tx,
+                        market: &market.slug,
+                        user: &system,
+                        now,
+                    };
+                    let due = MarketRepo::due_sub_orders(&mut repo, now)?;
+                    let mut turn = Turn {
+                        now,
+                        market,
+                        catalog: &catalog,
+                        texts: &texts,
+                        policy: &policy,
+                        user: &system,
+                        lang: default_lang,
+                        event_key: "timer",
+                        secret: &secret,
+                        out: Vec::new(),
+                        catalog_changed: false,
+                    };
+                    for sub in &due {
+                        lifecycle::deadline_passed(&mut repo, &mut turn, *sub)?;
+                    }
+                    for envelope in &turn.out {
+                        crate::store::enqueue(tx, envelope, None, now)?;
+                    }
+                    Ok::<_, StepError>(due.len())
+                })
+                .map_err(|e| match e {
+                    StepError::Store(s) => s,
+                    other => StoreError::Corrupt(other.to_string()),
+                })?;
+        }
+        Ok(handled)
     }
 
     /// Handles up to `max` pending inbox rows, oldest first, in one transaction (group commit:
@@ -139,15 +248,23 @@ impl Engine {
     /// loses no reply anyone has seen. Returns how many rows were taken up (handled, retried or
     /// parked).
     pub fn process_batch(&mut self, max: usize) -> StoreResult<usize> {
+        self.refresh_catalog()?;
         let now = self.clock.now();
         let catalog = Arc::clone(&self.catalog);
         let texts = Arc::clone(&self.texts);
-        let default_lang = self.default_lang;
+        let policy = Arc::clone(&self.policy);
+        let shared = Shared {
+            catalog: &catalog,
+            texts: &texts,
+            policy: &policy,
+            secret: &self.secret,
+            default_lang: self.default_lang,
+        };
         self.store.write(|tx| {
             let pending = crate::store::pending_in(tx, max)?;
             // A user whose event must be retried keeps their later events for the next batch, so
             // each user's messages are handled in the order they were sent.
-            let mut deferred: Vec<&crate::channel::UserKey> = Vec::new();
+            let mut deferred: Vec<&UserKey> = Vec::new();
             let mut taken = 0;
             let started = std::time::Instant::now();
             for p in &pending {
@@ -168,8 +285,14 @@ impl Engine {
                 }
                 taken += 1;
                 crate::store::savepoint(tx)?;
-                match step_event(tx, p.id, ev, now, &catalog, &texts, default_lang) {
-                    Ok(()) => crate::store::release_savepoint(tx)?,
+                match step_event(tx, p.id, ev, now, &shared) {
+                    Ok(catalog_changed) => {
+                        crate::store::release_savepoint(tx)?;
+                        // Later events must see the new prices: end the batch here.
+                        if catalog_changed {
+                            break;
+                        }
+                    }
                     Err(e) => {
                         crate::store::rollback_savepoint(tx)?;
                         tracing::error!(inbox_id = p.id, source = %ev.source_id, error = %e, "event failed");
@@ -178,13 +301,9 @@ impl Engine {
                             deferred.push(&ev.user);
                         } else {
                             // Give up on this event: tell the user, keep the bot going.
-                            let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(default_lang);
+                            let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(shared.default_lang);
                             let apology = texts.get(&ev.market, lang, Key::InternalError).to_string();
-                            let envelope = Envelope {
-                                market: ev.market.clone(),
-                                to: ev.user.clone(),
-                                message: Outbound::text(apology),
-                            };
+                            let envelope = Envelope { market: ev.market.clone(), to: ev.user.clone(), message: Outbound::text(apology) };
                             crate::store::mark_failed(tx, p.id, now)?;
                             crate::store::enqueue(tx, &envelope, Some(p.id), now)?;
                         }
@@ -196,62 +315,103 @@ impl Engine {
     }
 }
 
-/// One event's step inside the open transaction: load state, step, save state, queue replies,
-/// mark the inbox row done.
+fn decode_state<S: serde::de::DeserializeOwned + Default>(
+    json: Option<String>,
+    user: &UserKey,
+    reset: &mut bool,
+) -> S {
+    match json {
+        None => S::default(),
+        Some(json) => serde_json::from_str::<S>(&json).unwrap_or_else(|e| {
+            tracing::warn!(user = %user, error = %e, "stored state no longer decodes; reset");
+            *reset = true;
+            S::default()
+        }),
+    }
+}
+
+/// One event's step inside the open transaction: work out who the user is here, route the input
+/// to that role's conversation, save its state, queue the messages, mark the inbox row done.
+/// Returns whether the catalogue changed.
 fn step_event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     inbox_id: i64,
     ev: &crate::channel::InboundEvent,
     now: DateTime<Utc>,
-    catalog: &Catalog,
-    texts: &Texts,
-    default_lang: Lang,
-) -> Result<(), StepError> {
-    let Some(market) = catalog.market(&ev.market) else {
+    shared: &Shared<'_>,
+) -> Result<bool, StepError> {
+    let Some(market) = shared.catalog.market(&ev.market) else {
         tracing::warn!(market = %ev.market, "event for an unknown market dropped");
         crate::store::mark_done(tx, inbox_id, now)?;
-        return Ok(());
+        return Ok(false);
     };
-    let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(default_lang);
+    let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(shared.default_lang);
+    let event_key = format!("inbox:{}", ev.source_id);
     let mut turn = Turn {
         now,
         market,
-        catalog,
-        texts,
+        catalog: shared.catalog,
+        texts: shared.texts,
+        policy: shared.policy,
         user: &ev.user,
         lang,
+        event_key: &event_key,
+        secret: shared.secret,
         out: Vec::new(),
+        catalog_changed: false,
     };
-    let stored = crate::store::load_state(tx, &market.slug, &ev.user, Role::Buyer)?;
-    let state = match stored {
-        None => BuyerState::default(),
-        Some(json) => match serde_json::from_str::<BuyerState>(&json) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(user = %ev.user, error = %e, "stored state no longer decodes; reset");
-                turn.say(Key::StateReset);
-                BuyerState::default()
-            }
-        },
-    };
-    let mut repo = ShopperTx {
+    let mut repo = RepoTx {
         tx,
         market: &market.slug,
         user: &ev.user,
         now,
     };
-    let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        buyer::step(state, &ev.inbound, &mut repo, &mut turn)
+    let roles = Roles {
+        admin: shared.policy.is_config_admin(&market.slug, &ev.user)
+            || repo.staff_admins()?.contains(&ev.user),
+        stalls: repo.stalls_of(&ev.user)?,
+    };
+    let mut reset = false;
+    let trader_state: TraderState = decode_state(
+        crate::store::load_state(tx, &market.slug, &ev.user, Role::Trader)?,
+        &ev.user,
+        &mut reset,
+    );
+    let route = super::route(&ev.inbound, &roles, trader_state.is_busy());
+    let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), StepError> {
+        match route {
+            Route::Buyer => {
+                let state: BuyerState = decode_state(
+                    crate::store::load_state(tx, &market.slug, &ev.user, Role::Buyer)?,
+                    &ev.user,
+                    &mut reset,
+                );
+                if reset {
+                    turn.say(Key::StateReset);
+                }
+                let next = buyer::step(state, &ev.inbound, &mut repo, &mut turn)?;
+                let json = serde_json::to_string(&next).map_err(StoreError::from)?;
+                crate::store::save_state(tx, &market.slug, &ev.user, Role::Buyer, &json, now)?;
+            }
+            Route::Trader => {
+                if reset {
+                    turn.say(Key::StateReset);
+                }
+                let next = trader::step(trader_state, &ev.inbound, &mut repo, &mut turn)?;
+                let json = serde_json::to_string(&next).map_err(StoreError::from)?;
+                crate::store::save_state(tx, &market.slug, &ev.user, Role::Trader, &json, now)?;
+            }
+            Route::Admin => admin::step(&ev.inbound, &mut repo, &mut turn)?,
+        }
+        Ok(())
     }));
-    let next = match stepped {
+    match stepped {
         Ok(result) => result?,
         Err(_) => return Err(StepError::Panic),
-    };
-    let json = serde_json::to_string(&next).map_err(StoreError::from)?;
-    crate::store::save_state(tx, &market.slug, &ev.user, Role::Buyer, &json, now)?;
+    }
     for envelope in &turn.out {
         crate::store::enqueue(tx, envelope, Some(inbox_id), now)?;
     }
     crate::store::mark_done(tx, inbox_id, now)?;
-    Ok(())
+    Ok(turn.catalog_changed)
 }

@@ -7,18 +7,26 @@
 //! does no I/O, takes its clock from the turn, and is deterministic for a given database content.
 //! The [`engine`] wires inbox -> step -> one transaction -> outbox.
 
+pub mod admin;
 pub mod buyer;
 pub mod engine;
+pub mod lifecycle;
 pub mod payload;
+pub mod trader;
 
 use crate::channel::{Button, Envelope, Outbound, UserKey};
+use crate::config::Policy;
 use crate::domain::cart::CartLine;
 use crate::domain::catalog::{Catalog, Market};
 use crate::domain::contact::PhoneNumber;
-use crate::domain::order::{CancelRefusal, NewOrder, OrderNumber, OrderSummary};
+use crate::domain::money::Rupiah;
+use crate::domain::order::{
+    CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary,
+    SubOrderStatus,
+};
 use crate::domain::quantity::Quantity;
 use crate::text::{Key, Lang, Texts};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Who a conversation is with. Each role has its own state per (market, channel, user).
@@ -78,26 +86,135 @@ pub trait ShopperRepo {
     ) -> RepoResult<()>;
     fn remove_cart_line(&mut self, offer_id: i64) -> RepoResult<bool>;
     fn clear_cart(&mut self) -> RepoResult<()>;
-    /// Stores the order with one sub-order per stall, returns its number.
-    fn place_order(&mut self, order: &NewOrder) -> RepoResult<OrderNumber>;
+    /// Stores the order with one sub-order per stall and reserves its stock, or says why not:
+    /// nothing is written when it is refused.
+    fn place_order(&mut self, order: &NewOrder) -> RepoResult<Result<PlacedOrder, PlaceRefusal>>;
     /// The shopper's orders in this market, newest first.
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>>;
+    /// Cancels the shopper's own order if no trader has confirmed any of it; returns its id.
     fn cancel_order(
         &mut self,
         number: &OrderNumber,
         now: DateTime<Utc>,
-    ) -> RepoResult<Result<(), CancelRefusal>>;
+    ) -> RepoResult<Result<i64, CancelRefusal>>;
 }
 
-/// Everything one step may look at and the replies it produces.
+/// A stored order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedOrder {
+    pub id: i64,
+    pub number: OrderNumber,
+}
+
+/// Why an order could not be placed as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlaceRefusal {
+    /// A stall has less left than the line wants.
+    OutOfStock { offer_id: i64, available: u64 },
+    /// A price changed since the summary was shown.
+    PriceChanged,
+}
+
+/// Market-wide data the order lifecycle, traders and admins work on, inside the current
+/// transaction. Implemented by the store, scoped to one market.
+pub trait MarketRepo {
+    /// The language a user chose, if any.
+    fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
+    /// Admins of this market granted at run time (config admins come from the [`Policy`]).
+    fn staff_admins(&mut self) -> RepoResult<Vec<UserKey>>;
+    /// Stalls of this market the user trades at.
+    fn stalls_of(&mut self, user: &UserKey) -> RepoResult<Vec<i64>>;
+    /// Chats registered as a stall's trader.
+    fn traders_of(&mut self, stall_id: i64) -> RepoResult<Vec<UserKey>>;
+    fn create_invite(
+        &mut self,
+        code: &str,
+        stall_id: i64,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()>;
+    /// Uses an unused, unexpired code of this market: registers the user as the stall's trader and
+    /// returns the stall. `None` for any code that does not qualify.
+    fn redeem_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<Option<i64>>;
+    fn order(&mut self, order_id: i64) -> RepoResult<Option<Order>>;
+    fn order_id_by_number(&mut self, number: &OrderNumber) -> RepoResult<Option<i64>>;
+    fn order_id_of_sub(&mut self, sub_id: i64) -> RepoResult<Option<i64>>;
+    fn order_id_of_line(&mut self, line_id: i64) -> RepoResult<Option<i64>>;
+    /// Moves an order; the caller has checked the move is legal. Audited.
+    fn set_order_status(
+        &mut self,
+        order_id: i64,
+        from: OrderStatus,
+        to: OrderStatus,
+        actor: &str,
+        note: Option<&str>,
+    ) -> RepoResult<()>;
+    /// Moves a sub-order; the caller has checked the move is legal. Audited.
+    fn set_sub_status(
+        &mut self,
+        order_id: i64,
+        sub_id: i64,
+        from: SubOrderStatus,
+        to: SubOrderStatus,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> RepoResult<()>;
+    fn set_sub_deadline(
+        &mut self,
+        sub_id: i64,
+        at: Option<DateTime<Utc>>,
+        escalation: i64,
+    ) -> RepoResult<()>;
+    fn acknowledge_sub(&mut self, sub_id: i64) -> RepoResult<()>;
+    /// Stores a line's weighed quantity, price and out-of-stock mark, and the sub-order's total.
+    fn update_line(&mut self, sub_id: i64, line: &OrderLine) -> RepoResult<()>;
+    /// Puts stock back (a counted offer only).
+    fn release_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()>;
+    /// Takes more stock after weighing (a counted offer only; never below zero).
+    fn take_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()>;
+    /// Stock left of counted offers (`None`: not counted).
+    fn stock_of(&mut self, offer_id: i64) -> RepoResult<Option<u64>>;
+    /// Sub-orders waiting for a trader whose deadline has passed.
+    fn due_sub_orders(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<i64>>;
+    /// Sub-orders of these stalls still needing the trader (awaiting, adjusted, accepted).
+    fn open_sub_orders(&mut self, stalls: &[i64]) -> RepoResult<Vec<i64>>;
+    /// Confirmed sub-orders of these stalls placed on `date` (local): count and total.
+    fn sales_on(&mut self, stalls: &[i64], date: NaiveDate) -> RepoResult<(usize, Rupiah)>;
+    /// Sets a stall's price, adding the commodity to its list if new.
+    fn set_price(&mut self, stall_id: i64, commodity_id: &str, price: Rupiah) -> RepoResult<()>;
+    /// Sets a stall's stock of a commodity it sells; false if it does not sell it.
+    fn set_stock(
+        &mut self,
+        stall_id: i64,
+        commodity_id: &str,
+        stock: Option<u64>,
+    ) -> RepoResult<bool>;
+    /// Closes a stall for a day (`None` reopens it).
+    fn set_closed(&mut self, stall_id: i64, on: Option<NaiveDate>) -> RepoResult<()>;
+}
+
+/// Both repositories: what the store hands a step.
+pub trait Repo: ShopperRepo + MarketRepo {}
+
+impl<T: ShopperRepo + MarketRepo> Repo for T {}
+
+/// Everything one step may look at and the messages it produces.
 pub struct Turn<'a> {
     pub now: DateTime<Utc>,
     pub market: &'a Market,
     pub catalog: &'a Catalog,
     pub texts: &'a Texts,
+    pub policy: &'a Policy,
+    /// Who acted: the sender of the message, or the system for timers.
     pub user: &'a UserKey,
     pub lang: Lang,
+    /// The inbox id of the event, unique and stable across redelivery: seeds invite codes.
+    pub event_key: &'a str,
+    /// Keys invite codes.
+    pub secret: &'a str,
     pub out: Vec<Envelope>,
+    /// The step changed prices, stock lists or open stalls: the engine reloads the catalogue.
+    pub catalog_changed: bool,
 }
 
 impl Turn<'_> {
@@ -113,9 +230,21 @@ impl Turn<'_> {
         self.texts.render(&self.market.slug, self.lang, key, args)
     }
 
+    /// The sentence in another language (for messages to other people).
+    pub fn tf_in(&self, lang: Lang, key: Key, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+        self.texts.render(&self.market.slug, lang, key, args)
+    }
+
     pub fn button(&self, key: Key, payload: impl Into<String>) -> Button {
         Button {
             label: self.t(key),
+            payload: payload.into(),
+        }
+    }
+
+    pub fn button_in(&self, lang: Lang, key: Key, payload: impl Into<String>) -> Button {
+        Button {
+            label: self.texts.get(&self.market.slug, lang, key).to_string(),
             payload: payload.into(),
         }
     }
@@ -129,8 +258,71 @@ impl Turn<'_> {
         });
     }
 
+    /// Sends a message to someone else in this market.
+    pub fn send(&mut self, to: &UserKey, message: Outbound) {
+        self.out.push(Envelope {
+            market: self.market.slug.clone(),
+            to: to.clone(),
+            message,
+        });
+    }
+
     pub fn say(&mut self, key: Key) {
         let text = self.t(key);
         self.reply(Outbound::text(text));
+    }
+
+    /// The actor label written to the audit table.
+    pub fn actor(&self, role: Role) -> String {
+        format!("{}:{}", role.code(), self.user)
+    }
+}
+
+/// What the user is in this market, for routing.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    pub admin: bool,
+    pub stalls: Vec<i64>,
+}
+
+/// Which conversation handles an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Buyer,
+    Trader,
+    Admin,
+}
+
+/// Commands only traders have.
+pub const TRADER_COMMANDS: &[&str] = &["harga", "stok", "tutup", "buka", "rekap", "pesanan"];
+/// Commands only admins have.
+pub const ADMIN_COMMANDS: &[&str] = &["undang"];
+
+/// Picks the conversation: trader and admin buttons and commands go to those roles (a command of
+/// a role the user does not have goes to the buyer, who answers "unknown command", so the role
+/// set is not revealed); free text goes to a trader who is in the middle of something.
+pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool) -> Route {
+    use crate::channel::Inbound;
+    match inbound {
+        Inbound::Button(p) => match payload::Action::parse(p) {
+            Some(a) if a.is_trader() => Route::Trader,
+            _ => Route::Buyer,
+        },
+        Inbound::Command { name, .. } => {
+            let name = name.as_str();
+            if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
+                Route::Trader
+            } else if ADMIN_COMMANDS.contains(&name) && roles.admin {
+                Route::Admin
+            } else if matches!(name, "bantuan" | "help") && roles.admin {
+                Route::Admin
+            } else if matches!(name, "bantuan" | "help") && !roles.stalls.is_empty() {
+                Route::Trader
+            } else {
+                Route::Buyer
+            }
+        }
+        Inbound::Text(_) if trader_busy => Route::Trader,
+        _ => Route::Buyer,
     }
 }

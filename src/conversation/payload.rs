@@ -41,6 +41,43 @@ pub enum Action {
     Language(Lang),
     Help,
     Search,
+    // The shopper's answers in the order lifecycle.
+    AgreeChanges(i64),
+    DropStall(i64),
+    AcknowledgeDrop(i64),
+    // Traders, on a sub-order or one of its lines.
+    TraderAccept(i64),
+    TraderChange(i64),
+    TraderReject(i64),
+    TraderReason { sub: i64, reason: ReasonCode },
+    TraderLine(i64),
+    TraderOutOfStock(i64),
+    TraderDone(i64),
+    TraderPack(i64),
+}
+
+/// The reasons a trader picks from when rejecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonCode {
+    Habis,
+    Tutup,
+    Lainnya,
+}
+
+impl ReasonCode {
+    pub fn code(self) -> &'static str {
+        match self {
+            ReasonCode::Habis => "habis",
+            ReasonCode::Tutup => "tutup",
+            ReasonCode::Lainnya => "lain",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ReasonCode> {
+        [ReasonCode::Habis, ReasonCode::Tutup, ReasonCode::Lainnya]
+            .into_iter()
+            .find(|r| r.code() == s)
+    }
 }
 
 impl Action {
@@ -74,7 +111,33 @@ impl Action {
             Action::Language(l) => format!("lang:{}", l.code()),
             Action::Help => "help".into(),
             Action::Search => "search".into(),
+            Action::AgreeChanges(id) => format!("agree:{id}"),
+            Action::DropStall(id) => format!("dropst:{id}"),
+            Action::AcknowledgeDrop(id) => format!("ack:{id}"),
+            Action::TraderAccept(id) => format!("t:ok:{id}"),
+            Action::TraderChange(id) => format!("t:chg:{id}"),
+            Action::TraderReject(id) => format!("t:no:{id}"),
+            Action::TraderReason { sub, reason } => format!("t:why:{sub}:{}", reason.code()),
+            Action::TraderLine(id) => format!("t:line:{id}"),
+            Action::TraderOutOfStock(id) => format!("t:oos:{id}"),
+            Action::TraderDone(id) => format!("t:done:{id}"),
+            Action::TraderPack(id) => format!("t:pack:{id}"),
         }
+    }
+
+    /// Buttons only a stall's trader may press.
+    pub fn is_trader(&self) -> bool {
+        matches!(
+            self,
+            Action::TraderAccept(_)
+                | Action::TraderChange(_)
+                | Action::TraderReject(_)
+                | Action::TraderReason { .. }
+                | Action::TraderLine(_)
+                | Action::TraderOutOfStock(_)
+                | Action::TraderDone(_)
+                | Action::TraderPack(_)
+        )
     }
 
     /// The one parser of payloads. Anything unknown, malformed or oversized is `None`.
@@ -87,6 +150,26 @@ impl Action {
             None => (payload, None),
         };
         let id = |s: &str| s.parse::<i64>().ok().filter(|n| *n > 0);
+        if let ("t", Some(r)) = (head, rest) {
+            let (verb, arg) = r.split_once(':')?;
+            return Some(match verb {
+                "ok" => Action::TraderAccept(id(arg)?),
+                "chg" => Action::TraderChange(id(arg)?),
+                "no" => Action::TraderReject(id(arg)?),
+                "why" => {
+                    let (sub, reason) = arg.split_once(':')?;
+                    Action::TraderReason {
+                        sub: id(sub)?,
+                        reason: ReasonCode::parse(reason)?,
+                    }
+                }
+                "line" => Action::TraderLine(id(arg)?),
+                "oos" => Action::TraderOutOfStock(id(arg)?),
+                "done" => Action::TraderDone(id(arg)?),
+                "pack" => Action::TraderPack(id(arg)?),
+                _ => return None,
+            });
+        }
         Some(match (head, rest) {
             ("menu", None) => Action::Menu,
             ("shop", None) => Action::Shop,
@@ -130,6 +213,9 @@ impl Action {
             ("lang", Some(r)) => Action::Language(Lang::from_code(r)?),
             ("help", None) => Action::Help,
             ("search", None) => Action::Search,
+            ("agree", Some(r)) => Action::AgreeChanges(id(r)?),
+            ("dropst", Some(r)) => Action::DropStall(id(r)?),
+            ("ack", Some(r)) => Action::AcknowledgeDrop(id(r)?),
             _ => return None,
         })
     }
@@ -176,6 +262,20 @@ mod tests {
             Action::Language(Lang::En),
             Action::Help,
             Action::Search,
+            Action::AgreeChanges(9),
+            Action::DropStall(9),
+            Action::AcknowledgeDrop(9),
+            Action::TraderAccept(123456789),
+            Action::TraderChange(1),
+            Action::TraderReject(1),
+            Action::TraderReason {
+                sub: 77,
+                reason: ReasonCode::Lainnya,
+            },
+            Action::TraderLine(5),
+            Action::TraderOutOfStock(5),
+            Action::TraderDone(1),
+            Action::TraderPack(1),
         ];
         for a in actions {
             let p = a.encode();

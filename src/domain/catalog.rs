@@ -126,6 +126,8 @@ pub struct Stall {
     pub number: String,
     pub name: String,
     pub trader: String,
+    /// The local date the trader closed the stall for (`/tutup`); its offers are hidden that day.
+    pub closed_on: Option<chrono::NaiveDate>,
 }
 
 /// A stall's price for a commodity, per the commodity's sale unit.
@@ -532,6 +534,7 @@ impl Catalog {
         commodities: Vec<Commodity>,
         stalls: Vec<Stall>,
         offers: Vec<Offer>,
+        today: chrono::NaiveDate,
     ) -> Catalog {
         let commodity_index: HashMap<String, usize> = commodities
             .iter()
@@ -541,7 +544,9 @@ impl Catalog {
         let stalls: HashMap<i64, Stall> = stalls.into_iter().map(|s| (s.id, s)).collect();
         let mut offers_by_item: HashMap<String, HashMap<String, Vec<i64>>> = HashMap::new();
         for o in &offers {
-            if let Some(stall) = stalls.get(&o.stall_id) {
+            if let Some(stall) = stalls.get(&o.stall_id)
+                && stall.closed_on != Some(today)
+            {
                 offers_by_item
                     .entry(stall.market.clone())
                     .or_default()
@@ -676,43 +681,15 @@ impl Catalog {
                 suggestions: Vec::new(),
             };
         }
-        let q_words: Vec<&str> = q.split(' ').collect();
-        let mut best: HashMap<usize, u32> = HashMap::new();
-        let q_words: Vec<(&str, usize)> = q_words.iter().map(|w| (*w, w.chars().count())).collect();
-        for term in &self.search_terms {
-            let score = whole_word_score(&q, &q_words, term);
-            if score > 0 {
-                let e = best.entry(term.commodity).or_insert(0);
-                *e = (*e).max(score);
-            }
-        }
-        // Typo matches only matter when nothing matched exactly (see the tiers below).
-        if !best.values().any(|s| *s == 100) {
-            for term in &self.search_terms {
-                let score = typo_score(&q_words, term);
-                if score > 0 {
-                    let e = best.entry(term.commodity).or_insert(0);
-                    *e = (*e).max(score);
-                }
-            }
-        }
-        let mut found: Vec<(u32, &Commodity)> = best
-            .into_iter()
-            .map(|(i, s)| (s, &self.commodities[i]))
-            .filter(|(_, c)| self.sold_in(market, &c.id))
-            .collect();
+        let allowed = |c: &Commodity| self.sold_in(market, &c.id);
+        let found = self.ranked(&q, &allowed);
         if !found.is_empty() {
-            // Keep only the best tier, so "bawang" (bawang putih in Javanese) still lists the
-            // other bawang, but a typo match never outranks an exact one.
-            let top = found.iter().map(|(s, _)| *s).max().unwrap_or(0);
-            found.retain(|(s, _)| *s + 30 >= top);
-            found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
             return SearchResult::Found(found.into_iter().map(|(_, c)| c).take(12).collect());
         }
         let mut similar: Vec<(f64, &Commodity)> = Vec::new();
         for term in &self.search_terms {
             let c = &self.commodities[term.commodity];
-            if !self.sold_in(market, &c.id) {
+            if !allowed(c) {
                 continue;
             }
             let sim = strsim::jaro_winkler(&q, &term.text);
@@ -727,6 +704,62 @@ impl Catalog {
         SearchResult::NotFound {
             suggestions: similar.into_iter().map(|(_, c)| c).take(3).collect(),
         }
+    }
+
+    /// The one commodity a name means, in the whole catalogue (for traders naming what they
+    /// sell): an exact name, alias or market word, else the only best match.
+    pub fn find_any(&self, query: &str) -> Option<&Commodity> {
+        let q = normalize(query);
+        if q.is_empty() {
+            return None;
+        }
+        let found = self.ranked(&q, &|_| true);
+        let top = found.first()?.0;
+        let best: Vec<&Commodity> = found
+            .iter()
+            .filter(|(s, _)| *s == top)
+            .map(|(_, c)| *c)
+            .collect();
+        (best.len() == 1).then(|| best[0])
+    }
+
+    /// Commodities matching a normalized query, best first, within 30 points of the best: so
+    /// "bawang" (bawang putih in Javanese) still lists the other bawang, but a typo match never
+    /// stands beside an exact one.
+    fn ranked(&self, q: &str, allowed: &dyn Fn(&Commodity) -> bool) -> Vec<(u32, &Commodity)> {
+        let q_words: Vec<(&str, usize)> = q.split(' ').map(|w| (w, w.chars().count())).collect();
+        let mut best: HashMap<usize, u32> = HashMap::new();
+        for term in &self.search_terms {
+            if !allowed(&self.commodities[term.commodity]) {
+                continue;
+            }
+            let score = whole_word_score(q, &q_words, term);
+            if score > 0 {
+                let e = best.entry(term.commodity).or_insert(0);
+                *e = (*e).max(score);
+            }
+        }
+        // Typo matches only matter when nothing matched exactly.
+        if !best.values().any(|s| *s == 100) {
+            for term in &self.search_terms {
+                if !allowed(&self.commodities[term.commodity]) {
+                    continue;
+                }
+                let score = typo_score(&q_words, term);
+                if score > 0 {
+                    let e = best.entry(term.commodity).or_insert(0);
+                    *e = (*e).max(score);
+                }
+            }
+        }
+        let mut found: Vec<(u32, &Commodity)> = best
+            .into_iter()
+            .map(|(i, s)| (s, &self.commodities[i]))
+            .collect();
+        let top = found.iter().map(|(s, _)| *s).max().unwrap_or(0);
+        found.retain(|(s, _)| *s + 30 >= top);
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
+        found
     }
 }
 
@@ -832,6 +865,7 @@ mod tests {
             number: "A-1".into(),
             name: "Sayur Bu Sri".into(),
             trader: "Bu Sri".into(),
+            closed_on: None,
         }];
         let offers = [
             "bawang-merah",
@@ -849,7 +883,13 @@ mod tests {
             price: Rupiah(1000),
         })
         .collect();
-        Catalog::new(Vec::new(), commodities, stalls, offers)
+        Catalog::new(
+            Vec::new(),
+            commodities,
+            stalls,
+            offers,
+            chrono::NaiveDate::MIN,
+        )
     }
 
     fn ids(r: SearchResult<'_>) -> Vec<String> {
@@ -919,6 +959,7 @@ mod tests {
                 number: "A-1".into(),
                 name: "A".into(),
                 trader: "a".into(),
+                closed_on: None,
             },
             Stall {
                 id: 2,
@@ -926,6 +967,7 @@ mod tests {
                 number: "A-2".into(),
                 name: "B".into(),
                 trader: "b".into(),
+                closed_on: None,
             },
         ];
         let offers = vec![
@@ -942,7 +984,13 @@ mod tests {
                 price: Rupiah(8000),
             },
         ];
-        let c = Catalog::new(Vec::new(), commodities, stalls, offers);
+        let c = Catalog::new(
+            Vec::new(),
+            commodities,
+            stalls,
+            offers,
+            chrono::NaiveDate::MIN,
+        );
         let ids: Vec<i64> = c.offers_for("m", "tomat").iter().map(|o| o.id).collect();
         assert_eq!(ids, [11, 10]);
         assert!(c.offers_for("other", "tomat").is_empty());

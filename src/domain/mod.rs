@@ -4,6 +4,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod contact;
+pub mod invite;
 pub mod money;
 pub mod order;
 pub mod quantity;

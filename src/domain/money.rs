@@ -37,6 +37,56 @@ impl Rupiah {
     pub fn value(self) -> i64 {
         self.0
     }
+
+    /// Reads a price as traders type it: `36000`, `36.000`, `Rp 36.000`, `36rb`, `36 ribu`,
+    /// `7,5rb`, `36k`. Between Rp 1 and Rp 10.000.000.
+    pub fn parse(input: &str) -> Option<Rupiah> {
+        let s: String = input
+            .to_lowercase()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let s = s.strip_prefix("rp").unwrap_or(&s).trim_start_matches('.');
+        let (number, thousands) = if let Some(n) = s
+            .strip_suffix("ribu")
+            .or_else(|| s.strip_suffix("rb"))
+            .or_else(|| s.strip_suffix('k'))
+        {
+            (n, true)
+        } else {
+            (s, false)
+        };
+        if number.is_empty()
+            || !number
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        {
+            return None;
+        }
+        let value: i64 = if thousands {
+            // "7,5rb" or "7.5rb": a decimal mark, at most three decimals.
+            let n = number.replace(',', ".");
+            let (int, frac) = n.split_once('.').unwrap_or((&n, ""));
+            if frac.len() > 3 || frac.contains('.') {
+                return None;
+            }
+            let int: i64 = int.parse().ok()?;
+            let frac_value: i64 = if frac.is_empty() {
+                0
+            } else {
+                format!("{frac:0<3}").parse().ok()?
+            };
+            int.checked_mul(1000)?.checked_add(frac_value)?
+        } else {
+            // "36.000": dots (or commas) group thousands; "36000" plain.
+            let groups: Vec<&str> = number.split(['.', ',']).collect();
+            if groups.len() > 1 && groups[1..].iter().any(|g| g.len() != 3) {
+                return None;
+            }
+            groups.concat().parse().ok()?
+        };
+        (1..=10_000_000).contains(&value).then_some(Rupiah(value))
+    }
 }
 
 impl fmt::Display for Rupiah {
@@ -101,6 +151,26 @@ mod tests {
         assert_eq!(Rupiah(3333).times_fraction(1, 3), Some(Rupiah(1111)));
         assert_eq!(Rupiah(10).times_fraction(1, 0), None);
         assert_eq!(Rupiah(i64::MAX).times_fraction(u64::MAX, 1), None);
+    }
+
+    #[test]
+    fn parses_prices_as_traders_type_them() {
+        for (input, want) in [
+            ("36000", 36000),
+            ("36.000", 36000),
+            ("Rp 36.000", 36000),
+            ("rp36.000", 36000),
+            ("36rb", 36000),
+            ("36 ribu", 36000),
+            ("7,5rb", 7500),
+            ("36k", 36000),
+            ("1.250.000", 1250000),
+        ] {
+            assert_eq!(Rupiah::parse(input), Some(Rupiah(want)), "{input}");
+        }
+        for bad in ["", "abc", "0", "-5000", "36.00", "99999999", "Rp", "3,5"] {
+            assert_eq!(Rupiah::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -45,39 +45,49 @@ impl FromStr for PaymentMethod {
 pub enum OrderStatus {
     /// Placed; waiting for the traders to confirm.
     AwaitingTraders,
-    /// A trader changed something after weighing; the shopper must agree.
+    /// A trader changed something after weighing, or a stall dropped out: the shopper must agree.
     AwaitingBuyer,
+    /// Every remaining stall has said yes at the agreed total.
+    Confirmed,
     AwaitingPayment,
     /// Paid (or cash on delivery agreed); traders are packing.
     Preparing,
+    /// Every stall has packed its part; waiting for the courier.
     ReadyForPickup,
     OnDelivery,
     Delivered,
+    /// Cancelled by the shopper, an admin, or because nobody answered.
     Cancelled,
+    /// Every stall said no.
+    Rejected,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 10] = [
         OrderStatus::AwaitingTraders,
         OrderStatus::AwaitingBuyer,
+        OrderStatus::Confirmed,
         OrderStatus::AwaitingPayment,
         OrderStatus::Preparing,
         OrderStatus::ReadyForPickup,
         OrderStatus::OnDelivery,
         OrderStatus::Delivered,
         OrderStatus::Cancelled,
+        OrderStatus::Rejected,
     ];
 
     pub fn code(self) -> &'static str {
         match self {
             OrderStatus::AwaitingTraders => "awaiting_traders",
             OrderStatus::AwaitingBuyer => "awaiting_buyer",
+            OrderStatus::Confirmed => "confirmed",
             OrderStatus::AwaitingPayment => "awaiting_payment",
             OrderStatus::Preparing => "preparing",
             OrderStatus::ReadyForPickup => "ready_for_pickup",
             OrderStatus::OnDelivery => "on_delivery",
             OrderStatus::Delivered => "delivered",
             OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Rejected => "rejected",
         }
     }
 
@@ -92,10 +102,13 @@ impl OrderStatus {
             (self, next),
             (
                 AwaitingTraders,
-                AwaitingBuyer | AwaitingPayment | Preparing | Cancelled
+                AwaitingBuyer | Confirmed | Cancelled | Rejected
             ) | (
                 AwaitingBuyer,
-                AwaitingTraders | AwaitingPayment | Preparing | Cancelled
+                AwaitingTraders | Confirmed | ReadyForPickup | Cancelled | Rejected
+            ) | (
+                Confirmed,
+                AwaitingPayment | Preparing | ReadyForPickup | AwaitingBuyer | Cancelled
             ) | (AwaitingPayment, Preparing | Cancelled)
                 | (Preparing, ReadyForPickup | Cancelled)
                 | (ReadyForPickup, OnDelivery | Cancelled)
@@ -103,8 +116,23 @@ impl OrderStatus {
         )
     }
 
+    /// Still going: not delivered, cancelled or rejected.
     pub fn is_open(self) -> bool {
-        !matches!(self, OrderStatus::Delivered | OrderStatus::Cancelled)
+        !matches!(
+            self,
+            OrderStatus::Delivered | OrderStatus::Cancelled | OrderStatus::Rejected
+        )
+    }
+
+    /// The phase in which the traders' answers decide the status (see [`derive_order_status`]).
+    pub fn in_trader_phase(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::AwaitingTraders
+                | OrderStatus::AwaitingBuyer
+                | OrderStatus::Confirmed
+                | OrderStatus::ReadyForPickup
+        )
     }
 }
 
@@ -153,7 +181,7 @@ impl SubOrderStatus {
         matches!(
             (self, next),
             (AwaitingTrader, Adjusted | Accepted | Rejected | Cancelled)
-                | (Adjusted, Accepted | Rejected | Cancelled)
+                | (Adjusted, Accepted | Cancelled)
                 | (Accepted, Packed | Cancelled)
                 | (Packed, PickedUp | Cancelled)
         )
@@ -166,6 +194,99 @@ impl SubOrderStatus {
             SubOrderStatus::Accepted | SubOrderStatus::Packed | SubOrderStatus::PickedUp
         )
     }
+
+    /// Out of the order: rejected by the stall or cancelled.
+    pub fn is_dropped(self) -> bool {
+        matches!(self, SubOrderStatus::Rejected | SubOrderStatus::Cancelled)
+    }
+}
+
+/// A sub-order as the order's status depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubOrderView {
+    pub status: SubOrderStatus,
+    /// For a dropped sub-order: the shopper has been asked and agreed to go on without it.
+    pub buyer_acknowledged: bool,
+}
+
+/// The order's status in the trader phase, from its sub-orders: the shopper's agreement is
+/// needed first, then the traders' answers, then packing.
+pub fn derive_order_status(subs: &[SubOrderView]) -> OrderStatus {
+    let active: Vec<&SubOrderView> = subs.iter().filter(|s| !s.status.is_dropped()).collect();
+    if active.is_empty() {
+        return if subs.iter().any(|s| s.status == SubOrderStatus::Rejected) {
+            OrderStatus::Rejected
+        } else {
+            OrderStatus::Cancelled
+        };
+    }
+    let needs_buyer = subs.iter().any(|s| {
+        s.status == SubOrderStatus::Adjusted || (s.status.is_dropped() && !s.buyer_acknowledged)
+    });
+    if needs_buyer {
+        return OrderStatus::AwaitingBuyer;
+    }
+    if active
+        .iter()
+        .any(|s| s.status == SubOrderStatus::AwaitingTrader)
+    {
+        return OrderStatus::AwaitingTraders;
+    }
+    if active
+        .iter()
+        .all(|s| matches!(s.status, SubOrderStatus::Packed | SubOrderStatus::PickedUp))
+    {
+        return OrderStatus::ReadyForPickup;
+    }
+    OrderStatus::Confirmed
+}
+
+/// Why a stall said no.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// Sold out.
+    Habis,
+    /// Stall closed.
+    Tutup,
+    Other(String),
+}
+
+impl RejectReason {
+    /// Stored form: `habis`, `tutup`, or the trader's words.
+    pub fn stored(&self) -> String {
+        match self {
+            RejectReason::Habis => "habis".into(),
+            RejectReason::Tutup => "tutup".into(),
+            RejectReason::Other(s) => format!("lainnya: {s}"),
+        }
+    }
+
+    pub fn from_stored(s: &str) -> RejectReason {
+        match s {
+            "habis" => RejectReason::Habis,
+            "tutup" => RejectReason::Tutup,
+            other => {
+                RejectReason::Other(other.strip_prefix("lainnya: ").unwrap_or(other).to_string())
+            }
+        }
+    }
+}
+
+/// How far a weighed amount may differ from what was ordered: a quarter either way for goods
+/// sold by weight or volume; for pieces, only fewer (a stall cannot sell more than it has).
+pub fn adjustment_allowed(ordered: u64, weighed: u64, by_piece: bool) -> bool {
+    if weighed == 0 {
+        return false;
+    }
+    if by_piece {
+        return weighed <= ordered;
+    }
+    weighed * 4 >= ordered * 3 && weighed * 4 <= ordered * 5
+}
+
+/// A changed unit price may differ by at most a fifth from the ordered one.
+pub fn price_change_allowed(ordered: i64, new: i64) -> bool {
+    new > 0 && new * 5 >= ordered * 4 && new * 5 <= ordered * 6
 }
 
 /// A short number people can read out on the phone: `BLB-0042`.
@@ -316,7 +437,7 @@ pub enum CancelRefusal {
 /// The shopper may cancel while no trader has confirmed anything.
 pub fn buyer_may_cancel(status: OrderStatus, subs: &[SubOrderStatus]) -> Result<(), CancelRefusal> {
     match status {
-        OrderStatus::Cancelled => Err(CancelRefusal::AlreadyCancelled),
+        OrderStatus::Cancelled | OrderStatus::Rejected => Err(CancelRefusal::AlreadyCancelled),
         OrderStatus::AwaitingTraders | OrderStatus::AwaitingBuyer => {
             if subs.iter().any(|s| s.trader_confirmed()) {
                 Err(CancelRefusal::ConfirmedByTrader)
@@ -325,6 +446,95 @@ pub fn buyer_may_cancel(status: OrderStatus, subs: &[SubOrderStatus]) -> Result<
             }
         }
         _ => Err(CancelRefusal::TooLate),
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+    use SubOrderStatus as S;
+
+    fn v(status: SubOrderStatus, ack: bool) -> SubOrderView {
+        SubOrderView {
+            status,
+            buyer_acknowledged: ack,
+        }
+    }
+
+    #[test]
+    fn order_status_follows_its_sub_orders() {
+        assert_eq!(
+            derive_order_status(&[v(S::AwaitingTrader, false), v(S::Accepted, false)]),
+            OrderStatus::AwaitingTraders
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Accepted, false), v(S::Accepted, false)]),
+            OrderStatus::Confirmed
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Accepted, false), v(S::Adjusted, false)]),
+            OrderStatus::AwaitingBuyer
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Accepted, false), v(S::Rejected, false)]),
+            OrderStatus::AwaitingBuyer
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Accepted, false), v(S::Rejected, true)]),
+            OrderStatus::Confirmed
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Packed, false), v(S::Rejected, true)]),
+            OrderStatus::ReadyForPickup
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Packed, false), v(S::Accepted, false)]),
+            OrderStatus::Confirmed
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Rejected, false), v(S::Rejected, false)]),
+            OrderStatus::Rejected
+        );
+        assert_eq!(
+            derive_order_status(&[v(S::Cancelled, false)]),
+            OrderStatus::Cancelled
+        );
+    }
+
+    #[test]
+    fn adjustment_limits() {
+        assert!(adjustment_allowed(1000, 1100, false));
+        assert!(adjustment_allowed(1000, 750, false));
+        assert!(!adjustment_allowed(1000, 1300, false));
+        assert!(!adjustment_allowed(1000, 700, false));
+        assert!(!adjustment_allowed(1000, 0, false));
+        assert!(adjustment_allowed(3, 2, true));
+        assert!(!adjustment_allowed(3, 4, true));
+        assert!(price_change_allowed(35000, 38000));
+        assert!(!price_change_allowed(35000, 45000));
+        assert!(!price_change_allowed(35000, 0));
+    }
+
+    #[test]
+    fn reject_reasons_round_trip() {
+        for r in [
+            RejectReason::Habis,
+            RejectReason::Tutup,
+            RejectReason::Other("listrik mati".into()),
+        ] {
+            assert_eq!(RejectReason::from_stored(&r.stored()), r);
+        }
+    }
+
+    #[test]
+    fn every_status_has_a_way_out_or_is_final() {
+        for s in OrderStatus::ALL {
+            let exits = OrderStatus::ALL
+                .iter()
+                .filter(|n| s.can_move_to(**n))
+                .count();
+            assert_eq!(exits == 0, !s.is_open(), "{s:?}");
+        }
     }
 }
 
@@ -356,6 +566,162 @@ mod cancel_tests {
         assert_eq!(
             buyer_may_cancel(OrderStatus::OnDelivery, &[S::PickedUp]),
             Err(CancelRefusal::TooLate)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders as traders, shoppers and timers see them after placing
+
+use crate::channel::UserKey;
+
+/// One line of a placed order, with what was ordered and what was weighed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderLine {
+    pub id: i64,
+    pub offer_id: i64,
+    pub commodity_id: String,
+    pub commodity_name: String,
+    pub quantity: Quantity,
+    pub unit_price: Rupiah,
+    pub total: Rupiah,
+    pub ordered_quantity: Quantity,
+    pub ordered_unit_price: Rupiah,
+    pub out_of_stock: bool,
+}
+
+impl OrderLine {
+    /// The trader changed it after weighing (or has none).
+    pub fn changed(&self) -> bool {
+        self.out_of_stock
+            || self.quantity != self.ordered_quantity
+            || self.unit_price != self.ordered_unit_price
+    }
+}
+
+/// One stall's part of a placed order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubOrder {
+    pub id: i64,
+    pub order_id: i64,
+    pub stall_id: i64,
+    pub status: SubOrderStatus,
+    pub reason: Option<String>,
+    pub buyer_acknowledged: bool,
+    pub escalation: i64,
+    pub lines: Vec<OrderLine>,
+}
+
+impl SubOrder {
+    pub fn total(&self) -> Rupiah {
+        self.lines
+            .iter()
+            .filter(|l| !l.out_of_stock)
+            .map(|l| l.total)
+            .sum()
+    }
+
+    pub fn view(&self) -> SubOrderView {
+        SubOrderView {
+            status: self.status,
+            buyer_acknowledged: self.buyer_acknowledged,
+        }
+    }
+}
+
+/// A placed order with its parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub id: i64,
+    pub market: String,
+    pub number: OrderNumber,
+    pub buyer: UserKey,
+    pub status: OrderStatus,
+    pub buyer_name: String,
+    pub phone: PhoneNumber,
+    pub address: Address,
+    pub slot: SlotChoice,
+    pub payment: PaymentMethod,
+    pub note: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub subs: Vec<SubOrder>,
+}
+
+impl Order {
+    /// What the shopper pays now: every line still in the order, at its weighed amount.
+    pub fn total(&self) -> Rupiah {
+        self.subs
+            .iter()
+            .filter(|s| !s.status.is_dropped())
+            .map(SubOrder::total)
+            .sum()
+    }
+
+    pub fn sub(&self, id: i64) -> Option<&SubOrder> {
+        self.subs.iter().find(|s| s.id == id)
+    }
+
+    /// What a trader may know before accepting: the street and kelurahan, not the house number,
+    /// name or phone. For a shared location: only that it is a shared location.
+    pub fn area(&self) -> Option<String> {
+        match &self.address {
+            Address::Text(t) => {
+                // Drop house numbers, RT/RW and "No." parts: keep words without digits.
+                let words: Vec<&str> = t
+                    .split([',', ' '])
+                    .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_ascii_digit()))
+                    .filter(|w| {
+                        !matches!(
+                            w.to_lowercase().trim_end_matches('.'),
+                            "no" | "rt" | "rw" | "blok" | "nomor"
+                        )
+                    })
+                    .collect();
+                Some(words.join(" "))
+            }
+            Address::Location { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod area_tests {
+    use super::*;
+
+    #[test]
+    fn the_area_hides_the_house() {
+        let order = |address: Address| Order {
+            id: 1,
+            market: "blimbing".into(),
+            number: OrderNumber::new("BLB", 1),
+            buyer: UserKey {
+                channel: crate::channel::ChannelKind::Console,
+                id: "sri".into(),
+            },
+            status: OrderStatus::AwaitingTraders,
+            buyer_name: "Sri".into(),
+            phone: PhoneNumber::parse("081234567890").expect("phone"),
+            address,
+            slot: SlotChoice {
+                date: chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date"),
+                slot: "07:00-09:00".parse().expect("slot"),
+            },
+            payment: PaymentMethod::Qris,
+            note: None,
+            placed_at: DateTime::<Utc>::MIN_UTC,
+            subs: Vec::new(),
+        };
+        let o = order(Address::Text(
+            "Jl. Borobudur No. 12 RT 03/RW 05, Purwodadi".into(),
+        ));
+        assert_eq!(o.area().as_deref(), Some("Jl. Borobudur Purwodadi"));
+        assert_eq!(
+            order(Address::Location {
+                lat: -7.9,
+                lon: 112.6
+            })
+            .area(),
+            None
         );
     }
 }

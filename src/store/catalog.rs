@@ -6,9 +6,45 @@ use crate::domain::money::Rupiah;
 use crate::domain::quantity::SaleUnit;
 use crate::domain::slot::DeliverySlot;
 use chrono::NaiveTime;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 impl Store {
+    /// Bumped by every catalogue change; a process whose catalogue is older reloads it.
+    pub fn catalog_version(&self) -> StoreResult<i64> {
+        let v: String = self
+            .conn()
+            .prepare_cached("SELECT value FROM meta WHERE key = 'catalog_version'")?
+            .query_row([], |r| r.get(0))?;
+        v.parse()
+            .map_err(|_| StoreError::Corrupt(format!("catalog_version `{v}`")))
+    }
+
+    /// The secret that keys invite codes, created at random on first use.
+    pub fn secret(&mut self) -> StoreResult<String> {
+        let existing: Option<String> = self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(s) = existing {
+            return Ok(s);
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.conn().execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)",
+            [&secret],
+        )?;
+        self.conn()
+            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
+            .map_err(Into::into)
+    }
+
     /// Whether the catalogue has been seeded.
     pub fn is_seeded(&self) -> StoreResult<bool> {
         let n: i64 = self
@@ -75,7 +111,8 @@ impl Store {
     }
 
     /// Reads the whole catalogue into memory.
-    pub fn load_catalog(&self) -> StoreResult<Catalog> {
+    /// `today` (local) decides which stalls are closed.
+    pub fn load_catalog(&self, today: chrono::NaiveDate) -> StoreResult<Catalog> {
         let conn = self.conn();
         let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("{what}: {e}"));
         let mut markets = Vec::new();
@@ -161,18 +198,29 @@ impl Store {
                 reference_price: Rupiah(price),
             });
         }
-        let mut stmt = conn.prepare("SELECT id, market, number, name, trader FROM stalls")?;
-        let stalls = stmt
+        let mut stmt =
+            conn.prepare("SELECT id, market, number, name, trader, closed_on FROM stalls")?;
+        let rows = stmt
             .query_map([], |r| {
-                Ok(Stall {
-                    id: r.get(0)?,
-                    market: r.get(1)?,
-                    number: r.get(2)?,
-                    name: r.get(3)?,
-                    trader: r.get(4)?,
-                })
+                Ok((
+                    Stall {
+                        id: r.get(0)?,
+                        market: r.get(1)?,
+                        number: r.get(2)?,
+                        name: r.get(3)?,
+                        trader: r.get(4)?,
+                        closed_on: None,
+                    },
+                    r.get::<_, Option<String>>(5)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let mut stalls = Vec::with_capacity(rows.len());
+        for (mut stall, closed) in rows {
+            stall.closed_on =
+                closed.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+            stalls.push(stall);
+        }
         let mut stmt = conn.prepare("SELECT id, stall_id, commodity_id, price FROM offers")?;
         let offers = stmt
             .query_map([], |r| {
@@ -184,6 +232,6 @@ impl Store {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Catalog::new(markets, commodities, stalls, offers))
+        Ok(Catalog::new(markets, commodities, stalls, offers, today))
     }
 }

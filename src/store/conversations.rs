@@ -1,15 +1,15 @@
 //! Conversation state per (market, channel, user, role), and the user's language.
 
-use super::{StoreResult, ts};
+use super::{StoreResult, Tx, ts};
 use crate::channel::UserKey;
 use crate::conversation::Role;
 use crate::text::Lang;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 /// The stored JSON of a role's state, if any.
 pub fn load_state(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     market: &str,
     user: &UserKey,
     role: Role,
@@ -21,7 +21,7 @@ pub fn load_state(
 }
 
 pub fn save_state(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     market: &str,
     user: &UserKey,
     role: Role,
@@ -37,7 +37,7 @@ pub fn save_state(
 }
 
 /// The language the user chose, if they did.
-pub fn user_lang(tx: &Transaction<'_>, user: &UserKey) -> StoreResult<Option<Lang>> {
+pub fn user_lang(tx: &Tx<'_>, user: &UserKey) -> StoreResult<Option<Lang>> {
     let code: Option<Option<String>> = tx
         .prepare_cached("SELECT lang FROM users WHERE channel = ?1 AND user_id = ?2")?
         .query_row(params![user.channel.code(), user.id], |r| r.get(0))

@@ -1,10 +1,10 @@
 //! The inbox: every update is stored, keyed by its platform id, before it is acknowledged.
 //! A second copy of the same id is ignored, so redelivery never doubles an effect.
 
-use super::{Store, StoreResult, ts};
+use super::{Store, StoreResult, Tx, ts};
 use crate::channel::InboundEvent;
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 
 /// An inbox row waiting to be processed.
 #[derive(Debug, Clone)]
@@ -16,7 +16,7 @@ pub struct PendingEvent {
 }
 
 /// Inserts the event unless its source id was seen before. Returns whether it was new.
-pub fn ingest_in(tx: &Transaction<'_>, event: &InboundEvent) -> StoreResult<bool> {
+pub fn ingest_in(tx: &Tx<'_>, event: &InboundEvent) -> StoreResult<bool> {
     let json = serde_json::to_string(event)?;
     let n = tx.prepare_cached(
         "INSERT OR IGNORE INTO inbox (source_id, market, channel, user_id, event, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -57,21 +57,21 @@ impl Store {
 }
 
 /// Marks an inbox row processed, inside the event's transaction.
-pub fn mark_done(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+pub fn mark_done(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
     tx.prepare_cached("UPDATE inbox SET status = 'done', processed_at = ?2 WHERE id = ?1")?
         .execute(params![id, ts(now)])?;
     Ok(())
 }
 
 /// Marks an inbox row as given up on, inside a transaction that also apologises to the user.
-pub fn mark_failed(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+pub fn mark_failed(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
     tx.prepare_cached("UPDATE inbox SET status = 'failed', processed_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
         .execute(params![id, ts(now)])?;
     Ok(())
 }
 
 /// The oldest pending inbox rows, inside the processing transaction.
-pub fn pending_in(tx: &Transaction<'_>, limit: usize) -> StoreResult<Vec<PendingEvent>> {
+pub fn pending_in(tx: &Tx<'_>, limit: usize) -> StoreResult<Vec<PendingEvent>> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?1",
     )?;
@@ -95,25 +95,25 @@ pub fn pending_in(tx: &Transaction<'_>, limit: usize) -> StoreResult<Vec<Pending
 }
 
 /// Counts a failed attempt; the row stays pending for a retry.
-pub fn record_attempt(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
+pub fn record_attempt(tx: &Tx<'_>, id: i64) -> StoreResult<()> {
     tx.prepare_cached("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?1")?
         .execute([id])?;
     Ok(())
 }
 
 /// Opens a savepoint for one event inside a batch transaction.
-pub fn savepoint(tx: &Transaction<'_>) -> StoreResult<()> {
+pub fn savepoint(tx: &Tx<'_>) -> StoreResult<()> {
     tx.prepare_cached("SAVEPOINT event")?.execute([])?;
     Ok(())
 }
 
-pub fn release_savepoint(tx: &Transaction<'_>) -> StoreResult<()> {
+pub fn release_savepoint(tx: &Tx<'_>) -> StoreResult<()> {
     tx.prepare_cached("RELEASE event")?.execute([])?;
     Ok(())
 }
 
 /// Undoes everything since [`savepoint`] and closes it.
-pub fn rollback_savepoint(tx: &Transaction<'_>) -> StoreResult<()> {
+pub fn rollback_savepoint(tx: &Tx<'_>) -> StoreResult<()> {
     tx.prepare_cached("ROLLBACK TO event")?.execute([])?;
     tx.prepare_cached("RELEASE event")?.execute([])?;
     Ok(())

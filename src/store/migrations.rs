@@ -19,6 +19,14 @@ pub const MIGRATIONS: &[&str] = &[
         order_seq INTEGER NOT NULL DEFAULT 0
     ) STRICT;
 
+    -- Small settings: catalog_version (bumped on every catalogue change, so every process
+    -- reloads its in-memory catalogue) and secret (keys invite codes).
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('catalog_version', '0');
+
     CREATE TABLE commodities (
         id TEXT PRIMARY KEY,
         category TEXT NOT NULL,
@@ -36,6 +44,7 @@ pub const MIGRATIONS: &[&str] = &[
         number TEXT NOT NULL,
         name TEXT NOT NULL,
         trader TEXT NOT NULL,
+        closed_on TEXT,                   -- local date the trader closed the stall for (/tutup)
         UNIQUE (market, number)
     ) STRICT;
 
@@ -44,8 +53,41 @@ pub const MIGRATIONS: &[&str] = &[
         stall_id INTEGER NOT NULL REFERENCES stalls(id),
         commodity_id TEXT NOT NULL REFERENCES commodities(id),
         price INTEGER NOT NULL CHECK (price > 0),
+        stock INTEGER CHECK (stock >= 0), -- base units (g, ml, pieces); NULL = not counted
         UNIQUE (stall_id, commodity_id)
     ) STRICT;
+
+    -- Who trades at a stall: each chat registered with /daftar. A stall may have several.
+    CREATE TABLE stall_traders (
+        stall_id INTEGER NOT NULL REFERENCES stalls(id),
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY (stall_id, channel, user_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX stall_traders_by_user ON stall_traders (channel, user_id);
+
+    -- Admins granted at run time (the terminal's operator; later /admin_tambah). Admins from
+    -- the config are not stored.
+    CREATE TABLE staff (
+        market TEXT NOT NULL REFERENCES markets(slug),
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY (market, channel, user_id, role)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE invites (
+        code TEXT PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        stall_id INTEGER NOT NULL REFERENCES stalls(id),
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_by TEXT,
+        used_at TEXT
+    ) STRICT, WITHOUT ROWID;
 
     CREATE TABLE users (
         channel TEXT NOT NULL,
@@ -96,6 +138,7 @@ pub const MIGRATIONS: &[&str] = &[
         payment TEXT NOT NULL,
         note TEXT,
         total INTEGER NOT NULL,
+        reason TEXT,                      -- why it was cancelled or rejected
         placed_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     ) STRICT;
@@ -107,8 +150,14 @@ pub const MIGRATIONS: &[&str] = &[
         stall_id INTEGER NOT NULL REFERENCES stalls(id),
         status TEXT NOT NULL,
         total INTEGER NOT NULL,
+        reason TEXT,                      -- why the stall rejected it or it was cancelled
+        buyer_ack INTEGER NOT NULL DEFAULT 0,  -- shopper agreed to go on without it
+        deadline_at TEXT,                 -- when the next reminder/escalation/cancel is due
+        escalation INTEGER NOT NULL DEFAULT 0, -- 0 none, 1 reminded, 2 admin told
         UNIQUE (order_id, stall_id)
     ) STRICT;
+    CREATE INDEX sub_orders_due ON sub_orders (deadline_at) WHERE status = 'awaiting_trader';
+    CREATE INDEX sub_orders_by_stall ON sub_orders (stall_id, status);
 
     CREATE TABLE order_lines (
         id INTEGER PRIMARY KEY,
@@ -116,10 +165,13 @@ pub const MIGRATIONS: &[&str] = &[
         offer_id INTEGER NOT NULL REFERENCES offers(id),
         commodity_id TEXT NOT NULL,
         commodity_name TEXT NOT NULL,
-        quantity TEXT NOT NULL,           -- serde JSON of Quantity
+        quantity TEXT NOT NULL,           -- serde JSON of Quantity (after weighing)
         quantity_base INTEGER NOT NULL,   -- grams, millilitres or pieces, for reports
         unit_price INTEGER NOT NULL,
-        total INTEGER NOT NULL
+        total INTEGER NOT NULL,
+        ordered_quantity TEXT NOT NULL,   -- as the shopper ordered it
+        ordered_unit_price INTEGER NOT NULL,
+        out_of_stock INTEGER NOT NULL DEFAULT 0
     ) STRICT;
 
     CREATE TABLE order_events (
@@ -129,7 +181,8 @@ pub const MIGRATIONS: &[&str] = &[
         from_status TEXT,
         to_status TEXT NOT NULL,
         actor TEXT NOT NULL,
-        at TEXT NOT NULL
+        at TEXT NOT NULL,
+        note TEXT
     ) STRICT;
 
     CREATE TABLE inbox (

@@ -8,6 +8,7 @@
 mod catalog;
 mod conversations;
 mod inbox;
+mod market;
 mod migrations;
 mod outbox;
 mod shopper;
@@ -20,7 +21,33 @@ pub use inbox::{
 };
 pub use outbox::OutboxMessage;
 pub use outbox::enqueue;
-pub use shopper::ShopperTx;
+pub use shopper::RepoTx;
+
+impl Store {
+    /// Markets with a trader deadline that has passed.
+    pub fn markets_with_due_deadlines(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT o.market FROM sub_orders s JOIN orders o ON o.id = s.order_id
+             WHERE s.status = 'awaiting_trader' AND s.deadline_at <= ?1",
+        )?;
+        let rows = stmt.query_map([ts(now)], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    /// Makes a user an admin of a market (the terminal's operator; later `/admin_tambah`).
+    pub fn grant_admin(
+        &mut self,
+        market: &str,
+        user: &crate::channel::UserKey,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO staff (market, channel, user_id, role, since) VALUES (?1, ?2, ?3, 'admin', ?4)",
+            rusqlite::params![market, user.channel.code(), user.id, ts(now)],
+        )?;
+        Ok(())
+    }
+}
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -53,6 +80,17 @@ pub fn parse_ts(s: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+/// An open write transaction. Code outside `store/` only passes it back to store functions;
+/// it dereferences to rusqlite's transaction for the store's own use.
+pub struct Tx<'c>(Transaction<'c>);
+
+impl<'c> std::ops::Deref for Tx<'c> {
+    type Target = Transaction<'c>;
+    fn deref(&self) -> &Transaction<'c> {
+        &self.0
+    }
 }
 
 /// One connection to the database file.
@@ -169,14 +207,15 @@ impl Store {
     /// otherwise.
     pub fn write<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| E::from(StoreError::from(e)))?;
+        let tx = Tx(tx);
         let out = f(&tx)?;
-        tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
+        tx.0.commit().map_err(|e| E::from(StoreError::from(e)))?;
         Ok(out)
     }
 

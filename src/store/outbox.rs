@@ -1,10 +1,10 @@
 //! The outbox: outgoing messages are rows written in the same transaction as the change that
 //! caused them. A channel's sender delivers them in order per recipient and marks them sent.
 
-use super::{Store, StoreResult, ts};
+use super::{Store, StoreResult, Tx, ts};
 use crate::channel::{ChannelKind, Envelope, Outbound, UserKey};
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 
 /// An outbox row to deliver.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +17,7 @@ pub struct OutboxMessage {
 
 /// Queues a message inside the current transaction.
 pub fn enqueue(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     envelope: &Envelope,
     inbox_id: Option<i64>,
     now: DateTime<Utc>,

@@ -1,9 +1,9 @@
 //! A shopper's cart, profile and orders, inside one transaction: the store's side of
 //! [`ShopperRepo`].
 
-use super::{StoreError, StoreResult, parse_ts, ts};
+use super::{StoreError, StoreResult, Tx, parse_ts, ts};
 use crate::channel::UserKey;
-use crate::conversation::{Profile, RepoError, RepoResult, ShopperRepo};
+use crate::conversation::{PlaceRefusal, PlacedOrder, Profile, RepoError, RepoResult, ShopperRepo};
 use crate::domain::cart::CartLine;
 use crate::domain::contact::{Address, PhoneNumber};
 use crate::domain::money::Rupiah;
@@ -14,7 +14,7 @@ use crate::domain::order::{
 use crate::domain::slot::{DeliverySlot, SlotChoice};
 use crate::text::Lang;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use std::collections::BTreeMap;
 
 impl From<StoreError> for RepoError {
@@ -36,8 +36,8 @@ impl From<serde_json::Error> for RepoError {
 }
 
 /// One shopper in one market, inside the current transaction.
-pub struct ShopperTx<'a> {
-    pub tx: &'a Transaction<'a>,
+pub struct RepoTx<'a> {
+    pub tx: &'a super::Tx<'a>,
     pub market: &'a str,
     pub user: &'a UserKey,
     pub now: DateTime<Utc>,
@@ -45,7 +45,7 @@ pub struct ShopperTx<'a> {
 
 /// Records a status change in the audit table.
 pub fn audit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     order_id: i64,
     sub_order_id: Option<i64>,
     from: Option<&str>,
@@ -60,7 +60,7 @@ pub fn audit(
     Ok(())
 }
 
-impl ShopperTx<'_> {
+impl RepoTx<'_> {
     fn channel(&self) -> &'static str {
         self.user.channel.code()
     }
@@ -80,7 +80,7 @@ impl ShopperTx<'_> {
     }
 }
 
-impl ShopperRepo for ShopperTx<'_> {
+impl ShopperRepo for RepoTx<'_> {
     fn profile(&mut self) -> RepoResult<Profile> {
         let row = self
             .tx
@@ -184,7 +184,41 @@ impl ShopperRepo for ShopperTx<'_> {
         Ok(())
     }
 
-    fn place_order(&mut self, order: &NewOrder) -> RepoResult<OrderNumber> {
+    fn place_order(&mut self, order: &NewOrder) -> RepoResult<Result<PlacedOrder, PlaceRefusal>> {
+        // Check every line against the stored price and stock before writing anything: inside
+        // this IMMEDIATE transaction nobody else can take the stock meanwhile.
+        let mut wanted: BTreeMap<i64, u64> = BTreeMap::new();
+        for l in &order.lines {
+            *wanted.entry(l.offer_id).or_default() += l.quantity.base();
+            let (price, _): (i64, Option<i64>) = self
+                .tx
+                .prepare_cached("SELECT price, stock FROM offers WHERE id = ?1")?
+                .query_row([l.offer_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if price != l.unit_price.value() {
+                return Ok(Err(PlaceRefusal::PriceChanged));
+            }
+        }
+        for (offer_id, base) in &wanted {
+            let stock: Option<i64> = self
+                .tx
+                .prepare_cached("SELECT stock FROM offers WHERE id = ?1")?
+                .query_row([offer_id], |r| r.get(0))?;
+            if let Some(stock) = stock
+                && (stock as u64) < *base
+            {
+                return Ok(Err(PlaceRefusal::OutOfStock {
+                    offer_id: *offer_id,
+                    available: stock.max(0) as u64,
+                }));
+            }
+        }
+        for (offer_id, base) in &wanted {
+            self.tx
+                .prepare_cached(
+                    "UPDATE offers SET stock = stock - ?2 WHERE id = ?1 AND stock IS NOT NULL",
+                )?
+                .execute(params![offer_id, *base as i64])?;
+        }
         let (seq, code): (i64, String) = self
             .tx
             .prepare_cached("UPDATE markets SET order_seq = order_seq + 1 WHERE slug = ?1 RETURNING order_seq, code")?
@@ -253,8 +287,9 @@ impl ShopperRepo for ShopperTx<'_> {
             for l in lines {
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO order_lines (sub_order_id, offer_id, commodity_id, commodity_name, quantity, quantity_base, unit_price, total)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "INSERT INTO order_lines (sub_order_id, offer_id, commodity_id, commodity_name, quantity, quantity_base,
+                                                  unit_price, total, ordered_quantity, ordered_unit_price)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?5, ?7)",
                     )?
                     .execute(params![
                         sub_id,
@@ -268,7 +303,10 @@ impl ShopperRepo for ShopperTx<'_> {
                     ])?;
             }
         }
-        Ok(number)
+        Ok(Ok(PlacedOrder {
+            id: order_id,
+            number,
+        }))
     }
 
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>> {
@@ -327,7 +365,7 @@ impl ShopperRepo for ShopperTx<'_> {
         &mut self,
         number: &OrderNumber,
         now: DateTime<Utc>,
-    ) -> RepoResult<Result<(), CancelRefusal>> {
+    ) -> RepoResult<Result<i64, CancelRefusal>> {
         let row: Option<(i64, String)> = self
             .tx
             .prepare_cached("SELECT id, status FROM orders WHERE number = ?1 AND market = ?2 AND channel = ?3 AND user_id = ?4")?
@@ -392,7 +430,7 @@ impl ShopperRepo for ShopperTx<'_> {
                 )?;
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(order_id))
     }
 }
 

@@ -1,0 +1,886 @@
+//! The order lifecycle between shoppers and traders: announcing new orders to each stall,
+//! accepting, changing after weighing, rejecting, the shopper's agreement, packing, and what
+//! happens when a trader does not answer in time.
+//!
+//! Every status change goes through the transition tables of [`crate::domain::order`] (illegal
+//! moves are refused with a clear answer, never applied) and is audited by the store. Every
+//! message to another person is rendered in that person's language and goes out through the
+//! outbox in the same transaction as the change.
+
+use super::payload::Action;
+use super::{MarketRepo, RepoResult, Role, Turn};
+use crate::channel::{Button, Outbound, UserKey};
+use crate::domain::order::{
+    Order, OrderStatus, RejectReason, SubOrder, SubOrderStatus, derive_order_status,
+};
+use crate::domain::slot::local;
+use crate::text::{Key, Lang};
+
+/// The actor label of timers in the audit table.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Why a trader's or shopper's press on an order was refused. Each maps to a sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The order or sub-order does not exist or is not this person's.
+    NotYours,
+    /// The order was cancelled or rejected meanwhile.
+    OrderClosed,
+    /// It was already answered (accepted twice, rejected after accepting...).
+    AlreadyAnswered,
+    /// A change outside the allowed limits.
+    OutOfLimits,
+}
+
+impl Refusal {
+    pub fn key(self) -> Key {
+        match self {
+            Refusal::NotYours => Key::OrderNotYours,
+            Refusal::OrderClosed => Key::OrderClosed,
+            Refusal::AlreadyAnswered => Key::AlreadyAnswered,
+            Refusal::OutOfLimits => Key::ChangeOutOfLimits,
+        }
+    }
+}
+
+pub type Outcome = Result<(), Refusal>;
+
+fn lang_of(repo: &mut dyn MarketRepo, turn: &Turn<'_>, user: &UserKey) -> RepoResult<Lang> {
+    if user == turn.user {
+        return Ok(turn.lang);
+    }
+    Ok(repo.language_of(user)?.unwrap_or(turn.lang))
+}
+
+fn stall_label(turn: &Turn<'_>, stall_id: i64) -> (String, String) {
+    turn.catalog
+        .stall(stall_id)
+        .map(|s| (s.name.clone(), s.number.clone()))
+        .unwrap_or_else(|| (format!("#{stall_id}"), String::new()))
+}
+
+/// A sub-order's lines for a trader or shopper: `• Bawang Merah 1 kg × Rp 35.000/kg = Rp 35.000`,
+/// with changes after weighing shown against what was ordered.
+pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
+    let mut out = Vec::new();
+    for l in &sub.lines {
+        let unit = l.quantity.unit().label();
+        let line = if l.out_of_stock {
+            turn.tf_in(
+                lang,
+                Key::LineOutOfStock,
+                &[
+                    ("commodity", &l.commodity_name),
+                    ("qty", &l.ordered_quantity.display(lang)),
+                ],
+            )
+        } else if l.changed() {
+            turn.tf_in(
+                lang,
+                Key::LineChanged,
+                &[
+                    ("commodity", &l.commodity_name),
+                    ("ordered", &l.ordered_quantity.display(lang)),
+                    ("qty", &l.quantity.display(lang)),
+                    ("price", &l.unit_price),
+                    ("unit", &unit),
+                    ("total", &l.total),
+                ],
+            )
+        } else {
+            turn.tf_in(
+                lang,
+                Key::LineItem,
+                &[
+                    ("commodity", &l.commodity_name),
+                    ("qty", &l.quantity.display(lang)),
+                    ("price", &l.unit_price),
+                    ("unit", &unit),
+                    ("total", &l.total),
+                ],
+            )
+        };
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+fn slot_text(turn: &Turn<'_>, lang: Lang, order: &Order) -> String {
+    let today = local(turn.now).date_naive();
+    let key = if order.slot.date == today {
+        Key::SlotToday
+    } else {
+        Key::SlotTomorrow
+    };
+    turn.tf_in(
+        lang,
+        key,
+        &[
+            ("slot", &order.slot.slot),
+            ("date", &order.slot.date.format("%d/%m")),
+        ],
+    )
+}
+
+/// The Terima / Ubah / Tolak buttons of a new sub-order.
+fn answer_buttons(turn: &Turn<'_>, lang: Lang, sub_id: i64) -> Vec<Button> {
+    vec![
+        turn.button_in(lang, Key::BtnAccept, Action::TraderAccept(sub_id).encode()),
+        turn.button_in(lang, Key::BtnChange, Action::TraderChange(sub_id).encode()),
+        turn.button_in(lang, Key::BtnReject, Action::TraderReject(sub_id).encode()),
+    ]
+}
+
+/// The message a trader gets for a sub-order: number, lines, slot and the buyer's area only.
+pub fn trader_order_message(
+    turn: &Turn<'_>,
+    lang: Lang,
+    order: &Order,
+    sub: &SubOrder,
+    key: Key,
+) -> Outbound {
+    let (stall, number) = stall_label(turn, sub.stall_id);
+    let area = order.area().unwrap_or_else(|| {
+        turn.texts
+            .get(&turn.market.slug, lang, Key::AreaSharedLocation)
+            .to_string()
+    });
+    let note = order
+        .note
+        .as_deref()
+        .map(|n| turn.tf_in(lang, Key::TraderNote, &[("note", &n)]))
+        .unwrap_or_default();
+    let text = turn.tf_in(
+        lang,
+        key,
+        &[
+            ("number", &order.number),
+            ("stall", &stall),
+            ("stall_number", &number),
+            ("lines", &lines_text(turn, lang, sub)),
+            ("total", &sub.total()),
+            ("slot", &slot_text(turn, lang, order)),
+            ("area", &area),
+            ("note", &note),
+            (
+                "minutes",
+                &turn.policy.trader_deadline(&turn.market.slug).num_minutes(),
+            ),
+        ],
+    );
+    Outbound::with_buttons(text.trim_end(), answer_buttons(turn, lang, sub.id))
+}
+
+/// Sends each stall's part of a new order to that stall's traders, and sets their deadlines.
+/// A stall without a registered trader is reported to the market's admins.
+pub fn announce_new_order(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order_id: i64,
+) -> RepoResult<()> {
+    let Some(order) = repo.order(order_id)? else {
+        return Ok(());
+    };
+    let deadline = turn.now + turn.policy.trader_deadline(&turn.market.slug);
+    for sub in &order.subs {
+        repo.set_sub_deadline(sub.id, Some(deadline), 0)?;
+        let traders = repo.traders_of(sub.stall_id)?;
+        if traders.is_empty() {
+            let (stall, number) = stall_label(turn, sub.stall_id);
+            tell_admins(
+                repo,
+                turn,
+                Key::AdminStallWithoutTrader,
+                &[
+                    ("stall", &stall),
+                    ("stall_number", &number),
+                    ("number", &order.number),
+                ],
+            )?;
+        }
+        for trader in traders {
+            let lang = lang_of(repo, turn, &trader)?;
+            let msg = trader_order_message(turn, lang, &order, sub, Key::TraderNewOrder);
+            turn.send(&trader, msg);
+        }
+    }
+    Ok(())
+}
+
+/// Tells every admin of the market (config and granted) something.
+fn tell_admins(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    key: Key,
+    args: &[(&str, &dyn std::fmt::Display)],
+) -> RepoResult<()> {
+    let mut admins: Vec<UserKey> = turn
+        .policy
+        .config_admins(&turn.market.slug)
+        .cloned()
+        .collect();
+    for a in repo.staff_admins()? {
+        if !admins.contains(&a) {
+            admins.push(a);
+        }
+    }
+    for admin in admins {
+        let lang = lang_of(repo, turn, &admin)?;
+        let text = turn.tf_in(lang, key, args);
+        turn.send(&admin, Outbound::text(text));
+    }
+    Ok(())
+}
+
+/// Tells the shopper something about their order, in their language.
+fn tell_buyer(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    key: Key,
+    args: &[(&str, &dyn std::fmt::Display)],
+    buttons: &[(Key, Action)],
+) -> RepoResult<()> {
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    let text = turn.tf_in(lang, key, args);
+    let buttons: Vec<Button> = buttons
+        .iter()
+        .map(|(k, a)| turn.button_in(lang, *k, a.encode()))
+        .collect();
+    turn.send(&order.buyer.clone(), Outbound::with_buttons(text, buttons));
+    Ok(())
+}
+
+fn tell_traders(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    stall_id: i64,
+    build: &dyn Fn(&Turn<'_>, Lang) -> Outbound,
+) -> RepoResult<()> {
+    for trader in repo.traders_of(stall_id)? {
+        let lang = lang_of(repo, turn, &trader)?;
+        let msg = build(turn, lang);
+        turn.send(&trader, msg);
+    }
+    Ok(())
+}
+
+/// Loads the order of a sub-order and checks that the trader of this turn trades at its stall.
+fn trader_sub(
+    repo: &mut dyn MarketRepo,
+    turn: &Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<Result<(Order, SubOrder), Refusal>> {
+    let Some(order_id) = repo.order_id_of_sub(sub_id)? else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    let Some(order) = repo.order(order_id)? else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    let Some(sub) = order.sub(sub_id).cloned() else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    if !repo.stalls_of(turn.user)?.contains(&sub.stall_id) {
+        return Ok(Err(Refusal::NotYours));
+    }
+    if !order.status.is_open() {
+        return Ok(Err(Refusal::OrderClosed));
+    }
+    Ok(Ok((order, sub)))
+}
+
+/// Moves a sub-order if the move is legal.
+fn move_sub(
+    repo: &mut dyn MarketRepo,
+    turn: &Turn<'_>,
+    role: Role,
+    sub: &SubOrder,
+    to: SubOrderStatus,
+    reason: Option<&str>,
+) -> RepoResult<Outcome> {
+    if !sub.status.can_move_to(to) {
+        return Ok(Err(match sub.status {
+            SubOrderStatus::Cancelled => Refusal::OrderClosed,
+            _ => Refusal::AlreadyAnswered,
+        }));
+    }
+    repo.set_sub_status(
+        sub.order_id,
+        sub.id,
+        sub.status,
+        to,
+        &turn.actor(role),
+        reason,
+    )?;
+    if to != SubOrderStatus::AwaitingTrader {
+        repo.set_sub_deadline(sub.id, None, sub.escalation)?;
+    }
+    Ok(Ok(()))
+}
+
+/// Puts a dropped sub-order's reserved stock back.
+fn release(repo: &mut dyn MarketRepo, sub: &SubOrder) -> RepoResult<()> {
+    for l in &sub.lines {
+        if !l.out_of_stock {
+            repo.release_stock(l.offer_id, l.quantity.base())?;
+        }
+    }
+    Ok(())
+}
+
+/// Re-derives the order's status from its sub-orders and tells the shopper when it matters.
+pub fn refresh_order(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order_id: i64,
+    actor: &str,
+) -> RepoResult<()> {
+    let Some(order) = repo.order(order_id)? else {
+        return Ok(());
+    };
+    if !order.status.in_trader_phase() {
+        return Ok(());
+    }
+    let views: Vec<_> = order.subs.iter().map(SubOrder::view).collect();
+    let next = derive_order_status(&views);
+    if next == order.status || !order.status.can_move_to(next) {
+        return Ok(());
+    }
+    repo.set_order_status(order.id, order.status, next, actor, None)?;
+    let total = order.total();
+    match next {
+        OrderStatus::Confirmed => tell_buyer(
+            repo,
+            turn,
+            &order,
+            Key::BuyerOrderConfirmed,
+            &[("number", &order.number), ("total", &total)],
+            &[],
+        )?,
+        OrderStatus::ReadyForPickup => tell_buyer(
+            repo,
+            turn,
+            &order,
+            Key::BuyerOrderReady,
+            &[("number", &order.number)],
+            &[],
+        )?,
+        OrderStatus::Rejected => tell_buyer(
+            repo,
+            turn,
+            &order,
+            Key::BuyerOrderRejected,
+            &[("number", &order.number)],
+            &[],
+        )?,
+        OrderStatus::Cancelled => tell_buyer(
+            repo,
+            turn,
+            &order,
+            Key::BuyerOrderCancelledAll,
+            &[("number", &order.number)],
+            &[],
+        )?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Terima: the trader confirms their part. With changes after weighing, the shopper is asked
+/// first; otherwise the trader now sees who and where the buyer is.
+pub fn accept(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<Outcome> {
+    let (order, sub) = match trader_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.status == SubOrderStatus::AwaitingTrader && sub.lines.iter().any(|l| l.changed()) {
+        return submit_changes(repo, turn, sub_id);
+    }
+    if let Err(r) = move_sub(
+        repo,
+        turn,
+        Role::Trader,
+        &sub,
+        SubOrderStatus::Accepted,
+        None,
+    )? {
+        return Ok(Err(r));
+    }
+    let lang = turn.lang;
+    let msg = buyer_details_message(turn, lang, &order, &sub, Key::TraderAccepted);
+    turn.reply(msg);
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    tell_buyer(
+        repo,
+        turn,
+        &order,
+        Key::BuyerStallAccepted,
+        &[("number", &order.number), ("stall", &stall)],
+        &[],
+    )?;
+    refresh_order(repo, turn, order.id, &turn.actor(Role::Trader))?;
+    Ok(Ok(()))
+}
+
+/// After a trader has accepted (and the shopper agreed to any change): the buyer's name, phone,
+/// full address and note, with the "Siap diambil" button.
+fn buyer_details_message(
+    turn: &Turn<'_>,
+    lang: Lang,
+    order: &Order,
+    sub: &SubOrder,
+    key: Key,
+) -> Outbound {
+    let note = order
+        .note
+        .as_deref()
+        .map(|n| turn.tf_in(lang, Key::TraderNote, &[("note", &n)]))
+        .unwrap_or_default();
+    let text = turn.tf_in(
+        lang,
+        key,
+        &[
+            ("number", &order.number),
+            ("name", &order.buyer_name),
+            ("phone", &order.phone),
+            ("address", &order.address),
+            ("slot", &slot_text(turn, lang, order)),
+            ("lines", &lines_text(turn, lang, sub)),
+            ("total", &sub.total()),
+            ("note", &note),
+        ],
+    );
+    Outbound::with_buttons(
+        text.trim_end(),
+        vec![turn.button_in(lang, Key::BtnPacked, Action::TraderPack(sub.id).encode())],
+    )
+}
+
+/// Tolak: the trader declines their part, with a reason. The stock goes back and the shopper is
+/// asked whether to go on with the other stalls.
+pub fn reject(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    sub_id: i64,
+    reason: RejectReason,
+) -> RepoResult<Outcome> {
+    let (order, sub) = match trader_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.status != SubOrderStatus::AwaitingTrader {
+        return Ok(Err(if sub.status.is_dropped() {
+            Refusal::OrderClosed
+        } else {
+            Refusal::AlreadyAnswered
+        }));
+    }
+    if let Err(r) = move_sub(
+        repo,
+        turn,
+        Role::Trader,
+        &sub,
+        SubOrderStatus::Rejected,
+        Some(&reason.stored()),
+    )? {
+        return Ok(Err(r));
+    }
+    release(repo, &sub)?;
+    let text = turn.tf(Key::TraderRejected, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    let buyer_lang = lang_of(repo, turn, &order.buyer)?;
+    let reason_text = reason_text(turn, buyer_lang, &reason);
+    let actor = turn.actor(Role::Trader);
+    stall_dropped(
+        repo,
+        turn,
+        &order,
+        &sub,
+        Key::BuyerStallRejected,
+        &reason_text,
+        &actor,
+    )?;
+    Ok(Ok(()))
+}
+
+fn reason_text(turn: &Turn<'_>, lang: Lang, reason: &RejectReason) -> String {
+    match reason {
+        RejectReason::Habis => turn
+            .texts
+            .get(&turn.market.slug, lang, Key::ReasonHabis)
+            .to_string(),
+        RejectReason::Tutup => turn
+            .texts
+            .get(&turn.market.slug, lang, Key::ReasonTutup)
+            .to_string(),
+        RejectReason::Other(s) => s.clone(),
+    }
+}
+
+/// A stall's part left the order: tell the shopper, and if other stalls remain, ask whether to
+/// go on without it.
+fn stall_dropped(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    sub: &SubOrder,
+    key: Key,
+    reason: &str,
+    actor: &str,
+) -> RepoResult<()> {
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    let others = order
+        .subs
+        .iter()
+        .any(|s| s.id != sub.id && !s.status.is_dropped());
+    if others {
+        let rest: crate::domain::money::Rupiah = order
+            .subs
+            .iter()
+            .filter(|s| s.id != sub.id && !s.status.is_dropped())
+            .map(SubOrder::total)
+            .sum();
+        tell_buyer(
+            repo,
+            turn,
+            order,
+            key,
+            &[
+                ("number", &order.number),
+                ("stall", &stall),
+                ("reason", &reason),
+            ],
+            &[],
+        )?;
+        tell_buyer(
+            repo,
+            turn,
+            order,
+            Key::BuyerContinueWithout,
+            &[
+                ("number", &order.number),
+                ("stall", &stall),
+                ("total", &rest),
+            ],
+            &[
+                (Key::BtnContinueWithout, Action::AcknowledgeDrop(sub.id)),
+                (
+                    Key::BtnCancelWholeOrder,
+                    Action::CancelOrder(order.number.clone()),
+                ),
+            ],
+        )?;
+    } else {
+        repo.acknowledge_sub(sub.id)?;
+        tell_buyer(
+            repo,
+            turn,
+            order,
+            key,
+            &[
+                ("number", &order.number),
+                ("stall", &stall),
+                ("reason", &reason),
+            ],
+            &[],
+        )?;
+    }
+    refresh_order(repo, turn, order.id, actor)
+}
+
+/// Selesai (after Ubah), or Terima with changed lines: the shopper must agree to the weighed
+/// amounts and prices.
+pub fn submit_changes(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<Outcome> {
+    let (order, sub) = match trader_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.lines.iter().all(|l| l.out_of_stock) {
+        return reject(repo, turn, sub_id, RejectReason::Habis);
+    }
+    if !sub.lines.iter().any(|l| l.changed()) {
+        return accept(repo, turn, sub_id);
+    }
+    if let Err(r) = move_sub(
+        repo,
+        turn,
+        Role::Trader,
+        &sub,
+        SubOrderStatus::Adjusted,
+        None,
+    )? {
+        return Ok(Err(r));
+    }
+    let text = turn.tf(Key::TraderChangesSent, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    let buyer_lang = lang_of(repo, turn, &order.buyer)?;
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    let mut after = order.clone();
+    if let Some(s) = after.subs.iter_mut().find(|s| s.id == sub.id) {
+        s.status = SubOrderStatus::Adjusted;
+    }
+    tell_buyer(
+        repo,
+        turn,
+        &order,
+        Key::BuyerChangesProposed,
+        &[
+            ("number", &order.number),
+            ("stall", &stall),
+            ("lines", &lines_text(turn, buyer_lang, &sub)),
+            ("subtotal", &sub.total()),
+            ("total", &after.total()),
+        ],
+        &[
+            (Key::BtnAgree, Action::AgreeChanges(sub.id)),
+            (Key::BtnDropStall, Action::DropStall(sub.id)),
+        ],
+    )?;
+    refresh_order(repo, turn, order.id, &turn.actor(Role::Trader))?;
+    Ok(Ok(()))
+}
+
+/// Loads an order of the shopper of this turn by sub-order.
+fn buyer_sub(
+    repo: &mut dyn MarketRepo,
+    turn: &Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<Result<(Order, SubOrder), Refusal>> {
+    let Some(order_id) = repo.order_id_of_sub(sub_id)? else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    let Some(order) = repo.order(order_id)? else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    if &order.buyer != turn.user {
+        return Ok(Err(Refusal::NotYours));
+    }
+    let Some(sub) = order.sub(sub_id).cloned() else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    if !order.status.is_open() {
+        return Ok(Err(Refusal::OrderClosed));
+    }
+    Ok(Ok((order, sub)))
+}
+
+/// The shopper agrees to a stall's changes: that part is accepted.
+pub fn agree(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<Outcome> {
+    let (order, sub) = match buyer_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.status != SubOrderStatus::Adjusted {
+        return Ok(Err(Refusal::AlreadyAnswered));
+    }
+    if let Err(r) = move_sub(
+        repo,
+        turn,
+        Role::Buyer,
+        &sub,
+        SubOrderStatus::Accepted,
+        None,
+    )? {
+        return Ok(Err(r));
+    }
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    let text = turn.tf(
+        Key::BuyerAgreed,
+        &[("number", &order.number), ("stall", &stall)],
+    );
+    turn.reply(Outbound::text(text));
+    let order_for_traders = order.clone();
+    let sub_for_traders = sub.clone();
+    tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+        buyer_details_message(
+            t,
+            lang,
+            &order_for_traders,
+            &sub_for_traders,
+            Key::TraderBuyerAgreed,
+        )
+    })?;
+    refresh_order(repo, turn, order.id, &turn.actor(Role::Buyer))?;
+    Ok(Ok(()))
+}
+
+/// The shopper does not want a stall's changed part: it is cancelled, the rest goes on.
+pub fn drop_stall(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<Outcome> {
+    let (order, sub) = match buyer_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.status != SubOrderStatus::Adjusted {
+        return Ok(Err(Refusal::AlreadyAnswered));
+    }
+    if let Err(r) = move_sub(
+        repo,
+        turn,
+        Role::Buyer,
+        &sub,
+        SubOrderStatus::Cancelled,
+        Some("buyer declined changes"),
+    )? {
+        return Ok(Err(r));
+    }
+    repo.acknowledge_sub(sub.id)?;
+    release(repo, &sub)?;
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    let text = turn.tf(
+        Key::BuyerDroppedStall,
+        &[("number", &order.number), ("stall", &stall)],
+    );
+    turn.reply(Outbound::text(text));
+    let number = order.number.clone();
+    tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+        Outbound::text(t.tf_in(lang, Key::TraderBuyerDeclined, &[("number", &number)]))
+    })?;
+    refresh_order(repo, turn, order.id, &turn.actor(Role::Buyer))?;
+    Ok(Ok(()))
+}
+
+/// The shopper goes on without a stall that rejected or did not answer.
+pub fn acknowledge_drop(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<Outcome> {
+    let (order, sub) = match buyer_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if !sub.status.is_dropped() || sub.buyer_acknowledged {
+        return Ok(Err(Refusal::AlreadyAnswered));
+    }
+    repo.acknowledge_sub(sub.id)?;
+    let text = turn.tf(Key::BuyerContinues, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    refresh_order(repo, turn, order.id, &turn.actor(Role::Buyer))?;
+    Ok(Ok(()))
+}
+
+/// The shopper cancelled the whole order (already moved by the store): release the stock of
+/// every part still in it and tell those stalls' traders.
+pub fn after_buyer_cancel(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order_id: i64,
+    before: &Order,
+) -> RepoResult<()> {
+    for sub in &before.subs {
+        if sub.status.is_dropped() {
+            continue;
+        }
+        release(repo, sub)?;
+        let number = before.number.clone();
+        tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+            Outbound::text(t.tf_in(lang, Key::TraderOrderCancelled, &[("number", &number)]))
+        })?;
+    }
+    let _ = order_id;
+    Ok(())
+}
+
+/// Siap diambil: the trader has packed their part.
+pub fn pack(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<Outcome> {
+    let (order, sub) = match trader_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.status != SubOrderStatus::Accepted {
+        return Ok(Err(Refusal::AlreadyAnswered));
+    }
+    if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Packed, None)? {
+        return Ok(Err(r));
+    }
+    let text = turn.tf(Key::TraderPacked, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    refresh_order(repo, turn, order.id, &turn.actor(Role::Trader))?;
+    Ok(Ok(()))
+}
+
+/// A trader's deadline passed: remind them; then tell the admins; then cancel that part.
+pub fn deadline_passed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<()> {
+    let Some(order_id) = repo.order_id_of_sub(sub_id)? else {
+        return Ok(());
+    };
+    let Some(order) = repo.order(order_id)? else {
+        return Ok(());
+    };
+    let Some(sub) = order.sub(sub_id).cloned() else {
+        return Ok(());
+    };
+    if sub.status != SubOrderStatus::AwaitingTrader || !order.status.is_open() {
+        repo.set_sub_deadline(sub.id, None, sub.escalation)?;
+        return Ok(());
+    }
+    let step = turn.policy.trader_deadline(&turn.market.slug) / 2;
+    let (stall, number) = stall_label(turn, sub.stall_id);
+    match sub.escalation {
+        0 => {
+            repo.set_sub_deadline(sub.id, Some(turn.now + step), 1)?;
+            let (o, s) = (order.clone(), sub.clone());
+            tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+                trader_order_message(t, lang, &o, &s, Key::TraderReminder)
+            })?;
+        }
+        1 => {
+            repo.set_sub_deadline(sub.id, Some(turn.now + step), 2)?;
+            let minutes = (turn.now - order.placed_at).num_minutes();
+            tell_admins(
+                repo,
+                turn,
+                Key::AdminTraderSilent,
+                &[
+                    ("stall", &stall),
+                    ("stall_number", &number),
+                    ("number", &order.number),
+                    ("minutes", &minutes),
+                ],
+            )?;
+        }
+        _ => {
+            repo.set_sub_status(
+                order.id,
+                sub.id,
+                sub.status,
+                SubOrderStatus::Cancelled,
+                SYSTEM_ACTOR,
+                Some("no answer"),
+            )?;
+            repo.set_sub_deadline(sub.id, None, sub.escalation)?;
+            release(repo, &sub)?;
+            let num = order.number.clone();
+            tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+                Outbound::text(t.tf_in(lang, Key::TraderTimedOut, &[("number", &num)]))
+            })?;
+            let buyer_lang = lang_of(repo, turn, &order.buyer)?;
+            let reason = turn
+                .texts
+                .get(&turn.market.slug, buyer_lang, Key::ReasonNoAnswer)
+                .to_string();
+            stall_dropped(
+                repo,
+                turn,
+                &order,
+                &sub,
+                Key::BuyerStallTimedOut,
+                &reason,
+                SYSTEM_ACTOR,
+            )?;
+        }
+    }
+    Ok(())
+}
