@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use pasar_online::channel::console::{
-    ConsoleChat, ConsoleClock, ConsoleError, ScriptOptions, run_script,
+    ConsoleChat, ConsoleClock, ConsoleError, ScriptOptions, run_script, switch_actor,
 };
 use pasar_online::config::Config;
 use pasar_online::conversation::engine::Clock;
@@ -43,7 +43,8 @@ enum Command {
         /// Accepts the transcript format of tests/transcripts/.
         #[arg(long, value_name = "FILE")]
         script: Option<String>,
-        /// Who is typing. Only the buyer role has a conversation yet.
+        /// Who is typing: an admin needs no config in the terminal; a trader registers with
+        /// /daftar <code>. In the chat, `:as <role> <name>` switches who is typing.
         #[arg(long = "as", value_enum, default_value = "buyer")]
         role: Role,
         /// The user's name on the terminal channel; each name has its own cart and orders.
@@ -151,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         )?;
                     }
                 }
-                None => interactive(&open, &market, &user, &mut out)?,
+                None => interactive(&open, &market, role, &user, &mut out)?,
             }
             Ok(())
         }
@@ -195,27 +196,63 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 fn interactive(
     open: &dyn Fn() -> Result<pasar_online::conversation::engine::Engine, ConsoleError>,
     market: &str,
+    role: Role,
     user: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let mut engine = open()?;
-    let mut chat = ConsoleChat::new(&mut engine, market, user)?;
-    if !chat.resume(out)? {
-        chat.send("/start", out)?;
+    let role_name = match role {
+        Role::Buyer => "buyer",
+        Role::Trader => "trader",
+        Role::Courier => "courier",
+        Role::Admin => "admin",
+    };
+    let mut user = switch_actor(&mut engine, market, &format!("{role_name} {user}"))?;
+    {
+        let mut chat = ConsoleChat::new(&mut engine, market, &user)?;
+        if !chat.resume(out)? && matches!(role, Role::Buyer) {
+            chat.send("/start", out)?;
+        }
     }
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock();
+    // Lines arrive from a reader thread, so that while nobody types the chat still shows what
+    // timers and other terminals on the same database caused.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    write!(out, "> ")?;
+    out.flush()?;
     loop {
+        let line = match lines.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let mut shown = Vec::new();
+                ConsoleChat::new(&mut engine, market, &user)?.catch_up(&mut shown)?;
+                if !shown.is_empty() {
+                    writeln!(out)?;
+                    out.write_all(&shown)?;
+                    write!(out, "> ")?;
+                    out.flush()?;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                writeln!(out)?;
+                return Ok(());
+            }
+        };
+        if let Some(spec) = line.trim().strip_prefix(":as ") {
+            user = switch_actor(&mut engine, market, spec)?;
+            ConsoleChat::new(&mut engine, market, &user)?.catch_up(out)?;
+        } else if !line.trim().is_empty() {
+            ConsoleChat::new(&mut engine, market, &user)?.send(&line, out)?;
+        }
         write!(out, "> ")?;
         out.flush()?;
-        let mut line = String::new();
-        if lines.read_line(&mut line)? == 0 {
-            writeln!(out)?;
-            return Ok(());
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        chat.send(&line, out)?;
     }
 }

@@ -16,7 +16,9 @@ fn play(file: &Path) -> (String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("pasar.db");
     let clock = Arc::new(ConsoleClock::fixed(Some(common::morning())));
-    let config = Config::default();
+    // A fixed invite secret, so invite codes in the transcripts are the same on every run.
+    let mut config = Config::default();
+    config.policy.invite_secret = Some("transcripts".into());
     let open = || {
         pasar_online::runtime::open_engine(&config, &db, Arc::clone(&clock) as Arc<dyn Clock>)
             .map_err(|e| ConsoleError::Script(e.to_string()))

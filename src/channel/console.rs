@@ -136,6 +136,14 @@ impl<'e> ConsoleChat<'e> {
 
     /// After a restart: says where the conversation was, by showing the last message again.
     pub fn resume(&mut self, out: &mut dyn Write) -> Result<bool, ConsoleError> {
+        // Finish what a crash interrupted: events stored but not handled, replies not printed.
+        self.engine.process_pending()?;
+        let mut pending = Vec::new();
+        self.deliver(&mut pending)?;
+        if !pending.is_empty() {
+            out.write_all(&pending)?;
+            return Ok(true);
+        }
         let recent = self
             .engine
             .store()
@@ -214,6 +222,10 @@ impl<'e> ConsoleChat<'e> {
                     _ => Inbound::Command { name, args },
                 }
             }
+            // Presses a button by its payload, as a forged or old button would arrive.
+            Inbound::Command { name, args } if name == "tombol" || name == "press" => {
+                Inbound::Button(args)
+            }
             Inbound::Command { name, args } if name == "kontak" || name == "contact" => {
                 Inbound::Contact {
                     phone: args,
@@ -226,18 +238,30 @@ impl<'e> ConsoleChat<'e> {
 
     /// Sends one typed line through inbox, engine and outbox, and prints the replies.
     pub fn send(&mut self, line: &str, out: &mut dyn Write) -> Result<(), ConsoleError> {
-        let inbound = self.read(line);
-        let now = self.engine.now();
-        // Unique per typed line even under a fixed script clock: wall time, process and counter.
+        // Unique per typed line: wall time, process and counter.
         let seq = LINE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let wall = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let id = format!(
+            "console:{}:{}:{wall}:{}:{seq}",
+            self.market,
+            self.user.id,
+            std::process::id()
+        );
+        self.send_as(line, id, out)
+    }
+
+    /// Sends a line under a given source id: a script line sent again after a crash has the same
+    /// id, so the inbox ignores it instead of doing it twice.
+    pub fn send_as(
+        &mut self,
+        line: &str,
+        source_id: String,
+        out: &mut dyn Write,
+    ) -> Result<(), ConsoleError> {
+        let inbound = self.read(line);
+        let now = self.engine.now();
         let event = InboundEvent {
-            source_id: format!(
-                "console:{}:{}:{wall}:{}:{seq}",
-                self.market,
-                self.user.id,
-                std::process::id()
-            ),
+            source_id,
             market: self.market.clone(),
             user: self.user.clone(),
             display_name: Some(self.user.id.clone()),
@@ -249,27 +273,33 @@ impl<'e> ConsoleChat<'e> {
         self.deliver(out)
     }
 
-    /// Prints and marks sent every pending console message, in order.
+    /// Runs due timers and anything pending, then prints what waits for this user.
+    pub fn catch_up(&mut self, out: &mut dyn Write) -> Result<(), ConsoleError> {
+        self.engine.process_pending()?;
+        self.deliver(out)
+    }
+
+    /// Prints and marks sent every pending message for this user in this market, in order.
+    /// Messages for other users wait for them (another actor, or another terminal).
     pub fn deliver(&mut self, out: &mut dyn Write) -> Result<(), ConsoleError> {
         loop {
             let batch = self
                 .engine
                 .store()
-                .pending_outbox(ChannelKind::Console, 100)?;
+                .pending_outbox_for(&self.market, &self.user, 100)?;
             if batch.is_empty() {
                 return Ok(());
             }
             for m in batch {
-                if m.to != self.user || m.market != self.market {
-                    writeln!(out, "< [untuk {} di {}]", m.to.id, m.market)?;
-                } else {
-                    self.remember(&m.message);
+                let now = self.engine.now();
+                // Claim it first: another terminal on the same database may be delivering too.
+                if !self.engine.store().claim_sent(m.id, now)? {
+                    continue;
                 }
+                self.remember(&m.message);
                 for line in render(&m.message) {
                     writeln!(out, "{line}")?;
                 }
-                let now = self.engine.now();
-                self.engine.store().mark_sent(m.id, now)?;
             }
         }
     }
@@ -298,8 +328,38 @@ pub struct ScriptOptions {
     pub user: String,
 }
 
+/// Switches who is typing: `:as trader bu-sri`. An admin switch makes that terminal user an
+/// admin of the market (the terminal is the operator's own tool). Returns the user name.
+pub fn switch_actor(engine: &mut Engine, market: &str, spec: &str) -> Result<String, ConsoleError> {
+    let mut words = spec.split_whitespace();
+    let (Some(role), Some(name), None) = (words.next(), words.next(), words.next()) else {
+        return Err(ConsoleError::Script(format!(
+            "`:as {spec}`: write `:as buyer|trader|courier|admin <name>`"
+        )));
+    };
+    let user = UserKey {
+        channel: ChannelKind::Console,
+        id: name.to_string(),
+    };
+    match role {
+        "admin" => {
+            let now = engine.now();
+            engine.store().grant_admin(market, &user, now)?;
+        }
+        "buyer" | "trader" | "courier" => {}
+        other => {
+            return Err(ConsoleError::Script(format!(
+                "unknown role `{other}` in `:as {spec}`"
+            )));
+        }
+    }
+    Ok(name.to_string())
+}
+
 /// Plays a script (transcript format) and writes the whole conversation to `out`.
 /// `open` opens the engine; it is called again on `--- restart ---`, as a real restart would.
+/// Each typed line's inbox id comes from the script's content and line number, so playing the
+/// same script again on the same database (after a crash) does nothing twice.
 pub fn run_script(
     input: &mut dyn BufRead,
     out: &mut dyn Write,
@@ -307,23 +367,30 @@ pub fn run_script(
     clock: &ConsoleClock,
     open: &dyn Fn() -> Result<Engine, ConsoleError>,
 ) -> Result<(), ConsoleError> {
+    let mut script = String::new();
+    std::io::Read::read_to_string(input, &mut script)?;
+    // A line's id hashes the script up to that line: the same script replays with the same ids,
+    // and editing a later line does not change earlier ones.
+    let mut prefix = sha2::Sha256::default();
     let mut engine = open()?;
     check_market(&engine, &options.market)?;
     let mut user = options.user.clone();
-    let mut line = String::new();
-    let mut line_no = 0;
-    loop {
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        line_no += 1;
-        let raw = line.trim_end_matches(['\n', '\r']);
+    for (i, raw) in script.lines().enumerate() {
+        let line_no = i + 1;
         if raw.starts_with('<') {
             continue; // expected output in a transcript
         }
+        sha2::Digest::update(&mut prefix, raw.as_bytes());
+        sha2::Digest::update(&mut prefix, b"\n");
+
         if raw.trim().is_empty() || raw.starts_with('#') {
             writeln!(out, "{raw}")?;
+            continue;
+        }
+        if let Some(spec) = raw.strip_prefix(":as ") {
+            writeln!(out, "{raw}")?;
+            user = switch_actor(&mut engine, &options.market, spec)?;
+            ConsoleChat::new(&mut engine, &options.market, &user)?.catch_up(out)?;
             continue;
         }
         if let Some(directive) = raw.strip_prefix("---").and_then(|r| r.strip_suffix("---")) {
@@ -339,6 +406,8 @@ pub fn run_script(
                     ConsoleError::Script(format!("line {line_no}: bad clock `{at}`: {e}"))
                 })?;
                 clock.set(t.with_timezone(&Utc));
+                // Time passed: deadlines may be due.
+                ConsoleChat::new(&mut engine, &options.market, &user)?.catch_up(out)?;
             } else if let Some(name) = directive.strip_prefix("user ") {
                 user = name.trim().to_string();
             } else {
@@ -353,7 +422,14 @@ pub fn run_script(
             .map(|s| s.strip_prefix(' ').unwrap_or(s))
             .unwrap_or(raw);
         writeln!(out, "> {typed}")?;
+        let key: String = sha2::Digest::finalize(prefix.clone())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let source_id = format!("console:{}:{user}:script-{key}:{line_no}", options.market);
         let mut chat = ConsoleChat::new(&mut engine, &options.market, &user)?;
-        chat.send(typed, out)?;
+        chat.send_as(typed, source_id, out)?;
     }
+    Ok(())
 }

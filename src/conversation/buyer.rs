@@ -405,8 +405,16 @@ fn act(
             Ok(BuyerState::ReceiveSearch)
         }
         Action::Category { category, page } => show_category(state, category, page, turn),
-        Action::Commodity(id) => show_commodity(state, &id, turn),
+        Action::Commodity(id) => show_commodity(state, &id, repo, turn),
         Action::Offer(id) => match market_offer(turn, id) {
+            Some((_, commodity)) if repo.stock_of(id)? == Some(0) => {
+                let text = turn.tf(
+                    Key::OfferSoldOutNow,
+                    &[("commodity", &commodity.display_name(turn.lang))],
+                );
+                turn.reply(Outbound::text(text));
+                Ok(state)
+            }
             Some(_) => ask_quantity(id, turn),
             None => stale(state, turn),
         },
@@ -437,7 +445,7 @@ fn act(
                 Key::AskNewQuantity,
                 &[
                     ("commodity", &commodity.display_name(turn.lang)),
-                    ("examples", &quantity_examples(turn, commodity.unit)),
+                    ("examples", &super::quantity_examples(turn, commodity.unit)),
                 ],
             );
             let cancel = turn.button(Key::BtnCancel, Action::Cart.encode());
@@ -826,7 +834,12 @@ fn market_offer<'c>(turn: &Turn<'c>, offer_id: i64) -> Option<(&'c Offer, &'c Co
     Some((offer, catalog.commodity(&offer.commodity)?))
 }
 
-fn show_commodity(state: BuyerState, id: &str, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn show_commodity(
+    state: BuyerState,
+    id: &str,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<BuyerState> {
     let catalog = turn.catalog;
     let Some(commodity) = catalog.commodity(id) else {
         return stale(state, turn);
@@ -847,7 +860,7 @@ fn show_commodity(state: BuyerState, id: &str, turn: &mut Turn<'_>) -> RepoResul
         let Some(stall) = catalog.stall(offer.stall_id) else {
             continue;
         };
-        lines.push(turn.tf(
+        let mut line = turn.tf(
             Key::OfferLine,
             &[
                 ("n", &(i + 1)),
@@ -856,7 +869,18 @@ fn show_commodity(state: BuyerState, id: &str, turn: &mut Turn<'_>) -> RepoResul
                 ("price", &offer.price),
                 ("unit", &unit),
             ],
-        ));
+        );
+        match repo.stock_of(offer.id)? {
+            Some(0) => line.push_str(&turn.t(Key::OfferSoldOut)),
+            Some(left) => {
+                let left = Quantity::new(left, commodity.unit)
+                    .map(|q| q.display(turn.lang))
+                    .unwrap_or_default();
+                line.push_str(&turn.tf(Key::OfferStockLeft, &[("left", &left)]));
+            }
+            None => {}
+        }
+        lines.push(line);
         buttons.push(Button {
             label: format!("{} · {}", stall.name, offer.price),
             payload: Action::Offer(offer.id).encode(),
@@ -890,7 +914,7 @@ fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<B
     let catalog = turn.catalog;
     match catalog.search(&turn.market.slug, query) {
         SearchResult::Found(found) if found.len() == 1 => {
-            show_commodity(BuyerState::MainMenu, &found[0].id.clone(), turn)
+            show_commodity(BuyerState::MainMenu, &found[0].id.clone(), repo, turn)
         }
         SearchResult::Found(found) => {
             let lang = turn.lang;
@@ -982,7 +1006,7 @@ fn ask_quantity(offer_id: i64, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
             ("stall", &stall),
             ("price", &offer.price),
             ("unit", &commodity.unit.label()),
-            ("examples", &quantity_examples(turn, commodity.unit)),
+            ("examples", &super::quantity_examples(turn, commodity.unit)),
         ],
     );
     turn.reply(Outbound::question(text, buttons));
@@ -995,7 +1019,7 @@ fn quantity_error(e: &QuantityError, commodity: &Commodity, turn: &mut Turn<'_>)
     let text = match e {
         QuantityError::NotANumber => turn.tf(
             Key::QtyNotNumber,
-            &[("examples", &quantity_examples(turn, commodity.unit))],
+            &[("examples", &super::quantity_examples(turn, commodity.unit))],
         ),
         QuantityError::NotPositive => turn.t(Key::QtyNotPositive),
         QuantityError::TooSmall { min } => {
@@ -1048,15 +1072,6 @@ fn is_commodity_name(turn: &Turn<'_>, text: &str) -> bool {
     )
 }
 
-/// Examples of amounts in the commodity's own unit.
-fn quantity_examples(turn: &Turn<'_>, unit: SaleUnit) -> String {
-    match unit {
-        SaleUnit::Kilogram => turn.t(Key::QtyExamplesKg),
-        SaleUnit::Liter => turn.t(Key::QtyExamplesLiter),
-        SaleUnit::Piece(p) => turn.tf(Key::QtyExamplesPiece, &[("unit", &p.name())]),
-    }
-}
-
 fn add_to_cart(
     offer_id: i64,
     quantity: Quantity,
@@ -1088,6 +1103,29 @@ fn add_to_cart(
             (quantity, Key::AddedToCart)
         }
     };
+    // Told early: the stall has less than that (placing the order checks again).
+    if let Some(left) = repo.stock_of(offer_id)?
+        && left < new_qty.base()
+    {
+        let lang = turn.lang;
+        let shown = Quantity::new(left, commodity.unit)
+            .map(|q| q.display(lang))
+            .unwrap_or_else(|_| "0".into());
+        let key = if left == 0 {
+            Key::SoldOutAtCheckout
+        } else {
+            Key::NotEnoughStock
+        };
+        let text = turn.tf(
+            key,
+            &[
+                ("commodity", &commodity.display_name(lang)),
+                ("left", &shown),
+            ],
+        );
+        turn.reply(Outbound::text(text));
+        return Ok(BuyerState::ReceiveQuantity { offer: offer_id });
+    }
     repo.set_cart_line(offer_id, new_qty, turn.now)?;
     let stall = turn
         .catalog

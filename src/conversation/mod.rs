@@ -312,9 +312,9 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool
             let name = name.as_str();
             if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
                 Route::Trader
-            } else if ADMIN_COMMANDS.contains(&name) && roles.admin {
-                Route::Admin
-            } else if matches!(name, "bantuan" | "help") && roles.admin {
+            } else if (ADMIN_COMMANDS.contains(&name) || matches!(name, "bantuan" | "help"))
+                && roles.admin
+            {
                 Route::Admin
             } else if matches!(name, "bantuan" | "help") && !roles.stalls.is_empty() {
                 Route::Trader
@@ -324,5 +324,16 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool
         }
         Inbound::Text(_) if trader_busy => Route::Trader,
         _ => Route::Buyer,
+    }
+}
+
+/// Examples of amounts in the commodity's own unit.
+pub fn quantity_examples(turn: &Turn<'_>, unit: crate::domain::quantity::SaleUnit) -> String {
+    match unit {
+        crate::domain::quantity::SaleUnit::Kilogram => turn.t(Key::QtyExamplesKg),
+        crate::domain::quantity::SaleUnit::Liter => turn.t(Key::QtyExamplesLiter),
+        crate::domain::quantity::SaleUnit::Piece(p) => {
+            turn.tf(Key::QtyExamplesPiece, &[("unit", &p.name())])
+        }
     }
 }

@@ -264,7 +264,13 @@ fn set_stock(
         .rev()
         .find_map(|k| catalog.find_any(&words[..k].join(" ")).map(|c| (k, c)));
     let Some((k, commodity)) = found else {
-        turn.say(Key::StockUsage);
+        if words.len() < 2 {
+            turn.say(Key::StockUsage);
+        } else {
+            let query = words[..words.len() - 1].join(" ");
+            let text = turn.tf(Key::TraderUnknownCommodity, &[("query", &query)]);
+            turn.reply(Outbound::text(text));
+        }
         return Ok(());
     };
     let amount = words[k..].join(" ").to_lowercase();
@@ -482,6 +488,10 @@ fn act(
                     ("ordered", &line.ordered_quantity.display(lang)),
                     ("price", &line.unit_price),
                     ("unit", &line.quantity.unit().label()),
+                    (
+                        "examples",
+                        &super::quantity_examples(turn, line.quantity.unit()),
+                    ),
                 ],
             );
             let buttons = vec![
@@ -642,7 +652,11 @@ fn change_line(
         let q = match parse_quantity(text, unit) {
             Ok(q) => q,
             Err(_) => {
-                turn.say(Key::WeighedNotUnderstood);
+                let text = turn.tf(
+                    Key::WeighedNotUnderstood,
+                    &[("examples", &super::quantity_examples(turn, unit))],
+                );
+                turn.reply(Outbound::text(text));
                 return Ok(state);
             }
         };

@@ -21,6 +21,19 @@ fn corrupt(what: String) -> StoreError {
 }
 
 impl RepoTx<'_> {
+    /// The order's total follows its sub-orders: weighed amounts, dropped stalls. A fully
+    /// dropped order keeps the total it had, for the record.
+    fn refresh_order_total(&self, sub_id: i64) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE orders SET total = (SELECT SUM(total) FROM sub_orders WHERE order_id = orders.id AND status NOT IN ('rejected', 'cancelled'))
+                 WHERE id = (SELECT order_id FROM sub_orders WHERE id = ?1)
+                   AND EXISTS (SELECT 1 FROM sub_orders WHERE order_id = orders.id AND status NOT IN ('rejected', 'cancelled'))",
+            )?
+            .execute([sub_id])?;
+        Ok(())
+    }
+
     fn bump_catalog_version(&self) -> RepoResult<()> {
         self.tx
             .prepare_cached("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'")?
@@ -403,7 +416,7 @@ impl MarketRepo for RepoTx<'_> {
                  WHERE id = ?1",
             )?
             .execute([sub_id])?;
-        Ok(())
+        self.refresh_order_total(sub_id)
     }
 
     fn release_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()> {

@@ -64,6 +64,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Pending messages for one recipient in one market, oldest first.
+    pub fn pending_outbox_for(
+        &self,
+        market: &str,
+        to: &UserKey,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3
+             ORDER BY id LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![to.channel.code(), market, to.id, limit as i64],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            out.push(OutboxMessage {
+                id,
+                market: market.to_string(),
+                to: to.clone(),
+                message: serde_json::from_str(&json)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Marks a pending message sent; false if someone else already did (two terminals).
+    pub fn claim_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .prepare_cached("UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'")?
+            .execute(params![id, ts(now)])?;
+        Ok(n == 1)
+    }
+
     pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         self.conn()
             .prepare_cached("UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
