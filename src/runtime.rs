@@ -16,7 +16,12 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
     let mut store =
         Store::open(db).with_context(|| format!("opening database {}", db.display()))?;
     if !store.is_seeded()? {
-        let seed = SeedData::load(&config.data_dir).context("loading seed data")?;
+        // The data folder if there is one (operators edit it); else the copy in the binary.
+        let seed = if config.data_dir.exists() {
+            SeedData::load(&config.data_dir).context("loading seed data")?
+        } else {
+            SeedData::builtin().context("loading the built-in seed data")?
+        };
         store.seed(&seed).context("seeding the database")?;
         tracing::info!(db = %db.display(), markets = seed.markets.len(), "new database seeded");
     }

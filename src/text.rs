@@ -181,6 +181,10 @@ keys! {
     ChooseLanguage => "choose_language",
     LanguageSet => "language_set",
     ResumeNotice => "resume_notice",
+    LangNameId => "lang_name_id",
+    LangNameEn => "lang_name_en",
+    SummaryLine => "summary_line",
+    AddressOutsideZone => "address_outside_zone",
     OfferSoldOut => "offer_sold_out",
     OfferStockLeft => "offer_stock_left",
     OfferSoldOutNow => "offer_sold_out_now",
@@ -404,14 +408,33 @@ impl Texts {
 }
 
 /// Replaces each `{name}` in `template` by its argument.
+/// In one pass, so a value that itself contains `{name}` (a shopper typed it) stays as typed.
 pub fn fill(template: &str, args: &[(&str, &dyn Display)]) -> String {
-    let mut out = template.to_string();
-    for (name, value) in args {
-        let placeholder = format!("{{{name}}}");
-        if out.contains(&placeholder) {
-            out = out.replace(&placeholder, &value.to_string());
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let name_end = after.find('}').filter(|&end| {
+            let name = &after[..end];
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        });
+        match name_end.and_then(|end| {
+            args.iter()
+                .find(|(n, _)| *n == &after[..end])
+                .map(|(_, v)| (end, v))
+        }) {
+            Some((end, value)) => {
+                out.push_str(&value.to_string());
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
         }
     }
+    out.push_str(rest);
     out
 }
 
@@ -429,6 +452,15 @@ mod tests {
             "Halo Sri, total 5"
         );
         assert_eq!(fill("no args", &[]), "no args");
+        // A value containing a placeholder is not filled again.
+        assert_eq!(
+            fill(
+                "{address} at {slot}",
+                &[("address", &"Jl. {slot}"), ("slot", &"09:00")]
+            ),
+            "Jl. {slot} at 09:00"
+        );
+        assert_eq!(fill("{unknown} {x", &[("y", &1)]), "{unknown} {x");
     }
 
     #[test]

@@ -611,3 +611,109 @@ fn the_benchmark_journeys_complete_in_every_market() {
     assert_eq!(report.orders, 30, "every journey ended in an order");
     assert_eq!(report.steps, 30 * 19);
 }
+
+#[test]
+fn review_findings_stay_fixed() {
+    let mut h = Harness::new("blimbing");
+    let id = offer(&h, "bawang-merah");
+    // A quick-amount button pressed outside its question (double tap, old keyboard) adds nothing.
+    h.button(&Action::Offer(id).encode());
+    h.button(
+        &Action::QuickQuantity {
+            offer: id,
+            base: 1000,
+        }
+        .encode(),
+    );
+    let r = h.button(
+        &Action::QuickQuantity {
+            offer: id,
+            base: 1000,
+        }
+        .encode(),
+    );
+    assert!(joined(&r).contains("tidak berlaku"), "{r:#?}");
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1000%'"),
+        1
+    );
+    // Oversized command arguments are refused like oversized text.
+    let r = h.command(&format!("/cari {}", "x".repeat(5000)));
+    assert!(joined(&r).contains("terlalu panjang"), "{r:#?}");
+    // Non-ASCII order numbers are an unknown number, not a crash.
+    let r = h.command("/batal éé12");
+    assert!(joined(&r).contains("nomor pesanannya"), "{r:#?}");
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM inbox WHERE status = 'failed'"),
+        0
+    );
+    // Checkout: a typed "Besok 09:00" (phones capitalise) is tomorrow's slot.
+    h.button("checkout");
+    h.text("Sri Wahyuni");
+    // Switching language mid-checkout asks the same question again, in English.
+    let r = h.command("/bahasa en");
+    assert!(
+        joined(&r).contains("Which mobile/WhatsApp number"),
+        "{r:#?}"
+    );
+    assert!(matches!(h.state(), BuyerState::ReceivePhone { ref name } if name == "Sri Wahyuni"));
+    h.button("lang:id");
+    h.text("0812-3456-7890");
+    // A shared location far outside the market's radius is refused before anything else.
+    let r = h.send(Inbound::Location {
+        lat: -6.2,
+        lon: 106.8,
+    });
+    assert!(joined(&r).contains("di luar jangkauan"), "{r:#?}");
+    assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
+    h.text("Jl. Mawar {total} {slot} No. 3, Blimbing");
+    h.text("Besok 09:00");
+    match h.state() {
+        BuyerState::ReceivePayment { slot, .. } => {
+            assert_eq!(
+                slot.date,
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 29).expect("date")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    h.text("qris");
+    let r = h.button("note:none");
+    // A typed placeholder stays as typed in the summary.
+    assert!(
+        joined(&r).contains("Jl. Mawar {total} {slot} No. 3"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_line_that_can_no_longer_be_priced_is_removed_not_stuck() {
+    let mut h = Harness::new("blimbing");
+    add(&mut h, "bawang-merah", "1 kg");
+    add(&mut h, "kangkung", "2");
+    {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.execute(
+            "UPDATE commodities SET unit = 'ikat' WHERE id = 'bawang-merah'",
+            [],
+        )
+        .expect("unit");
+        conn.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'catalog_version'",
+            [],
+        )
+        .expect("version");
+    }
+    let r = h.text("keranjang");
+    assert!(joined(&r).contains("tidak dijual lagi"), "{r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM cart_lines"), 1);
+    h.button("checkout");
+    h.text("Sri Wahyuni");
+    h.text("0812-3456-7890");
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    h.button(&payload(&r, "Hari ini"));
+    h.button("pay:qris");
+    h.button("note:none");
+    let r = h.button("place");
+    assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
+}

@@ -179,3 +179,16 @@ fn bad_rows_are_refused_with_file_line_and_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn the_binary_carries_the_same_seed_data() {
+    let from_files = SeedData::load(&data_dir()).expect("files");
+    let built_in = SeedData::builtin().expect("built in");
+    assert_eq!(from_files.markets, built_in.markets);
+    assert_eq!(from_files.commodities, built_in.commodities);
+    assert_eq!(from_files.stalls, built_in.stalls);
+    let missing = SeedData::load(Path::new("/nonexistent"))
+        .expect_err("no folder")
+        .to_string();
+    assert!(missing.contains("markets.toml: cannot read"), "{missing}");
+}

@@ -11,7 +11,7 @@ use super::{PlaceRefusal, Repo, RepoResult, Turn};
 use crate::channel::{Button, Inbound, Outbound, Request};
 use crate::domain::cart::{CartLine, MAX_CART_LINES, line_total};
 use crate::domain::catalog::{Category, Commodity, Offer, SearchResult};
-use crate::domain::contact::{Address, AddressError, PhoneNumber};
+use crate::domain::contact::{Address, AddressError, PhoneNumber, distance_km};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
     CancelRefusal, NewOrder, NewOrderLine, OrderNumber, OrderStatus, PaymentMethod,
@@ -102,7 +102,10 @@ pub enum BuyerState {
     ConfirmCancelOrder {
         number: OrderNumber,
     },
-    ChoosingLanguage,
+    /// Choosing a language; what the bot was asking before is asked again in the new language.
+    ChoosingLanguage {
+        previous: Box<BuyerState>,
+    },
 }
 
 /// Answers one input of a shopper and returns the next state.
@@ -113,7 +116,11 @@ pub fn step(
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
     match input {
-        Inbound::Text(text) if text.chars().count() > MAX_TEXT_CHARS => {
+        Inbound::Text(text)
+        | Inbound::Command { args: text, .. }
+        | Inbound::Contact { phone: text, .. }
+            if text.chars().count() > MAX_TEXT_CHARS =>
+        {
             turn.say(Key::TooLong);
             Ok(state)
         }
@@ -128,6 +135,22 @@ pub fn step(
         Inbound::Text(text) => typed(state, text, repo, turn),
         Inbound::Location { lat, lon } => match state {
             BuyerState::ReceiveAddress { name, phone } => match Address::location(*lat, *lon) {
+                Some(_)
+                    if distance_km(turn.market.lat, turn.market.lon, *lat, *lon)
+                        > turn.market.delivery_radius_km =>
+                {
+                    let distance = distance_km(turn.market.lat, turn.market.lon, *lat, *lon);
+                    let text = turn.tf(
+                        Key::AddressOutsideZone,
+                        &[
+                            ("distance", &format!("{distance:.1}")),
+                            ("market", &turn.market.name),
+                            ("radius", &turn.market.delivery_radius_km),
+                        ],
+                    );
+                    turn.reply(Outbound::text(text));
+                    Ok(BuyerState::ReceiveAddress { name, phone })
+                }
                 Some(address) => {
                     let contact = Contact {
                         name,
@@ -261,7 +284,7 @@ fn typed(
         BuyerState::ReceiveSlot { contact } => {
             // "09:00" or "besok 07:00" typed instead of a button.
             let choices = available_slots(&turn.market.slots, turn.now);
-            let wanted = text.replace('.', ":");
+            let wanted = text.to_lowercase().replace('.', ":");
             let tomorrow = wanted.contains("besok") || wanted.contains("tomorrow");
             let today = local(turn.now).date_naive();
             let found = choices.iter().find(|c| {
@@ -353,9 +376,9 @@ fn typed(
         }
         BuyerState::ConfirmEmptyCart
         | BuyerState::ConfirmCancelOrder { .. }
-        | BuyerState::ChoosingLanguage => {
+        | BuyerState::ChoosingLanguage { .. } => {
             let lowered = text.to_lowercase();
-            if let BuyerState::ChoosingLanguage = state
+            if let BuyerState::ChoosingLanguage { .. } = state
                 && let Some(lang) = Lang::from_code(&lowered)
             {
                 return act(state, Action::Language(lang), repo, turn);
@@ -419,6 +442,11 @@ fn act(
             None => stale(state, turn),
         },
         Action::QuickQuantity { offer, base } => {
+            // Only as the answer to the amount question: an old or double-tapped button must not
+            // add the amount again.
+            if state != (BuyerState::ReceiveQuantity { offer }) {
+                return stale(state, turn);
+            }
             let Some((_, commodity)) = market_offer(turn, offer) else {
                 return stale(state, turn);
             };
@@ -585,17 +613,15 @@ fn act(
         Action::LanguageMenu => {
             let text = turn.t(Key::ChooseLanguage);
             let buttons = vec![
-                Button {
-                    label: "🇮🇩 Bahasa Indonesia".into(),
-                    payload: Action::Language(Lang::Id).encode(),
-                },
-                Button {
-                    label: "🇬🇧 English".into(),
-                    payload: Action::Language(Lang::En).encode(),
-                },
+                turn.button(Key::LangNameId, Action::Language(Lang::Id).encode()),
+                turn.button(Key::LangNameEn, Action::Language(Lang::En).encode()),
             ];
             turn.reply(Outbound::with_buttons(text, buttons));
-            Ok(BuyerState::ChoosingLanguage)
+            let previous = match state {
+                BuyerState::ChoosingLanguage { previous } => previous,
+                other => Box::new(other),
+            };
+            Ok(BuyerState::ChoosingLanguage { previous })
         }
         Action::AgreeChanges(sub) => {
             lifecycle_answer(state, lifecycle::agree(repo, turn, sub)?, turn)
@@ -619,8 +645,35 @@ fn act(
             repo.set_language(lang)?;
             turn.lang = lang;
             turn.say(Key::LanguageSet);
-            show_menu(repo, turn)
+            let previous = match state {
+                BuyerState::ChoosingLanguage { previous } => *previous,
+                other => other,
+            };
+            reprompt(previous, repo, turn)
         }
+    }
+}
+
+/// Asks again what the bot was waiting for (after a language change), so nothing collected is
+/// lost; outside a question, the main menu.
+fn reprompt(state: BuyerState, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    match state {
+        BuyerState::ReceiveQuantity { offer } => ask_quantity(offer, turn),
+        BuyerState::ReceiveName => start_checkout(repo, turn),
+        BuyerState::ReceivePhone { name } => ask_phone(name, repo, turn),
+        BuyerState::ReceiveAddress { name, phone } => ask_address(name, phone, repo, turn),
+        BuyerState::ReceiveSlot { contact } => ask_slot(contact, repo, turn),
+        BuyerState::ReceivePayment { contact, slot } => ask_payment(contact, slot, turn),
+        BuyerState::ReceiveNote {
+            contact,
+            slot,
+            payment,
+        } => ask_note(contact, slot, payment, turn),
+        BuyerState::ConfirmOrder { checkout, .. } => summary(checkout, repo, turn),
+        BuyerState::ViewingCart
+        | BuyerState::ViewingCartLine { .. }
+        | BuyerState::ReceiveNewQuantity { .. } => show_cart(repo, turn),
+        _ => show_menu(repo, turn),
     }
 }
 
@@ -1161,21 +1214,34 @@ struct PricedLine<'c> {
     total: Rupiah,
 }
 
-fn priced_cart<'c>(turn: &Turn<'c>, cart: Vec<CartLine>) -> (Vec<PricedLine<'c>>, usize) {
-    let mut gone = 0;
+/// The cart at today's prices. Lines that can no longer be priced (the stall stopped selling it,
+/// or it changed unit) are removed, and the shopper is told once.
+fn current_cart<'c>(repo: &mut dyn Repo, turn: &mut Turn<'c>) -> RepoResult<Vec<PricedLine<'c>>> {
+    let (lines, gone) = priced_cart(turn, repo.cart()?);
+    if !gone.is_empty() {
+        for offer_id in gone {
+            repo.remove_cart_line(offer_id)?;
+        }
+        turn.say(Key::OfferGone);
+    }
+    Ok(lines)
+}
+
+fn priced_cart<'c>(turn: &Turn<'c>, cart: Vec<CartLine>) -> (Vec<PricedLine<'c>>, Vec<i64>) {
+    let mut gone = Vec::new();
     let mut out = Vec::new();
     for line in cart {
         let Some((offer, commodity)) = market_offer(turn, line.offer_id) else {
-            gone += 1;
+            gone.push(line.offer_id);
             continue;
         };
         let Some(stall) = turn.catalog.stall(offer.stall_id) else {
-            gone += 1;
+            gone.push(line.offer_id);
             continue;
         };
         // A quantity stored for another unit (the commodity changed unit) cannot be priced.
         if line.quantity.unit() != commodity.unit {
-            gone += 1;
+            gone.push(line.offer_id);
             continue;
         }
         let total = line_total(offer.price, line.quantity);
@@ -1192,10 +1258,7 @@ fn priced_cart<'c>(turn: &Turn<'c>, cart: Vec<CartLine>) -> (Vec<PricedLine<'c>>
 }
 
 fn show_cart(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let (lines, gone) = priced_cart(turn, repo.cart()?);
-    if gone > 0 {
-        turn.say(Key::OfferGone);
-    }
+    let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         let text = turn.t(Key::CartEmpty);
         let buttons = vec![
@@ -1248,7 +1311,7 @@ fn show_cart_line(
     repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
-    let (lines, _) = priced_cart(turn, repo.cart()?);
+    let lines = current_cart(repo, turn)?;
     let Some(l) = lines.iter().find(|l| l.line.offer_id == offer_id) else {
         return stale(BuyerState::ViewingCart, turn);
     };
@@ -1312,7 +1375,7 @@ fn cancel_button(turn: &Turn<'_>) -> Button {
 }
 
 fn start_checkout(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let (lines, _) = priced_cart(turn, repo.cart()?);
+    let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         return show_cart(repo, turn);
     }
@@ -1488,13 +1551,16 @@ fn summary_text(
             &[("stall", name), ("number", number), ("subtotal", &subtotal)],
         ));
         for l in mine {
-            body.push_str(&format!(
-                "\n  • {} {} × {}/{} = {}",
-                l.commodity.display_name(lang),
-                l.line.quantity.display(lang),
-                l.offer.price,
-                l.commodity.unit.label(),
-                l.total
+            body.push('\n');
+            body.push_str(&turn.tf(
+                Key::SummaryLine,
+                &[
+                    ("commodity", &l.commodity.display_name(lang)),
+                    ("qty", &l.line.quantity.display(lang)),
+                    ("price", &l.offer.price),
+                    ("unit", &l.commodity.unit.label()),
+                    ("total", &l.total),
+                ],
             ));
         }
         body.push('\n');
@@ -1521,7 +1587,7 @@ fn summary_text(
 }
 
 fn summary(checkout: Checkout, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let (lines, _) = priced_cart(turn, repo.cart()?);
+    let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         return show_cart(repo, turn);
     }
@@ -1540,7 +1606,7 @@ fn place_order(
     repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
-    let (lines, gone) = priced_cart(turn, repo.cart()?);
+    let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         return show_cart(repo, turn);
     }
@@ -1550,7 +1616,7 @@ fn place_order(
         return ask_slot(checkout.contact, repo, turn);
     }
     let total: Rupiah = lines.iter().map(|l| l.total).sum();
-    if total != shown_total || gone > 0 {
+    if total != shown_total {
         turn.say(Key::PricesChanged);
         return summary(checkout, repo, turn);
     }

@@ -144,7 +144,7 @@ pub struct Offer {
 
 /// A seed row that could not be accepted.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {reason}")]
+#[error("{}{}: {reason}", file.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
 pub struct SeedError {
     pub file: PathBuf,
     pub line: u64,
@@ -223,9 +223,31 @@ fn words_list(s: &str) -> Vec<String> {
 impl SeedData {
     /// Reads `markets.toml`, `commodities.csv` and `stalls.csv` from `dir`.
     pub fn load(dir: &Path) -> Result<SeedData, SeedError> {
-        let markets = load_markets(&dir.join("markets.toml"))?;
-        let commodities = load_commodities(&dir.join("commodities.csv"))?;
-        let stalls = load_stalls(&dir.join("stalls.csv"), &markets, &commodities)?;
+        let files = ["markets.toml", "commodities.csv", "stalls.csv"].map(|f| dir.join(f));
+        let [m, c, s] = &files;
+        SeedData::parse([(m, &read(m)?), (c, &read(c)?), (s, &read(s)?)])
+    }
+
+    /// The seed data compiled into the binary, for a binary run away from its source tree.
+    pub fn builtin() -> Result<SeedData, SeedError> {
+        let (m, c, s) = (
+            Path::new("data/markets.toml"),
+            Path::new("data/commodities.csv"),
+            Path::new("data/stalls.csv"),
+        );
+        SeedData::parse([
+            (m, include_str!("../../data/markets.toml")),
+            (c, include_str!("../../data/commodities.csv")),
+            (s, include_str!("../../data/stalls.csv")),
+        ])
+    }
+
+    /// Checks the three files' contents; the paths are only for messages.
+    fn parse(files: [(&Path, &str); 3]) -> Result<SeedData, SeedError> {
+        let [(m, mt), (c, ct), (s, st)] = files;
+        let markets = load_markets(m, mt)?;
+        let commodities = load_commodities(c, ct)?;
+        let stalls = load_stalls(s, st, &markets, &commodities)?;
         Ok(SeedData {
             markets,
             commodities,
@@ -242,14 +264,13 @@ fn read(file: &Path) -> Result<String, SeedError> {
     })
 }
 
-fn load_markets(file: &Path) -> Result<Vec<Market>, SeedError> {
-    let text = read(file)?;
+fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
     let fail = |line: u64, reason: String| SeedError {
         file: file.to_path_buf(),
         line,
         reason,
     };
-    let parsed: MarketsFile = toml::from_str(&text).map_err(|e| {
+    let parsed: MarketsFile = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count() as u64)
@@ -336,8 +357,10 @@ fn load_markets(file: &Path) -> Result<Vec<Market>, SeedError> {
     Ok(markets)
 }
 
-fn csv_rows<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<Vec<(u64, T)>, SeedError> {
-    let text = read(file)?;
+fn csv_rows<T: for<'de> Deserialize<'de>>(
+    file: &Path,
+    text: &str,
+) -> Result<Vec<(u64, T)>, SeedError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -363,7 +386,7 @@ fn csv_rows<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<Vec<(u64, T)>, 
         .collect())
 }
 
-fn load_commodities(file: &Path) -> Result<Vec<Commodity>, SeedError> {
+fn load_commodities(file: &Path, text: &str) -> Result<Vec<Commodity>, SeedError> {
     let fail = |line: u64, reason: String| SeedError {
         file: file.to_path_buf(),
         line,
@@ -371,7 +394,7 @@ fn load_commodities(file: &Path) -> Result<Vec<Commodity>, SeedError> {
     };
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for (line, row) in csv_rows::<CommodityRow>(file)? {
+    for (line, row) in csv_rows::<CommodityRow>(file, text)? {
         if row.id.is_empty()
             || !row
                 .id
@@ -413,6 +436,7 @@ fn load_commodities(file: &Path) -> Result<Vec<Commodity>, SeedError> {
 
 fn load_stalls(
     file: &Path,
+    text: &str,
     markets: &[Market],
     commodities: &[Commodity],
 ) -> Result<Vec<SeedStall>, SeedError> {
@@ -425,7 +449,7 @@ fn load_stalls(
     let commodity_ids: HashSet<&str> = commodities.iter().map(|c| c.id.as_str()).collect();
     let mut stalls: Vec<SeedStall> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
-    for (line, row) in csv_rows::<StallRow>(file)? {
+    for (line, row) in csv_rows::<StallRow>(file, text)? {
         if !market_slugs.contains(row.market.as_str()) {
             return Err(fail(line, format!("unknown market `{}`", row.market)));
         }

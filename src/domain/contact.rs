@@ -114,6 +114,16 @@ impl fmt::Display for Address {
     }
 }
 
+/// Great-circle distance in kilometres between two points (haversine; plenty for a city).
+pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let r = 6371.0_f64;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * r * a.sqrt().asin()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +156,15 @@ mod tests {
         ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn distances() {
+        // Pasar Blimbing to Alun-Alun Malang: about 4 km. Malang to Jakarta: about 660 km.
+        let d = distance_km(-7.9352, 112.6453, -7.9826, 112.6308);
+        assert!((4.0..6.0).contains(&d), "{d}");
+        assert!(distance_km(-7.98, 112.63, -6.2, 106.8) > 600.0);
+        assert!(distance_km(-7.98, 112.63, -7.98, 112.63) < 1e-9);
     }
 
     #[test]

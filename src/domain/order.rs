@@ -307,7 +307,7 @@ impl OrderNumber {
             .filter(|c| *c != '-' && *c != ' ')
             .collect::<String>()
             .to_uppercase();
-        if cleaned.len() < 4 || cleaned.len() > 12 {
+        if !cleaned.is_ascii() || cleaned.len() < 4 || cleaned.len() > 12 {
             return None;
         }
         let (code, digits) = cleaned.split_at(3);
@@ -347,7 +347,16 @@ mod tests {
                 "{typed}"
             );
         }
-        for bad in ["", "42", "BL-42", "BLB-", "BLB-4x", "1BL-42"] {
+        for bad in [
+            "",
+            "42",
+            "BL-42",
+            "BLB-",
+            "BLB-4x",
+            "1BL-42",
+            "éé12",
+            "BLÉ-0042",
+        ] {
             assert_eq!(OrderNumber::parse(bad), None, "{bad}");
         }
     }

@@ -446,18 +446,30 @@ pub fn parse_quantity(input: &str, unit: SaleUnit) -> Result<Quantity, QuantityE
     let toks = tokens(&lowered);
     let mut i = 0;
     let mut amount: Option<Ratio> = None;
-    // Numbers, possibly mixed: "1 1/2", "satu setengah".
+    // A number, possibly mixed ("1 1/2", "satu setengah") or grouped by thousands with a space
+    // ("10 000"). Two separate numbers ("2 5") are not one amount.
+    let digits = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
     while i < toks.len() {
         match parse_number(&toks[i]) {
             Some(r) => {
                 amount = Some(match amount {
                     None => r,
-                    Some(a) => a.add(r).ok_or(QuantityError::TooLarge {
-                        max: Quantity {
-                            base: unit.max_base(),
-                            unit,
-                        },
-                    })?,
+                    Some(a)
+                        if a.den == 1
+                            && a.num < 1000
+                            && toks[i].len() == 3
+                            && digits(&toks[i])
+                            && digits(&toks[i - 1]) =>
+                    {
+                        Ratio {
+                            num: a.num * 1000 + r.num,
+                            den: 1,
+                        }
+                    }
+                    Some(a) if a.den == 1 && r.num < r.den => {
+                        a.add(r).ok_or(QuantityError::NotANumber)?
+                    }
+                    Some(_) => return Err(QuantityError::NotANumber),
                 });
                 i += 1;
             }
@@ -589,6 +601,7 @@ mod tests {
             ("1 kilogram", 1000),
             ("50 kg", 50_000),
             ("1/3 kg", 333),
+            ("10 000 gr", 10_000),
         ];
         for (input, grams) in cases {
             assert_eq!(ok(input, KG), grams, "{input}");
@@ -623,6 +636,12 @@ mod tests {
         assert_eq!(err("2 kg bawang", KG), QuantityError::NotANumber);
         assert_eq!(err("1/0 kg", KG), QuantityError::NotANumber);
         assert_eq!(err("1,2,3", KG), QuantityError::NotANumber);
+        assert_eq!(
+            err("2 5", KG),
+            QuantityError::NotANumber,
+            "two numbers are not one amount"
+        );
+        assert_eq!(err("1/2 1/2", KG), QuantityError::NotANumber);
         assert!(matches!(err("9999 kg", KG), QuantityError::TooLarge { .. }));
         assert!(matches!(err("51 kg", KG), QuantityError::TooLarge { .. }));
         assert!(matches!(
