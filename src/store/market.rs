@@ -366,6 +366,7 @@ impl MarketRepo for RepoTx<'_> {
             actor,
             self.now,
         )?;
+        self.refresh_order_total(sub_id)?;
         if let Some(r) = reason {
             self.tx
                 .prepare_cached("UPDATE order_events SET note = ?2 WHERE id = (SELECT MAX(id) FROM order_events WHERE sub_order_id = ?1)")?
