@@ -288,7 +288,8 @@ const BASE_EN: &str = include_str!("../dialogues/en.toml");
 #[derive(Debug, Clone)]
 pub struct Texts {
     base: HashMap<Lang, Catalog>,
-    overrides: HashMap<(String, Lang), Catalog>,
+    /// market slug -> language -> overriding sentences.
+    overrides: HashMap<String, HashMap<Lang, Catalog>>,
 }
 
 fn parse_catalog(file: &str, text: &str) -> Result<Catalog, TextError> {
@@ -364,7 +365,11 @@ impl Texts {
                     });
                 }
             }
-            texts.overrides.insert((slug.to_string(), lang), catalog);
+            texts
+                .overrides
+                .entry(slug.to_string())
+                .or_default()
+                .insert(lang, catalog);
         }
         Ok(texts)
     }
@@ -383,7 +388,8 @@ impl Texts {
         let name = key.name();
         if let Some(s) = self
             .overrides
-            .get(&(market.to_string(), lang))
+            .get(market)
+            .and_then(|m| m.get(&lang))
             .and_then(|c| c.get(name))
         {
             return s;

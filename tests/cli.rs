@@ -175,3 +175,72 @@ fn a_confirmed_order_survives_kill_9() {
         .expect("check");
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn two_terminals_on_one_database_see_what_the_other_caused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("p.db");
+    let now = "2026-11-28T07:00:00+07:00";
+    // Create the database and register bu-sri as the trader of stall A-07.
+    chat_script(&db, "/start\n");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("db");
+        conn.execute(
+            "INSERT INTO stall_traders (stall_id, channel, user_id, since)
+             SELECT id, 'console', 'bu-sri', '2026-11-28T00:00:00.000Z' FROM stalls WHERE market = 'blimbing' AND number = 'A-07'",
+            [],
+        )
+        .expect("register");
+    }
+    // Terminal 1: the trader, waiting.
+    let mut trader = pasar()
+        .args([
+            "chat", "--as", "trader", "--user", "bu-sri", "--now", now, "--db",
+        ])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn trader");
+    let mut trader_in = trader.stdin.take().expect("stdin");
+    let trader_out = trader.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(trader_out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |needle: &str| {
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    };
+    // Terminal 2: a shopper orders kangkung from that stall.
+    let out = chat_script(
+        &db,
+        "kangkung\n1\n3 ikat\ncheckout\nAni\n0812-3456-7890\nJl. Borobudur No. 12, Purwodadi\n1\ncod\ntidak ada\npesan sekarang\n",
+    );
+    assert!(out.contains("BLB-0001 sudah kami terima"), "{out}");
+    // The trader's terminal shows the order without anyone typing there.
+    assert!(
+        wait_for("Pesanan baru BLB-0001"),
+        "the trader's terminal showed the new order"
+    );
+    writeln!(trader_in, "terima").expect("type");
+    assert!(wait_for("diterima"), "the trader accepted");
+    // The shopper's next session shows what the trader did.
+    let out = chat_script(&db, "pesanan saya\n");
+    assert!(
+        out.contains("Sayur Bu Sri menerima pesanan BLB-0001"),
+        "{out}"
+    );
+    assert!(out.contains("dikonfirmasi"), "{out}");
+    let _ = trader.kill();
+    let _ = trader.wait();
+}

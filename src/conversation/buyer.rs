@@ -1640,6 +1640,7 @@ fn place_order(
             })
             .collect(),
         placed_at: turn.now,
+        trader_deadline: turn.now + turn.policy.trader_deadline(&turn.market.slug),
     };
     let placed = match repo.place_order(&order)? {
         Ok(placed) => placed,

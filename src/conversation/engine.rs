@@ -103,6 +103,20 @@ struct Shared<'a> {
     default_lang: Lang,
 }
 
+/// How a plain batch ended when it did not commit.
+enum BatchOutcome {
+    /// The store failed: nothing can be done in this batch.
+    Store(StoreError),
+    /// An event failed or does not decode: run the batch again with savepoints.
+    NeedsCare,
+}
+
+impl From<StoreError> for BatchOutcome {
+    fn from(e: StoreError) -> BatchOutcome {
+        BatchOutcome::Store(e)
+    }
+}
+
 /// The user timers act as: nobody's chat.
 fn system_user() -> UserKey {
     UserKey {
@@ -243,11 +257,55 @@ impl Engine {
     }
 
     /// Handles up to `max` pending inbox rows, oldest first, in one transaction (group commit:
-    /// one WAL commit for many events). Each event runs inside its own savepoint, so a failing or
-    /// panicking step is rolled back alone; nothing is delivered before the commit, so a crash
-    /// loses no reply anyone has seen. Returns how many rows were taken up (handled, retried or
-    /// parked).
+    /// one WAL commit for many events); nothing is delivered before the commit, so a crash loses
+    /// no reply anyone has seen. Returns how many rows were taken up (handled, retried or parked).
+    ///
+    /// Events almost never fail, so the batch first runs plainly. If any event fails or panics,
+    /// the whole batch is rolled back and run again with a savepoint per event, so that only the
+    /// failing event is undone (and retried or parked) while the others commit.
     pub fn process_batch(&mut self, max: usize) -> StoreResult<usize> {
+        self.refresh_catalog()?;
+        let now = self.clock.now();
+        let catalog = Arc::clone(&self.catalog);
+        let texts = Arc::clone(&self.texts);
+        let policy = Arc::clone(&self.policy);
+        let shared = Shared {
+            catalog: &catalog,
+            texts: &texts,
+            policy: &policy,
+            secret: &self.secret,
+            default_lang: self.default_lang,
+        };
+        let fast = self.store.write(|tx| {
+            let pending = crate::store::pending_in(tx, max)?;
+            let started = std::time::Instant::now();
+            let mut taken = 0;
+            for p in &pending {
+                if taken > 0 && started.elapsed() >= BATCH_BUDGET {
+                    break;
+                }
+                let Ok(ev) = &p.event else {
+                    return Err(BatchOutcome::NeedsCare);
+                };
+                taken += 1;
+                match step_event(tx, p.id, ev, now, &shared) {
+                    Ok(true) => break, // later events must see the new catalogue
+                    Ok(false) => {}
+                    Err(_) => return Err(BatchOutcome::NeedsCare),
+                }
+            }
+            Ok(taken)
+        });
+        match fast {
+            Ok(taken) => Ok(taken),
+            Err(BatchOutcome::Store(e)) => Err(e),
+            Err(BatchOutcome::NeedsCare) => self.process_batch_carefully(max),
+        }
+    }
+
+    /// The batch again, one savepoint per event: a failing or panicking step is rolled back
+    /// alone, retried up to [`MAX_ATTEMPTS`] times, then parked with an apology to its user.
+    fn process_batch_carefully(&mut self, max: usize) -> StoreResult<usize> {
         self.refresh_catalog()?;
         let now = self.clock.now();
         let catalog = Arc::clone(&self.catalog);
@@ -366,10 +424,16 @@ fn step_event(
         user: &ev.user,
         now,
     };
-    let roles = Roles {
-        admin: shared.policy.is_config_admin(&market.slug, &ev.user)
-            || repo.staff_admins()?.contains(&ev.user),
-        stalls: repo.stalls_of(&ev.user)?,
+    // Only commands are routed by role (buttons carry their role, text follows the state), so
+    // the role lookups are skipped for everything else.
+    let roles = if matches!(ev.inbound, crate::channel::Inbound::Command { .. }) {
+        Roles {
+            admin: shared.policy.is_config_admin(&market.slug, &ev.user)
+                || repo.staff_admins()?.contains(&ev.user),
+            stalls: repo.stalls_of(&ev.user)?,
+        }
+    } else {
+        Roles::default()
     };
     let mut reset = false;
     let trader_state: TraderState = decode_state(

@@ -181,9 +181,8 @@ pub fn announce_new_order(
     let Some(order) = repo.order(order_id)? else {
         return Ok(());
     };
-    let deadline = turn.now + turn.policy.trader_deadline(&turn.market.slug);
+    // The deadlines were stored with the sub-orders.
     for sub in &order.subs {
-        repo.set_sub_deadline(sub.id, Some(deadline), 0)?;
         let traders = repo.traders_of(sub.stall_id)?;
         if traders.is_empty() {
             let (stall, number) = stall_label(turn, sub.stall_id);

@@ -412,6 +412,8 @@ pub struct NewOrder {
     pub note: Option<String>,
     pub lines: Vec<NewOrderLine>,
     pub placed_at: DateTime<Utc>,
+    /// When the traders must have answered (then a reminder).
+    pub trader_deadline: DateTime<Utc>,
 }
 
 impl NewOrder {

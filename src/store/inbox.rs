@@ -72,10 +72,12 @@ pub fn mark_failed(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> 
 
 /// The oldest pending inbox rows, inside the processing transaction.
 pub fn pending_in(tx: &Tx<'_>, limit: usize) -> StoreResult<Vec<PendingEvent>> {
+    // No `LIMIT ?`: a bound LIMIT makes SQLite re-prepare the statement on every call (it can
+    // change the plan); reading stops after `limit` rows instead.
     let mut stmt = tx.prepare_cached(
-        "SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?1",
+        "SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id",
     )?;
-    let rows = stmt.query_map([limit as i64], |r| {
+    let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
@@ -83,7 +85,7 @@ pub fn pending_in(tx: &Tx<'_>, limit: usize) -> StoreResult<Vec<PendingEvent>> {
         ))
     })?;
     let mut out = Vec::new();
-    for row in rows {
+    for row in rows.take(limit) {
         let (id, attempts, json) = row?;
         out.push(PendingEvent {
             id,

@@ -38,9 +38,9 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, market, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' ORDER BY id LIMIT ?2",
+            "SELECT id, market, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![channel.code(), limit as i64], |r| {
+        let rows = stmt.query_map(params![channel.code()], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -49,7 +49,7 @@ impl Store {
             ))
         })?;
         let mut out = Vec::new();
-        for row in rows {
+        for row in rows.take(limit) {
             let (id, market, recipient, json) = row?;
             out.push(OutboxMessage {
                 id,
@@ -73,14 +73,13 @@ impl Store {
     ) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3
-             ORDER BY id LIMIT ?4",
+             ORDER BY id",
         )?;
-        let rows = stmt.query_map(
-            params![to.channel.code(), market, to.id, limit as i64],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-        )?;
+        let rows = stmt.query_map(params![to.channel.code(), market, to.id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
-        for row in rows {
+        for row in rows.take(limit) {
             let (id, json) = row?;
             out.push(OutboxMessage {
                 id,
@@ -118,14 +117,13 @@ impl Store {
     ) -> StoreResult<Vec<Outbound>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT message FROM outbox WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'sent'
-             ORDER BY id DESC LIMIT ?4",
+             ORDER BY id DESC",
         )?;
-        let rows = stmt.query_map(
-            params![market, to.channel.code(), to.id, limit as i64],
-            |r| r.get::<_, String>(0),
-        )?;
+        let rows = stmt.query_map(params![market, to.channel.code(), to.id], |r| {
+            r.get::<_, String>(0)
+        })?;
         let mut out = Vec::new();
-        for json in rows {
+        for json in rows.take(limit) {
             out.push(serde_json::from_str(&json?)?);
         }
         Ok(out)

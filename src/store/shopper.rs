@@ -188,22 +188,20 @@ impl ShopperRepo for RepoTx<'_> {
         // Check every line against the stored price and stock before writing anything: inside
         // this IMMEDIATE transaction nobody else can take the stock meanwhile.
         let mut wanted: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut stocks: BTreeMap<i64, Option<i64>> = BTreeMap::new();
         for l in &order.lines {
             *wanted.entry(l.offer_id).or_default() += l.quantity.base();
-            let (price, _): (i64, Option<i64>) = self
+            let (price, stock): (i64, Option<i64>) = self
                 .tx
                 .prepare_cached("SELECT price, stock FROM offers WHERE id = ?1")?
                 .query_row([l.offer_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             if price != l.unit_price.value() {
                 return Ok(Err(PlaceRefusal::PriceChanged));
             }
+            stocks.insert(l.offer_id, stock);
         }
         for (offer_id, base) in &wanted {
-            let stock: Option<i64> = self
-                .tx
-                .prepare_cached("SELECT stock FROM offers WHERE id = ?1")?
-                .query_row([offer_id], |r| r.get(0))?;
-            if let Some(stock) = stock
+            if let Some(Some(stock)) = stocks.get(offer_id).copied()
                 && (stock as u64) < *base
             {
                 return Ok(Err(PlaceRefusal::OutOfStock {
@@ -272,8 +270,10 @@ impl ShopperRepo for RepoTx<'_> {
             let subtotal: Rupiah = lines.iter().map(|l| l.total).sum();
             let sub_status = SubOrderStatus::AwaitingTrader;
             self.tx
-                .prepare_cached("INSERT INTO sub_orders (order_id, stall_id, status, total) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![order_id, stall_id, sub_status.code(), subtotal.value()])?;
+                .prepare_cached(
+                    "INSERT INTO sub_orders (order_id, stall_id, status, total, deadline_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![order_id, stall_id, sub_status.code(), subtotal.value(), ts(order.trader_deadline)])?;
             let sub_id = self.tx.last_insert_rowid();
             audit(
                 self.tx,
@@ -310,29 +310,26 @@ impl ShopperRepo for RepoTx<'_> {
     }
 
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // No `LIMIT ?` (it re-prepares the statement on every call); stop reading instead.
         let mut stmt = self.tx.prepare_cached(
             "SELECT o.id, o.number, o.status, o.total, o.placed_at, o.slot_date, o.slot, o.payment,
                     (SELECT group_concat(status) FROM sub_orders s WHERE s.order_id = o.id)
-             FROM orders o WHERE o.market = ?1 AND o.channel = ?2 AND o.user_id = ?3 ORDER BY o.id DESC LIMIT ?4",
+             FROM orders o WHERE o.market = ?1 AND o.channel = ?2 AND o.user_id = ?3 ORDER BY o.id DESC",
         )?;
-        let rows = stmt.query_map(
-            params![self.market, self.channel(), self.user.id, limit],
-            |r| {
-                Ok((
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                ))
-            },
-        )?;
+        let rows = stmt.query_map(params![self.market, self.channel(), self.user.id], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })?;
         let mut out = Vec::new();
-        for row in rows {
+        for row in rows.take(limit) {
             let (number, status, total, placed_at, slot_date, slot, payment, subs) = row?;
             let corrupt = |what: &str| StoreError::Corrupt(format!("order {number}: {what}"));
             let status = OrderStatus::from_code(&status).ok_or_else(|| corrupt("status"))?;
