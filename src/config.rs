@@ -32,6 +32,35 @@ struct RawConfig {
     markets: std::collections::BTreeMap<String, RawMarket>,
     #[serde(default)]
     admins: Vec<RawAdmin>,
+    #[serde(default)]
+    telegram: RawTelegram,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelegram {
+    api_url: Option<String>,
+    mode: Option<String>,
+    public_url: Option<String>,
+    listen: Option<String>,
+    poll_timeout_secs: Option<u32>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    per_chat_per_sec: Option<f64>,
+    per_bot_per_sec: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +111,43 @@ pub struct Config {
     pub dialogues_dir: PathBuf,
     /// Order rules and who administers what.
     pub policy: Policy,
+    pub telegram: TelegramConfig,
+    /// Address of the one HTTP server (webhooks); `[server] listen`.
+    pub server_listen: Option<String>,
+}
+
+/// How updates reach the bots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TelegramMode {
+    Polling,
+    Webhook,
+}
+
+/// `[telegram]`: where the Bot API is and how fast the bots may talk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelegramConfig {
+    /// The Bot API server (a local Bot API server, or a fake in tests).
+    pub api_url: String,
+    pub mode: TelegramMode,
+    pub public_url: Option<String>,
+    /// Seconds a `getUpdates` long poll waits for news.
+    pub poll_timeout_secs: u32,
+    /// Telegram's limits: about one message a second per chat, thirty per bot.
+    pub per_chat_per_sec: f64,
+    pub per_bot_per_sec: f64,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> TelegramConfig {
+        TelegramConfig {
+            api_url: "https://api.telegram.org".into(),
+            mode: TelegramMode::Polling,
+            public_url: None,
+            poll_timeout_secs: 25,
+            per_chat_per_sec: 1.0,
+            per_bot_per_sec: 30.0,
+        }
+    }
 }
 
 /// An admin named in the config: of the listed markets, or of every market (a city admin) when
@@ -169,6 +235,8 @@ impl Default for Config {
                 invite_secret: secret_from_env(),
                 ..Policy::default()
             },
+            telegram: TelegramConfig::default(),
+            server_listen: None,
         }
     }
 }
@@ -231,7 +299,53 @@ impl Config {
                 markets: a.markets,
             });
         }
+        let mut telegram = TelegramConfig::default();
+        if let Some(url) = raw.telegram.api_url {
+            reqwest::Url::parse(&url)
+                .map_err(|e| invalid(format!("telegram.api_url `{url}`: {e}")))?;
+            telegram.api_url = url;
+        }
+        telegram.mode = match raw.telegram.mode.as_deref() {
+            None | Some("polling") => TelegramMode::Polling,
+            Some("webhook") => TelegramMode::Webhook,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "telegram.mode `{other}` must be `polling` or `webhook`"
+                )));
+            }
+        };
+        telegram.public_url = raw.telegram.public_url;
+        if let Some(t) = raw.telegram.poll_timeout_secs {
+            if t > 50 {
+                return Err(invalid(
+                    "telegram.poll_timeout_secs must be at most 50".into(),
+                ));
+            }
+            telegram.poll_timeout_secs = t;
+        }
+        for (value, name, target) in [
+            (
+                raw.telegram.limits.per_chat_per_sec,
+                "per_chat_per_sec",
+                &mut telegram.per_chat_per_sec,
+            ),
+            (
+                raw.telegram.limits.per_bot_per_sec,
+                "per_bot_per_sec",
+                &mut telegram.per_bot_per_sec,
+            ),
+        ] {
+            if let Some(v) = value {
+                if !(v > 0.0 && v <= 10_000.0) {
+                    return Err(invalid(format!("telegram.limits.{name} must be above 0")));
+                }
+                *target = v;
+            }
+        }
+        let server_listen = raw.telegram.listen.or(raw.server.listen);
         Ok(Config {
+            telegram,
+            server_listen,
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),
             default_language,

@@ -57,6 +57,16 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
+    /// Run every market's bot that has a token (PASAR_<MARKET>_TELEGRAM_TOKEN) until
+    /// SIGINT/SIGTERM.
+    Run {
+        /// Database file (default: the config's [database] path, else ./pasar.db).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        /// Check the config, the database and every token (getMe), print what would run, exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Measure engine steps per second for whole buyer journeys on a file-backed WAL database.
     Bench {
         /// Number of buyer journeys (19 steps each), spread over all markets.
@@ -155,6 +165,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => interactive(&open, &market, role, &user, &mut out)?,
             }
             Ok(())
+        }
+        Command::Run { db, check } => {
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            if check {
+                return check_run(&config, &db);
+            }
+            pasar_online::runtime::run(&config, &db)
         }
         Command::Bench {
             journeys,
@@ -255,4 +272,46 @@ fn interactive(
         write!(out, "> ")?;
         out.flush()?;
     }
+}
+
+/// `pasar run --check`: what would run, without running it.
+fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(pasar_online::conversation::engine::SystemClock);
+    let engine = pasar_online::runtime::open_engine(config, db, clock)?;
+    println!(
+        "database:  {} (ok, {} markets)",
+        db.display(),
+        engine.catalog().markets().len()
+    );
+    println!(
+        "telegram:  {} ({:?})",
+        config.telegram.api_url, config.telegram.mode
+    );
+    let plans = pasar_online::runtime::telegram_plan(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let url = reqwest::Url::parse(&config.telegram.api_url)?;
+    println!("{:<14} {:<38} {}", "market", "token variable", "bot");
+    for plan in plans {
+        let status = match &plan.token {
+            None => "not set: skipped".to_string(),
+            Some(token) => {
+                let bot = teloxide::Bot::new(token).set_api_url(url.clone());
+                match runtime.block_on(async {
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(15),
+                        teloxide::prelude::Requester::get_me(&bot),
+                    )
+                    .await
+                }) {
+                    Ok(Ok(me)) => format!("@{} ok", me.username()),
+                    Ok(Err(e)) => format!("getMe failed: {e}"),
+                    Err(_) => "getMe timed out".to_string(),
+                }
+            }
+        };
+        println!("{:<14} {:<38} {}", plan.market, plan.token_variable, status);
+    }
+    Ok(())
 }

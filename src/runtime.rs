@@ -7,6 +7,7 @@ use crate::domain::catalog::SeedData;
 use crate::store::Store;
 use crate::text::Texts;
 use anyhow::Context;
+use chrono::Utc;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,4 +34,509 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
         config.default_language,
         config.policy.clone(),
     )?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// `pasar run`: every market's bot in one process.
+
+use crate::channel::telegram::{self, Send};
+use crate::channel::{ChannelKind, UserKey};
+use crate::conversation::engine::SystemClock;
+use crate::text::{Key, Lang};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters, SendPhotoSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, InputFile, ReplyMarkup};
+use teloxide::{ApiError, Bot, RequestError};
+use tokio::sync::Notify;
+
+/// What `pasar run` found to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotPlan {
+    pub market: String,
+    pub token_variable: String,
+    pub token: Option<String>,
+}
+
+/// Which markets have a Telegram token in the environment.
+pub fn telegram_plan(config: &Config) -> anyhow::Result<Vec<BotPlan>> {
+    let seed = if config.data_dir.exists() {
+        SeedData::load(&config.data_dir)?
+    } else {
+        SeedData::builtin()?
+    };
+    Ok(seed
+        .markets
+        .iter()
+        .map(|m| {
+            let var = telegram::token_variable(&m.slug);
+            let token = std::env::var(&var).ok().filter(|t| !t.trim().is_empty());
+            BotPlan {
+                market: m.slug.clone(),
+                token_variable: var,
+                token,
+            }
+        })
+        .collect())
+}
+
+/// Shared between the pollers, the engine thread and the senders.
+struct Shared {
+    stop: AtomicBool,
+    /// Pollers stored new updates.
+    inbox: Notify,
+    /// The engine queued messages.
+    outbox: Notify,
+}
+
+/// Runs every market's bot that has a token until SIGINT/SIGTERM.
+pub fn run(config: &Config, db: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(config.clone(), db.to_path_buf()))
+}
+
+async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()> {
+    if config.telegram.mode == crate::config::TelegramMode::Webhook {
+        anyhow::bail!(
+            "telegram.mode = \"webhook\" is not available yet in this version; use \"polling\""
+        );
+    }
+    // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
+    let engine = open_engine(&config, &db, Arc::new(SystemClock))?;
+    let texts = Arc::new(engine.texts().clone());
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        inbox: Notify::new(),
+        outbox: Notify::new(),
+    });
+    let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
+    let mut tasks = Vec::new();
+    let mut running = 0;
+    for plan in telegram_plan(&config)? {
+        let Some(token) = plan.token else {
+            tracing::info!(market = %plan.market, "no {} set: Telegram bot skipped", plan.token_variable);
+            continue;
+        };
+        let bot = Bot::new(token).set_api_url(api_url.clone());
+        match tokio::time::timeout(Duration::from_secs(30), bot.get_me()).await {
+            Ok(Ok(me)) => {
+                tracing::info!(market = %plan.market, bot = %me.username(), "Telegram bot running (polling)");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(market = %plan.market, error = %e, "getMe failed: this market's Telegram bot does not run");
+                continue;
+            }
+            Err(_) => {
+                tracing::error!(market = %plan.market, "getMe timed out: this market's Telegram bot does not run");
+                continue;
+            }
+        }
+        running += 1;
+        let poll_store = Arc::new(Mutex::new(Store::open(&db)?));
+        let send_store = Arc::new(Mutex::new(Store::open(&db)?));
+        tasks.push(tokio::spawn(poll(
+            bot.clone(),
+            plan.market.clone(),
+            poll_store,
+            Arc::clone(&shared),
+            config.telegram.poll_timeout_secs,
+        )));
+        tasks.push(tokio::spawn(send(
+            bot,
+            plan.market.clone(),
+            send_store,
+            Arc::clone(&shared),
+            Arc::clone(&texts),
+            config.default_language,
+            config.telegram.per_chat_per_sec,
+            config.telegram.per_bot_per_sec,
+        )));
+    }
+    if running == 0 {
+        tracing::warn!(
+            "no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)"
+        );
+    }
+    let engine_shared = Arc::clone(&shared);
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || drive_engine(engine, engine_shared))?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new updates; finishing what is in flight");
+    shared.stop.store(true, Ordering::SeqCst);
+    shared.inbox.notify_waiters();
+    shared.outbox.notify_waiters();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let _ = engine_thread.join();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The engine's own thread: handles stored updates and due timers, wakes the senders.
+fn drive_engine(mut engine: crate::conversation::engine::Engine, shared: Arc<Shared>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    let Ok(rt) = rt else { return };
+    loop {
+        match engine.process_pending() {
+            Ok(_) => shared.outbox.notify_waiters(),
+            Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            // One more pass for updates stored just before the stop.
+            let _ = engine.process_pending();
+            shared.outbox.notify_waiters();
+            return;
+        }
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_millis(500), shared.inbox.notified()).await;
+        });
+    }
+}
+
+/// Long-polls one bot. Each batch of updates is written to the inbox before the next
+/// `getUpdates` (whose offset acknowledges them) is sent: a crash loses none, a redelivery is
+/// ignored by the inbox.
+async fn poll(
+    bot: Bot,
+    market: String,
+    store: Arc<Mutex<Store>>,
+    shared: Arc<Shared>,
+    timeout_secs: u32,
+) {
+    let handler = telegram::handler();
+    let mut offset: Option<i32> = None;
+    let mut backoff = Duration::from_millis(500);
+    while !shared.stop.load(Ordering::SeqCst) {
+        let mut request = bot.get_updates().timeout(timeout_secs);
+        if let Some(o) = offset {
+            request = request.offset(o);
+        }
+        let updates = tokio::select! {
+            r = async { request.await } => r,
+            _ = shared_stopped(&shared) => return,
+        };
+        let updates = match updates {
+            Ok(u) => {
+                backoff = Duration::from_millis(500);
+                u
+            }
+            Err(e) => {
+                tracing::warn!(market = %market, error = %e, "getUpdates failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        if updates.is_empty() {
+            continue;
+        }
+        let last = updates.iter().map(|u| u.id.0).max().unwrap_or(0);
+        let now = Utc::now();
+        let mut events = Vec::new();
+        let mut callbacks = Vec::new();
+        for u in updates {
+            let id = u.id.0;
+            if let Some(c) = telegram::convert(&handler, u).await {
+                if let Some(cb) = c.callback_id.clone() {
+                    callbacks.push(cb);
+                }
+                events.push(telegram::event(&market, id, c, now));
+            }
+        }
+        let stored = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || match store.lock() {
+                Ok(mut s) => s.ingest(&events).map_err(|e| e.to_string()),
+                Err(_) => Err("store lock poisoned".to_string()),
+            })
+            .await
+        };
+        match stored {
+            Ok(Ok(_)) => {
+                offset = i32::try_from(u64::from(last) + 1).ok();
+                shared.inbox.notify_waiters();
+                for id in callbacks {
+                    // Stops the spinner on the pressed button; the answer comes as a message.
+                    let _ = bot
+                        .answer_callback_query(teloxide::types::CallbackQueryId(id))
+                        .await;
+                }
+            }
+            other => {
+                // Not acknowledged: the same updates come again.
+                tracing::error!(market = %market, result = ?other.map(|r| r.err()), "storing updates failed; not acknowledging them");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+async fn shared_stopped(shared: &Shared) {
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), shared.inbox.notified()).await;
+    }
+}
+
+/// How a send attempt ended.
+enum Sent {
+    Ok,
+    /// Flood control: wait this long before this bot sends anything.
+    RetryAfter(Duration),
+    /// The user blocked the bot or is gone: never deliverable.
+    Unreachable(String),
+    /// Network or server trouble: try again later.
+    Failed(String),
+}
+
+fn classify(e: RequestError) -> Sent {
+    match e {
+        RequestError::RetryAfter(s) => Sent::RetryAfter(s.duration()),
+        RequestError::Api(
+            ApiError::BotBlocked
+            | ApiError::UserDeactivated
+            | ApiError::ChatNotFound
+            | ApiError::BotKicked,
+        ) => Sent::Unreachable(e.to_string()),
+        other => Sent::Failed(other.to_string()),
+    }
+}
+
+async fn deliver(bot: &Bot, chat: ChatId, sends: Vec<Send>) -> Sent {
+    for s in sends {
+        let result = match s {
+            Send::Text { text, keyboard } => {
+                let mut r = bot.send_message(chat, text);
+                if let Some(k) = keyboard {
+                    r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+                }
+                r.await.map(|_| ())
+            }
+            Send::Photo {
+                url,
+                caption,
+                keyboard,
+            } => match reqwest::Url::parse(&url) {
+                Ok(u) => {
+                    let mut r = bot.send_photo(chat, InputFile::url(u)).caption(caption);
+                    if let Some(k) = keyboard {
+                        r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+                    }
+                    r.await.map(|_| ())
+                }
+                Err(_) => bot.send_message(chat, caption).await.map(|_| ()),
+            },
+            Send::Request { text, keyboard } => bot
+                .send_message(chat, text)
+                .reply_markup(ReplyMarkup::Keyboard(keyboard))
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = result {
+            return classify(e);
+        }
+    }
+    Sent::Ok
+}
+
+/// Drains one bot's outbox in order per chat, within Telegram's limits: at most
+/// `per_chat` messages a second to one chat and `per_bot` a second in all; a 429 pauses this bot
+/// only; network and server errors are retried with a capped backoff; a user who blocked the
+/// bot is marked unreachable.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    bot: Bot,
+    market: String,
+    store: Arc<Mutex<Store>>,
+    shared: Arc<Shared>,
+    texts: Arc<crate::text::Texts>,
+    default_lang: Lang,
+    per_chat: f64,
+    per_bot: f64,
+) {
+    let chat_gap = Duration::from_secs_f64(1.0 / per_chat);
+    let bot_gap = Duration::from_secs_f64(1.0 / per_bot);
+    let mut last_to_chat: HashMap<String, Instant> = HashMap::new();
+    let mut last_any = Instant::now() - bot_gap;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let stopping = shared.stop.load(Ordering::SeqCst);
+        let pending = {
+            let store = Arc::clone(&store);
+            let market = market.clone();
+            tokio::task::spawn_blocking(move || {
+                let guard = store
+                    .lock()
+                    .map_err(|_| "store lock poisoned".to_string())?;
+                let msgs = guard
+                    .pending_outbox_of(ChannelKind::Telegram, &market, 200)
+                    .map_err(|e| e.to_string())?;
+                let mut langs = HashMap::new();
+                for m in &msgs {
+                    if !langs.contains_key(&m.to.id) {
+                        let lang = guard.language_of(&m.to).ok().flatten();
+                        langs.insert(m.to.id.clone(), lang);
+                    }
+                }
+                Ok::<_, String>((msgs, langs))
+            })
+            .await
+        };
+        let (pending, langs) = match pending {
+            Ok(Ok(p)) => p,
+            other => {
+                tracing::error!(market = %market, result = ?other.map(|r| r.err()), "reading the outbox failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        if pending.is_empty() {
+            if stopping {
+                return;
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(250), shared.outbox.notified()).await;
+            continue;
+        }
+        let mut held: Vec<String> = Vec::new(); // chats whose next message must wait (order per chat)
+        let mut soonest: Option<Instant> = None;
+        for m in pending {
+            if held.contains(&m.to.id) {
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(t) = last_to_chat.get(&m.to.id)
+                && now < *t + chat_gap
+            {
+                held.push(m.to.id.clone());
+                let ready = *t + chat_gap;
+                soonest = Some(soonest.map_or(ready, |s| s.min(ready)));
+                continue;
+            }
+            if now < last_any + bot_gap {
+                tokio::time::sleep(last_any + bot_gap - now).await;
+            }
+            let Ok(chat) = m.to.id.parse::<i64>() else {
+                let _ = mark(
+                    &store,
+                    m.id,
+                    Mark::Undeliverable("not a Telegram chat id".into()),
+                )
+                .await;
+                continue;
+            };
+            let lang = langs
+                .get(&m.to.id)
+                .copied()
+                .flatten()
+                .unwrap_or(default_lang);
+            let request_label = match m.message.request {
+                Some(crate::channel::Request::Contact) => {
+                    texts.get(&market, lang, Key::TgShareContact)
+                }
+                _ => texts.get(&market, lang, Key::TgShareLocation),
+            };
+            let hint = texts.get(&market, lang, Key::TgRequestHint);
+            let sends = telegram::render(&m.message, request_label, hint);
+            last_any = Instant::now();
+            match deliver(&bot, ChatId(chat), sends).await {
+                Sent::Ok => {
+                    last_to_chat.insert(m.to.id.clone(), Instant::now());
+                    backoff = Duration::from_millis(500);
+                    let _ = mark(&store, m.id, Mark::Sent).await;
+                }
+                Sent::RetryAfter(wait) => {
+                    tracing::warn!(market = %market, seconds = wait.as_secs(), "flood control (429): this bot pauses");
+                    tokio::time::sleep(wait).await;
+                    break;
+                }
+                Sent::Unreachable(reason) => {
+                    tracing::info!(market = %market, chat = %m.to.id, %reason, "user unreachable; message parked");
+                    let _ = mark(&store, m.id, Mark::Undeliverable(reason)).await;
+                }
+                Sent::Failed(reason) => {
+                    tracing::warn!(market = %market, chat = %m.to.id, %reason, "send failed; will retry");
+                    let _ = mark(&store, m.id, Mark::Error(reason)).await;
+                    held.push(m.to.id.clone());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        if let Some(t) = soonest {
+            let now = Instant::now();
+            if t > now {
+                tokio::time::sleep(t - now).await;
+            }
+        }
+        if stopping && held.is_empty() {
+            // One more round picks up anything queued meanwhile; then stop.
+            continue;
+        }
+    }
+}
+
+enum Mark {
+    Sent,
+    Error(String),
+    Undeliverable(String),
+}
+
+async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), String> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_string())?;
+        let r = match how {
+            Mark::Sent => guard.mark_sent(id, Utc::now()),
+            Mark::Error(e) => guard.record_send_error(id, &e),
+            Mark::Undeliverable(e) => guard.mark_undeliverable(id, &e),
+        };
+        r.map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// A user key on Telegram.
+pub fn telegram_user(chat: i64) -> UserKey {
+    UserKey {
+        channel: ChannelKind::Telegram,
+        id: chat.to_string(),
+    }
 }

@@ -3,6 +3,7 @@
 //! anything about shopping; that is the conversation core's job.
 
 pub mod console;
+pub mod telegram;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -209,6 +209,7 @@ pub const MIGRATIONS: &[&str] = &[
         inbox_id INTEGER REFERENCES inbox(id),
         status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
         attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
         created_at TEXT NOT NULL,
         sent_at TEXT
     ) STRICT;

@@ -91,6 +91,57 @@ impl Store {
         Ok(out)
     }
 
+    /// Pending messages of one market's bot on one channel, oldest first.
+    pub fn pending_outbox_of(
+        &self,
+        channel: ChannelKind,
+        market: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![channel.code(), market], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows.take(limit) {
+            let (id, recipient, json) = row?;
+            out.push(OutboxMessage {
+                id,
+                market: market.to_string(),
+                to: UserKey {
+                    channel,
+                    id: recipient,
+                },
+                message: serde_json::from_str(&json)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A delivery attempt failed for a reason that may pass (network, server error).
+    pub fn record_send_error(&mut self, id: i64, error: &str) -> StoreResult<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, error])?;
+        Ok(())
+    }
+
+    /// The message can never be delivered (the user blocked the bot): parked with the reason.
+    pub fn mark_undeliverable(&mut self, id: i64, error: &str) -> StoreResult<()> {
+        self.conn()
+            .prepare_cached("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
+            .execute(params![id, error])?;
+        Ok(())
+    }
+
     /// Marks a pending message sent; false if someone else already did (two terminals).
     pub fn claim_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
         let n = self

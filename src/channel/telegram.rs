@@ -1,0 +1,314 @@
+//! The Telegram channel: one bot per market, through teloxide.
+//!
+//! Inbound: a dptree handler tree turns each Bot API update (messages, commands, button presses,
+//! shared locations and contacts) into an [`InboundEvent`] keyed `telegram:<market>:<update_id>`,
+//! which the poller writes to the inbox *before* the next `getUpdates` offset acknowledges it.
+//! Outbound: [`render`] turns an [`Outbound`] into Bot API requests (inline keyboards for choices,
+//! a reply keyboard for location and contact requests). The sender lives in
+//! [`crate::runtime`]. Nothing here decides anything about shopping.
+
+use crate::channel::{ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
+use chrono::{DateTime, Utc};
+use teloxide::dispatching::{DpHandlerDescription, UpdateFilterExt};
+use teloxide::dptree;
+use teloxide::types::{
+    ButtonRequest, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton,
+    KeyboardMarkup, Message, Update,
+};
+
+/// The Bot API's limit on a message's text.
+pub const MAX_TEXT: usize = 4096;
+
+/// What one update means for the core, before it is stamped with market and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Converted {
+    pub chat: i64,
+    pub display_name: Option<String>,
+    pub inbound: Inbound,
+    /// A button press to acknowledge with `answerCallbackQuery` once it is stored.
+    pub callback_id: Option<String>,
+}
+
+fn from_message(msg: Message) -> Option<Converted> {
+    // The bots serve people in private chats; group chats are not shops.
+    if !msg.chat.is_private() {
+        return None;
+    }
+    let display_name = msg.from.as_ref().map(|u| u.full_name());
+    let inbound = if let Some(text) = msg.text() {
+        Inbound::from_typed(text)
+    } else if let Some(loc) = msg.location() {
+        Inbound::Location {
+            lat: loc.latitude,
+            lon: loc.longitude,
+        }
+    } else if let Some(contact) = msg.contact() {
+        Inbound::Contact {
+            phone: contact.phone_number.clone(),
+            name: Some(contact.first_name.clone()),
+        }
+    } else {
+        // Stickers, photos, voice notes...: the core answers "not understood" with the menu.
+        Inbound::Text(String::new())
+    };
+    Some(Converted {
+        chat: msg.chat.id.0,
+        display_name,
+        inbound,
+        callback_id: None,
+    })
+}
+
+fn from_callback(q: CallbackQuery) -> Option<Converted> {
+    let chat = q
+        .message
+        .as_ref()
+        .map(|m| m.chat().id.0)
+        .unwrap_or(q.from.id.0 as i64);
+    let payload = q.data.clone().unwrap_or_default();
+    Some(Converted {
+        chat,
+        display_name: Some(q.from.full_name()),
+        inbound: Inbound::Button(payload),
+        callback_id: Some(q.id.0.clone()),
+    })
+}
+
+/// The handler tree: messages and button presses become [`Converted`]; every other kind of
+/// update is ignored.
+pub fn handler() -> dptree::Handler<'static, Option<Converted>, DpHandlerDescription> {
+    dptree::entry()
+        .branch(Update::filter_message().endpoint(|msg: Message| async move { from_message(msg) }))
+        .branch(
+            Update::filter_callback_query()
+                .endpoint(|q: CallbackQuery| async move { from_callback(q) }),
+        )
+}
+
+/// Runs an update through the handler tree.
+pub async fn convert(
+    handler: &dptree::Handler<'static, Option<Converted>, DpHandlerDescription>,
+    update: Update,
+) -> Option<Converted> {
+    match handler.dispatch(dptree::deps![update]).await {
+        std::ops::ControlFlow::Break(out) => out,
+        std::ops::ControlFlow::Continue(_) => None,
+    }
+}
+
+/// The inbox event of a converted update.
+pub fn event(
+    market: &str,
+    update_id: u32,
+    c: Converted,
+    received_at: DateTime<Utc>,
+) -> InboundEvent {
+    InboundEvent {
+        source_id: format!("telegram:{market}:{update_id}"),
+        market: market.to_string(),
+        user: UserKey {
+            channel: ChannelKind::Telegram,
+            id: c.chat.to_string(),
+        },
+        display_name: c.display_name,
+        received_at,
+        inbound: c.inbound,
+    }
+}
+
+/// One Bot API call to make for an outbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Send {
+    Text {
+        text: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
+    Photo {
+        url: String,
+        caption: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
+    /// A location or contact request: a one-time reply keyboard under a short text.
+    Request {
+        text: String,
+        keyboard: KeyboardMarkup,
+    },
+}
+
+/// Buttons as an inline keyboard: short labels two to a row, long ones alone.
+fn inline_keyboard(message: &Outbound) -> Option<InlineKeyboardMarkup> {
+    if message.buttons.is_empty() {
+        return None;
+    }
+    let mut rows: Vec<Vec<InlineKeyboardButton>> = Vec::new();
+    let mut pending: Option<InlineKeyboardButton> = None;
+    for b in &message.buttons {
+        let button = InlineKeyboardButton::callback(b.label.clone(), b.payload.clone());
+        let short = b.label.chars().count() <= 16;
+        match (short, pending.take()) {
+            (true, None) => pending = Some(button),
+            (true, Some(first)) => rows.push(vec![first, button]),
+            (false, first) => {
+                if let Some(first) = first {
+                    rows.push(vec![first]);
+                }
+                rows.push(vec![button]);
+            }
+        }
+    }
+    if let Some(last) = pending {
+        rows.push(vec![last]);
+    }
+    Some(InlineKeyboardMarkup::new(rows))
+}
+
+/// Splits text at line breaks into pieces the Bot API accepts.
+fn chunks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        if current.chars().count() + line.chars().count() > MAX_TEXT && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        if line.chars().count() > MAX_TEXT {
+            let chars: Vec<char> = line.chars().collect();
+            for piece in chars.chunks(MAX_TEXT) {
+                out.push(piece.iter().collect());
+            }
+            continue;
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The Bot API calls for one outbound message, in order. `request_hint` is the text under a
+/// location/contact reply keyboard; `request_label` the button's label.
+pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Vec<Send> {
+    let keyboard = inline_keyboard(message);
+    let mut sends = Vec::new();
+    match &message.photo {
+        Some(url) if message.text.chars().count() <= 1024 => {
+            sends.push(Send::Photo {
+                url: url.clone(),
+                caption: message.text.clone(),
+                keyboard,
+            });
+        }
+        _ => {
+            let pieces = chunks(&message.text);
+            let last = pieces.len().saturating_sub(1);
+            for (i, text) in pieces.into_iter().enumerate() {
+                let text = if text.trim().is_empty() {
+                    "…".to_string()
+                } else {
+                    text
+                };
+                sends.push(Send::Text {
+                    text,
+                    keyboard: if i == last { keyboard.clone() } else { None },
+                });
+            }
+        }
+    }
+    if let Some(request) = message.request {
+        let button = KeyboardButton::new(request_label).request(match request {
+            Request::Location => ButtonRequest::Location,
+            Request::Contact => ButtonRequest::Contact,
+        });
+        let keyboard = KeyboardMarkup::new(vec![vec![button]])
+            .resize_keyboard()
+            .one_time_keyboard();
+        sends.push(Send::Request {
+            text: request_hint.to_string(),
+            keyboard,
+        });
+    }
+    sends
+}
+
+/// The environment variable that holds a market's bot token: `PASAR_BLIMBING_TELEGRAM_TOKEN`.
+pub fn token_variable(slug: &str) -> String {
+    format!(
+        "PASAR_{}_TELEGRAM_TOKEN",
+        slug.to_uppercase().replace('-', "_")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Button;
+
+    #[test]
+    fn token_variables_follow_the_slug() {
+        assert_eq!(token_variable("blimbing"), "PASAR_BLIMBING_TELEGRAM_TOKEN");
+        assert_eq!(
+            token_variable("oro-oro-dowo"),
+            "PASAR_ORO_ORO_DOWO_TELEGRAM_TOKEN"
+        );
+    }
+
+    #[test]
+    fn long_texts_are_split_and_buttons_go_last() {
+        let text = "baris\n".repeat(1500);
+        let msg = Outbound::with_buttons(
+            text,
+            vec![Button {
+                label: "Menu".into(),
+                payload: "menu".into(),
+            }],
+        );
+        let sends = render(&msg, "📍", "hint");
+        assert!(sends.len() >= 3);
+        for s in &sends[..sends.len() - 1] {
+            assert!(
+                matches!(s, Send::Text { keyboard: None, text } if text.chars().count() <= MAX_TEXT)
+            );
+        }
+        assert!(matches!(
+            sends.last(),
+            Some(Send::Text {
+                keyboard: Some(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn requests_add_a_reply_keyboard() {
+        let mut msg = Outbound::text("Kirim ke mana?");
+        msg.request = Some(Request::Location);
+        let sends = render(&msg, "📍 Kirim lokasi", "Atau tekan:");
+        assert_eq!(sends.len(), 2);
+        assert!(matches!(&sends[1], Send::Request { text, .. } if text == "Atau tekan:"));
+    }
+
+    #[test]
+    fn short_buttons_pair_up() {
+        let b = |l: &str| Button {
+            label: l.into(),
+            payload: l.into(),
+        };
+        let msg = Outbound::with_buttons(
+            "x",
+            vec![
+                b("1 kg"),
+                b("2 kg"),
+                b("A very long label for one row"),
+                b("Menu"),
+            ],
+        );
+        let Some(Send::Text {
+            keyboard: Some(k), ..
+        }) = render(&msg, "", "").into_iter().next()
+        else {
+            panic!("a keyboard")
+        };
+        let widths: Vec<usize> = k.inline_keyboard.iter().map(Vec::len).collect();
+        assert_eq!(widths, [2, 1, 1]);
+    }
+}
