@@ -292,7 +292,7 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let url = reqwest::Url::parse(&config.telegram.api_url)?;
-    println!("{:<14} {:<38} {}", "market", "token variable", "bot");
+    println!("{:<14} {:<38} bot", "market", "token variable");
     for plan in plans {
         let status = match &plan.token {
             None => "not set: skipped".to_string(),

@@ -2,6 +2,8 @@
 //! speaks to it like a channel would.
 #![allow(dead_code)]
 
+pub mod fake_telegram;
+
 use chrono::{DateTime, TimeZone, Utc};
 use pasar_online::channel::{ChannelKind, Inbound, InboundEvent, Outbound, UserKey};
 use pasar_online::config::Config;

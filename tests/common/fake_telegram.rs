@@ -1,0 +1,325 @@
+//! A fake Telegram Bot API on 127.0.0.1 with a random port, for several bot tokens. It serves
+//! `getMe`, `getUpdates` (long poll, offsets), `sendMessage`, `sendPhoto`, `editMessageText`,
+//! `answerCallbackQuery`, `setMyCommands`, `setWebhook`, `deleteWebhook`, records what the bots
+//! send, and lets a test inject updates, flood-control errors and blocked users.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A message a bot sent.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    pub chat: i64,
+    pub text: String,
+    pub markup: Value,
+    pub at: Instant,
+}
+
+impl SentMessage {
+    /// The callback data of the inline button whose label contains `label`.
+    pub fn button(&self, label: &str) -> Option<String> {
+        self.markup["inline_keyboard"]
+            .as_array()?
+            .iter()
+            .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+            .find(|b| b["text"].as_str().is_some_and(|t| t.contains(label)))
+            .and_then(|b| b["callback_data"].as_str().map(String::from))
+    }
+}
+
+#[derive(Default)]
+struct BotState {
+    updates: Vec<Value>,
+    next_update: u32,
+    sent: Vec<SentMessage>,
+    next_message: i64,
+    callbacks_answered: usize,
+    /// Answer this many sends with 429 retry_after.
+    flood: u32,
+    flood_seconds: u32,
+    blocked: Vec<i64>,
+    /// The next getUpdates ignores the offset once (a lost acknowledgement).
+    replay: bool,
+    get_updates_calls: usize,
+}
+
+#[derive(Default)]
+struct Fake {
+    bots: HashMap<String, BotState>,
+}
+
+pub struct FakeTelegram {
+    pub url: String,
+    state: Arc<Mutex<Fake>>,
+}
+
+fn ok(result: Value) -> axum::response::Response {
+    axum::Json(json!({"ok": true, "result": result})).into_response()
+}
+
+fn message_json(id: i64, chat: i64, text: &str) -> Value {
+    json!({
+        "message_id": id,
+        "date": 1_764_300_000,
+        "chat": {"id": chat, "type": "private", "first_name": "Pembeli"},
+        "from": {"id": 42, "is_bot": true, "first_name": "Pasar", "username": "pasar_bot"},
+        "text": text
+    })
+}
+
+async fn api(
+    State(state): State<Arc<Mutex<Fake>>>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> axum::response::Response {
+    let Some(token) = bot.strip_prefix("bot").map(String::from) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no").into_response();
+    };
+    let params: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    if !state.lock().expect("fake").bots.contains_key(&token) {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+        )
+            .into_response();
+    }
+    // Bot API method names are case-insensitive (teloxide sends `GetMe`).
+    match method.to_lowercase().as_str() {
+        "getme" => ok(json!({
+            "id": 42, "is_bot": true, "first_name": "Pasar", "username": format!("pasar_{}_bot", token.split(':').next().unwrap_or("x")),
+            "can_join_groups": false, "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false
+        })),
+        "getupdates" => {
+            let offset = params["offset"].as_i64().unwrap_or(0);
+            let wait = params["timeout"].as_u64().unwrap_or(0).min(1);
+            let deadline = Instant::now() + Duration::from_secs(wait);
+            loop {
+                {
+                    let mut fake = state.lock().expect("fake");
+                    let b = fake.bots.get_mut(&token).expect("bot");
+                    b.get_updates_calls += 1;
+                    let replay = std::mem::take(&mut b.replay);
+                    let out: Vec<Value> = b
+                        .updates
+                        .iter()
+                        .filter(|u| replay || u["update_id"].as_i64().unwrap_or(0) >= offset)
+                        .cloned()
+                        .collect();
+                    if !out.is_empty() {
+                        return ok(Value::Array(out));
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return ok(json!([]));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        "sendmessage" | "sendphoto" | "editmessagetext" => {
+            let mut fake = state.lock().expect("fake");
+            let b = fake.bots.get_mut(&token).expect("bot");
+            let chat = params["chat_id"].as_i64().unwrap_or(0);
+            if b.flood > 0 {
+                b.flood -= 1;
+                let secs = b.flood_seconds;
+                return (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {secs}"), "parameters": {"retry_after": secs}})),
+                )
+                    .into_response();
+            }
+            if b.blocked.contains(&chat) {
+                return (
+                    axum::http::StatusCode::FORBIDDEN,
+                    axum::Json(json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})),
+                )
+                    .into_response();
+            }
+            let text = params["text"]
+                .as_str()
+                .or(params["caption"].as_str())
+                .unwrap_or("")
+                .to_string();
+            b.next_message += 1;
+            let id = b.next_message;
+            b.sent.push(SentMessage {
+                chat,
+                text: text.clone(),
+                markup: params["reply_markup"].clone(),
+                at: Instant::now(),
+            });
+            ok(message_json(id, chat, &text))
+        }
+        "answercallbackquery" => {
+            let mut fake = state.lock().expect("fake");
+            fake.bots.get_mut(&token).expect("bot").callbacks_answered += 1;
+            ok(json!(true))
+        }
+        "setmycommands" | "setwebhook" | "deletewebhook" => ok(json!(true)),
+        _ => (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
+        )
+            .into_response(),
+    }
+}
+
+impl FakeTelegram {
+    /// Starts the fake for these bot tokens on its own thread.
+    pub fn start(tokens: &[&str]) -> FakeTelegram {
+        let mut fake = Fake::default();
+        for t in tokens {
+            fake.bots.insert(
+                t.to_string(),
+                BotState {
+                    next_update: 1,
+                    ..BotState::default()
+                },
+            );
+        }
+        let state = Arc::new(Mutex::new(fake));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let served = Arc::clone(&state);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr")).expect("addr");
+                let app = Router::new()
+                    .route("/{bot}/{method}", axum::routing::post(api).get(api))
+                    .with_state(served);
+                axum::serve(listener, app).await.expect("serve");
+            });
+        });
+        let addr = rx.recv().expect("fake started");
+        FakeTelegram {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn with<T>(&self, token: &str, f: impl FnOnce(&mut BotState) -> T) -> T {
+        let mut fake = self.state.lock().expect("fake");
+        f(fake.bots.get_mut(token).expect("known token"))
+    }
+
+    fn push(&self, token: &str, body: impl FnOnce(u32) -> Value) -> u32 {
+        self.with(token, |b| {
+            let id = b.next_update;
+            b.next_update += 1;
+            b.updates.push(body(id));
+            id
+        })
+    }
+
+    /// A user types a message in their private chat with the bot.
+    pub fn text(&self, token: &str, chat: i64, text: &str) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "message": {
+                "message_id": id, "date": 1_764_300_000,
+                "chat": {"id": chat, "type": "private", "first_name": format!("user{chat}")},
+                "from": {"id": chat, "is_bot": false, "first_name": format!("user{chat}")},
+                "text": text
+            }})
+        })
+    }
+
+    /// A user shares their location.
+    pub fn location(&self, token: &str, chat: i64, lat: f64, lon: f64) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "message": {
+                "message_id": id, "date": 1_764_300_000,
+                "chat": {"id": chat, "type": "private", "first_name": "u"},
+                "from": {"id": chat, "is_bot": false, "first_name": "u"},
+                "location": {"latitude": lat, "longitude": lon}
+            }})
+        })
+    }
+
+    /// A user presses an inline button.
+    pub fn press(&self, token: &str, chat: i64, data: &str) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "callback_query": {
+                "id": format!("cb{id}"),
+                "from": {"id": chat, "is_bot": false, "first_name": format!("user{chat}")},
+                "chat_instance": "ci",
+                "data": data,
+                "message": message_json(9_000 + i64::from(id), chat, "menu")
+            }})
+        })
+    }
+
+    /// The next `getUpdates` returns every update again, as after a lost acknowledgement.
+    pub fn replay_all(&self, token: &str) {
+        self.with(token, |b| b.replay = true);
+    }
+
+    pub fn flood(&self, token: &str, times: u32, seconds: u32) {
+        self.with(token, |b| {
+            b.flood = times;
+            b.flood_seconds = seconds;
+        });
+    }
+
+    pub fn block(&self, token: &str, chat: i64) {
+        self.with(token, |b| b.blocked.push(chat));
+    }
+
+    pub fn sent(&self, token: &str) -> Vec<SentMessage> {
+        self.with(token, |b| b.sent.clone())
+    }
+
+    pub fn sent_to(&self, token: &str, chat: i64) -> Vec<SentMessage> {
+        self.sent(token)
+            .into_iter()
+            .filter(|m| m.chat == chat)
+            .collect()
+    }
+
+    pub fn callbacks_answered(&self, token: &str) -> usize {
+        self.with(token, |b| b.callbacks_answered)
+    }
+
+    /// Waits (up to a minute) for a message to `chat` containing `needle`, sent after the first
+    /// `after` messages to that chat; returns it and the new count.
+    pub fn wait_for(
+        &self,
+        token: &str,
+        chat: i64,
+        needle: &str,
+        after: usize,
+    ) -> (SentMessage, usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let msgs = self.sent_to(token, chat);
+            if let Some((i, m)) = msgs
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find(|(_, m)| m.text.contains(needle))
+            {
+                return (m.clone(), i + 1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no message with {needle:?} to chat {chat}; got: {:#?}",
+                msgs.iter().map(|m| &m.text).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

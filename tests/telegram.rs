@@ -1,0 +1,194 @@
+//! The whole system on Telegram: `pasar run` against a fake Bot API (real teloxide client, real
+//! HTTP), two market bots, a shopper and a trader in their own chats, a redelivered batch, and
+//! Telegram's one-message-a-second-per-chat limit.
+
+mod common;
+
+use common::fake_telegram::FakeTelegram;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BLIMBING: &str = "111:blimbing-token";
+const DINOYO: &str = "222:dinoyo-token";
+const ADMIN: i64 = 9001;
+const TRADER: i64 = 2002;
+const SHOPPER: i64 = 1001;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(fake: &FakeTelegram, dir: &std::path::Path, fast: bool) -> Running {
+    let limits = if fast {
+        "[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n"
+    } else {
+        ""
+    };
+    let config = format!(
+        "[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n{limits}\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
+        fake.url
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+        .arg("--config")
+        .arg(&path)
+        .args(["run", "--db"])
+        .arg(dir.join("pasar.db"))
+        .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
+        .env("PASAR_DINOYO_TELEGRAM_TOKEN", DINOYO)
+        .env_remove("PASAR_DB")
+        .env(
+            "PASAR_LOG",
+            std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .expect("pasar run");
+    Running(child)
+}
+
+#[test]
+fn a_whole_order_through_two_market_bots() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+
+    // The market admin (from the config) invites the trader of stall A-07.
+    fake.text(BLIMBING, ADMIN, "/undang A-07");
+    let (invite, _) = fake.wait_for(BLIMBING, ADMIN, "Kode undangan", 0);
+    let code = invite
+        .text
+        .split("/daftar ")
+        .nth(1)
+        .expect("code")
+        .trim()
+        .to_string();
+    fake.text(BLIMBING, TRADER, &format!("/daftar {code}"));
+    fake.wait_for(BLIMBING, TRADER, "Selamat bergabung", 0);
+
+    // The shopper buys kangkung with buttons and typed answers.
+    let mut seen = 0;
+    fake.text(BLIMBING, SHOPPER, "/start");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", seen);
+    fake.text(BLIMBING, SHOPPER, "kangkung");
+    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Kangkung (per ikat)", seen);
+    seen = n;
+    fake.press(
+        BLIMBING,
+        SHOPPER,
+        &offers.button("Sayur Bu Sri").expect("stall button"),
+    );
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
+    fake.text(BLIMBING, SHOPPER, "3 ikat");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    fake.press(BLIMBING, SHOPPER, "checkout");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "atas nama siapa", seen);
+    fake.text(BLIMBING, SHOPPER, "Ani Rahayu");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Nomor HP", seen);
+    fake.text(BLIMBING, SHOPPER, "0812-3456-7890");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Kirim ke mana", seen);
+    // The location request comes as a reply keyboard under its own short message.
+    let (hint, _) = fake.wait_for(BLIMBING, SHOPPER, "tombol di bawah", seen);
+    assert_eq!(
+        hint.markup["keyboard"][0][0]["request_location"],
+        serde_json::json!(true),
+        "{:?}",
+        hint.markup
+    );
+    fake.location(BLIMBING, SHOPPER, -7.9361, 112.6440);
+    let (slots, n) = fake.wait_for(BLIMBING, SHOPPER, "jam berapa", seen);
+    seen = n;
+    fake.press(BLIMBING, SHOPPER, &slots.button("Besok").expect("a slot"));
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Bayar pakai apa", seen);
+    fake.press(BLIMBING, SHOPPER, "pay:cod");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "catatan", seen);
+    fake.press(BLIMBING, SHOPPER, "note:none");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Ringkasan", seen);
+    fake.press(BLIMBING, SHOPPER, "place");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "BLB-0001 sudah kami terima", seen);
+
+    // The trader gets it in their own chat, without the buyer's name or phone, and accepts.
+    let (order, _) = fake.wait_for(BLIMBING, TRADER, "Pesanan baru BLB-0001", 0);
+    assert!(
+        !order.text.contains("Ani") && !order.text.contains("0812"),
+        "{}",
+        order.text
+    );
+    fake.press(
+        BLIMBING,
+        TRADER,
+        &order.button("Terima").expect("Terima button"),
+    );
+    let (accepted, _) = fake.wait_for(BLIMBING, TRADER, "diterima", 0);
+    assert!(
+        accepted.text.contains("Ani Rahayu") && accepted.text.contains("0812-3456-7890"),
+        "{}",
+        accepted.text
+    );
+    (_, seen) = fake.wait_for(
+        BLIMBING,
+        SHOPPER,
+        "Semua pedagang sudah mengonfirmasi",
+        seen,
+    );
+
+    // The same chat is a different shopper at another market's bot, which speaks as that market.
+    fake.text(DINOYO, SHOPPER, "/start");
+    fake.wait_for(DINOYO, SHOPPER, "Pasar Dinoyo", 0);
+
+    // A lost acknowledgement: every Blimbing update comes again. Nothing happens twice.
+    let before = fake.sent(BLIMBING).len();
+    fake.replay_all(BLIMBING);
+    fake.text(BLIMBING, SHOPPER, "/pesanan");
+    let (orders, _) = fake.wait_for(BLIMBING, SHOPPER, "Pesanan Anda", seen);
+    assert!(
+        orders.text.contains("BLB-0001") && !orders.text.contains("BLB-0002"),
+        "{}",
+        orders.text
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        fake.sent(BLIMBING).len(),
+        before + 1,
+        "only the reply to /pesanan is new"
+    );
+    // Every button press was acknowledged (the spinner stops).
+    assert!(fake.callbacks_answered(BLIMBING) >= 7);
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let orders: i64 = conn
+        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(orders, 1);
+}
+
+#[test]
+fn with_the_default_limits_no_chat_gets_more_than_one_message_a_second() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), false);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.text(BLIMBING, SHOPPER, "brambang");
+    fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", 0);
+    let sent = fake.sent_to(BLIMBING, SHOPPER);
+    assert!(sent.len() >= 3, "welcome, menu, search result");
+    for pair in sent.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        // A lower bound: a slow machine only makes the gaps longer.
+        assert!(
+            gap >= Duration::from_millis(950),
+            "two messages {gap:?} apart"
+        );
+    }
+}
