@@ -192,3 +192,117 @@ fn with_the_default_limits_no_chat_gets_more_than_one_message_a_second() {
         );
     }
 }
+
+#[test]
+fn flood_control_on_one_bot_does_not_hold_up_the_others() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    // Make sure both bots are up before flooding one.
+    fake.text(DINOYO, SHOPPER, "/bantuan");
+    fake.wait_for(DINOYO, SHOPPER, "Cara belanja", 0);
+    fake.flood(BLIMBING, 2, 2);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.text(DINOYO, SHOPPER, "/start");
+    let (dinoyo, _) = fake.wait_for(DINOYO, SHOPPER, "Pasar Dinoyo", 1);
+    let (welcome, n) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
+    let (menu, _) = fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", n - 1);
+    assert!(
+        dinoyo.at < welcome.at,
+        "Dinoyo answered while Blimbing waited out its 429"
+    );
+    assert!(welcome.at <= menu.at, "order kept after the pause");
+    assert_eq!(
+        fake.sent_to(BLIMBING, SHOPPER).len(),
+        2,
+        "nothing lost, nothing doubled"
+    );
+}
+
+#[test]
+fn a_user_who_blocked_the_bot_is_parked_and_others_are_served() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    fake.block(BLIMBING, 3003);
+    fake.text(BLIMBING, 3003, "/start");
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let parked: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox WHERE recipient = '3003' AND status = 'failed' AND last_error LIKE '%blocked%'", [], |r| r.get(0))
+            .expect("outbox");
+        if parked == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blocked user's messages were not parked ({parked})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fake.sent_to(BLIMBING, 3003).is_empty());
+}
+
+#[test]
+fn kill_9_and_a_replayed_batch_make_exactly_one_order() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pasar = start(&fake, dir.path(), true);
+    let mut seen = 0;
+    let steps: [(&str, &str, &str); 8] = [
+        ("text", "brambang", "Bawang Merah (per kg)"),
+        ("stall", "Bumbu Dapur", "Mau berapa"),
+        ("text", "1 kg", "masuk keranjang"),
+        ("press", "checkout", "atas nama siapa"),
+        ("text", "Ani Rahayu", "Nomor HP"),
+        ("text", "0812-3456-7890", "Kirim ke mana"),
+        ("text", "Jl. Borobudur No. 12, Purwodadi", "jam berapa"),
+        ("slot", "Besok", "Bayar pakai apa"),
+    ];
+    let mut last = None;
+    for (kind, what, expect) in steps {
+        match kind {
+            "text" => {
+                fake.text(BLIMBING, SHOPPER, what);
+            }
+            "press" => {
+                fake.press(BLIMBING, SHOPPER, what);
+            }
+            _ => {
+                let msg: &common::fake_telegram::SentMessage =
+                    last.as_ref().expect("previous message");
+                fake.press(BLIMBING, SHOPPER, &msg.button(what).expect("button"));
+            }
+        }
+        let (m, n) = fake.wait_for(BLIMBING, SHOPPER, expect, seen);
+        seen = n;
+        last = Some(m);
+    }
+    fake.press(BLIMBING, SHOPPER, "pay:qris");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "catatan", seen);
+    fake.press(BLIMBING, SHOPPER, "note:none");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Ringkasan", seen);
+    fake.press(BLIMBING, SHOPPER, "place");
+    // Killed at once: the order may or may not have been stored, the offset may not be acked.
+    let _ = pasar.0.kill();
+    let _ = pasar.0.wait();
+    drop(pasar);
+    fake.replay_all(BLIMBING);
+    let _pasar = start(&fake, dir.path(), true);
+    fake.wait_for(BLIMBING, SHOPPER, "BLB-0001 sudah kami terima", seen);
+    fake.text(BLIMBING, SHOPPER, "/pesanan");
+    let (orders, _) = fake.wait_for(BLIMBING, SHOPPER, "Pesanan Anda", seen);
+    assert!(!orders.text.contains("BLB-0002"), "{}", orders.text);
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
+        .expect("orders");
+    assert_eq!(n, 1);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+}
