@@ -58,37 +58,16 @@ fn journey(engine: &Engine, market: &str) -> anyhow::Result<Vec<Inbound>> {
     let m = catalog.market(market).context("market")?;
     let veg = catalog.commodities_in(market, Category::Sayur);
     let first = veg.first().context("a vegetable")?;
-    let offer = catalog
-        .offers_for(market, &first.id)
-        .first()
-        .map(|o| o.id)
-        .context("an offer")?;
-    let shallot = catalog
-        .offers_for(market, "bawang-merah")
-        .first()
-        .map(|o| o.id)
-        .context("bawang merah")?;
-    let slot = available_slots(&m.slots, engine.now())
-        .first()
-        .map(|s| s.code())
-        .context("a slot")?;
+    let offer = catalog.offers_for(market, &first.id).first().map(|o| o.id).context("an offer")?;
+    let shallot = catalog.offers_for(market, "bawang-merah").first().map(|o| o.id).context("bawang merah")?;
+    let slot = available_slots(&m.slots, engine.now()).first().map(|s| s.code()).context("a slot")?;
     let b = |a: Action| Inbound::Button(a.encode());
     let t = |s: &str| Inbound::Text(s.to_string());
-    let qty = if first.unit == crate::domain::quantity::SaleUnit::Kilogram {
-        "1/2 kg"
-    } else {
-        "2"
-    };
+    let qty = if first.unit == crate::domain::quantity::SaleUnit::Kilogram { "1/2 kg" } else { "2" };
     Ok(vec![
-        Inbound::Command {
-            name: "start".into(),
-            args: String::new(),
-        },
+        Inbound::Command { name: "start".into(), args: String::new() },
         b(Action::Shop),
-        b(Action::Category {
-            category: Category::Sayur,
-            page: 0,
-        }),
+        b(Action::Category { category: Category::Sayur, page: 0 }),
         b(Action::Commodity(first.id.clone())),
         b(Action::Offer(offer)),
         t(qty),
@@ -109,29 +88,14 @@ fn journey(engine: &Engine, market: &str) -> anyhow::Result<Vec<Inbound>> {
 }
 
 /// Runs `journeys` whole buyer journeys, spread over every market, on a fresh database at `db`.
-pub fn run(
-    config: &Config,
-    db: &Path,
-    journeys: usize,
-    concurrent: usize,
-) -> anyhow::Result<BenchReport> {
+pub fn run(config: &Config, db: &Path, journeys: usize, concurrent: usize) -> anyhow::Result<BenchReport> {
     // 07:00 WIB, so the day's later slots are open.
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 28, 0, 0, 0)
-        .single()
-        .context("time")?;
+    let start = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).single().context("time")?;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(start));
     let mut engine = crate::runtime::open_engine(config, db, clock)?;
-    let markets: Vec<String> = engine
-        .catalog()
-        .markets()
-        .iter()
-        .map(|m| m.slug.clone())
-        .collect();
-    let scripts: Vec<(String, Vec<Inbound>)> = markets
-        .iter()
-        .map(|m| Ok((m.clone(), journey(&engine, m)?)))
-        .collect::<anyhow::Result<_>>()?;
+    let markets: Vec<String> = engine.catalog().markets().iter().map(|m| m.slug.clone()).collect();
+    let scripts: Vec<(String, Vec<Inbound>)> =
+        markets.iter().map(|m| Ok((m.clone(), journey(&engine, m)?))).collect::<anyhow::Result<_>>()?;
     let mut latencies = Vec::with_capacity(journeys * 20);
     let mut ingest_batches = 0usize;
     let now = engine.now();
@@ -156,10 +120,7 @@ pub fn run(
             batch.push(InboundEvent {
                 source_id: format!("bench:{j}:{step}"),
                 market: market.clone(),
-                user: UserKey {
-                    channel: ChannelKind::Console,
-                    id: format!("bench-{j}"),
-                },
+                user: UserKey { channel: ChannelKind::Console, id: format!("bench-{j}") },
                 display_name: None,
                 received_at: now,
                 inbound: script[*step].clone(),
@@ -184,12 +145,8 @@ pub fn run(
     let elapsed = began.elapsed();
     let orders = engine.store().count_orders()? as usize;
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
+    let pct =
+        |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
     Ok(BenchReport {
         journeys,
         concurrent,

@@ -11,10 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -184,10 +181,7 @@ impl Default for Policy {
 
 impl Policy {
     pub fn trader_deadline(&self, market: &str) -> chrono::Duration {
-        self.market_deadlines
-            .get(market)
-            .copied()
-            .unwrap_or(self.trader_deadline)
+        self.market_deadlines.get(market).copied().unwrap_or(self.trader_deadline)
     }
 
     /// Admins of `market` named in the config.
@@ -210,18 +204,12 @@ fn shipped(dir: &Path) -> PathBuf {
         return dir.to_path_buf();
     }
     let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    if in_tree.exists() {
-        in_tree
-    } else {
-        dir.to_path_buf()
-    }
+    if in_tree.exists() { in_tree } else { dir.to_path_buf() }
 }
 
 /// The invite-code secret from the environment, if set (never from a file).
 fn secret_from_env() -> Option<String> {
-    std::env::var("PASAR_INVITE_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("PASAR_INVITE_SECRET").ok().filter(|s| !s.is_empty())
 }
 
 impl Default for Config {
@@ -231,10 +219,7 @@ impl Default for Config {
             default_language: Lang::Id,
             data_dir: shipped(Path::new("data")),
             dialogues_dir: shipped(Path::new("dialogues")),
-            policy: Policy {
-                invite_secret: secret_from_env(),
-                ..Policy::default()
-            },
+            policy: Policy { invite_secret: secret_from_env(), ..Policy::default() },
             telegram: TelegramConfig::default(),
             server_listen: None,
         }
@@ -247,33 +232,25 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let defaults = Config::default();
         let default_language = match raw.general.default_language {
             None => defaults.default_language,
-            Some(code) => Lang::from_code(&code).ok_or_else(|| {
-                invalid(format!("default_language `{code}` must be `id` or `en`"))
-            })?,
+            Some(code) => Lang::from_code(&code)
+                .ok_or_else(|| invalid(format!("default_language `{code}` must be `id` or `en`")))?,
         };
         let minutes = |m: u32, what: &str| {
             if (1..=24 * 60).contains(&m) {
                 Ok(chrono::Duration::minutes(i64::from(m)))
             } else {
-                Err(invalid(format!(
-                    "{what} must be between 1 and 1440 minutes"
-                )))
+                Err(invalid(format!("{what} must be between 1 and 1440 minutes")))
             }
         };
         let mut policy = defaults.policy.clone();
@@ -291,49 +268,30 @@ impl Config {
             if a.user.trim().is_empty() {
                 return Err(invalid("an admin needs a user id".into()));
             }
-            policy.admins.push(AdminEntry {
-                user: UserKey {
-                    channel,
-                    id: a.user,
-                },
-                markets: a.markets,
-            });
+            policy.admins.push(AdminEntry { user: UserKey { channel, id: a.user }, markets: a.markets });
         }
         let mut telegram = TelegramConfig::default();
         if let Some(url) = raw.telegram.api_url {
-            reqwest::Url::parse(&url)
-                .map_err(|e| invalid(format!("telegram.api_url `{url}`: {e}")))?;
+            reqwest::Url::parse(&url).map_err(|e| invalid(format!("telegram.api_url `{url}`: {e}")))?;
             telegram.api_url = url;
         }
         telegram.mode = match raw.telegram.mode.as_deref() {
             None | Some("polling") => TelegramMode::Polling,
             Some("webhook") => TelegramMode::Webhook,
             Some(other) => {
-                return Err(invalid(format!(
-                    "telegram.mode `{other}` must be `polling` or `webhook`"
-                )));
+                return Err(invalid(format!("telegram.mode `{other}` must be `polling` or `webhook`")));
             }
         };
         telegram.public_url = raw.telegram.public_url;
         if let Some(t) = raw.telegram.poll_timeout_secs {
             if t > 50 {
-                return Err(invalid(
-                    "telegram.poll_timeout_secs must be at most 50".into(),
-                ));
+                return Err(invalid("telegram.poll_timeout_secs must be at most 50".into()));
             }
             telegram.poll_timeout_secs = t;
         }
         for (value, name, target) in [
-            (
-                raw.telegram.limits.per_chat_per_sec,
-                "per_chat_per_sec",
-                &mut telegram.per_chat_per_sec,
-            ),
-            (
-                raw.telegram.limits.per_bot_per_sec,
-                "per_bot_per_sec",
-                &mut telegram.per_bot_per_sec,
-            ),
+            (raw.telegram.limits.per_chat_per_sec, "per_chat_per_sec", &mut telegram.per_chat_per_sec),
+            (raw.telegram.limits.per_bot_per_sec, "per_bot_per_sec", &mut telegram.per_bot_per_sec),
         ] {
             if let Some(v) = value {
                 if !(v > 0.0 && v <= 10_000.0) {
@@ -349,16 +307,8 @@ impl Config {
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),
             default_language,
-            data_dir: raw
-                .general
-                .data_dir
-                .map(|d| shipped(&d))
-                .unwrap_or(defaults.data_dir),
-            dialogues_dir: raw
-                .general
-                .dialogues_dir
-                .map(|d| shipped(&d))
-                .unwrap_or(defaults.dialogues_dir),
+            data_dir: raw.general.data_dir.map(|d| shipped(&d)).unwrap_or(defaults.data_dir),
+            dialogues_dir: raw.general.dialogues_dir.map(|d| shipped(&d)).unwrap_or(defaults.dialogues_dir),
         })
     }
 }
@@ -387,11 +337,8 @@ mod tests {
         let p = Path::new("x.toml");
         assert!(Config::parse("[general]\ndefault_language = \"fr\"\n", p).is_err());
         assert!(Config::parse("[database]\npth = \"x\"\n", p).is_err());
-        let c = Config::parse(
-            "[general]\ndefault_language = \"en\"\n[database]\npath = \"/tmp/x.db\"\n",
-            p,
-        )
-        .expect("ok");
+        let c =
+            Config::parse("[general]\ndefault_language = \"en\"\n[database]\npath = \"/tmp/x.db\"\n", p).expect("ok");
         assert_eq!(c.default_language, Lang::En);
         assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
     }
@@ -403,29 +350,12 @@ mod tests {
                     [[admins]]\nchannel = \"telegram\"\nuser = \"42\"\nmarkets = [\"dinoyo\"]\n\
                     [[admins]]\nchannel = \"whatsapp\"\nuser = \"6281234567890\"\n";
         let c = Config::parse(text, p).expect("valid");
-        assert_eq!(
-            c.policy.trader_deadline("blimbing"),
-            chrono::Duration::minutes(15)
-        );
-        assert_eq!(
-            c.policy.trader_deadline("dinoyo"),
-            chrono::Duration::minutes(5)
-        );
-        let tg = UserKey {
-            channel: crate::channel::ChannelKind::Telegram,
-            id: "42".into(),
-        };
-        let wa = UserKey {
-            channel: crate::channel::ChannelKind::WhatsApp,
-            id: "6281234567890".into(),
-        };
-        assert!(
-            c.policy.is_config_admin("dinoyo", &tg) && !c.policy.is_config_admin("blimbing", &tg)
-        );
-        assert!(
-            c.policy.is_config_admin("blimbing", &wa),
-            "no markets listed: a city admin"
-        );
+        assert_eq!(c.policy.trader_deadline("blimbing"), chrono::Duration::minutes(15));
+        assert_eq!(c.policy.trader_deadline("dinoyo"), chrono::Duration::minutes(5));
+        let tg = UserKey { channel: crate::channel::ChannelKind::Telegram, id: "42".into() };
+        let wa = UserKey { channel: crate::channel::ChannelKind::WhatsApp, id: "6281234567890".into() };
+        assert!(c.policy.is_config_admin("dinoyo", &tg) && !c.policy.is_config_admin("blimbing", &tg));
+        assert!(c.policy.is_config_admin("blimbing", &wa), "no markets listed: a city admin");
         assert!(Config::parse("[orders]\ntrader_deadline_minutes = 0\n", p).is_err());
         assert!(Config::parse("[[admins]]\nchannel = \"fax\"\nuser = \"1\"\n", p).is_err());
     }

@@ -95,10 +95,7 @@ fn main() {
         eprintln!("warning: .env: {e}");
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PASAR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PASAR_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -111,14 +108,7 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Chat {
-            market,
-            script,
-            role,
-            user,
-            db,
-            now,
-        } => {
+        Command::Chat { market, script, role, user, db, now } => {
             let db = db.unwrap_or_else(|| config.database_path.clone());
             let fixed = match now {
                 Some(t) => Some(
@@ -130,17 +120,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let clock = Arc::new(ConsoleClock::fixed(fixed));
             if !matches!(role, Role::Buyer) {
-                eprintln!(
-                    "note: only the buyer conversation exists yet; you are chatting as a buyer."
-                );
+                eprintln!("note: only the buyer conversation exists yet; you are chatting as a buyer.");
             }
             let open = || {
-                pasar_online::runtime::open_engine(
-                    &config,
-                    &db,
-                    Arc::clone(&clock) as Arc<dyn Clock>,
-                )
-                .map_err(|e| ConsoleError::Script(format!("{e:#}")))
+                pasar_online::runtime::open_engine(&config, &db, Arc::clone(&clock) as Arc<dyn Clock>)
+                    .map_err(|e| ConsoleError::Script(format!("{e:#}")))
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -151,15 +135,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         let stdin = std::io::stdin();
                         run_script(&mut stdin.lock(), &mut out, &options, &clock, &open)?;
                     } else {
-                        let file = std::fs::File::open(&path)
-                            .with_context(|| format!("opening script {path}"))?;
-                        run_script(
-                            &mut std::io::BufReader::new(file),
-                            &mut out,
-                            &options,
-                            &clock,
-                            &open,
-                        )?;
+                        let file = std::fs::File::open(&path).with_context(|| format!("opening script {path}"))?;
+                        run_script(&mut std::io::BufReader::new(file), &mut out, &options, &clock, &open)?;
                     }
                 }
                 None => interactive(&open, &market, role, &user, &mut out)?,
@@ -173,11 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             pasar_online::runtime::run(&config, &db)
         }
-        Command::Bench {
-            journeys,
-            concurrent,
-            db,
-        } => {
+        Command::Bench { journeys, concurrent, db } => {
             let dir = tempfile_dir()?;
             let db = db.unwrap_or_else(|| dir.join("bench.db"));
             let report = pasar_online::bench::run(&config, &db, journeys, concurrent)?;
@@ -278,19 +251,10 @@ fn interactive(
 fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(pasar_online::conversation::engine::SystemClock);
     let engine = pasar_online::runtime::open_engine(config, db, clock)?;
-    println!(
-        "database:  {} (ok, {} markets)",
-        db.display(),
-        engine.catalog().markets().len()
-    );
-    println!(
-        "telegram:  {} ({:?})",
-        config.telegram.api_url, config.telegram.mode
-    );
+    println!("database:  {} (ok, {} markets)", db.display(), engine.catalog().markets().len());
+    println!("telegram:  {} ({:?})", config.telegram.api_url, config.telegram.mode);
     let plans = pasar_online::runtime::telegram_plan(config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let url = reqwest::Url::parse(&config.telegram.api_url)?;
     println!("{:<14} {:<38} bot", "market", "token variable");
     for plan in plans {
@@ -299,11 +263,8 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
             Some(token) => {
                 let bot = teloxide::Bot::new(token).set_api_url(url.clone());
                 match runtime.block_on(async {
-                    tokio::time::timeout(
-                        std::time::Duration::from_secs(15),
-                        teloxide::prelude::Requester::get_me(&bot),
-                    )
-                    .await
+                    tokio::time::timeout(std::time::Duration::from_secs(15), teloxide::prelude::Requester::get_me(&bot))
+                        .await
                 }) {
                     Ok(Ok(me)) => format!("@{} ok", me.username()),
                     Ok(Err(e)) => format!("getMe failed: {e}"),

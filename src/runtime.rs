@@ -14,8 +14,7 @@ use std::sync::Arc;
 /// Opens the database at `db` (seeding an empty one from the config's data folder) and returns an
 /// engine over it.
 pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Engine> {
-    let mut store =
-        Store::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    let mut store = Store::open(db).with_context(|| format!("opening database {}", db.display()))?;
     if !store.is_seeded()? {
         // The data folder if there is one (operators edit it); else the copy in the binary.
         let seed = if config.data_dir.exists() {
@@ -27,13 +26,7 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
         tracing::info!(db = %db.display(), markets = seed.markets.len(), "new database seeded");
     }
     let texts = Texts::load(&config.dialogues_dir).context("loading dialogues")?;
-    Ok(Engine::new(
-        store,
-        Arc::new(texts),
-        clock,
-        config.default_language,
-        config.policy.clone(),
-    )?)
+    Ok(Engine::new(store, Arc::new(texts), clock, config.default_language, config.policy.clone())?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,22 +56,14 @@ pub struct BotPlan {
 
 /// Which markets have a Telegram token in the environment.
 pub fn telegram_plan(config: &Config) -> anyhow::Result<Vec<BotPlan>> {
-    let seed = if config.data_dir.exists() {
-        SeedData::load(&config.data_dir)?
-    } else {
-        SeedData::builtin()?
-    };
+    let seed = if config.data_dir.exists() { SeedData::load(&config.data_dir)? } else { SeedData::builtin()? };
     Ok(seed
         .markets
         .iter()
         .map(|m| {
             let var = telegram::token_variable(&m.slug);
             let token = std::env::var(&var).ok().filter(|t| !t.trim().is_empty());
-            BotPlan {
-                market: m.slug.clone(),
-                token_variable: var,
-                token,
-            }
+            BotPlan { market: m.slug.clone(), token_variable: var, token }
         })
         .collect())
 }
@@ -94,27 +79,18 @@ struct Shared {
 
 /// Runs every market's bot that has a token until SIGINT/SIGTERM.
 pub fn run(config: &Config, db: &Path) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(run_async(config.clone(), db.to_path_buf()))
 }
 
 async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()> {
     if config.telegram.mode == crate::config::TelegramMode::Webhook {
-        anyhow::bail!(
-            "telegram.mode = \"webhook\" is not available yet in this version; use \"polling\""
-        );
+        anyhow::bail!("telegram.mode = \"webhook\" is not available yet in this version; use \"polling\"");
     }
     // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
     let engine = open_engine(&config, &db, Arc::new(SystemClock))?;
     let texts = Arc::new(engine.texts().clone());
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        inbox: Notify::new(),
-        outbox: Notify::new(),
-    });
+    let shared = Arc::new(Shared { stop: AtomicBool::new(false), inbox: Notify::new(), outbox: Notify::new() });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
     let mut tasks = Vec::new();
     let mut running = 0;
@@ -159,14 +135,11 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         )));
     }
     if running == 0 {
-        tracing::warn!(
-            "no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)"
-        );
+        tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
     }
     let engine_shared = Arc::clone(&shared);
-    let engine_thread = std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || drive_engine(engine, engine_shared))?;
+    let engine_thread =
+        std::thread::Builder::new().name("engine".into()).spawn(move || drive_engine(engine, engine_shared))?;
     shutdown_signal().await;
     tracing::info!("shutting down: no new updates; finishing what is in flight");
     shared.stop.store(true, Ordering::SeqCst);
@@ -183,14 +156,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -204,9 +176,7 @@ async fn shutdown_signal() {
 
 /// The engine's own thread: handles stored updates and due timers, wakes the senders.
 fn drive_engine(mut engine: crate::conversation::engine::Engine, shared: Arc<Shared>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
     let Ok(rt) = rt else { return };
     loop {
         match engine.process_pending() {
@@ -228,13 +198,7 @@ fn drive_engine(mut engine: crate::conversation::engine::Engine, shared: Arc<Sha
 /// Long-polls one bot. Each batch of updates is written to the inbox before the next
 /// `getUpdates` (whose offset acknowledges them) is sent: a crash loses none, a redelivery is
 /// ignored by the inbox.
-async fn poll(
-    bot: Bot,
-    market: String,
-    store: Arc<Mutex<Store>>,
-    shared: Arc<Shared>,
-    timeout_secs: u32,
-) {
+async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, shared: Arc<Shared>, timeout_secs: u32) {
     let handler = telegram::handler();
     let mut offset: Option<i32> = None;
     let mut backoff = Duration::from_millis(500);
@@ -289,9 +253,7 @@ async fn poll(
                 shared.inbox.notify_waiters();
                 for id in callbacks {
                     // Stops the spinner on the pressed button; the answer comes as a message.
-                    let _ = bot
-                        .answer_callback_query(teloxide::types::CallbackQueryId(id))
-                        .await;
+                    let _ = bot.answer_callback_query(teloxide::types::CallbackQueryId(id)).await;
                 }
             }
             other => {
@@ -327,10 +289,7 @@ fn classify(e: RequestError) -> Sent {
     match e {
         RequestError::RetryAfter(s) => Sent::RetryAfter(s.duration()),
         RequestError::Api(
-            ApiError::BotBlocked
-            | ApiError::UserDeactivated
-            | ApiError::ChatNotFound
-            | ApiError::BotKicked,
+            ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked,
         ) => Sent::Unreachable(e.to_string()),
         other => Sent::Failed(other.to_string()),
     }
@@ -346,11 +305,7 @@ async fn deliver(bot: &Bot, chat: ChatId, sends: Vec<Send>) -> Sent {
                 }
                 r.await.map(|_| ())
             }
-            Send::Photo {
-                url,
-                caption,
-                keyboard,
-            } => match reqwest::Url::parse(&url) {
+            Send::Photo { url, caption, keyboard } => match reqwest::Url::parse(&url) {
                 Ok(u) => {
                     let mut r = bot.send_photo(chat, InputFile::url(u)).caption(caption);
                     if let Some(k) = keyboard {
@@ -360,11 +315,9 @@ async fn deliver(bot: &Bot, chat: ChatId, sends: Vec<Send>) -> Sent {
                 }
                 Err(_) => bot.send_message(chat, caption).await.map(|_| ()),
             },
-            Send::Request { text, keyboard } => bot
-                .send_message(chat, text)
-                .reply_markup(ReplyMarkup::Keyboard(keyboard))
-                .await
-                .map(|_| ()),
+            Send::Request { text, keyboard } => {
+                bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
+            }
         };
         if let Err(e) = result {
             return classify(e);
@@ -399,12 +352,8 @@ async fn send(
             let store = Arc::clone(&store);
             let market = market.clone();
             tokio::task::spawn_blocking(move || {
-                let guard = store
-                    .lock()
-                    .map_err(|_| "store lock poisoned".to_string())?;
-                let msgs = guard
-                    .pending_outbox_of(ChannelKind::Telegram, &market, 200)
-                    .map_err(|e| e.to_string())?;
+                let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+                let msgs = guard.pending_outbox_of(ChannelKind::Telegram, &market, 200).map_err(|e| e.to_string())?;
                 let mut langs = HashMap::new();
                 for m in &msgs {
                     if !langs.contains_key(&m.to.id) {
@@ -428,8 +377,7 @@ async fn send(
             if stopping {
                 return;
             }
-            let _ =
-                tokio::time::timeout(Duration::from_millis(250), shared.outbox.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(250), shared.outbox.notified()).await;
             continue;
         }
         let mut held: Vec<String> = Vec::new(); // chats whose next message must wait (order per chat)
@@ -451,23 +399,12 @@ async fn send(
                 tokio::time::sleep(last_any + bot_gap - now).await;
             }
             let Ok(chat) = m.to.id.parse::<i64>() else {
-                let _ = mark(
-                    &store,
-                    m.id,
-                    Mark::Undeliverable("not a Telegram chat id".into()),
-                )
-                .await;
+                let _ = mark(&store, m.id, Mark::Undeliverable("not a Telegram chat id".into())).await;
                 continue;
             };
-            let lang = langs
-                .get(&m.to.id)
-                .copied()
-                .flatten()
-                .unwrap_or(default_lang);
+            let lang = langs.get(&m.to.id).copied().flatten().unwrap_or(default_lang);
             let request_label = match m.message.request {
-                Some(crate::channel::Request::Contact) => {
-                    texts.get(&market, lang, Key::TgShareContact)
-                }
+                Some(crate::channel::Request::Contact) => texts.get(&market, lang, Key::TgShareContact),
                 _ => texts.get(&market, lang, Key::TgShareLocation),
             };
             let hint = texts.get(&market, lang, Key::TgRequestHint);
@@ -519,9 +456,7 @@ enum Mark {
 async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), String> {
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || {
-        let mut guard = store
-            .lock()
-            .map_err(|_| "store lock poisoned".to_string())?;
+        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
         let r = match how {
             Mark::Sent => guard.mark_sent(id, Utc::now()),
             Mark::Error(e) => guard.record_send_error(id, &e),
@@ -535,8 +470,5 @@ async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), Strin
 
 /// A user key on Telegram.
 pub fn telegram_user(chat: i64) -> UserKey {
-    UserKey {
-        channel: ChannelKind::Telegram,
-        id: chat.to_string(),
-    }
+    UserKey { channel: ChannelKind::Telegram, id: chat.to_string() }
 }

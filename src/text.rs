@@ -296,10 +296,8 @@ pub struct Texts {
 }
 
 fn parse_catalog(file: &str, text: &str) -> Result<Catalog, TextError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| TextError::Invalid {
-        file: file.to_string(),
-        reason: e.to_string(),
-    })?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| TextError::Invalid { file: file.to_string(), reason: e.to_string() })?;
     let mut out = Catalog::new();
     for (k, v) in table {
         match v {
@@ -307,10 +305,7 @@ fn parse_catalog(file: &str, text: &str) -> Result<Catalog, TextError> {
                 out.insert(k, s);
             }
             _ => {
-                return Err(TextError::Invalid {
-                    file: file.to_string(),
-                    reason: format!("`{k}` is not a string"),
-                });
+                return Err(TextError::Invalid { file: file.to_string(), reason: format!("`{k}` is not a string") });
             }
         }
     }
@@ -323,10 +318,7 @@ impl Texts {
         let mut base = HashMap::new();
         base.insert(Lang::Id, parse_catalog("dialogues/id.toml", BASE_ID)?);
         base.insert(Lang::En, parse_catalog("dialogues/en.toml", BASE_EN)?);
-        Ok(Texts {
-            base,
-            overrides: HashMap::new(),
-        })
+        Ok(Texts { base, overrides: HashMap::new() })
     }
 
     /// Base catalogs plus every `markets/<slug>.<lang>.toml` under `dir` (a missing folder means
@@ -355,63 +347,36 @@ impl Texts {
                 file: file.clone(),
                 reason: format!("unknown language `{lang}`"),
             })?;
-            let text = std::fs::read_to_string(&path).map_err(|e| TextError::Invalid {
-                file: file.clone(),
-                reason: e.to_string(),
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| TextError::Invalid { file: file.clone(), reason: e.to_string() })?;
             let catalog = parse_catalog(&file, &text)?;
             for k in catalog.keys() {
                 if !Key::ALL.iter().any(|key| key.name() == k) {
-                    return Err(TextError::Invalid {
-                        file: file.clone(),
-                        reason: format!("unknown key `{k}`"),
-                    });
+                    return Err(TextError::Invalid { file: file.clone(), reason: format!("unknown key `{k}`") });
                 }
             }
-            texts
-                .overrides
-                .entry(slug.to_string())
-                .or_default()
-                .insert(lang, catalog);
+            texts.overrides.entry(slug.to_string()).or_default().insert(lang, catalog);
         }
         Ok(texts)
     }
 
     /// Keys of a base catalog, for the catalog test.
     pub fn base_keys(&self, lang: Lang) -> Vec<&str> {
-        self.base
-            .get(&lang)
-            .map(|c| c.keys().map(String::as_str).collect())
-            .unwrap_or_default()
+        self.base.get(&lang).map(|c| c.keys().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// The sentence for `key`: the market's override, else the base catalog, else the key name
     /// (never a panic over a missing sentence).
     pub fn get(&self, market: &str, lang: Lang, key: Key) -> &str {
         let name = key.name();
-        if let Some(s) = self
-            .overrides
-            .get(market)
-            .and_then(|m| m.get(&lang))
-            .and_then(|c| c.get(name))
-        {
+        if let Some(s) = self.overrides.get(market).and_then(|m| m.get(&lang)).and_then(|c| c.get(name)) {
             return s;
         }
-        self.base
-            .get(&lang)
-            .and_then(|c| c.get(name))
-            .map(String::as_str)
-            .unwrap_or(name)
+        self.base.get(&lang).and_then(|c| c.get(name)).map(String::as_str).unwrap_or(name)
     }
 
     /// The sentence with `{name}` placeholders replaced.
-    pub fn render(
-        &self,
-        market: &str,
-        lang: Lang,
-        key: Key,
-        args: &[(&str, &dyn Display)],
-    ) -> String {
+    pub fn render(&self, market: &str, lang: Lang, key: Key, args: &[(&str, &dyn Display)]) -> String {
         fill(self.get(market, lang, key), args)
     }
 }
@@ -428,11 +393,7 @@ pub fn fill(template: &str, args: &[(&str, &dyn Display)]) -> String {
             let name = &after[..end];
             !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
         });
-        match name_end.and_then(|end| {
-            args.iter()
-                .find(|(n, _)| *n == &after[..end])
-                .map(|(_, v)| (end, v))
-        }) {
+        match name_end.and_then(|end| args.iter().find(|(n, _)| *n == &after[..end]).map(|(_, v)| (end, v))) {
             Some((end, value)) => {
                 out.push_str(&value.to_string());
                 rest = &after[end + 1..];
@@ -453,20 +414,11 @@ mod tests {
 
     #[test]
     fn fills_placeholders() {
-        assert_eq!(
-            fill(
-                "Halo {name}, total {total}",
-                &[("name", &"Sri"), ("total", &5)]
-            ),
-            "Halo Sri, total 5"
-        );
+        assert_eq!(fill("Halo {name}, total {total}", &[("name", &"Sri"), ("total", &5)]), "Halo Sri, total 5");
         assert_eq!(fill("no args", &[]), "no args");
         // A value containing a placeholder is not filled again.
         assert_eq!(
-            fill(
-                "{address} at {slot}",
-                &[("address", &"Jl. {slot}"), ("slot", &"09:00")]
-            ),
+            fill("{address} at {slot}", &[("address", &"Jl. {slot}"), ("slot", &"09:00")]),
             "Jl. {slot} at 09:00"
         );
         assert_eq!(fill("{unknown} {x", &[("y", &1)]), "{unknown} {x");

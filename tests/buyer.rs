@@ -11,22 +11,14 @@ use pasar_online::conversation::payload::Action;
 
 /// The first offer of a commodity in the harness's market.
 fn offer(h: &Harness, commodity: &str) -> i64 {
-    h.engine
-        .catalog()
-        .offers_for(&h.market, commodity)
-        .first()
-        .map(|o| o.id)
-        .expect("offer")
+    h.engine.catalog().offers_for(&h.market, commodity).first().map(|o| o.id).expect("offer")
 }
 
 fn add(h: &mut Harness, commodity: &str, qty: &str) {
     let id = offer(h, commodity);
     h.button(&Action::Offer(id).encode());
     let r = h.text(qty);
-    assert!(
-        joined(&r).contains('✅'),
-        "adding {qty} {commodity}: {r:#?}"
-    );
+    assert!(joined(&r).contains('✅'), "adding {qty} {commodity}: {r:#?}");
 }
 
 /// Fills the cart from two stalls and walks checkout up to the summary.
@@ -52,27 +44,10 @@ fn start_greets_with_the_market_and_menu() {
     let mut h = Harness::new("dinoyo");
     let r = h.command("/start");
     let text = joined(&r);
-    assert!(
-        text.contains("Pasar Dinoyo") && text.contains("GRATIS"),
-        "{text}"
-    );
-    let labels: Vec<&str> = r
-        .iter()
-        .flat_map(|m| m.buttons.iter())
-        .map(|b| b.label.as_str())
-        .collect();
-    for want in [
-        "Belanja",
-        "Cari",
-        "Keranjang",
-        "Pesanan saya",
-        "Bantuan",
-        "Bahasa",
-    ] {
-        assert!(
-            labels.iter().any(|l| l.contains(want)),
-            "menu lacks {want}: {labels:?}"
-        );
+    assert!(text.contains("Pasar Dinoyo") && text.contains("GRATIS"), "{text}");
+    let labels: Vec<&str> = r.iter().flat_map(|m| m.buttons.iter()).map(|b| b.label.as_str()).collect();
+    for want in ["Belanja", "Cari", "Keranjang", "Pesanan saya", "Bantuan", "Bahasa"] {
+        assert!(labels.iter().any(|l| l.contains(want)), "menu lacks {want}: {labels:?}");
     }
     assert_eq!(h.state(), BuyerState::MainMenu);
 }
@@ -82,27 +57,12 @@ fn browsing_pages_and_refuses_pages_that_do_not_exist() {
     let mut h = Harness::new("blimbing");
     let r = h.button("cat:sayur:0");
     assert!(joined(&r).contains("1/"), "{r:#?}");
-    assert!(
-        r[0].buttons.iter().any(|b| b.payload == "cat:sayur:1"),
-        "a next page button"
-    );
+    assert!(r[0].buttons.iter().any(|b| b.payload == "cat:sayur:1"), "a next page button");
     h.button("cat:sayur:1");
-    assert_eq!(
-        h.state(),
-        BuyerState::Browsing {
-            category: pasar_online::domain::catalog::Category::Sayur,
-            page: 1
-        }
-    );
+    assert_eq!(h.state(), BuyerState::Browsing { category: pasar_online::domain::catalog::Category::Sayur, page: 1 });
     let r = h.button("cat:sayur:99");
     assert!(joined(&r).contains("tidak berlaku"), "{r:#?}");
-    assert_eq!(
-        h.state(),
-        BuyerState::Browsing {
-            category: pasar_online::domain::catalog::Category::Sayur,
-            page: 1
-        }
-    );
+    assert_eq!(h.state(), BuyerState::Browsing { category: pasar_online::domain::catalog::Category::Sayur, page: 1 });
 }
 
 #[test]
@@ -178,17 +138,13 @@ fn quantity_state_answers_bad_amounts_and_accepts_good_ones() {
     h.text("1 kg");
     let q: String = {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.query_row("SELECT quantity FROM cart_lines", [], |r| r.get(0))
-            .expect("row")
+        conn.query_row("SELECT quantity FROM cart_lines", [], |r| r.get(0)).expect("row")
     };
     assert!(q.contains("1200"), "{q}");
     h.button(&Action::Offer(id).encode());
     let r = h.text("49 kg");
     assert!(joined(&r).contains("Terlalu banyak"), "{r:#?}");
-    assert!(
-        h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1200%'") == 1,
-        "unchanged"
-    );
+    assert!(h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1200%'") == 1, "unchanged");
 }
 
 #[test]
@@ -206,53 +162,27 @@ fn checkout_states_refuse_bad_answers_and_keep_what_was_collected() {
     for bad in ["12345", "0341-123456", "+1 415 555 0100", "nomor saya"] {
         let r = h.text(bad);
         assert!(joined(&r).contains("bukan nomor HP"), "{bad}: {r:#?}");
-        assert!(
-            matches!(h.state(), BuyerState::ReceivePhone { ref name } if name == "Sri Wahyuni")
-        );
+        assert!(matches!(h.state(), BuyerState::ReceivePhone { ref name } if name == "Sri Wahyuni"));
     }
     // A shared contact card is accepted as the phone number.
-    h.send(Inbound::Contact {
-        phone: "+62 812 3456 7890".into(),
-        name: None,
-    });
+    h.send(Inbound::Contact { phone: "+62 812 3456 7890".into(), name: None });
     assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
     let r = h.text("rumah");
     assert!(joined(&r).contains("terlalu singkat"), "{r:#?}");
-    let r = h.send(Inbound::Location {
-        lat: -97.0,
-        lon: 112.6,
-    });
-    assert!(
-        joined(&r).contains("Lokasi itu tidak bisa dibaca"),
-        "{r:#?}"
-    );
+    let r = h.send(Inbound::Location { lat: -97.0, lon: 112.6 });
+    assert!(joined(&r).contains("Lokasi itu tidak bisa dibaca"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
-    let r = h.send(Inbound::Location {
-        lat: -7.936,
-        lon: 112.644,
-    });
+    let r = h.send(Inbound::Location { lat: -7.936, lon: 112.644 });
     assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }));
     // 07:00 now: the 07:00 slot (and 09:00, under the hour of lead time) are not offered today.
-    let labels: Vec<&str> = r
-        .iter()
-        .flat_map(|m| m.buttons.iter())
-        .map(|b| b.label.as_str())
-        .collect();
-    assert!(
-        !labels.iter().any(|l| l.contains("Hari ini 07:00")),
-        "{labels:?}"
-    );
-    assert!(
-        labels.iter().any(|l| l.contains("Hari ini 09:00")),
-        "09:00 starts 2 h from now: {labels:?}"
-    );
+    let labels: Vec<&str> = r.iter().flat_map(|m| m.buttons.iter()).map(|b| b.label.as_str()).collect();
+    assert!(!labels.iter().any(|l| l.contains("Hari ini 07:00")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("Hari ini 09:00")), "09:00 starts 2 h from now: {labels:?}");
     let r = h.text("jam 3 pagi");
     assert!(joined(&r).contains("belum paham"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }));
     h.text("besok 07:00");
-    assert!(
-        matches!(h.state(), BuyerState::ReceivePayment { slot, .. } if slot.slot.to_string() == "07:00-09:00")
-    );
+    assert!(matches!(h.state(), BuyerState::ReceivePayment { slot, .. } if slot.slot.to_string() == "07:00-09:00"));
     let r = h.text("bitcoin");
     assert!(joined(&r).contains("belum paham"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceivePayment { .. }));
@@ -265,14 +195,15 @@ fn checkout_states_refuse_bad_answers_and_keep_what_was_collected() {
     assert!(matches!(h.state(), BuyerState::ConfirmOrder { .. }));
     let r = h.text("hmm");
     assert!(joined(&r).contains("belum paham"));
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM orders"),
-        0,
-        "nothing ordered before confirming"
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 0, "nothing ordered before confirming");
     let r = h.button("place");
     assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
-    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE lat IS NOT NULL AND payment = 'cod' AND note = 'cabainya merah semua'"), 1);
+    assert_eq!(
+        h.count(
+            "SELECT COUNT(*) FROM orders WHERE lat IS NOT NULL AND payment = 'cod' AND note = 'cabainya merah semua'"
+        ),
+        1
+    );
     assert_eq!(cart_lines(&h), 0, "the cart became the order");
 }
 
@@ -281,35 +212,21 @@ fn an_order_has_one_sub_order_per_stall_and_an_audit_trail() {
     let mut h = Harness::new("blimbing");
     let stalls: Vec<i64> = ["bawang-merah", "ayam-potong", "tempe"]
         .iter()
-        .map(|c| {
-            h.engine
-                .catalog()
-                .offer(offer(&h, c))
-                .expect("offer")
-                .stall_id
-        })
+        .map(|c| h.engine.catalog().offer(offer(&h, c)).expect("offer").stall_id)
         .collect();
     let r = checkout_to_summary(&mut h);
     assert!(joined(&r).contains("Ringkasan"), "{r:#?}");
     h.button("place");
     let distinct: std::collections::HashSet<_> = stalls.iter().collect();
     assert!(distinct.len() >= 2);
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM sub_orders"),
-        2,
-        "bawang merah and kangkung come from two stalls"
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM sub_orders"), 2, "bawang merah and kangkung come from two stalls");
     assert_eq!(h.count("SELECT COUNT(*) FROM order_lines"), 2);
     assert_eq!(
         h.count("SELECT total FROM orders"),
         h.count("SELECT SUM(total) FROM sub_orders"),
         "sub-order totals add up to the order"
     );
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM order_events"),
-        3,
-        "the order and each sub-order were recorded"
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM order_events"), 3, "the order and each sub-order were recorded");
     // Numbers run per market.
     let mut d = Harness::new("dinoyo");
     let r = checkout_to_summary(&mut d);
@@ -325,8 +242,7 @@ fn a_price_change_before_confirming_shows_the_new_summary() {
     let id = offer(&h, "bawang-merah");
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.execute("UPDATE offers SET price = price + 2000 WHERE id = ?1", [id])
-            .expect("price");
+        conn.execute("UPDATE offers SET price = price + 2000 WHERE id = ?1", [id]).expect("price");
     }
     h.restart();
     let r = h.button("place");
@@ -359,47 +275,26 @@ fn cancellation_rules() {
     let r = h.command("/batal BLB-0001");
     assert!(joined(&r).contains("tidak ditemukan"), "{r:#?}");
     h.user = owner;
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_traders'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_traders'"), 1);
     // Once a trader has confirmed part of it, the shopper cannot cancel it alone.
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.execute(
-            "UPDATE sub_orders SET status = 'accepted' WHERE id = (SELECT MIN(id) FROM sub_orders)",
-            [],
-        )
-        .expect("accept");
+        conn.execute("UPDATE sub_orders SET status = 'accepted' WHERE id = (SELECT MIN(id) FROM sub_orders)", [])
+            .expect("accept");
     }
     let r = h.command("/batal BLB-0001");
     assert!(joined(&r).contains("sudah dikonfirmasi pedagang"), "{r:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_traders'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_traders'"), 1);
     let r = h.button("orders");
-    assert!(
-        !r.iter()
-            .flat_map(|m| m.buttons.iter())
-            .any(|b| b.payload.starts_with("cancel")),
-        "no cancel button"
-    );
+    assert!(!r.iter().flat_map(|m| m.buttons.iter()).any(|b| b.payload.starts_with("cancel")), "no cancel button");
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.execute("UPDATE sub_orders SET status = 'awaiting_trader'", [])
-            .expect("reset");
+        conn.execute("UPDATE sub_orders SET status = 'awaiting_trader'", []).expect("reset");
     }
     let r = h.command("/batal blb-1");
     assert!(joined(&r).contains("sudah dibatalkan"), "{r:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM sub_orders WHERE status = 'cancelled'"),
-        2
-    );
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM order_events WHERE to_status = 'cancelled'"),
-        3
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM sub_orders WHERE status = 'cancelled'"), 2);
+    assert_eq!(h.count("SELECT COUNT(*) FROM order_events WHERE to_status = 'cancelled'"), 3);
 }
 
 #[test]
@@ -419,14 +314,8 @@ fn a_redelivered_update_has_one_effect() {
     let second = h.deliver_event(event);
     assert!(joined(&first).contains("1 kg"));
     assert!(second.is_empty(), "a duplicate is ignored: {second:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'telegram:blimbing:4242'"),
-        1
-    );
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1000%'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'telegram:blimbing:4242'"), 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1000%'"), 1);
 }
 
 #[test]
@@ -436,30 +325,18 @@ fn a_failing_step_is_rolled_back_and_the_user_told() {
     h.button(&Action::Offer(id).encode());
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.execute_batch("CREATE TRIGGER boom BEFORE INSERT ON cart_lines BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;")
-            .expect("trigger");
+        conn.execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON cart_lines BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+        )
+        .expect("trigger");
     }
     let outbox_before = h.count("SELECT COUNT(*) FROM outbox");
     let r = h.text("1 kg");
-    assert!(
-        joined(&r).contains("gangguan"),
-        "the user hears about it: {r:#?}"
-    );
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM outbox"),
-        outbox_before + 1,
-        "only the apology was queued"
-    );
-    assert_eq!(
-        h.state(),
-        BuyerState::ReceiveQuantity { offer: id },
-        "state rolled back"
-    );
+    assert!(joined(&r).contains("gangguan"), "the user hears about it: {r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox"), outbox_before + 1, "only the apology was queued");
+    assert_eq!(h.state(), BuyerState::ReceiveQuantity { offer: id }, "state rolled back");
     assert_eq!(cart_lines(&h), 0);
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM inbox WHERE status = 'failed'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE status = 'failed'"), 1);
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
         conn.execute_batch("DROP TRIGGER boom;").expect("drop");
@@ -474,18 +351,11 @@ fn a_state_that_no_longer_decodes_resets_with_an_apology() {
     add(&mut h, "bawang-merah", "1 kg");
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.execute(
-            "UPDATE conversations SET state = '{\"OldState\":{\"x\":1}}'",
-            [],
-        )
-        .expect("corrupt");
+        conn.execute("UPDATE conversations SET state = '{\"OldState\":{\"x\":1}}'", []).expect("corrupt");
     }
     let r = h.text("keranjang");
     let text = joined(&r);
-    assert!(
-        text.contains("diperbarui") && text.contains("Keranjang Anda"),
-        "{text}"
-    );
+    assert!(text.contains("diperbarui") && text.contains("Keranjang Anda"), "{text}");
     assert_eq!(cart_lines(&h), 1, "the cart survives");
     assert_eq!(h.state(), BuyerState::ViewingCart);
 }
@@ -502,10 +372,7 @@ fn language_is_remembered_per_user() {
     let other = h.user.clone();
     h.user.id = "budi".into();
     let r = h.command("/start");
-    assert!(
-        joined(&r).contains("Selamat datang") || joined(&r).contains("Sugeng rawuh"),
-        "{r:#?}"
-    );
+    assert!(joined(&r).contains("Selamat datang") || joined(&r).contains("Sugeng rawuh"), "{r:#?}");
     h.user = other;
     let r = h.command("/bahasa klingon");
     assert!(joined(&r).contains("Choose your language"), "{r:#?}");
@@ -536,10 +403,7 @@ fn an_undecodable_inbox_row_is_parked_and_does_not_stall_the_bot() {
     }
     let r = h.command("/start");
     assert!(joined(&r).contains("Pasar Blimbing"), "{r:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'garbage:1' AND status = 'failed'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'garbage:1' AND status = 'failed'"), 1);
 }
 
 #[test]
@@ -577,20 +441,13 @@ fn in_a_batch_only_the_failing_event_is_rolled_back() {
         .collect();
     h.engine.store().ingest(&events).expect("ingest");
     h.engine.process_pending().expect("process");
+    assert_eq!(h.count("SELECT COUNT(*) FROM cart_lines WHERE user_id = 'sehat'"), 1, "the healthy event committed");
+    assert_eq!(h.count("SELECT COUNT(*) FROM cart_lines WHERE user_id = 'rusak'"), 0);
     assert_eq!(
-        h.count("SELECT COUNT(*) FROM cart_lines WHERE user_id = 'sehat'"),
-        1,
-        "the healthy event committed"
-    );
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM cart_lines WHERE user_id = 'rusak'"),
-        0
-    );
-    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'batch:0' AND status = 'failed' AND attempts = 3"), 1);
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'batch:1' AND status = 'done'"),
+        h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'batch:0' AND status = 'failed' AND attempts = 3"),
         1
     );
+    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE source_id = 'batch:1' AND status = 'done'"), 1);
     assert_eq!(
         h.count("SELECT COUNT(*) FROM outbox o JOIN inbox i ON o.inbox_id = i.id WHERE i.source_id = 'batch:0'"),
         1,
@@ -601,13 +458,8 @@ fn in_a_batch_only_the_failing_event_is_rolled_back() {
 #[test]
 fn the_benchmark_journeys_complete_in_every_market() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = pasar_online::bench::run(
-        &pasar_online::config::Config::default(),
-        &dir.path().join("b.db"),
-        30,
-        7,
-    )
-    .expect("bench runs");
+    let report = pasar_online::bench::run(&pasar_online::config::Config::default(), &dir.path().join("b.db"), 30, 7)
+        .expect("bench runs");
     assert_eq!(report.orders, 30, "every journey ended in an order");
     assert_eq!(report.steps, 30 * 19);
 }
@@ -618,72 +470,42 @@ fn review_findings_stay_fixed() {
     let id = offer(&h, "bawang-merah");
     // A quick-amount button pressed outside its question (double tap, old keyboard) adds nothing.
     h.button(&Action::Offer(id).encode());
-    h.button(
-        &Action::QuickQuantity {
-            offer: id,
-            base: 1000,
-        }
-        .encode(),
-    );
-    let r = h.button(
-        &Action::QuickQuantity {
-            offer: id,
-            base: 1000,
-        }
-        .encode(),
-    );
+    h.button(&Action::QuickQuantity { offer: id, base: 1000 }.encode());
+    let r = h.button(&Action::QuickQuantity { offer: id, base: 1000 }.encode());
     assert!(joined(&r).contains("tidak berlaku"), "{r:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1000%'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1000%'"), 1);
     // Oversized command arguments are refused like oversized text.
     let r = h.command(&format!("/cari {}", "x".repeat(5000)));
     assert!(joined(&r).contains("terlalu panjang"), "{r:#?}");
     // Non-ASCII order numbers are an unknown number, not a crash.
     let r = h.command("/batal éé12");
     assert!(joined(&r).contains("nomor pesanannya"), "{r:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM inbox WHERE status = 'failed'"),
-        0
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM inbox WHERE status = 'failed'"), 0);
     // Checkout: a typed "Besok 09:00" (phones capitalise) is tomorrow's slot.
     h.button("checkout");
     h.text("Sri Wahyuni");
     // Switching language mid-checkout asks the same question again, in English.
     let r = h.command("/bahasa en");
-    assert!(
-        joined(&r).contains("Which mobile/WhatsApp number"),
-        "{r:#?}"
-    );
+    assert!(joined(&r).contains("Which mobile/WhatsApp number"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceivePhone { ref name } if name == "Sri Wahyuni"));
     h.button("lang:id");
     h.text("0812-3456-7890");
     // A shared location far outside the market's radius is refused before anything else.
-    let r = h.send(Inbound::Location {
-        lat: -6.2,
-        lon: 106.8,
-    });
+    let r = h.send(Inbound::Location { lat: -6.2, lon: 106.8 });
     assert!(joined(&r).contains("di luar jangkauan"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
     h.text("Jl. Mawar {total} {slot} No. 3, Blimbing");
     h.text("Besok 09:00");
     match h.state() {
         BuyerState::ReceivePayment { slot, .. } => {
-            assert_eq!(
-                slot.date,
-                chrono::NaiveDate::from_ymd_opt(2026, 11, 29).expect("date")
-            );
+            assert_eq!(slot.date, chrono::NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"));
         }
         other => panic!("{other:?}"),
     }
     h.text("qris");
     let r = h.button("note:none");
     // A typed placeholder stays as typed in the summary.
-    assert!(
-        joined(&r).contains("Jl. Mawar {total} {slot} No. 3"),
-        "{r:#?}"
-    );
+    assert!(joined(&r).contains("Jl. Mawar {total} {slot} No. 3"), "{r:#?}");
 }
 
 #[test]
@@ -693,16 +515,8 @@ fn a_line_that_can_no_longer_be_priced_is_removed_not_stuck() {
     add(&mut h, "kangkung", "2");
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.execute(
-            "UPDATE commodities SET unit = 'ikat' WHERE id = 'bawang-merah'",
-            [],
-        )
-        .expect("unit");
-        conn.execute(
-            "UPDATE meta SET value = '99' WHERE key = 'catalog_version'",
-            [],
-        )
-        .expect("version");
+        conn.execute("UPDATE commodities SET unit = 'ikat' WHERE id = 'bawang-merah'", []).expect("unit");
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'catalog_version'", []).expect("version");
     }
     let r = h.text("keranjang");
     assert!(joined(&r).contains("tidak dijual lagi"), "{r:#?}");

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 fn pasar() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pasar"));
-    c.env_remove("PASAR_CONFIG")
-        .env_remove("PASAR_DB")
-        .env("PASAR_LOG", "error");
+    c.env_remove("PASAR_CONFIG").env_remove("PASAR_DB").env("PASAR_LOG", "error");
     c
 }
 
@@ -49,45 +47,24 @@ fn an_unknown_market_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("p.db");
     let mut cmd = pasar();
-    cmd.args(["chat", "--market", "pasar-besar", "--script", "-", "--db"])
-        .arg(&db)
-        .stdin(Stdio::null());
+    cmd.args(["chat", "--market", "pasar-besar", "--script", "-", "--db"]).arg(&db).stdin(Stdio::null());
     let (ok, _, err) = run(&mut cmd);
     assert!(!ok);
-    assert!(
-        err.contains("unknown market `pasar-besar`") && err.contains("blimbing"),
-        "{err}"
-    );
+    assert!(err.contains("unknown market `pasar-besar`") && err.contains("blimbing"), "{err}");
 }
 
 fn chat_script(db: &std::path::Path, script: &str) -> String {
     let mut child = pasar()
-        .args([
-            "chat",
-            "--script",
-            "-",
-            "--now",
-            "2026-11-28T07:00:00+07:00",
-            "--db",
-        ])
+        .args(["chat", "--script", "-", "--now", "2026-11-28T07:00:00+07:00", "--db"])
         .arg(db)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -99,15 +76,9 @@ fn quitting_and_starting_again_continues_where_the_shopper_was() {
     assert!(first.contains("Nomor HP"), "{first}");
     // A second, separate process over the same database.
     let second = chat_script(&db, "0812 3456 7890\n");
-    assert!(
-        second.contains("Kirim ke mana?"),
-        "the phone answer continued checkout:\n{second}"
-    );
+    assert!(second.contains("Kirim ke mana?"), "the phone answer continued checkout:\n{second}");
     let third = chat_script(&db, "keranjang\n");
-    assert!(
-        third.contains("Bawang Merah 500 gr"),
-        "the cart survived:\n{third}"
-    );
+    assert!(third.contains("Bawang Merah 500 gr"), "the cart survived:\n{third}");
 }
 
 #[test]
@@ -162,17 +133,11 @@ fn a_confirmed_order_survives_kill_9() {
     let _ = child.wait();
     let conn = rusqlite::Connection::open(&db).expect("db");
     let (status, total): (String, i64) = conn
-        .query_row(
-            "SELECT status, total FROM orders WHERE number = 'BLB-0001'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT status, total FROM orders WHERE number = 'BLB-0001'", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("the order is stored");
     assert_eq!(status, "awaiting_traders");
     assert!(total > 0);
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
 }
 
@@ -194,9 +159,7 @@ fn two_terminals_on_one_database_see_what_the_other_caused() {
     }
     // Terminal 1: the trader, waiting.
     let mut trader = pasar()
-        .args([
-            "chat", "--as", "trader", "--user", "bu-sri", "--now", now, "--db",
-        ])
+        .args(["chat", "--as", "trader", "--user", "bu-sri", "--now", now, "--db"])
         .arg(&db)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -228,18 +191,12 @@ fn two_terminals_on_one_database_see_what_the_other_caused() {
     );
     assert!(out.contains("BLB-0001 sudah kami terima"), "{out}");
     // The trader's terminal shows the order without anyone typing there.
-    assert!(
-        wait_for("Pesanan baru BLB-0001"),
-        "the trader's terminal showed the new order"
-    );
+    assert!(wait_for("Pesanan baru BLB-0001"), "the trader's terminal showed the new order");
     writeln!(trader_in, "terima").expect("type");
     assert!(wait_for("diterima"), "the trader accepted");
     // The shopper's next session shows what the trader did.
     let out = chat_script(&db, "pesanan saya\n");
-    assert!(
-        out.contains("Sayur Bu Sri menerima pesanan BLB-0001"),
-        "{out}"
-    );
+    assert!(out.contains("Sayur Bu Sri menerima pesanan BLB-0001"), "{out}");
     assert!(out.contains("dikonfirmasi"), "{out}");
     let _ = trader.kill();
     let _ = trader.wait();

@@ -21,14 +21,12 @@ fn the_last_ten_kilos_are_never_oversold() {
         let engine = common::open_engine(&db, Arc::clone(&clock));
         let offer = engine.catalog().offers_for("blimbing", "bawang-merah")[0].id;
         let market = engine.catalog().market("blimbing").expect("market").clone();
-        let slot =
-            pasar_online::domain::slot::available_slots(&market.slots, common::morning())[0].code();
+        let slot = pasar_online::domain::slot::available_slots(&market.slots, common::morning())[0].code();
         (offer, slot)
     };
     {
         let conn = rusqlite::Connection::open(&db).expect("db");
-        conn.execute("UPDATE offers SET stock = 10000 WHERE id = ?1", [offer])
-            .expect("stock");
+        conn.execute("UPDATE offers SET stock = 10000 WHERE id = ?1", [offer]).expect("stock");
     }
     std::thread::scope(|scope| {
         for n in 0..SHOPPERS {
@@ -37,10 +35,7 @@ fn the_last_ten_kilos_are_never_oversold() {
             let slot = slot.clone();
             scope.spawn(move || {
                 let mut engine = common::open_engine(&db, clock);
-                let user = UserKey {
-                    channel: ChannelKind::Console,
-                    id: format!("shopper-{n}"),
-                };
+                let user = UserKey { channel: ChannelKind::Console, id: format!("shopper-{n}") };
                 let b = |a: Action| Inbound::Button(a.encode());
                 let t = |s: &str| Inbound::Text(s.to_string());
                 let steps = [
@@ -64,10 +59,7 @@ fn the_last_ten_kilos_are_never_oversold() {
                         received_at: common::morning(),
                         inbound,
                     };
-                    engine
-                        .store()
-                        .ingest(std::slice::from_ref(&event))
-                        .expect("ingest");
+                    engine.store().ingest(std::slice::from_ref(&event)).expect("ingest");
                     engine.process_pending().expect("process");
                 }
             });
@@ -75,27 +67,10 @@ fn the_last_ten_kilos_are_never_oversold() {
     });
     let conn = rusqlite::Connection::open(&db).expect("db");
     let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
-    assert_eq!(
-        one("SELECT COUNT(*) FROM orders"),
-        10,
-        "exactly ten 1 kg orders"
-    );
-    assert_eq!(
-        one(&format!(
-            "SELECT SUM(quantity_base) FROM order_lines WHERE offer_id = {offer}"
-        )),
-        10_000
-    );
-    assert_eq!(
-        one(&format!("SELECT stock FROM offers WHERE id = {offer}")),
-        0,
-        "nothing left, nothing negative"
-    );
-    assert_eq!(
-        one("SELECT COUNT(*) FROM inbox WHERE status <> 'done'"),
-        0,
-        "every message was handled"
-    );
+    assert_eq!(one("SELECT COUNT(*) FROM orders"), 10, "exactly ten 1 kg orders");
+    assert_eq!(one(&format!("SELECT SUM(quantity_base) FROM order_lines WHERE offer_id = {offer}")), 10_000);
+    assert_eq!(one(&format!("SELECT stock FROM offers WHERE id = {offer}")), 0, "nothing left, nothing negative");
+    assert_eq!(one("SELECT COUNT(*) FROM inbox WHERE status <> 'done'"), 0, "every message was handled");
     // Every shopper was told either that the order was placed or that the shallots ran out.
     for n in 0..SHOPPERS {
         let told: i64 = conn
@@ -108,8 +83,6 @@ fn the_last_ten_kilos_are_never_oversold() {
             .expect("outbox");
         assert!(told >= 1, "shopper-{n} got no answer about the shallots");
     }
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
 }

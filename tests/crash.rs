@@ -34,19 +34,11 @@ fn pasar(db: &Path) -> Command {
 /// Every outbox message as (recipient, text), counted; and the state of the rows.
 fn messages(db: &Path) -> (BTreeMap<(String, String), usize>, i64, i64, i64, String) {
     let conn = rusqlite::Connection::open(db).expect("db");
-    let mut stmt = conn
-        .prepare("SELECT recipient, message, status FROM outbox")
-        .expect("prepare");
+    let mut stmt = conn.prepare("SELECT recipient, message, status FROM outbox").expect("prepare");
     let mut counts = BTreeMap::new();
     let mut unsent = 0;
     for row in stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
         .expect("query")
     {
         let (to, msg, status) = row.expect("row");
@@ -55,19 +47,10 @@ fn messages(db: &Path) -> (BTreeMap<(String, String), usize>, i64, i64, i64, Str
             unsent += 1;
         }
     }
-    let orders: i64 = conn
-        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
-        .expect("orders");
-    let undone: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM inbox WHERE status <> 'done'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("inbox");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
+    let orders: i64 = conn.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)).expect("orders");
+    let undone: i64 =
+        conn.query_row("SELECT COUNT(*) FROM inbox WHERE status <> 'done'", [], |r| r.get(0)).expect("inbox");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     (counts, unsent, orders, undone, check)
 }
 
@@ -76,10 +59,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -95,10 +75,7 @@ fn nothing_is_lost_or_doubled_by_kill_9() {
     let full_run = started.elapsed();
     let (reference, unsent, orders, undone, check) = messages(&reference_db);
     assert_eq!((unsent, orders, undone, check.as_str()), (0, 1, 0, "ok"));
-    assert!(
-        reference.values().all(|n| *n == 1),
-        "the reference run has no duplicates"
-    );
+    assert!(reference.values().all(|n| *n == 1), "the reference run has no duplicates");
 
     let db = dir.path().join("crashy.db");
     let mut rng = Lcg(0x5eed_2026);
@@ -115,10 +92,7 @@ fn nothing_is_lost_or_doubled_by_kill_9() {
     }
     // Once the database has caught up, a replay is quick and a kill may come after it ended;
     // the early ones cannot miss.
-    assert!(
-        killed_mid_run >= 1,
-        "no kill landed while the chat was running"
-    );
+    assert!(killed_mid_run >= 1, "no kill landed while the chat was running");
     let status = pasar(&db).status().expect("final run");
     assert!(status.success());
     let (after, unsent, orders, undone, check) = messages(&db);
@@ -128,17 +102,8 @@ fn nothing_is_lost_or_doubled_by_kill_9() {
     assert_eq!(unsent, 0, "every message was delivered");
     let doubled: Vec<_> = after.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "messages written twice: {doubled:#?}");
-    let lost: Vec<_> = reference
-        .keys()
-        .filter(|k| !after.contains_key(*k))
-        .collect();
+    let lost: Vec<_> = reference.keys().filter(|k| !after.contains_key(*k)).collect();
     assert!(lost.is_empty(), "messages lost: {lost:#?}");
-    let extra: Vec<_> = after
-        .keys()
-        .filter(|k| !reference.contains_key(*k))
-        .collect();
-    assert!(
-        extra.is_empty(),
-        "messages the clean run never sent: {extra:#?}"
-    );
+    let extra: Vec<_> = after.keys().filter(|k| !reference.contains_key(*k)).collect();
+    assert!(extra.is_empty(), "messages the clean run never sent: {extra:#?}");
 }

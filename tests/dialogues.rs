@@ -10,8 +10,7 @@ fn root() -> &'static Path {
 }
 
 fn catalog(lang: &str) -> toml::Table {
-    let text = std::fs::read_to_string(root().join(format!("dialogues/{lang}.toml")))
-        .expect("catalog file");
+    let text = std::fs::read_to_string(root().join(format!("dialogues/{lang}.toml"))).expect("catalog file");
     toml::from_str(&text).expect("catalog parses")
 }
 
@@ -29,15 +28,9 @@ fn both_languages_have_exactly_the_known_keys() {
         let missing: Vec<_> = known.difference(&keys).collect();
         let unknown: Vec<_> = keys.difference(&known).collect();
         assert!(missing.is_empty(), "{lang}.toml lacks {missing:?}");
-        assert!(
-            unknown.is_empty(),
-            "{lang}.toml has keys the code does not know: {unknown:?}"
-        );
+        assert!(unknown.is_empty(), "{lang}.toml has keys the code does not know: {unknown:?}");
         for (k, v) in &cat {
-            assert!(
-                v.as_str().is_some_and(|s| !s.trim().is_empty()),
-                "{lang}.{k} is empty or not a string"
-            );
+            assert!(v.as_str().is_some_and(|s| !s.trim().is_empty()), "{lang}.{k} is empty or not a string");
         }
     }
 }
@@ -49,12 +42,7 @@ fn placeholders_agree_between_languages() {
     for key in Key::ALL {
         let a = placeholders(id[key.name()].as_str().unwrap_or_default());
         let b = placeholders(en[key.name()].as_str().unwrap_or_default());
-        assert_eq!(
-            a,
-            b,
-            "placeholders of `{}` differ between id and en",
-            key.name()
-        );
+        assert_eq!(a, b, "placeholders of `{}` differ between id and en", key.name());
     }
 }
 
@@ -77,12 +65,9 @@ fn every_key_is_used_by_the_code() {
         .filter(|k| {
             let used = format!("Key::{}", k.variant());
             // A match on the variant followed by a non-identifier character.
-            !code.match_indices(&used).any(|(i, _)| {
-                code[i + used.len()..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| !c.is_alphanumeric() && c != '_')
-            })
+            !code
+                .match_indices(&used)
+                .any(|(i, _)| code[i + used.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_'))
         })
         .map(|k| k.name())
         .collect();
@@ -94,24 +79,14 @@ fn market_overrides_load_and_win() {
     let texts = Texts::load(&root().join("dialogues")).expect("dialogues load");
     let blimbing = texts.get("blimbing", Lang::Id, Key::Welcome);
     let dinoyo = texts.get("dinoyo", Lang::Id, Key::Welcome);
-    assert!(
-        blimbing.contains("Pasar Blimbing"),
-        "Blimbing greets with its own words"
-    );
+    assert!(blimbing.contains("Pasar Blimbing"), "Blimbing greets with its own words");
     assert_ne!(blimbing, dinoyo, "other markets keep the base greeting");
     // A market override only replaces what it names.
-    assert_eq!(
-        texts.get("blimbing", Lang::Id, Key::Help),
-        texts.get("dinoyo", Lang::Id, Key::Help)
-    );
+    assert_eq!(texts.get("blimbing", Lang::Id, Key::Help), texts.get("dinoyo", Lang::Id, Key::Help));
     // Every override file uses only known keys (Texts::load refuses others).
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("markets")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("markets/blimbing.id.toml"),
-        "no_such_key = \"x\"\n",
-    )
-    .expect("write");
+    std::fs::write(dir.path().join("markets/blimbing.id.toml"), "no_such_key = \"x\"\n").expect("write");
     let err = Texts::load(dir.path()).expect_err("unknown key refused");
     assert!(err.to_string().contains("no_such_key"), "{err}");
 }

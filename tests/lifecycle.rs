@@ -13,20 +13,11 @@ const KASIYEM: &str = "bu-kasiyem"; // stall A-12: bawang merah
 const SRI: &str = "bu-sri"; // stall A-07: kangkung
 
 fn as_user(h: &mut Harness, id: &str) {
-    h.user = UserKey {
-        channel: ChannelKind::Console,
-        id: id.into(),
-    };
+    h.user = UserKey { channel: ChannelKind::Console, id: id.into() };
 }
 
 fn stall_id(h: &Harness, number: &str) -> i64 {
-    h.engine
-        .catalog()
-        .stalls_in("blimbing")
-        .iter()
-        .find(|s| s.number == number)
-        .map(|s| s.id)
-        .expect("stall")
+    h.engine.catalog().stalls_in("blimbing").iter().find(|s| s.number == number).map(|s| s.id).expect("stall")
 }
 
 /// Registers both traders the way a real one does: an admin's invite, then /daftar.
@@ -34,19 +25,12 @@ fn register_traders(h: &mut Harness) {
     as_user(h, "pak-lurah");
     let now = common::morning();
     let admin = h.user.clone();
-    h.engine
-        .store()
-        .grant_admin("blimbing", &admin, now)
-        .expect("admin");
+    h.engine.store().grant_admin("blimbing", &admin, now).expect("admin");
     for (stall, trader) in [("A-12", KASIYEM), ("A-07", SRI)] {
         as_user(h, "pak-lurah");
         let r = h.command(&format!("/undang {stall}"));
         let text = joined(&r);
-        let code = text
-            .split("/daftar ")
-            .nth(1)
-            .map(|s| s.trim().to_string())
-            .expect("code in the reply");
+        let code = text.split("/daftar ").nth(1).map(|s| s.trim().to_string()).expect("code in the reply");
         as_user(h, trader);
         let r = h.command(&format!("/daftar {code}"));
         assert!(joined(&r).contains("Selamat bergabung"), "{r:#?}");
@@ -88,10 +72,7 @@ fn place_two_stall_order(h: &mut Harness) {
 }
 
 fn sub_of(h: &Harness, stall: &str) -> i64 {
-    h.count(&format!(
-        "SELECT id FROM sub_orders WHERE stall_id = {}",
-        stall_id(h, stall)
-    ))
+    h.count(&format!("SELECT id FROM sub_orders WHERE stall_id = {}", stall_id(h, stall)))
 }
 
 fn stock(h: &Harness, stall: &str, commodity: &str) -> i64 {
@@ -115,25 +96,18 @@ fn stock_is_reserved_by_orders_and_released_by_rejection() {
     as_user(&mut h, KASIYEM);
     let sub = sub_of(&h, "A-12");
     h.button(&Action::TraderReject(sub).encode());
-    let r = h.button(
-        &Action::TraderReason {
-            sub,
-            reason: ReasonCode::Habis,
-        }
-        .encode(),
-    );
+    let r = h.button(&Action::TraderReason { sub, reason: ReasonCode::Habis }.encode());
     assert!(joined(&r).contains("ditolak"), "{r:#?}");
-    assert_eq!(
-        stock(&h, "A-12", "bawang-merah"),
-        5000,
-        "rejection puts the stock back"
-    );
+    assert_eq!(stock(&h, "A-12", "bawang-merah"), 5000, "rejection puts the stock back");
     // The shopper cancels the rest: that stock goes back too, and the trader is told.
     as_user(&mut h, BUYER);
     let r = h.command("/batal BLB-0001");
     assert!(joined(&r).contains("dibatalkan"), "{r:#?}");
     assert_eq!(stock(&h, "A-07", "kangkung"), 10);
-    assert_eq!(h.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'bu-sri' AND message LIKE '%dibatalkan pembeli%'"), 1);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'bu-sri' AND message LIKE '%dibatalkan pembeli%'"),
+        1
+    );
 }
 
 #[test]
@@ -146,7 +120,10 @@ fn buttons_are_checked_against_who_presses_them() {
     as_user(&mut h, SRI);
     let r = h.button(&Action::TraderAccept(kasiyem_sub).encode());
     assert!(joined(&r).contains("bukan untuk Anda"), "{r:#?}");
-    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {kasiyem_sub} AND status = 'awaiting_trader'")), 1);
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {kasiyem_sub} AND status = 'awaiting_trader'")),
+        1
+    );
     // The shopper presses a trader's button: refused.
     as_user(&mut h, BUYER);
     let r = h.button(&Action::TraderAccept(kasiyem_sub).encode());
@@ -161,11 +138,7 @@ fn buttons_are_checked_against_who_presses_them() {
     let events = h.count("SELECT COUNT(*) FROM order_events");
     let r = h.button(&Action::TraderAccept(kasiyem_sub).encode());
     assert!(joined(&r).contains("sudah dijawab"), "{r:#?}");
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM order_events"),
-        events,
-        "no second audit row"
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM order_events"), events, "no second audit row");
     // A shopper's agreement button for a sub-order that is not theirs to agree to.
     as_user(&mut h, "tetangga");
     let r = h.button(&Action::AgreeChanges(kasiyem_sub).encode());
@@ -179,14 +152,15 @@ fn the_trader_sees_the_area_only_until_accepting() {
     place_two_stall_order(&mut h);
     let msg: String = {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
-        conn.query_row("SELECT message FROM outbox WHERE recipient = 'bu-kasiyem' AND message LIKE '%Pesanan baru BLB%'", [], |r| r.get(0))
-            .expect("new order message")
+        conn.query_row(
+            "SELECT message FROM outbox WHERE recipient = 'bu-kasiyem' AND message LIKE '%Pesanan baru BLB%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("new order message")
     };
     assert!(msg.contains("Jl. Borobudur Purwodadi"), "{msg}");
-    assert!(
-        !msg.contains("Ani") && !msg.contains("0812") && !msg.contains("No. 12"),
-        "no name, phone or house: {msg}"
-    );
+    assert!(!msg.contains("Ani") && !msg.contains("0812") && !msg.contains("No. 12"), "no name, phone or house: {msg}");
 }
 
 #[test]
@@ -196,9 +170,7 @@ fn weighed_changes_stay_within_limits_and_need_the_shopper() {
     place_two_stall_order(&mut h);
     as_user(&mut h, KASIYEM);
     let sub = sub_of(&h, "A-12");
-    let line = h.count(&format!(
-        "SELECT id FROM order_lines WHERE sub_order_id = {sub}"
-    ));
+    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
     h.button(&Action::TraderChange(sub).encode());
     h.button(&Action::TraderLine(line).encode());
     for bad in ["1,5 kg", "500 gr", "harga 50000"] {
@@ -209,34 +181,15 @@ fn weighed_changes_stay_within_limits_and_need_the_shopper() {
     assert!(joined(&r).contains("ditimbang 1,1 kg"), "{r:#?}");
     // Terima with a changed line goes to the shopper first.
     h.button(&Action::TraderAccept(sub).encode());
-    assert_eq!(
-        h.count(&format!(
-            "SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'adjusted'"
-        )),
-        1
-    );
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_buyer'"),
-        1
-    );
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'adjusted'")), 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_buyer'"), 1);
     as_user(&mut h, BUYER);
     let r = h.button(&Action::DropStall(sub).encode());
     assert!(joined(&r).contains("dihapus"), "{r:#?}");
-    assert_eq!(
-        h.count(&format!(
-            "SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'cancelled'"
-        )),
-        1
-    );
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'cancelled'")), 1);
     // The order goes on with the other stall; its total follows.
     assert_eq!(h.count("SELECT total FROM orders"), 9000);
-    assert_eq!(
-        h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_traders'"),
-        1
-    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_traders'"), 1);
     let actors = h.count("SELECT COUNT(DISTINCT actor) FROM order_events");
-    assert!(
-        actors >= 2,
-        "buyer and trader both appear in the audit trail"
-    );
+    assert!(actors >= 2, "buyer and trader both appear in the audit trail");
 }

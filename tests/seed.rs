@@ -29,50 +29,24 @@ fn ten_markets_each_with_stalls_and_offers() {
             "tawangmangu"
         ]
     );
-    assert!(
-        seed.commodities.len() >= 80,
-        "{} commodities",
-        seed.commodities.len()
-    );
+    assert!(seed.commodities.len() >= 80, "{} commodities", seed.commodities.len());
     let categories: HashSet<Category> = seed.commodities.iter().map(|c| c.category).collect();
-    assert_eq!(
-        categories.len(),
-        Category::ALL.len(),
-        "every category has commodities"
-    );
+    assert_eq!(categories.len(), Category::ALL.len(), "every category has commodities");
     for m in &seed.markets {
         let stalls: Vec<_> = seed.stalls.iter().filter(|s| s.market == m.slug).collect();
         assert!(stalls.len() >= 4, "{} has {} stalls", m.slug, stalls.len());
-        assert!(
-            stalls.iter().all(|s| !s.prices.is_empty()),
-            "{}: a stall without prices",
-            m.slug
-        );
+        assert!(stalls.iter().all(|s| !s.prices.is_empty()), "{}: a stall without prices", m.slug);
         assert!(!m.slots.is_empty() && m.delivery_radius_km > 0.0);
         for staple in ["bawang-merah", "cabai-rawit", "beras-medium", "tempe"] {
-            assert!(
-                stalls
-                    .iter()
-                    .any(|s| s.prices.iter().any(|(c, _)| c == staple)),
-                "{} sells no {staple}",
-                m.slug
-            );
+            assert!(stalls.iter().any(|s| s.prices.iter().any(|(c, _)| c == staple)), "{} sells no {staple}", m.slug);
         }
     }
     // Prices are of the right order of magnitude: within a factor of two of the reference.
     for s in &seed.stalls {
         for (c, price) in &s.prices {
-            let reference = seed
-                .commodities
-                .iter()
-                .find(|x| &x.id == c)
-                .map(|x| x.reference_price.value())
-                .unwrap_or(0);
-            assert!(
-                price.value() * 2 >= reference && price.value() <= reference * 2,
-                "{} {c}: {price}",
-                s.name
-            );
+            let reference =
+                seed.commodities.iter().find(|x| &x.id == c).map(|x| x.reference_price.value()).unwrap_or(0);
+            assert!(price.value() * 2 >= reference && price.value() <= reference * 2, "{} {c}: {price}", s.name);
         }
     }
 }
@@ -81,18 +55,13 @@ fn ten_markets_each_with_stalls_and_offers() {
 fn seeded_store_finds_market_words() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(&dir.path().join("s.db")).expect("store");
-    store
-        .seed(&SeedData::load(&data_dir()).expect("seed"))
-        .expect("seeded");
+    store.seed(&SeedData::load(&data_dir()).expect("seed")).expect("seeded");
     let catalog: Catalog = store.load_catalog(chrono::NaiveDate::MIN).expect("catalog");
     let ids = |q: &str| match catalog.search("blimbing", q) {
         SearchResult::Found(v) => v.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
         SearchResult::NotFound { .. } => Vec::new(),
     };
-    assert_eq!(
-        ids("brambang").first().map(String::as_str),
-        Some("bawang-merah")
-    );
+    assert_eq!(ids("brambang").first().map(String::as_str), Some("bawang-merah"));
     assert!(ids("lombok").contains(&"cabai-rawit".to_string()));
     assert!(ids("bawamg").contains(&"bawang-merah".to_string()));
     assert!(ids("endog").iter().any(|c| c.starts_with("telur")));
@@ -110,74 +79,33 @@ fn corrupted(file: &str, edit: impl Fn(&str) -> String) -> String {
         let text = if f == file { edit(&text) } else { text };
         std::fs::write(dir.path().join(f), text).expect("write");
     }
-    SeedData::load(dir.path())
-        .expect_err("bad seed data must be refused")
-        .to_string()
+    SeedData::load(dir.path()).expect_err("bad seed data must be refused").to_string()
 }
 
 fn replace_line(text: &str, n: usize, with: &str) -> String {
     text.lines()
         .enumerate()
-        .map(|(i, l)| {
-            if i + 1 == n {
-                with.to_string()
-            } else {
-                l.to_string()
-            }
-        })
+        .map(|(i, l)| if i + 1 == n { with.to_string() } else { l.to_string() })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 #[test]
 fn bad_rows_are_refused_with_file_line_and_reason() {
-    let e = corrupted("stalls.csv", |t| {
-        replace_line(
-            t,
-            5,
-            "blimbing,A-07,Sayur Bu Sri,Bu Sri,durian-montong-x,5000",
-        )
-    });
-    assert!(
-        e.contains("stalls.csv:5") && e.contains("unknown commodity"),
-        "{e}"
-    );
-    let e = corrupted("stalls.csv", |t| {
-        replace_line(t, 7, "atlantis,Z-1,Toko,Pak X,bayam,5000")
-    });
-    assert!(
-        e.contains("stalls.csv:7") && e.contains("unknown market"),
-        "{e}"
-    );
-    let e = corrupted("stalls.csv", |t| {
-        replace_line(t, 3, "blimbing,A-07,Sayur Bu Sri,Bu Sri,kangkung,-5")
-    });
+    let e = corrupted("stalls.csv", |t| replace_line(t, 5, "blimbing,A-07,Sayur Bu Sri,Bu Sri,durian-montong-x,5000"));
+    assert!(e.contains("stalls.csv:5") && e.contains("unknown commodity"), "{e}");
+    let e = corrupted("stalls.csv", |t| replace_line(t, 7, "atlantis,Z-1,Toko,Pak X,bayam,5000"));
+    assert!(e.contains("stalls.csv:7") && e.contains("unknown market"), "{e}");
+    let e = corrupted("stalls.csv", |t| replace_line(t, 3, "blimbing,A-07,Sayur Bu Sri,Bu Sri,kangkung,-5"));
     assert!(e.contains("stalls.csv:3") && e.contains("price"), "{e}");
-    let e = corrupted("commodities.csv", |t| {
-        replace_line(t, 4, "sawi-x,sayur,Sawi X,Sawi,karung,,,1000")
-    });
-    assert!(
-        e.contains("commodities.csv:4") && e.contains("unknown unit"),
-        "{e}"
-    );
-    let e = corrupted("commodities.csv", |t| {
-        replace_line(t, 6, "bayam,sayur,Bayam,Spinach,ikat,,,3000")
-    });
-    assert!(
-        e.contains("commodities.csv:6") && e.contains("twice"),
-        "{e}"
-    );
-    let e = corrupted("markets.toml", |t| {
-        t.replacen("opens = \"04:00\"", "opens = \"4 pagi\"", 1)
-    });
+    let e = corrupted("commodities.csv", |t| replace_line(t, 4, "sawi-x,sayur,Sawi X,Sawi,karung,,,1000"));
+    assert!(e.contains("commodities.csv:4") && e.contains("unknown unit"), "{e}");
+    let e = corrupted("commodities.csv", |t| replace_line(t, 6, "bayam,sayur,Bayam,Spinach,ikat,,,3000"));
+    assert!(e.contains("commodities.csv:6") && e.contains("twice"), "{e}");
+    let e = corrupted("markets.toml", |t| t.replacen("opens = \"04:00\"", "opens = \"4 pagi\"", 1));
     assert!(e.contains("markets.toml") && e.contains("HH:MM"), "{e}");
-    let e = corrupted("markets.toml", |t| {
-        t.replacen("code = \"OOD\"", "code = \"BLB\"", 1)
-    });
-    assert!(
-        e.contains("markets.toml") && e.contains("used twice"),
-        "{e}"
-    );
+    let e = corrupted("markets.toml", |t| t.replacen("code = \"OOD\"", "code = \"BLB\"", 1));
+    assert!(e.contains("markets.toml") && e.contains("used twice"), "{e}");
 }
 
 #[test]
@@ -187,8 +115,6 @@ fn the_binary_carries_the_same_seed_data() {
     assert_eq!(from_files.markets, built_in.markets);
     assert_eq!(from_files.commodities, built_in.commodities);
     assert_eq!(from_files.stalls, built_in.stalls);
-    let missing = SeedData::load(Path::new("/nonexistent"))
-        .expect_err("no folder")
-        .to_string();
+    let missing = SeedData::load(Path::new("/nonexistent")).expect_err("no folder").to_string();
     assert!(missing.contains("markets.toml: cannot read"), "{missing}");
 }

@@ -24,11 +24,7 @@ impl Drop for Running {
 }
 
 fn start(fake: &FakeTelegram, dir: &std::path::Path, fast: bool) -> Running {
-    let limits = if fast {
-        "[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n"
-    } else {
-        ""
-    };
+    let limits = if fast { "[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n" } else { "" };
     let config = format!(
         "[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n{limits}\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
         fake.url
@@ -43,17 +39,10 @@ fn start(fake: &FakeTelegram, dir: &std::path::Path, fast: bool) -> Running {
         .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
         .env("PASAR_DINOYO_TELEGRAM_TOKEN", DINOYO)
         .env_remove("PASAR_DB")
-        .env(
-            "PASAR_LOG",
-            std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()),
-        )
+        .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .expect("pasar run");
     Running(child)
@@ -68,13 +57,7 @@ fn a_whole_order_through_two_market_bots() {
     // The market admin (from the config) invites the trader of stall A-07.
     fake.text(BLIMBING, ADMIN, "/undang A-07");
     let (invite, _) = fake.wait_for(BLIMBING, ADMIN, "Kode undangan", 0);
-    let code = invite
-        .text
-        .split("/daftar ")
-        .nth(1)
-        .expect("code")
-        .trim()
-        .to_string();
+    let code = invite.text.split("/daftar ").nth(1).expect("code").trim().to_string();
     fake.text(BLIMBING, TRADER, &format!("/daftar {code}"));
     fake.wait_for(BLIMBING, TRADER, "Selamat bergabung", 0);
 
@@ -85,11 +68,7 @@ fn a_whole_order_through_two_market_bots() {
     fake.text(BLIMBING, SHOPPER, "kangkung");
     let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Kangkung (per ikat)", seen);
     seen = n;
-    fake.press(
-        BLIMBING,
-        SHOPPER,
-        &offers.button("Sayur Bu Sri").expect("stall button"),
-    );
+    fake.press(BLIMBING, SHOPPER, &offers.button("Sayur Bu Sri").expect("stall button"));
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
     fake.text(BLIMBING, SHOPPER, "3 ikat");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
@@ -101,12 +80,7 @@ fn a_whole_order_through_two_market_bots() {
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Kirim ke mana", seen);
     // The location request comes as a reply keyboard under its own short message.
     let (hint, _) = fake.wait_for(BLIMBING, SHOPPER, "tombol di bawah", seen);
-    assert_eq!(
-        hint.markup["keyboard"][0][0]["request_location"],
-        serde_json::json!(true),
-        "{:?}",
-        hint.markup
-    );
+    assert_eq!(hint.markup["keyboard"][0][0]["request_location"], serde_json::json!(true), "{:?}", hint.markup);
     fake.location(BLIMBING, SHOPPER, -7.9361, 112.6440);
     let (slots, n) = fake.wait_for(BLIMBING, SHOPPER, "jam berapa", seen);
     seen = n;
@@ -121,28 +95,11 @@ fn a_whole_order_through_two_market_bots() {
 
     // The trader gets it in their own chat, without the buyer's name or phone, and accepts.
     let (order, _) = fake.wait_for(BLIMBING, TRADER, "Pesanan baru BLB-0001", 0);
-    assert!(
-        !order.text.contains("Ani") && !order.text.contains("0812"),
-        "{}",
-        order.text
-    );
-    fake.press(
-        BLIMBING,
-        TRADER,
-        &order.button("Terima").expect("Terima button"),
-    );
+    assert!(!order.text.contains("Ani") && !order.text.contains("0812"), "{}", order.text);
+    fake.press(BLIMBING, TRADER, &order.button("Terima").expect("Terima button"));
     let (accepted, _) = fake.wait_for(BLIMBING, TRADER, "diterima", 0);
-    assert!(
-        accepted.text.contains("Ani Rahayu") && accepted.text.contains("0812-3456-7890"),
-        "{}",
-        accepted.text
-    );
-    (_, seen) = fake.wait_for(
-        BLIMBING,
-        SHOPPER,
-        "Semua pedagang sudah mengonfirmasi",
-        seen,
-    );
+    assert!(accepted.text.contains("Ani Rahayu") && accepted.text.contains("0812-3456-7890"), "{}", accepted.text);
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Semua pedagang sudah mengonfirmasi", seen);
 
     // The same chat is a different shopper at another market's bot, which speaks as that market.
     fake.text(DINOYO, SHOPPER, "/start");
@@ -153,23 +110,13 @@ fn a_whole_order_through_two_market_bots() {
     fake.replay_all(BLIMBING);
     fake.text(BLIMBING, SHOPPER, "/pesanan");
     let (orders, _) = fake.wait_for(BLIMBING, SHOPPER, "Pesanan Anda", seen);
-    assert!(
-        orders.text.contains("BLB-0001") && !orders.text.contains("BLB-0002"),
-        "{}",
-        orders.text
-    );
+    assert!(orders.text.contains("BLB-0001") && !orders.text.contains("BLB-0002"), "{}", orders.text);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        fake.sent(BLIMBING).len(),
-        before + 1,
-        "only the reply to /pesanan is new"
-    );
+    assert_eq!(fake.sent(BLIMBING).len(), before + 1, "only the reply to /pesanan is new");
     // Every button press was acknowledged (the spinner stops).
     assert!(fake.callbacks_answered(BLIMBING) >= 7);
     let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
-    let orders: i64 = conn
-        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
-        .expect("count");
+    let orders: i64 = conn.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)).expect("count");
     assert_eq!(orders, 1);
 }
 
@@ -186,10 +133,7 @@ fn with_the_default_limits_no_chat_gets_more_than_one_message_a_second() {
     for pair in sent.windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at);
         // A lower bound: a slow machine only makes the gaps longer.
-        assert!(
-            gap >= Duration::from_millis(950),
-            "two messages {gap:?} apart"
-        );
+        assert!(gap >= Duration::from_millis(950), "two messages {gap:?} apart");
     }
 }
 
@@ -207,16 +151,9 @@ fn flood_control_on_one_bot_does_not_hold_up_the_others() {
     let (dinoyo, _) = fake.wait_for(DINOYO, SHOPPER, "Pasar Dinoyo", 1);
     let (welcome, n) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
     let (menu, _) = fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", n - 1);
-    assert!(
-        dinoyo.at < welcome.at,
-        "Dinoyo answered while Blimbing waited out its 429"
-    );
+    assert!(dinoyo.at < welcome.at, "Dinoyo answered while Blimbing waited out its 429");
     assert!(welcome.at <= menu.at, "order kept after the pause");
-    assert_eq!(
-        fake.sent_to(BLIMBING, SHOPPER).len(),
-        2,
-        "nothing lost, nothing doubled"
-    );
+    assert_eq!(fake.sent_to(BLIMBING, SHOPPER).len(), 2, "nothing lost, nothing doubled");
 }
 
 #[test]
@@ -237,10 +174,7 @@ fn a_user_who_blocked_the_bot_is_parked_and_others_are_served() {
         if parked == 2 {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the blocked user's messages were not parked ({parked})"
-        );
+        assert!(std::time::Instant::now() < deadline, "the blocked user's messages were not parked ({parked})");
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(fake.sent_to(BLIMBING, 3003).is_empty());
@@ -272,8 +206,7 @@ fn kill_9_and_a_replayed_batch_make_exactly_one_order() {
                 fake.press(BLIMBING, SHOPPER, what);
             }
             _ => {
-                let msg: &common::fake_telegram::SentMessage =
-                    last.as_ref().expect("previous message");
+                let msg: &common::fake_telegram::SentMessage = last.as_ref().expect("previous message");
                 fake.press(BLIMBING, SHOPPER, &msg.button(what).expect("button"));
             }
         }
@@ -297,12 +230,8 @@ fn kill_9_and_a_replayed_batch_make_exactly_one_order() {
     let (orders, _) = fake.wait_for(BLIMBING, SHOPPER, "Pesanan Anda", seen);
     assert!(!orders.text.contains("BLB-0002"), "{}", orders.text);
     let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
-    let n: i64 = conn
-        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
-        .expect("orders");
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)).expect("orders");
     assert_eq!(n, 1);
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
 }

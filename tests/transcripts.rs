@@ -24,10 +24,7 @@ fn play(file: &Path) -> (String, String) {
             .map_err(|e| ConsoleError::Script(e.to_string()))
     };
     let mut out = Vec::new();
-    let options = ScriptOptions {
-        market: "blimbing".into(),
-        user: "sri".into(),
-    };
+    let options = ScriptOptions { market: "blimbing".into(), user: "sri".into() };
     run_script(&mut expected.as_bytes(), &mut out, &options, &clock, &open).expect("script runs");
     (expected, String::from_utf8(out).expect("utf8"))
 }
@@ -41,10 +38,7 @@ fn transcripts_match() {
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 7,
-        "expected the transcript set, found {files:?}"
-    );
+    assert!(files.len() >= 7, "expected the transcript set, found {files:?}");
     let update = std::env::var_os("UPDATE_TRANSCRIPTS").is_some();
     let mut failures = Vec::new();
     for file in &files {
@@ -63,17 +57,9 @@ fn transcripts_match() {
             .find(|(_, (e, a))| e != a)
             .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
             .unwrap_or_else(|| {
-                format!(
-                    "lengths differ: {} vs {} lines",
-                    expected.lines().count(),
-                    actual.lines().count()
-                )
+                format!("lengths differ: {} vs {} lines", expected.lines().count(), actual.lines().count())
             });
         failures.push(format!("{}: {first_diff}", file.display()));
     }
-    assert!(
-        failures.is_empty(),
-        "transcripts differ (UPDATE_TRANSCRIPTS=1 rewrites them):\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "transcripts differ (UPDATE_TRANSCRIPTS=1 rewrites them):\n{}", failures.join("\n"));
 }

@@ -37,10 +37,7 @@ impl ConsoleClock {
 
 impl Clock for ConsoleClock {
     fn now(&self) -> DateTime<Utc> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or_else(Utc::now)
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(Utc::now)
     }
 }
 
@@ -81,18 +78,11 @@ pub fn render(message: &Outbound) -> Vec<String> {
         lines.push(format!("< [foto: {photo}]"));
     }
     for l in message.text.lines() {
-        lines.push(if l.is_empty() {
-            "<".to_string()
-        } else {
-            format!("< {l}")
-        });
+        lines.push(if l.is_empty() { "<".to_string() } else { format!("< {l}") });
     }
     for (i, b) in message.buttons.iter().enumerate() {
         let tag = if message.expects_text {
-            LETTERS
-                .get(i)
-                .map(|c| (*c as char).to_string())
-                .unwrap_or_else(|| (i + 1).to_string())
+            LETTERS.get(i).map(|c| (*c as char).to_string()).unwrap_or_else(|| (i + 1).to_string())
         } else {
             (i + 1).to_string()
         };
@@ -107,27 +97,12 @@ pub fn render(message: &Outbound) -> Vec<String> {
 }
 
 impl<'e> ConsoleChat<'e> {
-    pub fn new(
-        engine: &'e mut Engine,
-        market: &str,
-        user: &str,
-    ) -> Result<ConsoleChat<'e>, ConsoleError> {
+    pub fn new(engine: &'e mut Engine, market: &str, user: &str) -> Result<ConsoleChat<'e>, ConsoleError> {
         check_market(engine, market)?;
-        let user = UserKey {
-            channel: ChannelKind::Console,
-            id: user.to_string(),
-        };
-        let mut chat = ConsoleChat {
-            engine,
-            market: market.to_string(),
-            user,
-            menu: Menu::default(),
-        };
+        let user = UserKey { channel: ChannelKind::Console, id: user.to_string() };
+        let mut chat = ConsoleChat { engine, market: market.to_string(), user, menu: Menu::default() };
         // Buttons of the last message survive a restart, like an inline keyboard on a phone.
-        let recent = chat
-            .engine
-            .store()
-            .recent_sent_to(&chat.market, &chat.user, 20)?;
+        let recent = chat.engine.store().recent_sent_to(&chat.market, &chat.user, 20)?;
         if let Some(with_buttons) = recent.iter().find(|m| !m.buttons.is_empty()) {
             chat.remember(with_buttons);
         }
@@ -144,23 +119,12 @@ impl<'e> ConsoleChat<'e> {
             out.write_all(&pending)?;
             return Ok(true);
         }
-        let recent = self
-            .engine
-            .store()
-            .recent_sent_to(&self.market, &self.user, 1)?;
+        let recent = self.engine.store().recent_sent_to(&self.market, &self.user, 1)?;
         let Some(last) = recent.first() else {
             return Ok(false);
         };
-        let lang = self
-            .engine
-            .store()
-            .language_of(&self.user)?
-            .unwrap_or(self.engine.default_lang());
-        let notice = self
-            .engine
-            .texts()
-            .get(&self.market, lang, Key::ResumeNotice)
-            .to_string();
+        let lang = self.engine.store().language_of(&self.user)?.unwrap_or(self.engine.default_lang());
+        let notice = self.engine.texts().get(&self.market, lang, Key::ResumeNotice).to_string();
         writeln!(out, "< {notice}")?;
         for line in render(last) {
             writeln!(out, "{line}")?;
@@ -170,10 +134,7 @@ impl<'e> ConsoleChat<'e> {
 
     fn remember(&mut self, message: &Outbound) {
         if !message.buttons.is_empty() {
-            self.menu = Menu {
-                buttons: message.buttons.clone(),
-                lettered: message.expects_text,
-            };
+            self.menu = Menu { buttons: message.buttons.clone(), lettered: message.expects_text };
         }
     }
 
@@ -184,9 +145,7 @@ impl<'e> ConsoleChat<'e> {
         let pick = if self.menu.lettered {
             let mut chars = t.chars();
             match (chars.next(), chars.next()) {
-                (Some(c), None) if c.is_ascii_lowercase() => {
-                    LETTERS.iter().position(|l| *l as char == c)
-                }
+                (Some(c), None) if c.is_ascii_lowercase() => LETTERS.iter().position(|l| *l as char == c),
                 _ => None,
             }
         } else {
@@ -199,10 +158,7 @@ impl<'e> ConsoleChat<'e> {
         // and without the price after a "·" ("sayur bu sri" picks "Sayur Bu Sri · Rp 17.500").
         let typed = normalize(t);
         let label_matches = |label: &str| {
-            normalize(label) == typed
-                || label
-                    .split_once('·')
-                    .is_some_and(|(head, _)| normalize(head) == typed)
+            normalize(label) == typed || label.split_once('·').is_some_and(|(head, _)| normalize(head) == typed)
         };
         if !typed.is_empty()
             && let Some(b) = self.menu.buttons.iter().find(|b| label_matches(&b.label))
@@ -211,26 +167,19 @@ impl<'e> ConsoleChat<'e> {
         }
         match Inbound::from_typed(t) {
             Inbound::Command { name, args } if name == "lokasi" || name == "location" => {
-                let parsed = args.split_once(',').and_then(|(a, b)| {
-                    Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
-                });
+                let parsed = args
+                    .split_once(',')
+                    .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
                 match parsed {
-                    Some((lat, lon)) if lat.is_finite() && lon.is_finite() => {
-                        Inbound::Location { lat, lon }
-                    }
+                    Some((lat, lon)) if lat.is_finite() && lon.is_finite() => Inbound::Location { lat, lon },
                     // Not a location: the core answers it like any other unknown command.
                     _ => Inbound::Command { name, args },
                 }
             }
             // Presses a button by its payload, as a forged or old button would arrive.
-            Inbound::Command { name, args } if name == "tombol" || name == "press" => {
-                Inbound::Button(args)
-            }
+            Inbound::Command { name, args } if name == "tombol" || name == "press" => Inbound::Button(args),
             Inbound::Command { name, args } if name == "kontak" || name == "contact" => {
-                Inbound::Contact {
-                    phone: args,
-                    name: None,
-                }
+                Inbound::Contact { phone: args, name: None }
             }
             other => other,
         }
@@ -241,23 +190,13 @@ impl<'e> ConsoleChat<'e> {
         // Unique per typed line: wall time, process and counter.
         let seq = LINE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let wall = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let id = format!(
-            "console:{}:{}:{wall}:{}:{seq}",
-            self.market,
-            self.user.id,
-            std::process::id()
-        );
+        let id = format!("console:{}:{}:{wall}:{}:{seq}", self.market, self.user.id, std::process::id());
         self.send_as(line, id, out)
     }
 
     /// Sends a line under a given source id: a script line sent again after a crash has the same
     /// id, so the inbox ignores it instead of doing it twice.
-    pub fn send_as(
-        &mut self,
-        line: &str,
-        source_id: String,
-        out: &mut dyn Write,
-    ) -> Result<(), ConsoleError> {
+    pub fn send_as(&mut self, line: &str, source_id: String, out: &mut dyn Write) -> Result<(), ConsoleError> {
         let inbound = self.read(line);
         let now = self.engine.now();
         let event = InboundEvent {
@@ -283,10 +222,7 @@ impl<'e> ConsoleChat<'e> {
     /// Messages for other users wait for them (another actor, or another terminal).
     pub fn deliver(&mut self, out: &mut dyn Write) -> Result<(), ConsoleError> {
         loop {
-            let batch = self
-                .engine
-                .store()
-                .pending_outbox_for(&self.market, &self.user, 100)?;
+            let batch = self.engine.store().pending_outbox_for(&self.market, &self.user, 100)?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -310,16 +246,8 @@ pub fn check_market(engine: &Engine, market: &str) -> Result<(), ConsoleError> {
     if engine.catalog().market(market).is_some() {
         return Ok(());
     }
-    let known: Vec<&str> = engine
-        .catalog()
-        .markets()
-        .iter()
-        .map(|m| m.slug.as_str())
-        .collect();
-    Err(ConsoleError::Script(format!(
-        "unknown market `{market}`; known: {}",
-        known.join(", ")
-    )))
+    let known: Vec<&str> = engine.catalog().markets().iter().map(|m| m.slug.as_str()).collect();
+    Err(ConsoleError::Script(format!("unknown market `{market}`; known: {}", known.join(", "))))
 }
 
 /// Who is typing in a script, and where.
@@ -333,14 +261,9 @@ pub struct ScriptOptions {
 pub fn switch_actor(engine: &mut Engine, market: &str, spec: &str) -> Result<String, ConsoleError> {
     let mut words = spec.split_whitespace();
     let (Some(role), Some(name), None) = (words.next(), words.next(), words.next()) else {
-        return Err(ConsoleError::Script(format!(
-            "`:as {spec}`: write `:as buyer|trader|courier|admin <name>`"
-        )));
+        return Err(ConsoleError::Script(format!("`:as {spec}`: write `:as buyer|trader|courier|admin <name>`")));
     };
-    let user = UserKey {
-        channel: ChannelKind::Console,
-        id: name.to_string(),
-    };
+    let user = UserKey { channel: ChannelKind::Console, id: name.to_string() };
     match role {
         "admin" => {
             let now = engine.now();
@@ -348,9 +271,7 @@ pub fn switch_actor(engine: &mut Engine, market: &str, spec: &str) -> Result<Str
         }
         "buyer" | "trader" | "courier" => {}
         other => {
-            return Err(ConsoleError::Script(format!(
-                "unknown role `{other}` in `:as {spec}`"
-            )));
+            return Err(ConsoleError::Script(format!("unknown role `{other}` in `:as {spec}`")));
         }
     }
     Ok(name.to_string())
@@ -402,31 +323,21 @@ pub fn run_script(
                 let mut chat = ConsoleChat::new(&mut engine, &options.market, &user)?;
                 chat.resume(out)?;
             } else if let Some(at) = directive.strip_prefix("clock ") {
-                let t = DateTime::parse_from_rfc3339(at.trim()).map_err(|e| {
-                    ConsoleError::Script(format!("line {line_no}: bad clock `{at}`: {e}"))
-                })?;
+                let t = DateTime::parse_from_rfc3339(at.trim())
+                    .map_err(|e| ConsoleError::Script(format!("line {line_no}: bad clock `{at}`: {e}")))?;
                 clock.set(t.with_timezone(&Utc));
                 // Time passed: deadlines may be due.
                 ConsoleChat::new(&mut engine, &options.market, &user)?.catch_up(out)?;
             } else if let Some(name) = directive.strip_prefix("user ") {
                 user = name.trim().to_string();
             } else {
-                return Err(ConsoleError::Script(format!(
-                    "line {line_no}: unknown directive `{directive}`"
-                )));
+                return Err(ConsoleError::Script(format!("line {line_no}: unknown directive `{directive}`")));
             }
             continue;
         }
-        let typed = raw
-            .strip_prefix('>')
-            .map(|s| s.strip_prefix(' ').unwrap_or(s))
-            .unwrap_or(raw);
+        let typed = raw.strip_prefix('>').map(|s| s.strip_prefix(' ').unwrap_or(s)).unwrap_or(raw);
         writeln!(out, "> {typed}")?;
-        let key: String = sha2::Digest::finalize(prefix.clone())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let key: String = sha2::Digest::finalize(prefix.clone()).iter().take(8).map(|b| format!("{b:02x}")).collect();
         let source_id = format!("console:{}:{user}:script-{key}:{line_no}", options.market);
         let mut chat = ConsoleChat::new(&mut engine, &options.market, &user)?;
         chat.send_as(typed, source_id, out)?;

@@ -87,10 +87,7 @@ impl Inbound {
             };
             let name = head.split('@').next().unwrap_or(head).to_lowercase();
             if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Inbound::Command {
-                    name,
-                    args: args.to_string(),
-                };
+                return Inbound::Command { name, args: args.to_string() };
             }
         }
         Inbound::Text(trimmed.to_string())
@@ -145,34 +142,16 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn text(text: impl Into<String>) -> Outbound {
-        Outbound {
-            text: text.into(),
-            buttons: Vec::new(),
-            photo: None,
-            request: None,
-            expects_text: false,
-        }
+        Outbound { text: text.into(), buttons: Vec::new(), photo: None, request: None, expects_text: false }
     }
 
     pub fn with_buttons(text: impl Into<String>, buttons: Vec<Button>) -> Outbound {
-        Outbound {
-            text: text.into(),
-            buttons,
-            photo: None,
-            request: None,
-            expects_text: false,
-        }
+        Outbound { text: text.into(), buttons, photo: None, request: None, expects_text: false }
     }
 
     /// A question answered by typing, with optional shortcut buttons.
     pub fn question(text: impl Into<String>, buttons: Vec<Button>) -> Outbound {
-        Outbound {
-            text: text.into(),
-            buttons,
-            photo: None,
-            request: None,
-            expects_text: true,
-        }
+        Outbound { text: text.into(), buttons, photo: None, request: None, expects_text: true }
     }
 }
 
@@ -192,29 +171,14 @@ mod tests {
     fn typed_lines_become_commands_or_text() {
         assert_eq!(
             Inbound::from_typed("/cari bawang merah"),
-            Inbound::Command {
-                name: "cari".into(),
-                args: "bawang merah".into()
-            }
+            Inbound::Command { name: "cari".into(), args: "bawang merah".into() }
         );
         assert_eq!(
             Inbound::from_typed("/START@PasarBlimbingBot"),
-            Inbound::Command {
-                name: "start".into(),
-                args: String::new()
-            }
+            Inbound::Command { name: "start".into(), args: String::new() }
         );
-        assert_eq!(
-            Inbound::from_typed(" brambang "),
-            Inbound::Text("brambang".into())
-        );
-        assert_eq!(
-            Inbound::from_typed("/ halo"),
-            Inbound::Text("/ halo".into())
-        );
-        assert_eq!(
-            Inbound::from_typed("1/2 kg"),
-            Inbound::Text("1/2 kg".into())
-        );
+        assert_eq!(Inbound::from_typed(" brambang "), Inbound::Text("brambang".into()));
+        assert_eq!(Inbound::from_typed("/ halo"), Inbound::Text("/ halo".into()));
+        assert_eq!(Inbound::from_typed("1/2 kg"), Inbound::Text("1/2 kg".into()));
     }
 }

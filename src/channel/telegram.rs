@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use teloxide::dispatching::{DpHandlerDescription, UpdateFilterExt};
 use teloxide::dptree;
 use teloxide::types::{
-    ButtonRequest, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton,
-    KeyboardMarkup, Message, Update,
+    ButtonRequest, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, KeyboardMarkup, Message,
+    Update,
 };
 
 /// The Bot API's limit on a message's text.
@@ -38,33 +38,18 @@ fn from_message(msg: Message) -> Option<Converted> {
     let inbound = if let Some(text) = msg.text() {
         Inbound::from_typed(text)
     } else if let Some(loc) = msg.location() {
-        Inbound::Location {
-            lat: loc.latitude,
-            lon: loc.longitude,
-        }
+        Inbound::Location { lat: loc.latitude, lon: loc.longitude }
     } else if let Some(contact) = msg.contact() {
-        Inbound::Contact {
-            phone: contact.phone_number.clone(),
-            name: Some(contact.first_name.clone()),
-        }
+        Inbound::Contact { phone: contact.phone_number.clone(), name: Some(contact.first_name.clone()) }
     } else {
         // Stickers, photos, voice notes...: the core answers "not understood" with the menu.
         Inbound::Text(String::new())
     };
-    Some(Converted {
-        chat: msg.chat.id.0,
-        display_name,
-        inbound,
-        callback_id: None,
-    })
+    Some(Converted { chat: msg.chat.id.0, display_name, inbound, callback_id: None })
 }
 
 fn from_callback(q: CallbackQuery) -> Option<Converted> {
-    let chat = q
-        .message
-        .as_ref()
-        .map(|m| m.chat().id.0)
-        .unwrap_or(q.from.id.0 as i64);
+    let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
     let payload = q.data.clone().unwrap_or_default();
     Some(Converted {
         chat,
@@ -79,10 +64,7 @@ fn from_callback(q: CallbackQuery) -> Option<Converted> {
 pub fn handler() -> dptree::Handler<'static, Option<Converted>, DpHandlerDescription> {
     dptree::entry()
         .branch(Update::filter_message().endpoint(|msg: Message| async move { from_message(msg) }))
-        .branch(
-            Update::filter_callback_query()
-                .endpoint(|q: CallbackQuery| async move { from_callback(q) }),
-        )
+        .branch(Update::filter_callback_query().endpoint(|q: CallbackQuery| async move { from_callback(q) }))
 }
 
 /// Runs an update through the handler tree.
@@ -97,19 +79,11 @@ pub async fn convert(
 }
 
 /// The inbox event of a converted update.
-pub fn event(
-    market: &str,
-    update_id: u32,
-    c: Converted,
-    received_at: DateTime<Utc>,
-) -> InboundEvent {
+pub fn event(market: &str, update_id: u32, c: Converted, received_at: DateTime<Utc>) -> InboundEvent {
     InboundEvent {
         source_id: format!("telegram:{market}:{update_id}"),
         market: market.to_string(),
-        user: UserKey {
-            channel: ChannelKind::Telegram,
-            id: c.chat.to_string(),
-        },
+        user: UserKey { channel: ChannelKind::Telegram, id: c.chat.to_string() },
         display_name: c.display_name,
         received_at,
         inbound: c.inbound,
@@ -192,25 +166,14 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
     let mut sends = Vec::new();
     match &message.photo {
         Some(url) if message.text.chars().count() <= 1024 => {
-            sends.push(Send::Photo {
-                url: url.clone(),
-                caption: message.text.clone(),
-                keyboard,
-            });
+            sends.push(Send::Photo { url: url.clone(), caption: message.text.clone(), keyboard });
         }
         _ => {
             let pieces = chunks(&message.text);
             let last = pieces.len().saturating_sub(1);
             for (i, text) in pieces.into_iter().enumerate() {
-                let text = if text.trim().is_empty() {
-                    "…".to_string()
-                } else {
-                    text
-                };
-                sends.push(Send::Text {
-                    text,
-                    keyboard: if i == last { keyboard.clone() } else { None },
-                });
+                let text = if text.trim().is_empty() { "…".to_string() } else { text };
+                sends.push(Send::Text { text, keyboard: if i == last { keyboard.clone() } else { None } });
             }
         }
     }
@@ -219,23 +182,15 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
             Request::Location => ButtonRequest::Location,
             Request::Contact => ButtonRequest::Contact,
         });
-        let keyboard = KeyboardMarkup::new(vec![vec![button]])
-            .resize_keyboard()
-            .one_time_keyboard();
-        sends.push(Send::Request {
-            text: request_hint.to_string(),
-            keyboard,
-        });
+        let keyboard = KeyboardMarkup::new(vec![vec![button]]).resize_keyboard().one_time_keyboard();
+        sends.push(Send::Request { text: request_hint.to_string(), keyboard });
     }
     sends
 }
 
 /// The environment variable that holds a market's bot token: `PASAR_BLIMBING_TELEGRAM_TOKEN`.
 pub fn token_variable(slug: &str) -> String {
-    format!(
-        "PASAR_{}_TELEGRAM_TOKEN",
-        slug.to_uppercase().replace('-', "_")
-    )
+    format!("PASAR_{}_TELEGRAM_TOKEN", slug.to_uppercase().replace('-', "_"))
 }
 
 #[cfg(test)]
@@ -246,36 +201,19 @@ mod tests {
     #[test]
     fn token_variables_follow_the_slug() {
         assert_eq!(token_variable("blimbing"), "PASAR_BLIMBING_TELEGRAM_TOKEN");
-        assert_eq!(
-            token_variable("oro-oro-dowo"),
-            "PASAR_ORO_ORO_DOWO_TELEGRAM_TOKEN"
-        );
+        assert_eq!(token_variable("oro-oro-dowo"), "PASAR_ORO_ORO_DOWO_TELEGRAM_TOKEN");
     }
 
     #[test]
     fn long_texts_are_split_and_buttons_go_last() {
         let text = "baris\n".repeat(1500);
-        let msg = Outbound::with_buttons(
-            text,
-            vec![Button {
-                label: "Menu".into(),
-                payload: "menu".into(),
-            }],
-        );
+        let msg = Outbound::with_buttons(text, vec![Button { label: "Menu".into(), payload: "menu".into() }]);
         let sends = render(&msg, "📍", "hint");
         assert!(sends.len() >= 3);
         for s in &sends[..sends.len() - 1] {
-            assert!(
-                matches!(s, Send::Text { keyboard: None, text } if text.chars().count() <= MAX_TEXT)
-            );
+            assert!(matches!(s, Send::Text { keyboard: None, text } if text.chars().count() <= MAX_TEXT));
         }
-        assert!(matches!(
-            sends.last(),
-            Some(Send::Text {
-                keyboard: Some(_),
-                ..
-            })
-        ));
+        assert!(matches!(sends.last(), Some(Send::Text { keyboard: Some(_), .. })));
     }
 
     #[test]
@@ -289,23 +227,10 @@ mod tests {
 
     #[test]
     fn short_buttons_pair_up() {
-        let b = |l: &str| Button {
-            label: l.into(),
-            payload: l.into(),
-        };
-        let msg = Outbound::with_buttons(
-            "x",
-            vec![
-                b("1 kg"),
-                b("2 kg"),
-                b("A very long label for one row"),
-                b("Menu"),
-            ],
-        );
-        let Some(Send::Text {
-            keyboard: Some(k), ..
-        }) = render(&msg, "", "").into_iter().next()
-        else {
+        let b = |l: &str| Button { label: l.into(), payload: l.into() };
+        let msg =
+            Outbound::with_buttons("x", vec![b("1 kg"), b("2 kg"), b("A very long label for one row"), b("Menu")]);
+        let Some(Send::Text { keyboard: Some(k), .. }) = render(&msg, "", "").into_iter().next() else {
             panic!("a keyboard")
         };
         let widths: Vec<usize> = k.inline_keyboard.iter().map(Vec::len).collect();

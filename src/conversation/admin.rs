@@ -27,15 +27,10 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
 fn invite(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
     let wanted = normalize(args).replace(' ', "");
     let stalls = turn.catalog.stalls_in(&turn.market.slug);
-    let found = stalls
-        .iter()
-        .find(|s| !wanted.is_empty() && normalize(&s.number).replace(' ', "") == wanted);
+    let found = stalls.iter().find(|s| !wanted.is_empty() && normalize(&s.number).replace(' ', "") == wanted);
     let Some(stall) = found else {
         let numbers: Vec<&str> = stalls.iter().map(|s| s.number.as_str()).collect();
-        let text = turn.tf(
-            Key::InviteUnknownStall,
-            &[("stall", &args.trim()), ("stalls", &numbers.join(", "))],
-        );
+        let text = turn.tf(Key::InviteUnknownStall, &[("stall", &args.trim()), ("stalls", &numbers.join(", "))]);
         turn.reply(Outbound::text(text));
         return Ok(());
     };

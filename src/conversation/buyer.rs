@@ -13,9 +13,7 @@ use crate::domain::cart::{CartLine, MAX_CART_LINES, line_total};
 use crate::domain::catalog::{Category, Commodity, Offer, SearchResult};
 use crate::domain::contact::{Address, AddressError, PhoneNumber, distance_km};
 use crate::domain::money::Rupiah;
-use crate::domain::order::{
-    CancelRefusal, NewOrder, NewOrderLine, OrderNumber, OrderStatus, PaymentMethod,
-};
+use crate::domain::order::{CancelRefusal, NewOrder, NewOrderLine, OrderNumber, OrderStatus, PaymentMethod};
 use crate::domain::quantity::{Quantity, QuantityError, SaleUnit, parse_quantity};
 use crate::domain::slot::{SlotChoice, available_slots, local};
 use crate::text::{Key, Lang};
@@ -109,16 +107,9 @@ pub enum BuyerState {
 }
 
 /// Answers one input of a shopper and returns the next state.
-pub fn step(
-    state: BuyerState,
-    input: &Inbound,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     match input {
-        Inbound::Text(text)
-        | Inbound::Command { args: text, .. }
-        | Inbound::Contact { phone: text, .. }
+        Inbound::Text(text) | Inbound::Command { args: text, .. } | Inbound::Contact { phone: text, .. }
             if text.chars().count() > MAX_TEXT_CHARS =>
         {
             turn.say(Key::TooLong);
@@ -136,8 +127,7 @@ pub fn step(
         Inbound::Location { lat, lon } => match state {
             BuyerState::ReceiveAddress { name, phone } => match Address::location(*lat, *lon) {
                 Some(_)
-                    if distance_km(turn.market.lat, turn.market.lon, *lat, *lon)
-                        > turn.market.delivery_radius_km =>
+                    if distance_km(turn.market.lat, turn.market.lon, *lat, *lon) > turn.market.delivery_radius_km =>
                 {
                     let distance = distance_km(turn.market.lat, turn.market.lon, *lat, *lon);
                     let text = turn.tf(
@@ -152,11 +142,7 @@ pub fn step(
                     Ok(BuyerState::ReceiveAddress { name, phone })
                 }
                 Some(address) => {
-                    let contact = Contact {
-                        name,
-                        phone,
-                        address,
-                    };
+                    let contact = Contact { name, phone, address };
                     ask_slot(contact, repo, turn)
                 }
                 None => {
@@ -245,12 +231,7 @@ fn typed_action(text: &str) -> Option<Action> {
 }
 
 /// Free text, read according to what the bot is waiting for.
-fn typed(
-    state: BuyerState,
-    text: &str,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let text = text.trim();
     if text.is_empty() {
         return not_understood(state, repo, turn);
@@ -264,15 +245,7 @@ fn typed(
         BuyerState::ReceiveName => receive_name(text, repo, turn),
         BuyerState::ReceivePhone { name } => receive_phone(name, text, repo, turn),
         BuyerState::ReceiveAddress { name, phone } => match Address::parse_text(text) {
-            Ok(address) => ask_slot(
-                Contact {
-                    name,
-                    phone,
-                    address,
-                },
-                repo,
-                turn,
-            ),
+            Ok(address) => ask_slot(Contact { name, phone, address }, repo, turn),
             Err(e) => {
                 turn.say(match e {
                     AddressError::TooShort => Key::AddressTooShort,
@@ -314,69 +287,29 @@ fn typed(
                 }
             }
         }
-        BuyerState::ReceiveNote {
-            contact,
-            slot,
-            payment,
-        } => {
+        BuyerState::ReceiveNote { contact, slot, payment } => {
             let lowered = text.to_lowercase();
-            if [
-                "tidak",
-                "tidak ada",
-                "ga ada",
-                "gak ada",
-                "-",
-                "no",
-                "none",
-                "lewati",
-                "skip",
-            ]
-            .contains(&lowered.as_str())
+            if ["tidak", "tidak ada", "ga ada", "gak ada", "-", "no", "none", "lewati", "skip"]
+                .contains(&lowered.as_str())
             {
-                return summary(
-                    Checkout {
-                        contact,
-                        slot,
-                        payment,
-                        note: None,
-                    },
-                    repo,
-                    turn,
-                );
+                return summary(Checkout { contact, slot, payment, note: None }, repo, turn);
             }
             if text.chars().count() > MAX_NOTE_CHARS {
                 turn.say(Key::NoteTooLong);
-                return Ok(BuyerState::ReceiveNote {
-                    contact,
-                    slot,
-                    payment,
-                });
+                return Ok(BuyerState::ReceiveNote { contact, slot, payment });
             }
-            summary(
-                Checkout {
-                    contact,
-                    slot,
-                    payment,
-                    note: Some(text.to_string()),
-                },
-                repo,
-                turn,
-            )
+            summary(Checkout { contact, slot, payment, note: Some(text.to_string()) }, repo, turn)
         }
         BuyerState::ConfirmOrder { checkout, total } => {
             let lowered = text.to_lowercase();
-            if ["ya", "iya", "yes", "ok", "oke", "pesan", "nggih", "inggih"]
-                .contains(&lowered.as_str())
-            {
+            if ["ya", "iya", "yes", "ok", "oke", "pesan", "nggih", "inggih"].contains(&lowered.as_str()) {
                 place_order(checkout, total, repo, turn)
             } else {
                 turn.say(Key::NotUnderstood);
                 Ok(BuyerState::ConfirmOrder { checkout, total })
             }
         }
-        BuyerState::ConfirmEmptyCart
-        | BuyerState::ConfirmCancelOrder { .. }
-        | BuyerState::ChoosingLanguage { .. } => {
+        BuyerState::ConfirmEmptyCart | BuyerState::ConfirmCancelOrder { .. } | BuyerState::ChoosingLanguage { .. } => {
             let lowered = text.to_lowercase();
             if let BuyerState::ChoosingLanguage { .. } = state
                 && let Some(lang) = Lang::from_code(&lowered)
@@ -385,9 +318,7 @@ fn typed(
             }
             if ["ya", "iya", "yes"].contains(&lowered.as_str()) {
                 return match state {
-                    BuyerState::ConfirmEmptyCart => {
-                        act(state, Action::EmptyCartConfirmed, repo, turn)
-                    }
+                    BuyerState::ConfirmEmptyCart => act(state, Action::EmptyCartConfirmed, repo, turn),
                     BuyerState::ConfirmCancelOrder { number } => cancel_order(number, repo, turn),
                     other => not_understood(other, repo, turn),
                 };
@@ -408,12 +339,7 @@ fn typed(
 }
 
 /// A button press (or a typed menu word), re-checked against the current data.
-fn act(
-    state: BuyerState,
-    action: Action,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     match action {
         Action::Menu => show_menu(repo, turn),
         Action::Help => {
@@ -431,10 +357,7 @@ fn act(
         Action::Commodity(id) => show_commodity(state, &id, repo, turn),
         Action::Offer(id) => match market_offer(turn, id) {
             Some((_, commodity)) if repo.stock_of(id)? == Some(0) => {
-                let text = turn.tf(
-                    Key::OfferSoldOutNow,
-                    &[("commodity", &commodity.display_name(turn.lang))],
-                );
+                let text = turn.tf(Key::OfferSoldOutNow, &[("commodity", &commodity.display_name(turn.lang))]);
                 turn.reply(Outbound::text(text));
                 Ok(state)
             }
@@ -513,33 +436,19 @@ fn act(
             (other, _) => stale(other, turn),
         },
         Action::UseSavedPhone => match (state, repo.profile()?.phone) {
-            (BuyerState::ReceivePhone { name }, Some(phone)) => {
-                ask_address(name, phone, repo, turn)
-            }
+            (BuyerState::ReceivePhone { name }, Some(phone)) => ask_address(name, phone, repo, turn),
             (other, _) => stale(other, turn),
         },
         Action::UseSavedAddress => match (state, repo.profile()?.address) {
-            (BuyerState::ReceiveAddress { name, phone }, Some(address)) => {
-                match Address::parse_text(&address) {
-                    Ok(address) => ask_slot(
-                        Contact {
-                            name,
-                            phone,
-                            address,
-                        },
-                        repo,
-                        turn,
-                    ),
-                    Err(_) => ask_address(name, phone, repo, turn),
-                }
-            }
+            (BuyerState::ReceiveAddress { name, phone }, Some(address)) => match Address::parse_text(&address) {
+                Ok(address) => ask_slot(Contact { name, phone, address }, repo, turn),
+                Err(_) => ask_address(name, phone, repo, turn),
+            },
             (other, _) => stale(other, turn),
         },
         Action::Slot(code) => match state {
             BuyerState::ReceiveSlot { contact } => {
-                let choice = available_slots(&turn.market.slots, turn.now)
-                    .into_iter()
-                    .find(|c| c.code() == code);
+                let choice = available_slots(&turn.market.slots, turn.now).into_iter().find(|c| c.code() == code);
                 match choice {
                     Some(slot) => ask_payment(contact, slot, turn),
                     None => {
@@ -555,46 +464,24 @@ fn act(
             other => stale(other, turn),
         },
         Action::NoNote => match state {
-            BuyerState::ReceiveNote {
-                contact,
-                slot,
-                payment,
-            } => summary(
-                Checkout {
-                    contact,
-                    slot,
-                    payment,
-                    note: None,
-                },
-                repo,
-                turn,
-            ),
+            BuyerState::ReceiveNote { contact, slot, payment } => {
+                summary(Checkout { contact, slot, payment, note: None }, repo, turn)
+            }
             other => stale(other, turn),
         },
         Action::PlaceOrder => match state {
-            BuyerState::ConfirmOrder { checkout, total } => {
-                place_order(checkout, total, repo, turn)
-            }
+            BuyerState::ConfirmOrder { checkout, total } => place_order(checkout, total, repo, turn),
             other => stale(other, turn),
         },
         Action::Abort => abort(repo, turn),
         Action::Orders => show_orders(repo, turn),
         Action::CancelOrder(number) => {
-            let mine = repo
-                .orders(usize::MAX)?
-                .into_iter()
-                .find(|o| o.number == number);
+            let mine = repo.orders(usize::MAX)?.into_iter().find(|o| o.number == number);
             match mine {
                 Some(order) if order.cancellable => {
-                    let text = turn.tf(
-                        Key::ConfirmCancelOrder,
-                        &[("number", &number), ("total", &order.total)],
-                    );
+                    let text = turn.tf(Key::ConfirmCancelOrder, &[("number", &number), ("total", &order.total)]);
                     let buttons = vec![
-                        turn.button(
-                            Key::BtnYes,
-                            Action::CancelOrderConfirmed(number.clone()).encode(),
-                        ),
+                        turn.button(Key::BtnYes, Action::CancelOrderConfirmed(number.clone()).encode()),
                         turn.button(Key::BtnNo, Action::Orders.encode()),
                     ];
                     turn.reply(Outbound::with_buttons(text, buttons));
@@ -605,9 +492,7 @@ fn act(
             }
         }
         Action::CancelOrderConfirmed(number) => match state {
-            BuyerState::ConfirmCancelOrder { number: asked } if asked == number => {
-                cancel_order(number, repo, turn)
-            }
+            BuyerState::ConfirmCancelOrder { number: asked } if asked == number => cancel_order(number, repo, turn),
             other => stale(other, turn),
         },
         Action::LanguageMenu => {
@@ -623,15 +508,9 @@ fn act(
             };
             Ok(BuyerState::ChoosingLanguage { previous })
         }
-        Action::AgreeChanges(sub) => {
-            lifecycle_answer(state, lifecycle::agree(repo, turn, sub)?, turn)
-        }
-        Action::DropStall(sub) => {
-            lifecycle_answer(state, lifecycle::drop_stall(repo, turn, sub)?, turn)
-        }
-        Action::AcknowledgeDrop(sub) => {
-            lifecycle_answer(state, lifecycle::acknowledge_drop(repo, turn, sub)?, turn)
-        }
+        Action::AgreeChanges(sub) => lifecycle_answer(state, lifecycle::agree(repo, turn, sub)?, turn),
+        Action::DropStall(sub) => lifecycle_answer(state, lifecycle::drop_stall(repo, turn, sub)?, turn),
+        Action::AcknowledgeDrop(sub) => lifecycle_answer(state, lifecycle::acknowledge_drop(repo, turn, sub)?, turn),
         // Trader buttons are routed to the trader conversation; here only if forged.
         Action::TraderAccept(_)
         | Action::TraderChange(_)
@@ -664,25 +543,17 @@ fn reprompt(state: BuyerState, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
         BuyerState::ReceiveAddress { name, phone } => ask_address(name, phone, repo, turn),
         BuyerState::ReceiveSlot { contact } => ask_slot(contact, repo, turn),
         BuyerState::ReceivePayment { contact, slot } => ask_payment(contact, slot, turn),
-        BuyerState::ReceiveNote {
-            contact,
-            slot,
-            payment,
-        } => ask_note(contact, slot, payment, turn),
+        BuyerState::ReceiveNote { contact, slot, payment } => ask_note(contact, slot, payment, turn),
         BuyerState::ConfirmOrder { checkout, .. } => summary(checkout, repo, turn),
-        BuyerState::ViewingCart
-        | BuyerState::ViewingCartLine { .. }
-        | BuyerState::ReceiveNewQuantity { .. } => show_cart(repo, turn),
+        BuyerState::ViewingCart | BuyerState::ViewingCartLine { .. } | BuyerState::ReceiveNewQuantity { .. } => {
+            show_cart(repo, turn)
+        }
         _ => show_menu(repo, turn),
     }
 }
 
 /// After a lifecycle answer: a refusal is said, and the conversation stays where it was.
-fn lifecycle_answer(
-    state: BuyerState,
-    outcome: lifecycle::Outcome,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn lifecycle_answer(state: BuyerState, outcome: lifecycle::Outcome, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     if let Err(r) = outcome {
         turn.say(r.key());
     }
@@ -694,11 +565,7 @@ fn stale(state: BuyerState, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     Ok(state)
 }
 
-fn not_understood(
-    state: BuyerState,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn not_understood(state: BuyerState, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     turn.say(Key::NotUnderstood);
     match state {
         // Outside a question, show where to go next.
@@ -717,14 +584,7 @@ fn abort(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
 
 pub fn welcome_text(turn: &Turn<'_>) -> String {
     let m = turn.market;
-    turn.tf(
-        Key::Welcome,
-        &[
-            ("market", &m.name),
-            ("hours", &m.hours()),
-            ("address", &m.address),
-        ],
-    )
+    turn.tf(Key::Welcome, &[("market", &m.name), ("hours", &m.hours()), ("address", &m.address)])
 }
 
 fn show_menu(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
@@ -732,10 +592,7 @@ fn show_menu(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState>
     let cart = if count == 0 {
         turn.button(Key::BtnCart, Action::Cart.encode())
     } else {
-        Button {
-            label: turn.tf(Key::BtnCartCount, &[("count", &count)]),
-            payload: Action::Cart.encode(),
-        }
+        Button { label: turn.tf(Key::BtnCartCount, &[("count", &count)]), payload: Action::Cart.encode() }
     };
     let buttons = vec![
         turn.button(Key::BtnShop, Action::Shop.encode()),
@@ -792,16 +649,7 @@ fn show_categories(turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
         .catalog
         .categories_in(&turn.market.slug)
         .into_iter()
-        .map(|c| {
-            turn.button(
-                category_key(c),
-                Action::Category {
-                    category: c,
-                    page: 0,
-                }
-                .encode(),
-            )
-        })
+        .map(|c| turn.button(category_key(c), Action::Category { category: c, page: 0 }.encode()))
         .collect();
     buttons.push(turn.button(Key::BtnMenu, Action::Menu.encode()));
     let text = turn.t(Key::ChooseCategory);
@@ -809,12 +657,7 @@ fn show_categories(turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     Ok(BuyerState::MainMenu)
 }
 
-fn show_category(
-    state: BuyerState,
-    category: Category,
-    page: usize,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn show_category(state: BuyerState, category: Category, page: usize, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let items = turn.catalog.commodities_in(&turn.market.slug, category);
     let pages = items.len().div_ceil(PAGE_SIZE);
     if page >= pages {
@@ -826,12 +669,8 @@ fn show_category(
         .skip(page * PAGE_SIZE)
         .take(PAGE_SIZE)
         .map(|c| {
-            let cheapest = turn
-                .catalog
-                .offers_for(&turn.market.slug, &c.id)
-                .first()
-                .map(|o| o.price)
-                .unwrap_or_default();
+            let cheapest =
+                turn.catalog.offers_for(&turn.market.slug, &c.id).first().map(|o| o.price).unwrap_or_default();
             Button {
                 label: format!("{} · {}/{}", c.display_name(lang), cheapest, c.unit.label()),
                 payload: Action::Commodity(c.id.clone()).encode(),
@@ -839,39 +678,14 @@ fn show_category(
         })
         .collect();
     if page > 0 {
-        buttons.push(
-            turn.button(
-                Key::BtnPrev,
-                Action::Category {
-                    category,
-                    page: page - 1,
-                }
-                .encode(),
-            ),
-        );
+        buttons.push(turn.button(Key::BtnPrev, Action::Category { category, page: page - 1 }.encode()));
     }
     if page + 1 < pages {
-        buttons.push(
-            turn.button(
-                Key::BtnNext,
-                Action::Category {
-                    category,
-                    page: page + 1,
-                }
-                .encode(),
-            ),
-        );
+        buttons.push(turn.button(Key::BtnNext, Action::Category { category, page: page + 1 }.encode()));
     }
     buttons.push(turn.button(Key::BtnBack, Action::Shop.encode()));
     let name = turn.t(category_key(category));
-    let text = turn.tf(
-        Key::CategoryPage,
-        &[
-            ("category", &name),
-            ("page", &(page + 1)),
-            ("pages", &pages),
-        ],
-    );
+    let text = turn.tf(Key::CategoryPage, &[("category", &name), ("page", &(page + 1)), ("pages", &pages)]);
     turn.reply(Outbound::with_buttons(text, buttons));
     Ok(BuyerState::Browsing { category, page })
 }
@@ -887,22 +701,14 @@ fn market_offer<'c>(turn: &Turn<'c>, offer_id: i64) -> Option<(&'c Offer, &'c Co
     Some((offer, catalog.commodity(&offer.commodity)?))
 }
 
-fn show_commodity(
-    state: BuyerState,
-    id: &str,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn show_commodity(state: BuyerState, id: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let catalog = turn.catalog;
     let Some(commodity) = catalog.commodity(id) else {
         return stale(state, turn);
     };
     let offers = catalog.offers_for(&turn.market.slug, id);
     if offers.is_empty() {
-        let text = turn.tf(
-            Key::NoOffers,
-            &[("commodity", &commodity.display_name(turn.lang))],
-        );
+        let text = turn.tf(Key::NoOffers, &[("commodity", &commodity.display_name(turn.lang))]);
         turn.reply(Outbound::text(text));
         return Ok(state);
     }
@@ -926,9 +732,7 @@ fn show_commodity(
         match repo.stock_of(offer.id)? {
             Some(0) => line.push_str(&turn.t(Key::OfferSoldOut)),
             Some(left) => {
-                let left = Quantity::new(left, commodity.unit)
-                    .map(|q| q.display(turn.lang))
-                    .unwrap_or_default();
+                let left = Quantity::new(left, commodity.unit).map(|q| q.display(turn.lang)).unwrap_or_default();
                 line.push_str(&turn.tf(Key::OfferStockLeft, &[("left", &left)]));
             }
             None => {}
@@ -939,28 +743,13 @@ fn show_commodity(
             payload: Action::Offer(offer.id).encode(),
         });
     }
-    buttons.push(
-        turn.button(
-            Key::BtnBack,
-            Action::Category {
-                category: commodity.category,
-                page: 0,
-            }
-            .encode(),
-        ),
-    );
+    buttons.push(turn.button(Key::BtnBack, Action::Category { category: commodity.category, page: 0 }.encode()));
     let text = turn.tf(
         Key::CommodityOffers,
-        &[
-            ("commodity", &commodity.display_name(turn.lang)),
-            ("unit", &unit),
-            ("offers", &lines.join("\n")),
-        ],
+        &[("commodity", &commodity.display_name(turn.lang)), ("unit", &unit), ("offers", &lines.join("\n"))],
     );
     turn.reply(Outbound::with_buttons(text, buttons));
-    Ok(BuyerState::ViewingCommodity {
-        commodity: id.to_string(),
-    })
+    Ok(BuyerState::ViewingCommodity { commodity: id.to_string() })
 }
 
 fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
@@ -979,10 +768,7 @@ fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<B
                 })
                 .collect();
             buttons.push(turn.button(Key::BtnMenu, Action::Menu.encode()));
-            let text = turn.tf(
-                Key::SearchFound,
-                &[("query", &query), ("count", &found.len())],
-            );
+            let text = turn.tf(Key::SearchFound, &[("query", &query), ("count", &found.len())]);
             turn.reply(Outbound::with_buttons(text, buttons));
             Ok(BuyerState::MainMenu)
         }
@@ -999,10 +785,7 @@ fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<B
         SearchResult::NotFound { suggestions } => {
             let lang = turn.lang;
             let names: Vec<&str> = suggestions.iter().map(|c| c.display_name(lang)).collect();
-            let text = turn.tf(
-                Key::SearchDidYouMean,
-                &[("query", &query), ("suggestions", &names.join(", "))],
-            );
+            let text = turn.tf(Key::SearchDidYouMean, &[("query", &query), ("suggestions", &names.join(", "))]);
             let mut buttons: Vec<Button> = suggestions
                 .iter()
                 .map(|c| Button {
@@ -1028,11 +811,7 @@ fn ask_quantity(offer_id: i64, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let Some((offer, commodity)) = market_offer(turn, offer_id) else {
         return stale(BuyerState::MainMenu, turn);
     };
-    let stall = turn
-        .catalog
-        .stall(offer.stall_id)
-        .map(|s| s.name.clone())
-        .unwrap_or_default();
+    let stall = turn.catalog.stall(offer.stall_id).map(|s| s.name.clone()).unwrap_or_default();
     let lang = turn.lang;
     let mut buttons: Vec<Button> = commodity
         .unit
@@ -1041,17 +820,10 @@ fn ask_quantity(offer_id: i64, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
         .filter_map(|base| Quantity::new(base, commodity.unit).ok())
         .map(|q| Button {
             label: quick_label(q, lang),
-            payload: Action::QuickQuantity {
-                offer: offer_id,
-                base: q.base(),
-            }
-            .encode(),
+            payload: Action::QuickQuantity { offer: offer_id, base: q.base() }.encode(),
         })
         .collect();
-    buttons.push(turn.button(
-        Key::BtnBack,
-        Action::Commodity(commodity.id.clone()).encode(),
-    ));
+    buttons.push(turn.button(Key::BtnBack, Action::Commodity(commodity.id.clone()).encode()));
     let text = turn.tf(
         Key::AskQuantity,
         &[
@@ -1070,36 +842,20 @@ fn quantity_error(e: &QuantityError, commodity: &Commodity, turn: &mut Turn<'_>)
     let lang = turn.lang;
     let unit = commodity.unit.label();
     let text = match e {
-        QuantityError::NotANumber => turn.tf(
-            Key::QtyNotNumber,
-            &[("examples", &super::quantity_examples(turn, commodity.unit))],
-        ),
+        QuantityError::NotANumber => {
+            turn.tf(Key::QtyNotNumber, &[("examples", &super::quantity_examples(turn, commodity.unit))])
+        }
         QuantityError::NotPositive => turn.t(Key::QtyNotPositive),
-        QuantityError::TooSmall { min } => {
-            turn.tf(Key::QtyTooSmall, &[("min", &min.display(lang))])
-        }
-        QuantityError::TooLarge { max } => {
-            turn.tf(Key::QtyTooLarge, &[("max", &max.display(lang))])
-        }
-        QuantityError::WrongUnit { given, .. } => turn.tf(
-            Key::QtyWrongUnit,
-            &[
-                ("commodity", &commodity.display_name(lang)),
-                ("unit", &unit),
-                ("given", given),
-            ],
-        ),
+        QuantityError::TooSmall { min } => turn.tf(Key::QtyTooSmall, &[("min", &min.display(lang))]),
+        QuantityError::TooLarge { max } => turn.tf(Key::QtyTooLarge, &[("max", &max.display(lang))]),
+        QuantityError::WrongUnit { given, .. } => turn
+            .tf(Key::QtyWrongUnit, &[("commodity", &commodity.display_name(lang)), ("unit", &unit), ("given", given)]),
         QuantityError::NotWhole { .. } => turn.tf(Key::QtyNotWhole, &[("unit", &unit)]),
     };
     turn.reply(Outbound::text(text));
 }
 
-fn add_typed_quantity(
-    offer_id: i64,
-    text: &str,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn add_typed_quantity(offer_id: i64, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let Some((_, commodity)) = market_offer(turn, offer_id) else {
         return stale(BuyerState::MainMenu, turn);
     };
@@ -1119,26 +875,15 @@ fn add_typed_quantity(
 }
 
 fn is_commodity_name(turn: &Turn<'_>, text: &str) -> bool {
-    matches!(
-        turn.catalog.search(&turn.market.slug, text),
-        SearchResult::Found(_)
-    )
+    matches!(turn.catalog.search(&turn.market.slug, text), SearchResult::Found(_))
 }
 
-fn add_to_cart(
-    offer_id: i64,
-    quantity: Quantity,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn add_to_cart(offer_id: i64, quantity: Quantity, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let Some((offer, commodity)) = market_offer(turn, offer_id) else {
         return stale(BuyerState::MainMenu, turn);
     };
     let cart = repo.cart()?;
-    let existing = cart
-        .iter()
-        .find(|l| l.offer_id == offer_id)
-        .map(|l| l.quantity);
+    let existing = cart.iter().find(|l| l.offer_id == offer_id).map(|l| l.quantity);
     let lang = turn.lang;
     let (new_qty, key) = match existing {
         Some(old) => match Quantity::new(old.base() + quantity.base(), quantity.unit()) {
@@ -1161,30 +906,14 @@ fn add_to_cart(
         && left < new_qty.base()
     {
         let lang = turn.lang;
-        let shown = Quantity::new(left, commodity.unit)
-            .map(|q| q.display(lang))
-            .unwrap_or_else(|_| "0".into());
-        let key = if left == 0 {
-            Key::SoldOutAtCheckout
-        } else {
-            Key::NotEnoughStock
-        };
-        let text = turn.tf(
-            key,
-            &[
-                ("commodity", &commodity.display_name(lang)),
-                ("left", &shown),
-            ],
-        );
+        let shown = Quantity::new(left, commodity.unit).map(|q| q.display(lang)).unwrap_or_else(|_| "0".into());
+        let key = if left == 0 { Key::SoldOutAtCheckout } else { Key::NotEnoughStock };
+        let text = turn.tf(key, &[("commodity", &commodity.display_name(lang)), ("left", &shown)]);
         turn.reply(Outbound::text(text));
         return Ok(BuyerState::ReceiveQuantity { offer: offer_id });
     }
     repo.set_cart_line(offer_id, new_qty, turn.now)?;
-    let stall = turn
-        .catalog
-        .stall(offer.stall_id)
-        .map(|s| s.name.clone())
-        .unwrap_or_default();
+    let stall = turn.catalog.stall(offer.stall_id).map(|s| s.name.clone()).unwrap_or_default();
     let text = turn.tf(
         key,
         &[
@@ -1261,10 +990,8 @@ fn show_cart(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState>
     let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         let text = turn.t(Key::CartEmpty);
-        let buttons = vec![
-            turn.button(Key::BtnShop, Action::Shop.encode()),
-            turn.button(Key::BtnMenu, Action::Menu.encode()),
-        ];
+        let buttons =
+            vec![turn.button(Key::BtnShop, Action::Shop.encode()), turn.button(Key::BtnMenu, Action::Menu.encode())];
         turn.reply(Outbound::with_buttons(text, buttons));
         return Ok(BuyerState::MainMenu);
     }
@@ -1287,12 +1014,7 @@ fn show_cart(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState>
             ],
         ));
         buttons.push(Button {
-            label: format!(
-                "{}. {} {}",
-                i + 1,
-                l.commodity.display_name(lang),
-                l.line.quantity.display(lang)
-            ),
+            label: format!("{}. {} {}", i + 1, l.commodity.display_name(lang), l.line.quantity.display(lang)),
             payload: Action::CartLine(l.line.offer_id).encode(),
         });
     }
@@ -1306,11 +1028,7 @@ fn show_cart(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState>
     Ok(BuyerState::ViewingCart)
 }
 
-fn show_cart_line(
-    offer_id: i64,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn show_cart_line(offer_id: i64, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let lines = current_cart(repo, turn)?;
     let Some(l) = lines.iter().find(|l| l.line.offer_id == offer_id) else {
         return stale(BuyerState::ViewingCart, turn);
@@ -1334,12 +1052,7 @@ fn show_cart_line(
     Ok(BuyerState::ViewingCartLine { offer: offer_id })
 }
 
-fn change_quantity(
-    offer_id: i64,
-    text: &str,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn change_quantity(offer_id: i64, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let Some((_, commodity)) = market_offer(turn, offer_id) else {
         return stale(BuyerState::ViewingCart, turn);
     };
@@ -1350,13 +1063,8 @@ fn change_quantity(
         Ok(q) => {
             repo.set_cart_line(offer_id, q, turn.now)?;
             let lang = turn.lang;
-            let msg = turn.tf(
-                Key::QtyChanged,
-                &[
-                    ("commodity", &commodity.display_name(lang)),
-                    ("qty", &q.display(lang)),
-                ],
-            );
+            let msg =
+                turn.tf(Key::QtyChanged, &[("commodity", &commodity.display_name(lang)), ("qty", &q.display(lang))]);
             turn.reply(Outbound::text(msg));
             show_cart(repo, turn)
         }
@@ -1396,9 +1104,7 @@ fn start_checkout(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerS
 fn receive_name(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let name = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let letters = name.chars().filter(|c| c.is_alphabetic()).count();
-    let sensible = name
-        .chars()
-        .all(|c| c.is_alphabetic() || c == ' ' || c == '.' || c == '\'' || c == '-');
+    let sensible = name.chars().all(|c| c.is_alphabetic() || c == ' ' || c == '.' || c == '\'' || c == '-');
     if letters < 2 || name.chars().count() > MAX_NAME_CHARS || !sensible {
         turn.say(Key::BadName);
         return Ok(BuyerState::ReceiveName);
@@ -1417,19 +1123,11 @@ fn ask_phone(name: String, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResu
     }
     buttons.push(cancel_button(turn));
     let text = turn.tf(Key::AskPhone, &[("name", &name)]);
-    turn.reply(Outbound {
-        request: Some(Request::Contact),
-        ..Outbound::question(text, buttons)
-    });
+    turn.reply(Outbound { request: Some(Request::Contact), ..Outbound::question(text, buttons) });
     Ok(BuyerState::ReceivePhone { name })
 }
 
-fn receive_phone(
-    name: String,
-    text: &str,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn receive_phone(name: String, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     match PhoneNumber::parse(text) {
         Ok(phone) => ask_address(name, phone, repo, turn),
         Err(_) => {
@@ -1439,12 +1137,7 @@ fn receive_phone(
     }
 }
 
-fn ask_address(
-    name: String,
-    phone: PhoneNumber,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn ask_address(name: String, phone: PhoneNumber, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let profile = repo.profile()?;
     let mut buttons = Vec::new();
     if let Some(address) = &profile.address {
@@ -1456,27 +1149,14 @@ fn ask_address(
     }
     buttons.push(cancel_button(turn));
     let text = turn.tf(Key::AskAddress, &[("market", &turn.market.name)]);
-    turn.reply(Outbound {
-        request: Some(Request::Location),
-        ..Outbound::question(text, buttons)
-    });
+    turn.reply(Outbound { request: Some(Request::Location), ..Outbound::question(text, buttons) });
     Ok(BuyerState::ReceiveAddress { name, phone })
 }
 
 fn slot_label(turn: &Turn<'_>, choice: &SlotChoice) -> String {
     let today = local(turn.now).date_naive();
-    let key = if choice.date == today {
-        Key::SlotToday
-    } else {
-        Key::SlotTomorrow
-    };
-    turn.tf(
-        key,
-        &[
-            ("slot", &choice.slot),
-            ("date", &choice.date.format("%d/%m")),
-        ],
-    )
+    let key = if choice.date == today { Key::SlotToday } else { Key::SlotTomorrow };
+    turn.tf(key, &[("slot", &choice.slot), ("date", &choice.date.format("%d/%m"))])
 }
 
 fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
@@ -1487,10 +1167,7 @@ fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoR
     }
     let mut buttons: Vec<Button> = choices
         .iter()
-        .map(|c| Button {
-            label: slot_label(turn, c),
-            payload: Action::Slot(c.code()).encode(),
-        })
+        .map(|c| Button { label: slot_label(turn, c), payload: Action::Slot(c.code()).encode() })
         .collect();
     buttons.push(cancel_button(turn));
     let text = turn.t(Key::AskSlot);
@@ -1499,41 +1176,23 @@ fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoR
 }
 
 fn ask_payment(contact: Contact, slot: SlotChoice, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let mut buttons: Vec<Button> = PaymentMethod::ALL
-        .into_iter()
-        .map(|m| turn.button(payment_key(m), Action::Payment(m).encode()))
-        .collect();
+    let mut buttons: Vec<Button> =
+        PaymentMethod::ALL.into_iter().map(|m| turn.button(payment_key(m), Action::Payment(m).encode())).collect();
     buttons.push(cancel_button(turn));
     let text = turn.t(Key::AskPayment);
     turn.reply(Outbound::with_buttons(text, buttons));
     Ok(BuyerState::ReceivePayment { contact, slot })
 }
 
-fn ask_note(
-    contact: Contact,
-    slot: SlotChoice,
-    payment: PaymentMethod,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn ask_note(contact: Contact, slot: SlotChoice, payment: PaymentMethod, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let text = turn.t(Key::AskNote);
-    let buttons = vec![
-        turn.button(Key::BtnNoNote, Action::NoNote.encode()),
-        cancel_button(turn),
-    ];
+    let buttons = vec![turn.button(Key::BtnNoNote, Action::NoNote.encode()), cancel_button(turn)];
     turn.reply(Outbound::question(text, buttons));
-    Ok(BuyerState::ReceiveNote {
-        contact,
-        slot,
-        payment,
-    })
+    Ok(BuyerState::ReceiveNote { contact, slot, payment })
 }
 
 /// The order summary; returns the total it showed, or `None` if the cart is empty.
-fn summary_text(
-    checkout: &Checkout,
-    lines: &[PricedLine<'_>],
-    turn: &Turn<'_>,
-) -> (String, Rupiah) {
+fn summary_text(checkout: &Checkout, lines: &[PricedLine<'_>], turn: &Turn<'_>) -> (String, Rupiah) {
     let lang = turn.lang;
     let mut stalls: Vec<(&str, &str)> = Vec::new();
     for l in lines {
@@ -1543,13 +1202,9 @@ fn summary_text(
     }
     let mut body = String::new();
     for (number, name) in &stalls {
-        let mine: Vec<&PricedLine<'_>> =
-            lines.iter().filter(|l| l.stall_number == *number).collect();
+        let mine: Vec<&PricedLine<'_>> = lines.iter().filter(|l| l.stall_number == *number).collect();
         let subtotal: Rupiah = mine.iter().map(|l| l.total).sum();
-        body.push_str(&turn.tf(
-            Key::SummaryStall,
-            &[("stall", name), ("number", number), ("subtotal", &subtotal)],
-        ));
+        body.push_str(&turn.tf(Key::SummaryStall, &[("stall", name), ("number", number), ("subtotal", &subtotal)]));
         for l in mine {
             body.push('\n');
             body.push_str(&turn.tf(
@@ -1592,10 +1247,7 @@ fn summary(checkout: Checkout, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
         return show_cart(repo, turn);
     }
     let (text, total) = summary_text(&checkout, &lines, turn);
-    let buttons = vec![
-        turn.button(Key::BtnPlaceOrder, Action::PlaceOrder.encode()),
-        cancel_button(turn),
-    ];
+    let buttons = vec![turn.button(Key::BtnPlaceOrder, Action::PlaceOrder.encode()), cancel_button(turn)];
     turn.reply(Outbound::with_buttons(text, buttons));
     Ok(BuyerState::ConfirmOrder { checkout, total })
 }
@@ -1648,24 +1300,15 @@ fn place_order(
             turn.say(Key::PricesChanged);
             return summary(checkout, repo, turn);
         }
-        Err(PlaceRefusal::OutOfStock {
-            offer_id,
-            available,
-        }) => {
+        Err(PlaceRefusal::OutOfStock { offer_id, available }) => {
             let lang = turn.lang;
             let (name, left) = market_offer(turn, offer_id)
                 .map(|(_, c)| {
-                    let left = Quantity::new(available, c.unit)
-                        .map(|q| q.display(lang))
-                        .unwrap_or_else(|_| "0".into());
+                    let left = Quantity::new(available, c.unit).map(|q| q.display(lang)).unwrap_or_else(|_| "0".into());
                     (c.display_name(lang).to_string(), left)
                 })
                 .unwrap_or_default();
-            let key = if available == 0 {
-                Key::SoldOutAtCheckout
-            } else {
-                Key::NotEnoughStock
-            };
+            let key = if available == 0 { Key::SoldOutAtCheckout } else { Key::NotEnoughStock };
             let text = turn.tf(key, &[("commodity", &name), ("left", &left)]);
             turn.reply(Outbound::text(text));
             return show_cart(repo, turn);
@@ -1691,10 +1334,8 @@ fn place_order(
             ("slot", &slot_label(turn, &checkout.slot)),
         ],
     );
-    let buttons = vec![
-        turn.button(Key::BtnOrders, Action::Orders.encode()),
-        turn.button(Key::BtnMenu, Action::Menu.encode()),
-    ];
+    let buttons =
+        vec![turn.button(Key::BtnOrders, Action::Orders.encode()), turn.button(Key::BtnMenu, Action::Menu.encode())];
     turn.reply(Outbound::with_buttons(text, buttons));
     Ok(BuyerState::MainMenu)
 }
@@ -1706,10 +1347,8 @@ fn show_orders(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerStat
     let orders = repo.orders(ORDERS_SHOWN)?;
     if orders.is_empty() {
         let text = turn.t(Key::OrdersNone);
-        let buttons = vec![
-            turn.button(Key::BtnShop, Action::Shop.encode()),
-            turn.button(Key::BtnMenu, Action::Menu.encode()),
-        ];
+        let buttons =
+            vec![turn.button(Key::BtnShop, Action::Shop.encode()), turn.button(Key::BtnMenu, Action::Menu.encode())];
         turn.reply(Outbound::with_buttons(text, buttons));
         return Ok(BuyerState::MainMenu);
     }
@@ -1741,11 +1380,7 @@ fn show_orders(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerStat
     Ok(BuyerState::MainMenu)
 }
 
-fn cancel_order(
-    number: OrderNumber,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<BuyerState> {
+fn cancel_order(number: OrderNumber, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let before = match repo.order_id_by_number(&number)? {
         Some(id) => repo.order(id)?,
         None => None,

@@ -119,10 +119,7 @@ impl From<StoreError> for BatchOutcome {
 
 /// The user timers act as: nobody's chat.
 fn system_user() -> UserKey {
-    UserKey {
-        channel: crate::channel::ChannelKind::Console,
-        id: SYSTEM_ACTOR.to_string(),
-    }
+    UserKey { channel: crate::channel::ChannelKind::Console, id: SYSTEM_ACTOR.to_string() }
 }
 
 impl Engine {
@@ -220,12 +217,7 @@ impl Engine {
             handled += self
                 .store
                 .write(|tx| {
-                    let mut repo = RepoTx {
-                        tx,
-                        market: &market.slug,
-                        user: &system,
-                        now,
-                    };
+                    let mut repo = RepoTx { tx, market: &market.slug, user: &system, now };
                     let due = MarketRepo::due_sub_orders(&mut repo, now)?;
                     let mut turn = Turn {
                         now,
@@ -361,7 +353,11 @@ impl Engine {
                             // Give up on this event: tell the user, keep the bot going.
                             let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(shared.default_lang);
                             let apology = texts.get(&ev.market, lang, Key::InternalError).to_string();
-                            let envelope = Envelope { market: ev.market.clone(), to: ev.user.clone(), message: Outbound::text(apology) };
+                            let envelope = Envelope {
+                                market: ev.market.clone(),
+                                to: ev.user.clone(),
+                                message: Outbound::text(apology),
+                            };
                             crate::store::mark_failed(tx, p.id, now)?;
                             crate::store::enqueue(tx, &envelope, Some(p.id), now)?;
                         }
@@ -373,11 +369,7 @@ impl Engine {
     }
 }
 
-fn decode_state<S: serde::de::DeserializeOwned + Default>(
-    json: Option<String>,
-    user: &UserKey,
-    reset: &mut bool,
-) -> S {
+fn decode_state<S: serde::de::DeserializeOwned + Default>(json: Option<String>, user: &UserKey, reset: &mut bool) -> S {
     match json {
         None => S::default(),
         Some(json) => serde_json::from_str::<S>(&json).unwrap_or_else(|e| {
@@ -418,29 +410,20 @@ fn step_event(
         out: Vec::new(),
         catalog_changed: false,
     };
-    let mut repo = RepoTx {
-        tx,
-        market: &market.slug,
-        user: &ev.user,
-        now,
-    };
+    let mut repo = RepoTx { tx, market: &market.slug, user: &ev.user, now };
     // Only commands are routed by role (buttons carry their role, text follows the state), so
     // the role lookups are skipped for everything else.
     let roles = if matches!(ev.inbound, crate::channel::Inbound::Command { .. }) {
         Roles {
-            admin: shared.policy.is_config_admin(&market.slug, &ev.user)
-                || repo.staff_admins()?.contains(&ev.user),
+            admin: shared.policy.is_config_admin(&market.slug, &ev.user) || repo.staff_admins()?.contains(&ev.user),
             stalls: repo.stalls_of(&ev.user)?,
         }
     } else {
         Roles::default()
     };
     let mut reset = false;
-    let trader_state: TraderState = decode_state(
-        crate::store::load_state(tx, &market.slug, &ev.user, Role::Trader)?,
-        &ev.user,
-        &mut reset,
-    );
+    let trader_state: TraderState =
+        decode_state(crate::store::load_state(tx, &market.slug, &ev.user, Role::Trader)?, &ev.user, &mut reset);
     let route = super::route(&ev.inbound, &roles, trader_state.is_busy());
     let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), StepError> {
         match route {

@@ -10,9 +10,7 @@
 use super::payload::Action;
 use super::{MarketRepo, RepoResult, Role, Turn};
 use crate::channel::{Button, Outbound, UserKey};
-use crate::domain::order::{
-    Order, OrderStatus, RejectReason, SubOrder, SubOrderStatus, derive_order_status,
-};
+use crate::domain::order::{Order, OrderStatus, RejectReason, SubOrder, SubOrderStatus, derive_order_status};
 use crate::domain::slot::local;
 use crate::text::{Key, Lang};
 
@@ -69,10 +67,7 @@ pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
             turn.tf_in(
                 lang,
                 Key::LineOutOfStock,
-                &[
-                    ("commodity", &l.commodity_name),
-                    ("qty", &l.ordered_quantity.display(lang)),
-                ],
+                &[("commodity", &l.commodity_name), ("qty", &l.ordered_quantity.display(lang))],
             )
         } else if l.changed() {
             turn.tf_in(
@@ -107,19 +102,8 @@ pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
 
 fn slot_text(turn: &Turn<'_>, lang: Lang, order: &Order) -> String {
     let today = local(turn.now).date_naive();
-    let key = if order.slot.date == today {
-        Key::SlotToday
-    } else {
-        Key::SlotTomorrow
-    };
-    turn.tf_in(
-        lang,
-        key,
-        &[
-            ("slot", &order.slot.slot),
-            ("date", &order.slot.date.format("%d/%m")),
-        ],
-    )
+    let key = if order.slot.date == today { Key::SlotToday } else { Key::SlotTomorrow };
+    turn.tf_in(lang, key, &[("slot", &order.slot.slot), ("date", &order.slot.date.format("%d/%m"))])
 }
 
 /// The Terima / Ubah / Tolak buttons of a new sub-order.
@@ -132,24 +116,11 @@ fn answer_buttons(turn: &Turn<'_>, lang: Lang, sub_id: i64) -> Vec<Button> {
 }
 
 /// The message a trader gets for a sub-order: number, lines, slot and the buyer's area only.
-pub fn trader_order_message(
-    turn: &Turn<'_>,
-    lang: Lang,
-    order: &Order,
-    sub: &SubOrder,
-    key: Key,
-) -> Outbound {
+pub fn trader_order_message(turn: &Turn<'_>, lang: Lang, order: &Order, sub: &SubOrder, key: Key) -> Outbound {
     let (stall, number) = stall_label(turn, sub.stall_id);
-    let area = order.area().unwrap_or_else(|| {
-        turn.texts
-            .get(&turn.market.slug, lang, Key::AreaSharedLocation)
-            .to_string()
-    });
-    let note = order
-        .note
-        .as_deref()
-        .map(|n| turn.tf_in(lang, Key::TraderNote, &[("note", &n)]))
-        .unwrap_or_default();
+    let area =
+        order.area().unwrap_or_else(|| turn.texts.get(&turn.market.slug, lang, Key::AreaSharedLocation).to_string());
+    let note = order.note.as_deref().map(|n| turn.tf_in(lang, Key::TraderNote, &[("note", &n)])).unwrap_or_default();
     let text = turn.tf_in(
         lang,
         key,
@@ -162,10 +133,7 @@ pub fn trader_order_message(
             ("slot", &slot_text(turn, lang, order)),
             ("area", &area),
             ("note", &note),
-            (
-                "minutes",
-                &turn.policy.trader_deadline(&turn.market.slug).num_minutes(),
-            ),
+            ("minutes", &turn.policy.trader_deadline(&turn.market.slug).num_minutes()),
         ],
     );
     Outbound::with_buttons(text.trim_end(), answer_buttons(turn, lang, sub.id))
@@ -173,11 +141,7 @@ pub fn trader_order_message(
 
 /// Sends each stall's part of a new order to that stall's traders, and sets their deadlines.
 /// A stall without a registered trader is reported to the market's admins.
-pub fn announce_new_order(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    order_id: i64,
-) -> RepoResult<()> {
+pub fn announce_new_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64) -> RepoResult<()> {
     let Some(order) = repo.order(order_id)? else {
         return Ok(());
     };
@@ -190,11 +154,7 @@ pub fn announce_new_order(
                 repo,
                 turn,
                 Key::AdminStallWithoutTrader,
-                &[
-                    ("stall", &stall),
-                    ("stall_number", &number),
-                    ("number", &order.number),
-                ],
+                &[("stall", &stall), ("stall_number", &number), ("number", &order.number)],
             )?;
         }
         for trader in traders {
@@ -213,11 +173,7 @@ fn tell_admins(
     key: Key,
     args: &[(&str, &dyn std::fmt::Display)],
 ) -> RepoResult<()> {
-    let mut admins: Vec<UserKey> = turn
-        .policy
-        .config_admins(&turn.market.slug)
-        .cloned()
-        .collect();
+    let mut admins: Vec<UserKey> = turn.policy.config_admins(&turn.market.slug).cloned().collect();
     for a in repo.staff_admins()? {
         if !admins.contains(&a) {
             admins.push(a);
@@ -242,10 +198,7 @@ fn tell_buyer(
 ) -> RepoResult<()> {
     let lang = lang_of(repo, turn, &order.buyer)?;
     let text = turn.tf_in(lang, key, args);
-    let buttons: Vec<Button> = buttons
-        .iter()
-        .map(|(k, a)| turn.button_in(lang, *k, a.encode()))
-        .collect();
+    let buttons: Vec<Button> = buttons.iter().map(|(k, a)| turn.button_in(lang, *k, a.encode())).collect();
     turn.send(&order.buyer.clone(), Outbound::with_buttons(text, buttons));
     Ok(())
 }
@@ -303,14 +256,7 @@ fn move_sub(
             _ => Refusal::AlreadyAnswered,
         }));
     }
-    repo.set_sub_status(
-        sub.order_id,
-        sub.id,
-        sub.status,
-        to,
-        &turn.actor(role),
-        reason,
-    )?;
+    repo.set_sub_status(sub.order_id, sub.id, sub.status, to, &turn.actor(role), reason)?;
     if to != SubOrderStatus::AwaitingTrader {
         repo.set_sub_deadline(sub.id, None, sub.escalation)?;
     }
@@ -328,12 +274,7 @@ fn release(repo: &mut dyn MarketRepo, sub: &SubOrder) -> RepoResult<()> {
 }
 
 /// Re-derives the order's status from its sub-orders and tells the shopper when it matters.
-pub fn refresh_order(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    order_id: i64,
-    actor: &str,
-) -> RepoResult<()> {
+pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64, actor: &str) -> RepoResult<()> {
     let Some(order) = repo.order(order_id)? else {
         return Ok(());
     };
@@ -356,30 +297,15 @@ pub fn refresh_order(
             &[("number", &order.number), ("total", &total)],
             &[],
         )?,
-        OrderStatus::ReadyForPickup => tell_buyer(
-            repo,
-            turn,
-            &order,
-            Key::BuyerOrderReady,
-            &[("number", &order.number)],
-            &[],
-        )?,
-        OrderStatus::Rejected => tell_buyer(
-            repo,
-            turn,
-            &order,
-            Key::BuyerOrderRejected,
-            &[("number", &order.number)],
-            &[],
-        )?,
-        OrderStatus::Cancelled => tell_buyer(
-            repo,
-            turn,
-            &order,
-            Key::BuyerOrderCancelledAll,
-            &[("number", &order.number)],
-            &[],
-        )?,
+        OrderStatus::ReadyForPickup => {
+            tell_buyer(repo, turn, &order, Key::BuyerOrderReady, &[("number", &order.number)], &[])?
+        }
+        OrderStatus::Rejected => {
+            tell_buyer(repo, turn, &order, Key::BuyerOrderRejected, &[("number", &order.number)], &[])?
+        }
+        OrderStatus::Cancelled => {
+            tell_buyer(repo, turn, &order, Key::BuyerOrderCancelledAll, &[("number", &order.number)], &[])?
+        }
         _ => {}
     }
     Ok(())
@@ -395,46 +321,22 @@ pub fn accept(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> Re
     if sub.status == SubOrderStatus::AwaitingTrader && sub.lines.iter().any(|l| l.changed()) {
         return submit_changes(repo, turn, sub_id);
     }
-    if let Err(r) = move_sub(
-        repo,
-        turn,
-        Role::Trader,
-        &sub,
-        SubOrderStatus::Accepted,
-        None,
-    )? {
+    if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Accepted, None)? {
         return Ok(Err(r));
     }
     let lang = turn.lang;
     let msg = buyer_details_message(turn, lang, &order, &sub, Key::TraderAccepted);
     turn.reply(msg);
     let (stall, _) = stall_label(turn, sub.stall_id);
-    tell_buyer(
-        repo,
-        turn,
-        &order,
-        Key::BuyerStallAccepted,
-        &[("number", &order.number), ("stall", &stall)],
-        &[],
-    )?;
+    tell_buyer(repo, turn, &order, Key::BuyerStallAccepted, &[("number", &order.number), ("stall", &stall)], &[])?;
     refresh_order(repo, turn, order.id, &turn.actor(Role::Trader))?;
     Ok(Ok(()))
 }
 
 /// After a trader has accepted (and the shopper agreed to any change): the buyer's name, phone,
 /// full address and note, with the "Siap diambil" button.
-fn buyer_details_message(
-    turn: &Turn<'_>,
-    lang: Lang,
-    order: &Order,
-    sub: &SubOrder,
-    key: Key,
-) -> Outbound {
-    let note = order
-        .note
-        .as_deref()
-        .map(|n| turn.tf_in(lang, Key::TraderNote, &[("note", &n)]))
-        .unwrap_or_default();
+fn buyer_details_message(turn: &Turn<'_>, lang: Lang, order: &Order, sub: &SubOrder, key: Key) -> Outbound {
+    let note = order.note.as_deref().map(|n| turn.tf_in(lang, Key::TraderNote, &[("note", &n)])).unwrap_or_default();
     let text = turn.tf_in(
         lang,
         key,
@@ -468,20 +370,9 @@ pub fn reject(
         Err(r) => return Ok(Err(r)),
     };
     if sub.status != SubOrderStatus::AwaitingTrader {
-        return Ok(Err(if sub.status.is_dropped() {
-            Refusal::OrderClosed
-        } else {
-            Refusal::AlreadyAnswered
-        }));
+        return Ok(Err(if sub.status.is_dropped() { Refusal::OrderClosed } else { Refusal::AlreadyAnswered }));
     }
-    if let Err(r) = move_sub(
-        repo,
-        turn,
-        Role::Trader,
-        &sub,
-        SubOrderStatus::Rejected,
-        Some(&reason.stored()),
-    )? {
+    if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Rejected, Some(&reason.stored()))? {
         return Ok(Err(r));
     }
     release(repo, &sub)?;
@@ -490,28 +381,14 @@ pub fn reject(
     let buyer_lang = lang_of(repo, turn, &order.buyer)?;
     let reason_text = reason_text(turn, buyer_lang, &reason);
     let actor = turn.actor(Role::Trader);
-    stall_dropped(
-        repo,
-        turn,
-        &order,
-        &sub,
-        Key::BuyerStallRejected,
-        &reason_text,
-        &actor,
-    )?;
+    stall_dropped(repo, turn, &order, &sub, Key::BuyerStallRejected, &reason_text, &actor)?;
     Ok(Ok(()))
 }
 
 fn reason_text(turn: &Turn<'_>, lang: Lang, reason: &RejectReason) -> String {
     match reason {
-        RejectReason::Habis => turn
-            .texts
-            .get(&turn.market.slug, lang, Key::ReasonHabis)
-            .to_string(),
-        RejectReason::Tutup => turn
-            .texts
-            .get(&turn.market.slug, lang, Key::ReasonTutup)
-            .to_string(),
+        RejectReason::Habis => turn.texts.get(&turn.market.slug, lang, Key::ReasonHabis).to_string(),
+        RejectReason::Tutup => turn.texts.get(&turn.market.slug, lang, Key::ReasonTutup).to_string(),
         RejectReason::Other(s) => s.clone(),
     }
 }
@@ -528,72 +405,32 @@ fn stall_dropped(
     actor: &str,
 ) -> RepoResult<()> {
     let (stall, _) = stall_label(turn, sub.stall_id);
-    let others = order
-        .subs
-        .iter()
-        .any(|s| s.id != sub.id && !s.status.is_dropped());
+    let others = order.subs.iter().any(|s| s.id != sub.id && !s.status.is_dropped());
     if others {
-        let rest: crate::domain::money::Rupiah = order
-            .subs
-            .iter()
-            .filter(|s| s.id != sub.id && !s.status.is_dropped())
-            .map(SubOrder::total)
-            .sum();
-        tell_buyer(
-            repo,
-            turn,
-            order,
-            key,
-            &[
-                ("number", &order.number),
-                ("stall", &stall),
-                ("reason", &reason),
-            ],
-            &[],
-        )?;
+        let rest: crate::domain::money::Rupiah =
+            order.subs.iter().filter(|s| s.id != sub.id && !s.status.is_dropped()).map(SubOrder::total).sum();
+        tell_buyer(repo, turn, order, key, &[("number", &order.number), ("stall", &stall), ("reason", &reason)], &[])?;
         tell_buyer(
             repo,
             turn,
             order,
             Key::BuyerContinueWithout,
-            &[
-                ("number", &order.number),
-                ("stall", &stall),
-                ("total", &rest),
-            ],
+            &[("number", &order.number), ("stall", &stall), ("total", &rest)],
             &[
                 (Key::BtnContinueWithout, Action::AcknowledgeDrop(sub.id)),
-                (
-                    Key::BtnCancelWholeOrder,
-                    Action::CancelOrder(order.number.clone()),
-                ),
+                (Key::BtnCancelWholeOrder, Action::CancelOrder(order.number.clone())),
             ],
         )?;
     } else {
         repo.acknowledge_sub(sub.id)?;
-        tell_buyer(
-            repo,
-            turn,
-            order,
-            key,
-            &[
-                ("number", &order.number),
-                ("stall", &stall),
-                ("reason", &reason),
-            ],
-            &[],
-        )?;
+        tell_buyer(repo, turn, order, key, &[("number", &order.number), ("stall", &stall), ("reason", &reason)], &[])?;
     }
     refresh_order(repo, turn, order.id, actor)
 }
 
 /// Selesai (after Ubah), or Terima with changed lines: the shopper must agree to the weighed
 /// amounts and prices.
-pub fn submit_changes(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    sub_id: i64,
-) -> RepoResult<Outcome> {
+pub fn submit_changes(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<Outcome> {
     let (order, sub) = match trader_sub(repo, turn, sub_id)? {
         Ok(x) => x,
         Err(r) => return Ok(Err(r)),
@@ -604,14 +441,7 @@ pub fn submit_changes(
     if !sub.lines.iter().any(|l| l.changed()) {
         return accept(repo, turn, sub_id);
     }
-    if let Err(r) = move_sub(
-        repo,
-        turn,
-        Role::Trader,
-        &sub,
-        SubOrderStatus::Adjusted,
-        None,
-    )? {
+    if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Adjusted, None)? {
         return Ok(Err(r));
     }
     let text = turn.tf(Key::TraderChangesSent, &[("number", &order.number)]);
@@ -634,10 +464,7 @@ pub fn submit_changes(
             ("subtotal", &sub.total()),
             ("total", &after.total()),
         ],
-        &[
-            (Key::BtnAgree, Action::AgreeChanges(sub.id)),
-            (Key::BtnDropStall, Action::DropStall(sub.id)),
-        ],
+        &[(Key::BtnAgree, Action::AgreeChanges(sub.id)), (Key::BtnDropStall, Action::DropStall(sub.id))],
     )?;
     refresh_order(repo, turn, order.id, &turn.actor(Role::Trader))?;
     Ok(Ok(()))
@@ -676,43 +503,23 @@ pub fn agree(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> Rep
     if sub.status != SubOrderStatus::Adjusted {
         return Ok(Err(Refusal::AlreadyAnswered));
     }
-    if let Err(r) = move_sub(
-        repo,
-        turn,
-        Role::Buyer,
-        &sub,
-        SubOrderStatus::Accepted,
-        None,
-    )? {
+    if let Err(r) = move_sub(repo, turn, Role::Buyer, &sub, SubOrderStatus::Accepted, None)? {
         return Ok(Err(r));
     }
     let (stall, _) = stall_label(turn, sub.stall_id);
-    let text = turn.tf(
-        Key::BuyerAgreed,
-        &[("number", &order.number), ("stall", &stall)],
-    );
+    let text = turn.tf(Key::BuyerAgreed, &[("number", &order.number), ("stall", &stall)]);
     turn.reply(Outbound::text(text));
     let order_for_traders = order.clone();
     let sub_for_traders = sub.clone();
     tell_traders(repo, turn, sub.stall_id, &|t, lang| {
-        buyer_details_message(
-            t,
-            lang,
-            &order_for_traders,
-            &sub_for_traders,
-            Key::TraderBuyerAgreed,
-        )
+        buyer_details_message(t, lang, &order_for_traders, &sub_for_traders, Key::TraderBuyerAgreed)
     })?;
     refresh_order(repo, turn, order.id, &turn.actor(Role::Buyer))?;
     Ok(Ok(()))
 }
 
 /// The shopper does not want a stall's changed part: it is cancelled, the rest goes on.
-pub fn drop_stall(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    sub_id: i64,
-) -> RepoResult<Outcome> {
+pub fn drop_stall(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<Outcome> {
     let (order, sub) = match buyer_sub(repo, turn, sub_id)? {
         Ok(x) => x,
         Err(r) => return Ok(Err(r)),
@@ -720,23 +527,14 @@ pub fn drop_stall(
     if sub.status != SubOrderStatus::Adjusted {
         return Ok(Err(Refusal::AlreadyAnswered));
     }
-    if let Err(r) = move_sub(
-        repo,
-        turn,
-        Role::Buyer,
-        &sub,
-        SubOrderStatus::Cancelled,
-        Some("buyer declined changes"),
-    )? {
+    if let Err(r) = move_sub(repo, turn, Role::Buyer, &sub, SubOrderStatus::Cancelled, Some("buyer declined changes"))?
+    {
         return Ok(Err(r));
     }
     repo.acknowledge_sub(sub.id)?;
     release(repo, &sub)?;
     let (stall, _) = stall_label(turn, sub.stall_id);
-    let text = turn.tf(
-        Key::BuyerDroppedStall,
-        &[("number", &order.number), ("stall", &stall)],
-    );
+    let text = turn.tf(Key::BuyerDroppedStall, &[("number", &order.number), ("stall", &stall)]);
     turn.reply(Outbound::text(text));
     let number = order.number.clone();
     tell_traders(repo, turn, sub.stall_id, &|t, lang| {
@@ -747,11 +545,7 @@ pub fn drop_stall(
 }
 
 /// The shopper goes on without a stall that rejected or did not answer.
-pub fn acknowledge_drop(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    sub_id: i64,
-) -> RepoResult<Outcome> {
+pub fn acknowledge_drop(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<Outcome> {
     let (order, sub) = match buyer_sub(repo, turn, sub_id)? {
         Ok(x) => x,
         Err(r) => return Ok(Err(r)),
@@ -807,11 +601,7 @@ pub fn pack(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> Repo
 }
 
 /// A trader's deadline passed: remind them; then tell the admins; then cancel that part.
-pub fn deadline_passed(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    sub_id: i64,
-) -> RepoResult<()> {
+pub fn deadline_passed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<()> {
     let Some(order_id) = repo.order_id_of_sub(sub_id)? else {
         return Ok(());
     };
@@ -842,12 +632,7 @@ pub fn deadline_passed(
                 repo,
                 turn,
                 Key::AdminTraderSilent,
-                &[
-                    ("stall", &stall),
-                    ("stall_number", &number),
-                    ("number", &order.number),
-                    ("minutes", &minutes),
-                ],
+                &[("stall", &stall), ("stall_number", &number), ("number", &order.number), ("minutes", &minutes)],
             )?;
         }
         _ => {
@@ -866,19 +651,8 @@ pub fn deadline_passed(
                 Outbound::text(t.tf_in(lang, Key::TraderTimedOut, &[("number", &num)]))
             })?;
             let buyer_lang = lang_of(repo, turn, &order.buyer)?;
-            let reason = turn
-                .texts
-                .get(&turn.market.slug, buyer_lang, Key::ReasonNoAnswer)
-                .to_string();
-            stall_dropped(
-                repo,
-                turn,
-                &order,
-                &sub,
-                Key::BuyerStallTimedOut,
-                &reason,
-                SYSTEM_ACTOR,
-            )?;
+            let reason = turn.texts.get(&turn.market.slug, buyer_lang, Key::ReasonNoAnswer).to_string();
+            stall_dropped(repo, turn, &order, &sub, Key::BuyerStallTimedOut, &reason, SYSTEM_ACTOR)?;
         }
     }
     Ok(())

@@ -21,8 +21,7 @@ use crate::domain::catalog::{Catalog, Market};
 use crate::domain::contact::PhoneNumber;
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
-    CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary,
-    SubOrderStatus,
+    CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary, SubOrderStatus,
 };
 use crate::domain::quantity::Quantity;
 use crate::text::{Key, Lang, Texts};
@@ -70,20 +69,10 @@ pub struct Profile {
 pub trait ShopperRepo {
     fn profile(&mut self) -> RepoResult<Profile>;
     fn set_language(&mut self, lang: Lang) -> RepoResult<()>;
-    fn save_contact(
-        &mut self,
-        name: &str,
-        phone: &PhoneNumber,
-        address: Option<&str>,
-    ) -> RepoResult<()>;
+    fn save_contact(&mut self, name: &str, phone: &PhoneNumber, address: Option<&str>) -> RepoResult<()>;
     fn cart(&mut self) -> RepoResult<Vec<CartLine>>;
     /// Sets the quantity of an offer in the cart, adding the line if it is new.
-    fn set_cart_line(
-        &mut self,
-        offer_id: i64,
-        quantity: Quantity,
-        now: DateTime<Utc>,
-    ) -> RepoResult<()>;
+    fn set_cart_line(&mut self, offer_id: i64, quantity: Quantity, now: DateTime<Utc>) -> RepoResult<()>;
     fn remove_cart_line(&mut self, offer_id: i64) -> RepoResult<bool>;
     fn clear_cart(&mut self) -> RepoResult<()>;
     /// Stores the order with one sub-order per stall and reserves its stock, or says why not:
@@ -92,11 +81,7 @@ pub trait ShopperRepo {
     /// The shopper's orders in this market, newest first.
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>>;
     /// Cancels the shopper's own order if no trader has confirmed any of it; returns its id.
-    fn cancel_order(
-        &mut self,
-        number: &OrderNumber,
-        now: DateTime<Utc>,
-    ) -> RepoResult<Result<i64, CancelRefusal>>;
+    fn cancel_order(&mut self, number: &OrderNumber, now: DateTime<Utc>) -> RepoResult<Result<i64, CancelRefusal>>;
 }
 
 /// A stored order.
@@ -126,13 +111,7 @@ pub trait MarketRepo {
     fn stalls_of(&mut self, user: &UserKey) -> RepoResult<Vec<i64>>;
     /// Chats registered as a stall's trader.
     fn traders_of(&mut self, stall_id: i64) -> RepoResult<Vec<UserKey>>;
-    fn create_invite(
-        &mut self,
-        code: &str,
-        stall_id: i64,
-        by: &UserKey,
-        expires_at: DateTime<Utc>,
-    ) -> RepoResult<()>;
+    fn create_invite(&mut self, code: &str, stall_id: i64, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()>;
     /// Uses an unused, unexpired code of this market: registers the user as the stall's trader and
     /// returns the stall. `None` for any code that does not qualify.
     fn redeem_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<Option<i64>>;
@@ -159,12 +138,7 @@ pub trait MarketRepo {
         actor: &str,
         reason: Option<&str>,
     ) -> RepoResult<()>;
-    fn set_sub_deadline(
-        &mut self,
-        sub_id: i64,
-        at: Option<DateTime<Utc>>,
-        escalation: i64,
-    ) -> RepoResult<()>;
+    fn set_sub_deadline(&mut self, sub_id: i64, at: Option<DateTime<Utc>>, escalation: i64) -> RepoResult<()>;
     fn acknowledge_sub(&mut self, sub_id: i64) -> RepoResult<()>;
     /// Stores a line's weighed quantity, price and out-of-stock mark, and the sub-order's total.
     fn update_line(&mut self, sub_id: i64, line: &OrderLine) -> RepoResult<()>;
@@ -183,12 +157,7 @@ pub trait MarketRepo {
     /// Sets a stall's price, adding the commodity to its list if new.
     fn set_price(&mut self, stall_id: i64, commodity_id: &str, price: Rupiah) -> RepoResult<()>;
     /// Sets a stall's stock of a commodity it sells; false if it does not sell it.
-    fn set_stock(
-        &mut self,
-        stall_id: i64,
-        commodity_id: &str,
-        stock: Option<u64>,
-    ) -> RepoResult<bool>;
+    fn set_stock(&mut self, stall_id: i64, commodity_id: &str, stock: Option<u64>) -> RepoResult<bool>;
     /// Closes a stall for a day (`None` reopens it).
     fn set_closed(&mut self, stall_id: i64, on: Option<NaiveDate>) -> RepoResult<()>;
 }
@@ -220,9 +189,7 @@ pub struct Turn<'a> {
 impl Turn<'_> {
     /// The sentence for `key` in the user's language, as this market says it.
     pub fn t(&self, key: Key) -> String {
-        self.texts
-            .get(&self.market.slug, self.lang, key)
-            .to_string()
+        self.texts.get(&self.market.slug, self.lang, key).to_string()
     }
 
     /// The sentence with `{name}` placeholders filled.
@@ -236,35 +203,21 @@ impl Turn<'_> {
     }
 
     pub fn button(&self, key: Key, payload: impl Into<String>) -> Button {
-        Button {
-            label: self.t(key),
-            payload: payload.into(),
-        }
+        Button { label: self.t(key), payload: payload.into() }
     }
 
     pub fn button_in(&self, lang: Lang, key: Key, payload: impl Into<String>) -> Button {
-        Button {
-            label: self.texts.get(&self.market.slug, lang, key).to_string(),
-            payload: payload.into(),
-        }
+        Button { label: self.texts.get(&self.market.slug, lang, key).to_string(), payload: payload.into() }
     }
 
     /// Sends a message to the user of this turn.
     pub fn reply(&mut self, message: Outbound) {
-        self.out.push(Envelope {
-            market: self.market.slug.clone(),
-            to: self.user.clone(),
-            message,
-        });
+        self.out.push(Envelope { market: self.market.slug.clone(), to: self.user.clone(), message });
     }
 
     /// Sends a message to someone else in this market.
     pub fn send(&mut self, to: &UserKey, message: Outbound) {
-        self.out.push(Envelope {
-            market: self.market.slug.clone(),
-            to: to.clone(),
-            message,
-        });
+        self.out.push(Envelope { market: self.market.slug.clone(), to: to.clone(), message });
     }
 
     pub fn say(&mut self, key: Key) {
@@ -312,9 +265,7 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool
             let name = name.as_str();
             if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
                 Route::Trader
-            } else if (ADMIN_COMMANDS.contains(&name) || matches!(name, "bantuan" | "help"))
-                && roles.admin
-            {
+            } else if (ADMIN_COMMANDS.contains(&name) || matches!(name, "bantuan" | "help")) && roles.admin {
                 Route::Admin
             } else if matches!(name, "bantuan" | "help") && !roles.stalls.is_empty() {
                 Route::Trader
@@ -332,8 +283,6 @@ pub fn quantity_examples(turn: &Turn<'_>, unit: crate::domain::quantity::SaleUni
     match unit {
         crate::domain::quantity::SaleUnit::Kilogram => turn.t(Key::QtyExamplesKg),
         crate::domain::quantity::SaleUnit::Liter => turn.t(Key::QtyExamplesLiter),
-        crate::domain::quantity::SaleUnit::Piece(p) => {
-            turn.tf(Key::QtyExamplesPiece, &[("unit", &p.name())])
-        }
+        crate::domain::quantity::SaleUnit::Piece(p) => turn.tf(Key::QtyExamplesPiece, &[("unit", &p.name())]),
     }
 }

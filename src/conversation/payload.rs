@@ -74,9 +74,7 @@ impl ReasonCode {
     }
 
     fn parse(s: &str) -> Option<ReasonCode> {
-        [ReasonCode::Habis, ReasonCode::Tutup, ReasonCode::Lainnya]
-            .into_iter()
-            .find(|r| r.code() == s)
+        [ReasonCode::Habis, ReasonCode::Tutup, ReasonCode::Lainnya].into_iter().find(|r| r.code() == s)
     }
 }
 
@@ -158,10 +156,7 @@ impl Action {
                 "no" => Action::TraderReject(id(arg)?),
                 "why" => {
                     let (sub, reason) = arg.split_once(':')?;
-                    Action::TraderReason {
-                        sub: id(sub)?,
-                        reason: ReasonCode::parse(reason)?,
-                    }
+                    Action::TraderReason { sub: id(sub)?, reason: ReasonCode::parse(reason)? }
                 }
                 "line" => Action::TraderLine(id(arg)?),
                 "oos" => Action::TraderOutOfStock(id(arg)?),
@@ -175,19 +170,13 @@ impl Action {
             ("shop", None) => Action::Shop,
             ("cat", Some(r)) => {
                 let (cat, page) = r.split_once(':')?;
-                Action::Category {
-                    category: cat.parse().ok()?,
-                    page: page.parse().ok()?,
-                }
+                Action::Category { category: cat.parse().ok()?, page: page.parse().ok()? }
             }
             ("com", Some(r)) if !r.is_empty() && r.len() <= 48 => Action::Commodity(r.to_string()),
             ("off", Some(r)) => Action::Offer(id(r)?),
             ("qty", Some(r)) => {
                 let (offer, base) = r.split_once(':')?;
-                Action::QuickQuantity {
-                    offer: id(offer)?,
-                    base: base.parse().ok()?,
-                }
+                Action::QuickQuantity { offer: id(offer)?, base: base.parse().ok()? }
             }
             ("cart", None) => Action::Cart,
             ("line", Some(r)) => Action::CartLine(id(r)?),
@@ -199,9 +188,7 @@ impl Action {
             ("name", Some("saved")) => Action::UseSavedName,
             ("phone", Some("saved")) => Action::UseSavedPhone,
             ("addr", Some("saved")) => Action::UseSavedAddress,
-            ("slot", Some(r)) if r.len() == 12 && r.chars().all(|c| c.is_ascii_digit()) => {
-                Action::Slot(r.to_string())
-            }
+            ("slot", Some(r)) if r.len() == 12 && r.chars().all(|c| c.is_ascii_digit()) => Action::Slot(r.to_string()),
             ("pay", Some(r)) => Action::Payment(r.parse().ok()?),
             ("note", Some("none")) => Action::NoNote,
             ("place", None) => Action::PlaceOrder,
@@ -230,16 +217,10 @@ mod tests {
         let actions = vec![
             Action::Menu,
             Action::Shop,
-            Action::Category {
-                category: Category::DagingAyam,
-                page: 3,
-            },
+            Action::Category { category: Category::DagingAyam, page: 3 },
             Action::Commodity("cabai-merah-keriting".into()),
             Action::Offer(123456),
-            Action::QuickQuantity {
-                offer: 99999,
-                base: 50000,
-            },
+            Action::QuickQuantity { offer: 99999, base: 50000 },
             Action::Cart,
             Action::CartLine(7),
             Action::EditLine(7),
@@ -268,10 +249,7 @@ mod tests {
             Action::TraderAccept(123456789),
             Action::TraderChange(1),
             Action::TraderReject(1),
-            Action::TraderReason {
-                sub: 77,
-                reason: ReasonCode::Lainnya,
-            },
+            Action::TraderReason { sub: 77, reason: ReasonCode::Lainnya },
             Action::TraderLine(5),
             Action::TraderOutOfStock(5),
             Action::TraderDone(1),

@@ -15,8 +15,7 @@ use crate::domain::catalog::Commodity;
 use crate::domain::invite::normalize_code;
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
-    Order, OrderLine, RejectReason, SubOrder, SubOrderStatus, adjustment_allowed,
-    price_change_allowed,
+    Order, OrderLine, RejectReason, SubOrder, SubOrderStatus, adjustment_allowed, price_change_allowed,
 };
 use crate::domain::quantity::{SaleUnit, parse_quantity};
 use crate::domain::slot::local;
@@ -46,12 +45,7 @@ impl TraderState {
 }
 
 /// Answers one input of a trader (or of anyone sending `/daftar`).
-pub fn step(
-    state: TraderState,
-    input: &Inbound,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<TraderState> {
+pub fn step(state: TraderState, input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<TraderState> {
     match input {
         Inbound::Command { name, args } => command(state, name, args, repo, turn),
         Inbound::Button(payload) => match Action::parse(payload) {
@@ -84,24 +78,14 @@ fn command(
     match name {
         "daftar" => {
             let Some(code) = normalize_code(args) else {
-                turn.say(if args.trim().is_empty() {
-                    Key::RegisterUsage
-                } else {
-                    Key::InviteInvalid
-                });
+                turn.say(if args.trim().is_empty() { Key::RegisterUsage } else { Key::InviteInvalid });
                 return Ok(state);
             };
             match repo.redeem_invite(&code, turn.user)? {
                 Some(stall_id) => {
                     let (stall, number) = stall_names(turn, stall_id);
-                    let text = turn.tf(
-                        Key::Registered,
-                        &[
-                            ("stall", &stall),
-                            ("number", &number),
-                            ("market", &turn.market.name),
-                        ],
-                    );
+                    let text = turn
+                        .tf(Key::Registered, &[("stall", &stall), ("number", &number), ("market", &turn.market.name)]);
                     turn.reply(Outbound::text(text));
                     turn.say(Key::TraderHelp);
                 }
@@ -129,11 +113,7 @@ fn command(
             }
             turn.catalog_changed = true;
             let names: Vec<String> = stalls.iter().map(|s| stall_names(turn, *s).0).collect();
-            let key = if closing {
-                Key::StallClosed
-            } else {
-                Key::StallOpened
-            };
+            let key = if closing { Key::StallClosed } else { Key::StallOpened };
             let text = turn.tf(key, &[("stalls", &names.join(", "))]);
             turn.reply(Outbound::text(text));
             Ok(TraderState::Idle)
@@ -145,14 +125,8 @@ fn command(
         "rekap" => {
             let today = local(turn.now).date_naive();
             let (count, total) = repo.sales_on(&stalls, today)?;
-            let text = turn.tf(
-                Key::SalesToday,
-                &[
-                    ("count", &count),
-                    ("total", &total),
-                    ("date", &today.format("%d/%m/%Y")),
-                ],
-            );
+            let text =
+                turn.tf(Key::SalesToday, &[("count", &count), ("total", &total), ("date", &today.format("%d/%m/%Y"))]);
             turn.reply(Outbound::text(text));
             Ok(state)
         }
@@ -164,10 +138,7 @@ fn command(
 }
 
 fn stall_names(turn: &Turn<'_>, stall_id: i64) -> (String, String) {
-    turn.catalog
-        .stall(stall_id)
-        .map(|s| (s.name.clone(), s.number.clone()))
-        .unwrap_or_default()
+    turn.catalog.stall(stall_id).map(|s| (s.name.clone(), s.number.clone())).unwrap_or_default()
 }
 
 /// The commodity a trader names, searching the whole catalogue (a trader may start selling
@@ -185,17 +156,10 @@ fn named_commodity<'c>(turn: &mut Turn<'c>, query: &str) -> Option<&'c Commodity
 }
 
 /// `/harga bawang merah 36000`
-fn set_price(
-    args: &str,
-    stalls: &[i64],
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<()> {
+fn set_price(args: &str, stalls: &[i64], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
     let words: Vec<&str> = args.split_whitespace().collect();
     // The price is the last word, or the last two ("36 ribu", "Rp 36.000").
-    let split = (1..words.len())
-        .rev()
-        .find_map(|k| Rupiah::parse(&words[k..].join(" ")).map(|p| (k, p)));
+    let split = (1..words.len()).rev().find_map(|k| Rupiah::parse(&words[k..].join(" ")).map(|p| (k, p)));
     let Some((k, price)) = split else {
         turn.say(Key::PriceUsage);
         return Ok(());
@@ -220,18 +184,9 @@ fn set_price(
     let selling: Vec<i64> = stalls
         .iter()
         .copied()
-        .filter(|s| {
-            turn.catalog
-                .offers_for(&turn.market.slug, &commodity.id)
-                .iter()
-                .any(|o| o.stall_id == *s)
-        })
+        .filter(|s| turn.catalog.offers_for(&turn.market.slug, &commodity.id).iter().any(|o| o.stall_id == *s))
         .collect();
-    let targets = if selling.is_empty() {
-        stalls.iter().copied().take(1).collect()
-    } else {
-        selling
-    };
+    let targets = if selling.is_empty() { stalls.iter().copied().take(1).collect() } else { selling };
     for s in &targets {
         repo.set_price(*s, &commodity.id, price)?;
     }
@@ -251,18 +206,11 @@ fn set_price(
 }
 
 /// `/stok bawang merah 10 kg`, `/stok cabai habis`, `/stok tempe ada` (not counted).
-fn set_stock(
-    args: &str,
-    stalls: &[i64],
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<()> {
+fn set_stock(args: &str, stalls: &[i64], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
     let words: Vec<&str> = args.split_whitespace().collect();
     let catalog = turn.catalog;
     // The longest leading words that name a commodity; the rest is the amount.
-    let found = (1..words.len())
-        .rev()
-        .find_map(|k| catalog.find_any(&words[..k].join(" ")).map(|c| (k, c)));
+    let found = (1..words.len()).rev().find_map(|k| catalog.find_any(&words[..k].join(" ")).map(|c| (k, c)));
     let Some((k, commodity)) = found else {
         if words.len() < 2 {
             turn.say(Key::StockUsage);
@@ -280,13 +228,8 @@ fn set_stock(
         other => match parse_quantity(other, commodity.unit) {
             Ok(q) => Some(q.base()),
             Err(_) => {
-                let text = turn.tf(
-                    Key::StockBadAmount,
-                    &[
-                        ("commodity", &commodity.name),
-                        ("unit", &commodity.unit.label()),
-                    ],
-                );
+                let text =
+                    turn.tf(Key::StockBadAmount, &[("commodity", &commodity.name), ("unit", &commodity.unit.label())]);
                 turn.reply(Outbound::text(text));
                 return Ok(());
             }
@@ -310,14 +253,8 @@ fn set_stock(
             .map(|q| q.display(turn.lang))
             .unwrap_or_else(|_| format!("{base}")),
     };
-    let text = turn.tf(
-        Key::StockSet,
-        &[
-            ("commodity", &commodity.name),
-            ("stock", &shown),
-            ("stalls", &changed.join(", ")),
-        ],
-    );
+    let text =
+        turn.tf(Key::StockSet, &[("commodity", &commodity.name), ("stock", &shown), ("stalls", &changed.join(", "))]);
     turn.reply(Outbound::text(text));
     Ok(())
 }
@@ -346,23 +283,14 @@ fn open_orders(stalls: &[i64], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
             }
             SubOrderStatus::Adjusted => Outbound::text(turn.tf(
                 Key::TraderWaitingForBuyer,
-                &[
-                    ("number", &order.number),
-                    ("lines", &lifecycle::lines_text(turn, lang, sub)),
-                ],
+                &[("number", &order.number), ("lines", &lifecycle::lines_text(turn, lang, sub))],
             )),
             _ => {
                 let text = turn.tf(
                     Key::TraderAcceptedSummary,
-                    &[
-                        ("number", &order.number),
-                        ("lines", &lifecycle::lines_text(turn, lang, sub)),
-                    ],
+                    &[("number", &order.number), ("lines", &lifecycle::lines_text(turn, lang, sub))],
                 );
-                Outbound::with_buttons(
-                    text,
-                    vec![turn.button(Key::BtnPacked, Action::TraderPack(sub.id).encode())],
-                )
+                Outbound::with_buttons(text, vec![turn.button(Key::BtnPacked, Action::TraderPack(sub.id).encode())])
             }
         };
         turn.reply(msg);
@@ -371,11 +299,7 @@ fn open_orders(stalls: &[i64], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
 }
 
 /// The sub-order and order behind a trader's button, if it is theirs and still open.
-fn own_sub(
-    repo: &mut dyn Repo,
-    turn: &Turn<'_>,
-    sub_id: i64,
-) -> RepoResult<Result<(Order, SubOrder), Refusal>> {
+fn own_sub(repo: &mut dyn Repo, turn: &Turn<'_>, sub_id: i64) -> RepoResult<Result<(Order, SubOrder), Refusal>> {
     let Some(order_id) = repo.order_id_of_sub(sub_id)? else {
         return Ok(Err(Refusal::NotYours));
     };
@@ -398,23 +322,14 @@ fn own_sub(
 }
 
 /// The sub-order of a line, checked like [`own_sub`].
-fn own_line(
-    repo: &mut dyn Repo,
-    turn: &Turn<'_>,
-    line_id: i64,
-) -> RepoResult<Result<(SubOrder, OrderLine), Refusal>> {
+fn own_line(repo: &mut dyn Repo, turn: &Turn<'_>, line_id: i64) -> RepoResult<Result<(SubOrder, OrderLine), Refusal>> {
     let Some(order_id) = repo.order_id_of_line(line_id)? else {
         return Ok(Err(Refusal::NotYours));
     };
     let Some(order) = repo.order(order_id)? else {
         return Ok(Err(Refusal::NotYours));
     };
-    let Some(sub) = order
-        .subs
-        .iter()
-        .find(|s| s.lines.iter().any(|l| l.id == line_id))
-        .cloned()
-    else {
+    let Some(sub) = order.subs.iter().find(|s| s.lines.iter().any(|l| l.id == line_id)).cloned() else {
         return Ok(Err(Refusal::NotYours));
     };
     match own_sub(repo, turn, sub.id)? {
@@ -453,22 +368,13 @@ fn show_lines(repo: &mut dyn Repo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResu
     buttons.push(turn.button(Key::BtnChangesDone, Action::TraderDone(sub.id).encode()));
     let text = turn.tf(
         Key::ChooseLineToChange,
-        &[
-            ("number", &order.number),
-            ("lines", &lifecycle::lines_text(turn, lang, &sub)),
-            ("total", &sub.total()),
-        ],
+        &[("number", &order.number), ("lines", &lifecycle::lines_text(turn, lang, &sub)), ("total", &sub.total())],
     );
     turn.reply(Outbound::with_buttons(text, buttons));
     Ok(TraderState::ChoosingLine { sub: sub.id })
 }
 
-fn act(
-    state: TraderState,
-    action: Action,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<TraderState> {
+fn act(state: TraderState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<TraderState> {
     let outcome = match action {
         Action::TraderAccept(sub) => lifecycle::accept(repo, turn, sub)?,
         Action::TraderChange(sub) => return show_lines(repo, turn, sub),
@@ -488,24 +394,15 @@ fn act(
                     ("ordered", &line.ordered_quantity.display(lang)),
                     ("price", &line.unit_price),
                     ("unit", &line.quantity.unit().label()),
-                    (
-                        "examples",
-                        &super::quantity_examples(turn, line.quantity.unit()),
-                    ),
+                    ("examples", &super::quantity_examples(turn, line.quantity.unit())),
                 ],
             );
             let buttons = vec![
-                turn.button(
-                    Key::BtnOutOfStock,
-                    Action::TraderOutOfStock(line.id).encode(),
-                ),
+                turn.button(Key::BtnOutOfStock, Action::TraderOutOfStock(line.id).encode()),
                 turn.button(Key::BtnBack, Action::TraderChange(sub.id).encode()),
             ];
             turn.reply(Outbound::question(text, buttons));
-            return Ok(TraderState::ReceiveLineChange {
-                sub: sub.id,
-                line: line.id,
-            });
+            return Ok(TraderState::ReceiveLineChange { sub: sub.id, line: line.id });
         }
         Action::TraderOutOfStock(line) => {
             let (sub, mut line) = match own_line(repo, turn, line)? {
@@ -534,30 +431,9 @@ fn act(
             }
             let text = turn.t(Key::AskRejectReason);
             let buttons = vec![
-                turn.button(
-                    Key::ReasonHabis,
-                    Action::TraderReason {
-                        sub,
-                        reason: ReasonCode::Habis,
-                    }
-                    .encode(),
-                ),
-                turn.button(
-                    Key::ReasonTutup,
-                    Action::TraderReason {
-                        sub,
-                        reason: ReasonCode::Tutup,
-                    }
-                    .encode(),
-                ),
-                turn.button(
-                    Key::BtnOtherReason,
-                    Action::TraderReason {
-                        sub,
-                        reason: ReasonCode::Lainnya,
-                    }
-                    .encode(),
-                ),
+                turn.button(Key::ReasonHabis, Action::TraderReason { sub, reason: ReasonCode::Habis }.encode()),
+                turn.button(Key::ReasonTutup, Action::TraderReason { sub, reason: ReasonCode::Tutup }.encode()),
+                turn.button(Key::BtnOtherReason, Action::TraderReason { sub, reason: ReasonCode::Lainnya }.encode()),
             ];
             turn.reply(Outbound::with_buttons(text, buttons));
             return Ok(TraderState::ReceiveRejectReason { sub });
@@ -585,12 +461,7 @@ fn act(
     Ok(TraderState::Idle)
 }
 
-fn typed(
-    state: TraderState,
-    text: &str,
-    repo: &mut dyn Repo,
-    turn: &mut Turn<'_>,
-) -> RepoResult<TraderState> {
+fn typed(state: TraderState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<TraderState> {
     let text = text.trim();
     if matches!(text.to_lowercase().as_str(), "batal" | "cancel" | "menu") {
         turn.say(Key::TraderCancelled);
@@ -602,9 +473,7 @@ fn typed(
                 turn.say(Key::ReasonTooLong);
                 return Ok(state);
             }
-            if let Err(r) =
-                lifecycle::reject(repo, turn, sub, RejectReason::Other(text.to_string()))?
-            {
+            if let Err(r) = lifecycle::reject(repo, turn, sub, RejectReason::Other(text.to_string()))? {
                 refused(turn, r);
             }
             Ok(TraderState::Idle)
@@ -625,10 +494,7 @@ fn change_line(
     repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<TraderState> {
-    let state = TraderState::ReceiveLineChange {
-        sub: sub_id,
-        line: line_id,
-    };
+    let state = TraderState::ReceiveLineChange { sub: sub_id, line: line_id };
     let (sub, mut line) = match own_line(repo, turn, line_id)? {
         Ok(x) => x,
         Err(r) => {
@@ -652,10 +518,7 @@ fn change_line(
         let q = match parse_quantity(text, unit) {
             Ok(q) => q,
             Err(_) => {
-                let text = turn.tf(
-                    Key::WeighedNotUnderstood,
-                    &[("examples", &super::quantity_examples(turn, unit))],
-                );
+                let text = turn.tf(Key::WeighedNotUnderstood, &[("examples", &super::quantity_examples(turn, unit))]);
                 turn.reply(Outbound::text(text));
                 return Ok(state);
             }
@@ -665,11 +528,7 @@ fn change_line(
             turn.say(Key::ChangeOutOfLimits);
             return Ok(state);
         }
-        let old = if line.out_of_stock {
-            0
-        } else {
-            line.quantity.base()
-        };
+        let old = if line.out_of_stock { 0 } else { line.quantity.base() };
         if q.base() > old {
             repo.take_stock(line.offer_id, q.base() - old)?;
         } else {

@@ -33,29 +33,11 @@ mod tests {
     #[test]
     fn line_totals() {
         let q = |b, u| Quantity::new(b, u).expect("quantity");
-        assert_eq!(
-            line_total(Rupiah(38000), q(1000, SaleUnit::Kilogram)),
-            Rupiah(38000)
-        );
-        assert_eq!(
-            line_total(Rupiah(38000), q(250, SaleUnit::Kilogram)),
-            Rupiah(9500)
-        );
-        assert_eq!(
-            line_total(Rupiah(45000), q(100, SaleUnit::Kilogram)),
-            Rupiah(4500)
-        );
-        assert_eq!(
-            line_total(Rupiah(17500), q(1500, SaleUnit::Liter)),
-            Rupiah(26250)
-        );
-        assert_eq!(
-            line_total(Rupiah(3000), q(3, SaleUnit::Piece(PieceUnit::Ikat))),
-            Rupiah(9000)
-        );
-        assert_eq!(
-            line_total(Rupiah(33333), q(333, SaleUnit::Kilogram)),
-            Rupiah(11100)
-        );
+        assert_eq!(line_total(Rupiah(38000), q(1000, SaleUnit::Kilogram)), Rupiah(38000));
+        assert_eq!(line_total(Rupiah(38000), q(250, SaleUnit::Kilogram)), Rupiah(9500));
+        assert_eq!(line_total(Rupiah(45000), q(100, SaleUnit::Kilogram)), Rupiah(4500));
+        assert_eq!(line_total(Rupiah(17500), q(1500, SaleUnit::Liter)), Rupiah(26250));
+        assert_eq!(line_total(Rupiah(3000), q(3, SaleUnit::Piece(PieceUnit::Ikat))), Rupiah(9000));
+        assert_eq!(line_total(Rupiah(33333), q(333, SaleUnit::Kilogram)), Rupiah(11100));
     }
 }

@@ -60,10 +60,7 @@ impl Category {
 impl FromStr for Category {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.slug() == s.trim())
-            .ok_or_else(|| format!("unknown category `{s}`"))
+        Category::ALL.into_iter().find(|c| c.slug() == s.trim()).ok_or_else(|| format!("unknown category `{s}`"))
     }
 }
 
@@ -87,11 +84,7 @@ pub struct Market {
 impl Market {
     /// "04:00-13:00"
     pub fn hours(&self) -> String {
-        format!(
-            "{}-{}",
-            self.opens.format("%H:%M"),
-            self.closes.format("%H:%M")
-        )
+        format!("{}-{}", self.opens.format("%H:%M"), self.closes.format("%H:%M"))
     }
 }
 
@@ -214,10 +207,7 @@ struct StallRow {
 }
 
 fn words_list(s: &str) -> Vec<String> {
-    s.split('|')
-        .map(|w| w.trim().to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect()
+    s.split('|').map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect()
 }
 
 impl SeedData {
@@ -230,11 +220,8 @@ impl SeedData {
 
     /// The seed data compiled into the binary, for a binary run away from its source tree.
     pub fn builtin() -> Result<SeedData, SeedError> {
-        let (m, c, s) = (
-            Path::new("data/markets.toml"),
-            Path::new("data/commodities.csv"),
-            Path::new("data/stalls.csv"),
-        );
+        let (m, c, s) =
+            (Path::new("data/markets.toml"), Path::new("data/commodities.csv"), Path::new("data/stalls.csv"));
         SeedData::parse([
             (m, include_str!("../../data/markets.toml")),
             (c, include_str!("../../data/commodities.csv")),
@@ -248,11 +235,7 @@ impl SeedData {
         let markets = load_markets(m, mt)?;
         let commodities = load_commodities(c, ct)?;
         let stalls = load_stalls(s, st, &markets, &commodities)?;
-        Ok(SeedData {
-            markets,
-            commodities,
-            stalls,
-        })
+        Ok(SeedData { markets, commodities, stalls })
     }
 }
 
@@ -265,53 +248,34 @@ fn read(file: &Path) -> Result<String, SeedError> {
 }
 
 fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
-    let fail = |line: u64, reason: String| SeedError {
-        file: file.to_path_buf(),
-        line,
-        reason,
-    };
+    let fail = |line: u64, reason: String| SeedError { file: file.to_path_buf(), line, reason };
     let parsed: MarketsFile = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count() as u64)
-            .unwrap_or(0);
+        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count() as u64).unwrap_or(0);
         fail(line, e.message().to_string())
     })?;
     // Line of each market's slug, for messages about a market as a whole.
-    let line_of = |slug: &str| {
-        text.lines()
-            .position(|l| l.contains(&format!("\"{slug}\"")))
-            .map(|i| i as u64 + 1)
-            .unwrap_or(0)
-    };
+    let line_of =
+        |slug: &str| text.lines().position(|l| l.contains(&format!("\"{slug}\""))).map(|i| i as u64 + 1).unwrap_or(0);
     let mut seen = HashSet::new();
     let mut codes = HashSet::new();
     let mut markets = Vec::new();
     for row in parsed.markets {
         let line = line_of(&row.slug);
-        let valid_slug =
-            !row.slug.is_empty() && row.slug.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+        let valid_slug = !row.slug.is_empty() && row.slug.chars().all(|c| c.is_ascii_lowercase() || c == '-');
         if !valid_slug {
-            return Err(fail(
-                line,
-                format!("slug `{}` must be lower-case letters and `-`", row.slug),
-            ));
+            return Err(fail(line, format!("slug `{}` must be lower-case letters and `-`", row.slug)));
         }
         if !seen.insert(row.slug.clone()) {
             return Err(fail(line, format!("market `{}` appears twice", row.slug)));
         }
         if row.code.len() != 3 || !row.code.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(fail(
-                line,
-                format!("code `{}` must be three capital letters", row.code),
-            ));
+            return Err(fail(line, format!("code `{}` must be three capital letters", row.code)));
         }
         if !codes.insert(row.code.clone()) {
             return Err(fail(line, format!("code `{}` is used twice", row.code)));
         }
         let time = |s: &str| {
-            NaiveTime::parse_from_str(s, "%H:%M")
-                .map_err(|_| fail(line, format!("time `{s}` must be HH:MM")))
+            NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| fail(line, format!("time `{s}` must be HH:MM")))
         };
         let opens = time(&row.opens)?;
         let closes = time(&row.closes)?;
@@ -323,19 +287,13 @@ fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
             slots.push(s.parse::<DeliverySlot>().map_err(|e| fail(line, e))?);
         }
         if slots.is_empty() {
-            return Err(fail(
-                line,
-                "a market needs at least one delivery slot".into(),
-            ));
+            return Err(fail(line, "a market needs at least one delivery slot".into()));
         }
         if !(-90.0..=90.0).contains(&row.lat) || !(-180.0..=180.0).contains(&row.lon) {
             return Err(fail(line, "lat/lon out of range".into()));
         }
         if !(row.delivery_radius_km > 0.0 && row.delivery_radius_km <= 50.0) {
-            return Err(fail(
-                line,
-                "delivery_radius_km must be between 0 and 50".into(),
-            ));
+            return Err(fail(line, "delivery_radius_km must be between 0 and 50".into()));
         }
         markets.push(Market {
             slug: row.slug,
@@ -357,68 +315,40 @@ fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
     Ok(markets)
 }
 
-fn csv_rows<T: for<'de> Deserialize<'de>>(
-    file: &Path,
-    text: &str,
-) -> Result<Vec<(u64, T)>, SeedError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+fn csv_rows<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<Vec<(u64, T)>, SeedError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let mut out = Vec::new();
     for record in reader.deserialize::<T>() {
         match record {
             Ok(row) => out.push(row),
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                return Err(SeedError {
-                    file: file.to_path_buf(),
-                    line,
-                    reason: e.to_string(),
-                });
+                return Err(SeedError { file: file.to_path_buf(), line, reason: e.to_string() });
             }
         }
     }
     // csv positions are only on errors; recount lines for the rows (header is line 1).
-    Ok(out
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| (i as u64 + 2, r))
-        .collect())
+    Ok(out.into_iter().enumerate().map(|(i, r)| (i as u64 + 2, r)).collect())
 }
 
 fn load_commodities(file: &Path, text: &str) -> Result<Vec<Commodity>, SeedError> {
-    let fail = |line: u64, reason: String| SeedError {
-        file: file.to_path_buf(),
-        line,
-        reason,
-    };
+    let fail = |line: u64, reason: String| SeedError { file: file.to_path_buf(), line, reason };
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (line, row) in csv_rows::<CommodityRow>(file, text)? {
-        if row.id.is_empty()
-            || !row
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if row.id.is_empty() || !row.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
             return Err(fail(line, format!("id `{}` must be kebab-case", row.id)));
         }
         if !seen.insert(row.id.clone()) {
             return Err(fail(line, format!("commodity `{}` appears twice", row.id)));
         }
-        let category = row
-            .category
-            .parse::<Category>()
-            .map_err(|e| fail(line, e))?;
+        let category = row.category.parse::<Category>().map_err(|e| fail(line, e))?;
         let unit = row.unit.parse::<SaleUnit>().map_err(|e| fail(line, e))?;
         if row.name.trim().is_empty() {
             return Err(fail(line, "name is empty".into()));
         }
         if row.reference_price <= 0 {
-            return Err(fail(
-                line,
-                format!("reference_price {} must be positive", row.reference_price),
-            ));
+            return Err(fail(line, format!("reference_price {} must be positive", row.reference_price)));
         }
         out.push(Commodity {
             id: row.id,
@@ -440,11 +370,7 @@ fn load_stalls(
     markets: &[Market],
     commodities: &[Commodity],
 ) -> Result<Vec<SeedStall>, SeedError> {
-    let fail = |line: u64, reason: String| SeedError {
-        file: file.to_path_buf(),
-        line,
-        reason,
-    };
+    let fail = |line: u64, reason: String| SeedError { file: file.to_path_buf(), line, reason };
     let market_slugs: HashSet<&str> = markets.iter().map(|m| m.slug.as_str()).collect();
     let commodity_ids: HashSet<&str> = commodities.iter().map(|c| c.id.as_str()).collect();
     let mut stalls: Vec<SeedStall> = Vec::new();
@@ -457,10 +383,7 @@ fn load_stalls(
             return Err(fail(line, format!("unknown commodity `{}`", row.commodity)));
         }
         if row.price <= 0 || row.price > 10_000_000 {
-            return Err(fail(
-                line,
-                format!("price {} is not a sensible price", row.price),
-            ));
+            return Err(fail(line, format!("price {} is not a sensible price", row.price)));
         }
         if row.stall.is_empty() || row.name.is_empty() {
             return Err(fail(line, "stall number and name are required".into()));
@@ -472,10 +395,7 @@ fn load_stalls(
                 if s.name != row.name || s.trader != row.trader {
                     return Err(fail(
                         line,
-                        format!(
-                            "stall {} in {} has another name or trader above",
-                            row.stall, row.market
-                        ),
+                        format!("stall {} in {} has another name or trader above", row.stall, row.market),
                     ));
                 }
                 i
@@ -493,10 +413,7 @@ fn load_stalls(
             }
         };
         if stalls[at].prices.iter().any(|(c, _)| *c == row.commodity) {
-            return Err(fail(
-                line,
-                format!("stall {} lists `{}` twice", row.stall, row.commodity),
-            ));
+            return Err(fail(line, format!("stall {} lists `{}` twice", row.stall, row.commodity)));
         }
         stalls[at].prices.push((row.commodity, Rupiah(row.price)));
     }
@@ -560,11 +477,8 @@ impl Catalog {
         offers: Vec<Offer>,
         today: chrono::NaiveDate,
     ) -> Catalog {
-        let commodity_index: HashMap<String, usize> = commodities
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        let commodity_index: HashMap<String, usize> =
+            commodities.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let stalls: HashMap<i64, Stall> = stalls.into_iter().map(|s| (s.id, s)).collect();
         let mut offers_by_item: HashMap<String, HashMap<String, Vec<i64>>> = HashMap::new();
         for o in &offers {
@@ -597,35 +511,16 @@ impl Catalog {
         }
         let mut search_terms = Vec::new();
         for (i, c) in commodities.iter().enumerate() {
-            let names = [&c.name, &c.name_en]
-                .into_iter()
-                .chain(&c.aliases)
-                .chain(&c.javanese);
+            let names = [&c.name, &c.name_en].into_iter().chain(&c.aliases).chain(&c.javanese);
             for term in names {
                 let text = normalize(term);
                 if !text.is_empty() {
-                    let words = text
-                        .split(' ')
-                        .map(|w| (w.to_string(), w.chars().count()))
-                        .collect();
-                    search_terms.push(SearchTerm {
-                        text,
-                        words,
-                        commodity: i,
-                    });
+                    let words = text.split(' ').map(|w| (w.to_string(), w.chars().count())).collect();
+                    search_terms.push(SearchTerm { text, words, commodity: i });
                 }
             }
         }
-        Catalog {
-            markets,
-            commodities,
-            commodity_index,
-            stalls,
-            offers,
-            offers_by_item,
-            shelves,
-            search_terms,
-        }
+        Catalog { markets, commodities, commodity_index, stalls, offers, offers_by_item, shelves, search_terms }
     }
 
     pub fn markets(&self) -> &[Market] {
@@ -654,11 +549,7 @@ impl Catalog {
 
     /// Stalls of a market, by stall number.
     pub fn stalls_in(&self, market: &str) -> Vec<&Stall> {
-        let mut v: Vec<&Stall> = self
-            .stalls
-            .values()
-            .filter(|s| s.market == market)
-            .collect();
+        let mut v: Vec<&Stall> = self.stalls.values().filter(|s| s.market == market).collect();
         v.sort_by(|a, b| a.number.cmp(&b.number));
         v
     }
@@ -674,9 +565,7 @@ impl Catalog {
 
     /// Whether any stall of the market sells the commodity.
     pub fn sold_in(&self, market: &str, commodity: &str) -> bool {
-        self.offers_by_item
-            .get(market)
-            .is_some_and(|m| m.contains_key(commodity))
+        self.offers_by_item.get(market).is_some_and(|m| m.contains_key(commodity))
     }
 
     /// Categories with at least one commodity on sale in the market.
@@ -701,9 +590,7 @@ impl Catalog {
     pub fn search(&self, market: &str, query: &str) -> SearchResult<'_> {
         let q = normalize(query);
         if q.is_empty() {
-            return SearchResult::NotFound {
-                suggestions: Vec::new(),
-            };
+            return SearchResult::NotFound { suggestions: Vec::new() };
         }
         let allowed = |c: &Commodity| self.sold_in(market, &c.id);
         let found = self.ranked(&q, &allowed);
@@ -725,9 +612,7 @@ impl Catalog {
             }
         }
         similar.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
-        SearchResult::NotFound {
-            suggestions: similar.into_iter().map(|(_, c)| c).take(3).collect(),
-        }
+        SearchResult::NotFound { suggestions: similar.into_iter().map(|(_, c)| c).take(3).collect() }
     }
 
     /// The one commodity a name means, in the whole catalogue (for traders naming what they
@@ -739,11 +624,7 @@ impl Catalog {
         }
         let found = self.ranked(&q, &|_| true);
         let top = found.first()?.0;
-        let best: Vec<&Commodity> = found
-            .iter()
-            .filter(|(s, _)| *s == top)
-            .map(|(_, c)| *c)
-            .collect();
+        let best: Vec<&Commodity> = found.iter().filter(|(s, _)| *s == top).map(|(_, c)| *c).collect();
         (best.len() == 1).then(|| best[0])
     }
 
@@ -776,10 +657,7 @@ impl Catalog {
                 }
             }
         }
-        let mut found: Vec<(u32, &Commodity)> = best
-            .into_iter()
-            .map(|(i, s)| (s, &self.commodities[i]))
-            .collect();
+        let mut found: Vec<(u32, &Commodity)> = best.into_iter().map(|(i, s)| (s, &self.commodities[i])).collect();
         let top = found.iter().map(|(s, _)| *s).max().unwrap_or(0);
         found.retain(|(s, _)| *s + 30 >= top);
         found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
@@ -793,11 +671,9 @@ fn whole_word_score(q: &str, q_words: &[(&str, usize)], term: &SearchTerm) -> u3
     if q == term.text {
         return 100;
     }
-    let prefixes = q_words.iter().all(|(qw, qlen)| {
-        term.words
-            .iter()
-            .any(|(tw, _)| tw.starts_with(qw) && (*qlen >= 3 || tw == qw))
-    });
+    let prefixes = q_words
+        .iter()
+        .all(|(qw, qlen)| term.words.iter().any(|(tw, _)| tw.starts_with(qw) && (*qlen >= 3 || tw == qw)));
     if prefixes { 80 } else { 0 }
 }
 
@@ -852,20 +728,8 @@ mod tests {
 
     fn sample() -> Catalog {
         let commodities = vec![
-            commodity(
-                "bawang-merah",
-                Category::Bumbu,
-                "Bawang Merah",
-                &["bawang abang", "bamer"],
-                &["brambang"],
-            ),
-            commodity(
-                "bawang-putih",
-                Category::Bumbu,
-                "Bawang Putih",
-                &[],
-                &["bawang"],
-            ),
+            commodity("bawang-merah", Category::Bumbu, "Bawang Merah", &["bawang abang", "bamer"], &["brambang"]),
+            commodity("bawang-putih", Category::Bumbu, "Bawang Putih", &[], &["bawang"]),
             commodity(
                 "cabai-rawit",
                 Category::Bumbu,
@@ -891,29 +755,12 @@ mod tests {
             trader: "Bu Sri".into(),
             closed_on: None,
         }];
-        let offers = [
-            "bawang-merah",
-            "bawang-putih",
-            "cabai-rawit",
-            "cabai-merah",
-            "tomat",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Offer {
-            id: i as i64 + 1,
-            stall_id: 1,
-            commodity: (*c).into(),
-            price: Rupiah(1000),
-        })
-        .collect();
-        Catalog::new(
-            Vec::new(),
-            commodities,
-            stalls,
-            offers,
-            chrono::NaiveDate::MIN,
-        )
+        let offers = ["bawang-merah", "bawang-putih", "cabai-rawit", "cabai-merah", "tomat"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Offer { id: i as i64 + 1, stall_id: 1, commodity: (*c).into(), price: Rupiah(1000) })
+            .collect();
+        Catalog::new(Vec::new(), commodities, stalls, offers, chrono::NaiveDate::MIN)
     }
 
     fn ids(r: SearchResult<'_>) -> Vec<String> {
@@ -931,10 +778,7 @@ mod tests {
         assert_eq!(ids(c.search("blimbing", "bamer")), ["bawang-merah"]);
         assert_eq!(ids(c.search("blimbing", "tomad")), ["tomat"]);
         let lombok = ids(c.search("blimbing", "lombok"));
-        assert!(
-            lombok.contains(&"cabai-rawit".to_string())
-                && lombok.contains(&"cabai-merah".to_string())
-        );
+        assert!(lombok.contains(&"cabai-rawit".to_string()) && lombok.contains(&"cabai-merah".to_string()));
         assert_eq!(ids(c.search("blimbing", "cabe rawit")), ["cabai-rawit"]);
     }
 
@@ -942,10 +786,7 @@ mod tests {
     fn tolerates_small_typos() {
         let c = sample();
         let r = ids(c.search("blimbing", "bawamg"));
-        assert!(
-            r.contains(&"bawang-merah".to_string()) && r.contains(&"bawang-putih".to_string()),
-            "{r:?}"
-        );
+        assert!(r.contains(&"bawang-merah".to_string()) && r.contains(&"bawang-putih".to_string()), "{r:?}");
         assert_eq!(ids(c.search("blimbing", "brambong")), ["bawang-merah"]);
         assert_eq!(ids(c.search("blimbing", "tomaat")), ["tomat"]);
     }
@@ -960,17 +801,11 @@ mod tests {
             other => panic!("expected not found, got {other:?}"),
         }
         // Durian exists in the catalogue but no stall in this market sells it.
-        assert!(matches!(
-            c.search("blimbing", "durian"),
-            SearchResult::NotFound { .. }
-        ));
+        assert!(matches!(c.search("blimbing", "durian"), SearchResult::NotFound { .. }));
         assert!(
             matches!(c.search("blimbing", "xyzzy"), SearchResult::NotFound { suggestions } if suggestions.is_empty())
         );
-        assert!(matches!(
-            c.search("blimbing", "  !! "),
-            SearchResult::NotFound { .. }
-        ));
+        assert!(matches!(c.search("blimbing", "  !! "), SearchResult::NotFound { .. }));
     }
 
     #[test]
@@ -995,26 +830,10 @@ mod tests {
             },
         ];
         let offers = vec![
-            Offer {
-                id: 10,
-                stall_id: 1,
-                commodity: "tomat".into(),
-                price: Rupiah(9000),
-            },
-            Offer {
-                id: 11,
-                stall_id: 2,
-                commodity: "tomat".into(),
-                price: Rupiah(8000),
-            },
+            Offer { id: 10, stall_id: 1, commodity: "tomat".into(), price: Rupiah(9000) },
+            Offer { id: 11, stall_id: 2, commodity: "tomat".into(), price: Rupiah(8000) },
         ];
-        let c = Catalog::new(
-            Vec::new(),
-            commodities,
-            stalls,
-            offers,
-            chrono::NaiveDate::MIN,
-        );
+        let c = Catalog::new(Vec::new(), commodities, stalls, offers, chrono::NaiveDate::MIN);
         let ids: Vec<i64> = c.offers_for("m", "tomat").iter().map(|o| o.id).collect();
         assert_eq!(ids, [11, 10]);
         assert!(c.offers_for("other", "tomat").is_empty());

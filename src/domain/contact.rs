@@ -92,10 +92,7 @@ impl Address {
     }
 
     pub fn location(lat: f64, lon: f64) -> Option<Address> {
-        let ok = lat.is_finite()
-            && lon.is_finite()
-            && (-90.0..=90.0).contains(&lat)
-            && (-180.0..=180.0).contains(&lon);
+        let ok = lat.is_finite() && lon.is_finite() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon);
         ok.then_some(Address::Location { lat, lon })
     }
 }
@@ -105,10 +102,7 @@ impl fmt::Display for Address {
         match self {
             Address::Text(t) => f.write_str(t),
             Address::Location { lat, lon } => {
-                write!(
-                    f,
-                    "{lat:.5}, {lon:.5} · https://maps.google.com/?q={lat:.6},{lon:.6}"
-                )
+                write!(f, "{lat:.5}, {lon:.5} · https://maps.google.com/?q={lat:.6},{lon:.6}")
             }
         }
     }
@@ -171,14 +165,8 @@ mod tests {
     fn addresses() {
         assert!(Address::parse_text("Jl. Borobudur 12, Blimbing").is_ok());
         assert_eq!(Address::parse_text("rumah"), Err(AddressError::TooShort));
-        assert_eq!(
-            Address::parse_text("1234567890123"),
-            Err(AddressError::TooShort)
-        );
-        assert_eq!(
-            Address::parse_text(&"a".repeat(400)),
-            Err(AddressError::TooLong)
-        );
+        assert_eq!(Address::parse_text("1234567890123"), Err(AddressError::TooShort));
+        assert_eq!(Address::parse_text(&"a".repeat(400)), Err(AddressError::TooLong));
         assert!(Address::location(-7.93, 112.64).is_some());
         assert!(Address::location(f64::NAN, 112.64).is_none());
         assert!(Address::location(-97.0, 112.64).is_none());

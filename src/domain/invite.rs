@@ -23,21 +23,13 @@ pub fn invite_code(secret: &str, seed: &str) -> String {
     h.update([0u8]);
     h.update(seed.as_bytes());
     let digest = h.finalize();
-    digest
-        .iter()
-        .take(CODE_LEN)
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    digest.iter().take(CODE_LEN).map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
 /// What a trader typed, in the stored form: upper case, no spaces or dashes. `None` when it
 /// cannot be a code at all.
 pub fn normalize_code(input: &str) -> Option<String> {
-    let code: String = input
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .collect::<String>()
-        .to_uppercase();
+    let code: String = input.chars().filter(|c| !matches!(c, ' ' | '-')).collect::<String>().to_uppercase();
     (code.len() == CODE_LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
 }
 

@@ -9,9 +9,7 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign};
 
 /// An amount of money in whole Indonesian Rupiah.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Rupiah(pub i64);
 
 impl Rupiah {
@@ -26,11 +24,7 @@ impl Rupiah {
         let product = i128::from(self.0).checked_mul(i128::from(numerator))?;
         let den = i128::from(denominator);
         let half = den / 2;
-        let rounded = if product >= 0 {
-            (product + half) / den
-        } else {
-            (product - half) / den
-        };
+        let rounded = if product >= 0 { (product + half) / den } else { (product - half) / den };
         i64::try_from(rounded).ok().map(Rupiah)
     }
 
@@ -41,26 +35,15 @@ impl Rupiah {
     /// Reads a price as traders type it: `36000`, `36.000`, `Rp 36.000`, `36rb`, `36 ribu`,
     /// `7,5rb`, `36k`. Between Rp 1 and Rp 10.000.000.
     pub fn parse(input: &str) -> Option<Rupiah> {
-        let s: String = input
-            .to_lowercase()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let s: String = input.to_lowercase().chars().filter(|c| !c.is_whitespace()).collect();
         let s = s.strip_prefix("rp").unwrap_or(&s).trim_start_matches('.');
-        let (number, thousands) = if let Some(n) = s
-            .strip_suffix("ribu")
-            .or_else(|| s.strip_suffix("rb"))
-            .or_else(|| s.strip_suffix('k'))
-        {
-            (n, true)
-        } else {
-            (s, false)
-        };
-        if number.is_empty()
-            || !number
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
-        {
+        let (number, thousands) =
+            if let Some(n) = s.strip_suffix("ribu").or_else(|| s.strip_suffix("rb")).or_else(|| s.strip_suffix('k')) {
+                (n, true)
+            } else {
+                (s, false)
+            };
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
             return None;
         }
         let value: i64 = if thousands {
@@ -71,11 +54,7 @@ impl Rupiah {
                 return None;
             }
             let int: i64 = int.parse().ok()?;
-            let frac_value: i64 = if frac.is_empty() {
-                0
-            } else {
-                format!("{frac:0<3}").parse().ok()?
-            };
+            let frac_value: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().ok()? };
             int.checked_mul(1000)?.checked_add(frac_value)?
         } else {
             // "36.000": dots (or commas) group thousands; "36000" plain.
@@ -100,11 +79,7 @@ impl fmt::Display for Rupiah {
             }
             grouped.push(ch);
         }
-        if self.0 < 0 {
-            write!(f, "-Rp {grouped}")
-        } else {
-            write!(f, "Rp {grouped}")
-        }
+        if self.0 < 0 { write!(f, "-Rp {grouped}") } else { write!(f, "Rp {grouped}") }
     }
 }
 

@@ -15,11 +15,7 @@ pub enum PaymentMethod {
 }
 
 impl PaymentMethod {
-    pub const ALL: [PaymentMethod; 3] = [
-        PaymentMethod::Transfer,
-        PaymentMethod::Qris,
-        PaymentMethod::CashOnDelivery,
-    ];
+    pub const ALL: [PaymentMethod; 3] = [PaymentMethod::Transfer, PaymentMethod::Qris, PaymentMethod::CashOnDelivery];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -33,10 +29,7 @@ impl PaymentMethod {
 impl FromStr for PaymentMethod {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        PaymentMethod::ALL
-            .into_iter()
-            .find(|m| m.code() == s)
-            .ok_or(())
+        PaymentMethod::ALL.into_iter().find(|m| m.code() == s).ok_or(())
     }
 }
 
@@ -100,16 +93,10 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (
-                AwaitingTraders,
-                AwaitingBuyer | Confirmed | Cancelled | Rejected
-            ) | (
-                AwaitingBuyer,
-                AwaitingTraders | Confirmed | ReadyForPickup | Cancelled | Rejected
-            ) | (
-                Confirmed,
-                AwaitingPayment | Preparing | ReadyForPickup | AwaitingBuyer | Cancelled
-            ) | (AwaitingPayment, Preparing | Cancelled)
+            (AwaitingTraders, AwaitingBuyer | Confirmed | Cancelled | Rejected)
+                | (AwaitingBuyer, AwaitingTraders | Confirmed | ReadyForPickup | Cancelled | Rejected)
+                | (Confirmed, AwaitingPayment | Preparing | ReadyForPickup | AwaitingBuyer | Cancelled)
+                | (AwaitingPayment, Preparing | Cancelled)
                 | (Preparing, ReadyForPickup | Cancelled)
                 | (ReadyForPickup, OnDelivery | Cancelled)
                 | (OnDelivery, Delivered | ReadyForPickup)
@@ -118,10 +105,7 @@ impl OrderStatus {
 
     /// Still going: not delivered, cancelled or rejected.
     pub fn is_open(self) -> bool {
-        !matches!(
-            self,
-            OrderStatus::Delivered | OrderStatus::Cancelled | OrderStatus::Rejected
-        )
+        !matches!(self, OrderStatus::Delivered | OrderStatus::Cancelled | OrderStatus::Rejected)
     }
 
     /// The phase in which the traders' answers decide the status (see [`derive_order_status`]).
@@ -189,10 +173,7 @@ impl SubOrderStatus {
 
     /// A trader has said yes to this sub-order at some point.
     pub fn trader_confirmed(self) -> bool {
-        matches!(
-            self,
-            SubOrderStatus::Accepted | SubOrderStatus::Packed | SubOrderStatus::PickedUp
-        )
+        matches!(self, SubOrderStatus::Accepted | SubOrderStatus::Packed | SubOrderStatus::PickedUp)
     }
 
     /// Out of the order: rejected by the stall or cancelled.
@@ -220,22 +201,15 @@ pub fn derive_order_status(subs: &[SubOrderView]) -> OrderStatus {
             OrderStatus::Cancelled
         };
     }
-    let needs_buyer = subs.iter().any(|s| {
-        s.status == SubOrderStatus::Adjusted || (s.status.is_dropped() && !s.buyer_acknowledged)
-    });
+    let needs_buyer =
+        subs.iter().any(|s| s.status == SubOrderStatus::Adjusted || (s.status.is_dropped() && !s.buyer_acknowledged));
     if needs_buyer {
         return OrderStatus::AwaitingBuyer;
     }
-    if active
-        .iter()
-        .any(|s| s.status == SubOrderStatus::AwaitingTrader)
-    {
+    if active.iter().any(|s| s.status == SubOrderStatus::AwaitingTrader) {
         return OrderStatus::AwaitingTraders;
     }
-    if active
-        .iter()
-        .all(|s| matches!(s.status, SubOrderStatus::Packed | SubOrderStatus::PickedUp))
-    {
+    if active.iter().all(|s| matches!(s.status, SubOrderStatus::Packed | SubOrderStatus::PickedUp)) {
         return OrderStatus::ReadyForPickup;
     }
     OrderStatus::Confirmed
@@ -265,9 +239,7 @@ impl RejectReason {
         match s {
             "habis" => RejectReason::Habis,
             "tutup" => RejectReason::Tutup,
-            other => {
-                RejectReason::Other(other.strip_prefix("lainnya: ").unwrap_or(other).to_string())
-            }
+            other => RejectReason::Other(other.strip_prefix("lainnya: ").unwrap_or(other).to_string()),
         }
     }
 }
@@ -341,22 +313,9 @@ mod tests {
         assert_eq!(OrderNumber::new("BLB", 42).as_str(), "BLB-0042");
         assert_eq!(OrderNumber::new("BLB", 12345).as_str(), "BLB-12345");
         for typed in ["BLB-0042", "blb-42", "BLB42", "#BLB-0042", " blb 0042 "] {
-            assert_eq!(
-                OrderNumber::parse(typed),
-                Some(OrderNumber::new("BLB", 42)),
-                "{typed}"
-            );
+            assert_eq!(OrderNumber::parse(typed), Some(OrderNumber::new("BLB", 42)), "{typed}");
         }
-        for bad in [
-            "",
-            "42",
-            "BL-42",
-            "BLB-",
-            "BLB-4x",
-            "1BL-42",
-            "éé12",
-            "BLÉ-0042",
-        ] {
+        for bad in ["", "42", "BL-42", "BLB-", "BLB-4x", "1BL-42", "éé12", "BLÉ-0042"] {
             assert_eq!(OrderNumber::parse(bad), None, "{bad}");
         }
     }
@@ -466,10 +425,7 @@ mod lifecycle_tests {
     use SubOrderStatus as S;
 
     fn v(status: SubOrderStatus, ack: bool) -> SubOrderView {
-        SubOrderView {
-            status,
-            buyer_acknowledged: ack,
-        }
+        SubOrderView { status, buyer_acknowledged: ack }
     }
 
     #[test]
@@ -478,38 +434,14 @@ mod lifecycle_tests {
             derive_order_status(&[v(S::AwaitingTrader, false), v(S::Accepted, false)]),
             OrderStatus::AwaitingTraders
         );
-        assert_eq!(
-            derive_order_status(&[v(S::Accepted, false), v(S::Accepted, false)]),
-            OrderStatus::Confirmed
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Accepted, false), v(S::Adjusted, false)]),
-            OrderStatus::AwaitingBuyer
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Accepted, false), v(S::Rejected, false)]),
-            OrderStatus::AwaitingBuyer
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Accepted, false), v(S::Rejected, true)]),
-            OrderStatus::Confirmed
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Packed, false), v(S::Rejected, true)]),
-            OrderStatus::ReadyForPickup
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Packed, false), v(S::Accepted, false)]),
-            OrderStatus::Confirmed
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Rejected, false), v(S::Rejected, false)]),
-            OrderStatus::Rejected
-        );
-        assert_eq!(
-            derive_order_status(&[v(S::Cancelled, false)]),
-            OrderStatus::Cancelled
-        );
+        assert_eq!(derive_order_status(&[v(S::Accepted, false), v(S::Accepted, false)]), OrderStatus::Confirmed);
+        assert_eq!(derive_order_status(&[v(S::Accepted, false), v(S::Adjusted, false)]), OrderStatus::AwaitingBuyer);
+        assert_eq!(derive_order_status(&[v(S::Accepted, false), v(S::Rejected, false)]), OrderStatus::AwaitingBuyer);
+        assert_eq!(derive_order_status(&[v(S::Accepted, false), v(S::Rejected, true)]), OrderStatus::Confirmed);
+        assert_eq!(derive_order_status(&[v(S::Packed, false), v(S::Rejected, true)]), OrderStatus::ReadyForPickup);
+        assert_eq!(derive_order_status(&[v(S::Packed, false), v(S::Accepted, false)]), OrderStatus::Confirmed);
+        assert_eq!(derive_order_status(&[v(S::Rejected, false), v(S::Rejected, false)]), OrderStatus::Rejected);
+        assert_eq!(derive_order_status(&[v(S::Cancelled, false)]), OrderStatus::Cancelled);
     }
 
     #[test]
@@ -528,11 +460,7 @@ mod lifecycle_tests {
 
     #[test]
     fn reject_reasons_round_trip() {
-        for r in [
-            RejectReason::Habis,
-            RejectReason::Tutup,
-            RejectReason::Other("listrik mati".into()),
-        ] {
+        for r in [RejectReason::Habis, RejectReason::Tutup, RejectReason::Other("listrik mati".into())] {
             assert_eq!(RejectReason::from_stored(&r.stored()), r);
         }
     }
@@ -540,10 +468,7 @@ mod lifecycle_tests {
     #[test]
     fn every_status_has_a_way_out_or_is_final() {
         for s in OrderStatus::ALL {
-            let exits = OrderStatus::ALL
-                .iter()
-                .filter(|n| s.can_move_to(**n))
-                .count();
+            let exits = OrderStatus::ALL.iter().filter(|n| s.can_move_to(**n)).count();
             assert_eq!(exits == 0, !s.is_open(), "{s:?}");
         }
     }
@@ -556,28 +481,13 @@ mod cancel_tests {
     #[test]
     fn cancel_only_before_any_trader_confirms() {
         use SubOrderStatus as S;
+        assert_eq!(buyer_may_cancel(OrderStatus::AwaitingTraders, &[S::AwaitingTrader, S::AwaitingTrader]), Ok(()));
         assert_eq!(
-            buyer_may_cancel(
-                OrderStatus::AwaitingTraders,
-                &[S::AwaitingTrader, S::AwaitingTrader]
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            buyer_may_cancel(
-                OrderStatus::AwaitingTraders,
-                &[S::AwaitingTrader, S::Accepted]
-            ),
+            buyer_may_cancel(OrderStatus::AwaitingTraders, &[S::AwaitingTrader, S::Accepted]),
             Err(CancelRefusal::ConfirmedByTrader)
         );
-        assert_eq!(
-            buyer_may_cancel(OrderStatus::Cancelled, &[]),
-            Err(CancelRefusal::AlreadyCancelled)
-        );
-        assert_eq!(
-            buyer_may_cancel(OrderStatus::OnDelivery, &[S::PickedUp]),
-            Err(CancelRefusal::TooLate)
-        );
+        assert_eq!(buyer_may_cancel(OrderStatus::Cancelled, &[]), Err(CancelRefusal::AlreadyCancelled));
+        assert_eq!(buyer_may_cancel(OrderStatus::OnDelivery, &[S::PickedUp]), Err(CancelRefusal::TooLate));
     }
 }
 
@@ -604,9 +514,7 @@ pub struct OrderLine {
 impl OrderLine {
     /// The trader changed it after weighing (or has none).
     pub fn changed(&self) -> bool {
-        self.out_of_stock
-            || self.quantity != self.ordered_quantity
-            || self.unit_price != self.ordered_unit_price
+        self.out_of_stock || self.quantity != self.ordered_quantity || self.unit_price != self.ordered_unit_price
     }
 }
 
@@ -625,18 +533,11 @@ pub struct SubOrder {
 
 impl SubOrder {
     pub fn total(&self) -> Rupiah {
-        self.lines
-            .iter()
-            .filter(|l| !l.out_of_stock)
-            .map(|l| l.total)
-            .sum()
+        self.lines.iter().filter(|l| !l.out_of_stock).map(|l| l.total).sum()
     }
 
     pub fn view(&self) -> SubOrderView {
-        SubOrderView {
-            status: self.status,
-            buyer_acknowledged: self.buyer_acknowledged,
-        }
+        SubOrderView { status: self.status, buyer_acknowledged: self.buyer_acknowledged }
     }
 }
 
@@ -661,11 +562,7 @@ pub struct Order {
 impl Order {
     /// What the shopper pays now: every line still in the order, at its weighed amount.
     pub fn total(&self) -> Rupiah {
-        self.subs
-            .iter()
-            .filter(|s| !s.status.is_dropped())
-            .map(SubOrder::total)
-            .sum()
+        self.subs.iter().filter(|s| !s.status.is_dropped()).map(SubOrder::total).sum()
     }
 
     pub fn sub(&self, id: i64) -> Option<&SubOrder> {
@@ -682,10 +579,7 @@ impl Order {
                     .split([',', ' '])
                     .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_ascii_digit()))
                     .filter(|w| {
-                        !matches!(
-                            w.to_lowercase().trim_end_matches('.'),
-                            "no" | "rt" | "rw" | "blok" | "nomor"
-                        )
+                        !matches!(w.to_lowercase().trim_end_matches('.'), "no" | "rt" | "rw" | "blok" | "nomor")
                     })
                     .collect();
                 Some(words.join(" "))
@@ -705,10 +599,7 @@ mod area_tests {
             id: 1,
             market: "blimbing".into(),
             number: OrderNumber::new("BLB", 1),
-            buyer: UserKey {
-                channel: crate::channel::ChannelKind::Console,
-                id: "sri".into(),
-            },
+            buyer: UserKey { channel: crate::channel::ChannelKind::Console, id: "sri".into() },
             status: OrderStatus::AwaitingTraders,
             buyer_name: "Sri".into(),
             phone: PhoneNumber::parse("081234567890").expect("phone"),
@@ -722,17 +613,8 @@ mod area_tests {
             placed_at: DateTime::<Utc>::MIN_UTC,
             subs: Vec::new(),
         };
-        let o = order(Address::Text(
-            "Jl. Borobudur No. 12 RT 03/RW 05, Purwodadi".into(),
-        ));
+        let o = order(Address::Text("Jl. Borobudur No. 12 RT 03/RW 05, Purwodadi".into()));
         assert_eq!(o.area().as_deref(), Some("Jl. Borobudur Purwodadi"));
-        assert_eq!(
-            order(Address::Location {
-                lat: -7.9,
-                lon: 112.6
-            })
-            .area(),
-            None
-        );
+        assert_eq!(order(Address::Location { lat: -7.9, lon: 112.6 }).area(), None);
     }
 }

@@ -153,20 +153,10 @@ impl Quantity {
             return Err(QuantityError::NotPositive);
         }
         if base < unit.min_base() {
-            return Err(QuantityError::TooSmall {
-                min: Quantity {
-                    base: unit.min_base(),
-                    unit,
-                },
-            });
+            return Err(QuantityError::TooSmall { min: Quantity { base: unit.min_base(), unit } });
         }
         if base > unit.max_base() {
-            return Err(QuantityError::TooLarge {
-                max: Quantity {
-                    base: unit.max_base(),
-                    unit,
-                },
-            });
+            return Err(QuantityError::TooLarge { max: Quantity { base: unit.max_base(), unit } });
         }
         Ok(Quantity { base, unit })
     }
@@ -268,10 +258,7 @@ fn unit_word(word: &str) -> Option<UnitWord> {
         "btl" | "botol" => UnitWord::Piece(PieceUnit::Botol),
         "kotak" | "box" => UnitWord::Piece(PieceUnit::Kotak),
         other => {
-            return PieceUnit::ALL
-                .iter()
-                .find(|p| p.name() == other)
-                .map(|p| UnitWord::Piece(*p));
+            return PieceUnit::ALL.iter().find(|p| p.name() == other).map(|p| UnitWord::Piece(*p));
         }
     })
 }
@@ -289,14 +276,8 @@ impl Ratio {
     }
 
     fn add(self, other: Ratio) -> Option<Ratio> {
-        let num = self
-            .num
-            .checked_mul(other.den)?
-            .checked_add(other.num.checked_mul(self.den)?)?;
-        Some(Ratio {
-            num,
-            den: self.den.checked_mul(other.den)?,
-        })
+        let num = self.num.checked_mul(other.den)?.checked_add(other.num.checked_mul(self.den)?)?;
+        Some(Ratio { num, den: self.den.checked_mul(other.den)? })
     }
 
     fn is_zero(self) -> bool {
@@ -338,10 +319,7 @@ pub fn parse_number(token: &str) -> Option<Ratio> {
         }
         return Some(Ratio { num, den });
     }
-    if !token
-        .chars()
-        .all(|c| c.is_ascii_digit() || c == ',' || c == '.')
-    {
+    if !token.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '.') {
         return None;
     }
     // "1.500" with exactly three digits after single dots is a thousands separator; a comma
@@ -350,11 +328,7 @@ pub fn parse_number(token: &str) -> Option<Ratio> {
         && !token.contains(',')
         && token.split('.').skip(1).all(|g| g.len() == 3)
         && !token.starts_with('.');
-    let cleaned: String = if thousands {
-        token.replace('.', "")
-    } else {
-        token.replace(',', ".")
-    };
+    let cleaned: String = if thousands { token.replace('.', "") } else { token.replace(',', ".") };
     let (int, frac) = match cleaned.split_once('.') {
         Some((i, f)) => (i, f),
         None => (cleaned.as_str(), ""),
@@ -364,15 +338,8 @@ pub fn parse_number(token: &str) -> Option<Ratio> {
     }
     let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
     let den = 10u64.pow(u32::try_from(frac.len()).ok()?);
-    let frac_num: u64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
-    Some(Ratio {
-        num: int.checked_mul(den)?.checked_add(frac_num)?,
-        den,
-    })
+    let frac_num: u64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    Some(Ratio { num: int.checked_mul(den)?.checked_add(frac_num)?, den })
 }
 
 /// Splits "500gr" into "500 gr", "1/2kg" into "1/2 kg", and expands "sekilo" into "1 kilo".
@@ -399,8 +366,7 @@ fn tokens(input: &str) -> Vec<String> {
             c => c,
         };
         if let Some(p) = prev {
-            let boundary = (p.is_ascii_digit() && ch.is_alphabetic())
-                || (p.is_alphabetic() && ch.is_ascii_digit());
+            let boundary = (p.is_ascii_digit() && ch.is_alphabetic()) || (p.is_alphabetic() && ch.is_ascii_digit());
             if boundary {
                 spaced.push(' ');
             }
@@ -461,14 +427,9 @@ pub fn parse_quantity(input: &str, unit: SaleUnit) -> Result<Quantity, QuantityE
                             && digits(&toks[i])
                             && digits(&toks[i - 1]) =>
                     {
-                        Ratio {
-                            num: a.num * 1000 + r.num,
-                            den: 1,
-                        }
+                        Ratio { num: a.num * 1000 + r.num, den: 1 }
                     }
-                    Some(a) if a.den == 1 && r.num < r.den => {
-                        a.add(r).ok_or(QuantityError::NotANumber)?
-                    }
+                    Some(a) if a.den == 1 && r.num < r.den => a.add(r).ok_or(QuantityError::NotANumber)?,
                     Some(_) => return Err(QuantityError::NotANumber),
                 });
                 i += 1;
@@ -510,12 +471,7 @@ pub fn parse_quantity(input: &str, unit: SaleUnit) -> Result<Quantity, QuantityE
         (Some((_, UnitWord::Dozen)), SaleUnit::Piece(_)) => 12,
         (Some((_, UnitWord::Piece(p))), SaleUnit::Piece(q)) if same_piece(p, q) => 1,
         (Some((_, UnitWord::Wholesale)), u) => {
-            return Err(QuantityError::TooLarge {
-                max: Quantity {
-                    base: u.max_base(),
-                    unit: u,
-                },
-            });
+            return Err(QuantityError::TooLarge { max: Quantity { base: u.max_base(), unit: u } });
         }
         (Some((given, _)), expected) => {
             return Err(QuantityError::WrongUnit { given, expected });
@@ -535,12 +491,7 @@ pub fn parse_quantity(input: &str, unit: SaleUnit) -> Result<Quantity, QuantityE
     };
     let base = u64::try_from(base).unwrap_or(u64::MAX);
     if base == 0 {
-        return Err(QuantityError::TooSmall {
-            min: Quantity {
-                base: unit.min_base(),
-                unit,
-            },
-        });
+        return Err(QuantityError::TooSmall { min: Quantity { base: unit.min_base(), unit } });
     }
     Quantity::new(base, unit)
 }
@@ -636,65 +587,34 @@ mod tests {
         assert_eq!(err("2 kg bawang", KG), QuantityError::NotANumber);
         assert_eq!(err("1/0 kg", KG), QuantityError::NotANumber);
         assert_eq!(err("1,2,3", KG), QuantityError::NotANumber);
-        assert_eq!(
-            err("2 5", KG),
-            QuantityError::NotANumber,
-            "two numbers are not one amount"
-        );
+        assert_eq!(err("2 5", KG), QuantityError::NotANumber, "two numbers are not one amount");
         assert_eq!(err("1/2 1/2", KG), QuantityError::NotANumber);
         assert!(matches!(err("9999 kg", KG), QuantityError::TooLarge { .. }));
         assert!(matches!(err("51 kg", KG), QuantityError::TooLarge { .. }));
-        assert!(matches!(
-            err("2 kwintal", KG),
-            QuantityError::TooLarge { .. }
-        ));
-        assert!(matches!(
-            err("99999999999999999999", KG),
-            QuantityError::NotANumber | QuantityError::TooLarge { .. }
-        ));
+        assert!(matches!(err("2 kwintal", KG), QuantityError::TooLarge { .. }));
+        assert!(matches!(err("99999999999999999999", KG), QuantityError::NotANumber | QuantityError::TooLarge { .. }));
         assert!(matches!(err("10 gr", KG), QuantityError::TooSmall { .. }));
-        assert!(matches!(
-            err("101 ikat", IKAT),
-            QuantityError::TooLarge { .. }
-        ));
+        assert!(matches!(err("101 ikat", IKAT), QuantityError::TooLarge { .. }));
         assert!(matches!(err("3 ikat", KG), QuantityError::WrongUnit { .. }));
-        assert!(matches!(
-            err("2 liter", KG),
-            QuantityError::WrongUnit { .. }
-        ));
-        assert!(matches!(
-            err("500 gr", IKAT),
-            QuantityError::WrongUnit { .. }
-        ));
-        assert!(matches!(
-            err("2 papan", IKAT),
-            QuantityError::WrongUnit { .. }
-        ));
+        assert!(matches!(err("2 liter", KG), QuantityError::WrongUnit { .. }));
+        assert!(matches!(err("500 gr", IKAT), QuantityError::WrongUnit { .. }));
+        assert!(matches!(err("2 papan", IKAT), QuantityError::WrongUnit { .. }));
         assert!(matches!(err("1 kg", L), QuantityError::WrongUnit { .. }));
-        assert_eq!(
-            err("1/2 ikat", IKAT),
-            QuantityError::NotWhole { unit: IKAT }
-        );
+        assert_eq!(err("1/2 ikat", IKAT), QuantityError::NotWhole { unit: IKAT });
         assert_eq!(err("1,5", IKAT), QuantityError::NotWhole { unit: IKAT });
         assert!(matches!(err("50 ml", L), QuantityError::TooSmall { .. }));
     }
 
     #[test]
     fn displays_in_the_shoppers_language() {
-        let q = |b, u| {
-            Quantity::new(b, u)
-                .map(|q| q.display(Lang::Id))
-                .unwrap_or_default()
-        };
+        let q = |b, u| Quantity::new(b, u).map(|q| q.display(Lang::Id)).unwrap_or_default();
         assert_eq!(q(1500, KG), "1,5 kg");
         assert_eq!(q(2000, KG), "2 kg");
         assert_eq!(q(250, KG), "250 gr");
         assert_eq!(q(1250, KG), "1,25 kg");
         assert_eq!(q(3, IKAT), "3 ikat");
         assert_eq!(q(500, L), "500 ml");
-        let en = Quantity::new(1500, KG)
-            .map(|q| q.display(Lang::En))
-            .unwrap_or_default();
+        let en = Quantity::new(1500, KG).map(|q| q.display(Lang::En)).unwrap_or_default();
         assert_eq!(en, "1.5 kg");
     }
 

@@ -38,25 +38,16 @@ impl DeliverySlot {
 
 impl fmt::Display for DeliverySlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}-{}",
-            self.start.format("%H:%M"),
-            self.end.format("%H:%M")
-        )
+        write!(f, "{}-{}", self.start.format("%H:%M"), self.end.format("%H:%M"))
     }
 }
 
 impl FromStr for DeliverySlot {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("slot `{s}` must look like 07:00-09:00"))?;
-        let start = NaiveTime::parse_from_str(a.trim(), "%H:%M")
-            .map_err(|_| format!("slot `{s}`: bad start time"))?;
-        let end = NaiveTime::parse_from_str(b.trim(), "%H:%M")
-            .map_err(|_| format!("slot `{s}`: bad end time"))?;
+        let (a, b) = s.split_once('-').ok_or_else(|| format!("slot `{s}` must look like 07:00-09:00"))?;
+        let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| format!("slot `{s}`: bad start time"))?;
+        let end = NaiveTime::parse_from_str(b.trim(), "%H:%M").map_err(|_| format!("slot `{s}`: bad end time"))?;
         if end <= start {
             return Err(format!("slot `{s}` ends before it starts"));
         }
@@ -87,10 +78,7 @@ pub fn available_slots(slots: &[DeliverySlot], now: DateTime<Utc>) -> Vec<SlotCh
     for day in [Some(today), today.succ_opt()].into_iter().flatten() {
         for slot in slots {
             if day.and_time(slot.start) >= earliest {
-                out.push(SlotChoice {
-                    date: day,
-                    slot: *slot,
-                });
+                out.push(SlotChoice { date: day, slot: *slot });
             }
         }
     }
@@ -103,10 +91,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn slots() -> Vec<DeliverySlot> {
-        ["07:00-09:00", "09:00-11:00", "11:00-13:00"]
-            .iter()
-            .map(|s| s.parse().expect("slot"))
-            .collect()
+        ["07:00-09:00", "09:00-11:00", "11:00-13:00"].iter().map(|s| s.parse().expect("slot")).collect()
     }
 
     #[test]
@@ -120,24 +105,14 @@ mod tests {
     #[test]
     fn past_slots_of_today_are_not_offered() {
         // 08:30 WIB = 01:30 UTC: 07:00 and 09:00 (only 30 min away) are gone, 11:00 remains.
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
-            .single()
-            .expect("time");
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0).single().expect("time");
         let got = available_slots(&slots(), now);
         let today = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
         assert_eq!(got[0].date, today);
         assert_eq!(got[0].slot.to_string(), "11:00-13:00");
         assert_eq!(got.len(), 4, "11:00 today and three tomorrow");
         // Late evening: only tomorrow.
-        let night = Utc
-            .with_ymd_and_hms(2026, 11, 28, 14, 0, 0)
-            .single()
-            .expect("time");
-        assert!(
-            available_slots(&slots(), night)
-                .iter()
-                .all(|c| c.date != today)
-        );
+        let night = Utc.with_ymd_and_hms(2026, 11, 28, 14, 0, 0).single().expect("time");
+        assert!(available_slots(&slots(), night).iter().all(|c| c.date != today));
     }
 }

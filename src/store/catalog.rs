@@ -15,41 +15,26 @@ impl Store {
             .conn()
             .prepare_cached("SELECT value FROM meta WHERE key = 'catalog_version'")?
             .query_row([], |r| r.get(0))?;
-        v.parse()
-            .map_err(|_| StoreError::Corrupt(format!("catalog_version `{v}`")))
+        v.parse().map_err(|_| StoreError::Corrupt(format!("catalog_version `{v}`")))
     }
 
     /// The secret that keys invite codes, created at random on first use.
     pub fn secret(&mut self) -> StoreResult<String> {
-        let existing: Option<String> = self
-            .conn()
-            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let existing: Option<String> =
+            self.conn().query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional()?;
         if let Some(s) = existing {
             return Ok(s);
         }
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
         let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        self.conn().execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)",
-            [&secret],
-        )?;
-        self.conn()
-            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
-                r.get(0)
-            })
-            .map_err(Into::into)
+        self.conn().execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)", [&secret])?;
+        self.conn().query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).map_err(Into::into)
     }
 
     /// Whether the catalogue has been seeded.
     pub fn is_seeded(&self) -> StoreResult<bool> {
-        let n: i64 = self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM markets", [], |r| r.get(0))?;
+        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM markets", [], |r| r.get(0))?;
         Ok(n > 0)
     }
 
@@ -135,11 +120,8 @@ impl Store {
             ))
         })?;
         for row in rows {
-            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan) =
-                row?;
-            let time = |s: &str| {
-                NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| corrupt(&slug, e.to_string()))
-            };
+            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan) = row?;
+            let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| corrupt(&slug, e.to_string()));
             let slots = slots
                 .split(',')
                 .filter(|s| !s.is_empty())
@@ -156,11 +138,7 @@ impl Store {
                 lat,
                 lon,
                 delivery_radius_km: radius,
-                kelurahan: kelurahan
-                    .split('|')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
+                kelurahan: kelurahan.split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
             });
         }
         let mut commodities = Vec::new();
@@ -179,12 +157,7 @@ impl Store {
                 r.get::<_, i64>(7)?,
             ))
         })?;
-        let list = |s: &str| {
-            s.split('|')
-                .filter(|w| !w.is_empty())
-                .map(String::from)
-                .collect::<Vec<_>>()
-        };
+        let list = |s: &str| s.split('|').filter(|w| !w.is_empty()).map(String::from).collect::<Vec<_>>();
         for row in rows {
             let (id, category, name, name_en, unit, aliases, javanese, price) = row?;
             commodities.push(Commodity {
@@ -198,8 +171,7 @@ impl Store {
                 reference_price: Rupiah(price),
             });
         }
-        let mut stmt =
-            conn.prepare("SELECT id, market, number, name, trader, closed_on FROM stalls")?;
+        let mut stmt = conn.prepare("SELECT id, market, number, name, trader, closed_on FROM stalls")?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -217,19 +189,13 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let mut stalls = Vec::with_capacity(rows.len());
         for (mut stall, closed) in rows {
-            stall.closed_on =
-                closed.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+            stall.closed_on = closed.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
             stalls.push(stall);
         }
         let mut stmt = conn.prepare("SELECT id, stall_id, commodity_id, price FROM offers")?;
         let offers = stmt
             .query_map([], |r| {
-                Ok(Offer {
-                    id: r.get(0)?,
-                    stall_id: r.get(1)?,
-                    commodity: r.get(2)?,
-                    price: Rupiah(r.get(3)?),
-                })
+                Ok(Offer { id: r.get(0)?, stall_id: r.get(1)?, commodity: r.get(2)?, price: Rupiah(r.get(3)?) })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Catalog::new(markets, commodities, stalls, offers, today))

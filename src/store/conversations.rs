@@ -8,14 +8,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 /// The stored JSON of a role's state, if any.
-pub fn load_state(
-    tx: &Tx<'_>,
-    market: &str,
-    user: &UserKey,
-    role: Role,
-) -> StoreResult<Option<String>> {
+pub fn load_state(tx: &Tx<'_>, market: &str, user: &UserKey, role: Role) -> StoreResult<Option<String>> {
     Ok(tx
-        .prepare_cached("SELECT state FROM conversations WHERE market = ?1 AND channel = ?2 AND user_id = ?3 AND role = ?4")?
+        .prepare_cached(
+            "SELECT state FROM conversations WHERE market = ?1 AND channel = ?2 AND user_id = ?3 AND role = ?4",
+        )?
         .query_row(params![market, user.channel.code(), user.id, role.code()], |r| r.get(0))
         .optional()?)
 }

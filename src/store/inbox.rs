@@ -48,11 +48,7 @@ impl Store {
 
     /// Counts inbox rows by status, for tests and `db` reports.
     pub fn inbox_count(&self, status: &str) -> StoreResult<i64> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM inbox WHERE status = ?1",
-            [status],
-            |r| r.get(0),
-        )?)
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM inbox WHERE status = ?1", [status], |r| r.get(0))?)
     }
 }
 
@@ -74,32 +70,19 @@ pub fn mark_failed(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> 
 pub fn pending_in(tx: &Tx<'_>, limit: usize) -> StoreResult<Vec<PendingEvent>> {
     // No `LIMIT ?`: a bound LIMIT makes SQLite re-prepare the statement on every call (it can
     // change the plan); reading stops after `limit` rows instead.
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
+    let mut stmt = tx.prepare_cached("SELECT id, attempts, event FROM inbox WHERE status = 'pending' ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?;
     let mut out = Vec::new();
     for row in rows.take(limit) {
         let (id, attempts, json) = row?;
-        out.push(PendingEvent {
-            id,
-            attempts,
-            event: serde_json::from_str(&json).map_err(|e| e.to_string()),
-        });
+        out.push(PendingEvent { id, attempts, event: serde_json::from_str(&json).map_err(|e| e.to_string()) });
     }
     Ok(out)
 }
 
 /// Counts a failed attempt; the row stays pending for a retry.
 pub fn record_attempt(tx: &Tx<'_>, id: i64) -> StoreResult<()> {
-    tx.prepare_cached("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?1")?
-        .execute([id])?;
+    tx.prepare_cached("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?1")?.execute([id])?;
     Ok(())
 }
 

@@ -7,9 +7,7 @@ use crate::channel::UserKey;
 use crate::conversation::{MarketRepo, RepoResult};
 use crate::domain::contact::{Address, PhoneNumber};
 use crate::domain::money::Rupiah;
-use crate::domain::order::{
-    Order, OrderLine, OrderNumber, OrderStatus, PaymentMethod, SubOrder, SubOrderStatus,
-};
+use crate::domain::order::{Order, OrderLine, OrderNumber, OrderStatus, PaymentMethod, SubOrder, SubOrderStatus};
 use crate::domain::quantity::Quantity;
 use crate::domain::slot::{DeliverySlot, SlotChoice};
 use crate::text::Lang;
@@ -36,7 +34,9 @@ impl RepoTx<'_> {
 
     fn bump_catalog_version(&self) -> RepoResult<()> {
         self.tx
-            .prepare_cached("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'")?
+            .prepare_cached(
+                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'",
+            )?
             .execute([])?;
         Ok(())
     }
@@ -126,19 +126,9 @@ impl MarketRepo for RepoTx<'_> {
             .tx
             .prepare_cached("SELECT channel, user_id FROM staff WHERE market = ?1 AND role = 'admin' ORDER BY since")?;
         let rows = stmt
-            .query_map([self.market], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
+            .query_map([self.market], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(c, id)| {
-                Some(UserKey {
-                    channel: c.parse().ok()?,
-                    id,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(|(c, id)| Some(UserKey { channel: c.parse().ok()?, id })).collect())
     }
 
     fn stalls_of(&mut self, user: &UserKey) -> RepoResult<Vec<i64>> {
@@ -146,39 +136,20 @@ impl MarketRepo for RepoTx<'_> {
             "SELECT t.stall_id FROM stall_traders t JOIN stalls s ON s.id = t.stall_id
              WHERE t.channel = ?1 AND t.user_id = ?2 AND s.market = ?3 ORDER BY s.number",
         )?;
-        let rows = stmt.query_map(params![user.channel.code(), user.id, self.market], |r| {
-            r.get(0)
-        })?;
+        let rows = stmt.query_map(params![user.channel.code(), user.id, self.market], |r| r.get(0))?;
         Ok(rows.collect::<Result<Vec<i64>, _>>()?)
     }
 
     fn traders_of(&mut self, stall_id: i64) -> RepoResult<Vec<UserKey>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT channel, user_id FROM stall_traders WHERE stall_id = ?1 ORDER BY since",
-        )?;
+        let mut stmt =
+            self.tx.prepare_cached("SELECT channel, user_id FROM stall_traders WHERE stall_id = ?1 ORDER BY since")?;
         let rows = stmt
-            .query_map([stall_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
+            .query_map([stall_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(c, id)| {
-                Some(UserKey {
-                    channel: c.parse().ok()?,
-                    id,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(|(c, id)| Some(UserKey { channel: c.parse().ok()?, id })).collect())
     }
 
-    fn create_invite(
-        &mut self,
-        code: &str,
-        stall_id: i64,
-        by: &UserKey,
-        expires_at: DateTime<Utc>,
-    ) -> RepoResult<()> {
+    fn create_invite(&mut self, code: &str, stall_id: i64, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()> {
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO invites (code, market, stall_id, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -190,7 +161,9 @@ impl MarketRepo for RepoTx<'_> {
     fn redeem_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<Option<i64>> {
         let row: Option<(i64, String)> = self
             .tx
-            .prepare_cached("SELECT stall_id, expires_at FROM invites WHERE code = ?1 AND market = ?2 AND used_by IS NULL")?
+            .prepare_cached(
+                "SELECT stall_id, expires_at FROM invites WHERE code = ?1 AND market = ?2 AND used_by IS NULL",
+            )?
             .query_row(params![code, self.market], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((stall_id, expires_at)) = row else {
@@ -199,11 +172,15 @@ impl MarketRepo for RepoTx<'_> {
         if parse_ts(&expires_at)? <= self.now {
             return Ok(None);
         }
+        self.tx.prepare_cached("UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code = ?1")?.execute(params![
+            code,
+            user.to_string(),
+            ts(self.now)
+        ])?;
         self.tx
-            .prepare_cached("UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code = ?1")?
-            .execute(params![code, user.to_string(), ts(self.now)])?;
-        self.tx
-            .prepare_cached("INSERT OR IGNORE INTO stall_traders (stall_id, channel, user_id, since) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO stall_traders (stall_id, channel, user_id, since) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![stall_id, user.channel.code(), user.id, ts(self.now)])?;
         Ok(Some(stall_id))
     }
@@ -266,10 +243,7 @@ impl MarketRepo for RepoTx<'_> {
             id: order_id,
             market,
             number: OrderNumber::parse(&number).ok_or_else(|| bad("number"))?,
-            buyer: UserKey {
-                channel: channel.parse().map_err(|_| bad("channel"))?,
-                id: user_id,
-            },
+            buyer: UserKey { channel: channel.parse().map_err(|_| bad("channel"))?, id: user_id },
             status: OrderStatus::from_code(&status).ok_or_else(|| bad("status"))?,
             buyer_name: name,
             phone: PhoneNumber::parse(&phone).map_err(|_| bad("phone"))?,
@@ -278,9 +252,7 @@ impl MarketRepo for RepoTx<'_> {
                 date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| bad("slot date"))?,
                 slot: slot.parse::<DeliverySlot>().map_err(|_| bad("slot"))?,
             },
-            payment: payment
-                .parse::<PaymentMethod>()
-                .map_err(|_| bad("payment"))?,
+            payment: payment.parse::<PaymentMethod>().map_err(|_| bad("payment"))?,
             note,
             placed_at: parse_ts(&placed)?,
             subs: self.sub_orders_of(order_id)?,
@@ -329,15 +301,7 @@ impl MarketRepo for RepoTx<'_> {
         if n != 1 {
             return Err(corrupt(format!("order {order_id} was not {}", from.code())).into());
         }
-        audit(
-            self.tx,
-            order_id,
-            None,
-            Some(from.code()),
-            to.code(),
-            actor,
-            self.now,
-        )?;
+        audit(self.tx, order_id, None, Some(from.code()), to.code(), actor, self.now)?;
         Ok(())
     }
 
@@ -352,20 +316,14 @@ impl MarketRepo for RepoTx<'_> {
     ) -> RepoResult<()> {
         let n = self
             .tx
-            .prepare_cached("UPDATE sub_orders SET status = ?3, reason = COALESCE(?4, reason) WHERE id = ?1 AND status = ?2")?
+            .prepare_cached(
+                "UPDATE sub_orders SET status = ?3, reason = COALESCE(?4, reason) WHERE id = ?1 AND status = ?2",
+            )?
             .execute(params![sub_id, from.code(), to.code(), reason])?;
         if n != 1 {
             return Err(corrupt(format!("sub-order {sub_id} was not {}", from.code())).into());
         }
-        audit(
-            self.tx,
-            order_id,
-            Some(sub_id),
-            Some(from.code()),
-            to.code(),
-            actor,
-            self.now,
-        )?;
+        audit(self.tx, order_id, Some(sub_id), Some(from.code()), to.code(), actor, self.now)?;
         self.refresh_order_total(sub_id)?;
         if let Some(r) = reason {
             self.tx
@@ -375,24 +333,15 @@ impl MarketRepo for RepoTx<'_> {
         Ok(())
     }
 
-    fn set_sub_deadline(
-        &mut self,
-        sub_id: i64,
-        at: Option<DateTime<Utc>>,
-        escalation: i64,
-    ) -> RepoResult<()> {
+    fn set_sub_deadline(&mut self, sub_id: i64, at: Option<DateTime<Utc>>, escalation: i64) -> RepoResult<()> {
         self.tx
-            .prepare_cached(
-                "UPDATE sub_orders SET deadline_at = ?2, escalation = ?3 WHERE id = ?1",
-            )?
+            .prepare_cached("UPDATE sub_orders SET deadline_at = ?2, escalation = ?3 WHERE id = ?1")?
             .execute(params![sub_id, at.map(ts), escalation])?;
         Ok(())
     }
 
     fn acknowledge_sub(&mut self, sub_id: i64) -> RepoResult<()> {
-        self.tx
-            .prepare_cached("UPDATE sub_orders SET buyer_ack = 1 WHERE id = ?1")?
-            .execute([sub_id])?;
+        self.tx.prepare_cached("UPDATE sub_orders SET buyer_ack = 1 WHERE id = ?1")?.execute([sub_id])?;
         Ok(())
     }
 
@@ -422,18 +371,14 @@ impl MarketRepo for RepoTx<'_> {
 
     fn release_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()> {
         self.tx
-            .prepare_cached(
-                "UPDATE offers SET stock = stock + ?2 WHERE id = ?1 AND stock IS NOT NULL",
-            )?
+            .prepare_cached("UPDATE offers SET stock = stock + ?2 WHERE id = ?1 AND stock IS NOT NULL")?
             .execute(params![offer_id, base as i64])?;
         Ok(())
     }
 
     fn take_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()> {
         self.tx
-            .prepare_cached(
-                "UPDATE offers SET stock = MAX(stock - ?2, 0) WHERE id = ?1 AND stock IS NOT NULL",
-            )?
+            .prepare_cached("UPDATE offers SET stock = MAX(stock - ?2, 0) WHERE id = ?1 AND stock IS NOT NULL")?
             .execute(params![offer_id, base as i64])?;
         Ok(())
     }
@@ -473,14 +418,9 @@ impl MarketRepo for RepoTx<'_> {
 
     fn sales_on(&mut self, stalls: &[i64], date: NaiveDate) -> RepoResult<(usize, Rupiah)> {
         // Orders placed on the local date: from local midnight (UTC+7) to the next.
-        let start = date
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t - chrono::Duration::hours(7))
-            .ok_or_else(|| corrupt("date".into()))?;
-        let (from, to) = (
-            ts(start.and_utc()),
-            ts((start + chrono::Duration::days(1)).and_utc()),
-        );
+        let start =
+            date.and_hms_opt(0, 0, 0).map(|t| t - chrono::Duration::hours(7)).ok_or_else(|| corrupt("date".into()))?;
+        let (from, to) = (ts(start.and_utc()), ts((start + chrono::Duration::days(1)).and_utc()));
         let (mut count, mut total) = (0usize, 0i64);
         for stall in stalls {
             let (n, sum): (i64, i64) = self
@@ -507,17 +447,10 @@ impl MarketRepo for RepoTx<'_> {
         self.bump_catalog_version()
     }
 
-    fn set_stock(
-        &mut self,
-        stall_id: i64,
-        commodity_id: &str,
-        stock: Option<u64>,
-    ) -> RepoResult<bool> {
+    fn set_stock(&mut self, stall_id: i64, commodity_id: &str, stock: Option<u64>) -> RepoResult<bool> {
         let n = self
             .tx
-            .prepare_cached(
-                "UPDATE offers SET stock = ?3 WHERE stall_id = ?1 AND commodity_id = ?2",
-            )?
+            .prepare_cached("UPDATE offers SET stock = ?3 WHERE stall_id = ?1 AND commodity_id = ?2")?
             .execute(params![stall_id, commodity_id, stock.map(|s| s as i64)])?;
         Ok(n > 0)
     }
@@ -525,10 +458,7 @@ impl MarketRepo for RepoTx<'_> {
     fn set_closed(&mut self, stall_id: i64, on: Option<NaiveDate>) -> RepoResult<()> {
         self.tx
             .prepare_cached("UPDATE stalls SET closed_on = ?2 WHERE id = ?1")?
-            .execute(params![
-                stall_id,
-                on.map(|d| d.format("%Y-%m-%d").to_string())
-            ])?;
+            .execute(params![stall_id, on.map(|d| d.format("%Y-%m-%d").to_string())])?;
         self.bump_catalog_version()
     }
 }

@@ -16,8 +16,7 @@ mod shopper;
 pub use conversations::{load_state, save_state, user_lang};
 pub use inbox::PendingEvent;
 pub use inbox::{
-    ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint,
-    rollback_savepoint, savepoint,
+    ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
 };
 pub use outbox::OutboxMessage;
 pub use outbox::enqueue;
@@ -35,12 +34,7 @@ impl Store {
     }
 
     /// Makes a user an admin of a market (the terminal's operator; later `/admin_tambah`).
-    pub fn grant_admin(
-        &mut self,
-        market: &str,
-        user: &crate::channel::UserKey,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    pub fn grant_admin(&mut self, market: &str, user: &crate::channel::UserKey, now: DateTime<Utc>) -> StoreResult<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO staff (market, channel, user_id, role, since) VALUES (?1, ?2, ?3, 'admin', ?4)",
             rusqlite::params![market, user.channel.code(), user.id, ts(now)],
@@ -120,20 +114,14 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
                     }
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Checkpointer {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
 }
 
@@ -161,34 +149,20 @@ impl Store {
         // The background checkpointer keeps the WAL short; the writer never checkpoints itself
         // unless the WAL grows past ~64 MB (the checkpointer stalled).
         conn.pragma_update(None, "wal_autocheckpoint", 16000)?;
-        let mut store = Store {
-            conn,
-            _checkpointer: None,
-        };
+        let mut store = Store { conn, _checkpointer: None };
         store.migrate()?;
         store._checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
 
     fn migrate(&mut self) -> StoreResult<()> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = migrations::MIGRATIONS.len() as i64;
         if version > known {
-            return Err(StoreError::TooNew {
-                found: version,
-                known,
-            });
+            return Err(StoreError::TooNew { found: version, known });
         }
-        for (i, sql) in migrations::MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(version as usize)
-        {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -198,17 +172,12 @@ impl Store {
 
     /// The schema version now in the file.
     pub fn schema_version(&self) -> StoreResult<i64> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`, rolled back
     /// otherwise.
-    pub fn write<T, E: From<StoreError>>(
-        &mut self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -221,9 +190,7 @@ impl Store {
 
     /// `PRAGMA integrity_check`: `ok` for a healthy file.
     pub fn integrity_check(&self) -> StoreResult<String> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -240,14 +207,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         let store = Store::open(&path).expect("open");
-        assert_eq!(
-            store.schema_version().expect("version"),
-            migrations::MIGRATIONS.len() as i64
-        );
-        let mode: String = store
-            .conn()
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("mode");
+        assert_eq!(store.schema_version().expect("version"), migrations::MIGRATIONS.len() as i64);
+        let mode: String = store.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
         assert_eq!(mode, "wal");
         drop(store);
         // Re-opening does not re-run migrations (they would fail on existing tables).
@@ -263,9 +224,6 @@ mod tests {
         let conn = Connection::open(&path).expect("conn");
         conn.pragma_update(None, "user_version", 99).expect("bump");
         drop(conn);
-        assert!(matches!(
-            Store::open(&path),
-            Err(StoreError::TooNew { found: 99, .. })
-        ));
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
     }
 }

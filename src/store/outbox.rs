@@ -16,12 +16,7 @@ pub struct OutboxMessage {
 }
 
 /// Queues a message inside the current transaction.
-pub fn enqueue(
-    tx: &Tx<'_>,
-    envelope: &Envelope,
-    inbox_id: Option<i64>,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
+pub fn enqueue(tx: &Tx<'_>, envelope: &Envelope, inbox_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<()> {
     let json = serde_json::to_string(&envelope.message)?;
     tx.prepare_cached(
         "INSERT INTO outbox (market, channel, recipient, message, inbox_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -32,21 +27,12 @@ pub fn enqueue(
 
 impl Store {
     /// Pending messages of one channel, oldest first.
-    pub fn pending_outbox(
-        &self,
-        channel: ChannelKind,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMessage>> {
+    pub fn pending_outbox(&self, channel: ChannelKind, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, market, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map(params![channel.code()], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
@@ -54,10 +40,7 @@ impl Store {
             out.push(OutboxMessage {
                 id,
                 market,
-                to: UserKey {
-                    channel,
-                    id: recipient,
-                },
+                to: UserKey { channel, id: recipient },
                 message: serde_json::from_str(&json)?,
             });
         }
@@ -65,12 +48,7 @@ impl Store {
     }
 
     /// Pending messages for one recipient in one market, oldest first.
-    pub fn pending_outbox_for(
-        &self,
-        market: &str,
-        to: &UserKey,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMessage>> {
+    pub fn pending_outbox_for(&self, market: &str, to: &UserKey, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3
              ORDER BY id",
@@ -102,11 +80,7 @@ impl Store {
             "SELECT id, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![channel.code(), market], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
@@ -114,10 +88,7 @@ impl Store {
             out.push(OutboxMessage {
                 id,
                 market: market.to_string(),
-                to: UserKey {
-                    channel,
-                    id: recipient,
-                },
+                to: UserKey { channel, id: recipient },
                 message: serde_json::from_str(&json)?,
             });
         }
@@ -127,9 +98,7 @@ impl Store {
     /// A delivery attempt failed for a reason that may pass (network, server error).
     pub fn record_send_error(&mut self, id: i64, error: &str) -> StoreResult<()> {
         self.conn()
-            .prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-            )?
+            .prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
             .execute(params![id, error])?;
         Ok(())
     }
@@ -137,7 +106,9 @@ impl Store {
     /// The message can never be delivered (the user blocked the bot): parked with the reason.
     pub fn mark_undeliverable(&mut self, id: i64, error: &str) -> StoreResult<()> {
         self.conn()
-            .prepare_cached("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            )?
             .execute(params![id, error])?;
         Ok(())
     }
@@ -160,19 +131,12 @@ impl Store {
 
     /// The last messages delivered to a chat, newest first: the console shows the last one again
     /// on resume and maps typed numbers to the buttons of the last one that had buttons.
-    pub fn recent_sent_to(
-        &self,
-        market: &str,
-        to: &UserKey,
-        limit: usize,
-    ) -> StoreResult<Vec<Outbound>> {
+    pub fn recent_sent_to(&self, market: &str, to: &UserKey, limit: usize) -> StoreResult<Vec<Outbound>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT message FROM outbox WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'sent'
              ORDER BY id DESC",
         )?;
-        let rows = stmt.query_map(params![market, to.channel.code(), to.id], |r| {
-            r.get::<_, String>(0)
-        })?;
+        let rows = stmt.query_map(params![market, to.channel.code(), to.id], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for json in rows.take(limit) {
             out.push(serde_json::from_str(&json?)?);

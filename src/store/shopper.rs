@@ -8,8 +8,7 @@ use crate::domain::cart::CartLine;
 use crate::domain::contact::{Address, PhoneNumber};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
-    CancelRefusal, NewOrder, OrderNumber, OrderStatus, OrderSummary, PaymentMethod, SubOrderStatus,
-    buyer_may_cancel,
+    CancelRefusal, NewOrder, OrderNumber, OrderStatus, OrderSummary, PaymentMethod, SubOrderStatus, buyer_may_cancel,
 };
 use crate::domain::slot::{DeliverySlot, SlotChoice};
 use crate::text::Lang;
@@ -84,9 +83,7 @@ impl ShopperRepo for RepoTx<'_> {
     fn profile(&mut self) -> RepoResult<Profile> {
         let row = self
             .tx
-            .prepare_cached(
-                "SELECT lang, name, phone, address FROM users WHERE channel = ?1 AND user_id = ?2",
-            )?
+            .prepare_cached("SELECT lang, name, phone, address FROM users WHERE channel = ?1 AND user_id = ?2")?
             .query_row(params![self.channel(), self.user.id], |r| {
                 Ok((
                     r.get::<_, Option<String>>(0)?,
@@ -109,18 +106,15 @@ impl ShopperRepo for RepoTx<'_> {
 
     fn set_language(&mut self, lang: Lang) -> RepoResult<()> {
         self.touch_user()?;
-        self.tx
-            .prepare_cached("UPDATE users SET lang = ?3 WHERE channel = ?1 AND user_id = ?2")?
-            .execute(params![self.channel(), self.user.id, lang.code()])?;
+        self.tx.prepare_cached("UPDATE users SET lang = ?3 WHERE channel = ?1 AND user_id = ?2")?.execute(params![
+            self.channel(),
+            self.user.id,
+            lang.code()
+        ])?;
         Ok(())
     }
 
-    fn save_contact(
-        &mut self,
-        name: &str,
-        phone: &PhoneNumber,
-        address: Option<&str>,
-    ) -> RepoResult<()> {
+    fn save_contact(&mut self, name: &str, phone: &PhoneNumber, address: Option<&str>) -> RepoResult<()> {
         self.touch_user()?;
         self.tx
             .prepare_cached(
@@ -140,10 +134,7 @@ impl ShopperRepo for RepoTx<'_> {
         let mut out = Vec::new();
         for row in rows {
             let (offer_id, q) = row?;
-            out.push(CartLine {
-                offer_id,
-                quantity: serde_json::from_str(&q)?,
-            });
+            out.push(CartLine { offer_id, quantity: serde_json::from_str(&q)? });
         }
         Ok(out)
     }
@@ -170,16 +161,16 @@ impl ShopperRepo for RepoTx<'_> {
     fn remove_cart_line(&mut self, offer_id: i64) -> RepoResult<bool> {
         let n = self
             .tx
-            .prepare_cached("DELETE FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 AND offer_id = ?4")?
+            .prepare_cached(
+                "DELETE FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 AND offer_id = ?4",
+            )?
             .execute(params![self.market, self.channel(), self.user.id, offer_id])?;
         Ok(n > 0)
     }
 
     fn clear_cart(&mut self) -> RepoResult<()> {
         self.tx
-            .prepare_cached(
-                "DELETE FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3",
-            )?
+            .prepare_cached("DELETE FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3")?
             .execute(params![self.market, self.channel(), self.user.id])?;
         Ok(())
     }
@@ -204,17 +195,12 @@ impl ShopperRepo for RepoTx<'_> {
             if let Some(Some(stock)) = stocks.get(offer_id).copied()
                 && (stock as u64) < *base
             {
-                return Ok(Err(PlaceRefusal::OutOfStock {
-                    offer_id: *offer_id,
-                    available: stock.max(0) as u64,
-                }));
+                return Ok(Err(PlaceRefusal::OutOfStock { offer_id: *offer_id, available: stock.max(0) as u64 }));
             }
         }
         for (offer_id, base) in &wanted {
             self.tx
-                .prepare_cached(
-                    "UPDATE offers SET stock = stock - ?2 WHERE id = ?1 AND stock IS NOT NULL",
-                )?
+                .prepare_cached("UPDATE offers SET stock = stock - ?2 WHERE id = ?1 AND stock IS NOT NULL")?
                 .execute(params![offer_id, *base as i64])?;
         }
         let (seq, code): (i64, String) = self
@@ -253,15 +239,7 @@ impl ShopperRepo for RepoTx<'_> {
             ])?;
         let order_id = self.tx.last_insert_rowid();
         let actor = self.actor();
-        audit(
-            self.tx,
-            order_id,
-            None,
-            None,
-            status.code(),
-            &actor,
-            order.placed_at,
-        )?;
+        audit(self.tx, order_id, None, None, status.code(), &actor, order.placed_at)?;
         let mut by_stall: BTreeMap<i64, Vec<&crate::domain::order::NewOrderLine>> = BTreeMap::new();
         for line in &order.lines {
             by_stall.entry(line.stall_id).or_default().push(line);
@@ -275,15 +253,7 @@ impl ShopperRepo for RepoTx<'_> {
                 )?
                 .execute(params![order_id, stall_id, sub_status.code(), subtotal.value(), ts(order.trader_deadline)])?;
             let sub_id = self.tx.last_insert_rowid();
-            audit(
-                self.tx,
-                order_id,
-                Some(sub_id),
-                None,
-                sub_status.code(),
-                &actor,
-                order.placed_at,
-            )?;
+            audit(self.tx, order_id, Some(sub_id), None, sub_status.code(), &actor, order.placed_at)?;
             for l in lines {
                 self.tx
                     .prepare_cached(
@@ -303,10 +273,7 @@ impl ShopperRepo for RepoTx<'_> {
                     ])?;
             }
         }
-        Ok(Ok(PlacedOrder {
-            id: order_id,
-            number,
-        }))
+        Ok(Ok(PlacedOrder { id: order_id, number }))
     }
 
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>> {
@@ -339,8 +306,7 @@ impl ShopperRepo for RepoTx<'_> {
                 .filter(|s| !s.is_empty())
                 .map(|s| SubOrderStatus::from_code(s).ok_or_else(|| corrupt("sub-order status")))
                 .collect::<Result<_, _>>()?;
-            let date = NaiveDate::parse_from_str(&slot_date, "%Y-%m-%d")
-                .map_err(|_| corrupt("slot date"))?;
+            let date = NaiveDate::parse_from_str(&slot_date, "%Y-%m-%d").map_err(|_| corrupt("slot date"))?;
             let slot: DeliverySlot = slot.parse().map_err(|_| corrupt("slot"))?;
             out.push(OrderSummary {
                 number: OrderNumber::parse(&number).ok_or_else(|| corrupt("number"))?,
@@ -348,9 +314,7 @@ impl ShopperRepo for RepoTx<'_> {
                 total: Rupiah(total),
                 placed_at: parse_ts(&placed_at)?,
                 slot: SlotChoice { date, slot },
-                payment: payment
-                    .parse::<PaymentMethod>()
-                    .map_err(|_| corrupt("payment"))?,
+                payment: payment.parse::<PaymentMethod>().map_err(|_| corrupt("payment"))?,
                 stalls: subs.len(),
                 cancellable: buyer_may_cancel(status, &subs).is_ok(),
             });
@@ -358,15 +322,15 @@ impl ShopperRepo for RepoTx<'_> {
         Ok(out)
     }
 
-    fn cancel_order(
-        &mut self,
-        number: &OrderNumber,
-        now: DateTime<Utc>,
-    ) -> RepoResult<Result<i64, CancelRefusal>> {
+    fn cancel_order(&mut self, number: &OrderNumber, now: DateTime<Utc>) -> RepoResult<Result<i64, CancelRefusal>> {
         let row: Option<(i64, String)> = self
             .tx
-            .prepare_cached("SELECT id, status FROM orders WHERE number = ?1 AND market = ?2 AND channel = ?3 AND user_id = ?4")?
-            .query_row(params![number.as_str(), self.market, self.channel(), self.user.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT id, status FROM orders WHERE number = ?1 AND market = ?2 AND channel = ?3 AND user_id = ?4",
+            )?
+            .query_row(params![number.as_str(), self.market, self.channel(), self.user.id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         // Someone else's order number looks exactly like an unknown one.
         let Some((order_id, status)) = row else {
@@ -376,18 +340,11 @@ impl ShopperRepo for RepoTx<'_> {
         let status = OrderStatus::from_code(&status).ok_or_else(|| corrupt("status"))?;
         let mut subs: Vec<(i64, SubOrderStatus)> = Vec::new();
         {
-            let mut stmt = self
-                .tx
-                .prepare_cached("SELECT id, status FROM sub_orders WHERE order_id = ?1")?;
-            let rows = stmt.query_map([order_id], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?;
+            let mut stmt = self.tx.prepare_cached("SELECT id, status FROM sub_orders WHERE order_id = ?1")?;
+            let rows = stmt.query_map([order_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
             for row in rows {
                 let (id, s) = row?;
-                subs.push((
-                    id,
-                    SubOrderStatus::from_code(&s).ok_or_else(|| corrupt("sub-order status"))?,
-                ));
+                subs.push((id, SubOrderStatus::from_code(&s).ok_or_else(|| corrupt("sub-order status"))?));
             }
         }
         let statuses: Vec<SubOrderStatus> = subs.iter().map(|(_, s)| *s).collect();
@@ -399,32 +356,18 @@ impl ShopperRepo for RepoTx<'_> {
         if !status.can_move_to(next) {
             return Ok(Err(CancelRefusal::TooLate));
         }
-        self.tx
-            .prepare_cached("UPDATE orders SET status = ?2, updated_at = ?3 WHERE id = ?1")?
-            .execute(params![order_id, next.code(), ts(now)])?;
-        audit(
-            self.tx,
+        self.tx.prepare_cached("UPDATE orders SET status = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![
             order_id,
-            None,
-            Some(status.code()),
             next.code(),
-            &actor,
-            now,
-        )?;
+            ts(now)
+        ])?;
+        audit(self.tx, order_id, None, Some(status.code()), next.code(), &actor, now)?;
         for (sub_id, s) in subs {
             if s.can_move_to(SubOrderStatus::Cancelled) {
                 self.tx
                     .prepare_cached("UPDATE sub_orders SET status = ?2 WHERE id = ?1")?
                     .execute(params![sub_id, SubOrderStatus::Cancelled.code()])?;
-                audit(
-                    self.tx,
-                    order_id,
-                    Some(sub_id),
-                    Some(s.code()),
-                    SubOrderStatus::Cancelled.code(),
-                    &actor,
-                    now,
-                )?;
+                audit(self.tx, order_id, Some(sub_id), Some(s.code()), SubOrderStatus::Cancelled.code(), &actor, now)?;
             }
         }
         Ok(Ok(order_id))
@@ -434,8 +377,6 @@ impl ShopperRepo for RepoTx<'_> {
 impl super::Store {
     /// Number of orders in the database, for reports and tests.
     pub fn count_orders(&self) -> StoreResult<i64> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?)
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?)
     }
 }

@@ -143,11 +143,7 @@ async fn api(
                 )
                     .into_response();
             }
-            let text = params["text"]
-                .as_str()
-                .or(params["caption"].as_str())
-                .unwrap_or("")
-                .to_string();
+            let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
             b.next_message += 1;
             let id = b.next_message;
             b.sent.push(SentMessage {
@@ -177,39 +173,23 @@ impl FakeTelegram {
     pub fn start(tokens: &[&str]) -> FakeTelegram {
         let mut fake = Fake::default();
         for t in tokens {
-            fake.bots.insert(
-                t.to_string(),
-                BotState {
-                    next_update: 1,
-                    ..BotState::default()
-                },
-            );
+            fake.bots.insert(t.to_string(), BotState { next_update: 1, ..BotState::default() });
         }
         let state = Arc::new(Mutex::new(fake));
         let (tx, rx) = std::sync::mpsc::channel();
         let served = Arc::clone(&state);
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 tx.send(listener.local_addr().expect("addr")).expect("addr");
-                let app = Router::new()
-                    .route("/{bot}/{method}", axum::routing::post(api).get(api))
-                    .with_state(served);
+                let app = Router::new().route("/{bot}/{method}", axum::routing::post(api).get(api)).with_state(served);
                 axum::serve(listener, app).await.expect("serve");
             });
         });
         let addr = rx.recv().expect("fake started");
-        FakeTelegram {
-            url: format!("http://{addr}"),
-            state,
-        }
+        FakeTelegram { url: format!("http://{addr}"), state }
     }
 
     fn with<T>(&self, token: &str, f: impl FnOnce(&mut BotState) -> T) -> T {
@@ -284,10 +264,7 @@ impl FakeTelegram {
     }
 
     pub fn sent_to(&self, token: &str, chat: i64) -> Vec<SentMessage> {
-        self.sent(token)
-            .into_iter()
-            .filter(|m| m.chat == chat)
-            .collect()
+        self.sent(token).into_iter().filter(|m| m.chat == chat).collect()
     }
 
     pub fn callbacks_answered(&self, token: &str) -> usize {
@@ -296,22 +273,11 @@ impl FakeTelegram {
 
     /// Waits (up to a minute) for a message to `chat` containing `needle`, sent after the first
     /// `after` messages to that chat; returns it and the new count.
-    pub fn wait_for(
-        &self,
-        token: &str,
-        chat: i64,
-        needle: &str,
-        after: usize,
-    ) -> (SentMessage, usize) {
+    pub fn wait_for(&self, token: &str, chat: i64, needle: &str, after: usize) -> (SentMessage, usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let msgs = self.sent_to(token, chat);
-            if let Some((i, m)) = msgs
-                .iter()
-                .enumerate()
-                .skip(after)
-                .find(|(_, m)| m.text.contains(needle))
-            {
+            if let Some((i, m)) = msgs.iter().enumerate().skip(after).find(|(_, m)| m.text.contains(needle)) {
                 return (m.clone(), i + 1);
             }
             assert!(

@@ -15,14 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// 07:00 WIB on 28 November 2026.
 pub fn morning() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0)
-        .single()
-        .expect("time")
+    Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).single().expect("time")
 }
 
 pub fn open_engine(db: &std::path::Path, clock: Arc<FixedClock>) -> Engine {
-    pasar_online::runtime::open_engine(&Config::default(), db, clock as Arc<dyn Clock>)
-        .expect("engine")
+    pasar_online::runtime::open_engine(&Config::default(), db, clock as Arc<dyn Clock>).expect("engine")
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -49,10 +46,7 @@ impl Harness {
             clock,
             engine,
             market: market.to_string(),
-            user: UserKey {
-                channel: ChannelKind::Console,
-                id: "sri".into(),
-            },
+            user: UserKey { channel: ChannelKind::Console, id: "sri".into() },
         }
     }
 
@@ -76,22 +70,12 @@ impl Harness {
     }
 
     pub fn deliver_event(&mut self, event: InboundEvent) -> Vec<Outbound> {
-        self.engine
-            .store()
-            .ingest(std::slice::from_ref(&event))
-            .expect("ingest");
+        self.engine.store().ingest(std::slice::from_ref(&event)).expect("ingest");
         self.engine.process_pending().expect("process");
-        let pending = self
-            .engine
-            .store()
-            .pending_outbox(ChannelKind::Console, 1000)
-            .expect("outbox");
+        let pending = self.engine.store().pending_outbox(ChannelKind::Console, 1000).expect("outbox");
         let mut mine = Vec::new();
         for m in pending {
-            self.engine
-                .store()
-                .mark_sent(m.id, self.clock.now())
-                .expect("sent");
+            self.engine.store().mark_sent(m.id, self.clock.now()).expect("sent");
             if m.to == self.user {
                 mine.push(m.message);
             }
@@ -133,11 +117,7 @@ impl Harness {
 
 /// All reply texts joined, for `contains` assertions.
 pub fn joined(replies: &[Outbound]) -> String {
-    replies
-        .iter()
-        .map(|m| m.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n---\n")
+    replies.iter().map(|m| m.text.as_str()).collect::<Vec<_>>().join("\n---\n")
 }
 
 /// The payload of the first button whose label contains `label`.
