@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters, SendPhotoSetters};
+use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetWebhookSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InputFile, ReplyMarkup};
 use teloxide::{ApiError, Bot, RequestError};
@@ -83,10 +83,27 @@ pub fn run(config: &Config, db: &Path) -> anyhow::Result<()> {
     runtime.block_on(run_async(config.clone(), db.to_path_buf()))
 }
 
+/// The environment variable holding the webhook secret token.
+pub const WEBHOOK_SECRET_VARIABLE: &str = "PASAR_TELEGRAM_WEBHOOK_SECRET";
+
 async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()> {
-    if config.telegram.mode == crate::config::TelegramMode::Webhook {
-        anyhow::bail!("telegram.mode = \"webhook\" is not available yet in this version; use \"polling\"");
-    }
+    let webhook = match config.telegram.mode {
+        crate::config::TelegramMode::Polling => None,
+        crate::config::TelegramMode::Webhook => {
+            let secret = std::env::var(WEBHOOK_SECRET_VARIABLE).ok().filter(|s| !s.is_empty()).ok_or_else(|| {
+                anyhow::anyhow!("telegram.mode = \"webhook\" needs {WEBHOOK_SECRET_VARIABLE} in the environment")
+            })?;
+            let public_url = config
+                .telegram
+                .public_url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("telegram.mode = \"webhook\" needs telegram.public_url"))?;
+            let listen = config.server_listen.clone().ok_or_else(|| {
+                anyhow::anyhow!("telegram.mode = \"webhook\" needs telegram.listen or [server] listen")
+            })?;
+            Some((secret, public_url, listen))
+        }
+    };
     // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
     let engine = open_engine(&config, &db, Arc::new(SystemClock))?;
     let texts = Arc::new(engine.texts().clone());
@@ -94,6 +111,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
     let mut tasks = Vec::new();
     let mut running = 0;
+    let mut webhook_bots: HashMap<String, Bot> = HashMap::new();
     for plan in telegram_plan(&config)? {
         let Some(token) = plan.token else {
             tracing::info!(market = %plan.market, "no {} set: Telegram bot skipped", plan.token_variable);
@@ -114,15 +132,28 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             }
         }
         running += 1;
-        let poll_store = Arc::new(Mutex::new(Store::open(&db)?));
         let send_store = Arc::new(Mutex::new(Store::open(&db)?));
-        tasks.push(tokio::spawn(poll(
-            bot.clone(),
-            plan.market.clone(),
-            poll_store,
-            Arc::clone(&shared),
-            config.telegram.poll_timeout_secs,
-        )));
+        match &webhook {
+            None => {
+                let poll_store = Arc::new(Mutex::new(Store::open(&db)?));
+                tasks.push(tokio::spawn(poll(
+                    bot.clone(),
+                    plan.market.clone(),
+                    poll_store,
+                    Arc::clone(&shared),
+                    config.telegram.poll_timeout_secs,
+                )));
+            }
+            Some((secret, public_url, _)) => {
+                let url =
+                    reqwest::Url::parse(&format!("{}/telegram/{}", public_url.trim_end_matches('/'), plan.market))?;
+                if let Err(e) = bot.set_webhook(url).secret_token(secret.clone()).await {
+                    tracing::error!(market = %plan.market, error = %e, "setWebhook failed: this market's Telegram bot does not run");
+                    continue;
+                }
+                webhook_bots.insert(plan.market.clone(), bot.clone());
+            }
+        }
         tasks.push(tokio::spawn(send(
             bot,
             plan.market.clone(),
@@ -137,6 +168,24 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     if running == 0 {
         tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
     }
+    let mut server = None;
+    if let Some((secret, _, listen)) = &webhook {
+        let state = Arc::new(WebhookState {
+            secret: secret.clone(),
+            bots: webhook_bots,
+            store: Mutex::new(Store::open(&db)?),
+            shared: Arc::clone(&shared),
+            handler: telegram::handler(),
+        });
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(listen = %listener.local_addr()?, "webhook server listening");
+        let app =
+            axum::Router::new().route("/telegram/{market}", axum::routing::post(telegram_webhook)).with_state(state);
+        let stop = Arc::clone(&shared);
+        server = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shared_stopped(&stop).await }).await;
+        }));
+    }
     let engine_shared = Arc::clone(&shared);
     let engine_thread =
         std::thread::Builder::new().name("engine".into()).spawn(move || drive_engine(engine, engine_shared))?;
@@ -145,6 +194,9 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     shared.stop.store(true, Ordering::SeqCst);
     shared.inbox.notify_waiters();
     shared.outbox.notify_waiters();
+    if let Some(s) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+    }
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
@@ -271,6 +323,68 @@ async fn shared_stopped(shared: &Shared) {
             return;
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), shared.inbox.notified()).await;
+    }
+}
+
+/// What the webhook handler needs.
+struct WebhookState {
+    secret: String,
+    bots: HashMap<String, Bot>,
+    store: Mutex<Store>,
+    shared: Arc<Shared>,
+    handler:
+        teloxide::dptree::Handler<'static, Option<telegram::Converted>, teloxide::dispatching::DpHandlerDescription>,
+}
+
+/// `POST /telegram/<market>`: the secret header is compared in constant time (401 and nothing
+/// stored on a mismatch); a body that is not an update is 400; the update is in the inbox before
+/// the 200, so Telegram's redelivery after a crash is harmless.
+async fn telegram_webhook(
+    axum::extract::State(state): axum::extract::State<Arc<WebhookState>>,
+    axum::extract::Path(market): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    use subtle::ConstantTimeEq;
+    let given = headers.get("X-Telegram-Bot-Api-Secret-Token").map(|v| v.as_bytes()).unwrap_or_default();
+    if !bool::from(given.ct_eq(state.secret.as_bytes())) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Some(bot) = state.bots.get(&market) else {
+        return StatusCode::NOT_FOUND;
+    };
+    let update: teloxide::types::Update = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(_) => return StatusCode::BAD_REQUEST,
+    };
+    let id = update.id.0;
+    let Some(converted) = telegram::convert(&state.handler, update).await else {
+        return StatusCode::OK; // a kind of update the bots do not use
+    };
+    let callback = converted.callback_id.clone();
+    let event = telegram::event(&market, id, converted, Utc::now());
+    let stored = {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || match state.store.lock() {
+            Ok(mut s) => s.ingest(std::slice::from_ref(&event)).map_err(|e| e.to_string()),
+            Err(_) => Err("store lock poisoned".to_string()),
+        })
+        .await
+    };
+    match stored {
+        Ok(Ok(_)) => {
+            state.shared.inbox.notify_waiters();
+            if let Some(cb) = callback {
+                let bot = bot.clone();
+                tokio::spawn(async move {
+                    let _ = bot.answer_callback_query(teloxide::types::CallbackQueryId(cb)).await;
+                });
+            }
+            StatusCode::OK
+        }
+        // Not stored: Telegram will deliver it again.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

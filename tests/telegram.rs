@@ -235,3 +235,103 @@ fn kill_9_and_a_replayed_batch_make_exactly_one_order() {
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
 }
+
+/// Posts to the webhook server; returns the HTTP status.
+fn post(port: u16, path: &str, secret: Option<&str>, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let secret_header = secret.map(|s| format!("X-Telegram-Bot-Api-Secret-Token: {s}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{secret_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn update_json(id: u32, chat: i64, text: &str) -> String {
+    serde_json::json!({"update_id": id, "message": {
+        "message_id": id, "date": 1_764_300_000,
+        "chat": {"id": chat, "type": "private", "first_name": "u"},
+        "from": {"id": chat, "is_bot": false, "first_name": "u"},
+        "text": text
+    }})
+    .to_string()
+}
+
+#[test]
+fn webhook_mode_checks_the_secret_and_stores_before_answering() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let config = format!(
+        "[telegram]\napi_url = \"{}\"\nmode = \"webhook\"\npublic_url = \"https://pasar.example.id\"\nlisten = \"127.0.0.1:{port}\"\n\
+         [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n",
+        fake.url
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+        .arg("--config")
+        .arg(&path)
+        .args(["run", "--db"])
+        .arg(dir.path().join("pasar.db"))
+        .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
+        .env("PASAR_TELEGRAM_WEBHOOK_SECRET", "s3cret-token")
+        .env_remove("PASAR_DB")
+        .env("PASAR_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pasar run");
+    let _pasar = Running(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the webhook server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let inbox = || -> i64 {
+        let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+        conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)).expect("inbox")
+    };
+    let good = update_json(1, SHOPPER, "/start");
+    assert_eq!(post(port, "/telegram/blimbing", Some("wrong"), &good), 401);
+    assert_eq!(post(port, "/telegram/blimbing", None, &good), 401);
+    assert_eq!(inbox(), 0, "nothing stored without the right secret");
+    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), "{not json"), 400);
+    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), "{\"hello\": 1}"), 400);
+    assert_eq!(post(port, "/telegram/dinoyo", Some("s3cret-token"), &good), 404, "no bot runs for dinoyo");
+    assert_eq!(inbox(), 0);
+    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), &good), 200);
+    assert_eq!(inbox(), 1, "stored before the 200");
+    // Telegram redelivers: harmless.
+    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), &good), 200);
+    assert_eq!(inbox(), 1);
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake.sent_to(BLIMBING, SHOPPER).len(), 2, "welcome and menu, once");
+}
+
+#[test]
+fn sigterm_stops_taking_updates_flushes_and_exits_0() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pasar = start(&fake, dir.path(), true);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    let pid = pasar.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = pasar.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "pasar did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}
