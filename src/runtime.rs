@@ -40,7 +40,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetWebhookSetters};
+use teloxide::payloads::{
+    GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters, SetWebhookSetters,
+};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InputFile, ReplyMarkup};
 use teloxide::{ApiError, Bot, RequestError};
@@ -131,6 +133,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                 continue;
             }
         }
+        set_commands(&bot, &plan.market, &texts).await;
         running += 1;
         let send_store = Arc::new(Mutex::new(Store::open(&db)?));
         match &webhook {
@@ -323,6 +326,31 @@ async fn shared_stopped(shared: &Shared) {
             return;
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), shared.inbox.notified()).await;
+    }
+}
+
+/// The shopper's commands in the bot's menu, in Indonesian (the default) and English.
+async fn set_commands(bot: &Bot, market: &str, texts: &crate::text::Texts) {
+    use teloxide::types::BotCommand;
+    let list = |lang: Lang| {
+        [
+            ("start", Key::CmdStart),
+            ("cari", Key::CmdCari),
+            ("keranjang", Key::CmdKeranjang),
+            ("pesanan", Key::CmdPesanan),
+            ("batal", Key::CmdBatal),
+            ("bahasa", Key::CmdBahasa),
+            ("bantuan", Key::CmdBantuan),
+        ]
+        .into_iter()
+        .map(|(c, k)| BotCommand::new(c, texts.get(market, lang, k)))
+        .collect::<Vec<_>>()
+    };
+    if let Err(e) = bot.set_my_commands(list(Lang::Id)).await {
+        tracing::warn!(market, error = %e, "setMyCommands failed");
+    }
+    if let Err(e) = bot.set_my_commands(list(Lang::En)).language_code("en").await {
+        tracing::warn!(market, error = %e, "setMyCommands (en) failed");
     }
 }
 

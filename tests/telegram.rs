@@ -113,6 +113,10 @@ fn a_whole_order_through_two_market_bots() {
     assert!(orders.text.contains("BLB-0001") && !orders.text.contains("BLB-0002"), "{}", orders.text);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(fake.sent(BLIMBING).len(), before + 1, "only the reply to /pesanan is new");
+    // Each bot set its command menu in Indonesian (the default) and English.
+    let mut menus = fake.command_menus(BLIMBING);
+    menus.sort();
+    assert_eq!(menus, ["", "en"]);
     // Every button press was acknowledged (the spinner stops).
     assert!(fake.callbacks_answered(BLIMBING) >= 7);
     let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");

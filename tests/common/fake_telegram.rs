@@ -48,6 +48,8 @@ struct BotState {
     /// The next getUpdates ignores the offset once (a lost acknowledgement).
     replay: bool,
     get_updates_calls: usize,
+    /// Language codes ("" for the default) of the command menus set.
+    command_menus: Vec<String>,
 }
 
 #[derive(Default)]
@@ -159,7 +161,16 @@ async fn api(
             fake.bots.get_mut(&token).expect("bot").callbacks_answered += 1;
             ok(json!(true))
         }
-        "setmycommands" | "setwebhook" | "deletewebhook" => ok(json!(true)),
+        "setmycommands" => {
+            let mut fake = state.lock().expect("fake");
+            let lang = params["language_code"].as_str().unwrap_or("").to_string();
+            let has_commands = params["commands"].as_array().is_some_and(|c| !c.is_empty());
+            if has_commands {
+                fake.bots.get_mut(&token).expect("bot").command_menus.push(lang);
+            }
+            ok(json!(true))
+        }
+        "setwebhook" | "deletewebhook" => ok(json!(true)),
         _ => (
             axum::http::StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
@@ -265,6 +276,10 @@ impl FakeTelegram {
 
     pub fn sent_to(&self, token: &str, chat: i64) -> Vec<SentMessage> {
         self.sent(token).into_iter().filter(|m| m.chat == chat).collect()
+    }
+
+    pub fn command_menus(&self, token: &str) -> Vec<String> {
+        self.with(token, |b| b.command_menus.clone())
     }
 
     pub fn callbacks_answered(&self, token: &str) -> usize {
