@@ -31,7 +31,7 @@ pub const MAX_BATCH: usize = 32;
 
 /// A batch commits once its events have taken this long, so that group commit never makes one
 /// shopper wait long for another's work.
-pub const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(400);
+pub const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(300);
 
 /// Where time comes from. Tests and transcripts use a [`FixedClock`].
 pub trait Clock: Send + Sync {
