@@ -231,6 +231,7 @@ keys! {
     BuyerStallRejected => "buyer_stall_rejected",
     BuyerStallTimedOut => "buyer_stall_timed_out",
     ChangeOutOfLimits => "change_out_of_limits",
+    WeighedAboveStock => "weighed_above_stock",
     ChooseLineToChange => "choose_line_to_change",
     InviteCreated => "invite_created",
     InviteInvalid => "invite_invalid",

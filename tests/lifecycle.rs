@@ -193,3 +193,173 @@ fn weighed_changes_stay_within_limits_and_need_the_shopper() {
     let actors = h.count("SELECT COUNT(DISTINCT actor) FROM order_events");
     assert!(actors >= 2, "buyer and trader both appear in the audit trail");
 }
+
+#[test]
+fn an_adjusted_part_waits_for_the_shopper_not_for_a_second_terima() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    place_two_stall_order(&mut h);
+    as_user(&mut h, KASIYEM);
+    let sub = sub_of(&h, "A-12");
+    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
+    h.button(&Action::TraderChange(sub).encode());
+    h.button(&Action::TraderLine(line).encode());
+    h.text("1,1 kg");
+    h.button(&Action::TraderDone(sub).encode());
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'adjusted'")), 1);
+    // The weighing itself is in the audit trail, by the trader.
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM order_events WHERE sub_order_id = {sub} AND note LIKE 'line {line} bawang-merah: 1100 %' AND actor LIKE 'trader:%'"
+        )),
+        1
+    );
+    // The old Terima button on the first message must not accept for the shopper.
+    let r = h.button(&Action::TraderAccept(sub).encode());
+    assert!(joined(&r).contains("sudah dijawab"), "{r:#?}");
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'adjusted'")), 1);
+    assert!(!joined(&r).contains("Ani Rahayu"), "no buyer details before the shopper agrees: {r:#?}");
+    // The shopper agrees: now it is accepted.
+    as_user(&mut h, BUYER);
+    h.button(&Action::AgreeChanges(sub).encode());
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'accepted'")), 1);
+}
+
+#[test]
+fn cancel_everything_works_when_a_stall_drops_out_after_another_accepted() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    as_user(&mut h, SRI);
+    h.command("/stok kangkung 10");
+    place_two_stall_order(&mut h);
+    as_user(&mut h, SRI);
+    h.button(&Action::TraderAccept(sub_of(&h, "A-07")).encode());
+    as_user(&mut h, KASIYEM);
+    let sub = sub_of(&h, "A-12");
+    h.button(&Action::TraderReject(sub).encode());
+    h.button(&Action::TraderReason { sub, reason: ReasonCode::Habis }.encode());
+    // The shopper was offered "Batalkan semua": it must do what it says.
+    let offered: String = {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.query_row("SELECT message FROM outbox WHERE recipient = 'ani' ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .expect("question to the shopper")
+    };
+    let cancel =
+        Action::CancelOrder(pasar_online::domain::order::OrderNumber::parse("BLB-0001").expect("number")).encode();
+    assert!(offered.contains(&cancel), "{offered}");
+    as_user(&mut h, BUYER);
+    let r = h.button(&cancel);
+    let r = if joined(&r).contains("Yakin") { h.button(&common::payload(&r, "Ya")) } else { r };
+    assert!(joined(&r).contains("dibatalkan"), "{r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"), 1);
+    assert_eq!(stock(&h, "A-07", "kangkung"), 10, "the accepted stall's stock goes back");
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'bu-sri' AND message LIKE '%dibatalkan pembeli%'"),
+        1,
+        "the trader who had accepted is told"
+    );
+    // Once the shopper has chosen to go on, an accepted stall holds again.
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    place_two_stall_order(&mut h);
+    as_user(&mut h, SRI);
+    h.button(&Action::TraderAccept(sub_of(&h, "A-07")).encode());
+    as_user(&mut h, KASIYEM);
+    let sub = sub_of(&h, "A-12");
+    h.button(&Action::TraderReject(sub).encode());
+    h.button(&Action::TraderReason { sub, reason: ReasonCode::Tutup }.encode());
+    as_user(&mut h, BUYER);
+    h.button(&Action::AcknowledgeDrop(sub).encode());
+    let r = h.command("/batal BLB-0001");
+    assert!(!joined(&r).contains("sudah dibatalkan"), "{r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"), 0);
+}
+
+#[test]
+fn weighing_never_creates_or_loses_stock() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    as_user(&mut h, KASIYEM);
+    h.command("/stok bawang merah 1 kg");
+    place_two_stall_order(&mut h);
+    assert_eq!(stock(&h, "A-12", "bawang-merah"), 0);
+    as_user(&mut h, KASIYEM);
+    let sub = sub_of(&h, "A-12");
+    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
+    h.button(&Action::TraderChange(sub).encode());
+    h.button(&Action::TraderLine(line).encode());
+    // More than the recorded stock: refused, nothing changes.
+    let r = h.text("1,1 kg");
+    assert!(joined(&r).contains("tinggal 0 gr"), "{r:#?}");
+    assert_eq!(h.count(&format!("SELECT quantity_base FROM order_lines WHERE id = {line}")), 1000);
+    assert_eq!(stock(&h, "A-12", "bawang-merah"), 0);
+    // The trader records what they really have, then weighs again: taken exactly.
+    h.command("/stok bawang merah 300 gr");
+    h.button(&Action::TraderLine(line).encode());
+    h.text("1,2 kg");
+    assert_eq!(stock(&h, "A-12", "bawang-merah"), 100);
+    h.button(&Action::TraderLine(line).encode());
+    h.text("900 gr");
+    assert_eq!(stock(&h, "A-12", "bawang-merah"), 400);
+    // The shopper cancels: exactly what the line held goes back.
+    as_user(&mut h, BUYER);
+    let r = h.command("/batal BLB-0001");
+    assert!(joined(&r).contains("dibatalkan"), "{r:#?}");
+    assert_eq!(stock(&h, "A-12", "bawang-merah"), 1300, "300 recorded + the 1 kg the order held");
+}
+
+#[test]
+fn messages_to_others_use_the_default_language_not_the_senders() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    as_user(&mut h, BUYER);
+    h.button(&Action::Language(pasar_online::text::Lang::En).encode());
+    place_two_stall_order_in_english(&mut h);
+    let msg: String = {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.query_row("SELECT message FROM outbox WHERE recipient = 'bu-kasiyem' ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .expect("new order message")
+    };
+    assert!(msg.contains("Pesanan baru"), "a trader who chose no language reads Indonesian: {msg}");
+}
+
+/// The two-stall order, by a shopper who reads English.
+fn place_two_stall_order_in_english(h: &mut Harness) {
+    let offer = |h: &Harness, commodity: &str, stall: &str| {
+        h.engine
+            .catalog()
+            .offers_for("blimbing", commodity)
+            .iter()
+            .find(|o| o.stall_id == stall_id(h, stall))
+            .expect("offer")
+            .id
+    };
+    let (bm, kk) = (offer(h, "bawang-merah", "A-12"), offer(h, "kangkung", "A-07"));
+    h.button(&Action::Offer(bm).encode());
+    h.text("1 kg");
+    h.button(&Action::Offer(kk).encode());
+    h.text("3 ikat");
+    h.button("checkout");
+    h.text("Ani Rahayu");
+    h.text("0812-3456-7890");
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    h.button(&common::payload(&r, "Today"));
+    h.button("pay:cod");
+    h.button("note:none");
+    let r = h.button("place");
+    assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
+}
+
+#[test]
+fn a_trader_who_leaves_the_line_menu_can_still_shop_by_typing() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    place_two_stall_order(&mut h);
+    as_user(&mut h, KASIYEM);
+    h.button(&Action::TraderChange(sub_of(&h, "A-12")).encode());
+    let r = h.text("brambang");
+    assert!(joined(&r).contains("Bawang Merah"), "typed text is a search, not an answer to Ubah: {r:#?}");
+    assert!(!joined(&r).contains("belum paham"), "{r:#?}");
+}

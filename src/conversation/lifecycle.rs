@@ -47,7 +47,7 @@ fn lang_of(repo: &mut dyn MarketRepo, turn: &Turn<'_>, user: &UserKey) -> RepoRe
     if user == turn.user {
         return Ok(turn.lang);
     }
-    Ok(repo.language_of(user)?.unwrap_or(turn.lang))
+    Ok(repo.language_of(user)?.unwrap_or(turn.default_lang))
 }
 
 fn stall_label(turn: &Turn<'_>, stall_id: i64) -> (String, String) {
@@ -318,7 +318,12 @@ pub fn accept(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> Re
         Ok(x) => x,
         Err(r) => return Ok(Err(r)),
     };
-    if sub.status == SubOrderStatus::AwaitingTrader && sub.lines.iter().any(|l| l.changed()) {
+    // Only a part still waiting for its trader: an adjusted part becomes accepted when the
+    // shopper agrees, never by the trader pressing an old Terima button.
+    if sub.status != SubOrderStatus::AwaitingTrader {
+        return Ok(Err(if sub.status.is_dropped() { Refusal::OrderClosed } else { Refusal::AlreadyAnswered }));
+    }
+    if sub.lines.iter().any(|l| l.changed()) {
         return submit_changes(repo, turn, sub_id);
     }
     if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Accepted, None)? {

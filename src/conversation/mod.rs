@@ -141,11 +141,13 @@ pub trait MarketRepo {
     fn set_sub_deadline(&mut self, sub_id: i64, at: Option<DateTime<Utc>>, escalation: i64) -> RepoResult<()>;
     fn acknowledge_sub(&mut self, sub_id: i64) -> RepoResult<()>;
     /// Stores a line's weighed quantity, price and out-of-stock mark, and the sub-order's total.
-    fn update_line(&mut self, sub_id: i64, line: &OrderLine) -> RepoResult<()>;
+    /// Stores a trader's change to a line after weighing, audited with who made it.
+    fn update_line(&mut self, sub_id: i64, line: &OrderLine, actor: &str) -> RepoResult<()>;
     /// Puts stock back (a counted offer only).
     fn release_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()>;
-    /// Takes more stock after weighing (a counted offer only; never below zero).
-    fn take_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()>;
+    /// Takes more stock after weighing. False (and nothing taken) when a counted offer has less
+    /// than that left: stock is never created or lost by clamping.
+    fn take_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<bool>;
     /// Stock left of counted offers (`None`: not counted).
     fn stock_of(&mut self, offer_id: i64) -> RepoResult<Option<u64>>;
     /// Sub-orders waiting for a trader whose deadline has passed.
@@ -177,6 +179,8 @@ pub struct Turn<'a> {
     /// Who acted: the sender of the message, or the system for timers.
     pub user: &'a UserKey,
     pub lang: Lang,
+    /// The language of people who never chose one (messages to other people fall back to it).
+    pub default_lang: Lang,
     /// The inbox id of the event, unique and stable across redelivery: seeds invite codes.
     pub event_key: &'a str,
     /// Keys invite codes.

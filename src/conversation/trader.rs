@@ -17,7 +17,7 @@ use crate::domain::money::Rupiah;
 use crate::domain::order::{
     Order, OrderLine, RejectReason, SubOrder, SubOrderStatus, adjustment_allowed, price_change_allowed,
 };
-use crate::domain::quantity::{SaleUnit, parse_quantity};
+use crate::domain::quantity::{Quantity, SaleUnit, parse_quantity};
 use crate::domain::slot::local;
 use crate::text::Key;
 use serde::{Deserialize, Serialize};
@@ -38,9 +38,10 @@ pub enum TraderState {
 }
 
 impl TraderState {
-    /// Waiting for typed text, so free text goes to this conversation.
+    /// Waiting for typed text, so free text goes to this conversation. Choosing a line waits
+    /// for a button only: a trader who walks away from it can still shop by typing.
     pub fn is_busy(&self) -> bool {
-        !matches!(self, TraderState::Idle)
+        matches!(self, TraderState::ReceiveLineChange { .. } | TraderState::ReceiveRejectReason { .. })
     }
 }
 
@@ -415,7 +416,8 @@ fn act(state: TraderState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<
             if !line.out_of_stock {
                 line.out_of_stock = true;
                 line.total = Rupiah::ZERO;
-                repo.update_line(sub.id, &line)?;
+                let actor = turn.actor(super::Role::Trader);
+                repo.update_line(sub.id, &line, &actor)?;
                 // The stall has none left: stop offering it.
                 if let Some(stall) = turn.catalog.offer(line.offer_id).map(|o| o.stall_id) {
                     repo.set_stock(stall, &line.commodity_id, Some(0))?;
@@ -528,9 +530,24 @@ fn change_line(
             turn.say(Key::ChangeOutOfLimits);
             return Ok(state);
         }
+        // The line holds its quantity of the stall's stock (nothing once out of stock): take
+        // the difference, or refuse when the recorded stock has less than that left.
         let old = if line.out_of_stock { 0 } else { line.quantity.base() };
         if q.base() > old {
-            repo.take_stock(line.offer_id, q.base() - old)?;
+            if !repo.take_stock(line.offer_id, q.base() - old)? {
+                let available = repo.stock_of(line.offer_id)?.unwrap_or(0);
+                let lang = turn.lang;
+                let text = turn.tf(
+                    Key::WeighedAboveStock,
+                    &[
+                        ("commodity", &line.commodity_name),
+                        ("available", &Quantity::amount(available, unit).display(lang)),
+                        ("qty", &q.display(lang)),
+                    ],
+                );
+                turn.reply(Outbound::text(text));
+                return Ok(state);
+            }
         } else {
             repo.release_stock(line.offer_id, old - q.base())?;
         }
@@ -538,6 +555,7 @@ fn change_line(
         line.out_of_stock = false;
     }
     line.total = line_total(line.unit_price, line.quantity);
-    repo.update_line(sub.id, &line)?;
+    let actor = turn.actor(super::Role::Trader);
+    repo.update_line(sub.id, &line, &actor)?;
     show_lines(repo, turn, sub.id)
 }

@@ -404,12 +404,18 @@ pub enum CancelRefusal {
     TooLate,
 }
 
-/// The shopper may cancel while no trader has confirmed anything.
-pub fn buyer_may_cancel(status: OrderStatus, subs: &[SubOrderStatus]) -> Result<(), CancelRefusal> {
+/// The shopper may cancel while no trader has confirmed anything, and also while the order is
+/// no longer what they placed and they are being asked about it (a stall dropped out and they
+/// have not said whether to go on without it, or a stall changed its part after weighing): the
+/// "Batalkan semua" button offered then must work even when another stall already said yes.
+pub fn buyer_may_cancel(status: OrderStatus, subs: &[SubOrderView]) -> Result<(), CancelRefusal> {
     match status {
         OrderStatus::Cancelled | OrderStatus::Rejected => Err(CancelRefusal::AlreadyCancelled),
         OrderStatus::AwaitingTraders | OrderStatus::AwaitingBuyer => {
-            if subs.iter().any(|s| s.trader_confirmed()) {
+            let being_asked = subs
+                .iter()
+                .any(|s| (s.status.is_dropped() && !s.buyer_acknowledged) || s.status == SubOrderStatus::Adjusted);
+            if !being_asked && subs.iter().any(|s| s.status.trader_confirmed()) {
                 Err(CancelRefusal::ConfirmedByTrader)
             } else {
                 Ok(())
@@ -481,13 +487,44 @@ mod cancel_tests {
     #[test]
     fn cancel_only_before_any_trader_confirms() {
         use SubOrderStatus as S;
-        assert_eq!(buyer_may_cancel(OrderStatus::AwaitingTraders, &[S::AwaitingTrader, S::AwaitingTrader]), Ok(()));
+        let v = |status, ack| SubOrderView { status, buyer_acknowledged: ack };
+        let waiting = v(S::AwaitingTrader, false);
+        let accepted = v(S::Accepted, false);
+        assert_eq!(buyer_may_cancel(OrderStatus::AwaitingTraders, &[waiting, waiting]), Ok(()));
         assert_eq!(
-            buyer_may_cancel(OrderStatus::AwaitingTraders, &[S::AwaitingTrader, S::Accepted]),
+            buyer_may_cancel(OrderStatus::AwaitingTraders, &[waiting, accepted]),
             Err(CancelRefusal::ConfirmedByTrader)
         );
         assert_eq!(buyer_may_cancel(OrderStatus::Cancelled, &[]), Err(CancelRefusal::AlreadyCancelled));
-        assert_eq!(buyer_may_cancel(OrderStatus::OnDelivery, &[S::PickedUp]), Err(CancelRefusal::TooLate));
+        assert_eq!(buyer_may_cancel(OrderStatus::OnDelivery, &[v(S::PickedUp, false)]), Err(CancelRefusal::TooLate));
+    }
+
+    #[test]
+    fn cancel_while_asked_about_a_changed_order_even_after_a_stall_confirmed() {
+        use SubOrderStatus as S;
+        let v = |status, ack| SubOrderView { status, buyer_acknowledged: ack };
+        // A stall rejected and the shopper has not answered "go on without it?".
+        assert_eq!(
+            buyer_may_cancel(OrderStatus::AwaitingBuyer, &[v(S::Rejected, false), v(S::Accepted, false)]),
+            Ok(())
+        );
+        // Once they chose to go on, the accepted stall holds again.
+        assert_eq!(
+            buyer_may_cancel(OrderStatus::Confirmed, &[v(S::Rejected, true), v(S::Accepted, false)]),
+            Err(CancelRefusal::TooLate)
+        );
+        assert_eq!(
+            buyer_may_cancel(
+                OrderStatus::AwaitingTraders,
+                &[v(S::Rejected, true), v(S::Accepted, false), v(S::AwaitingTrader, false)]
+            ),
+            Err(CancelRefusal::ConfirmedByTrader)
+        );
+        // A stall changed its part after weighing.
+        assert_eq!(
+            buyer_may_cancel(OrderStatus::AwaitingBuyer, &[v(S::Adjusted, false), v(S::Accepted, false)]),
+            Ok(())
+        );
     }
 }
 

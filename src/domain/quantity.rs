@@ -161,6 +161,11 @@ impl Quantity {
         Ok(Quantity { base, unit })
     }
 
+    /// An amount that is not an order (stock left, say): not checked against the unit's bounds.
+    pub fn amount(base: u64, unit: SaleUnit) -> Quantity {
+        Quantity { base, unit }
+    }
+
     /// Grams, millilitres or pieces.
     pub fn base(self) -> u64 {
         self.base

@@ -345,7 +345,7 @@ impl MarketRepo for RepoTx<'_> {
         Ok(())
     }
 
-    fn update_line(&mut self, sub_id: i64, line: &OrderLine) -> RepoResult<()> {
+    fn update_line(&mut self, sub_id: i64, line: &OrderLine, actor: &str) -> RepoResult<()> {
         self.tx
             .prepare_cached(
                 "UPDATE order_lines SET quantity = ?2, quantity_base = ?3, unit_price = ?4, total = ?5, out_of_stock = ?6
@@ -366,6 +366,25 @@ impl MarketRepo for RepoTx<'_> {
                  WHERE id = ?1",
             )?
             .execute([sub_id])?;
+        // The audit keeps what the trader changed: the status stays, the note says how.
+        let note = if line.out_of_stock {
+            format!("line {} {}: out of stock", line.id, line.commodity_id)
+        } else {
+            format!(
+                "line {} {}: {} base units at Rp {} = Rp {}",
+                line.id,
+                line.commodity_id,
+                line.quantity.base(),
+                line.unit_price.value(),
+                line.total.value()
+            )
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO order_events (order_id, sub_order_id, from_status, to_status, actor, at, note)
+                 SELECT order_id, id, status, status, ?2, ?3, ?4 FROM sub_orders WHERE id = ?1",
+            )?
+            .execute(params![sub_id, actor, ts(self.now), note])?;
         self.refresh_order_total(sub_id)
     }
 
@@ -376,11 +395,12 @@ impl MarketRepo for RepoTx<'_> {
         Ok(())
     }
 
-    fn take_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<()> {
-        self.tx
-            .prepare_cached("UPDATE offers SET stock = MAX(stock - ?2, 0) WHERE id = ?1 AND stock IS NOT NULL")?
+    fn take_stock(&mut self, offer_id: i64, base: u64) -> RepoResult<bool> {
+        let n = self
+            .tx
+            .prepare_cached("UPDATE offers SET stock = stock - ?2 WHERE id = ?1 AND (stock IS NULL OR stock >= ?2)")?
             .execute(params![offer_id, base as i64])?;
-        Ok(())
+        Ok(n > 0)
     }
 
     fn stock_of(&mut self, offer_id: i64) -> RepoResult<Option<u64>> {

@@ -8,7 +8,8 @@ use crate::domain::cart::CartLine;
 use crate::domain::contact::{Address, PhoneNumber};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
-    CancelRefusal, NewOrder, OrderNumber, OrderStatus, OrderSummary, PaymentMethod, SubOrderStatus, buyer_may_cancel,
+    CancelRefusal, NewOrder, OrderNumber, OrderStatus, OrderSummary, PaymentMethod, SubOrderStatus, SubOrderView,
+    buyer_may_cancel,
 };
 use crate::domain::slot::{DeliverySlot, SlotChoice};
 use crate::text::Lang;
@@ -280,7 +281,7 @@ impl ShopperRepo for RepoTx<'_> {
         // No `LIMIT ?` (it re-prepares the statement on every call); stop reading instead.
         let mut stmt = self.tx.prepare_cached(
             "SELECT o.id, o.number, o.status, o.total, o.placed_at, o.slot_date, o.slot, o.payment,
-                    (SELECT group_concat(status) FROM sub_orders s WHERE s.order_id = o.id)
+                    (SELECT group_concat(status || ':' || buyer_ack) FROM sub_orders s WHERE s.order_id = o.id)
              FROM orders o WHERE o.market = ?1 AND o.channel = ?2 AND o.user_id = ?3 ORDER BY o.id DESC",
         )?;
         let rows = stmt.query_map(params![self.market, self.channel(), self.user.id], |r| {
@@ -300,12 +301,16 @@ impl ShopperRepo for RepoTx<'_> {
             let (number, status, total, placed_at, slot_date, slot, payment, subs) = row?;
             let corrupt = |what: &str| StoreError::Corrupt(format!("order {number}: {what}"));
             let status = OrderStatus::from_code(&status).ok_or_else(|| corrupt("status"))?;
-            let subs: Vec<SubOrderStatus> = subs
+            let subs: Vec<SubOrderView> = subs
                 .unwrap_or_default()
                 .split(',')
                 .filter(|s| !s.is_empty())
-                .map(|s| SubOrderStatus::from_code(s).ok_or_else(|| corrupt("sub-order status")))
-                .collect::<Result<_, _>>()?;
+                .map(|s| {
+                    let (code, ack) = s.split_once(':').ok_or_else(|| corrupt("sub-order status"))?;
+                    let status = SubOrderStatus::from_code(code).ok_or_else(|| corrupt("sub-order status"))?;
+                    Ok(SubOrderView { status, buyer_acknowledged: ack == "1" })
+                })
+                .collect::<Result<_, StoreError>>()?;
             let date = NaiveDate::parse_from_str(&slot_date, "%Y-%m-%d").map_err(|_| corrupt("slot date"))?;
             let slot: DeliverySlot = slot.parse().map_err(|_| corrupt("slot"))?;
             out.push(OrderSummary {
@@ -339,16 +344,20 @@ impl ShopperRepo for RepoTx<'_> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("order {number}: {what}"));
         let status = OrderStatus::from_code(&status).ok_or_else(|| corrupt("status"))?;
         let mut subs: Vec<(i64, SubOrderStatus)> = Vec::new();
+        let mut views: Vec<SubOrderView> = Vec::new();
         {
-            let mut stmt = self.tx.prepare_cached("SELECT id, status FROM sub_orders WHERE order_id = ?1")?;
-            let rows = stmt.query_map([order_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            let mut stmt =
+                self.tx.prepare_cached("SELECT id, status, buyer_ack FROM sub_orders WHERE order_id = ?1")?;
+            let rows =
+                stmt.query_map([order_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
             for row in rows {
-                let (id, s) = row?;
-                subs.push((id, SubOrderStatus::from_code(&s).ok_or_else(|| corrupt("sub-order status"))?));
+                let (id, s, ack) = row?;
+                let status = SubOrderStatus::from_code(&s).ok_or_else(|| corrupt("sub-order status"))?;
+                subs.push((id, status));
+                views.push(SubOrderView { status, buyer_acknowledged: ack != 0 });
             }
         }
-        let statuses: Vec<SubOrderStatus> = subs.iter().map(|(_, s)| *s).collect();
-        if let Err(refusal) = buyer_may_cancel(status, &statuses) {
+        if let Err(refusal) = buyer_may_cancel(status, &views) {
             return Ok(Err(refusal));
         }
         let actor = self.actor();
