@@ -417,14 +417,30 @@ async fn telegram_webhook(
 }
 
 /// How a send attempt ended.
+#[derive(Debug, PartialEq)]
 enum Sent {
     Ok,
     /// Flood control: wait this long before this bot sends anything.
     RetryAfter(Duration),
     /// The user blocked the bot or is gone: never deliverable.
     Unreachable(String),
-    /// Network or server trouble: try again later.
+    /// Telegram refused this message for good (a bad request): retrying cannot help.
+    Refused(String),
+    /// Telegram had trouble with this message (a server error): retry it later.
     Failed(String),
+    /// The Bot API could not be reached at all: the whole bot waits, no message is blamed.
+    Network(String),
+}
+
+/// Failed attempts (server errors) after which a message is parked as failed: with the capped
+/// backoff below that is more than an hour of retrying.
+const MAX_ATTEMPTS: u32 = 21;
+/// Longest wait between two attempts at one message, and between two tries to reach the API.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before the next attempt at a message that failed `attempts` times: 1 s, 2 s, 4 s...
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF)
 }
 
 fn classify(e: RequestError) -> Sent {
@@ -433,45 +449,61 @@ fn classify(e: RequestError) -> Sent {
         RequestError::Api(
             ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked,
         ) => Sent::Unreachable(e.to_string()),
-        other => Sent::Failed(other.to_string()),
+        // teloxide keeps only the description; Telegram's 5xx descriptions are the ones below.
+        RequestError::Api(ApiError::Unknown(ref d)) if is_server_error(d) => Sent::Failed(e.to_string()),
+        RequestError::Api(_) | RequestError::MigrateToChatId(_) => Sent::Refused(e.to_string()),
+        // A proxy's HTML error page, or a reply cut short.
+        RequestError::InvalidJson { .. } => Sent::Failed(e.to_string()),
+        RequestError::Network(_) | RequestError::Io(_) => Sent::Network(e.to_string()),
     }
 }
 
-async fn deliver(bot: &Bot, chat: ChatId, sends: Vec<Send>) -> Sent {
-    for s in sends {
-        let result = match s {
-            Send::Text { text, keyboard } => {
-                let mut r = bot.send_message(chat, text);
+fn is_server_error(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    ["internal server error", "bad gateway", "service unavailable", "gateway timeout", "timeout", "restart"]
+        .iter()
+        .any(|s| d.contains(s))
+}
+
+async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
+    let result = match part {
+        Send::Text { text, keyboard } => {
+            let mut r = bot.send_message(chat, text);
+            if let Some(k) = keyboard {
+                r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+            }
+            r.await.map(|_| ())
+        }
+        Send::Photo { url, caption, keyboard } => match reqwest::Url::parse(&url) {
+            Ok(u) => {
+                let mut r = bot.send_photo(chat, InputFile::url(u)).caption(caption);
                 if let Some(k) = keyboard {
                     r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                 }
                 r.await.map(|_| ())
             }
-            Send::Photo { url, caption, keyboard } => match reqwest::Url::parse(&url) {
-                Ok(u) => {
-                    let mut r = bot.send_photo(chat, InputFile::url(u)).caption(caption);
-                    if let Some(k) = keyboard {
-                        r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-                    }
-                    r.await.map(|_| ())
-                }
-                Err(_) => bot.send_message(chat, caption).await.map(|_| ()),
-            },
-            Send::Request { text, keyboard } => {
-                bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
-            }
-        };
-        if let Err(e) = result {
-            return classify(e);
+            Err(_) => bot.send_message(chat, caption).await.map(|_| ()),
+        },
+        Send::Request { text, keyboard } => {
+            bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
         }
+    };
+    match result {
+        Ok(()) => Sent::Ok,
+        Err(e) => classify(e),
     }
-    Sent::Ok
 }
 
-/// Drains one bot's outbox in order per chat, within Telegram's limits: at most
-/// `per_chat` messages a second to one chat and `per_bot` a second in all; a 429 pauses this bot
-/// only; network and server errors are retried with a capped backoff; a user who blocked the
-/// bot is marked unreachable.
+/// Drains one bot's outbox in order per chat, within Telegram's limits.
+///
+/// Each round reads the head of every chat's queue and sends one Bot API call for each chat
+/// that may send now: at most `per_chat` calls a second to one chat (a message sent as several
+/// calls, a long text in pieces or a request keyboard after the text, counts each call, and a
+/// retry sends only the calls that did not go) and `per_bot` a second in all. A 429 pauses this
+/// bot only; a server error holds that chat alone with a capped backoff, up to
+/// [`MAX_ATTEMPTS`]; a bad request or a user who blocked the bot parks the message at once; an
+/// unreachable API pauses the bot without blaming any message. A delivered call whose marking
+/// fails is remembered and marked again, never sent twice.
 #[allow(clippy::too_many_arguments)]
 async fn send(
     bot: Bot,
@@ -485,17 +517,20 @@ async fn send(
 ) {
     let chat_gap = Duration::from_secs_f64(1.0 / per_chat);
     let bot_gap = Duration::from_secs_f64(1.0 / per_bot);
-    let mut last_to_chat: HashMap<String, Instant> = HashMap::new();
+    // When each chat may get its next call (rate limit or retry backoff).
+    let mut chat_ready: HashMap<String, Instant> = HashMap::new();
     let mut last_any = Instant::now() - bot_gap;
-    let mut backoff = Duration::from_millis(500);
+    let mut network_backoff = Duration::from_secs(1);
+    // Calls delivered but not yet recorded in the store (its write failed): outbox id -> parts.
+    let mut delivered: HashMap<i64, usize> = HashMap::new();
     loop {
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let pending = {
+        let heads = {
             let store = Arc::clone(&store);
             let market = market.clone();
             tokio::task::spawn_blocking(move || {
                 let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-                let msgs = guard.pending_outbox_of(ChannelKind::Telegram, &market, 200).map_err(|e| e.to_string())?;
+                let msgs = guard.outbox_heads_of(ChannelKind::Telegram, &market, 1000).map_err(|e| e.to_string())?;
                 let mut langs = HashMap::new();
                 for m in &msgs {
                     if !langs.contains_key(&m.to.id) {
@@ -507,38 +542,30 @@ async fn send(
             })
             .await
         };
-        let (pending, langs) = match pending {
+        let (heads, langs) = match heads {
             Ok(Ok(p)) => p,
             other => {
                 tracing::error!(market = %market, result = ?other.map(|r| r.err()), "reading the outbox failed");
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if pending.is_empty() {
+        if heads.is_empty() {
             if stopping {
                 return;
             }
             let _ = tokio::time::timeout(Duration::from_millis(250), shared.outbox.notified()).await;
             continue;
         }
-        let mut held: Vec<String> = Vec::new(); // chats whose next message must wait (order per chat)
         let mut soonest: Option<Instant> = None;
-        for m in pending {
-            if held.contains(&m.to.id) {
-                continue;
-            }
+        let mut pause: Option<Duration> = None;
+        for m in heads {
             let now = Instant::now();
-            if let Some(t) = last_to_chat.get(&m.to.id)
-                && now < *t + chat_gap
+            if let Some(ready) = chat_ready.get(&m.to.id).copied()
+                && now < ready
             {
-                held.push(m.to.id.clone());
-                let ready = *t + chat_gap;
                 soonest = Some(soonest.map_or(ready, |s| s.min(ready)));
                 continue;
-            }
-            if now < last_any + bot_gap {
-                tokio::time::sleep(last_any + bot_gap - now).await;
             }
             let Ok(chat) = m.to.id.parse::<i64>() else {
                 let _ = mark(&store, m.id, Mark::Undeliverable("not a Telegram chat id".into())).await;
@@ -550,47 +577,101 @@ async fn send(
                 _ => texts.get(&market, lang, Key::TgShareLocation),
             };
             let hint = texts.get(&market, lang, Key::TgRequestHint);
-            let sends = telegram::render(&m.message, request_label, hint);
+            let mut parts = telegram::render(&m.message, request_label, hint);
+            let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
+            if done >= parts.len() {
+                // Everything went earlier; only the marking was missing.
+                if mark(&store, m.id, Mark::Sent).await.is_ok() {
+                    delivered.remove(&m.id);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now < last_any + bot_gap {
+                tokio::time::sleep(last_any + bot_gap - now).await;
+            }
             last_any = Instant::now();
-            match deliver(&bot, ChatId(chat), sends).await {
+            let total = parts.len();
+            let part = parts.swap_remove(done);
+            match deliver(&bot, ChatId(chat), part).await {
                 Sent::Ok => {
-                    last_to_chat.insert(m.to.id.clone(), Instant::now());
-                    backoff = Duration::from_millis(500);
-                    let _ = mark(&store, m.id, Mark::Sent).await;
+                    network_backoff = Duration::from_secs(1);
+                    chat_ready.insert(m.to.id.clone(), Instant::now() + chat_gap);
+                    let now_done = done + 1;
+                    let how = if now_done >= total { Mark::Sent } else { Mark::Parts(now_done) };
+                    match mark(&store, m.id, how).await {
+                        Ok(()) => {
+                            delivered.remove(&m.id);
+                        }
+                        Err(e) => {
+                            tracing::error!(market = %market, id = m.id, error = %e, "recording a delivery failed; will record again");
+                            delivered.insert(m.id, now_done);
+                        }
+                    }
                 }
                 Sent::RetryAfter(wait) => {
                     tracing::warn!(market = %market, seconds = wait.as_secs(), "flood control (429): this bot pauses");
-                    tokio::time::sleep(wait).await;
+                    pause = Some(wait);
                     break;
                 }
                 Sent::Unreachable(reason) => {
                     tracing::info!(market = %market, chat = %m.to.id, %reason, "user unreachable; message parked");
                     let _ = mark(&store, m.id, Mark::Undeliverable(reason)).await;
                 }
+                Sent::Refused(reason) => {
+                    tracing::error!(market = %market, chat = %m.to.id, id = m.id, %reason, "Telegram refused the message; parked");
+                    let _ = mark(&store, m.id, Mark::Undeliverable(reason)).await;
+                }
                 Sent::Failed(reason) => {
-                    tracing::warn!(market = %market, chat = %m.to.id, %reason, "send failed; will retry");
-                    let _ = mark(&store, m.id, Mark::Error(reason)).await;
-                    held.push(m.to.id.clone());
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    let attempts = m.attempts + 1;
+                    if attempts >= MAX_ATTEMPTS {
+                        tracing::error!(market = %market, chat = %m.to.id, id = m.id, %reason, attempts, "send kept failing; parked");
+                        let _ = mark(&store, m.id, Mark::Undeliverable(format!("{attempts} attempts: {reason}"))).await;
+                    } else {
+                        tracing::warn!(market = %market, chat = %m.to.id, %reason, attempts, "send failed; will retry");
+                        let _ = mark(&store, m.id, Mark::Error(reason)).await;
+                        chat_ready.insert(m.to.id.clone(), Instant::now() + backoff(attempts));
+                    }
+                }
+                Sent::Network(reason) => {
+                    tracing::warn!(market = %market, %reason, wait_secs = network_backoff.as_secs(), "Bot API unreachable; this bot waits");
+                    pause = Some(network_backoff);
+                    network_backoff = (network_backoff * 2).min(MAX_BACKOFF);
+                    break;
                 }
             }
+        }
+        if let Some(wait) = pause {
+            if stopping {
+                return; // Shutting down: what is left stays in the outbox for the next start.
+            }
+            tokio::time::sleep(wait).await;
+            continue;
         }
         if let Some(t) = soonest {
             let now = Instant::now();
             if t > now {
-                tokio::time::sleep(t - now).await;
+                if stopping {
+                    // Shutting down: wait for what is rate-limited, but not for retries of
+                    // failing messages (they stay pending for the next start).
+                    if t - now > Duration::from_secs(2) {
+                        return;
+                    }
+                    tokio::time::sleep(t - now).await;
+                } else {
+                    // New messages for another chat wake the sender early (and a notice missed
+                    // while sending costs a quarter of a second at most).
+                    let wait = (t - now).min(Duration::from_millis(250));
+                    let _ = tokio::time::timeout(wait, shared.outbox.notified()).await;
+                }
             }
-        }
-        if stopping && held.is_empty() {
-            // One more round picks up anything queued meanwhile; then stop.
-            continue;
         }
     }
 }
 
 enum Mark {
     Sent,
+    Parts(usize),
     Error(String),
     Undeliverable(String),
 }
@@ -601,6 +682,7 @@ async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), Strin
         let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
         let r = match how {
             Mark::Sent => guard.mark_sent(id, Utc::now()),
+            Mark::Parts(n) => guard.record_parts_sent(id, n),
             Mark::Error(e) => guard.record_send_error(id, &e),
             Mark::Undeliverable(e) => guard.mark_undeliverable(id, &e),
         };
@@ -613,4 +695,35 @@ async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), Strin
 /// A user key on Telegram.
 pub fn telegram_user(chat: i64) -> UserKey {
     UserKey { channel: ChannelKind::Telegram, id: chat.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_into_retry_park_or_pause() {
+        let api = |e: ApiError| classify(RequestError::Api(e));
+        assert!(matches!(api(ApiError::BotBlocked), Sent::Unreachable(_)));
+        assert!(matches!(api(ApiError::MessageIsTooLong), Sent::Refused(_)));
+        assert!(matches!(api(ApiError::Unknown("Bad Request: can't parse entities".into())), Sent::Refused(_)));
+        assert!(matches!(api(ApiError::Unknown("Internal Server Error".into())), Sent::Failed(_)));
+        assert!(matches!(api(ApiError::Unknown("Bad Gateway".into())), Sent::Failed(_)));
+        assert_eq!(
+            classify(RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(7))),
+            Sent::RetryAfter(Duration::from_secs(7))
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(classify(RequestError::Io(Arc::new(io))), Sent::Network(_)));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+        let total: Duration = (1..MAX_ATTEMPTS).map(backoff).sum();
+        assert!(total >= Duration::from_secs(3600), "a message is retried for over an hour: {total:?}");
+    }
 }

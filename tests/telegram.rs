@@ -339,3 +339,113 @@ fn sigterm_stops_taking_updates_flushes_and_exits_0() {
     };
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// The shopper goes as far as the phone question, which Telegram gets as two calls: the
+/// question, then the contact request keyboard under a short hint.
+fn up_to_the_phone_question(fake: &FakeTelegram) -> usize {
+    let mut seen = 0;
+    fake.text(BLIMBING, SHOPPER, "kangkung");
+    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Kangkung (per ikat)", seen);
+    seen = n;
+    fake.press(BLIMBING, SHOPPER, &offers.button("Sayur Bu Sri").expect("stall button"));
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
+    fake.text(BLIMBING, SHOPPER, "3 ikat");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    fake.press(BLIMBING, SHOPPER, "checkout");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "atas nama siapa", seen);
+    fake.text(BLIMBING, SHOPPER, "Ani Rahayu");
+    seen
+}
+
+#[test]
+fn a_message_sent_in_two_calls_resends_only_the_call_that_failed() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    // The second call (the request keyboard) fails twice with a server error.
+    fake.server_error(BLIMBING, "tombol di bawah", 2);
+    let seen = up_to_the_phone_question(&fake);
+    let (question, n) = fake.wait_for(BLIMBING, SHOPPER, "Nomor HP", seen);
+    let (hint, _) = fake.wait_for(BLIMBING, SHOPPER, "tombol di bawah", n);
+    assert_eq!(hint.markup["keyboard"][0][0]["request_contact"], serde_json::json!(true), "{:?}", hint.markup);
+    assert!(question.at <= hint.at);
+    assert_eq!(fake.attempts_with(BLIMBING, "Nomor HP"), 1, "the question went once, not again with each retry");
+    assert_eq!(fake.attempts_with(BLIMBING, "tombol di bawah"), 3);
+    let delivered = fake.sent_to(BLIMBING, SHOPPER);
+    assert_eq!(delivered.iter().filter(|m| m.text.contains("Nomor HP")).count(), 1);
+    // The row is sent, with its two failed attempts on record.
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row: (String, i64, i64) = conn
+            .query_row(
+                "SELECT status, attempts, parts_sent FROM outbox WHERE recipient = ?1 AND message LIKE '%Nomor HP%'",
+                [SHOPPER.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("outbox row");
+        if row.0 == "sent" {
+            assert_eq!(row.1, 3, "two failures and the success");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never marked sent: {row:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_message_telegram_refuses_is_parked_and_the_chat_goes_on() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    fake.bad_request(BLIMBING, "Sugeng rawuh");
+    fake.text(BLIMBING, SHOPPER, "/start");
+    // The welcome can never go; the menu after it still does, once.
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    assert_eq!(fake.attempts_with(BLIMBING, "Sugeng rawuh"), 1, "a bad request is not retried");
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let parked: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%parse entities%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outbox");
+    assert_eq!(parked, 1);
+}
+
+#[test]
+fn a_chat_with_a_long_queue_does_not_hold_up_the_other_chats() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The default limits: one message a second per chat.
+    let _pasar = start(&fake, dir.path(), false);
+    const BUSY: i64 = 4004;
+    fake.text(BLIMBING, BUSY, "/start");
+    fake.wait_for(BLIMBING, BUSY, "Pasar Blimbing", 0);
+    // Some 250 replies queue up for one chat: minutes of sending at one a second.
+    for _ in 0..125 {
+        fake.text(BLIMBING, BUSY, "/start");
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let queued: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = ?1 AND status = 'pending'",
+                [BUSY.to_string()],
+                |r| r.get(0),
+            )
+            .expect("outbox");
+        if queued >= 220 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the backlog never built up ({queued})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another shopper is answered now, not after the busy chat's queue.
+    fake.text(BLIMBING, SHOPPER, "/bantuan");
+    fake.wait_for(BLIMBING, SHOPPER, "Cara belanja", 0);
+    let busy_got = fake.sent_to(BLIMBING, BUSY).len();
+    assert!(busy_got < 30, "the other shopper waited behind {busy_got} messages of the busy chat");
+}

@@ -209,10 +209,13 @@ pub const MIGRATIONS: &[&str] = &[
         inbox_id INTEGER REFERENCES inbox(id),
         status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
         attempts INTEGER NOT NULL DEFAULT 0,
+        parts_sent INTEGER NOT NULL DEFAULT 0,   -- a message sent as several calls: how many went
         last_error TEXT,
         created_at TEXT NOT NULL,
         sent_at TEXT
     ) STRICT;
     CREATE INDEX outbox_pending ON outbox (channel, id) WHERE status = 'pending';
+    -- The head of each chat's queue, for senders.
+    CREATE INDEX outbox_pending_by_chat ON outbox (channel, market, recipient, id) WHERE status = 'pending';
     "#,
 ];

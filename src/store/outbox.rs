@@ -13,6 +13,11 @@ pub struct OutboxMessage {
     pub market: String,
     pub to: UserKey,
     pub message: Outbound,
+    /// A message a channel sends as several calls (a long text in pieces, a request keyboard
+    /// after the text): how many already went, so a retry sends only the rest.
+    pub parts_sent: usize,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
 }
 
 /// Queues a message inside the current transaction.
@@ -42,6 +47,8 @@ impl Store {
                 market,
                 to: UserKey { channel, id: recipient },
                 message: serde_json::from_str(&json)?,
+                parts_sent: 0,
+                attempts: 0,
             });
         }
         Ok(out)
@@ -64,35 +71,52 @@ impl Store {
                 market: market.to_string(),
                 to: to.clone(),
                 message: serde_json::from_str(&json)?,
+                parts_sent: 0,
+                attempts: 0,
             });
         }
         Ok(out)
     }
 
-    /// Pending messages of one market's bot on one channel, oldest first.
-    pub fn pending_outbox_of(
-        &self,
-        channel: ChannelKind,
-        market: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMessage>> {
+    /// The oldest pending message of each chat of one market's bot on one channel, oldest
+    /// first: what a sender may send next without breaking the order within a chat. Reading
+    /// only the heads means a chat with a long queue never hides the other chats.
+    pub fn outbox_heads_of(&self, channel: ChannelKind, market: &str, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 ORDER BY id",
+            "SELECT id, recipient, message, parts_sent, attempts FROM outbox WHERE id IN (
+                 SELECT MIN(id) FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 GROUP BY recipient
+             ) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![channel.code(), market], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
-            let (id, recipient, json) = row?;
+            let (id, recipient, json, parts_sent, attempts) = row?;
             out.push(OutboxMessage {
                 id,
                 market: market.to_string(),
                 to: UserKey { channel, id: recipient },
                 message: serde_json::from_str(&json)?,
+                parts_sent: usize::try_from(parts_sent).unwrap_or(0),
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             });
         }
         Ok(out)
+    }
+
+    /// Part of a multi-call message went out: a retry starts after it.
+    pub fn record_parts_sent(&mut self, id: i64, parts: usize) -> StoreResult<()> {
+        self.conn()
+            .prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1 AND status = 'pending'")?
+            .execute(params![id, parts as i64])?;
+        Ok(())
     }
 
     /// A delivery attempt failed for a reason that may pass (network, server error).
@@ -103,7 +127,8 @@ impl Store {
         Ok(())
     }
 
-    /// The message can never be delivered (the user blocked the bot): parked with the reason.
+    /// The message can never be delivered (the user blocked the bot, the channel refused it for
+    /// good, or it kept failing): parked with the reason, for an operator to look at.
     pub fn mark_undeliverable(&mut self, id: i64, error: &str) -> StoreResult<()> {
         self.conn()
             .prepare_cached(

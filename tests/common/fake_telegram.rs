@@ -50,6 +50,11 @@ struct BotState {
     get_updates_calls: usize,
     /// Language codes ("" for the default) of the command menus set.
     command_menus: Vec<String>,
+    /// Sends whose text contains the needle fail: (needle, times left or None for always,
+    /// HTTP status, Telegram's description).
+    failures: Vec<(String, Option<u32>, u16, String)>,
+    /// Every send attempt's text, failed or not.
+    attempts: Vec<String>,
 }
 
 #[derive(Default)]
@@ -146,6 +151,20 @@ async fn api(
                     .into_response();
             }
             let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
+            b.attempts.push(text.clone());
+            if let Some(rule) =
+                b.failures.iter_mut().find(|(needle, left, ..)| text.contains(needle.as_str()) && *left != Some(0))
+            {
+                if let Some(left) = rule.1.as_mut() {
+                    *left -= 1;
+                }
+                let (status, description) = (rule.2, rule.3.clone());
+                return (
+                    axum::http::StatusCode::from_u16(status).expect("status"),
+                    axum::Json(json!({"ok": false, "error_code": status, "description": description})),
+                )
+                    .into_response();
+            }
             b.next_message += 1;
             let id = b.next_message;
             b.sent.push(SentMessage {
@@ -264,6 +283,28 @@ impl FakeTelegram {
             b.flood = times;
             b.flood_seconds = seconds;
         });
+    }
+
+    /// The next `times` sends whose text contains `needle` get a 500 Internal Server Error.
+    pub fn server_error(&self, token: &str, needle: &str, times: u32) {
+        self.with(token, |b| b.failures.push((needle.into(), Some(times), 500, "Internal Server Error".into())));
+    }
+
+    /// Every send whose text contains `needle` is refused as a bad request, for good.
+    pub fn bad_request(&self, token: &str, needle: &str) {
+        self.with(token, |b| {
+            b.failures.push((
+                needle.into(),
+                None,
+                400,
+                "Bad Request: can't parse entities: unsupported start tag".into(),
+            ))
+        });
+    }
+
+    /// How many send attempts (failed or not) carried a text containing `needle`.
+    pub fn attempts_with(&self, token: &str, needle: &str) -> usize {
+        self.with(token, |b| b.attempts.iter().filter(|t| t.contains(needle)).count())
     }
 
     pub fn block(&self, token: &str, chat: i64) {
