@@ -611,14 +611,45 @@ impl Order {
     pub fn area(&self) -> Option<String> {
         match &self.address {
             Address::Text(t) => {
-                // Drop house numbers, RT/RW and "No." parts: keep words without digits.
-                let words: Vec<&str> = t
-                    .split([',', ' '])
-                    .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_ascii_digit()))
-                    .filter(|w| {
-                        !matches!(w.to_lowercase().trim_end_matches('.'), "no" | "rt" | "rw" | "blok" | "nomor")
-                    })
-                    .collect();
+                // The street (from its "Jl."/"Gg." word on) and the last part (the kelurahan),
+                // without house numbers, RT/RW, "No." and the buyer's own name: people write
+                // "Rumah Bu Ani, Jl. Kawi 5, Klojen".
+                let name: Vec<String> = self.buyer_name.split_whitespace().map(str::to_lowercase).collect();
+                let clean = |segment: &str| -> Vec<String> {
+                    segment
+                        .split_whitespace()
+                        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                        .filter(|w| {
+                            let l = w.to_lowercase();
+                            let bare = l.trim_end_matches(['.', ':']);
+                            !matches!(bare, "no" | "rt" | "rw" | "blok" | "nomor" | "rumah" | "kos" | "bu" | "pak")
+                                && !name.iter().any(|n| n == bare)
+                        })
+                        .map(str::to_string)
+                        .collect()
+                };
+                let segments: Vec<&str> = t.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                let is_street_word = |w: &str| {
+                    matches!(
+                        w.to_lowercase().trim_end_matches('.'),
+                        "jl" | "jln" | "jalan" | "gg" | "gang" | "perum" | "perumahan" | "komplek" | "griya"
+                    )
+                };
+                let street = segments.iter().enumerate().find_map(|(i, s)| {
+                    let words: Vec<&str> = s.split_whitespace().collect();
+                    let at = words.iter().position(|w| is_street_word(w))?;
+                    Some((i, clean(&words[at..].join(" "))))
+                });
+                let mut words = Vec::new();
+                if let Some((_, w)) = &street {
+                    words.extend(w.iter().cloned());
+                }
+                let last = segments.len().checked_sub(1);
+                if let Some(last) = last
+                    && street.as_ref().is_none_or(|(i, _)| *i != last)
+                {
+                    words.extend(clean(segments[last]));
+                }
                 Some(words.join(" "))
             }
             Address::Location { .. } => None,
@@ -652,6 +683,13 @@ mod area_tests {
         };
         let o = order(Address::Text("Jl. Borobudur No. 12 RT 03/RW 05, Purwodadi".into()));
         assert_eq!(o.area().as_deref(), Some("Jl. Borobudur Purwodadi"));
+        // Whatever people write before the street (often their own name) stays out.
+        let o = order(Address::Text("Rumah Bu Sri Wahyuni, Jl. Kawi No. 5, Klojen".into()));
+        assert_eq!(o.area().as_deref(), Some("Jl. Kawi Klojen"));
+        let o = order(Address::Text("Sri, Gg. Melati 3 belakang masjid, Sukun".into()));
+        assert_eq!(o.area().as_deref(), Some("Gg. Melati belakang masjid Sukun"));
+        let o = order(Address::Text("Perumahan Griya Shanta blok C-4".into()));
+        assert_eq!(o.area().as_deref(), Some("Perumahan Griya Shanta"));
         assert_eq!(order(Address::Location { lat: -7.9, lon: 112.6 }).area(), None);
     }
 }
