@@ -124,6 +124,7 @@ pub fn run(config: &Config, db: &Path, journeys: usize, concurrent: usize) -> an
                 display_name: None,
                 received_at: now,
                 inbound: script[*step].clone(),
+                pressed_on: None,
             });
             *step += 1;
         }

@@ -33,7 +33,7 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
 // `pasar run`: every market's bot in one process.
 
 use crate::channel::telegram::{self, Send};
-use crate::channel::{ChannelKind, UserKey};
+use crate::channel::{ChannelKind, CommandMenu, UserKey};
 use crate::conversation::engine::SystemClock;
 use crate::text::{Key, Lang};
 use std::collections::HashMap;
@@ -41,10 +41,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use teloxide::payloads::{
-    GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters, SetWebhookSetters,
+    EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters,
+    SetWebhookSetters,
 };
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InputFile, ReplyMarkup};
+use teloxide::types::{BotCommand, BotCommandScope, ChatId, InputFile, ReplyMarkup};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::Notify;
 
@@ -136,6 +137,17 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         set_commands(&bot, &plan.market, &texts).await;
         running += 1;
         let send_store = Arc::new(Mutex::new(Store::open(&db)?));
+        let holders = match send_store.lock() {
+            Ok(s) => telegram_role_holders(&s, &config, &plan.market)?,
+            Err(_) => Vec::new(),
+        };
+        tasks.push(tokio::spawn(set_role_menus(
+            bot.clone(),
+            plan.market.clone(),
+            holders,
+            Arc::clone(&texts),
+            config.default_language,
+        )));
         match &webhook {
             None => {
                 let poll_store = Arc::new(Mutex::new(Store::open(&db)?));
@@ -329,29 +341,104 @@ async fn shared_stopped(shared: &Shared) {
     }
 }
 
-/// The shopper's commands in the bot's menu, in Indonesian (the default) and English.
+/// The commands a menu lists, described in one language. Traders' `/pesanan` lists their
+/// stall's open orders, so it is described as such.
+fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: CommandMenu) -> Vec<BotCommand> {
+    let mut list: Vec<(&str, Key)> = vec![("start", Key::CmdStart)];
+    if menu.trader {
+        list.extend([
+            ("pesanan", Key::CmdPesananTrader),
+            ("harga", Key::CmdHarga),
+            ("stok", Key::CmdStok),
+            ("tutup", Key::CmdTutup),
+            ("buka", Key::CmdBuka),
+            ("rekap", Key::CmdRekap),
+        ]);
+    }
+    if menu.admin {
+        list.push(("undang", Key::CmdUndang));
+    }
+    list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);
+    if !menu.trader {
+        list.push(("pesanan", Key::CmdPesanan));
+    }
+    list.extend([("batal", Key::CmdBatal), ("bahasa", Key::CmdBahasa), ("bantuan", Key::CmdBantuan)]);
+    list.into_iter().map(|(c, k)| BotCommand::new(c, texts.get(market, lang, k))).collect()
+}
+
+/// The shopper's commands as every chat's menu, in Indonesian (the default) and English.
 async fn set_commands(bot: &Bot, market: &str, texts: &crate::text::Texts) {
-    use teloxide::types::BotCommand;
-    let list = |lang: Lang| {
-        [
-            ("start", Key::CmdStart),
-            ("cari", Key::CmdCari),
-            ("keranjang", Key::CmdKeranjang),
-            ("pesanan", Key::CmdPesanan),
-            ("batal", Key::CmdBatal),
-            ("bahasa", Key::CmdBahasa),
-            ("bantuan", Key::CmdBantuan),
-        ]
-        .into_iter()
-        .map(|(c, k)| BotCommand::new(c, texts.get(market, lang, k)))
-        .collect::<Vec<_>>()
-    };
-    if let Err(e) = bot.set_my_commands(list(Lang::Id)).await {
+    let shopper = CommandMenu::default();
+    if let Err(e) = bot.set_my_commands(command_list(texts, market, Lang::Id, shopper)).await {
         tracing::warn!(market, error = %e, "setMyCommands failed");
     }
-    if let Err(e) = bot.set_my_commands(list(Lang::En)).language_code("en").await {
+    if let Err(e) = bot.set_my_commands(command_list(texts, market, Lang::En, shopper)).language_code("en").await {
         tracing::warn!(market, error = %e, "setMyCommands (en) failed");
     }
+}
+
+/// One chat's own menu (a trader's or an admin's), in that user's language.
+async fn set_chat_commands(
+    bot: &Bot,
+    market: &str,
+    texts: &crate::text::Texts,
+    chat: i64,
+    lang: Lang,
+    menu: CommandMenu,
+) -> Sent {
+    let scope = BotCommandScope::Chat { chat_id: teloxide::types::Recipient::Id(ChatId(chat)) };
+    match bot.set_my_commands(command_list(texts, market, lang, menu)).scope(scope).await {
+        Ok(_) => Sent::Ok,
+        Err(e) => classify(e),
+    }
+}
+
+/// At start: the menus of everyone with a role in this market (traders and admins, stored or
+/// from the config), paced well under the bot's limit, so a role given while the bot was down
+/// or an admin added to the config shows in their menu.
+async fn set_role_menus(
+    bot: Bot,
+    market: String,
+    holders: Vec<(UserKey, CommandMenu, Option<Lang>)>,
+    texts: Arc<crate::text::Texts>,
+    default_lang: Lang,
+) {
+    for (user, menu, lang) in holders {
+        let Ok(chat) = user.id.parse::<i64>() else {
+            continue;
+        };
+        loop {
+            match set_chat_commands(&bot, &market, &texts, chat, lang.unwrap_or(default_lang), menu).await {
+                Sent::RetryAfter(wait) => tokio::time::sleep(wait).await,
+                Sent::Ok => break,
+                other => {
+                    tracing::warn!(market = %market, chat, result = ?other, "setting a role menu failed");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Who in this market has a role on Telegram, with their menu and language.
+fn telegram_role_holders(
+    store: &Store,
+    config: &Config,
+    market: &str,
+) -> crate::store::StoreResult<Vec<(UserKey, CommandMenu, Option<Lang>)>> {
+    let mut holders: HashMap<UserKey, CommandMenu> =
+        store.role_holders(market, ChannelKind::Telegram)?.into_iter().collect();
+    for admin in config.policy.config_admins(market).filter(|u| u.channel == ChannelKind::Telegram) {
+        holders.entry(admin.clone()).or_default().admin = true;
+    }
+    let mut out = Vec::new();
+    for (user, menu) in holders {
+        let lang = store.language_of(&user)?;
+        out.push((user, menu, lang));
+    }
+    out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    Ok(out)
 }
 
 /// What the webhook handler needs.
@@ -487,6 +574,28 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
         Send::Request { text, keyboard } => {
             bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
         }
+        Send::Edit { message_id, text, keyboard } => {
+            let mut r = bot.edit_message_text(chat, teloxide::types::MessageId(message_id), text.clone());
+            if let Some(k) = keyboard.clone() {
+                r = r.reply_markup(k);
+            }
+            match r.await {
+                Ok(_) => Ok(()),
+                // Pressed twice: the page already shows this.
+                Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+                // Too old, deleted, or not ours to edit: show it as a new message instead.
+                Err(RequestError::Api(
+                    ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
+                )) => {
+                    let mut r = bot.send_message(chat, text);
+                    if let Some(k) = keyboard {
+                        r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+                    }
+                    r.await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => Sent::Ok,
@@ -585,6 +694,17 @@ async fn send(
                     delivered.remove(&m.id);
                 }
                 continue;
+            }
+            if let Some(menu) = m.message.menu
+                && done == 0
+            {
+                // The user's roles changed with this message: their menu first. Best effort:
+                // the message itself tells them what they can do.
+                if let Sent::RetryAfter(wait) = set_chat_commands(&bot, &market, &texts, chat, lang, menu).await {
+                    pause = Some(wait);
+                    break;
+                }
+                last_any = Instant::now();
             }
             let now = Instant::now();
             if now < last_any + bot_gap {

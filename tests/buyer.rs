@@ -309,6 +309,7 @@ fn a_redelivered_update_has_one_effect() {
         display_name: None,
         received_at: common::morning(),
         inbound: Inbound::Text("1 kg".into()),
+        pressed_on: None,
     };
     let first = h.deliver_event(event.clone());
     let second = h.deliver_event(event);
@@ -437,6 +438,7 @@ fn in_a_batch_only_the_failing_event_is_rolled_back() {
             display_name: None,
             received_at: common::morning(),
             inbound: Inbound::Text("1 kg".into()),
+            pressed_on: None,
         })
         .collect();
     h.engine.store().ingest(&events).expect("ingest");

@@ -58,6 +58,7 @@ fn the_last_ten_kilos_are_never_oversold() {
                         display_name: None,
                         received_at: common::morning(),
                         inbound,
+                        pressed_on: None,
                     };
                     engine.store().ingest(std::slice::from_ref(&event)).expect("ingest");
                     engine.process_pending().expect("process");

@@ -12,6 +12,7 @@ const BLIMBING: &str = "111:blimbing-token";
 const DINOYO: &str = "222:dinoyo-token";
 const ADMIN: i64 = 9001;
 const TRADER: i64 = 2002;
+const TRADER2: i64 = 2003;
 const SHOPPER: i64 = 1001;
 
 struct Running(Child);
@@ -60,6 +61,19 @@ fn a_whole_order_through_two_market_bots() {
     let code = invite.text.split("/daftar ").nth(1).expect("code").trim().to_string();
     fake.text(BLIMBING, TRADER, &format!("/daftar {code}"));
     fake.wait_for(BLIMBING, TRADER, "Selamat bergabung", 0);
+    // From then on the trader's menu has the stall's commands; the admin's has /undang.
+    let trader_menu = fake.chat_menu(BLIMBING, TRADER).expect("the trader's menu was set");
+    assert!(["harga", "stok", "tutup", "buka", "rekap", "pesanan"].iter().all(|c| trader_menu.iter().any(|m| m == c)));
+    assert!(!trader_menu.iter().any(|m| m == "undang"), "{trader_menu:?}");
+    let admin_menu = fake.chat_menu(BLIMBING, ADMIN).expect("the admin's menu was set at start");
+    assert!(admin_menu.iter().any(|m| m == "undang") && !admin_menu.iter().any(|m| m == "harga"), "{admin_menu:?}");
+    assert_eq!(fake.chat_menu(BLIMBING, SHOPPER), None, "shoppers keep the bot's common menu");
+    // And the trader of stall A-12.
+    fake.text(BLIMBING, ADMIN, "/undang A-12");
+    let (invite, _) = fake.wait_for(BLIMBING, ADMIN, "Bumbu Dapur Bu Kasiyem", 1);
+    let code = invite.text.split("/daftar ").nth(1).expect("code").trim().to_string();
+    fake.text(BLIMBING, TRADER2, &format!("/daftar {code}"));
+    fake.wait_for(BLIMBING, TRADER2, "Selamat bergabung", 0);
 
     // The shopper buys kangkung with buttons and typed answers.
     let mut seen = 0;
@@ -71,6 +85,14 @@ fn a_whole_order_through_two_market_bots() {
     fake.press(BLIMBING, SHOPPER, &offers.button("Sayur Bu Sri").expect("stall button"));
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
     fake.text(BLIMBING, SHOPPER, "3 ikat");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    // ...and bawang merah from another stall, by its Javanese name.
+    fake.text(BLIMBING, SHOPPER, "brambang");
+    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", seen);
+    seen = n;
+    fake.press(BLIMBING, SHOPPER, &offers.button("Bu Kasiyem").expect("stall button"));
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
+    fake.text(BLIMBING, SHOPPER, "1/2 kg");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
     fake.press(BLIMBING, SHOPPER, "checkout");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "atas nama siapa", seen);
@@ -93,12 +115,18 @@ fn a_whole_order_through_two_market_bots() {
     fake.press(BLIMBING, SHOPPER, "place");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "BLB-0001 sudah kami terima", seen);
 
-    // The trader gets it in their own chat, without the buyer's name or phone, and accepts.
+    // Each trader gets their own part in their own chat, without the buyer's name or phone.
     let (order, _) = fake.wait_for(BLIMBING, TRADER, "Pesanan baru BLB-0001", 0);
     assert!(!order.text.contains("Ani") && !order.text.contains("0812"), "{}", order.text);
+    assert!(order.text.contains("Kangkung") && !order.text.contains("Bawang Merah"), "{}", order.text);
+    let (order2, _) = fake.wait_for(BLIMBING, TRADER2, "Pesanan baru BLB-0001", 0);
+    assert!(order2.text.contains("Bawang Merah") && !order2.text.contains("Kangkung"), "{}", order2.text);
     fake.press(BLIMBING, TRADER, &order.button("Terima").expect("Terima button"));
     let (accepted, _) = fake.wait_for(BLIMBING, TRADER, "diterima", 0);
     assert!(accepted.text.contains("Ani Rahayu") && accepted.text.contains("0812-3456-7890"), "{}", accepted.text);
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Sayur Bu Sri menerima", seen);
+    fake.press(BLIMBING, TRADER2, &order2.button("Terima").expect("Terima button"));
+    fake.wait_for(BLIMBING, TRADER2, "diterima", 0);
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Semua pedagang sudah mengonfirmasi", seen);
 
     // The same chat is a different shopper at another market's bot, which speaks as that market.
@@ -448,4 +476,32 @@ fn a_chat_with_a_long_queue_does_not_hold_up_the_other_chats() {
     fake.wait_for(BLIMBING, SHOPPER, "Cara belanja", 0);
     let busy_got = fake.sent_to(BLIMBING, BUSY).len();
     assert!(busy_got < 30, "the other shopper waited behind {busy_got} messages of the busy chat");
+}
+
+#[test]
+fn turning_a_page_edits_the_message_it_was_turned_on() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    let (menu, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    fake.press_on(BLIMBING, &menu, "cat:sayur:0");
+    let (page1, seen) = fake.wait_for(BLIMBING, SHOPPER, "halaman 1/3", seen);
+    assert_eq!(page1.edit_of, None, "opening a category is a new message");
+    let next = page1.button("Berikutnya").expect("next page button");
+    fake.press_on(BLIMBING, &page1, &next);
+    let (page2, seen) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/3", seen);
+    assert_eq!(page2.edit_of, Some(page1.id), "the page turned in place");
+    // Back a page from the edited message: the same message again.
+    let prev = page2.button("Sebelumnya").expect("previous page button");
+    fake.press_on(BLIMBING, &page2, &prev);
+    let (again, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 1/3", seen);
+    assert_eq!(again.edit_of, Some(page1.id));
+    // A page turn on a message the chat no longer has comes as a new message.
+    let mut gone = page2.clone();
+    gone.id = 999_999;
+    let before = fake.sent_to(BLIMBING, SHOPPER).len();
+    fake.press_on(BLIMBING, &gone, &next);
+    let (fresh, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/3", before);
+    assert_eq!(fresh.edit_of, None, "{fresh:?}");
 }

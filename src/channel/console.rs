@@ -206,6 +206,7 @@ impl<'e> ConsoleChat<'e> {
             display_name: Some(self.user.id.clone()),
             received_at: now,
             inbound,
+            pressed_on: None,
         };
         self.engine.store().ingest(std::slice::from_ref(&event))?;
         self.engine.process_pending()?;

@@ -105,6 +105,10 @@ pub struct InboundEvent {
     pub display_name: Option<String>,
     pub received_at: DateTime<Utc>,
     pub inbound: Inbound,
+    /// For a button press: the platform's reference to the message the button was on (Telegram
+    /// `message_id`), so a reply may take that message's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressed_on: Option<String>,
 }
 
 /// A choice offered to the user.
@@ -138,20 +142,60 @@ pub struct Outbound {
     /// answer, not a choice: renderers with numbered menus must not map it to a button.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expects_text: bool,
+    /// Show this in place of an earlier message (a page turn edits the page it was turned on),
+    /// by the platform's reference to it. Channels that cannot edit send it as a new message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// The user's roles changed with this message: platforms with a command menu show this one
+    /// to them from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub menu: Option<CommandMenu>,
+}
+
+/// Which commands a user's menu lists: every user's are the shopper's; traders and admins have
+/// theirs too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct CommandMenu {
+    pub trader: bool,
+    pub admin: bool,
 }
 
 impl Outbound {
     pub fn text(text: impl Into<String>) -> Outbound {
-        Outbound { text: text.into(), buttons: Vec::new(), photo: None, request: None, expects_text: false }
+        Outbound {
+            text: text.into(),
+            buttons: Vec::new(),
+            photo: None,
+            request: None,
+            expects_text: false,
+            replaces: None,
+            menu: None,
+        }
     }
 
     pub fn with_buttons(text: impl Into<String>, buttons: Vec<Button>) -> Outbound {
-        Outbound { text: text.into(), buttons, photo: None, request: None, expects_text: false }
+        Outbound {
+            text: text.into(),
+            buttons,
+            photo: None,
+            request: None,
+            expects_text: false,
+            replaces: None,
+            menu: None,
+        }
     }
 
     /// A question answered by typing, with optional shortcut buttons.
     pub fn question(text: impl Into<String>, buttons: Vec<Button>) -> Outbound {
-        Outbound { text: text.into(), buttons, photo: None, request: None, expects_text: true }
+        Outbound {
+            text: text.into(),
+            buttons,
+            photo: None,
+            request: None,
+            expects_text: true,
+            replaces: None,
+            menu: None,
+        }
     }
 }
 

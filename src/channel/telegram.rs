@@ -27,6 +27,8 @@ pub struct Converted {
     pub inbound: Inbound,
     /// A button press to acknowledge with `answerCallbackQuery` once it is stored.
     pub callback_id: Option<String>,
+    /// The id of the message the pressed button was on.
+    pub pressed_on: Option<i32>,
 }
 
 fn from_message(msg: Message) -> Option<Converted> {
@@ -45,7 +47,7 @@ fn from_message(msg: Message) -> Option<Converted> {
         // Stickers, photos, voice notes...: the core answers "not understood" with the menu.
         Inbound::Text(String::new())
     };
-    Some(Converted { chat: msg.chat.id.0, display_name, inbound, callback_id: None })
+    Some(Converted { chat: msg.chat.id.0, display_name, inbound, callback_id: None, pressed_on: None })
 }
 
 fn from_callback(q: CallbackQuery) -> Option<Converted> {
@@ -56,6 +58,7 @@ fn from_callback(q: CallbackQuery) -> Option<Converted> {
         display_name: Some(q.from.full_name()),
         inbound: Inbound::Button(payload),
         callback_id: Some(q.id.0.clone()),
+        pressed_on: q.message.as_ref().map(|m| m.id().0),
     })
 }
 
@@ -87,6 +90,7 @@ pub fn event(market: &str, update_id: u32, c: Converted, received_at: DateTime<U
         display_name: c.display_name,
         received_at,
         inbound: c.inbound,
+        pressed_on: c.pressed_on.map(|id| id.to_string()),
     }
 }
 
@@ -100,6 +104,12 @@ pub enum Send {
     Photo {
         url: String,
         caption: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
+    /// The new text and buttons of a message already in the chat (a page turn).
+    Edit {
+        message_id: i32,
+        text: String,
         keyboard: Option<InlineKeyboardMarkup>,
     },
     /// A location or contact request: a one-time reply keyboard under a short text.
@@ -164,6 +174,15 @@ fn chunks(text: &str) -> Vec<String> {
 pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Vec<Send> {
     let keyboard = inline_keyboard(message);
     let mut sends = Vec::new();
+    // An edit is one call: only a plain text with inline buttons that fits one message.
+    let editable = message.photo.is_none() && message.request.is_none() && message.text.chars().count() <= MAX_TEXT;
+    if let Some(message_id) = message.replaces.as_deref().and_then(|r| r.parse::<i32>().ok())
+        && editable
+        && !message.text.trim().is_empty()
+    {
+        sends.push(Send::Edit { message_id, text: message.text.clone(), keyboard });
+        return sends;
+    }
     match &message.photo {
         Some(url) if message.text.chars().count() <= 1024 => {
             sends.push(Send::Photo { url: url.clone(), caption: message.text.clone(), keyboard });
@@ -214,6 +233,22 @@ mod tests {
             assert!(matches!(s, Send::Text { keyboard: None, text } if text.chars().count() <= MAX_TEXT));
         }
         assert!(matches!(sends.last(), Some(Send::Text { keyboard: Some(_), .. })));
+    }
+
+    #[test]
+    fn a_page_turn_edits_the_page_it_was_turned_on() {
+        let mut msg =
+            Outbound::with_buttons("Sayur (2/3)", vec![Button { label: "›".into(), payload: "cat:sayur:2".into() }]);
+        msg.replaces = Some("77".into());
+        let sends = render(&msg, "", "");
+        assert!(matches!(&sends[..], [Send::Edit { message_id: 77, keyboard: Some(_), .. }]), "{sends:?}");
+        // A reference that is not a Telegram message id, or a message that cannot be an edit,
+        // goes as a new message.
+        msg.replaces = Some("wa:abc".into());
+        assert!(matches!(&render(&msg, "", "")[..], [Send::Text { .. }]));
+        msg.replaces = Some("77".into());
+        msg.request = Some(Request::Location);
+        assert!(matches!(&render(&msg, "", "")[0], Send::Text { .. }));
     }
 
     #[test]

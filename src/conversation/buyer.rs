@@ -686,7 +686,11 @@ fn show_category(state: BuyerState, category: Category, page: usize, turn: &mut 
     buttons.push(turn.button(Key::BtnBack, Action::Shop.encode()));
     let name = turn.t(category_key(category));
     let text = turn.tf(Key::CategoryPage, &[("category", &name), ("page", &(page + 1)), ("pages", &pages)]);
-    turn.reply(Outbound::with_buttons(text, buttons));
+    // A page turn shows the new page in place of the one it was turned on, where the channel
+    // can edit messages, instead of stacking pages up the chat.
+    let turned = matches!(state, BuyerState::Browsing { category: c, page: p } if c == category && p != page);
+    let replaces = if turned { turn.pressed_on.map(str::to_string) } else { None };
+    turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
     Ok(BuyerState::Browsing { category, page })
 }
 

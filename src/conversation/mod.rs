@@ -179,6 +179,9 @@ pub struct Turn<'a> {
     /// Who acted: the sender of the message, or the system for timers.
     pub user: &'a UserKey,
     pub lang: Lang,
+    /// The message whose button was pressed, if this turn is a press (see
+    /// [`crate::channel::InboundEvent::pressed_on`]).
+    pub pressed_on: Option<&'a str>,
     /// The language of people who never chose one (messages to other people fall back to it).
     pub default_lang: Lang,
     /// The inbox id of the event, unique and stable across redelivery: seeds invite codes.

@@ -87,7 +87,10 @@ fn command(
                     let (stall, number) = stall_names(turn, stall_id);
                     let text = turn
                         .tf(Key::Registered, &[("stall", &stall), ("number", &number), ("market", &turn.market.name)]);
-                    turn.reply(Outbound::text(text));
+                    let admin = turn.policy.is_config_admin(&turn.market.slug, turn.user)
+                        || repo.staff_admins()?.contains(turn.user);
+                    let menu = Some(crate::channel::CommandMenu { trader: true, admin });
+                    turn.reply(Outbound { menu, ..Outbound::text(text) });
                     turn.say(Key::TraderHelp);
                 }
                 None => turn.say(Key::InviteInvalid),

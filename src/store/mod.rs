@@ -34,6 +34,31 @@ impl Store {
     }
 
     /// Makes a user an admin of a market (the terminal's operator; later `/admin_tambah`).
+    /// The traders and stored admins of a market on one channel, for their command menus.
+    pub fn role_holders(
+        &self,
+        market: &str,
+        channel: crate::channel::ChannelKind,
+    ) -> StoreResult<Vec<(crate::channel::UserKey, crate::channel::CommandMenu)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, MAX(trader), MAX(admin) FROM (
+                 SELECT t.user_id, 1 AS trader, 0 AS admin FROM stall_traders t JOIN stalls s ON s.id = t.stall_id
+                 WHERE s.market = ?1 AND t.channel = ?2
+                 UNION ALL
+                 SELECT user_id, 0, 1 FROM staff WHERE market = ?1 AND channel = ?2 AND role = 'admin'
+             ) GROUP BY user_id ORDER BY user_id",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![market, channel.code()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, r.get::<_, i64>(2)? != 0))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, trader, admin) = row?;
+            out.push((crate::channel::UserKey { channel, id }, crate::channel::CommandMenu { trader, admin }));
+        }
+        Ok(out)
+    }
+
     pub fn grant_admin(&mut self, market: &str, user: &crate::channel::UserKey, now: DateTime<Utc>) -> StoreResult<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO staff (market, channel, user_id, role, since) VALUES (?1, ?2, ?3, 'admin', ?4)",

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 /// A message a bot sent.
 #[derive(Debug, Clone)]
 pub struct SentMessage {
+    /// The message's id in the chat (an edit keeps the id of the message it changed).
+    pub id: i64,
+    /// For an `editMessageText`: the message it changed.
+    pub edit_of: Option<i64>,
     pub chat: i64,
     pub text: String,
     pub markup: Value,
@@ -48,8 +52,10 @@ struct BotState {
     /// The next getUpdates ignores the offset once (a lost acknowledgement).
     replay: bool,
     get_updates_calls: usize,
-    /// Language codes ("" for the default) of the command menus set.
+    /// Language codes ("" for the default) of the command menus set for every chat.
     command_menus: Vec<String>,
+    /// The commands of the menus set for one chat (`scope` chat), latest last.
+    chat_menus: HashMap<i64, Vec<Vec<String>>>,
     /// Sends whose text contains the needle fail: (needle, times left or None for always,
     /// HTTP status, Telegram's description).
     failures: Vec<(String, Option<u32>, u16, String)>,
@@ -165,9 +171,37 @@ async fn api(
                 )
                     .into_response();
             }
+            if method.eq_ignore_ascii_case("editmessagetext") {
+                let target = params["message_id"].as_i64().unwrap_or(0);
+                let Some(old) = b.sent.iter().rev().find(|m| m.chat == chat && m.id == target).cloned() else {
+                    return (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: message to edit not found"})),
+                    )
+                        .into_response();
+                };
+                if old.text == text && old.markup == params["reply_markup"] {
+                    return (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"})),
+                    )
+                        .into_response();
+                }
+                b.sent.push(SentMessage {
+                    id: target,
+                    edit_of: Some(target),
+                    chat,
+                    text: text.clone(),
+                    markup: params["reply_markup"].clone(),
+                    at: Instant::now(),
+                });
+                return ok(message_json(target, chat, &text));
+            }
             b.next_message += 1;
             let id = b.next_message;
             b.sent.push(SentMessage {
+                id,
+                edit_of: None,
                 chat,
                 text: text.clone(),
                 markup: params["reply_markup"].clone(),
@@ -183,9 +217,16 @@ async fn api(
         "setmycommands" => {
             let mut fake = state.lock().expect("fake");
             let lang = params["language_code"].as_str().unwrap_or("").to_string();
-            let has_commands = params["commands"].as_array().is_some_and(|c| !c.is_empty());
-            if has_commands {
-                fake.bots.get_mut(&token).expect("bot").command_menus.push(lang);
+            let commands: Vec<String> = params["commands"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|c| c["command"].as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            let b = fake.bots.get_mut(&token).expect("bot");
+            if params["scope"]["type"] == "chat" {
+                let chat = params["scope"]["chat_id"].as_i64().unwrap_or(0);
+                b.chat_menus.entry(chat).or_default().push(commands);
+            } else if !commands.is_empty() {
+                b.command_menus.push(lang);
             }
             ok(json!(true))
         }
@@ -273,6 +314,21 @@ impl FakeTelegram {
         })
     }
 
+    /// A user presses an inline button of a message the bot sent.
+    pub fn press_on(&self, token: &str, message: &SentMessage, data: &str) -> u32 {
+        let chat = message.chat;
+        let (message_id, text) = (message.id, message.text.clone());
+        self.push(token, |id| {
+            json!({"update_id": id, "callback_query": {
+                "id": format!("cb{id}"),
+                "from": {"id": chat, "is_bot": false, "first_name": format!("user{chat}")},
+                "chat_instance": "ci",
+                "data": data,
+                "message": message_json(message_id, chat, &text)
+            }})
+        })
+    }
+
     /// The next `getUpdates` returns every update again, as after a lost acknowledgement.
     pub fn replay_all(&self, token: &str) {
         self.with(token, |b| b.replay = true);
@@ -321,6 +377,11 @@ impl FakeTelegram {
 
     pub fn command_menus(&self, token: &str) -> Vec<String> {
         self.with(token, |b| b.command_menus.clone())
+    }
+
+    /// The commands of the latest menu set for one chat, if any.
+    pub fn chat_menu(&self, token: &str, chat: i64) -> Option<Vec<String>> {
+        self.with(token, |b| b.chat_menus.get(&chat).and_then(|m| m.last().cloned()))
     }
 
     pub fn callbacks_answered(&self, token: &str) -> usize {

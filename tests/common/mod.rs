@@ -65,6 +65,7 @@ impl Harness {
             display_name: None,
             received_at: self.clock.now(),
             inbound,
+            pressed_on: None,
         };
         self.deliver_event(event)
     }
