@@ -118,3 +118,74 @@ fn the_binary_carries_the_same_seed_data() {
     let missing = SeedData::load(Path::new("/nonexistent")).expect_err("no folder").to_string();
     assert!(missing.contains("markets.toml: cannot read"), "{missing}");
 }
+
+/// Telegram's `callback_data` holds 64 bytes. Every button the core can emit, with the longest
+/// values the seed data and the id ranges allow, must fit, and parse back to itself.
+#[test]
+fn every_button_payload_fits_telegram_with_the_longest_real_values() {
+    use pasar_online::conversation::payload::{Action, MAX_PAYLOAD_BYTES, ReasonCode};
+    use pasar_online::domain::order::{OrderNumber, PaymentMethod};
+    use pasar_online::domain::slot::SlotChoice;
+    use pasar_online::text::Lang;
+    let seed = SeedData::load(&data_dir()).expect("seed data loads");
+    let big = i64::MAX;
+    let mut actions = vec![
+        Action::Menu,
+        Action::Shop,
+        Action::Cart,
+        Action::EmptyCart,
+        Action::EmptyCartConfirmed,
+        Action::Checkout,
+        Action::UseSavedName,
+        Action::UseSavedPhone,
+        Action::UseSavedAddress,
+        Action::NoNote,
+        Action::PlaceOrder,
+        Action::Abort,
+        Action::Orders,
+        Action::LanguageMenu,
+        Action::Help,
+        Action::Search,
+        Action::Offer(big),
+        Action::QuickQuantity { offer: big, base: u64::MAX },
+        Action::CartLine(big),
+        Action::EditLine(big),
+        Action::RemoveLine(big),
+        Action::AgreeChanges(big),
+        Action::DropStall(big),
+        Action::AcknowledgeDrop(big),
+        Action::TraderAccept(big),
+        Action::TraderChange(big),
+        Action::TraderReject(big),
+        Action::TraderLine(big),
+        Action::TraderOutOfStock(big),
+        Action::TraderDone(big),
+        Action::TraderPack(big),
+    ];
+    actions.extend(Lang::ALL.map(Action::Language));
+    actions.extend(PaymentMethod::ALL.map(Action::Payment));
+    for reason in [ReasonCode::Habis, ReasonCode::Tutup, ReasonCode::Lainnya] {
+        actions.push(Action::TraderReason { sub: big, reason });
+    }
+    for category in Category::ALL {
+        actions.push(Action::Category { category, page: usize::MAX });
+    }
+    for c in &seed.commodities {
+        actions.push(Action::Commodity(c.id.clone()));
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(2099, 12, 31).expect("date");
+    for m in &seed.markets {
+        for slot in &m.slots {
+            actions.push(Action::Slot(SlotChoice { date, slot: slot.clone() }.code()));
+        }
+        // Order numbers grow past four digits in a busy year.
+        let number = OrderNumber::new(&m.code, 99_999_999);
+        actions.push(Action::CancelOrder(number.clone()));
+        actions.push(Action::CancelOrderConfirmed(number));
+    }
+    for a in actions {
+        let p = a.encode();
+        assert!(p.len() <= MAX_PAYLOAD_BYTES, "{} bytes: {p}", p.len());
+        assert_eq!(Action::parse(&p), Some(a), "{p}");
+    }
+}
