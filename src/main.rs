@@ -63,7 +63,8 @@ enum Command {
         /// Database file (default: the config's [database] path, else ./pasar.db).
         #[arg(long, env = "PASAR_DB")]
         db: Option<PathBuf>,
-        /// Check the config, the database and every token (getMe), print what would run, exit.
+        /// Check the config, the database and every token (getMe), print what would run, exit
+        /// (status 1 if a bot whose token is set would not run).
         #[arg(long)]
         check: bool,
     },
@@ -247,7 +248,8 @@ fn interactive(
     }
 }
 
-/// `pasar run --check`: what would run, without running it.
+/// `pasar run --check`: what would run, without running it. Fails (exit 1) when a bot whose
+/// token is set would not run, so a deploy script can stop there.
 fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(pasar_online::conversation::engine::SystemClock);
     let engine = pasar_online::runtime::open_engine(config, db, clock)?;
@@ -257,6 +259,7 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let url = reqwest::Url::parse(&config.telegram.api_url)?;
     println!("{:<14} {:<38} bot", "market", "token variable");
+    let mut failed = Vec::new();
     for plan in plans {
         let status = match &plan.token {
             None => "not set: skipped".to_string(),
@@ -267,12 +270,21 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
                         .await
                 }) {
                     Ok(Ok(me)) => format!("@{} ok", me.username()),
-                    Ok(Err(e)) => format!("getMe failed: {e}"),
-                    Err(_) => "getMe timed out".to_string(),
+                    Ok(Err(e)) => {
+                        failed.push(plan.market.clone());
+                        format!("getMe failed: {e}")
+                    }
+                    Err(_) => {
+                        failed.push(plan.market.clone());
+                        "getMe timed out".to_string()
+                    }
                 }
             }
         };
         println!("{:<14} {:<38} {}", plan.market, plan.token_variable, status);
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("the Telegram bot of {} would not run (see above)", failed.join(", "));
     }
     Ok(())
 }

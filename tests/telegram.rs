@@ -505,3 +505,33 @@ fn turning_a_page_edits_the_message_it_was_turned_on() {
     let (fresh, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/3", before);
     assert_eq!(fresh.edit_of, None, "{fresh:?}");
 }
+
+#[test]
+fn a_wrong_token_fails_its_bot_loudly_and_the_others_run() {
+    let fake = FakeTelegram::start(&[BLIMBING]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `run --check` shows the table and fails for the wrong token.
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[telegram]\napi_url = \"{}\"\n", fake.url)).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_pasar"))
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--check", "--db"])
+        .arg(dir.path().join("check.db"))
+        .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
+        .env("PASAR_DINOYO_TELEGRAM_TOKEN", "333:revoked-token")
+        .env_remove("PASAR_DB")
+        .output()
+        .expect("pasar run --check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let line = |market: &str| stdout.lines().find(|l| l.starts_with(market)).unwrap_or_default().to_string();
+    assert!(line("blimbing").contains("ok"), "{stdout}");
+    assert!(line("dinoyo").contains("getMe failed"), "{stdout}");
+    assert!(line("sukun").contains("not set"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dinoyo"));
+    // Running: Dinoyo's bot does not start, Blimbing's serves.
+    let _pasar = start(&fake, dir.path(), true);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+}
