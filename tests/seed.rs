@@ -176,7 +176,7 @@ fn every_button_payload_fits_telegram_with_the_longest_real_values() {
     let date = chrono::NaiveDate::from_ymd_opt(2099, 12, 31).expect("date");
     for m in &seed.markets {
         for slot in &m.slots {
-            actions.push(Action::Slot(SlotChoice { date, slot: slot.clone() }.code()));
+            actions.push(Action::Slot(SlotChoice { date, slot: *slot }.code()));
         }
         // Order numbers grow past four digits in a busy year.
         let number = OrderNumber::new(&m.code, 99_999_999);
