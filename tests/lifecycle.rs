@@ -363,3 +363,52 @@ fn a_trader_who_leaves_the_line_menu_can_still_shop_by_typing() {
     assert!(joined(&r).contains("Bawang Merah"), "typed text is a search, not an answer to Ubah: {r:#?}");
     assert!(!joined(&r).contains("belum paham"), "{r:#?}");
 }
+
+#[test]
+fn two_stalls_timing_out_together_ask_the_shopper_nothing_contradictory() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    place_two_stall_order(&mut h);
+    let before = h.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'ani'");
+    // Nobody answers: reminder, admins told, then both parts cancelled in one timer pass.
+    // The deadline (10 minutes), the reminder's and the admins' (5 more each).
+    for _ in 0..4 {
+        h.clock.advance(chrono::Duration::minutes(6));
+        h.engine.run_timers().expect("timers");
+    }
+    assert_eq!(h.count("SELECT COUNT(*) FROM sub_orders WHERE status = 'cancelled'"), 2);
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"), 1);
+    let to_buyer: Vec<String> = {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        let mut stmt = conn.prepare("SELECT message FROM outbox WHERE recipient = 'ani' ORDER BY id").expect("sql");
+        stmt.query_map([], |r| r.get::<_, String>(0)).expect("rows").map(|r| r.expect("row")).collect()
+    };
+    let new = &to_buyer[before as usize..];
+    assert!(
+        !new.iter().any(|m| m.contains("Lanjutkan pesanan")),
+        "no 'go on without it?' when no stall is left: {new:#?}"
+    );
+    assert!(new.iter().any(|m| m.contains("dibatalkan karena tidak ada lapak")), "{new:#?}");
+}
+
+#[test]
+fn one_press_goes_on_without_every_stall_that_left() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    place_two_stall_order(&mut h);
+    // Bu Sri accepts; Bu Kasiyem never answers and is dropped by the timer.
+    as_user(&mut h, SRI);
+    h.button(&Action::TraderAccept(sub_of(&h, "A-07")).encode());
+    // The deadline (10 minutes), the reminder's and the admins' (5 more each).
+    for _ in 0..4 {
+        h.clock.advance(chrono::Duration::minutes(6));
+        h.engine.run_timers().expect("timers");
+    }
+    let dropped = sub_of(&h, "A-12");
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {dropped} AND status = 'cancelled'")), 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'awaiting_buyer'"), 1);
+    as_user(&mut h, BUYER);
+    let r = h.button(&Action::AcknowledgeDrop(dropped).encode());
+    assert!(joined(&r).contains("dilanjutkan"), "{r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'confirmed'"), 1);
+}

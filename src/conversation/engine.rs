@@ -235,7 +235,7 @@ impl Engine {
                         catalog_changed: false,
                     };
                     for sub in &due {
-                        lifecycle::deadline_passed(&mut repo, &mut turn, *sub)?;
+                        lifecycle::deadline_passed(&mut repo, &mut turn, *sub, &due)?;
                     }
                     for envelope in &turn.out {
                         crate::store::enqueue(tx, envelope, None, now)?;

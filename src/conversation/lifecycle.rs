@@ -386,7 +386,7 @@ pub fn reject(
     let buyer_lang = lang_of(repo, turn, &order.buyer)?;
     let reason_text = reason_text(turn, buyer_lang, &reason);
     let actor = turn.actor(Role::Trader);
-    stall_dropped(repo, turn, &order, &sub, Key::BuyerStallRejected, &reason_text, &actor)?;
+    stall_dropped(repo, turn, &order, &sub, Key::BuyerStallRejected, &reason_text, &actor, &[])?;
     Ok(Ok(()))
 }
 
@@ -399,7 +399,10 @@ fn reason_text(turn: &Turn<'_>, lang: Lang, reason: &RejectReason) -> String {
 }
 
 /// A stall's part left the order: tell the shopper, and if other stalls remain, ask whether to
-/// go on without it.
+/// go on without it. `dropping_too` are other parts of the order leaving in the same moment (two
+/// stalls timing out in one timer pass): the shopper is asked once, after the last of them,
+/// about all of them, never "go on without A?" when B is about to go as well.
+#[allow(clippy::too_many_arguments)]
 fn stall_dropped(
     repo: &mut dyn MarketRepo,
     turn: &mut Turn<'_>,
@@ -408,19 +411,32 @@ fn stall_dropped(
     key: Key,
     reason: &str,
     actor: &str,
+    dropping_too: &[i64],
 ) -> RepoResult<()> {
     let (stall, _) = stall_label(turn, sub.stall_id);
-    let others = order.subs.iter().any(|s| s.id != sub.id && !s.status.is_dropped());
-    if others {
-        let rest: crate::domain::money::Rupiah =
-            order.subs.iter().filter(|s| s.id != sub.id && !s.status.is_dropped()).map(SubOrder::total).sum();
+    let staying: Vec<&SubOrder> = order
+        .subs
+        .iter()
+        .filter(|s| s.id != sub.id && !s.status.is_dropped() && !dropping_too.contains(&s.id))
+        .collect();
+    if !dropping_too.is_empty() {
+        tell_buyer(repo, turn, order, key, &[("number", &order.number), ("stall", &stall), ("reason", &reason)], &[])?;
+    } else if !staying.is_empty() {
+        let rest: crate::domain::money::Rupiah = staying.iter().map(|s| s.total()).sum();
+        // Every part that left and the shopper has not answered for, this one included.
+        let gone: Vec<String> = order
+            .subs
+            .iter()
+            .filter(|s| s.id == sub.id || (s.status.is_dropped() && !s.buyer_acknowledged))
+            .map(|s| stall_label(turn, s.stall_id).0)
+            .collect();
         tell_buyer(repo, turn, order, key, &[("number", &order.number), ("stall", &stall), ("reason", &reason)], &[])?;
         tell_buyer(
             repo,
             turn,
             order,
             Key::BuyerContinueWithout,
-            &[("number", &order.number), ("stall", &stall), ("total", &rest)],
+            &[("number", &order.number), ("stall", &gone.join(" & ")), ("total", &rest)],
             &[
                 (Key::BtnContinueWithout, Action::AcknowledgeDrop(sub.id)),
                 (Key::BtnCancelWholeOrder, Action::CancelOrder(order.number.clone())),
@@ -558,7 +574,10 @@ pub fn acknowledge_drop(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: 
     if !sub.status.is_dropped() || sub.buyer_acknowledged {
         return Ok(Err(Refusal::AlreadyAnswered));
     }
-    repo.acknowledge_sub(sub.id)?;
+    // "Go on without them": every part that left and was not answered for yet.
+    for s in order.subs.iter().filter(|s| s.status.is_dropped() && !s.buyer_acknowledged) {
+        repo.acknowledge_sub(s.id)?;
+    }
     let text = turn.tf(Key::BuyerContinues, &[("number", &order.number)]);
     turn.reply(Outbound::text(text));
     refresh_order(repo, turn, order.id, &turn.actor(Role::Buyer))?;
@@ -606,7 +625,8 @@ pub fn pack(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> Repo
 }
 
 /// A trader's deadline passed: remind them; then tell the admins; then cancel that part.
-pub fn deadline_passed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<()> {
+/// `due` is every sub-order whose deadline this timer pass handles.
+pub fn deadline_passed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i64, due: &[i64]) -> RepoResult<()> {
     let Some(order_id) = repo.order_id_of_sub(sub_id)? else {
         return Ok(());
     };
@@ -657,7 +677,19 @@ pub fn deadline_passed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i
             })?;
             let buyer_lang = lang_of(repo, turn, &order.buyer)?;
             let reason = turn.texts.get(&turn.market.slug, buyer_lang, Key::ReasonNoAnswer).to_string();
-            stall_dropped(repo, turn, &order, &sub, Key::BuyerStallTimedOut, &reason, SYSTEM_ACTOR)?;
+            // Other parts of this order that this same pass is about to cancel.
+            let dropping_too: Vec<i64> = order
+                .subs
+                .iter()
+                .filter(|s| {
+                    s.id != sub.id
+                        && s.status == SubOrderStatus::AwaitingTrader
+                        && s.escalation >= 2
+                        && due.contains(&s.id)
+                })
+                .map(|s| s.id)
+                .collect();
+            stall_dropped(repo, turn, &order, &sub, Key::BuyerStallTimedOut, &reason, SYSTEM_ACTOR, &dropping_too)?;
         }
     }
     Ok(())
