@@ -735,8 +735,9 @@ async fn send(
                     break;
                 }
                 Sent::Unreachable(reason) => {
-                    tracing::info!(market = %market, chat = %m.to.id, %reason, "user unreachable; message parked");
-                    let _ = mark(&store, m.id, Mark::Undeliverable(reason)).await;
+                    tracing::info!(market = %market, chat = %m.to.id, %reason, "user unreachable; their messages parked");
+                    let _ = mark(&store, m.id, Mark::Unreachable { market: market.clone(), to: m.to.clone(), reason })
+                        .await;
                 }
                 Sent::Refused(reason) => {
                     tracing::error!(market = %market, chat = %m.to.id, id = m.id, %reason, "Telegram refused the message; parked");
@@ -791,6 +792,7 @@ async fn send(
 
 enum Mark {
     Sent,
+    Unreachable { market: String, to: UserKey, reason: String },
     Parts(usize),
     Error(String),
     Undeliverable(String),
@@ -802,6 +804,7 @@ async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), Strin
         let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
         let r = match how {
             Mark::Sent => guard.mark_sent(id, Utc::now()),
+            Mark::Unreachable { market, to, reason } => guard.mark_unreachable(&market, &to, &reason, Utc::now()),
             Mark::Parts(n) => guard.record_parts_sent(id, n),
             Mark::Error(e) => guard.record_send_error(id, &e),
             Mark::Undeliverable(e) => guard.mark_undeliverable(id, &e),

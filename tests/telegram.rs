@@ -210,6 +210,19 @@ fn a_user_who_blocked_the_bot_is_parked_and_others_are_served() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(fake.sent_to(BLIMBING, 3003).is_empty());
+    assert_eq!(fake.attempts_to(BLIMBING, 3003), 1, "after the first 403 the bot stops trying");
+    let marked: i64 = conn
+        .query_row("SELECT COUNT(*) FROM unreachable WHERE market = 'blimbing' AND user_id = '3003'", [], |r| r.get(0))
+        .expect("unreachable");
+    assert_eq!(marked, 1, "the user is marked unreachable for this bot");
+    // They unblock the bot and write again: reachable, answered.
+    fake.unblock(BLIMBING, 3003);
+    fake.text(BLIMBING, 3003, "/bantuan");
+    fake.wait_for(BLIMBING, 3003, "Cara belanja", 0);
+    let marked: i64 = conn
+        .query_row("SELECT COUNT(*) FROM unreachable WHERE user_id = '3003'", [], |r| r.get(0))
+        .expect("unreachable");
+    assert_eq!(marked, 0);
 }
 
 #[test]

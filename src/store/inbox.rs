@@ -29,6 +29,11 @@ pub fn ingest_in(tx: &Tx<'_>, event: &InboundEvent) -> StoreResult<bool> {
         json,
         ts(event.received_at)
     ])?;
+    if n == 1 {
+        // They wrote to the bot: whatever blocked it is over.
+        tx.prepare_cached("DELETE FROM unreachable WHERE market = ?1 AND channel = ?2 AND user_id = ?3")?
+            .execute(params![event.market, event.user.channel.code(), event.user.id])?;
+    }
     Ok(n == 1)
 }
 

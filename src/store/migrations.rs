@@ -100,6 +100,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (channel, user_id)
     ) STRICT, WITHOUT ROWID;
 
+    -- Users a market's bot cannot reach on a channel (they blocked the bot): messages to them are
+    -- parked at once instead of tried, until they write to the bot again.
+    CREATE TABLE unreachable (
+        market TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        since TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (market, channel, user_id)
+    ) STRICT, WITHOUT ROWID;
+
     CREATE TABLE conversations (
         market TEXT NOT NULL REFERENCES markets(slug),
         channel TEXT NOT NULL,

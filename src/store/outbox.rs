@@ -23,8 +23,13 @@ pub struct OutboxMessage {
 /// Queues a message inside the current transaction.
 pub fn enqueue(tx: &Tx<'_>, envelope: &Envelope, inbox_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<()> {
     let json = serde_json::to_string(&envelope.message)?;
+    // A message to someone who blocked this bot is parked at once, with the reason.
     tx.prepare_cached(
-        "INSERT INTO outbox (market, channel, recipient, message, inbox_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO outbox (market, channel, recipient, message, inbox_id, created_at, status, last_error)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6,
+                CASE WHEN u.reason IS NULL THEN 'pending' ELSE 'failed' END,
+                CASE WHEN u.reason IS NULL THEN NULL ELSE 'unreachable since ' || u.since || ': ' || u.reason END
+         FROM (SELECT 1) LEFT JOIN unreachable u ON u.market = ?1 AND u.channel = ?2 AND u.user_id = ?3",
     )?
     .execute(params![envelope.market, envelope.to.channel.code(), envelope.to.id, json, inbox_id, ts(now)])?;
     Ok(())
@@ -136,6 +141,29 @@ impl Store {
             )?
             .execute(params![id, error])?;
         Ok(())
+    }
+
+    /// The user blocked this market's bot (or left the platform): this message and every other
+    /// one waiting for them are parked, and later ones are parked at once, until they write again.
+    pub fn mark_unreachable(
+        &mut self,
+        market: &str,
+        to: &UserKey,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO unreachable (market, channel, user_id, since, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![market, to.channel.code(), to.id, ts(now), reason])?;
+            tx.prepare_cached(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?4
+                 WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'pending'",
+            )?
+            .execute(params![market, to.channel.code(), to.id, reason])?;
+            Ok::<_, super::StoreError>(())
+        })
     }
 
     /// Marks a pending message sent; false if someone else already did (two terminals).

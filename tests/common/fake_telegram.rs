@@ -59,8 +59,8 @@ struct BotState {
     /// Sends whose text contains the needle fail: (needle, times left or None for always,
     /// HTTP status, Telegram's description).
     failures: Vec<(String, Option<u32>, u16, String)>,
-    /// Every send attempt's text, failed or not.
-    attempts: Vec<String>,
+    /// Every send attempt's chat and text, failed or not.
+    attempts: Vec<(i64, String)>,
 }
 
 #[derive(Default)]
@@ -140,6 +140,8 @@ async fn api(
             let mut fake = state.lock().expect("fake");
             let b = fake.bots.get_mut(&token).expect("bot");
             let chat = params["chat_id"].as_i64().unwrap_or(0);
+            let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
+            b.attempts.push((chat, text.clone()));
             if b.flood > 0 {
                 b.flood -= 1;
                 let secs = b.flood_seconds;
@@ -156,8 +158,6 @@ async fn api(
                 )
                     .into_response();
             }
-            let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
-            b.attempts.push(text.clone());
             if let Some(rule) =
                 b.failures.iter_mut().find(|(needle, left, ..)| text.contains(needle.as_str()) && *left != Some(0))
             {
@@ -360,7 +360,16 @@ impl FakeTelegram {
 
     /// How many send attempts (failed or not) carried a text containing `needle`.
     pub fn attempts_with(&self, token: &str, needle: &str) -> usize {
-        self.with(token, |b| b.attempts.iter().filter(|t| t.contains(needle)).count())
+        self.with(token, |b| b.attempts.iter().filter(|(_, t)| t.contains(needle)).count())
+    }
+
+    /// How many send attempts (failed or not) went to one chat.
+    pub fn attempts_to(&self, token: &str, chat: i64) -> usize {
+        self.with(token, |b| b.attempts.iter().filter(|(c, _)| *c == chat).count())
+    }
+
+    pub fn unblock(&self, token: &str, chat: i64) {
+        self.with(token, |b| b.blocked.retain(|c| *c != chat));
     }
 
     pub fn block(&self, token: &str, chat: i64) {
