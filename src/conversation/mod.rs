@@ -1,7 +1,7 @@
 //! The channel-neutral conversation core.
 //!
 //! Each role has an explicit state machine (`BuyerState`, ...) whose variants name what the bot
-//! waits for. A step takes the state and one [`Inbound`] and returns the next state, writing
+//! waits for. A step takes the state and one [`Inbound`](crate::channel::Inbound) and returns the next state, writing
 //! replies into the [`Turn`]. Everything a step reads or changes goes through the repository
 //! traits below, which the store implements inside the event's one transaction: the step itself
 //! does no I/O, takes its clock from the turn, and is deterministic for a given database content.

@@ -1,53 +1,25 @@
-//! Wiring: opening the store (migrating and seeding it on first use), loading dialogues, and
-//! building the engine. Later: pollers, webhook server, senders, timers and shutdown.
+//! `pasar run` on Telegram: the pollers (inbox before the offset acknowledges), the webhook
+//! handler, the command menus and the rate-limited sender of each market's bot.
 
-use crate::config::Config;
-use crate::conversation::engine::{Clock, Engine};
-use crate::domain::catalog::SeedData;
-use crate::store::Store;
-use crate::text::Texts;
-use anyhow::Context;
-use chrono::Utc;
-use std::path::Path;
-use std::sync::Arc;
-
-/// Opens the database at `db` (seeding an empty one from the config's data folder) and returns an
-/// engine over it.
-pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Engine> {
-    let mut store = Store::open(db).with_context(|| format!("opening database {}", db.display()))?;
-    if !store.is_seeded()? {
-        // The data folder if there is one (operators edit it); else the copy in the binary.
-        let seed = if config.data_dir.exists() {
-            SeedData::load(&config.data_dir).context("loading seed data")?
-        } else {
-            SeedData::builtin().context("loading the built-in seed data")?
-        };
-        store.seed(&seed).context("seeding the database")?;
-        tracing::info!(db = %db.display(), markets = seed.markets.len(), "new database seeded");
-    }
-    let texts = Texts::load(&config.dialogues_dir).context("loading dialogues")?;
-    Ok(Engine::new(store, Arc::new(texts), clock, config.default_language, config.policy.clone())?)
-}
-
-// ---------------------------------------------------------------------------------------------
-// `pasar run`: every market's bot in one process.
-
+use super::{Mark, Shared, mark, shared_stopped};
 use crate::channel::telegram::{self, Send};
 use crate::channel::{ChannelKind, CommandMenu, UserKey};
-use crate::conversation::engine::SystemClock;
+use crate::config::Config;
+use crate::domain::catalog::SeedData;
+use crate::store::Store;
 use crate::text::{Key, Lang};
+use chrono::Utc;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use teloxide::payloads::{
     EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters,
-    SetWebhookSetters,
 };
 use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, BotCommandScope, ChatId, InputFile, ReplyMarkup};
 use teloxide::{ApiError, Bot, RequestError};
-use tokio::sync::Notify;
 
 /// What `pasar run` found to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,201 +43,7 @@ pub fn telegram_plan(config: &Config) -> anyhow::Result<Vec<BotPlan>> {
         .collect())
 }
 
-/// Shared between the pollers, the engine thread and the senders.
-struct Shared {
-    stop: AtomicBool,
-    /// Pollers stored new updates.
-    inbox: Notify,
-    /// The engine queued messages.
-    outbox: Notify,
-}
-
-/// Runs every market's bot that has a token until SIGINT/SIGTERM.
-pub fn run(config: &Config, db: &Path) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(run_async(config.clone(), db.to_path_buf()))
-}
-
-/// The environment variable holding the webhook secret token.
-pub const WEBHOOK_SECRET_VARIABLE: &str = "PASAR_TELEGRAM_WEBHOOK_SECRET";
-
-async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()> {
-    let webhook = match config.telegram.mode {
-        crate::config::TelegramMode::Polling => None,
-        crate::config::TelegramMode::Webhook => {
-            let secret = std::env::var(WEBHOOK_SECRET_VARIABLE).ok().filter(|s| !s.is_empty()).ok_or_else(|| {
-                anyhow::anyhow!("telegram.mode = \"webhook\" needs {WEBHOOK_SECRET_VARIABLE} in the environment")
-            })?;
-            let public_url = config
-                .telegram
-                .public_url
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("telegram.mode = \"webhook\" needs telegram.public_url"))?;
-            let listen = config.server_listen.clone().ok_or_else(|| {
-                anyhow::anyhow!("telegram.mode = \"webhook\" needs telegram.listen or [server] listen")
-            })?;
-            Some((secret, public_url, listen))
-        }
-    };
-    // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
-    let engine = open_engine(&config, &db, Arc::new(SystemClock))?;
-    let texts = Arc::new(engine.texts().clone());
-    let shared = Arc::new(Shared { stop: AtomicBool::new(false), inbox: Notify::new(), outbox: Notify::new() });
-    let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
-    let mut tasks = Vec::new();
-    let mut running = 0;
-    let mut webhook_bots: HashMap<String, Bot> = HashMap::new();
-    for plan in telegram_plan(&config)? {
-        let Some(token) = plan.token else {
-            tracing::info!(market = %plan.market, "no {} set: Telegram bot skipped", plan.token_variable);
-            continue;
-        };
-        let bot = Bot::new(token).set_api_url(api_url.clone());
-        match tokio::time::timeout(Duration::from_secs(30), bot.get_me()).await {
-            Ok(Ok(me)) => {
-                tracing::info!(market = %plan.market, bot = %me.username(), "Telegram bot running (polling)");
-            }
-            Ok(Err(e)) => {
-                tracing::error!(market = %plan.market, error = %e, "getMe failed: this market's Telegram bot does not run");
-                continue;
-            }
-            Err(_) => {
-                tracing::error!(market = %plan.market, "getMe timed out: this market's Telegram bot does not run");
-                continue;
-            }
-        }
-        set_commands(&bot, &plan.market, &texts).await;
-        running += 1;
-        let send_store = Arc::new(Mutex::new(Store::open(&db)?));
-        let holders = match send_store.lock() {
-            Ok(s) => telegram_role_holders(&s, &config, &plan.market)?,
-            Err(_) => Vec::new(),
-        };
-        tasks.push(tokio::spawn(set_role_menus(
-            bot.clone(),
-            plan.market.clone(),
-            holders,
-            Arc::clone(&texts),
-            config.default_language,
-        )));
-        match &webhook {
-            None => {
-                let poll_store = Arc::new(Mutex::new(Store::open(&db)?));
-                tasks.push(tokio::spawn(poll(
-                    bot.clone(),
-                    plan.market.clone(),
-                    poll_store,
-                    Arc::clone(&shared),
-                    config.telegram.poll_timeout_secs,
-                )));
-            }
-            Some((secret, public_url, _)) => {
-                let url =
-                    reqwest::Url::parse(&format!("{}/telegram/{}", public_url.trim_end_matches('/'), plan.market))?;
-                if let Err(e) = bot.set_webhook(url).secret_token(secret.clone()).await {
-                    tracing::error!(market = %plan.market, error = %e, "setWebhook failed: this market's Telegram bot does not run");
-                    continue;
-                }
-                webhook_bots.insert(plan.market.clone(), bot.clone());
-            }
-        }
-        tasks.push(tokio::spawn(send(
-            bot,
-            plan.market.clone(),
-            send_store,
-            Arc::clone(&shared),
-            Arc::clone(&texts),
-            config.default_language,
-            config.telegram.per_chat_per_sec,
-            config.telegram.per_bot_per_sec,
-        )));
-    }
-    if running == 0 {
-        tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
-    }
-    let mut server = None;
-    if let Some((secret, _, listen)) = &webhook {
-        let state = Arc::new(WebhookState {
-            secret: secret.clone(),
-            bots: webhook_bots,
-            store: Mutex::new(Store::open(&db)?),
-            shared: Arc::clone(&shared),
-            handler: telegram::handler(),
-        });
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        tracing::info!(listen = %listener.local_addr()?, "webhook server listening");
-        let app =
-            axum::Router::new().route("/telegram/{market}", axum::routing::post(telegram_webhook)).with_state(state);
-        let stop = Arc::clone(&shared);
-        server = Some(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shared_stopped(&stop).await }).await;
-        }));
-    }
-    let engine_shared = Arc::clone(&shared);
-    let engine_thread =
-        std::thread::Builder::new().name("engine".into()).spawn(move || drive_engine(engine, engine_shared))?;
-    shutdown_signal().await;
-    tracing::info!("shutting down: no new updates; finishing what is in flight");
-    shared.stop.store(true, Ordering::SeqCst);
-    shared.inbox.notify_waiters();
-    shared.outbox.notify_waiters();
-    if let Some(s) = server {
-        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
-    }
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-    }
-    let _ = engine_thread.join();
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-/// The engine's own thread: handles stored updates and due timers, wakes the senders.
-fn drive_engine(mut engine: crate::conversation::engine::Engine, shared: Arc<Shared>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
-    let Ok(rt) = rt else { return };
-    loop {
-        match engine.process_pending() {
-            Ok(_) => shared.outbox.notify_waiters(),
-            Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
-        }
-        if shared.stop.load(Ordering::SeqCst) {
-            // One more pass for updates stored just before the stop.
-            let _ = engine.process_pending();
-            shared.outbox.notify_waiters();
-            return;
-        }
-        rt.block_on(async {
-            let _ = tokio::time::timeout(Duration::from_millis(500), shared.inbox.notified()).await;
-        });
-    }
-}
-
-/// Long-polls one bot. Each batch of updates is written to the inbox before the next
-/// `getUpdates` (whose offset acknowledges them) is sent: a crash loses none, a redelivery is
-/// ignored by the inbox.
-async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, shared: Arc<Shared>, timeout_secs: u32) {
+pub(super) async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, shared: Arc<Shared>, timeout_secs: u32) {
     let handler = telegram::handler();
     let mut offset: Option<i32> = None;
     let mut backoff = Duration::from_millis(500);
@@ -332,17 +110,6 @@ async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, shared: Arc<Sh
     }
 }
 
-async fn shared_stopped(shared: &Shared) {
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(200), shared.inbox.notified()).await;
-    }
-}
-
-/// The commands a menu lists, described in one language. Traders' `/pesanan` lists their
-/// stall's open orders, so it is described as such.
 fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: CommandMenu) -> Vec<BotCommand> {
     let mut list: Vec<(&str, Key)> = vec![("start", Key::CmdStart)];
     if menu.trader {
@@ -367,7 +134,7 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
 }
 
 /// The shopper's commands as every chat's menu, in Indonesian (the default) and English.
-async fn set_commands(bot: &Bot, market: &str, texts: &crate::text::Texts) {
+pub(super) async fn set_commands(bot: &Bot, market: &str, texts: &crate::text::Texts) {
     let shopper = CommandMenu::default();
     if let Err(e) = bot.set_my_commands(command_list(texts, market, Lang::Id, shopper)).await {
         tracing::warn!(market, error = %e, "setMyCommands failed");
@@ -396,7 +163,7 @@ async fn set_chat_commands(
 /// At start: the menus of everyone with a role in this market (traders and admins, stored or
 /// from the config), paced well under the bot's limit, so a role given while the bot was down
 /// or an admin added to the config shows in their menu.
-async fn set_role_menus(
+pub(super) async fn set_role_menus(
     bot: Bot,
     market: String,
     holders: Vec<(UserKey, CommandMenu, Option<Lang>)>,
@@ -422,7 +189,7 @@ async fn set_role_menus(
 }
 
 /// Who in this market has a role on Telegram, with their menu and language.
-fn telegram_role_holders(
+pub(super) fn telegram_role_holders(
     store: &Store,
     config: &Config,
     market: &str,
@@ -442,19 +209,19 @@ fn telegram_role_holders(
 }
 
 /// What the webhook handler needs.
-struct WebhookState {
-    secret: String,
-    bots: HashMap<String, Bot>,
-    store: Mutex<Store>,
-    shared: Arc<Shared>,
-    handler:
+pub(super) struct WebhookState {
+    pub(super) secret: String,
+    pub(super) bots: HashMap<String, Bot>,
+    pub(super) store: Mutex<Store>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) handler:
         teloxide::dptree::Handler<'static, Option<telegram::Converted>, teloxide::dispatching::DpHandlerDescription>,
 }
 
 /// `POST /telegram/<market>`: the secret header is compared in constant time (401 and nothing
 /// stored on a mismatch); a body that is not an update is 400; the update is in the inbox before
 /// the 200, so Telegram's redelivery after a crash is harmless.
-async fn telegram_webhook(
+pub(super) async fn telegram_webhook(
     axum::extract::State(state): axum::extract::State<Arc<WebhookState>>,
     axum::extract::Path(market): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
@@ -614,7 +381,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
 /// unreachable API pauses the bot without blaming any message. A delivered call whose marking
 /// fails is remembered and marked again, never sent twice.
 #[allow(clippy::too_many_arguments)]
-async fn send(
+pub(super) async fn send(
     bot: Bot,
     market: String,
     store: Arc<Mutex<Store>>,
@@ -788,31 +555,6 @@ async fn send(
             }
         }
     }
-}
-
-enum Mark {
-    Sent,
-    Unreachable { market: String, to: UserKey, reason: String },
-    Parts(usize),
-    Error(String),
-    Undeliverable(String),
-}
-
-async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), String> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || {
-        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-        let r = match how {
-            Mark::Sent => guard.mark_sent(id, Utc::now()),
-            Mark::Unreachable { market, to, reason } => guard.mark_unreachable(&market, &to, &reason, Utc::now()),
-            Mark::Parts(n) => guard.record_parts_sent(id, n),
-            Mark::Error(e) => guard.record_send_error(id, &e),
-            Mark::Undeliverable(e) => guard.mark_undeliverable(id, &e),
-        };
-        r.map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
 /// A user key on Telegram.
