@@ -32,7 +32,25 @@ struct RawConfig {
     #[serde(default)]
     telegram: RawTelegram,
     #[serde(default)]
+    whatsapp: RawWhatsApp,
+    #[serde(default)]
     server: RawServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhatsApp {
+    graph_url: Option<String>,
+    #[serde(default)]
+    limits: RawWhatsAppLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhatsAppLimits {
+    per_number_per_sec: Option<f64>,
+    per_user_interval_secs: Option<f64>,
+    per_user_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +88,7 @@ struct RawOrders {
 #[serde(deny_unknown_fields)]
 struct RawMarket {
     trader_deadline_minutes: Option<u32>,
+    whatsapp_phone_number_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +128,7 @@ pub struct Config {
     /// Order rules and who administers what.
     pub policy: Policy,
     pub telegram: TelegramConfig,
+    pub whatsapp: WhatsAppConfig,
     /// Address of the one HTTP server (webhooks); `[server] listen`.
     pub server_listen: Option<String>,
 }
@@ -143,6 +163,36 @@ impl Default for TelegramConfig {
             poll_timeout_secs: 25,
             per_chat_per_sec: 1.0,
             per_bot_per_sec: 30.0,
+        }
+    }
+}
+
+/// `[whatsapp]` and each market's `whatsapp_phone_number_id`. The access token, app secret and
+/// verify token come from the environment only (see [`crate::runtime`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhatsAppConfig {
+    /// The Graph API with its version; requests go to `{graph_url}/{phone_number_id}/messages`.
+    pub graph_url: String,
+    /// Market slug -> the WhatsApp Business phone number id that is its bot.
+    pub phone_numbers: std::collections::BTreeMap<String, String>,
+    /// WhatsApp's limits: 80 messages a second per number; to one user about one every six
+    /// seconds, with short bursts allowed.
+    pub per_number_per_sec: f64,
+    pub per_user_interval: std::time::Duration,
+    pub per_user_burst: u32,
+}
+
+/// The Graph API version the requests are written for.
+pub const GRAPH_API: &str = "https://graph.facebook.com/v21.0";
+
+impl Default for WhatsAppConfig {
+    fn default() -> WhatsAppConfig {
+        WhatsAppConfig {
+            graph_url: GRAPH_API.into(),
+            phone_numbers: Default::default(),
+            per_number_per_sec: 80.0,
+            per_user_interval: std::time::Duration::from_secs(6),
+            per_user_burst: 5,
         }
     }
 }
@@ -221,6 +271,7 @@ impl Default for Config {
             dialogues_dir: shipped(Path::new("dialogues")),
             policy: Policy { invite_secret: secret_from_env(), ..Policy::default() },
             telegram: TelegramConfig::default(),
+            whatsapp: WhatsAppConfig::default(),
             server_listen: None,
         }
     }
@@ -257,11 +308,45 @@ impl Config {
         if let Some(m) = raw.orders.trader_deadline_minutes {
             policy.trader_deadline = minutes(m, "orders.trader_deadline_minutes")?;
         }
+        let mut whatsapp = WhatsAppConfig::default();
         for (slug, market) in raw.markets {
             if let Some(m) = market.trader_deadline_minutes {
                 let d = minutes(m, &format!("markets.{slug}.trader_deadline_minutes"))?;
-                policy.market_deadlines.insert(slug, d);
+                policy.market_deadlines.insert(slug.clone(), d);
             }
+            if let Some(id) = market.whatsapp_phone_number_id {
+                if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid(format!(
+                        "markets.{slug}.whatsapp_phone_number_id must be the number's id (digits)"
+                    )));
+                }
+                if let Some((other, _)) = whatsapp.phone_numbers.iter().find(|(_, v)| **v == id) {
+                    return Err(invalid(format!("markets {other} and {slug} have the same whatsapp_phone_number_id")));
+                }
+                whatsapp.phone_numbers.insert(slug, id);
+            }
+        }
+        if let Some(url) = raw.whatsapp.graph_url {
+            reqwest::Url::parse(&url).map_err(|e| invalid(format!("whatsapp.graph_url `{url}`: {e}")))?;
+            whatsapp.graph_url = url.trim_end_matches('/').to_string();
+        }
+        if let Some(v) = raw.whatsapp.limits.per_number_per_sec {
+            if !(v > 0.0 && v <= 10_000.0) {
+                return Err(invalid("whatsapp.limits.per_number_per_sec must be above 0".into()));
+            }
+            whatsapp.per_number_per_sec = v;
+        }
+        if let Some(v) = raw.whatsapp.limits.per_user_interval_secs {
+            if !(0.0..=3600.0).contains(&v) {
+                return Err(invalid("whatsapp.limits.per_user_interval_secs must be between 0 and 3600".into()));
+            }
+            whatsapp.per_user_interval = std::time::Duration::from_secs_f64(v);
+        }
+        if let Some(v) = raw.whatsapp.limits.per_user_burst {
+            if v == 0 {
+                return Err(invalid("whatsapp.limits.per_user_burst must be at least 1".into()));
+            }
+            whatsapp.per_user_burst = v;
         }
         for a in raw.admins {
             let channel = a.channel.parse().map_err(invalid)?;
@@ -303,6 +388,7 @@ impl Config {
         let server_listen = raw.telegram.listen.or(raw.server.listen);
         Ok(Config {
             telegram,
+            whatsapp,
             server_listen,
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),

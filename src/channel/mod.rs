@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod telegram;
+pub mod whatsapp;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,11 @@ pub enum Inbound {
     Contact {
         phone: String,
         name: Option<String>,
+    },
+    /// A picture, kept as the platform's reference to it (a WhatsApp media id).
+    Image {
+        reference: String,
+        caption: Option<String>,
     },
 }
 

@@ -124,6 +124,16 @@ pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut 
             }
         },
         Inbound::Text(text) => typed(state, text, repo, turn),
+        // A picture: its caption is read like typed text ("bawang merah 1 kg" under a photo of a
+        // shopping note); without one, the shopper is shown what the bot understands.
+        Inbound::Image { caption, .. } => {
+            let caption = caption.as_deref().unwrap_or_default();
+            if caption.chars().count() > MAX_TEXT_CHARS {
+                turn.say(Key::TooLong);
+                return Ok(state);
+            }
+            typed(state, caption, repo, turn)
+        }
         Inbound::Location { lat, lon } => match state {
             BuyerState::ReceiveAddress { name, phone } => match Address::location(*lat, *lon) {
                 Some(_)

@@ -47,7 +47,20 @@ use teloxide::prelude::Requester;
 use tokio::sync::Notify;
 
 mod telegram;
+mod whatsapp;
 pub use telegram::{BotPlan, telegram_plan, telegram_user};
+pub use whatsapp::{WhatsAppPlan, whatsapp_plan};
+
+/// Failed attempts (server errors) after which a message is parked as failed: with the capped
+/// backoff below that is more than an hour of retrying.
+pub(crate) const MAX_ATTEMPTS: u32 = 21;
+/// Longest wait between two attempts at one message, and between two tries to reach the API.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before the next attempt at a message that failed `attempts` times: 1 s, 2 s, 4 s...
+pub(crate) fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
 
 /// Shared between the pollers, the engine thread and the senders.
 pub(crate) struct Shared {
@@ -161,8 +174,10 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     if running == 0 {
         tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
     }
-    let mut server = None;
-    if let Some((secret, _, listen)) = &webhook {
+    // The one HTTP server: Telegram's webhook (in webhook mode) and WhatsApp's.
+    let mut app = axum::Router::new();
+    let mut listen = None;
+    if let Some((secret, _, address)) = &webhook {
         let state = Arc::new(WebhookState {
             secret: secret.clone(),
             bots: webhook_bots,
@@ -170,10 +185,47 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             shared: Arc::clone(&shared),
             handler: crate::channel::telegram::handler(),
         });
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        app = app.merge(
+            axum::Router::new().route("/telegram/{market}", axum::routing::post(telegram_webhook)).with_state(state),
+        );
+        listen = Some(address.clone());
+    }
+    let markets: Vec<String> = engine.catalog().markets().iter().map(|m| m.slug.clone()).collect();
+    match whatsapp_plan(&config, &markets) {
+        Ok(None) => tracing::info!("no market has a whatsapp_phone_number_id: WhatsApp is off"),
+        Err(e) => tracing::error!(error = %e, "WhatsApp does not run"),
+        Ok(Some(plan)) => {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+            for (phone_number_id, market) in &plan.numbers {
+                tracing::info!(market = %market, phone_number_id = %phone_number_id, "WhatsApp number running");
+                tasks.push(tokio::spawn(whatsapp::send(whatsapp::Sender {
+                    client: client.clone(),
+                    market: market.clone(),
+                    phone_number_id: phone_number_id.clone(),
+                    graph_url: config.whatsapp.graph_url.clone(),
+                    access_token: plan.access_token.clone(),
+                    store: Arc::new(Mutex::new(Store::open(&db)?)),
+                    shared: Arc::clone(&shared),
+                    texts: Arc::clone(&texts),
+                    default_lang: config.default_language,
+                    per_number_per_sec: config.whatsapp.per_number_per_sec,
+                    per_user_interval: config.whatsapp.per_user_interval,
+                    per_user_burst: config.whatsapp.per_user_burst,
+                })));
+            }
+            let state = Arc::new(whatsapp::WebhookState {
+                plan,
+                store: Mutex::new(Store::open(&db)?),
+                shared: Arc::clone(&shared),
+            });
+            app = app.merge(whatsapp::routes(state));
+            listen = listen.or_else(|| config.server_listen.clone());
+        }
+    }
+    let mut server = None;
+    if let Some(listen) = listen {
+        let listener = tokio::net::TcpListener::bind(&listen).await?;
         tracing::info!(listen = %listener.local_addr()?, "webhook server listening");
-        let app =
-            axum::Router::new().route("/telegram/{market}", axum::routing::post(telegram_webhook)).with_state(state);
         let stop = Arc::clone(&shared);
         server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shared_stopped(&stop).await }).await;
@@ -256,7 +308,13 @@ pub(crate) async fn shared_stopped(shared: &Shared) {
 /// stall's open orders, so it is described as such.
 pub(crate) enum Mark {
     Sent,
-    Unreachable { market: String, to: UserKey, reason: String },
+    /// Sent, with the platform's id for it (a WhatsApp wamid).
+    SentAs(String),
+    Unreachable {
+        market: String,
+        to: UserKey,
+        reason: String,
+    },
     Parts(usize),
     Error(String),
     Undeliverable(String),
@@ -268,6 +326,7 @@ pub(crate) async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Resul
         let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
         let r = match how {
             Mark::Sent => guard.mark_sent(id, Utc::now()),
+            Mark::SentAs(platform_id) => guard.mark_sent_as(id, &platform_id, Utc::now()),
             Mark::Unreachable { market, to, reason } => guard.mark_unreachable(&market, &to, &reason, Utc::now()),
             Mark::Parts(n) => guard.record_parts_sent(id, n),
             Mark::Error(e) => guard.record_send_error(id, &e),

@@ -1,7 +1,7 @@
 //! `pasar run` on Telegram: the pollers (inbox before the offset acknowledges), the webhook
 //! handler, the command menus and the rate-limited sender of each market's bot.
 
-use super::{Mark, Shared, mark, shared_stopped};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark, shared_stopped};
 use crate::channel::telegram::{self, Send};
 use crate::channel::{ChannelKind, CommandMenu, UserKey};
 use crate::config::Config;
@@ -284,17 +284,6 @@ enum Sent {
     Failed(String),
     /// The Bot API could not be reached at all: the whole bot waits, no message is blamed.
     Network(String),
-}
-
-/// Failed attempts (server errors) after which a message is parked as failed: with the capped
-/// backoff below that is more than an hour of retrying.
-const MAX_ATTEMPTS: u32 = 21;
-/// Longest wait between two attempts at one message, and between two tries to reach the API.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// The wait before the next attempt at a message that failed `attempts` times: 1 s, 2 s, 4 s...
-fn backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF)
 }
 
 fn classify(e: RequestError) -> Sent {

@@ -222,10 +222,13 @@ pub const MIGRATIONS: &[&str] = &[
         attempts INTEGER NOT NULL DEFAULT 0,
         parts_sent INTEGER NOT NULL DEFAULT 0,   -- a message sent as several calls: how many went
         last_error TEXT,
+        platform_id TEXT,                 -- the platform's id of what was sent (WhatsApp wamid)
+        delivery TEXT,                    -- the platform's latest word on it: delivered, read, failed
         created_at TEXT NOT NULL,
         sent_at TEXT
     ) STRICT;
     CREATE INDEX outbox_pending ON outbox (channel, id) WHERE status = 'pending';
+    CREATE INDEX outbox_by_platform_id ON outbox (platform_id) WHERE platform_id IS NOT NULL;
     -- The head of each chat's queue, for senders.
     CREATE INDEX outbox_pending_by_chat ON outbox (channel, market, recipient, id) WHERE status = 'pending';
     "#,

@@ -4,7 +4,7 @@
 use super::{Store, StoreResult, Tx, ts};
 use crate::channel::{ChannelKind, Envelope, Outbound, UserKey};
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 /// An outbox row to deliver.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,6 +173,45 @@ impl Store {
             .prepare_cached("UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'")?
             .execute(params![id, ts(now)])?;
         Ok(n == 1)
+    }
+
+    /// Marks a message sent with the platform's id for it, so delivery reports find it.
+    pub fn mark_sent_as(&mut self, id: i64, platform_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, platform_id = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, ts(now), platform_id])?;
+        Ok(())
+    }
+
+    /// A platform's delivery report (WhatsApp `statuses`): delivered, read, or failed with a
+    /// reason. Reports never move a row backwards (a late "delivered" after "read" is ignored).
+    /// Returns whether a row of ours matched.
+    pub fn record_delivery(&mut self, platform_id: &str, status: &str, error: Option<&str>) -> StoreResult<bool> {
+        let rank = |s: &str| match s {
+            "sent" => 1,
+            "delivered" => 2,
+            "read" => 3,
+            "failed" => 4,
+            _ => 0,
+        };
+        let current: Option<Option<String>> = self
+            .conn()
+            .prepare_cached("SELECT delivery FROM outbox WHERE platform_id = ?1")?
+            .query_row([platform_id], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        if rank(status) > current.as_deref().map(rank).unwrap_or(0) {
+            self.conn()
+                .prepare_cached(
+                    "UPDATE outbox SET delivery = ?2, last_error = COALESCE(?3, last_error) WHERE platform_id = ?1",
+                )?
+                .execute(params![platform_id, status, error])?;
+        }
+        Ok(true)
     }
 
     pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {

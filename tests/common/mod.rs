@@ -2,6 +2,7 @@
 //! speaks to it like a channel would.
 #![allow(dead_code)]
 
+pub mod fake_graph;
 pub mod fake_telegram;
 
 use chrono::{DateTime, TimeZone, Utc};

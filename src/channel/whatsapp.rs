@@ -1,0 +1,632 @@
+//! The WhatsApp channel: one WhatsApp Business number per market, through the Cloud API.
+//!
+//! Inbound: Meta posts webhook deliveries to `/whatsapp`. [`verify_signature`] checks the
+//! `X-Hub-Signature-256` HMAC over the raw bytes; [`parse_delivery`] turns a payload into the
+//! messages (keyed by their `wamid`, so a redelivery is ignored by the inbox) and the delivery
+//! statuses it carries. Outbound: [`render`] turns an [`Outbound`] into Graph API message bodies
+//! within WhatsApp's limits (3 reply buttons of 20 characters, lists of 10 rows of 24, bodies of
+//! 1,024), degrading to a list, a list plus buttons, or a numbered text menu without losing a
+//! choice. The webhook handler and the sender live in `runtime/whatsapp.rs`. Nothing here decides
+//! anything about shopping.
+
+use crate::channel::{Button, ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// Reply buttons per message, and characters per button title.
+pub const MAX_REPLY_BUTTONS: usize = 3;
+pub const MAX_BUTTON_TITLE: usize = 20;
+/// Rows per list message (all sections together), and characters per row title and description.
+pub const MAX_LIST_ROWS: usize = 10;
+pub const MAX_ROW_TITLE: usize = 24;
+pub const MAX_ROW_DESCRIPTION: usize = 72;
+/// Characters of the body of an interactive message, and of a plain text message.
+pub const MAX_INTERACTIVE_BODY: usize = 1024;
+pub const MAX_TEXT: usize = 4096;
+/// Characters of a list's button and of a photo caption.
+pub const MAX_LIST_BUTTON: usize = 20;
+pub const MAX_CAPTION: usize = 1024;
+/// Bytes of a button or row id (WhatsApp allows 256 and 200; ours are at most 64).
+pub const MAX_ROW_ID: usize = 200;
+/// Menus longer than a list plus a row of buttons are sent as numbered text; a typed number
+/// then picks (see [`pick_numbered`]).
+pub const MAX_INTERACTIVE_CHOICES: usize = MAX_LIST_ROWS + MAX_REPLY_BUTTONS;
+
+/// `X-Hub-Signature-256: sha256=<hex>` is the HMAC-SHA256 of the raw body under the app secret.
+/// Compared in constant time; anything missing or malformed is a mismatch.
+pub fn verify_signature(app_secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// The signature header value for a body, as Meta computes it (for tests and the benchmark).
+pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret).unwrap_or_else(|_| unreachable!("any key length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Why a webhook body was refused (answered 400).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PayloadError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not a WhatsApp Business payload (object `{0}`)")]
+    NotWhatsApp(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct Delivery {
+    object: String,
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    #[serde(default)]
+    changes: Vec<Change>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Change {
+    #[serde(default)]
+    field: String,
+    value: ChangeValue,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeValue {
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    contacts: Vec<Contact>,
+    #[serde(default)]
+    messages: Vec<RawMessage>,
+    #[serde(default)]
+    statuses: Vec<RawStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    phone_number_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Contact {
+    wa_id: Option<String>,
+    profile: Option<Profile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Profile {
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMessage {
+    from: String,
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<TextBody>,
+    interactive: Option<Interactive>,
+    location: Option<Location>,
+    #[serde(default)]
+    contacts: Vec<SharedContact>,
+    image: Option<Media>,
+    button: Option<QuickReply>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TextBody {
+    body: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Interactive {
+    button_reply: Option<Reply>,
+    list_reply: Option<Reply>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reply {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Location {
+    latitude: f64,
+    longitude: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SharedContact {
+    name: Option<ContactName>,
+    #[serde(default)]
+    phones: Vec<ContactPhone>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ContactName {
+    formatted_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ContactPhone {
+    phone: Option<String>,
+    wa_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Media {
+    id: String,
+    caption: Option<String>,
+}
+
+/// A tap on a template's quick-reply button.
+#[derive(Debug, Deserialize)]
+struct QuickReply {
+    payload: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStatus {
+    id: String,
+    status: String,
+    recipient_id: Option<String>,
+    #[serde(default)]
+    errors: Vec<StatusError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusError {
+    code: Option<i64>,
+    title: Option<String>,
+}
+
+/// A message a user sent to a market's number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The number it was sent to: which market's bot.
+    pub phone_number_id: String,
+    /// The sender's WhatsApp id (their number, digits only).
+    pub from: String,
+    pub wamid: String,
+    pub display_name: Option<String>,
+    /// What it means for the core; `None` for what is not addressed to the bot (a reaction).
+    pub inbound: Option<Inbound>,
+}
+
+impl Received {
+    /// The inbox event, keyed by the wamid (unique across WhatsApp): a redelivery is ignored.
+    pub fn event(&self, market: &str, received_at: DateTime<Utc>) -> Option<InboundEvent> {
+        Some(InboundEvent {
+            source_id: format!("whatsapp:{}", self.wamid),
+            market: market.to_string(),
+            user: UserKey { channel: ChannelKind::WhatsApp, id: self.from.clone() },
+            display_name: self.display_name.clone(),
+            received_at,
+            inbound: self.inbound.clone()?,
+            pressed_on: None,
+        })
+    }
+}
+
+/// What happened to a message the bot sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryStatus {
+    pub phone_number_id: String,
+    pub wamid: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    pub recipient: Option<String>,
+    /// For `failed`: the error code and title (131047: outside the 24-hour window).
+    pub error: Option<(i64, String)>,
+}
+
+/// Everything one webhook delivery carries (Meta batches several messages and statuses).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub messages: Vec<Received>,
+    pub statuses: Vec<DeliveryStatus>,
+}
+
+/// Reads a webhook body. Kinds of change or message the bots do not use are skipped or become
+/// "not understood"; only a body that is not JSON or not a WhatsApp Business payload is an error.
+pub fn parse_delivery(body: &[u8]) -> Result<Parsed, PayloadError> {
+    let delivery: Delivery = serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
+    if delivery.object != "whatsapp_business_account" {
+        return Err(PayloadError::NotWhatsApp(delivery.object));
+    }
+    let mut out = Parsed::default();
+    for change in delivery.entry.into_iter().flat_map(|e| e.changes) {
+        if change.field != "messages" {
+            continue;
+        }
+        let Some(metadata) = change.value.metadata else {
+            continue;
+        };
+        let names = &change.value.contacts;
+        for m in change.value.messages {
+            let display_name = names
+                .iter()
+                .find(|c| c.wa_id.as_deref() == Some(m.from.as_str()))
+                .or(names.first())
+                .and_then(|c| c.profile.as_ref()?.name.clone());
+            let inbound = inbound_of(&m);
+            out.messages.push(Received {
+                phone_number_id: metadata.phone_number_id.clone(),
+                from: m.from,
+                wamid: m.id,
+                display_name,
+                inbound,
+            });
+        }
+        for s in change.value.statuses {
+            let error = s.errors.first().map(|e| (e.code.unwrap_or(0), e.title.clone().unwrap_or_default()));
+            out.statuses.push(DeliveryStatus {
+                phone_number_id: metadata.phone_number_id.clone(),
+                wamid: s.id,
+                status: s.status,
+                recipient: s.recipient_id,
+                error,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn inbound_of(m: &RawMessage) -> Option<Inbound> {
+    Some(match m.kind.as_str() {
+        "text" => Inbound::from_typed(m.text.as_ref().map(|t| t.body.as_str()).unwrap_or_default()),
+        "interactive" => {
+            let i = m.interactive.as_ref();
+            let reply = i.and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()));
+            match reply {
+                Some(r) => Inbound::Button(r.id.clone()),
+                None => Inbound::Text(String::new()),
+            }
+        }
+        "button" => match &m.button {
+            Some(QuickReply { payload: Some(p), .. }) if !p.is_empty() => Inbound::Button(p.clone()),
+            Some(QuickReply { text: Some(t), .. }) => Inbound::from_typed(t),
+            _ => Inbound::Text(String::new()),
+        },
+        "location" => match &m.location {
+            Some(l) if l.latitude.is_finite() && l.longitude.is_finite() => {
+                Inbound::Location { lat: l.latitude, lon: l.longitude }
+            }
+            _ => Inbound::Text(String::new()),
+        },
+        "contacts" => {
+            let card = m.contacts.first();
+            let phone = card
+                .and_then(|c| c.phones.iter().find_map(|p| p.phone.clone().or_else(|| p.wa_id.clone())))
+                .unwrap_or_default();
+            let name = card.and_then(|c| c.name.as_ref()?.formatted_name.clone());
+            Inbound::Contact { phone, name }
+        }
+        "image" => match &m.image {
+            Some(media) => Inbound::Image { reference: media.id.clone(), caption: media.caption.clone() },
+            None => Inbound::Text(String::new()),
+        },
+        // A reaction to a message is not addressed to the bot.
+        "reaction" => return None,
+        // Stickers, voice notes, catalogue orders, unsupported kinds: the core answers "not
+        // understood" with the menu.
+        _ => Inbound::Text(String::new()),
+    })
+}
+
+/// A title cut to `max` characters, with an ellipsis when cut.
+fn fit(label: &str, max: usize) -> String {
+    let label = label.trim();
+    if label.chars().count() <= max {
+        label.to_string()
+    } else {
+        let cut: String = label.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+/// Splits a text into pieces of at most `max` characters, at line ends where possible.
+fn chunks(text: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        if current.chars().count() + line.chars().count() > max && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        if line.chars().count() > max {
+            let chars: Vec<char> = line.chars().collect();
+            for piece in chars.chunks(max) {
+                out.push(piece.iter().collect());
+            }
+        } else {
+            current.push_str(line);
+        }
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out.into_iter().map(|s| s.trim_end().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// Sentences the renderer adds around the core's text, in the recipient's language.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    /// The button that opens a list ("Pilih").
+    pub open_list: &'a str,
+    /// The body of the extra message holding the rest of the buttons ("Atau:").
+    pub more_choices: &'a str,
+    /// The body of a location request that follows a menu ("Atau kirim lokasi Anda:").
+    pub share_location: &'a str,
+    /// Under a numbered menu ("Balas dengan nomornya").
+    pub reply_with_number: &'a str,
+}
+
+fn envelope(to: &str, kind: &str, content: Value) -> Value {
+    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind});
+    body[kind] = content;
+    body
+}
+
+fn text_message(to: &str, text: &str) -> Value {
+    envelope(to, "text", json!({"body": text, "preview_url": false}))
+}
+
+fn reply_buttons(to: &str, body: &str, buttons: &[Button]) -> Value {
+    let buttons: Vec<Value> = buttons
+        .iter()
+        .map(|b| json!({"type": "reply", "reply": {"id": b.payload, "title": fit(&b.label, MAX_BUTTON_TITLE)}}))
+        .collect();
+    envelope(to, "interactive", json!({"type": "button", "body": {"text": body}, "action": {"buttons": buttons}}))
+}
+
+fn list(to: &str, body: &str, open: &str, buttons: &[Button]) -> Value {
+    let rows: Vec<Value> = buttons
+        .iter()
+        .map(|b| {
+            let title = fit(&b.label, MAX_ROW_TITLE);
+            let mut row = json!({"id": b.payload, "title": title});
+            if title != b.label.trim() {
+                row["description"] = json!(fit(&b.label, MAX_ROW_DESCRIPTION));
+            }
+            row
+        })
+        .collect();
+    envelope(
+        to,
+        "interactive",
+        json!({
+            "type": "list",
+            "body": {"text": body},
+            "action": {"button": fit(open, MAX_LIST_BUTTON), "sections": [{"rows": rows}]}
+        }),
+    )
+}
+
+/// The Graph API message bodies for one outbound message to `to` (a WhatsApp id), in order.
+pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let buttons = &message.buttons;
+    let interactive = !buttons.is_empty() && buttons.len() <= MAX_INTERACTIVE_CHOICES;
+    let mut rest = if buttons.len() > MAX_INTERACTIVE_CHOICES {
+        numbered(message.text.trim(), buttons, labels)
+    } else {
+        message.text.trim().to_string()
+    };
+    if let Some(url) = &message.photo {
+        if !interactive && !rest.is_empty() && rest.chars().count() <= MAX_CAPTION {
+            out.push(envelope(to, "image", json!({"link": url, "caption": rest})));
+            rest.clear();
+        } else {
+            out.push(envelope(to, "image", json!({"link": url})));
+        }
+    }
+    let mut parts = chunks(&rest, if interactive { MAX_INTERACTIVE_BODY } else { MAX_TEXT });
+    if interactive {
+        let body = parts.pop().unwrap_or_else(|| labels.more_choices.to_string());
+        out.extend(parts.iter().map(|p| text_message(to, p)));
+        let all_fit = buttons.iter().all(|b| b.label.trim().chars().count() <= MAX_BUTTON_TITLE);
+        if buttons.len() <= MAX_REPLY_BUTTONS && all_fit {
+            out.push(reply_buttons(to, &body, buttons));
+        } else if buttons.len() <= MAX_LIST_ROWS {
+            out.push(list(to, &body, labels.open_list, buttons));
+        } else {
+            // A list of the first ones, then the last few (paging and "back") as buttons.
+            let split = buttons.len() - MAX_REPLY_BUTTONS;
+            out.push(list(to, &body, labels.open_list, &buttons[..split]));
+            out.push(reply_buttons(to, labels.more_choices, &buttons[split..]));
+        }
+    } else {
+        out.extend(parts.iter().map(|p| text_message(to, p)));
+    }
+    if message.request == Some(Request::Location) {
+        // A question without a menu is itself the request; after a menu, a short one follows.
+        let last_text = out.last().and_then(|m| m["text"]["body"].as_str().map(String::from));
+        match last_text {
+            Some(question) if question.chars().count() <= MAX_INTERACTIVE_BODY => {
+                out.pop();
+                out.push(location_request(to, &question));
+            }
+            _ => out.push(location_request(to, labels.share_location)),
+        }
+    }
+    out
+}
+
+fn location_request(to: &str, body: &str) -> Value {
+    envelope(
+        to,
+        "interactive",
+        json!({"type": "location_request_message", "body": {"text": body}, "action": {"name": "send_location"}}),
+    )
+}
+
+/// A menu too long for a list: the choices as numbered lines under the text.
+fn numbered(text: &str, buttons: &[Button], labels: &Labels<'_>) -> String {
+    let mut s = text.to_string();
+    s.push('\n');
+    for (i, b) in buttons.iter().enumerate() {
+        s.push_str(&format!("\n{}. {}", i + 1, b.label.trim()));
+    }
+    s.push_str("\n\n");
+    s.push_str(labels.reply_with_number);
+    s
+}
+
+/// A typed number answering the last numbered menu sent to the user: the choice it picks.
+/// Questions that want typed input (an amount) keep their numbers as text.
+pub fn pick_numbered(last_menu: &Outbound, typed: &str) -> Option<String> {
+    if last_menu.expects_text || last_menu.buttons.len() <= MAX_INTERACTIVE_CHOICES {
+        return None;
+    }
+    let n: usize = typed.trim().trim_end_matches('.').parse().ok()?;
+    last_menu.buttons.get(n.checked_sub(1)?).map(|b| b.payload.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LABELS: Labels<'static> = Labels {
+        open_list: "Pilih",
+        more_choices: "Atau:",
+        share_location: "Kirim lokasi:",
+        reply_with_number: "Balas nomornya.",
+    };
+
+    fn b(label: &str, payload: &str) -> Button {
+        Button { label: label.into(), payload: payload.into() }
+    }
+
+    #[test]
+    fn signatures_are_checked_over_the_raw_bytes() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+        let good = sign(b"rahasia", body);
+        assert!(verify_signature(b"rahasia", body, Some(&good)));
+        assert!(!verify_signature(b"lain", body, Some(&good)));
+        assert!(!verify_signature(b"rahasia", br#"{"object": "whatsapp_business_account","entry":[]}"#, Some(&good)));
+        assert!(!verify_signature(b"rahasia", body, None));
+        assert!(!verify_signature(b"rahasia", body, Some("sha256=zz")));
+        assert!(!verify_signature(b"rahasia", body, Some(good.trim_start_matches("sha256="))));
+    }
+
+    #[test]
+    fn three_short_choices_are_reply_buttons() {
+        let msg = Outbound::with_buttons("Setuju?", vec![b("✅ Setuju", "agree:1"), b("❌ Hapus", "drop:1")]);
+        let out = render(&msg, "6281234", &LABELS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["interactive"]["type"], "button");
+        assert_eq!(out[0]["interactive"]["action"]["buttons"][1]["reply"]["id"], "drop:1");
+        assert_eq!(out[0]["to"], "6281234");
+    }
+
+    #[test]
+    fn long_labels_and_up_to_ten_choices_are_a_list_with_the_full_label_kept() {
+        let long = "Bumbu Dapur Bu Kasiyem · Rp 33.500/kg";
+        let msg = Outbound::with_buttons("Pilih lapak", vec![b(long, "off:1"), b("Kembali", "menu")]);
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 1);
+        let rows = &out[0]["interactive"]["action"]["sections"][0]["rows"];
+        let title = rows[0]["title"].as_str().expect("title");
+        assert!(title.chars().count() <= MAX_ROW_TITLE, "{title}");
+        assert_eq!(rows[0]["description"], long);
+    }
+
+    #[test]
+    fn eleven_to_thirteen_choices_are_a_list_and_buttons_and_more_are_numbered() {
+        let many: Vec<Button> = (1..=11).map(|i| b(&format!("Barang {i}"), &format!("c:{i}"))).collect();
+        let out = render(&Outbound::with_buttons("Sayur 1/3", many.clone()), "62", &LABELS);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["interactive"]["action"]["sections"][0]["rows"].as_array().map(Vec::len), Some(8));
+        assert_eq!(out[1]["interactive"]["action"]["buttons"].as_array().map(Vec::len), Some(3));
+        let lots: Vec<Button> = (1..=20).map(|i| b(&format!("Barang {i}"), &format!("c:{i}"))).collect();
+        let msg = Outbound::with_buttons("Semua", lots);
+        let out = render(&msg, "62", &LABELS);
+        let text = out.iter().map(|m| m["text"]["body"].as_str().unwrap_or_default()).collect::<String>();
+        assert!(text.contains("20. Barang 20"), "{text}");
+        assert_eq!(pick_numbered(&msg, "20"), Some("c:20".into()));
+        assert_eq!(pick_numbered(&msg, "21"), None);
+        assert_eq!(pick_numbered(&msg, "0"), None);
+    }
+
+    #[test]
+    fn long_texts_go_first_and_the_menu_body_fits() {
+        let text = "baris panjang sekali\n".repeat(300);
+        let msg = Outbound::with_buttons(text, vec![b("Menu", "menu")]);
+        let out = render(&msg, "62", &LABELS);
+        assert!(out.len() >= 3);
+        let last = out.last().expect("menu");
+        assert!(last["interactive"]["body"]["text"].as_str().expect("body").chars().count() <= MAX_INTERACTIVE_BODY);
+        for m in &out[..out.len() - 1] {
+            assert!(m["text"]["body"].as_str().expect("text").chars().count() <= MAX_TEXT);
+        }
+    }
+
+    #[test]
+    fn a_location_question_asks_with_the_platform_control() {
+        let mut msg = Outbound::text("Kirim ke mana?");
+        msg.request = Some(Request::Location);
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["interactive"]["type"], "location_request_message");
+        assert_eq!(out[0]["interactive"]["body"]["text"], "Kirim ke mana?");
+        msg.buttons = vec![b("Alamat tersimpan", "addr:saved"), b("Batal", "abort")];
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1]["interactive"]["body"]["text"], "Kirim lokasi:");
+    }
+
+    #[test]
+    fn a_photo_carries_its_text_as_caption() {
+        let mut msg = Outbound::text("Bawang merah segar");
+        msg.photo = Some("https://example.id/bm.jpg".into());
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["image"]["caption"], "Bawang merah segar");
+    }
+
+    #[test]
+    fn deliveries_become_events_and_statuses() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+            "messaging_product":"whatsapp","metadata":{"display_phone_number":"62341","phone_number_id":"1001"},
+            "contacts":[{"profile":{"name":"Ani"},"wa_id":"6281234567890"}],
+            "messages":[
+              {"from":"6281234567890","id":"wamid.A","timestamp":"1764300000","type":"text","text":{"body":"/cari brambang"}},
+              {"from":"6281234567890","id":"wamid.B","timestamp":"1764300001","type":"interactive","interactive":{"type":"list_reply","list_reply":{"id":"off:7","title":"Bu Sri"}}},
+              {"from":"6281234567890","id":"wamid.C","timestamp":"1764300002","type":"reaction","reaction":{"message_id":"wamid.X","emoji":"+"}},
+              {"from":"6281234567890","id":"wamid.D","timestamp":"1764300003","type":"sticker","sticker":{"id":"s"}}
+            ],
+            "statuses":[{"id":"wamid.OUT","status":"failed","timestamp":"1","recipient_id":"6281234567890","errors":[{"code":131047,"title":"Re-engagement message"}]}]
+        }}]}]}"#;
+        let parsed = parse_delivery(body).expect("parses");
+        assert_eq!(parsed.messages.len(), 4);
+        let ev = parsed.messages[0].event("blimbing", Utc::now()).expect("event");
+        assert_eq!(ev.source_id, "whatsapp:wamid.A");
+        assert_eq!(ev.user.id, "6281234567890");
+        assert_eq!(ev.display_name.as_deref(), Some("Ani"));
+        assert_eq!(ev.inbound, Inbound::Command { name: "cari".into(), args: "brambang".into() });
+        assert_eq!(parsed.messages[1].inbound, Some(Inbound::Button("off:7".into())));
+        assert_eq!(parsed.messages[2].event("blimbing", Utc::now()), None, "a reaction is not for the bot");
+        assert_eq!(parsed.messages[3].inbound, Some(Inbound::Text(String::new())));
+        assert_eq!(parsed.statuses[0].error, Some((131047, "Re-engagement message".into())));
+        assert!(matches!(parse_delivery(b"{not json"), Err(PayloadError::NotJson(_))));
+        assert!(matches!(parse_delivery(br#"{"object":"page","entry":[]}"#), Err(PayloadError::NotWhatsApp(_))));
+    }
+}

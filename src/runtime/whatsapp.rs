@@ -1,0 +1,476 @@
+//! `pasar run` on WhatsApp: the webhook (`GET /whatsapp` for Meta's subscription check,
+//! `POST /whatsapp` for deliveries, signed with the app secret) and one rate-limited sender per
+//! market number, all on the Cloud API.
+//!
+//! A delivery is in the inbox (keyed by each message's wamid) before the 200, so Meta's
+//! redeliveries, which go on for days, are ignored; processing happens after the answer.
+
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark};
+use crate::channel::whatsapp::{self, Labels};
+use crate::channel::{ChannelKind, Inbound, InboundEvent};
+use crate::config::Config;
+use crate::store::Store;
+use crate::text::{Key, Lang};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The environment variables holding WhatsApp's secrets.
+pub const ACCESS_TOKEN_VARIABLE: &str = "WHATSAPP_ACCESS_TOKEN";
+pub const APP_SECRET_VARIABLE: &str = "WHATSAPP_APP_SECRET";
+pub const VERIFY_TOKEN_VARIABLE: &str = "WHATSAPP_VERIFY_TOKEN";
+
+/// Webhook bodies above this are refused (413) without being read: Meta's are a few kilobytes.
+pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
+
+/// What runs on WhatsApp.
+#[derive(Debug, Clone)]
+pub struct WhatsAppPlan {
+    /// Phone number id -> market slug.
+    pub numbers: HashMap<String, String>,
+    pub access_token: String,
+    pub app_secret: String,
+    pub verify_token: String,
+}
+
+fn secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.trim().is_empty())
+}
+
+/// The markets with a WhatsApp number and the secrets to serve them. `Ok(None)` when no market
+/// has a number; an error (WhatsApp does not run, the rest does) when a secret is missing.
+pub fn whatsapp_plan(config: &Config, markets: &[String]) -> anyhow::Result<Option<WhatsAppPlan>> {
+    if config.whatsapp.phone_numbers.is_empty() {
+        return Ok(None);
+    }
+    let without: Vec<&str> =
+        markets.iter().filter(|m| !config.whatsapp.phone_numbers.contains_key(*m)).map(String::as_str).collect();
+    if !without.is_empty() {
+        tracing::info!(markets = %without.join(", "), "no whatsapp_phone_number_id: these markets have no WhatsApp bot");
+    }
+    for slug in config.whatsapp.phone_numbers.keys() {
+        if !markets.contains(slug) {
+            anyhow::bail!("markets.{slug}.whatsapp_phone_number_id: there is no market `{slug}`");
+        }
+    }
+    let missing: Vec<&str> = [ACCESS_TOKEN_VARIABLE, APP_SECRET_VARIABLE, VERIFY_TOKEN_VARIABLE]
+        .into_iter()
+        .filter(|v| secret(v).is_none())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!("WhatsApp needs {} in the environment", missing.join(", "));
+    }
+    if config.server_listen.is_none() {
+        anyhow::bail!("WhatsApp needs [server] listen: Meta posts to <your address>/whatsapp");
+    }
+    Ok(Some(WhatsAppPlan {
+        numbers: config.whatsapp.phone_numbers.iter().map(|(m, id)| (id.clone(), m.clone())).collect(),
+        access_token: secret(ACCESS_TOKEN_VARIABLE).unwrap_or_default(),
+        app_secret: secret(APP_SECRET_VARIABLE).unwrap_or_default(),
+        verify_token: secret(VERIFY_TOKEN_VARIABLE).unwrap_or_default(),
+    }))
+}
+
+/// What the webhook handlers need.
+pub(super) struct WebhookState {
+    pub(super) plan: WhatsAppPlan,
+    pub(super) store: Mutex<Store>,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// The `/whatsapp` routes, with the body limit.
+pub(super) fn routes(state: Arc<WebhookState>) -> axum::Router {
+    axum::Router::new()
+        .route("/whatsapp", axum::routing::get(verify).post(webhook))
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
+        .with_state(state)
+}
+
+/// Meta's subscription check: `hub.mode=subscribe` with our verify token gets the challenge
+/// back; anything else is 403.
+async fn verify(
+    State(state): State<Arc<WebhookState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
+    use subtle::ConstantTimeEq;
+    let token_ok =
+        q.get("hub.verify_token").is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.plan.verify_token.as_bytes())));
+    match (q.get("hub.mode").map(String::as_str), q.get("hub.challenge")) {
+        (Some("subscribe"), Some(challenge)) if token_ok => (StatusCode::OK, challenge.clone()),
+        _ => (StatusCode::FORBIDDEN, String::new()),
+    }
+}
+
+/// A delivery: signature first (401 without one, 403 when wrong, nothing stored), then the
+/// payload (400 when it is not one), then the inbox, then 200.
+async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Some(signature) = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    if !whatsapp::verify_signature(state.plan.app_secret.as_bytes(), &body, Some(signature)) {
+        return StatusCode::FORBIDDEN;
+    }
+    let parsed = match whatsapp::parse_delivery(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "WhatsApp webhook body refused");
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    let now = Utc::now();
+    let stored = {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let mut store = state.store.lock().map_err(|_| "store lock poisoned".to_string())?;
+            let mut events: Vec<InboundEvent> = Vec::new();
+            for m in &parsed.messages {
+                let Some(market) = state.plan.numbers.get(&m.phone_number_id) else {
+                    tracing::warn!(phone_number_id = %m.phone_number_id, "a message for a number no market has");
+                    continue;
+                };
+                let Some(mut event) = m.event(market, now) else {
+                    continue;
+                };
+                // A typed number answering a numbered menu picks that choice.
+                if let Inbound::Text(t) = &event.inbound
+                    && !t.is_empty()
+                    && t.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
+                {
+                    let recent = store.recent_sent_to(market, &event.user, 10).map_err(|e| e.to_string())?;
+                    if let Some(payload) =
+                        recent.iter().find(|o| !o.buttons.is_empty()).and_then(|menu| whatsapp::pick_numbered(menu, t))
+                    {
+                        event.inbound = Inbound::Button(payload);
+                    }
+                }
+                events.push(event);
+            }
+            let new = store.ingest(&events).map_err(|e| e.to_string())?;
+            for s in &parsed.statuses {
+                let error = s.error.as_ref().map(|(code, title)| format!("{code}: {title}"));
+                store.record_delivery(&s.wamid, &s.status, error.as_deref()).map_err(|e| e.to_string())?;
+            }
+            Ok(new)
+        })
+        .await
+    };
+    match stored {
+        Ok(Ok(new)) => {
+            if new > 0 {
+                state.shared.inbox.notify_waiters();
+            }
+            StatusCode::OK
+        }
+        other => {
+            // Not stored: Meta delivers it again.
+            tracing::error!(result = ?other.map(|r| r.err()), "storing a WhatsApp delivery failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// How one Graph API call ended.
+#[derive(Debug, PartialEq)]
+enum Sent {
+    /// Accepted, with the wamid.
+    Ok(String),
+    /// The number's throughput limit (130429, 80007, 4): the number waits.
+    NumberLimited,
+    /// Too many messages to this user (131056): this chat waits.
+    UserLimited(String),
+    /// Outside the 24-hour window (131047): a free-form message cannot go.
+    OutsideWindow(String),
+    /// Refused for good (bad request, unsupported, undeliverable): parked.
+    Refused(String),
+    /// Server trouble: retry this message later.
+    Failed(String),
+    /// The access token was refused (190, 401): the number waits, loudly; no message is blamed.
+    Unauthorized(String),
+    /// The Graph API could not be reached.
+    Network(String),
+}
+
+/// Sorts a Graph API answer: HTTP status and the `error.code` of its body.
+fn classify(status: u16, body: &serde_json::Value) -> Sent {
+    if (200..300).contains(&status) {
+        return match body["messages"][0]["id"].as_str() {
+            Some(id) => Sent::Ok(id.to_string()),
+            None => Sent::Failed(format!("no message id in {body}")),
+        };
+    }
+    let code = body["error"]["code"].as_i64().unwrap_or(0);
+    let text = format!(
+        "{status} {code}: {}",
+        body["error"]["message"].as_str().or(body["error"]["error_data"]["details"].as_str()).unwrap_or("")
+    );
+    match code {
+        130429 | 80007 | 4 => Sent::NumberLimited,
+        131056 => Sent::UserLimited(text),
+        131047 => Sent::OutsideWindow(text),
+        190 => Sent::Unauthorized(text),
+        1 | 2 | 131000 | 131016 => Sent::Failed(text),
+        _ if status == 401 => Sent::Unauthorized(text),
+        _ if status == 429 => Sent::NumberLimited,
+        _ if status >= 500 => Sent::Failed(text),
+        _ => Sent::Refused(text),
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: &serde_json::Value) -> Sent {
+    match client.post(url).bearer_auth(token).json(body).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.bytes().await {
+                Ok(bytes) => {
+                    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                    classify(status, &json)
+                }
+                Err(e) => Sent::Failed(format!("{status}: reading the answer: {e}")),
+            }
+        }
+        Err(e) if e.is_timeout() => Sent::Failed(format!("timeout: {e}")),
+        Err(e) => Sent::Network(e.to_string()),
+    }
+}
+
+/// One user's allowance: WhatsApp tolerates short bursts, then about one message per interval.
+struct Allowance {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Allowance {
+    /// When the next message may go, refilling first.
+    fn ready_at(&mut self, now: Instant, interval: Duration, burst: f64) -> Instant {
+        if !interval.is_zero() {
+            self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() / interval.as_secs_f64()).min(burst);
+        } else {
+            self.tokens = burst;
+        }
+        self.at = now;
+        if self.tokens >= 1.0 { now } else { now + interval.mul_f64(1.0 - self.tokens) }
+    }
+}
+
+/// What one market's sender needs.
+pub(super) struct Sender {
+    pub(super) client: reqwest::Client,
+    pub(super) market: String,
+    pub(super) phone_number_id: String,
+    pub(super) graph_url: String,
+    pub(super) access_token: String,
+    pub(super) store: Arc<Mutex<Store>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) texts: Arc<crate::text::Texts>,
+    pub(super) default_lang: Lang,
+    pub(super) per_number_per_sec: f64,
+    pub(super) per_user_interval: Duration,
+    pub(super) per_user_burst: u32,
+}
+
+/// Drains one market number's outbox, in order per user: a message sent as several calls
+/// (text, then a menu) counts each against the user's allowance, and a retry sends only what
+/// did not go. The number's limit pauses the number; a user's limit holds that user; a server
+/// error retries that user's message with a capped backoff; what WhatsApp refuses for good is
+/// parked with the reason.
+pub(super) async fn send(s: Sender) {
+    let url = format!("{}/{}/messages", s.graph_url.trim_end_matches('/'), s.phone_number_id);
+    let number_gap = Duration::from_secs_f64(1.0 / s.per_number_per_sec);
+    let burst = f64::from(s.per_user_burst);
+    let mut allowances: HashMap<String, Allowance> = HashMap::new();
+    let mut held_until: HashMap<String, Instant> = HashMap::new();
+    let mut last_any = Instant::now() - number_gap;
+    let mut pause_backoff = Duration::from_secs(1);
+    let mut delivered: HashMap<i64, usize> = HashMap::new();
+    loop {
+        let stopping = s.shared.stop.load(Ordering::SeqCst);
+        let heads = {
+            let store = Arc::clone(&s.store);
+            let market = s.market.clone();
+            tokio::task::spawn_blocking(move || {
+                let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+                let msgs = guard.outbox_heads_of(ChannelKind::WhatsApp, &market, 1000).map_err(|e| e.to_string())?;
+                let mut langs = HashMap::new();
+                for m in &msgs {
+                    if !langs.contains_key(&m.to.id) {
+                        langs.insert(m.to.id.clone(), guard.language_of(&m.to).ok().flatten());
+                    }
+                }
+                Ok::<_, String>((msgs, langs))
+            })
+            .await
+        };
+        let (heads, langs) = match heads {
+            Ok(Ok(h)) => h,
+            other => {
+                tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "reading the outbox failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if heads.is_empty() {
+            if stopping {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(250), s.shared.outbox.notified()).await;
+            continue;
+        }
+        let mut soonest: Option<Instant> = None;
+        let mut pause: Option<Duration> = None;
+        for m in heads {
+            let now = Instant::now();
+            let user = m.to.id.clone();
+            let held = held_until.get(&user).copied().filter(|t| *t > now);
+            let allowed = allowances.entry(user.clone()).or_insert(Allowance { tokens: burst, at: now }).ready_at(
+                now,
+                s.per_user_interval,
+                burst,
+            );
+            let ready = held.map_or(allowed, |h| h.max(allowed));
+            if ready > now {
+                soonest = Some(soonest.map_or(ready, |x| x.min(ready)));
+                continue;
+            }
+            let lang = langs.get(&user).copied().flatten().unwrap_or(s.default_lang);
+            let labels = Labels {
+                open_list: s.texts.get(&s.market, lang, Key::WaOpenList),
+                more_choices: s.texts.get(&s.market, lang, Key::WaMoreChoices),
+                share_location: s.texts.get(&s.market, lang, Key::WaShareLocation),
+                reply_with_number: s.texts.get(&s.market, lang, Key::WaReplyWithNumber),
+            };
+            let parts = whatsapp::render(&m.message, &user, &labels);
+            let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
+            if done >= parts.len() {
+                if mark(&s.store, m.id, Mark::Sent).await.is_ok() {
+                    delivered.remove(&m.id);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now < last_any + number_gap {
+                tokio::time::sleep(last_any + number_gap - now).await;
+            }
+            last_any = Instant::now();
+            match post(&s.client, &url, &s.access_token, &parts[done]).await {
+                Sent::Ok(wamid) => {
+                    pause_backoff = Duration::from_secs(1);
+                    if let Some(a) = allowances.get_mut(&user) {
+                        a.tokens -= 1.0;
+                    }
+                    let now_done = done + 1;
+                    let how = if now_done >= parts.len() { Mark::SentAs(wamid) } else { Mark::Parts(now_done) };
+                    match mark(&s.store, m.id, how).await {
+                        Ok(()) => {
+                            delivered.remove(&m.id);
+                        }
+                        Err(e) => {
+                            tracing::error!(market = %s.market, id = m.id, error = %e, "recording a delivery failed; will record again");
+                            delivered.insert(m.id, now_done);
+                        }
+                    }
+                }
+                Sent::NumberLimited => {
+                    tracing::warn!(market = %s.market, wait_secs = pause_backoff.as_secs(), "WhatsApp throughput limit: this number pauses");
+                    pause = Some(pause_backoff);
+                    pause_backoff = (pause_backoff * 2).min(Duration::from_secs(60));
+                    break;
+                }
+                Sent::UserLimited(reason) => {
+                    let attempts = m.attempts + 1;
+                    tracing::info!(market = %s.market, user = %user, %reason, "too many messages to one user: that chat waits");
+                    let _ = mark(&s.store, m.id, Mark::Error(reason)).await;
+                    held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
+                }
+                Sent::OutsideWindow(reason) => {
+                    tracing::warn!(market = %s.market, user = %user, %reason, "outside the 24-hour window; message parked");
+                    let _ = mark(&s.store, m.id, Mark::Undeliverable(format!("outside the 24-hour window: {reason}")))
+                        .await;
+                }
+                Sent::Refused(reason) => {
+                    tracing::error!(market = %s.market, user = %user, id = m.id, %reason, "WhatsApp refused the message; parked");
+                    let _ = mark(&s.store, m.id, Mark::Undeliverable(reason)).await;
+                }
+                Sent::Failed(reason) => {
+                    let attempts = m.attempts + 1;
+                    if attempts >= MAX_ATTEMPTS {
+                        tracing::error!(market = %s.market, user = %user, id = m.id, %reason, attempts, "send kept failing; parked");
+                        let _ =
+                            mark(&s.store, m.id, Mark::Undeliverable(format!("{attempts} attempts: {reason}"))).await;
+                    } else {
+                        tracing::warn!(market = %s.market, user = %user, %reason, attempts, "send failed; will retry");
+                        let _ = mark(&s.store, m.id, Mark::Error(reason)).await;
+                        held_until.insert(user, Instant::now() + backoff(attempts));
+                    }
+                }
+                Sent::Unauthorized(reason) => {
+                    tracing::error!(market = %s.market, %reason, "WhatsApp refused the access token: this number waits");
+                    pause = Some(pause_backoff.max(Duration::from_secs(30)));
+                    pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
+                    break;
+                }
+                Sent::Network(reason) => {
+                    tracing::warn!(market = %s.market, %reason, "Graph API unreachable; this number waits");
+                    pause = Some(pause_backoff);
+                    pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
+                    break;
+                }
+            }
+        }
+        if let Some(wait) = pause {
+            if stopping {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        if let Some(t) = soonest {
+            let now = Instant::now();
+            if t > now {
+                if stopping && t - now > Duration::from_secs(2) {
+                    // Shutting down: what must wait longer stays in the outbox for the next start.
+                    return;
+                }
+                let wait = (t - now).min(Duration::from_millis(250));
+                let _ = tokio::time::timeout(wait, s.shared.outbox.notified()).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn graph_api_answers_are_sorted() {
+        assert_eq!(classify(200, &json!({"messages": [{"id": "wamid.1"}]})), Sent::Ok("wamid.1".into()));
+        let err = |code: i64| json!({"error": {"code": code, "message": "x"}});
+        assert_eq!(classify(400, &err(130429)), Sent::NumberLimited);
+        assert!(matches!(classify(400, &err(131056)), Sent::UserLimited(_)));
+        assert!(matches!(classify(400, &err(131047)), Sent::OutsideWindow(_)));
+        assert!(matches!(classify(401, &err(190)), Sent::Unauthorized(_)));
+        assert!(matches!(classify(500, &err(131000)), Sent::Failed(_)));
+        assert!(matches!(classify(503, &json!(null)), Sent::Failed(_)));
+        assert!(matches!(classify(400, &err(131026)), Sent::Refused(_)));
+        assert!(matches!(classify(400, &err(100)), Sent::Refused(_)));
+    }
+
+    #[test]
+    fn a_user_gets_a_burst_then_one_message_per_interval() {
+        let start = Instant::now();
+        let interval = Duration::from_secs(6);
+        let mut a = Allowance { tokens: 3.0, at: start };
+        for _ in 0..3 {
+            assert_eq!(a.ready_at(start, interval, 3.0), start);
+            a.tokens -= 1.0;
+        }
+        assert_eq!(a.ready_at(start, interval, 3.0), start + interval);
+        assert_eq!(a.ready_at(start + interval, interval, 3.0), start + interval);
+    }
+}

@@ -1,0 +1,340 @@
+//! The whole system on WhatsApp: `pasar run` with a market number, webhook deliveries signed
+//! like Meta signs them (fixtures in tests/fixtures/whatsapp/), replies captured by a fake Graph
+//! API; and a trader on Telegram serving a shopper on WhatsApp.
+
+mod common;
+
+use common::fake_graph::FakeGraph;
+use common::fake_telegram::FakeTelegram;
+use pasar_online::channel::whatsapp::sign;
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const NUMBER: &str = "1001"; // Pasar Blimbing's WhatsApp number id
+const APP_SECRET: &str = "app-secret-for-tests";
+const VERIFY_TOKEN: &str = "verify-me";
+const SHOPPER: &str = "6281234567890";
+const TRADER: &str = "6285600001111";
+const ADMIN: &str = "6281100002222";
+const TG_TOKEN: &str = "111:blimbing-token";
+const TG_TRADER: i64 = 2002;
+
+struct Running(Child, u16);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::path::Path) -> Running {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let tg = telegram
+        .map(|t| format!("[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n", t.url))
+        .unwrap_or_default();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
+         [whatsapp]\ngraph_url = \"{}\"\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
+         [[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
+        graph.url
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pasar"));
+    cmd.arg("--config")
+        .arg(&path)
+        .args(["run", "--db"])
+        .arg(dir.join("pasar.db"))
+        .env("WHATSAPP_ACCESS_TOKEN", "graph-token")
+        .env("WHATSAPP_APP_SECRET", APP_SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN)
+        .env_remove("PASAR_DB")
+        .env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN")
+        .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+    if telegram.is_some() {
+        cmd.env("PASAR_BLIMBING_TELEGRAM_TOKEN", TG_TOKEN);
+    }
+    let child = cmd.spawn().expect("pasar run");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Running(child, port)
+}
+
+/// A raw HTTP request; returns the status and body.
+fn http(port: u16, request: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn post(port: u16, body: &[u8], signature: Option<&str>) -> u16 {
+    let mut req = format!(
+        "POST /whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(sig) = signature {
+        req.push_str(&format!("X-Hub-Signature-256: {sig}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    http(port, &bytes).0
+}
+
+/// Posts a body signed with the app secret, as Meta does.
+fn deliver(port: u16, body: &str) -> u16 {
+    post(port, body.as_bytes(), Some(&sign(APP_SECRET.as_bytes(), body.as_bytes())))
+}
+
+fn fixture(name: &str, from: &str, wamid: &str, fill: &[(&str, &str)]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whatsapp").join(name);
+    let mut s = std::fs::read_to_string(path).expect("fixture");
+    s = s.replace("__NUMBER__", NUMBER).replace("__FROM__", from).replace("__WAMID__", wamid);
+    for (k, v) in fill {
+        s = s.replace(k, v);
+    }
+    s
+}
+
+struct Chat<'a> {
+    port: u16,
+    from: &'a str,
+    n: u32,
+}
+
+impl Chat<'_> {
+    fn wamid(&mut self) -> String {
+        self.n += 1;
+        format!("wamid.{}.{}", self.from, self.n)
+    }
+    fn text(&mut self, text: &str) {
+        let id = self.wamid();
+        assert_eq!(deliver(self.port, &fixture("text.json", self.from, &id, &[("__TEXT__", text)])), 200);
+    }
+    fn press(&mut self, payload: &str) {
+        let id = self.wamid();
+        assert_eq!(deliver(self.port, &fixture("button_reply.json", self.from, &id, &[("__PAYLOAD__", payload)])), 200);
+    }
+    fn pick(&mut self, payload: &str) {
+        let id = self.wamid();
+        assert_eq!(deliver(self.port, &fixture("list_reply.json", self.from, &id, &[("__PAYLOAD__", payload)])), 200);
+    }
+    fn location(&mut self) {
+        let id = self.wamid();
+        assert_eq!(deliver(self.port, &fixture("location.json", self.from, &id, &[])), 200);
+    }
+}
+
+fn db_count(dir: &std::path::Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("pasar.db")).expect("db");
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+#[test]
+fn the_webhook_checks_everything_before_storing_anything() {
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pasar = start(&graph, None, dir.path());
+    let port = pasar.1;
+    // Meta's subscription check.
+    let get =
+        |q: &str| http(port, format!("GET /whatsapp?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+    assert_eq!(
+        get(&format!("hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")),
+        (200, "1158201444".into())
+    );
+    assert_eq!(get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1").0, 403);
+    assert_eq!(get(&format!("hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1")).0, 403);
+    // Signatures.
+    let body = fixture("text.json", SHOPPER, "wamid.sig.1", &[("__TEXT__", "/start")]);
+    assert_eq!(post(port, body.as_bytes(), None), 401, "missing signature");
+    assert_eq!(post(port, body.as_bytes(), Some(&sign(b"not-the-secret", body.as_bytes()))), 403, "wrong secret");
+    assert_eq!(post(port, body.as_bytes(), Some("sha256=nothex")), 403);
+    // The same JSON re-serialised (as a proxy might) no longer matches the signature.
+    let reserialised =
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&body).expect("json")).expect("json");
+    assert_eq!(post(port, reserialised.as_bytes(), Some(&sign(APP_SECRET.as_bytes(), body.as_bytes()))), 403);
+    assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM inbox"), 0, "nothing stored without a good signature");
+    // Malformed bodies, correctly signed: 400, never a silent 200.
+    assert_eq!(deliver(port, "{not json"), 400);
+    assert_eq!(deliver(port, r#"{"object":"page","entry":[]}"#), 400);
+    // A 10 MB body is refused without being read.
+    let huge = vec![b' '; 10 * 1024 * 1024];
+    assert_eq!(post(port, &huge, Some(&sign(APP_SECRET.as_bytes(), &huge))), 413);
+    // A good delivery, then the same wamid again (Meta redelivers): one effect.
+    assert_eq!(deliver(port, &body), 200);
+    assert_eq!(deliver(port, &body), 200);
+    graph.wait_for(SHOPPER, "Mau belanja apa", 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM inbox"), 1);
+    let welcomes = graph.sent_to(SHOPPER).iter().filter(|m| m.text().contains("Sugeng rawuh")).count();
+    assert_eq!(welcomes, 1, "a redelivered wamid is answered once");
+    assert!(graph.tokens().iter().all(|t| t == "graph-token"), "the access token goes as a bearer token");
+    // Two messages in one delivery, an unknown type, and statuses updating the outbox.
+    assert_eq!(deliver(port, &fixture("two_messages.json", SHOPPER, "wamid.two", &[])), 200);
+    graph.wait_for(SHOPPER, "Bawang Merah", 0);
+    assert_eq!(deliver(port, &fixture("unknown_type.json", SHOPPER, "wamid.unknown", &[])), 200);
+    graph.wait_for(SHOPPER, "belum paham", 0);
+    let sent = graph.sent_to(SHOPPER)[0].wamid.clone();
+    assert_eq!(deliver(port, &fixture("statuses.json", SHOPPER, "-", &[("__SENT_WAMID__", &sent)])), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db_count(
+        dir.path(),
+        &format!("SELECT COUNT(*) FROM outbox WHERE platform_id = '{sent}' AND delivery = 'read'"),
+    ) != 1
+    {
+        assert!(std::time::Instant::now() < deadline, "the read receipt was not recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_whole_order_on_whatsapp_with_traders_on_whatsapp_and_telegram() {
+    let graph = FakeGraph::start();
+    let telegram = FakeTelegram::start(&[TG_TOKEN]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pasar = start(&graph, Some(&telegram), dir.path());
+    let port = pasar.1;
+    let mut admin = Chat { port, from: ADMIN, n: 0 };
+    let mut trader = Chat { port, from: TRADER, n: 0 };
+    let mut shopper = Chat { port, from: SHOPPER, n: 0 };
+
+    // The admin (on WhatsApp) invites Bu Sri (WhatsApp) and Bu Kasiyem (Telegram).
+    admin.text("/undang A-07");
+    let (invite, seen) = graph.wait_for(ADMIN, "Kode undangan", 0);
+    let code = invite.text().split("/daftar ").nth(1).expect("code").trim().to_string();
+    trader.text(&format!("/daftar {code}"));
+    graph.wait_for(TRADER, "Selamat bergabung", 0);
+    admin.text("/undang A-12");
+    let (invite, _) = graph.wait_for(ADMIN, "Kode undangan", seen);
+    let code = invite.text().split("/daftar ").nth(1).expect("code").trim().to_string();
+    telegram.text(TG_TOKEN, TG_TRADER, &format!("/daftar {code}"));
+    telegram.wait_for(TG_TOKEN, TG_TRADER, "Selamat bergabung", 0);
+
+    // The shopper buys kangkung and bawang merah on WhatsApp, with lists and buttons.
+    shopper.text("kangkung");
+    let (stall, mut seen) = graph.wait_for_choice(SHOPPER, "Sayur Bu Sri", 0);
+    shopper.pick(&stall);
+    (_, seen) = graph.wait_for(SHOPPER, "Mau berapa", seen);
+    shopper.text("3 ikat");
+    (_, seen) = graph.wait_for(SHOPPER, "masuk keranjang", seen);
+    shopper.text("brambang");
+    let (stall, n) = graph.wait_for_choice(SHOPPER, "Bu Kasiyem", seen);
+    seen = n;
+    shopper.pick(&stall);
+    (_, seen) = graph.wait_for(SHOPPER, "Mau berapa", seen);
+    shopper.text("1/2 kg");
+    (_, seen) = graph.wait_for(SHOPPER, "masuk keranjang", seen);
+    shopper.press("checkout");
+    (_, seen) = graph.wait_for(SHOPPER, "atas nama siapa", seen);
+    shopper.text("Ani Rahayu");
+    (_, seen) = graph.wait_for(SHOPPER, "Nomor HP", seen);
+    shopper.text("0812-3456-7890");
+    (_, seen) = graph.wait_for(SHOPPER, "Kirim ke mana", seen);
+    // With WhatsApp's own "send location" control after the question.
+    let (request, n) = graph.wait_for(SHOPPER, "lokasi Anda", seen);
+    seen = n;
+    assert_eq!(request.body["interactive"]["type"], "location_request_message", "{:?}", request.body);
+    shopper.location();
+    let (slot, n) = graph.wait_for_choice(SHOPPER, "Besok", seen);
+    seen = n;
+    shopper.pick(&slot);
+    (_, seen) = graph.wait_for(SHOPPER, "Bayar pakai apa", seen);
+    shopper.pick("pay:cod");
+    (_, seen) = graph.wait_for(SHOPPER, "catatan", seen);
+    shopper.press("note:none");
+    (_, seen) = graph.wait_for(SHOPPER, "Ringkasan", seen);
+    shopper.press("place");
+    (_, seen) = graph.wait_for(SHOPPER, "BLB-0001 sudah kami terima", seen);
+
+    // Bu Sri answers on WhatsApp, Bu Kasiyem on Telegram.
+    let (order, _) = graph.wait_for(TRADER, "Pesanan baru BLB-0001", 0);
+    assert!(order.text().contains("Kangkung") && !order.text().contains("Ani"), "{}", order.text());
+    trader.press(&order.choice("Terima").expect("Terima"));
+    graph.wait_for(TRADER, "Ani Rahayu", 0);
+    let (tg_order, _) = telegram.wait_for(TG_TOKEN, TG_TRADER, "Pesanan baru BLB-0001", 0);
+    telegram.press(TG_TOKEN, TG_TRADER, &tg_order.button("Terima").expect("Terima"));
+    telegram.wait_for(TG_TOKEN, TG_TRADER, "Ani Rahayu", 0);
+    graph.wait_for(SHOPPER, "Semua pedagang sudah mengonfirmasi", seen);
+    assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM orders WHERE status = 'confirmed'"), 1);
+    // Every body sent fits WhatsApp's limits.
+    for m in graph.sent_to(SHOPPER) {
+        for (title, id) in m.choices() {
+            assert!(id.len() <= 200 && !title.is_empty(), "{title} {id}");
+        }
+    }
+}
+
+#[test]
+fn sender_faults_wait_retry_or_park_and_a_restart_sends_what_was_left() {
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut shopper_a = "6281111111111";
+    // Throughput limit twice, then fine: delivered once, in order.
+    graph.fail(shopper_a, 400, 130429, 2);
+    {
+        let pasar = start(&graph, None, dir.path());
+        let mut chat = Chat { port: pasar.1, from: shopper_a, n: 0 };
+        chat.text("/start");
+        let (welcome, n) = graph.wait_for(shopper_a, "Sugeng rawuh", 0);
+        let (menu, _) = graph.wait_for(shopper_a, "Mau belanja apa", n - 1);
+        assert!(welcome.at <= menu.at);
+        assert_eq!(graph.calls_to(shopper_a), (2, 2));
+        // Too many messages to one user, then a server error: both retried, nothing doubled.
+        let shopper_b = "6282222222222";
+        graph.fail(shopper_b, 400, 131056, 1);
+        graph.fail(shopper_b, 500, 131000, 1);
+        let mut chat = Chat { port: pasar.1, from: shopper_b, n: 0 };
+        chat.text("/bantuan");
+        graph.wait_for(shopper_b, "Cara belanja", 0);
+        assert_eq!(graph.sent_to(shopper_b).len(), 1);
+        assert_eq!(graph.calls_to(shopper_b), (1, 2));
+        // A message WhatsApp refuses for good (outside the 24-hour window) is parked.
+        let shopper_c = "6283333333333";
+        graph.fail(shopper_c, 400, 131047, 10);
+        let mut chat = Chat { port: pasar.1, from: shopper_c, n: 0 };
+        chat.text("/bantuan");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while db_count(
+            dir.path(),
+            "SELECT COUNT(*) FROM outbox WHERE recipient = '6283333333333' AND status = 'failed' AND last_error LIKE '%24-hour%'",
+        ) != 1
+        {
+            assert!(std::time::Instant::now() < deadline, "not parked");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(graph.calls_to(shopper_c), (0, 1), "not retried");
+        // The number is down (token refused): the message waits in the outbox; then pasar stops.
+        shopper_a = "6284444444444";
+        graph.fail(shopper_a, 401, 190, 1000);
+        let mut chat = Chat { port: pasar.1, from: shopper_a, n: 0 };
+        chat.text("/bantuan");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while graph.calls_to(shopper_a).1 == 0 {
+            assert!(std::time::Instant::now() < deadline, "never tried");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        db_count(dir.path(), "SELECT COUNT(*) FROM outbox WHERE recipient = '6284444444444' AND status = 'pending'"),
+        1
+    );
+    // After a restart with the token working again, what was left goes out.
+    graph.clear_failures(shopper_a);
+    let _pasar = start(&graph, None, dir.path());
+    graph.wait_for(shopper_a, "Cara belanja", 0);
+}
