@@ -515,6 +515,86 @@ mod tests {
         Button { label: label.into(), payload: payload.into() }
     }
 
+    /// Every body the renderer can produce, for any message the core could send, keeps within
+    /// WhatsApp's limits and loses no choice.
+    mod limits {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn label() -> impl Strategy<Value = String> {
+            prop_oneof!["[a-zA-Z ]{1,10}", "[a-zA-Z0-9 ·/,.]{1,80}", "\\PC{1,40}"]
+                .prop_filter("a visible label", |s| !s.trim().is_empty())
+        }
+
+        fn outbound() -> impl Strategy<Value = Outbound> {
+            (
+                "\\PC{0,300}|(baris\n){0,1200}",
+                proptest::collection::vec((label(), "[a-z:0-9]{1,64}"), 0..30),
+                any::<bool>(),
+                prop_oneof![Just(None), Just(Some(Request::Location)), Just(Some(Request::Contact))],
+                any::<bool>(),
+            )
+                .prop_map(|(text, buttons, photo, request, expects_text)| Outbound {
+                    text,
+                    buttons: buttons.into_iter().map(|(label, payload)| Button { label, payload }).collect(),
+                    photo: photo.then(|| "https://example.id/p.jpg".to_string()),
+                    request,
+                    expects_text,
+                    replaces: None,
+                    menu: None,
+                })
+        }
+
+        fn chars(v: &Value) -> usize {
+            v.as_str().map(|s| s.chars().count()).unwrap_or(0)
+        }
+
+        proptest! {
+            #[test]
+            fn every_rendered_body_fits(msg in outbound()) {
+                let out = render(&msg, "6281234567890", &LABELS);
+                prop_assert!(!out.is_empty() || (msg.text.trim().is_empty() && msg.buttons.is_empty() && msg.photo.is_none() && msg.request != Some(Request::Location)));
+                let mut offered: Vec<String> = Vec::new();
+                for m in &out {
+                    prop_assert_eq!(&m["messaging_product"], "whatsapp");
+                    prop_assert!(chars(&m["text"]["body"]) <= MAX_TEXT);
+                    prop_assert!(chars(&m["image"]["caption"]) <= MAX_CAPTION);
+                    let i = &m["interactive"];
+                    prop_assert!(chars(&i["body"]["text"]) <= MAX_INTERACTIVE_BODY);
+                    if m["type"] == "interactive" {
+                        prop_assert!(chars(&i["body"]["text"]) > 0, "an interactive message needs a body");
+                    }
+                    let buttons = i["action"]["buttons"].as_array().cloned().unwrap_or_default();
+                    prop_assert!(buttons.len() <= MAX_REPLY_BUTTONS);
+                    for b in &buttons {
+                        prop_assert!(chars(&b["reply"]["title"]) <= MAX_BUTTON_TITLE);
+                        prop_assert!(chars(&b["reply"]["title"]) > 0);
+                        offered.push(b["reply"]["id"].as_str().unwrap_or_default().to_string());
+                    }
+                    prop_assert!(chars(&i["action"]["button"]) <= MAX_LIST_BUTTON);
+                    let rows: Vec<Value> = i["action"]["sections"].as_array().cloned().unwrap_or_default()
+                        .iter().flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default()).collect();
+                    prop_assert!(rows.len() <= MAX_LIST_ROWS);
+                    for r in &rows {
+                        prop_assert!(chars(&r["title"]) <= MAX_ROW_TITLE && chars(&r["title"]) > 0);
+                        prop_assert!(chars(&r["description"]) <= MAX_ROW_DESCRIPTION);
+                        prop_assert!(r["id"].as_str().unwrap_or_default().len() <= MAX_ROW_ID);
+                        offered.push(r["id"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+                // No choice lost: offered as a button or row, or numbered in the text.
+                if msg.buttons.len() <= MAX_INTERACTIVE_CHOICES {
+                    let wanted: Vec<String> = msg.buttons.iter().map(|b| b.payload.clone()).collect();
+                    prop_assert_eq!(offered, wanted);
+                } else {
+                    for i in 1..=msg.buttons.len() {
+                        prop_assert_eq!(pick_numbered(&Outbound { expects_text: false, ..msg.clone() }, &i.to_string()), Some(msg.buttons[i - 1].payload.clone()));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn signatures_are_checked_over_the_raw_bytes() {
         let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
