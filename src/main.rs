@@ -57,14 +57,17 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
-    /// Run every market's bot that has a token (PASAR_<MARKET>_TELEGRAM_TOKEN) until
-    /// SIGINT/SIGTERM.
+    /// Run every market's bots until SIGINT/SIGTERM: on Telegram where a token is set
+    /// (PASAR_<MARKET>_TELEGRAM_TOKEN), on WhatsApp where the config gives the market a
+    /// whatsapp_phone_number_id (secrets WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET,
+    /// WHATSAPP_VERIFY_TOKEN).
     Run {
         /// Database file (default: the config's [database] path, else ./pasar.db).
         #[arg(long, env = "PASAR_DB")]
         db: Option<PathBuf>,
-        /// Check the config, the database and every token (getMe), print what would run, exit
-        /// (status 1 if a bot whose token is set would not run).
+        /// Check the config, the database, every Telegram token (getMe) and the WhatsApp
+        /// numbers and secrets, print what would run, exit (status 1 if something set up would
+        /// not run).
         #[arg(long)]
         check: bool,
     },
@@ -271,11 +274,11 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
                 }) {
                     Ok(Ok(me)) => format!("@{} ok", me.username()),
                     Ok(Err(e)) => {
-                        failed.push(plan.market.clone());
+                        failed.push(format!("the Telegram bot of {}", plan.market));
                         format!("getMe failed: {e}")
                     }
                     Err(_) => {
-                        failed.push(plan.market.clone());
+                        failed.push(format!("the Telegram bot of {}", plan.market));
                         "getMe timed out".to_string()
                     }
                 }
@@ -283,8 +286,23 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
         };
         println!("{:<14} {:<38} {}", plan.market, plan.token_variable, status);
     }
+    let markets: Vec<String> = engine.catalog().markets().iter().map(|m| m.slug.clone()).collect();
+    println!("whatsapp:  {}", config.whatsapp.graph_url);
+    let whatsapp = pasar_online::runtime::whatsapp_plan(config, &markets);
+    for slug in &markets {
+        let status = match (config.whatsapp.phone_numbers.get(slug), &whatsapp) {
+            (None, _) => "no whatsapp_phone_number_id: skipped".to_string(),
+            (Some(id), Ok(Some(_))) => format!("number {id} ok"),
+            (Some(id), Err(e)) => format!("number {id}: {e}"),
+            (Some(id), Ok(None)) => format!("number {id}"),
+        };
+        println!("{slug:<14} {status}");
+    }
+    if let Err(e) = whatsapp {
+        failed.push(format!("WhatsApp ({e})"));
+    }
     if !failed.is_empty() {
-        anyhow::bail!("the Telegram bot of {} would not run (see above)", failed.join(", "));
+        anyhow::bail!("{} would not run (see above)", failed.join(", "));
     }
     Ok(())
 }

@@ -338,3 +338,34 @@ fn sender_faults_wait_retry_or_park_and_a_restart_sends_what_was_left() {
     let _pasar = start(&graph, None, dir.path());
     graph.wait_for(shopper_a, "Cara belanja", 0);
 }
+
+#[test]
+fn run_check_lists_the_numbers_and_fails_without_the_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:1\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n"),
+    )
+    .expect("config");
+    let run = |with_secrets: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pasar"));
+        cmd.arg("--config").arg(&config).args(["run", "--check", "--db"]).arg(dir.path().join("c.db"));
+        cmd.env_remove("PASAR_DB").env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN").env_remove("WHATSAPP_ACCESS_TOKEN");
+        cmd.env_remove("WHATSAPP_APP_SECRET").env_remove("WHATSAPP_VERIFY_TOKEN");
+        if with_secrets {
+            cmd.env("WHATSAPP_ACCESS_TOKEN", "t").env("WHATSAPP_APP_SECRET", "s").env("WHATSAPP_VERIFY_TOKEN", "v");
+        }
+        cmd.output().expect("pasar run --check")
+    };
+    let out = run(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("WHATSAPP_ACCESS_TOKEN"), "{stdout}");
+    let out = run(true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().find(|l| l.starts_with("blimbing") && l.contains("number")).unwrap_or_default();
+    assert!(line.contains(&format!("number {NUMBER} ok")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("dinoyo") && l.contains("skipped")), "{stdout}");
+}
