@@ -43,6 +43,15 @@ struct RawWhatsApp {
     graph_url: Option<String>,
     #[serde(default)]
     limits: RawWhatsAppLimits,
+    #[serde(default)]
+    templates: std::collections::BTreeMap<String, RawTemplate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    name: String,
+    language: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +189,17 @@ pub struct WhatsAppConfig {
     pub per_number_per_sec: f64,
     pub per_user_interval: std::time::Duration,
     pub per_user_burst: u32,
+    /// Approved message templates per kind of notification, for users whose 24-hour window
+    /// has closed. A kind without one is held until the user writes again (admins are told).
+    pub templates: std::collections::BTreeMap<crate::channel::NoticeKind, Template>,
+}
+
+/// An approved WhatsApp message template with one body parameter (the notification's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub name: String,
+    /// The template's language code as approved (`id`, `en_US`...).
+    pub language: String,
 }
 
 /// The Graph API version the requests are written for.
@@ -193,6 +213,7 @@ impl Default for WhatsAppConfig {
             per_number_per_sec: 80.0,
             per_user_interval: std::time::Duration::from_secs(6),
             per_user_burst: 5,
+            templates: Default::default(),
         }
     }
 }
@@ -341,6 +362,16 @@ impl Config {
                 return Err(invalid("whatsapp.limits.per_user_interval_secs must be between 0 and 3600".into()));
             }
             whatsapp.per_user_interval = std::time::Duration::from_secs_f64(v);
+        }
+        for (kind, t) in raw.whatsapp.templates {
+            let Some(k) = crate::channel::NoticeKind::ALL.into_iter().find(|k| k.code() == kind) else {
+                let kinds: Vec<&str> = crate::channel::NoticeKind::ALL.iter().map(|k| k.code()).collect();
+                return Err(invalid(format!("whatsapp.templates.{kind}: the kinds are {}", kinds.join(", "))));
+            };
+            if t.name.trim().is_empty() || t.language.trim().is_empty() {
+                return Err(invalid(format!("whatsapp.templates.{kind} needs a name and a language")));
+            }
+            whatsapp.templates.insert(k, Template { name: t.name, language: t.language });
         }
         if let Some(v) = raw.whatsapp.limits.per_user_burst {
             if v == 0 {

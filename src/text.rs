@@ -195,6 +195,7 @@ keys! {
     WaMoreChoices => "wa_more_choices",
     WaShareLocation => "wa_share_location",
     WaReplyWithNumber => "wa_reply_with_number",
+    WaHeldAlert => "wa_held_alert",
     LangNameId => "lang_name_id",
     LangNameEn => "lang_name_en",
     SummaryLine => "summary_line",

@@ -30,6 +30,10 @@ impl Drop for Running {
 }
 
 fn start(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::path::Path) -> Running {
+    start_with(graph, telegram, dir, "")
+}
+
+fn start_with(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::path::Path, extra: &str) -> Running {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let tg = telegram
         .map(|t| format!("[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n", t.url))
@@ -37,7 +41,7 @@ fn start(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::path::Pa
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
          [whatsapp]\ngraph_url = \"{}\"\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
-         [[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
+         {extra}\n[[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
         graph.url
     );
     let path = dir.join("config.toml");
@@ -303,7 +307,7 @@ fn sender_faults_wait_retry_or_park_and_a_restart_sends_what_was_left() {
         graph.wait_for(shopper_b, "Cara belanja", 0);
         assert_eq!(graph.sent_to(shopper_b).len(), 1);
         assert_eq!(graph.calls_to(shopper_b), (1, 2));
-        // A message WhatsApp refuses for good (outside the 24-hour window) is parked.
+        // Outside the 24-hour window (WhatsApp says so): held until they write again.
         let shopper_c = "6283333333333";
         graph.fail(shopper_c, 400, 131047, 10);
         let mut chat = Chat { port: pasar.1, from: shopper_c, n: 0 };
@@ -311,13 +315,13 @@ fn sender_faults_wait_retry_or_park_and_a_restart_sends_what_was_left() {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while db_count(
             dir.path(),
-            "SELECT COUNT(*) FROM outbox WHERE recipient = '6283333333333' AND status = 'failed' AND last_error LIKE '%24-hour%'",
+            "SELECT COUNT(*) FROM outbox WHERE recipient = '6283333333333' AND status = 'held' AND last_error LIKE '%24-hour%'",
         ) != 1
         {
-            assert!(std::time::Instant::now() < deadline, "not parked");
+            assert!(std::time::Instant::now() < deadline, "not held");
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(graph.calls_to(shopper_c), (0, 1), "not retried");
+        assert_eq!(graph.calls_to(shopper_c), (0, 1), "not retried until they write again");
         // The number is down (token refused): the message waits in the outbox; then pasar stops.
         shopper_a = "6284444444444";
         graph.fail(shopper_a, 401, 190, 1000);
@@ -368,4 +372,88 @@ fn run_check_lists_the_numbers_and_fails_without_the_secrets() {
     let line = stdout.lines().find(|l| l.starts_with("blimbing") && l.contains("number")).unwrap_or_default();
     assert!(line.contains(&format!("number {NUMBER} ok")), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("dinoyo") && l.contains("skipped")), "{stdout}");
+}
+
+/// Sets when a user last wrote, as if it were `hours` ago.
+fn wrote_hours_ago(dir: &std::path::Path, user: &str, hours: i64) {
+    let at = (chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let conn = rusqlite::Connection::open(dir.join("pasar.db")).expect("db");
+    let n = conn
+        .execute(
+            "UPDATE last_inbound SET at = ?1 WHERE channel = 'whatsapp' AND user_id = ?2",
+            rusqlite::params![at, user],
+        )
+        .expect("update");
+    assert_eq!(n, 1, "{user} has written before");
+}
+
+#[test]
+fn notifications_outside_the_24_hour_window_go_as_templates_or_wait_with_the_admin_told() {
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let templates = "[whatsapp.templates.order_update]\nname = \"pasar_kabar_pesanan\"\nlanguage = \"id\"\n";
+    let pasar = start_with(&graph, None, dir.path(), templates);
+    let port = pasar.1;
+    let mut admin = Chat { port, from: ADMIN, n: 0 };
+    let mut trader = Chat { port, from: TRADER, n: 0 };
+    let mut shopper = Chat { port, from: SHOPPER, n: 0 };
+    admin.text("/undang A-07");
+    let (invite, admin_seen) = graph.wait_for(ADMIN, "Kode undangan", 0);
+    let code = invite.text().split("/daftar ").nth(1).expect("code").trim().to_string();
+    trader.text(&format!("/daftar {code}"));
+    graph.wait_for(TRADER, "Selamat bergabung", 0);
+    // The trader last wrote two days ago.
+    wrote_hours_ago(dir.path(), TRADER, 48);
+    let trader_seen = graph.sent_to(TRADER).len();
+
+    shopper.text("kangkung");
+    let (stall, mut seen) = graph.wait_for_choice(SHOPPER, "Sayur Bu Sri", 0);
+    shopper.pick(&stall);
+    (_, seen) = graph.wait_for(SHOPPER, "Mau berapa", seen);
+    shopper.text("3 ikat");
+    (_, seen) = graph.wait_for(SHOPPER, "masuk keranjang", seen);
+    shopper.press("checkout");
+    (_, seen) = graph.wait_for(SHOPPER, "atas nama siapa", seen);
+    shopper.text("Ani Rahayu");
+    (_, seen) = graph.wait_for(SHOPPER, "Nomor HP", seen);
+    shopper.text("0812-3456-7890");
+    (_, seen) = graph.wait_for(SHOPPER, "lokasi Anda", seen);
+    shopper.location();
+    let (slot, n) = graph.wait_for_choice(SHOPPER, "Besok", seen);
+    seen = n;
+    shopper.pick(&slot);
+    (_, seen) = graph.wait_for(SHOPPER, "Bayar pakai apa", seen);
+    shopper.pick("pay:cod");
+    (_, seen) = graph.wait_for(SHOPPER, "catatan", seen);
+    shopper.press("note:none");
+    (_, seen) = graph.wait_for(SHOPPER, "Ringkasan", seen);
+    shopper.press("place");
+    (_, seen) = graph.wait_for(SHOPPER, "BLB-0001 sudah kami terima", seen);
+
+    // No template for new orders: held, and the admin is told who to call.
+    let (alert, _) = graph.wait_for(ADMIN, "ditahan", admin_seen);
+    assert!(alert.text().contains(TRADER) && alert.text().contains("new_order"), "{}", alert.text());
+    assert_eq!(graph.sent_to(TRADER).len(), trader_seen, "nothing free-form outside the window");
+    assert_eq!(
+        db_count(dir.path(), &format!("SELECT COUNT(*) FROM outbox WHERE recipient = '{TRADER}' AND status = 'held'")),
+        1
+    );
+    // The trader writes: the window opens and the order goes out.
+    trader.text("halo");
+    let (order, _) = graph.wait_for(TRADER, "Pesanan baru BLB-0001", trader_seen);
+    // The shopper has been away a day: the trader's yes reaches them as the approved template.
+    wrote_hours_ago(dir.path(), SHOPPER, 30);
+    trader.press(&order.choice("Terima").expect("Terima"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let template = loop {
+        if let Some(m) = graph.sent_to(SHOPPER).into_iter().skip(seen).find(|m| m.body["type"] == "template") {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no template to the shopper");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(template.body["template"]["name"], "pasar_kabar_pesanan");
+    assert_eq!(template.body["template"]["language"]["code"], "id");
+    let param = template.body["template"]["components"][0]["parameters"][0]["text"].as_str().expect("param");
+    assert!(param.contains("BLB-0001") && !param.contains('\n'), "{param}");
 }

@@ -156,6 +156,40 @@ pub struct Outbound {
     /// to them from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub menu: Option<CommandMenu>,
+    /// A message the user did not just ask for (a new order for a trader, an order update, an
+    /// alert). Platforms that allow such messages only for a while after the user last wrote
+    /// (WhatsApp: 24 hours) send it as the approved template for its kind, or hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<NoticeKind>,
+}
+
+/// What kind of notification a message is (WhatsApp templates are configured per kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A new order (or a reminder of one) for a trader.
+    NewOrder,
+    /// News about a shopper's order.
+    OrderUpdate,
+    /// News for a trader about an order they hold (the shopper agreed, cancelled...).
+    TraderUpdate,
+    /// Something an admin must look at.
+    AdminAlert,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 4] =
+        [NoticeKind::NewOrder, NoticeKind::OrderUpdate, NoticeKind::TraderUpdate, NoticeKind::AdminAlert];
+
+    /// The name used in the config (`[whatsapp.templates.new_order]`).
+    pub fn code(self) -> &'static str {
+        match self {
+            NoticeKind::NewOrder => "new_order",
+            NoticeKind::OrderUpdate => "order_update",
+            NoticeKind::TraderUpdate => "trader_update",
+            NoticeKind::AdminAlert => "admin_alert",
+        }
+    }
 }
 
 /// Which commands a user's menu lists: every user's are the shopper's; traders and admins have
@@ -176,6 +210,7 @@ impl Outbound {
             expects_text: false,
             replaces: None,
             menu: None,
+            notice: None,
         }
     }
 
@@ -188,6 +223,7 @@ impl Outbound {
             expects_text: false,
             replaces: None,
             menu: None,
+            notice: None,
         }
     }
 
@@ -201,6 +237,7 @@ impl Outbound {
             expects_text: true,
             replaces: None,
             menu: None,
+            notice: None,
         }
     }
 }

@@ -470,6 +470,26 @@ pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
     out
 }
 
+/// A template message (for a user whose 24-hour window has closed): the approved template with
+/// the notification's text as its one body parameter, on one line as WhatsApp requires
+/// (parameters may hold no newlines, tabs or runs of spaces).
+pub fn template(to: &str, name: &str, language: &str, text: &str) -> Value {
+    let flat: Vec<&str> = text.split_whitespace().collect();
+    let flat = fit(&flat.join(" "), MAX_TEMPLATE_PARAMETER);
+    envelope(
+        to,
+        "template",
+        json!({
+            "name": name,
+            "language": {"code": language},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": flat}]}]
+        }),
+    )
+}
+
+/// Characters of a template's body parameter.
+pub const MAX_TEMPLATE_PARAMETER: usize = 1024;
+
 fn location_request(to: &str, body: &str) -> Value {
     envelope(
         to,
@@ -542,6 +562,7 @@ mod tests {
                     expects_text,
                     replaces: None,
                     menu: None,
+                    notice: None,
                 })
         }
 
@@ -671,6 +692,16 @@ mod tests {
         let out = render(&msg, "62", &LABELS);
         assert_eq!(out.len(), 2);
         assert_eq!(out[1]["interactive"]["body"]["text"], "Kirim lokasi:");
+    }
+
+    #[test]
+    fn a_template_carries_the_text_on_one_line() {
+        let t = template("62", "pasar_kabar", "id", "Pesanan baru BLB-0001\n• Kangkung 3 ikat\t  Rp 9.000");
+        assert_eq!(t["type"], "template");
+        assert_eq!(t["template"]["name"], "pasar_kabar");
+        assert_eq!(t["template"]["language"]["code"], "id");
+        let p = t["template"]["components"][0]["parameters"][0]["text"].as_str().expect("param");
+        assert_eq!(p, "Pesanan baru BLB-0001 • Kangkung 3 ikat Rp 9.000");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::payload::Action;
 use super::{MarketRepo, RepoResult, Role, Turn};
-use crate::channel::{Button, Outbound, UserKey};
+use crate::channel::{Button, NoticeKind, Outbound, UserKey};
 use crate::domain::order::{Order, OrderStatus, RejectReason, SubOrder, SubOrderStatus, derive_order_status};
 use crate::domain::slot::local;
 use crate::text::{Key, Lang};
@@ -160,7 +160,7 @@ pub fn announce_new_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_
         for trader in traders {
             let lang = lang_of(repo, turn, &trader)?;
             let msg = trader_order_message(turn, lang, &order, sub, Key::TraderNewOrder);
-            turn.send(&trader, msg);
+            turn.send(&trader, Outbound { notice: Some(NoticeKind::NewOrder), ..msg });
         }
     }
     Ok(())
@@ -182,7 +182,7 @@ fn tell_admins(
     for admin in admins {
         let lang = lang_of(repo, turn, &admin)?;
         let text = turn.tf_in(lang, key, args);
-        turn.send(&admin, Outbound::text(text));
+        turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
     }
     Ok(())
 }
@@ -199,7 +199,8 @@ fn tell_buyer(
     let lang = lang_of(repo, turn, &order.buyer)?;
     let text = turn.tf_in(lang, key, args);
     let buttons: Vec<Button> = buttons.iter().map(|(k, a)| turn.button_in(lang, *k, a.encode())).collect();
-    turn.send(&order.buyer.clone(), Outbound::with_buttons(text, buttons));
+    let msg = Outbound { notice: Some(NoticeKind::OrderUpdate), ..Outbound::with_buttons(text, buttons) };
+    turn.send(&order.buyer.clone(), msg);
     Ok(())
 }
 
@@ -212,7 +213,8 @@ fn tell_traders(
     for trader in repo.traders_of(stall_id)? {
         let lang = lang_of(repo, turn, &trader)?;
         let msg = build(turn, lang);
-        turn.send(&trader, msg);
+        let notice = Some(msg.notice.unwrap_or(NoticeKind::TraderUpdate));
+        turn.send(&trader, Outbound { notice, ..msg });
     }
     Ok(())
 }
@@ -646,8 +648,9 @@ pub fn deadline_passed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i
         0 => {
             repo.set_sub_deadline(sub.id, Some(turn.now + step), 1)?;
             let (o, s) = (order.clone(), sub.clone());
-            tell_traders(repo, turn, sub.stall_id, &|t, lang| {
-                trader_order_message(t, lang, &o, &s, Key::TraderReminder)
+            tell_traders(repo, turn, sub.stall_id, &|t, lang| Outbound {
+                notice: Some(NoticeKind::NewOrder),
+                ..trader_order_message(t, lang, &o, &s, Key::TraderReminder)
             })?;
         }
         1 => {

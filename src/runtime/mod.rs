@@ -211,6 +211,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     per_number_per_sec: config.whatsapp.per_number_per_sec,
                     per_user_interval: config.whatsapp.per_user_interval,
                     per_user_burst: config.whatsapp.per_user_burst,
+                    templates: config.whatsapp.templates.clone(),
+                    config_admins: config.policy.config_admins(market).cloned().collect(),
                 })));
             }
             let state = Arc::new(whatsapp::WebhookState {

@@ -7,7 +7,7 @@
 
 use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark};
 use crate::channel::whatsapp::{self, Labels};
-use crate::channel::{ChannelKind, Inbound, InboundEvent};
+use crate::channel::{ChannelKind, Envelope, Inbound, InboundEvent, NoticeKind, Outbound, UserKey};
 use crate::config::Config;
 use crate::store::Store;
 use crate::text::{Key, Lang};
@@ -271,6 +271,53 @@ pub(super) struct Sender {
     pub(super) per_number_per_sec: f64,
     pub(super) per_user_interval: Duration,
     pub(super) per_user_burst: u32,
+    pub(super) templates: std::collections::BTreeMap<NoticeKind, crate::config::Template>,
+    /// The market's admins named in the config (the database names the others).
+    pub(super) config_admins: Vec<UserKey>,
+}
+
+/// WhatsApp lets a business write freely only within 24 hours of the user's last message; a
+/// little margin keeps a message sent at the edge from being refused.
+fn window_open(last_inbound: Option<chrono::DateTime<Utc>>) -> bool {
+    last_inbound.is_some_and(|t| Utc::now() - t < chrono::Duration::hours(24) - chrono::Duration::minutes(5))
+}
+
+/// Holds a notification that cannot go now, and tells the market's admins (unless it is itself
+/// an alert to an admin), in their language.
+async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKind>, reason: String) {
+    let store = Arc::clone(&s.store);
+    let (market, texts, default_lang) = (s.market.clone(), Arc::clone(&s.texts), s.default_lang);
+    let config_admins = s.config_admins.clone();
+    let (id, to) = (m.id, m.to.clone());
+    let logged = reason.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        let mut alerts = Vec::new();
+        if kind != Some(NoticeKind::AdminAlert) {
+            let mut admins = config_admins;
+            for a in guard.staff_admins_of(&market).map_err(|e| e.to_string())? {
+                if !admins.contains(&a) {
+                    admins.push(a);
+                }
+            }
+            for admin in admins.into_iter().filter(|a| *a != to) {
+                let lang = guard.language_of(&admin).ok().flatten().unwrap_or(default_lang);
+                let kind_name = kind.map(NoticeKind::code).unwrap_or("message");
+                let text = texts.render(&market, lang, Key::WaHeldAlert, &[("who", &to.id), ("kind", &kind_name)]);
+                let message = Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) };
+                alerts.push(Envelope { market: market.clone(), to: admin, message });
+            }
+        }
+        guard.hold(id, &reason, &alerts, Utc::now()).map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {
+            tracing::warn!(market = %s.market, user = %m.to.id, reason = %logged, "held until the user writes again; admins told");
+            s.shared.outbox.notify_waiters();
+        }
+        other => tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "holding a message failed"),
+    }
 }
 
 /// Drains one market number's outbox, in order per user: a message sent as several calls
@@ -298,7 +345,9 @@ pub(super) async fn send(s: Sender) {
                 let mut langs = HashMap::new();
                 for m in &msgs {
                     if !langs.contains_key(&m.to.id) {
-                        langs.insert(m.to.id.clone(), guard.language_of(&m.to).ok().flatten());
+                        let lang = guard.language_of(&m.to).ok().flatten();
+                        let last = guard.last_inbound(&market, &m.to).map_err(|e| e.to_string())?;
+                        langs.insert(m.to.id.clone(), (lang, last));
                     }
                 }
                 Ok::<_, String>((msgs, langs))
@@ -336,14 +385,32 @@ pub(super) async fn send(s: Sender) {
                 soonest = Some(soonest.map_or(ready, |x| x.min(ready)));
                 continue;
             }
-            let lang = langs.get(&user).copied().flatten().unwrap_or(s.default_lang);
+            let (lang, last_inbound) = langs.get(&user).copied().unwrap_or((None, None));
+            let lang = lang.unwrap_or(s.default_lang);
             let labels = Labels {
                 open_list: s.texts.get(&s.market, lang, Key::WaOpenList),
                 more_choices: s.texts.get(&s.market, lang, Key::WaMoreChoices),
                 share_location: s.texts.get(&s.market, lang, Key::WaShareLocation),
                 reply_with_number: s.texts.get(&s.market, lang, Key::WaReplyWithNumber),
             };
-            let parts = whatsapp::render(&m.message, &user, &labels);
+            let mut parts = whatsapp::render(&m.message, &user, &labels);
+            if !window_open(last_inbound) {
+                // Only an approved template may open a conversation.
+                match m.message.notice.and_then(|k| s.templates.get(&k).map(|t| (k, t))) {
+                    Some((_, t)) if m.parts_sent == 0 => {
+                        parts = vec![whatsapp::template(&user, &t.name, &t.language, &m.message.text)];
+                    }
+                    Some(_) => {}
+                    None => {
+                        let reason = format!(
+                            "outside the 24-hour window; no template for {}",
+                            m.message.notice.map(NoticeKind::code).unwrap_or("a reply")
+                        );
+                        hold(&s, &m, m.message.notice, reason).await;
+                        continue;
+                    }
+                }
+            }
             let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
             if done >= parts.len() {
                 if mark(&s.store, m.id, Mark::Sent).await.is_ok() {
@@ -387,9 +454,8 @@ pub(super) async fn send(s: Sender) {
                     held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
                 }
                 Sent::OutsideWindow(reason) => {
-                    tracing::warn!(market = %s.market, user = %user, %reason, "outside the 24-hour window; message parked");
-                    let _ = mark(&s.store, m.id, Mark::Undeliverable(format!("outside the 24-hour window: {reason}")))
-                        .await;
+                    // WhatsApp knows better than our clock: held like any message outside it.
+                    hold(&s, &m, m.message.notice, format!("outside the 24-hour window: {reason}")).await;
                 }
                 Sent::Refused(reason) => {
                     tracing::error!(market = %s.market, user = %user, id = m.id, %reason, "WhatsApp refused the message; parked");

@@ -30,9 +30,20 @@ pub fn ingest_in(tx: &Tx<'_>, event: &InboundEvent) -> StoreResult<bool> {
         ts(event.received_at)
     ])?;
     if n == 1 {
-        // They wrote to the bot: whatever blocked it is over.
+        let who = params![event.market, event.user.channel.code(), event.user.id];
+        // They wrote to the bot: whatever blocked it is over, the platform's window for
+        // messages to them opens again, and what was held for that goes out now.
         tx.prepare_cached("DELETE FROM unreachable WHERE market = ?1 AND channel = ?2 AND user_id = ?3")?
-            .execute(params![event.market, event.user.channel.code(), event.user.id])?;
+            .execute(who)?;
+        tx.prepare_cached(
+            "INSERT INTO last_inbound (market, channel, user_id, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (market, channel, user_id) DO UPDATE SET at = MAX(at, excluded.at)",
+        )?
+        .execute(params![event.market, event.user.channel.code(), event.user.id, ts(event.received_at)])?;
+        tx.prepare_cached(
+            "UPDATE outbox SET status = 'pending' WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'held'",
+        )?
+        .execute(who)?;
     }
     Ok(n == 1)
 }

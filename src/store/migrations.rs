@@ -111,6 +111,16 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (market, channel, user_id)
     ) STRICT, WITHOUT ROWID;
 
+    -- When each user last wrote to a market's bot on a channel: WhatsApp allows free-form
+    -- messages only within 24 hours of that.
+    CREATE TABLE last_inbound (
+        market TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (market, channel, user_id)
+    ) STRICT, WITHOUT ROWID;
+
     CREATE TABLE conversations (
         market TEXT NOT NULL REFERENCES markets(slug),
         channel TEXT NOT NULL,
@@ -218,7 +228,7 @@ pub const MIGRATIONS: &[&str] = &[
         recipient TEXT NOT NULL,
         message TEXT NOT NULL,            -- serde JSON of Outbound
         inbox_id INTEGER REFERENCES inbox(id),
-        status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
+        status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed | held (until the user writes)
         attempts INTEGER NOT NULL DEFAULT 0,
         parts_sent INTEGER NOT NULL DEFAULT 0,   -- a message sent as several calls: how many went
         last_error TEXT,

@@ -166,6 +166,46 @@ impl Store {
         })
     }
 
+    /// When the user last wrote to this market's bot on their channel.
+    pub fn last_inbound(&self, market: &str, user: &UserKey) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT at FROM last_inbound WHERE market = ?1 AND channel = ?2 AND user_id = ?3")?
+            .query_row(params![market, user.channel.code(), user.id], |r| r.get(0))
+            .optional()?;
+        at.map(|a| super::parse_ts(&a)).transpose()
+    }
+
+    /// The platform will not take this message now (outside its window, no template): it waits
+    /// until the user writes again, and these alerts (to the market's admins) go out with it.
+    pub fn hold(&mut self, id: i64, reason: &str, alerts: &[Envelope], now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE outbox SET status = 'held', last_error = ?2 WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![id, reason])?;
+            for a in alerts {
+                enqueue(tx, a, None, now)?;
+            }
+            Ok::<_, super::StoreError>(())
+        })
+    }
+
+    /// Admins granted in the database for a market (the config names the others).
+    pub fn staff_admins_of(&self, market: &str) -> StoreResult<Vec<UserKey>> {
+        let mut stmt =
+            self.conn().prepare_cached("SELECT channel, user_id FROM staff WHERE market = ?1 AND role = 'admin'")?;
+        let rows = stmt.query_map([market], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (channel, id) = row?;
+            if let Ok(channel) = channel.parse() {
+                out.push(UserKey { channel, id });
+            }
+        }
+        Ok(out)
+    }
+
     /// Marks a pending message sent; false if someone else already did (two terminals).
     pub fn claim_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
         let n = self
