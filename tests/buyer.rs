@@ -533,3 +533,30 @@ fn a_line_that_can_no_longer_be_priced_is_removed_not_stuck() {
     let r = h.button("place");
     assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
 }
+
+#[test]
+fn a_whatsapp_number_is_recognised_by_the_details_saved_with_it_elsewhere() {
+    use pasar_online::channel::{ChannelKind, UserKey};
+    let mut h = Harness::new("blimbing");
+    // On one channel Sri checks out with her number, typed as people type it.
+    checkout_to_summary(&mut h);
+    let r = h.button("place");
+    assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
+    // The same person on WhatsApp, where her id is her number in another form.
+    h.user = UserKey { channel: ChannelKind::WhatsApp, id: "6281234567890".into() };
+    add(&mut h, "kangkung", "1");
+    let r = h.button("checkout");
+    assert!(joined(&r).contains("atas nama siapa"), "{r:#?}");
+    let saved = payload(&r, "Sri Wahyuni");
+    let r = h.button(&saved);
+    // Her number needs no typing, and her address is offered too.
+    let use_phone = payload(&r, "0812-3456-7890");
+    let r = h.button(&use_phone);
+    assert!(joined(&r).contains("Kirim ke mana"), "{r:#?}");
+    payload(&r, "Jl. Borobudur");
+    // Someone else's WhatsApp number gets nothing of hers.
+    h.user = UserKey { channel: ChannelKind::WhatsApp, id: "6289999999999".into() };
+    add(&mut h, "kangkung", "1");
+    let r = h.button("checkout");
+    assert!(!joined(&r).contains("Sri") && !format!("{r:?}").contains("Sri"), "{r:#?}");
+}

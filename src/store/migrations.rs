@@ -111,6 +111,8 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (market, channel, user_id)
     ) STRICT, WITHOUT ROWID;
 
+    CREATE INDEX users_by_phone ON users (phone) WHERE phone IS NOT NULL;
+
     -- When each user last wrote to a market's bot on a channel: WhatsApp allows free-form
     -- messages only within 24 hours of that.
     CREATE TABLE last_inbound (

@@ -94,7 +94,7 @@ impl ShopperRepo for RepoTx<'_> {
                 ))
             })
             .optional()?;
-        Ok(match row {
+        let mut profile = match row {
             None => Profile::default(),
             Some((lang, name, phone, address)) => Profile {
                 lang: lang.and_then(|l| Lang::from_code(&l)),
@@ -102,7 +102,34 @@ impl ShopperRepo for RepoTx<'_> {
                 phone: phone.and_then(|p| PhoneNumber::parse(&p).ok()),
                 address,
             },
-        })
+        };
+        // On WhatsApp the user id is their (verified) number: the same person is recognised by
+        // the details they saved with that number on another channel, and their number needs
+        // no typing.
+        if self.user.channel == crate::channel::ChannelKind::WhatsApp
+            && let Ok(own) = PhoneNumber::parse(&self.user.id)
+        {
+            if profile.name.is_none() || profile.address.is_none() {
+                let elsewhere: Option<(Option<String>, Option<String>, Option<String>)> = self
+                    .tx
+                    .prepare_cached(
+                        "SELECT lang, name, address FROM users
+                         WHERE phone = ?1 AND name IS NOT NULL AND NOT (channel = ?2 AND user_id = ?3)
+                         ORDER BY updated_at DESC",
+                    )?
+                    .query_row(params![own.e164(), self.channel(), self.user.id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                if let Some((lang, name, address)) = elsewhere {
+                    profile.lang = profile.lang.or(lang.and_then(|l| Lang::from_code(&l)));
+                    profile.name = profile.name.or(name);
+                    profile.address = profile.address.or(address);
+                }
+            }
+            profile.phone = profile.phone.or(Some(own));
+        }
+        Ok(profile)
     }
 
     fn set_language(&mut self, lang: Lang) -> RepoResult<()> {

@@ -74,7 +74,10 @@ impl Harness {
     pub fn deliver_event(&mut self, event: InboundEvent) -> Vec<Outbound> {
         self.engine.store().ingest(std::slice::from_ref(&event)).expect("ingest");
         self.engine.process_pending().expect("process");
-        let pending = self.engine.store().pending_outbox(ChannelKind::Console, 1000).expect("outbox");
+        let mut pending = self.engine.store().pending_outbox(ChannelKind::Console, 1000).expect("outbox");
+        if self.user.channel != ChannelKind::Console {
+            pending.extend(self.engine.store().pending_outbox(self.user.channel, 1000).expect("outbox"));
+        }
         let mut mine = Vec::new();
         for m in pending {
             self.engine.store().mark_sent(m.id, self.clock.now()).expect("sent");
