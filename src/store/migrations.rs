@@ -241,6 +241,8 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_pending ON outbox (channel, id) WHERE status = 'pending';
     CREATE INDEX outbox_by_platform_id ON outbox (platform_id) WHERE platform_id IS NOT NULL;
+    -- Messages held for a user (outside WhatsApp's window), released when they write.
+    CREATE INDEX outbox_held ON outbox (market, channel, recipient) WHERE status = 'held';
     -- The head of each chat's queue, for senders.
     CREATE INDEX outbox_pending_by_chat ON outbox (channel, market, recipient, id) WHERE status = 'pending';
     "#,
