@@ -41,6 +41,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawWhatsApp {
     graph_url: Option<String>,
+    timeout_secs: Option<u64>,
     #[serde(default)]
     limits: RawWhatsAppLimits,
     #[serde(default)]
@@ -189,6 +190,8 @@ pub struct WhatsAppConfig {
     pub per_number_per_sec: f64,
     pub per_user_interval: std::time::Duration,
     pub per_user_burst: u32,
+    /// How long one Graph API call may take before it is given up and retried.
+    pub timeout: std::time::Duration,
     /// Approved message templates per kind of notification, for users whose 24-hour window
     /// has closed. A kind without one is held until the user writes again (admins are told).
     pub templates: std::collections::BTreeMap<crate::channel::NoticeKind, Template>,
@@ -213,6 +216,7 @@ impl Default for WhatsAppConfig {
             per_number_per_sec: 80.0,
             per_user_interval: std::time::Duration::from_secs(6),
             per_user_burst: 5,
+            timeout: std::time::Duration::from_secs(30),
             templates: Default::default(),
         }
     }
@@ -362,6 +366,12 @@ impl Config {
                 return Err(invalid("whatsapp.limits.per_user_interval_secs must be between 0 and 3600".into()));
             }
             whatsapp.per_user_interval = std::time::Duration::from_secs_f64(v);
+        }
+        if let Some(t) = raw.whatsapp.timeout_secs {
+            if !(1..=300).contains(&t) {
+                return Err(invalid("whatsapp.timeout_secs must be between 1 and 300".into()));
+            }
+            whatsapp.timeout = std::time::Duration::from_secs(t);
         }
         for (kind, t) in raw.whatsapp.templates {
             let Some(k) = crate::channel::NoticeKind::ALL.into_iter().find(|k| k.code() == kind) else {

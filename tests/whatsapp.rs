@@ -40,7 +40,7 @@ fn start_with(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::pat
         .unwrap_or_default();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
-         [whatsapp]\ngraph_url = \"{}\"\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
+         [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 1\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
          {extra}\n[[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
         graph.url
     );
@@ -204,6 +204,23 @@ fn the_webhook_checks_everything_before_storing_anything() {
         assert!(std::time::Instant::now() < deadline, "the read receipt was not recorded");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A message accepted, then reported failed because the window had closed: held again,
+    // and sent again when the user writes.
+    let later = graph.sent_to(SHOPPER).last().expect("a sent message").clone();
+    assert_eq!(deliver(port, &fixture("status_failed.json", SHOPPER, "-", &[("__SENT_WAMID__", &later.wamid)])), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db_count(
+        dir.path(),
+        &format!("SELECT COUNT(*) FROM outbox WHERE recipient = '{SHOPPER}' AND status = 'held'"),
+    ) != 1
+    {
+        assert!(std::time::Instant::now() < deadline, "not held again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = graph.sent_to(SHOPPER).len();
+    assert_eq!(deliver(port, &fixture("text.json", SHOPPER, "wamid.back", &[("__TEXT__", "/bantuan")])), 200);
+    let (again, _) = graph.wait_for(SHOPPER, &later.text(), before);
+    assert_eq!(again.body, later.body, "the same message, whole");
 }
 
 #[test]
@@ -307,6 +324,13 @@ fn sender_faults_wait_retry_or_park_and_a_restart_sends_what_was_left() {
         graph.wait_for(shopper_b, "Cara belanja", 0);
         assert_eq!(graph.sent_to(shopper_b).len(), 1);
         assert_eq!(graph.calls_to(shopper_b), (1, 2));
+        // A call that hangs past the timeout is given up and tried again.
+        let shopper_d = "6285555555555";
+        graph.hang(shopper_d, Duration::from_secs(3), 1);
+        let mut chat = Chat { port: pasar.1, from: shopper_d, n: 0 };
+        chat.text("/bantuan");
+        graph.wait_for(shopper_d, "Cara belanja", 0);
+        assert_eq!(graph.calls_to(shopper_d), (1, 1));
         // Outside the 24-hour window (WhatsApp says so): held until they write again.
         let shopper_c = "6283333333333";
         graph.fail(shopper_c, 400, 131047, 10);

@@ -195,7 +195,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         Ok(None) => tracing::info!("no market has a whatsapp_phone_number_id: WhatsApp is off"),
         Err(e) => tracing::error!(error = %e, "WhatsApp does not run"),
         Ok(Some(plan)) => {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+            let client = reqwest::Client::builder().timeout(config.whatsapp.timeout).build()?;
             for (phone_number_id, market) in &plan.numbers {
                 tracing::info!(market = %market, phone_number_id = %phone_number_id, "WhatsApp number running");
                 tasks.push(tokio::spawn(whatsapp::send(whatsapp::Sender {

@@ -153,6 +153,15 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
             let new = store.ingest(&events).map_err(|e| e.to_string())?;
             for s in &parsed.statuses {
                 let error = s.error.as_ref().map(|(code, title)| format!("{code}: {title}"));
+                if s.status == "failed" && s.error.as_ref().is_some_and(|(code, _)| *code == 131047) {
+                    // Accepted, then refused: the user's window had closed. Held again, it goes
+                    // out when they write; nothing they were told about is lost.
+                    let reason = format!("outside the 24-hour window: {}", error.as_deref().unwrap_or_default());
+                    if store.hold_again(&s.wamid, &reason).map_err(|e| e.to_string())? {
+                        tracing::warn!(wamid = %s.wamid, "delivery failed outside the 24-hour window; held again");
+                        continue;
+                    }
+                }
                 store.record_delivery(&s.wamid, &s.status, error.as_deref()).map_err(|e| e.to_string())?;
             }
             Ok(new)

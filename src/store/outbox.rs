@@ -254,6 +254,19 @@ impl Store {
         Ok(true)
     }
 
+    /// A message the platform accepted but could not deliver for now (WhatsApp's 131047,
+    /// reported later in a status): it is held again, whole, until the user writes.
+    pub fn hold_again(&mut self, platform_id: &str, reason: &str) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE outbox SET status = 'held', parts_sent = 0, platform_id = NULL, last_error = ?2
+                 WHERE platform_id = ?1 AND status = 'sent'",
+            )?
+            .execute(params![platform_id, reason])?;
+        Ok(n > 0)
+    }
+
     pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         self.conn()
             .prepare_cached("UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1")?

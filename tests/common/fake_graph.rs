@@ -68,6 +68,8 @@ struct Graph {
     next: u64,
     /// Errors to answer for one recipient: (to, HTTP status, error code, times left).
     failures: Vec<(String, u16, i64, u32)>,
+    /// Calls to one recipient that hang this long and are then lost: (to, delay, times left).
+    hangs: Vec<(String, Duration, u32)>,
 }
 
 pub struct FakeGraph {
@@ -83,6 +85,22 @@ async fn messages(
 ) -> axum::response::Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let to = body["to"].as_str().unwrap_or_default().to_string();
+    let hang = {
+        let mut g = state.lock().expect("fake graph");
+        match g.hangs.iter_mut().find(|(t, _, left)| *t == to && *left > 0) {
+            Some(rule) => {
+                rule.2 -= 1;
+                let delay = rule.1;
+                g.calls.push((to.clone(), false));
+                Some(delay)
+            }
+            None => None,
+        }
+    };
+    if let Some(delay) = hang {
+        tokio::time::sleep(delay).await;
+        return (axum::http::StatusCode::GATEWAY_TIMEOUT, "lost").into_response();
+    }
     let mut g = state.lock().expect("fake graph");
     let token = headers
         .get("authorization")
@@ -143,6 +161,11 @@ impl FakeGraph {
     /// The next `times` messages to `to` get this Graph API error.
     pub fn fail(&self, to: &str, status: u16, code: i64, times: u32) {
         self.state.lock().expect("fake").failures.push((to.into(), status, code, times));
+    }
+
+    /// The next `times` calls to `to` hang for `delay` (longer than the client waits).
+    pub fn hang(&self, to: &str, delay: Duration, times: u32) {
+        self.state.lock().expect("fake").hangs.push((to.into(), delay, times));
     }
 
     pub fn clear_failures(&self, to: &str) {
