@@ -3,18 +3,21 @@
 //! Every chat platform is only a pipe. A channel-neutral conversation core decides everything:
 //!
 //! ```text
-//!  terminal chat  ─┐                                      ┌─> terminal
-//!  (Telegram)     ─┼─> inbox ─> engine: step(state, in) ──┼─> (Telegram sender)
-//!  (WhatsApp)     ─┘   (SQLite)  one transaction          └─> (WhatsApp sender)
-//!                                = state + orders + outbox
+//!  terminal chat        ─┐                                      ┌─> terminal
+//!  Telegram (teloxide)  ─┼─> inbox ─> engine: step(state, in) ──┼─> Telegram sender (rate limited)
+//!  WhatsApp (webhook)   ─┘   (SQLite)  one transaction          └─> WhatsApp sender (rate limited)
+//!                                      = state + orders + outbox
 //! ```
 //!
-//! - [`channel`]: platform-neutral `Inbound`/`Outbound` types and the channels (terminal now).
+//! - [`channel`]: platform-neutral `Inbound`/`Outbound` types and the channels: terminal,
+//!   Telegram (updates in, Bot API calls out), WhatsApp (signed webhooks in, Graph API out).
 //! - [`conversation`]: per-role state machines and the engine (inbox -> step -> one transaction).
 //! - [`domain`]: money, quantities, catalogue, cart, orders, slots: pure types and rules.
 //! - [`store`]: the only place with SQL (rusqlite): migrations, inbox, outbox, repositories.
 //! - [`text`]: dialogue catalogs (`dialogues/*.toml`), looked up by typed keys.
-//! - [`config`], [`runtime`]: configuration and wiring.
+//! - [`config`], [`runtime`]: configuration and wiring; `pasar run` serves every market's
+//!   Telegram bot and WhatsApp number from one process (pollers, one HTTP server, senders,
+//!   timers, graceful shutdown).
 
 pub mod bench;
 pub mod channel;
