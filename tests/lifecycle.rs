@@ -40,6 +40,11 @@ fn register_traders(h: &mut Harness) {
 /// The shopper orders 1 kg bawang merah from A-12 and 3 ikat kangkung from A-07.
 fn place_two_stall_order(h: &mut Harness) {
     as_user(h, BUYER);
+    place_two_stall_order_as_is(h, "Hari ini");
+}
+
+/// The same order by whoever is typing, who reads today's slot as `today`.
+fn place_two_stall_order_as_is(h: &mut Harness, today: &str) {
     let bm = h
         .engine
         .catalog()
@@ -64,7 +69,7 @@ fn place_two_stall_order(h: &mut Harness) {
     h.text("Ani Rahayu");
     h.text("0812-3456-7890");
     let r = h.text("Jl. Borobudur No. 12, Purwodadi");
-    h.button(&common::payload(&r, "Hari ini"));
+    h.button(&common::payload(&r, today));
     h.button("pay:cod");
     h.button("note:none");
     let r = h.button("place");
@@ -314,7 +319,7 @@ fn messages_to_others_use_the_default_language_not_the_senders() {
     register_traders(&mut h);
     as_user(&mut h, BUYER);
     h.button(&Action::Language(pasar_online::text::Lang::En).encode());
-    place_two_stall_order_in_english(&mut h);
+    place_two_stall_order_as_is(&mut h, "Today");
     let msg: String = {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
         conn.query_row("SELECT message FROM outbox WHERE recipient = 'bu-kasiyem' ORDER BY id DESC LIMIT 1", [], |r| {
@@ -323,33 +328,6 @@ fn messages_to_others_use_the_default_language_not_the_senders() {
         .expect("new order message")
     };
     assert!(msg.contains("Pesanan baru"), "a trader who chose no language reads Indonesian: {msg}");
-}
-
-/// The two-stall order, by a shopper who reads English.
-fn place_two_stall_order_in_english(h: &mut Harness) {
-    let offer = |h: &Harness, commodity: &str, stall: &str| {
-        h.engine
-            .catalog()
-            .offers_for("blimbing", commodity)
-            .iter()
-            .find(|o| o.stall_id == stall_id(h, stall))
-            .expect("offer")
-            .id
-    };
-    let (bm, kk) = (offer(h, "bawang-merah", "A-12"), offer(h, "kangkung", "A-07"));
-    h.button(&Action::Offer(bm).encode());
-    h.text("1 kg");
-    h.button(&Action::Offer(kk).encode());
-    h.text("3 ikat");
-    h.button("checkout");
-    h.text("Ani Rahayu");
-    h.text("0812-3456-7890");
-    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
-    h.button(&common::payload(&r, "Today"));
-    h.button("pay:cod");
-    h.button("note:none");
-    let r = h.button("place");
-    assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
 }
 
 #[test]

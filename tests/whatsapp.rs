@@ -143,6 +143,47 @@ impl Chat<'_> {
     }
 }
 
+/// The shopper searches each item, picks the stall from the list and types the amount; returns
+/// how many messages they have had.
+fn shop(graph: &FakeGraph, shopper: &mut Chat, items: &[(&str, &str, &str)]) -> usize {
+    let mut seen = graph.sent_to(shopper.from).len();
+    for (search, stall, amount) in items {
+        shopper.text(search);
+        let (choice, n) = graph.wait_for_choice(shopper.from, stall, seen);
+        shopper.pick(&choice);
+        (_, seen) = graph.wait_for(shopper.from, "Mau berapa", n);
+        shopper.text(amount);
+        (_, seen) = graph.wait_for(shopper.from, "masuk keranjang", seen);
+    }
+    seen
+}
+
+/// Checkout with a shared location, tomorrow's first slot and cash on delivery, up to the
+/// order number.
+fn check_out(graph: &FakeGraph, shopper: &mut Chat, mut seen: usize) -> usize {
+    let me = shopper.from;
+    shopper.press("checkout");
+    (_, seen) = graph.wait_for(me, "atas nama siapa", seen);
+    shopper.text("Ani Rahayu");
+    (_, seen) = graph.wait_for(me, "Nomor HP", seen);
+    shopper.text("0812-3456-7890");
+    (_, seen) = graph.wait_for(me, "Kirim ke mana", seen);
+    // With WhatsApp's own "send location" control after the question.
+    let (request, n) = graph.wait_for(me, "lokasi Anda", seen);
+    assert_eq!(request.body["interactive"]["type"], "location_request_message", "{:?}", request.body);
+    shopper.location();
+    let (slot, n) = graph.wait_for_choice(me, "Besok", n);
+    shopper.pick(&slot);
+    (_, seen) = graph.wait_for(me, "Bayar pakai apa", n);
+    shopper.pick("pay:cod");
+    (_, seen) = graph.wait_for(me, "catatan", seen);
+    shopper.press("note:none");
+    (_, seen) = graph.wait_for(me, "Ringkasan", seen);
+    shopper.press("place");
+    (_, seen) = graph.wait_for(me, "BLB-0001 sudah kami terima", seen);
+    seen
+}
+
 fn db_count(dir: &std::path::Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(dir.join("pasar.db")).expect("db");
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
@@ -247,40 +288,9 @@ fn a_whole_order_on_whatsapp_with_traders_on_whatsapp_and_telegram() {
     telegram.wait_for(TG_TOKEN, TG_TRADER, "Selamat bergabung", 0);
 
     // The shopper buys kangkung and bawang merah on WhatsApp, with lists and buttons.
-    shopper.text("kangkung");
-    let (stall, mut seen) = graph.wait_for_choice(SHOPPER, "Sayur Bu Sri", 0);
-    shopper.pick(&stall);
-    (_, seen) = graph.wait_for(SHOPPER, "Mau berapa", seen);
-    shopper.text("3 ikat");
-    (_, seen) = graph.wait_for(SHOPPER, "masuk keranjang", seen);
-    shopper.text("brambang");
-    let (stall, n) = graph.wait_for_choice(SHOPPER, "Bu Kasiyem", seen);
-    seen = n;
-    shopper.pick(&stall);
-    (_, seen) = graph.wait_for(SHOPPER, "Mau berapa", seen);
-    shopper.text("1/2 kg");
-    (_, seen) = graph.wait_for(SHOPPER, "masuk keranjang", seen);
-    shopper.press("checkout");
-    (_, seen) = graph.wait_for(SHOPPER, "atas nama siapa", seen);
-    shopper.text("Ani Rahayu");
-    (_, seen) = graph.wait_for(SHOPPER, "Nomor HP", seen);
-    shopper.text("0812-3456-7890");
-    (_, seen) = graph.wait_for(SHOPPER, "Kirim ke mana", seen);
-    // With WhatsApp's own "send location" control after the question.
-    let (request, n) = graph.wait_for(SHOPPER, "lokasi Anda", seen);
-    seen = n;
-    assert_eq!(request.body["interactive"]["type"], "location_request_message", "{:?}", request.body);
-    shopper.location();
-    let (slot, n) = graph.wait_for_choice(SHOPPER, "Besok", seen);
-    seen = n;
-    shopper.pick(&slot);
-    (_, seen) = graph.wait_for(SHOPPER, "Bayar pakai apa", seen);
-    shopper.pick("pay:cod");
-    (_, seen) = graph.wait_for(SHOPPER, "catatan", seen);
-    shopper.press("note:none");
-    (_, seen) = graph.wait_for(SHOPPER, "Ringkasan", seen);
-    shopper.press("place");
-    (_, seen) = graph.wait_for(SHOPPER, "BLB-0001 sudah kami terima", seen);
+    let seen =
+        shop(&graph, &mut shopper, &[("kangkung", "Sayur Bu Sri", "3 ikat"), ("brambang", "Bu Kasiyem", "1/2 kg")]);
+    let seen = check_out(&graph, &mut shopper, seen);
 
     // Bu Sri answers on WhatsApp, Bu Kasiyem on Telegram.
     let (order, _) = graph.wait_for(TRADER, "Pesanan baru BLB-0001", 0);
@@ -430,29 +440,8 @@ fn notifications_outside_the_24_hour_window_go_as_templates_or_wait_with_the_adm
     wrote_hours_ago(dir.path(), TRADER, 48);
     let trader_seen = graph.sent_to(TRADER).len();
 
-    shopper.text("kangkung");
-    let (stall, mut seen) = graph.wait_for_choice(SHOPPER, "Sayur Bu Sri", 0);
-    shopper.pick(&stall);
-    (_, seen) = graph.wait_for(SHOPPER, "Mau berapa", seen);
-    shopper.text("3 ikat");
-    (_, seen) = graph.wait_for(SHOPPER, "masuk keranjang", seen);
-    shopper.press("checkout");
-    (_, seen) = graph.wait_for(SHOPPER, "atas nama siapa", seen);
-    shopper.text("Ani Rahayu");
-    (_, seen) = graph.wait_for(SHOPPER, "Nomor HP", seen);
-    shopper.text("0812-3456-7890");
-    (_, seen) = graph.wait_for(SHOPPER, "lokasi Anda", seen);
-    shopper.location();
-    let (slot, n) = graph.wait_for_choice(SHOPPER, "Besok", seen);
-    seen = n;
-    shopper.pick(&slot);
-    (_, seen) = graph.wait_for(SHOPPER, "Bayar pakai apa", seen);
-    shopper.pick("pay:cod");
-    (_, seen) = graph.wait_for(SHOPPER, "catatan", seen);
-    shopper.press("note:none");
-    (_, seen) = graph.wait_for(SHOPPER, "Ringkasan", seen);
-    shopper.press("place");
-    (_, seen) = graph.wait_for(SHOPPER, "BLB-0001 sudah kami terima", seen);
+    let seen = shop(&graph, &mut shopper, &[("kangkung", "Sayur Bu Sri", "3 ikat")]);
+    let seen = check_out(&graph, &mut shopper, seen);
 
     // No template for new orders: held, and the admin is told who to call.
     let (alert, _) = graph.wait_for(ADMIN, "ditahan", admin_seen);

@@ -62,6 +62,39 @@ pub(crate) fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF)
 }
 
+/// What a sender needs to know of a recipient: their language and when they last wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Recipient {
+    pub(crate) lang: Option<crate::text::Lang>,
+    pub(crate) last_inbound: Option<chrono::DateTime<Utc>>,
+}
+
+/// The head of each chat's queue for one market on one channel, with what the sender needs to
+/// know of each recipient; read off the async threads.
+pub(crate) async fn read_heads(
+    store: &Arc<Mutex<Store>>,
+    channel: crate::channel::ChannelKind,
+    market: &str,
+) -> Result<(Vec<crate::store::OutboxMessage>, HashMap<String, Recipient>), String> {
+    let store = Arc::clone(store);
+    let market = market.to_string();
+    tokio::task::spawn_blocking(move || {
+        let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        let msgs = guard.outbox_heads_of(channel, &market, 1000).map_err(|e| e.to_string())?;
+        let mut recipients = HashMap::new();
+        for m in &msgs {
+            if !recipients.contains_key(&m.to.id) {
+                let lang = guard.language_of(&m.to).map_err(|e| e.to_string())?;
+                let last_inbound = guard.last_inbound(&market, &m.to).map_err(|e| e.to_string())?;
+                recipients.insert(m.to.id.clone(), Recipient { lang, last_inbound });
+            }
+        }
+        Ok((msgs, recipients))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 /// Shared between the pollers, the engine thread and the senders.
 pub(crate) struct Shared {
     stop: AtomicBool,

@@ -1,7 +1,7 @@
 //! `pasar run` on Telegram: the pollers (inbox before the offset acknowledges), the webhook
 //! handler, the command menus and the rate-limited sender of each market's bot.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark, shared_stopped};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark, read_heads, shared_stopped};
 use crate::channel::telegram::{self, Send};
 use crate::channel::{ChannelKind, CommandMenu, UserKey};
 use crate::config::Config;
@@ -390,27 +390,10 @@ pub(super) async fn send(
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     loop {
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let heads = {
-            let store = Arc::clone(&store);
-            let market = market.clone();
-            tokio::task::spawn_blocking(move || {
-                let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-                let msgs = guard.outbox_heads_of(ChannelKind::Telegram, &market, 1000).map_err(|e| e.to_string())?;
-                let mut langs = HashMap::new();
-                for m in &msgs {
-                    if !langs.contains_key(&m.to.id) {
-                        let lang = guard.language_of(&m.to).ok().flatten();
-                        langs.insert(m.to.id.clone(), lang);
-                    }
-                }
-                Ok::<_, String>((msgs, langs))
-            })
-            .await
-        };
-        let (heads, langs) = match heads {
-            Ok(Ok(p)) => p,
-            other => {
-                tracing::error!(market = %market, result = ?other.map(|r| r.err()), "reading the outbox failed");
+        let (heads, recipients) = match read_heads(&store, ChannelKind::Telegram, &market).await {
+            Ok(p) => p,
+            Err(error) => {
+                tracing::error!(market = %market, %error, "reading the outbox failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -436,7 +419,7 @@ pub(super) async fn send(
                 let _ = mark(&store, m.id, Mark::Undeliverable("not a Telegram chat id".into())).await;
                 continue;
             };
-            let lang = langs.get(&m.to.id).copied().flatten().unwrap_or(default_lang);
+            let lang = recipients.get(&m.to.id).and_then(|r| r.lang).unwrap_or(default_lang);
             let request_label = match m.message.request {
                 Some(crate::channel::Request::Contact) => texts.get(&market, lang, Key::TgShareContact),
                 _ => texts.get(&market, lang, Key::TgShareLocation),

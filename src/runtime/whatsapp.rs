@@ -5,7 +5,7 @@
 //! A delivery is in the inbox (keyed by each message's wamid) before the 200, so Meta's
 //! redeliveries, which go on for days, are ignored; processing happens after the answer.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark, read_heads};
 use crate::channel::whatsapp::{self, Labels};
 use crate::channel::{ChannelKind, Envelope, Inbound, InboundEvent, NoticeKind, Outbound, UserKey};
 use crate::config::Config;
@@ -345,28 +345,10 @@ pub(super) async fn send(s: Sender) {
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     loop {
         let stopping = s.shared.stop.load(Ordering::SeqCst);
-        let heads = {
-            let store = Arc::clone(&s.store);
-            let market = s.market.clone();
-            tokio::task::spawn_blocking(move || {
-                let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-                let msgs = guard.outbox_heads_of(ChannelKind::WhatsApp, &market, 1000).map_err(|e| e.to_string())?;
-                let mut langs = HashMap::new();
-                for m in &msgs {
-                    if !langs.contains_key(&m.to.id) {
-                        let lang = guard.language_of(&m.to).ok().flatten();
-                        let last = guard.last_inbound(&market, &m.to).map_err(|e| e.to_string())?;
-                        langs.insert(m.to.id.clone(), (lang, last));
-                    }
-                }
-                Ok::<_, String>((msgs, langs))
-            })
-            .await
-        };
-        let (heads, langs) = match heads {
-            Ok(Ok(h)) => h,
-            other => {
-                tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "reading the outbox failed");
+        let (heads, recipients) = match read_heads(&s.store, ChannelKind::WhatsApp, &s.market).await {
+            Ok(h) => h,
+            Err(error) => {
+                tracing::error!(market = %s.market, %error, "reading the outbox failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -394,8 +376,8 @@ pub(super) async fn send(s: Sender) {
                 soonest = Some(soonest.map_or(ready, |x| x.min(ready)));
                 continue;
             }
-            let (lang, last_inbound) = langs.get(&user).copied().unwrap_or((None, None));
-            let lang = lang.unwrap_or(s.default_lang);
+            let recipient = recipients.get(&user).copied().unwrap_or_default();
+            let (lang, last_inbound) = (recipient.lang.unwrap_or(s.default_lang), recipient.last_inbound);
             let labels = Labels {
                 open_list: s.texts.get(&s.market, lang, Key::WaOpenList),
                 more_choices: s.texts.get(&s.market, lang, Key::WaMoreChoices),

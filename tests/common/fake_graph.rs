@@ -140,21 +140,10 @@ async fn messages(
 impl FakeGraph {
     pub fn start() -> FakeGraph {
         let state = Arc::new(Mutex::new(Graph::default()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let served = Arc::clone(&state);
-        std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("addr");
-                let app = Router::new()
-                    .route("/{version}/{number}/messages", axum::routing::post(messages))
-                    .with_state(served);
-                axum::serve(listener, app).await.expect("serve");
-            });
-        });
-        let addr = rx.recv().expect("fake graph started");
+        let app = Router::new()
+            .route("/{version}/{number}/messages", axum::routing::post(messages))
+            .with_state(Arc::clone(&state));
+        let addr = super::serve_on_thread(app);
         FakeGraph { url: format!("http://{addr}/v21.0"), state }
     }
 

@@ -247,19 +247,9 @@ impl FakeTelegram {
             fake.bots.insert(t.to_string(), BotState { next_update: 1, ..BotState::default() });
         }
         let state = Arc::new(Mutex::new(fake));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let served = Arc::clone(&state);
-        std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("addr");
-                let app = Router::new().route("/{bot}/{method}", axum::routing::post(api).get(api)).with_state(served);
-                axum::serve(listener, app).await.expect("serve");
-            });
-        });
-        let addr = rx.recv().expect("fake started");
+        let app =
+            Router::new().route("/{bot}/{method}", axum::routing::post(api).get(api)).with_state(Arc::clone(&state));
+        let addr = super::serve_on_thread(app);
         FakeTelegram { url: format!("http://{addr}"), state }
     }
 
