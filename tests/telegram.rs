@@ -79,21 +79,9 @@ fn a_whole_order_through_two_market_bots() {
     let mut seen = 0;
     fake.text(BLIMBING, SHOPPER, "/start");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", seen);
-    fake.text(BLIMBING, SHOPPER, "kangkung");
-    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Kangkung (per ikat)", seen);
-    seen = n;
-    fake.press(BLIMBING, SHOPPER, &offers.button("Sayur Bu Sri").expect("stall button"));
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
-    fake.text(BLIMBING, SHOPPER, "3 ikat");
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    seen = add_to_cart(&fake, "kangkung", "Kangkung (per ikat)", "Sayur Bu Sri", "3 ikat", seen);
     // ...and bawang merah from another stall, by its Javanese name.
-    fake.text(BLIMBING, SHOPPER, "brambang");
-    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", seen);
-    seen = n;
-    fake.press(BLIMBING, SHOPPER, &offers.button("Bu Kasiyem").expect("stall button"));
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
-    fake.text(BLIMBING, SHOPPER, "1/2 kg");
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    seen = add_to_cart(&fake, "brambang", "Bawang Merah", "Bu Kasiyem", "1/2 kg", seen);
     fake.press(BLIMBING, SHOPPER, "checkout");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "atas nama siapa", seen);
     fake.text(BLIMBING, SHOPPER, "Ani Rahayu");
@@ -381,17 +369,21 @@ fn sigterm_stops_taking_updates_flushes_and_exits_0() {
     assert!(exit.success(), "exit status {exit:?}");
 }
 
+/// The Blimbing shopper searches, presses a stall's button and types the amount; returns how many
+/// messages they have had.
+fn add_to_cart(fake: &FakeTelegram, search: &str, found: &str, stall: &str, amount: &str, seen: usize) -> usize {
+    fake.text(BLIMBING, SHOPPER, search);
+    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, found, seen);
+    fake.press(BLIMBING, SHOPPER, &offers.button(stall).expect("stall button"));
+    let (_, n) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", n);
+    fake.text(BLIMBING, SHOPPER, amount);
+    fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", n).1
+}
+
 /// The shopper goes as far as the phone question, which Telegram gets as two calls: the
 /// question, then the contact request keyboard under a short hint.
 fn up_to_the_phone_question(fake: &FakeTelegram) -> usize {
-    let mut seen = 0;
-    fake.text(BLIMBING, SHOPPER, "kangkung");
-    let (offers, n) = fake.wait_for(BLIMBING, SHOPPER, "Kangkung (per ikat)", seen);
-    seen = n;
-    fake.press(BLIMBING, SHOPPER, &offers.button("Sayur Bu Sri").expect("stall button"));
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", seen);
-    fake.text(BLIMBING, SHOPPER, "3 ikat");
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    let mut seen = add_to_cart(fake, "kangkung", "Kangkung (per ikat)", "Sayur Bu Sri", "3 ikat", 0);
     fake.press(BLIMBING, SHOPPER, "checkout");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "atas nama siapa", seen);
     fake.text(BLIMBING, SHOPPER, "Ani Rahayu");
