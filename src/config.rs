@@ -357,7 +357,7 @@ impl Config {
         }
         if let Some(v) = raw.whatsapp.limits.per_number_per_sec {
             if !(v > 0.0 && v <= 10_000.0) {
-                return Err(invalid("whatsapp.limits.per_number_per_sec must be above 0".into()));
+                return Err(invalid("whatsapp.limits.per_number_per_sec must be above 0 and at most 10000".into()));
             }
             whatsapp.per_number_per_sec = v;
         }
@@ -421,7 +421,7 @@ impl Config {
         ] {
             if let Some(v) = value {
                 if !(v > 0.0 && v <= 10_000.0) {
-                    return Err(invalid(format!("telegram.limits.{name} must be above 0")));
+                    return Err(invalid(format!("telegram.limits.{name} must be above 0 and at most 10000")));
                 }
                 *target = v;
             }

@@ -136,6 +136,9 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     let texts = Arc::new(engine.texts().clone());
     let shared = Arc::new(Shared { stop: AtomicBool::new(false), inbox: Notify::new(), outbox: Notify::new() });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
+    // Pollers, senders and webhook handlers share one connection: SQLite takes one writer at a
+    // time anyway, and a connection each only multiplies the waiting (the engine has its own).
+    let io_store = Arc::new(Mutex::new(Store::open_companion(&db)?));
     let mut tasks = Vec::new();
     let mut running = 0;
     let mut webhook_bots: HashMap<String, Bot> = HashMap::new();
@@ -160,7 +163,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         }
         set_commands(&bot, &plan.market, &texts).await;
         running += 1;
-        let send_store = Arc::new(Mutex::new(Store::open(&db)?));
+        let send_store = Arc::clone(&io_store);
         let holders = match send_store.lock() {
             Ok(s) => telegram_role_holders(&s, &config, &plan.market)?,
             Err(_) => Vec::new(),
@@ -174,7 +177,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         )));
         match &webhook {
             None => {
-                let poll_store = Arc::new(Mutex::new(Store::open(&db)?));
+                let poll_store = Arc::clone(&io_store);
                 tasks.push(tokio::spawn(poll(
                     bot.clone(),
                     plan.market.clone(),
@@ -214,7 +217,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         let state = Arc::new(WebhookState {
             secret: secret.clone(),
             bots: webhook_bots,
-            store: Mutex::new(Store::open(&db)?),
+            store: Arc::clone(&io_store),
             shared: Arc::clone(&shared),
             handler: crate::channel::telegram::handler(),
         });
@@ -237,7 +240,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     phone_number_id: phone_number_id.clone(),
                     graph_url: config.whatsapp.graph_url.clone(),
                     access_token: plan.access_token.clone(),
-                    store: Arc::new(Mutex::new(Store::open(&db)?)),
+                    store: Arc::clone(&io_store),
                     shared: Arc::clone(&shared),
                     texts: Arc::clone(&texts),
                     default_lang: config.default_language,
@@ -248,11 +251,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     config_admins: config.policy.config_admins(market).cloned().collect(),
                 })));
             }
-            let state = Arc::new(whatsapp::WebhookState {
-                plan,
-                store: Mutex::new(Store::open(&db)?),
-                shared: Arc::clone(&shared),
-            });
+            let state =
+                Arc::new(whatsapp::WebhookState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
             app = app.merge(whatsapp::routes(state));
             listen = listen.or_else(|| config.server_listen.clone());
         }
@@ -311,19 +311,27 @@ fn drive_engine(mut engine: crate::conversation::engine::Engine, shared: Arc<Sha
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
     let Ok(rt) = rt else { return };
     loop {
-        match engine.process_pending() {
-            Ok(_) => shared.outbox.notify_waiters(),
-            Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
-        }
-        if shared.stop.load(Ordering::SeqCst) {
+        let stop = rt.block_on(async {
+            // Listening before looking: an update stored while the engine works still wakes it.
+            let stored = shared.inbox.notified();
+            tokio::pin!(stored);
+            stored.as_mut().enable();
+            match engine.process_pending() {
+                Ok(_) => shared.outbox.notify_waiters(),
+                Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
+            }
+            if shared.stop.load(Ordering::SeqCst) {
+                return true;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), stored).await;
+            false
+        });
+        if stop {
             // One more pass for updates stored just before the stop.
             let _ = engine.process_pending();
             shared.outbox.notify_waiters();
             return;
         }
-        rt.block_on(async {
-            let _ = tokio::time::timeout(Duration::from_millis(500), shared.inbox.notified()).await;
-        });
     }
 }
 

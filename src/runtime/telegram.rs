@@ -6,7 +6,7 @@ use crate::channel::telegram::{self, Send};
 use crate::channel::{ChannelKind, CommandMenu, UserKey};
 use crate::config::Config;
 use crate::domain::catalog::SeedData;
-use crate::store::Store;
+use crate::store::{SendResult, Store};
 use crate::text::{Key, Lang};
 use chrono::Utc;
 use std::collections::HashMap;
@@ -96,10 +96,14 @@ pub(super) async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, sha
             Ok(Ok(_)) => {
                 offset = i32::try_from(u64::from(last) + 1).ok();
                 shared.inbox.notify_waiters();
-                for id in callbacks {
-                    // Stops the spinner on the pressed button; the answer comes as a message.
-                    let _ = bot.answer_callback_query(teloxide::types::CallbackQueryId(id)).await;
-                }
+                // Stops the spinners on the pressed buttons (the answers come as messages),
+                // without holding up the next poll.
+                let bot = bot.clone();
+                tokio::spawn(async move {
+                    for id in callbacks {
+                        let _ = bot.answer_callback_query(teloxide::types::CallbackQueryId(id)).await;
+                    }
+                });
             }
             other => {
                 // Not acknowledged: the same updates come again.
@@ -212,7 +216,7 @@ pub(super) fn telegram_role_holders(
 pub(super) struct WebhookState {
     pub(super) secret: String,
     pub(super) bots: HashMap<String, Bot>,
-    pub(super) store: Mutex<Store>,
+    pub(super) store: Arc<Mutex<Store>>,
     pub(super) shared: Arc<Shared>,
     pub(super) handler:
         teloxide::dptree::Handler<'static, Option<telegram::Converted>, teloxide::dispatching::DpHandlerDescription>,
@@ -389,6 +393,10 @@ pub(super) async fn send(
     // Calls delivered but not yet recorded in the store (its write failed): outbox id -> parts.
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     loop {
+        // Listening before looking: messages queued while this round runs still wake it.
+        let queued = shared.outbox.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);
         let (heads, recipients) = match read_heads(&store, ChannelKind::Telegram, &market).await {
             Ok(p) => p,
@@ -402,11 +410,15 @@ pub(super) async fn send(
             if stopping {
                 return;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(250), shared.outbox.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(250), queued).await;
             continue;
         }
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
+        // One call per ready chat, in flight together (paced by the bot's limit); what became
+        // of them is written in one transaction at the end of the round.
+        let mut round: tokio::task::JoinSet<(InFlight, Sent)> = tokio::task::JoinSet::new();
+        let mut results: Vec<(i64, SendResult)> = Vec::new();
         for m in heads {
             let now = Instant::now();
             if let Some(ready) = chat_ready.get(&m.to.id).copied()
@@ -416,7 +428,7 @@ pub(super) async fn send(
                 continue;
             }
             let Ok(chat) = m.to.id.parse::<i64>() else {
-                let _ = mark(&store, m.id, Mark::Undeliverable("not a Telegram chat id".into())).await;
+                results.push((m.id, SendResult::Undeliverable("not a Telegram chat id".into())));
                 continue;
             };
             let lang = recipients.get(&m.to.id).and_then(|r| r.lang).unwrap_or(default_lang);
@@ -429,9 +441,7 @@ pub(super) async fn send(
             let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
             if done >= parts.len() {
                 // Everything went earlier; only the marking was missing.
-                if mark(&store, m.id, Mark::Sent).await.is_ok() {
-                    delivered.remove(&m.id);
-                }
+                results.push((m.id, SendResult::Sent));
                 continue;
             }
             if let Some(menu) = m.message.menu
@@ -450,54 +460,76 @@ pub(super) async fn send(
                 tokio::time::sleep(last_any + bot_gap - now).await;
             }
             last_any = Instant::now();
-            let total = parts.len();
+            // The chat's next call waits its turn from now, whatever this one's fate.
+            chat_ready.insert(m.to.id.clone(), last_any + chat_gap);
+            let call = InFlight { id: m.id, to: m.to.clone(), attempts: m.attempts, done, total: parts.len() };
             let part = parts.swap_remove(done);
-            match deliver(&bot, ChatId(chat), part).await {
+            let bot = bot.clone();
+            round.spawn(async move {
+                let sent = deliver(&bot, ChatId(chat), part).await;
+                (call, sent)
+            });
+        }
+        while let Some(joined) = round.join_next().await {
+            let Ok((call, sent)) = joined else {
+                continue; // A panicked call: its message stays pending and is tried again.
+            };
+            match sent {
                 Sent::Ok => {
                     network_backoff = Duration::from_secs(1);
-                    chat_ready.insert(m.to.id.clone(), Instant::now() + chat_gap);
-                    let now_done = done + 1;
-                    let how = if now_done >= total { Mark::Sent } else { Mark::Parts(now_done) };
-                    match mark(&store, m.id, how).await {
-                        Ok(()) => {
-                            delivered.remove(&m.id);
-                        }
-                        Err(e) => {
-                            tracing::error!(market = %market, id = m.id, error = %e, "recording a delivery failed; will record again");
-                            delivered.insert(m.id, now_done);
-                        }
-                    }
+                    let now_done = call.done + 1;
+                    delivered.insert(call.id, now_done);
+                    results.push((
+                        call.id,
+                        if now_done >= call.total { SendResult::Sent } else { SendResult::Parts(now_done) },
+                    ));
                 }
                 Sent::RetryAfter(wait) => {
                     tracing::warn!(market = %market, seconds = wait.as_secs(), "flood control (429): this bot pauses");
-                    pause = Some(wait);
-                    break;
+                    pause = Some(pause.map_or(wait, |p| p.max(wait)));
+                    chat_ready.remove(&call.to.id);
                 }
                 Sent::Unreachable(reason) => {
-                    tracing::info!(market = %market, chat = %m.to.id, %reason, "user unreachable; their messages parked");
-                    let _ = mark(&store, m.id, Mark::Unreachable { market: market.clone(), to: m.to.clone(), reason })
-                        .await;
+                    tracing::info!(market = %market, chat = %call.to.id, %reason, "user unreachable; their messages parked");
+                    let _ =
+                        mark(&store, call.id, Mark::Unreachable { market: market.clone(), to: call.to, reason }).await;
                 }
                 Sent::Refused(reason) => {
-                    tracing::error!(market = %market, chat = %m.to.id, id = m.id, %reason, "Telegram refused the message; parked");
-                    let _ = mark(&store, m.id, Mark::Undeliverable(reason)).await;
+                    tracing::error!(market = %market, chat = %call.to.id, id = call.id, %reason, "Telegram refused the message; parked");
+                    results.push((call.id, SendResult::Undeliverable(reason)));
                 }
                 Sent::Failed(reason) => {
-                    let attempts = m.attempts + 1;
+                    let attempts = call.attempts + 1;
                     if attempts >= MAX_ATTEMPTS {
-                        tracing::error!(market = %market, chat = %m.to.id, id = m.id, %reason, attempts, "send kept failing; parked");
-                        let _ = mark(&store, m.id, Mark::Undeliverable(format!("{attempts} attempts: {reason}"))).await;
+                        tracing::error!(market = %market, chat = %call.to.id, id = call.id, %reason, attempts, "send kept failing; parked");
+                        results.push((call.id, SendResult::Undeliverable(format!("{attempts} attempts: {reason}"))));
                     } else {
-                        tracing::warn!(market = %market, chat = %m.to.id, %reason, attempts, "send failed; will retry");
-                        let _ = mark(&store, m.id, Mark::Error(reason)).await;
-                        chat_ready.insert(m.to.id.clone(), Instant::now() + backoff(attempts));
+                        tracing::warn!(market = %market, chat = %call.to.id, %reason, attempts, "send failed; will retry");
+                        results.push((call.id, SendResult::Error(reason)));
+                        chat_ready.insert(call.to.id.clone(), Instant::now() + backoff(attempts));
                     }
                 }
                 Sent::Network(reason) => {
                     tracing::warn!(market = %market, %reason, wait_secs = network_backoff.as_secs(), "Bot API unreachable; this bot waits");
                     pause = Some(network_backoff);
-                    network_backoff = (network_backoff * 2).min(MAX_BACKOFF);
-                    break;
+                    chat_ready.remove(&call.to.id);
+                }
+            }
+        }
+        if matches!(pause, Some(p) if p == network_backoff) {
+            network_backoff = (network_backoff * 2).min(MAX_BACKOFF);
+        }
+        if !results.is_empty() {
+            let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
+            match record(&store, results).await {
+                // Recorded: the store knows what went; forget the memory of it.
+                Ok(()) => {
+                    for id in ids {
+                        delivered.remove(&id);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(market = %market, error = %e, "recording deliveries failed; will record again");
                 }
             }
         }
@@ -522,11 +554,31 @@ pub(super) async fn send(
                     // New messages for another chat wake the sender early (and a notice missed
                     // while sending costs a quarter of a second at most).
                     let wait = (t - now).min(Duration::from_millis(250));
-                    let _ = tokio::time::timeout(wait, shared.outbox.notified()).await;
+                    let _ = tokio::time::timeout(wait, queued).await;
                 }
             }
         }
     }
+}
+
+/// A call in flight: which message, and how far it had got.
+struct InFlight {
+    id: i64,
+    to: crate::channel::UserKey,
+    attempts: u32,
+    done: usize,
+    total: usize,
+}
+
+/// Writes a round's results in one transaction.
+async fn record(store: &Arc<Mutex<Store>>, results: Vec<(i64, SendResult)>) -> Result<(), String> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        guard.record_send_results(&results, Utc::now()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// A user key on Telegram.

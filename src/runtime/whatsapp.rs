@@ -79,7 +79,7 @@ pub fn whatsapp_plan(config: &Config, markets: &[String]) -> anyhow::Result<Opti
 /// What the webhook handlers need.
 pub(super) struct WebhookState {
     pub(super) plan: WhatsAppPlan,
-    pub(super) store: Mutex<Store>,
+    pub(super) store: Arc<Mutex<Store>>,
     pub(super) shared: Arc<Shared>,
 }
 
@@ -344,6 +344,10 @@ pub(super) async fn send(s: Sender) {
     let mut pause_backoff = Duration::from_secs(1);
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     loop {
+        // Listening before looking: messages queued while this round runs still wake it.
+        let queued = s.shared.outbox.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);
         let (heads, recipients) = match read_heads(&s.store, ChannelKind::WhatsApp, &s.market).await {
             Ok(h) => h,
@@ -357,7 +361,7 @@ pub(super) async fn send(s: Sender) {
             if stopping {
                 return;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(250), s.shared.outbox.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(250), queued).await;
             continue;
         }
         let mut soonest: Option<Instant> = None;
@@ -493,7 +497,7 @@ pub(super) async fn send(s: Sender) {
                     return;
                 }
                 let wait = (t - now).min(Duration::from_millis(250));
-                let _ = tokio::time::timeout(wait, s.shared.outbox.notified()).await;
+                let _ = tokio::time::timeout(wait, queued).await;
             }
         }
     }

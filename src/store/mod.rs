@@ -18,8 +18,8 @@ pub use inbox::PendingEvent;
 pub use inbox::{
     ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
 };
-pub use outbox::OutboxMessage;
 pub use outbox::enqueue;
+pub use outbox::{OutboxMessage, SendResult};
 pub use shopper::RepoTx;
 
 impl Store {
@@ -159,11 +159,34 @@ impl Drop for Checkpointer {
     }
 }
 
+/// SQLite's busy handler: `retries` waits so far; false gives up (SQLITE_BUSY). 50 µs waits at
+/// first, then 1 ms, about ten seconds in all.
+fn short_busy_wait(retries: i32) -> bool {
+    let wait = if retries < 100 { Duration::from_micros(50) } else { Duration::from_millis(1) };
+    if retries > 100 + 10_000 {
+        return false;
+    }
+    std::thread::sleep(wait);
+    true
+}
+
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`, with a background
+    /// checkpointer for its WAL.
     pub fn open(path: &Path) -> StoreResult<Store> {
+        let mut store = Store::open_companion(path)?;
+        store._checkpointer = Some(Checkpointer::start(path)?);
+        Ok(store)
+    }
+
+    /// Another connection to a database a [`Store::open`] in this process keeps checkpointed
+    /// (one checkpointer per process is enough).
+    pub fn open_companion(path: &Path) -> StoreResult<Store> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        // Writers in one process (the engine, pollers, senders) wait for each other often and
+        // briefly: SQLite's default busy handler sleeps up to 100 ms at a time, far longer than
+        // any of our transactions, so poll in short sleeps instead, for up to ten seconds.
+        conn.busy_handler(Some(short_busy_wait))?;
         // Every statement the engine runs stays prepared (rusqlite keeps only 16 by default).
         conn.set_prepared_statement_cache_capacity(256);
         // WAL keeps readers off the writer's back; NORMAL sync in WAL mode is durable against
@@ -176,7 +199,6 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 16000)?;
         let mut store = Store { conn, _checkpointer: None };
         store.migrate()?;
-        store._checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
 

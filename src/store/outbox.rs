@@ -20,6 +20,18 @@ pub struct OutboxMessage {
     pub attempts: u32,
 }
 
+/// What became of one delivery attempt, for [`Store::record_send_results`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendResult {
+    Sent,
+    /// This many calls of a multi-call message went.
+    Parts(usize),
+    /// Failed for a reason that may pass: counted, retried later.
+    Error(String),
+    /// Parked for good, with the reason.
+    Undeliverable(String),
+}
+
 /// Queues a message inside the current transaction.
 pub fn enqueue(tx: &Tx<'_>, envelope: &Envelope, inbox_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<()> {
     let json = serde_json::to_string(&envelope.message)?;
@@ -122,6 +134,40 @@ impl Store {
             .prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1 AND status = 'pending'")?
             .execute(params![id, parts as i64])?;
         Ok(())
+    }
+
+    /// Several delivery results in one transaction (a sender's round).
+    pub fn record_send_results(&mut self, results: &[(i64, SendResult)], now: DateTime<Utc>) -> StoreResult<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for (id, r) in results {
+                match r {
+                    SendResult::Sent => {
+                        tx.prepare_cached(
+                            "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+                        )?
+                        .execute(params![id, ts(now)])?;
+                    }
+                    SendResult::Parts(n) => {
+                        tx.prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1 AND status = 'pending'")?
+                            .execute(params![id, *n as i64])?;
+                    }
+                    SendResult::Error(e) => {
+                        tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
+                            .execute(params![id, e])?;
+                    }
+                    SendResult::Undeliverable(e) => {
+                        tx.prepare_cached(
+                            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                        )?
+                        .execute(params![id, e])?;
+                    }
+                }
+            }
+            Ok::<_, super::StoreError>(())
+        })
     }
 
     /// A delivery attempt failed for a reason that may pass (network, server error).
