@@ -44,7 +44,7 @@ use telegram::{WebhookState, poll, send, set_commands, set_role_menus, telegram_
 use teloxide::Bot;
 use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 mod telegram;
 mod whatsapp;
@@ -69,30 +69,52 @@ pub(crate) struct Recipient {
     pub(crate) last_inbound: Option<chrono::DateTime<Utc>>,
 }
 
-/// The head of each chat's queue for one market on one channel, with what the sender needs to
-/// know of each recipient; read off the async threads.
+/// What a sender reads at the start of a round: the head of each chat's queue, with what it
+/// needs to know of each recipient.
+pub(crate) type Heads = (Vec<crate::store::OutboxMessage>, HashMap<String, Recipient>);
+
+/// Store work the engine thread does for the pollers and senders on its own connection: one
+/// connection for everything keeps SQLite's page cache warm, and the writes of a pass (every
+/// poller's updates, every sender's results) share one transaction and one commit.
+pub(crate) enum StoreJob {
+    /// New updates for the inbox; answered once they are committed (the poller acknowledges
+    /// them to Telegram only then).
+    Ingest(Vec<crate::channel::InboundEvent>, oneshot::Sender<Result<usize, String>>),
+    /// A sender's round: what became of each call.
+    Record(Vec<(i64, crate::store::SendResult)>, oneshot::Sender<Result<(), String>>),
+    /// One message's fate, on its own.
+    Mark(i64, Mark, oneshot::Sender<Result<(), String>>),
+    /// The heads of one market's queues on one channel, read after the pass's processing.
+    Heads(crate::channel::ChannelKind, String, oneshot::Sender<Result<Heads, String>>),
+}
+
+/// Hands a job to the engine thread and waits for its answer.
+async fn store_job<T>(
+    shared: &Shared,
+    job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> StoreJob,
+) -> Result<T, String> {
+    let (done, answer) = oneshot::channel();
+    shared.jobs.send(job(done)).map_err(|_| "the engine thread has stopped".to_string())?;
+    answer.await.map_err(|_| "the engine thread has stopped".to_string())?
+}
+
+/// Stores updates in the inbox; `Ok` once they are committed.
+pub(crate) async fn ingest(shared: &Shared, events: Vec<crate::channel::InboundEvent>) -> Result<usize, String> {
+    store_job(shared, |done| StoreJob::Ingest(events, done)).await
+}
+
+/// The head of each chat's queue for one market on one channel.
 pub(crate) async fn read_heads(
-    store: &Arc<Mutex<Store>>,
+    shared: &Shared,
     channel: crate::channel::ChannelKind,
     market: &str,
-) -> Result<(Vec<crate::store::OutboxMessage>, HashMap<String, Recipient>), String> {
-    let store = Arc::clone(store);
-    let market = market.to_string();
-    tokio::task::spawn_blocking(move || {
-        let guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-        let msgs = guard.outbox_heads_of(channel, &market, 1000).map_err(|e| e.to_string())?;
-        let mut recipients = HashMap::new();
-        for m in &msgs {
-            if !recipients.contains_key(&m.to.id) {
-                let lang = guard.language_of(&m.to).map_err(|e| e.to_string())?;
-                let last_inbound = guard.last_inbound(&market, &m.to).map_err(|e| e.to_string())?;
-                recipients.insert(m.to.id.clone(), Recipient { lang, last_inbound });
-            }
-        }
-        Ok((msgs, recipients))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+) -> Result<Heads, String> {
+    store_job(shared, |done| StoreJob::Heads(channel, market.to_string(), done)).await
+}
+
+/// Records a sender's round.
+pub(crate) async fn record(shared: &Shared, results: Vec<(i64, crate::store::SendResult)>) -> Result<(), String> {
+    store_job(shared, |done| StoreJob::Record(results, done)).await
 }
 
 /// Shared between the pollers, the engine thread and the senders.
@@ -102,6 +124,10 @@ pub(crate) struct Shared {
     inbox: Notify,
     /// The engine queued messages.
     outbox: Notify,
+    /// Store work for the engine thread.
+    jobs: tokio::sync::mpsc::UnboundedSender<StoreJob>,
+    /// Everything else has stopped: the engine thread finishes and exits.
+    engine_stop: AtomicBool,
 }
 
 /// Runs every market's bot that has a token until SIGINT/SIGTERM.
@@ -134,10 +160,18 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
     let engine = open_engine(&config, &db, Arc::new(SystemClock))?;
     let texts = Arc::new(engine.texts().clone());
-    let shared = Arc::new(Shared { stop: AtomicBool::new(false), inbox: Notify::new(), outbox: Notify::new() });
+    let (jobs, job_queue) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        inbox: Notify::new(),
+        outbox: Notify::new(),
+        jobs,
+        engine_stop: AtomicBool::new(false),
+    });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
-    // Pollers, senders and webhook handlers share one connection: SQLite takes one writer at a
-    // time anyway, and a connection each only multiplies the waiting (the engine has its own).
+    // The pollers' and senders' store work runs on the engine thread (`StoreJob`); the webhook
+    // handlers, which answer the platform as soon as an update is stored and must not wait for
+    // an engine pass, share this second connection.
     let io_store = Arc::new(Mutex::new(Store::open_companion(&db)?));
     let mut tasks = Vec::new();
     let mut running = 0;
@@ -177,11 +211,9 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         )));
         match &webhook {
             None => {
-                let poll_store = Arc::clone(&io_store);
                 tasks.push(tokio::spawn(poll(
                     bot.clone(),
                     plan.market.clone(),
-                    poll_store,
                     Arc::clone(&shared),
                     config.telegram.poll_timeout_secs,
                 )));
@@ -199,7 +231,6 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         tasks.push(tokio::spawn(send(
             bot,
             plan.market.clone(),
-            send_store,
             Arc::clone(&shared),
             Arc::clone(&texts),
             config.default_language,
@@ -267,8 +298,9 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         }));
     }
     let engine_shared = Arc::clone(&shared);
-    let engine_thread =
-        std::thread::Builder::new().name("engine".into()).spawn(move || drive_engine(engine, engine_shared))?;
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || drive_engine(engine, engine_shared, job_queue))?;
     shutdown_signal().await;
     tracing::info!("shutting down: no new updates; finishing what is in flight");
     shared.stop.store(true, Ordering::SeqCst);
@@ -280,7 +312,9 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
-    let _ = engine_thread.join();
+    shared.engine_stop.store(true, Ordering::SeqCst);
+    shared.inbox.notify_waiters();
+    let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
     Ok(())
 }
 
@@ -306,33 +340,125 @@ async fn shutdown_signal() {
     }
 }
 
-/// The engine's own thread: handles stored updates and due timers, wakes the senders.
-fn drive_engine(mut engine: crate::conversation::engine::Engine, shared: Arc<Shared>) {
+/// The engine's own thread: the store work of the pollers and senders, stored updates and due
+/// timers; wakes the senders.
+fn drive_engine(
+    mut engine: crate::conversation::engine::Engine,
+    shared: Arc<Shared>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
+) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
     let Ok(rt) = rt else { return };
-    loop {
-        let stop = rt.block_on(async {
+    rt.block_on(async {
+        let mut jobs: Vec<StoreJob> = Vec::new();
+        loop {
             // Listening before looking: an update stored while the engine works still wakes it.
             let stored = shared.inbox.notified();
             tokio::pin!(stored);
             stored.as_mut().enable();
+            while let Ok(job) = queue.try_recv() {
+                jobs.push(job);
+            }
+            let reads = run_jobs(engine.store(), std::mem::take(&mut jobs));
             match engine.process_pending() {
                 Ok(_) => shared.outbox.notify_waiters(),
                 Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
             }
-            if shared.stop.load(Ordering::SeqCst) {
-                return true;
+            for (channel, market, done) in reads {
+                let _ = done.send(heads_of(engine.store(), channel, &market));
             }
-            let _ = tokio::time::timeout(Duration::from_millis(500), stored).await;
-            false
-        });
-        if stop {
-            // One more pass for updates stored just before the stop.
-            let _ = engine.process_pending();
-            shared.outbox.notify_waiters();
-            return;
+            if shared.engine_stop.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::select! {
+                _ = stored => {}
+                job = queue.recv() => jobs.extend(job),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    });
+    // One more pass for updates stored just before the stop.
+    let _ = engine.process_pending();
+    shared.outbox.notify_waiters();
+}
+
+type HeadsRequest = (crate::channel::ChannelKind, String, oneshot::Sender<Result<Heads, String>>);
+
+/// Runs a pass's writes in one transaction (each job on its own if that fails) and answers
+/// them; returns the reads, to be answered after the pass's processing.
+fn run_jobs(store: &mut Store, jobs: Vec<StoreJob>) -> Vec<HeadsRequest> {
+    let now = Utc::now();
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    for job in jobs {
+        match job {
+            StoreJob::Heads(channel, market, done) => reads.push((channel, market, done)),
+            StoreJob::Mark(id, how, done) => {
+                let _ = done.send(mark_now(store, id, how, now));
+            }
+            other => writes.push(other),
         }
     }
+    if writes.is_empty() {
+        return reads;
+    }
+    let together = store.write(|tx| {
+        let mut answers = Vec::with_capacity(writes.len());
+        for job in &writes {
+            answers.push(match job {
+                StoreJob::Ingest(events, _) => {
+                    let mut new = 0;
+                    for e in events {
+                        new += usize::from(crate::store::ingest_in(tx, e)?);
+                    }
+                    new
+                }
+                StoreJob::Record(results, _) => {
+                    crate::store::record_send_results_in(tx, results, now)?;
+                    0
+                }
+                _ => 0,
+            });
+        }
+        Ok::<_, crate::store::StoreError>(answers)
+    });
+    match together {
+        Ok(answers) => {
+            for (job, n) in writes.into_iter().zip(answers) {
+                match job {
+                    StoreJob::Ingest(_, done) => drop(done.send(Ok(n))),
+                    StoreJob::Record(_, done) => drop(done.send(Ok(()))),
+                    _ => {}
+                }
+            }
+        }
+        // One bad job must not fail the others: each on its own.
+        Err(_) => {
+            for job in writes {
+                match job {
+                    StoreJob::Ingest(events, done) => drop(done.send(store.ingest(&events).map_err(|e| e.to_string()))),
+                    StoreJob::Record(results, done) => {
+                        drop(done.send(store.record_send_results(&results, now).map_err(|e| e.to_string())))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    reads
+}
+
+fn heads_of(store: &Store, channel: crate::channel::ChannelKind, market: &str) -> Result<Heads, String> {
+    let msgs = store.outbox_heads_of(channel, market, 1000).map_err(|e| e.to_string())?;
+    let mut recipients = HashMap::new();
+    for m in &msgs {
+        if !recipients.contains_key(&m.to.id) {
+            let lang = store.language_of(&m.to).map_err(|e| e.to_string())?;
+            let last_inbound = store.last_inbound(market, &m.to).map_err(|e| e.to_string())?;
+            recipients.insert(m.to.id.clone(), Recipient { lang, last_inbound });
+        }
+    }
+    Ok((msgs, recipients))
 }
 
 /// Long-polls one bot. Each batch of updates is written to the inbox before the next
@@ -363,20 +489,18 @@ pub(crate) enum Mark {
     Undeliverable(String),
 }
 
-pub(crate) async fn mark(store: &Arc<Mutex<Store>>, id: i64, how: Mark) -> Result<(), String> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || {
-        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-        let r = match how {
-            Mark::Sent => guard.mark_sent(id, Utc::now()),
-            Mark::SentAs(platform_id) => guard.mark_sent_as(id, &platform_id, Utc::now()),
-            Mark::Unreachable { market, to, reason } => guard.mark_unreachable(&market, &to, &reason, Utc::now()),
-            Mark::Parts(n) => guard.record_parts_sent(id, n),
-            Mark::Error(e) => guard.record_send_error(id, &e),
-            Mark::Undeliverable(e) => guard.mark_undeliverable(id, &e),
-        };
-        r.map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+pub(crate) async fn mark(shared: &Shared, id: i64, how: Mark) -> Result<(), String> {
+    store_job(shared, |done| StoreJob::Mark(id, how, done)).await
+}
+
+fn mark_now(store: &mut Store, id: i64, how: Mark, now: chrono::DateTime<Utc>) -> Result<(), String> {
+    let r = match how {
+        Mark::Sent => store.mark_sent(id, now),
+        Mark::SentAs(platform_id) => store.mark_sent_as(id, &platform_id, now),
+        Mark::Unreachable { market, to, reason } => store.mark_unreachable(&market, &to, &reason, now),
+        Mark::Parts(n) => store.record_parts_sent(id, n),
+        Mark::Error(e) => store.record_send_error(id, &e),
+        Mark::Undeliverable(e) => store.mark_undeliverable(id, &e),
+    };
+    r.map_err(|e| e.to_string())
 }

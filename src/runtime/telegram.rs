@@ -43,7 +43,7 @@ pub fn telegram_plan(config: &Config) -> anyhow::Result<Vec<BotPlan>> {
         .collect())
 }
 
-pub(super) async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, shared: Arc<Shared>, timeout_secs: u32) {
+pub(super) async fn poll(bot: Bot, market: String, shared: Arc<Shared>, timeout_secs: u32) {
     let handler = telegram::handler();
     let mut offset: Option<i32> = None;
     let mut backoff = Duration::from_millis(500);
@@ -84,18 +84,9 @@ pub(super) async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, sha
                 events.push(telegram::event(&market, id, c, now));
             }
         }
-        let stored = {
-            let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || match store.lock() {
-                Ok(mut s) => s.ingest(&events).map_err(|e| e.to_string()),
-                Err(_) => Err("store lock poisoned".to_string()),
-            })
-            .await
-        };
-        match stored {
-            Ok(Ok(_)) => {
+        match super::ingest(&shared, events).await {
+            Ok(_) => {
                 offset = i32::try_from(u64::from(last) + 1).ok();
-                shared.inbox.notify_waiters();
                 // Stops the spinners on the pressed buttons (the answers come as messages),
                 // without holding up the next poll.
                 let bot = bot.clone();
@@ -105,9 +96,9 @@ pub(super) async fn poll(bot: Bot, market: String, store: Arc<Mutex<Store>>, sha
                     }
                 });
             }
-            other => {
+            Err(error) => {
                 // Not acknowledged: the same updates come again.
-                tracing::error!(market = %market, result = ?other.map(|r| r.err()), "storing updates failed; not acknowledging them");
+                tracing::error!(market = %market, %error, "storing updates failed; not acknowledging them");
                 tokio::time::sleep(backoff).await;
             }
         }
@@ -377,7 +368,6 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
 pub(super) async fn send(
     bot: Bot,
     market: String,
-    store: Arc<Mutex<Store>>,
     shared: Arc<Shared>,
     texts: Arc<crate::text::Texts>,
     default_lang: Lang,
@@ -398,7 +388,7 @@ pub(super) async fn send(
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let (heads, recipients) = match read_heads(&store, ChannelKind::Telegram, &market).await {
+        let (heads, recipients) = match read_heads(&shared, ChannelKind::Telegram, &market).await {
             Ok(p) => p,
             Err(error) => {
                 tracing::error!(market = %market, %error, "reading the outbox failed");
@@ -492,7 +482,7 @@ pub(super) async fn send(
                 Sent::Unreachable(reason) => {
                     tracing::info!(market = %market, chat = %call.to.id, %reason, "user unreachable; their messages parked");
                     let _ =
-                        mark(&store, call.id, Mark::Unreachable { market: market.clone(), to: call.to, reason }).await;
+                        mark(&shared, call.id, Mark::Unreachable { market: market.clone(), to: call.to, reason }).await;
                 }
                 Sent::Refused(reason) => {
                     tracing::error!(market = %market, chat = %call.to.id, id = call.id, %reason, "Telegram refused the message; parked");
@@ -521,7 +511,7 @@ pub(super) async fn send(
         }
         if !results.is_empty() {
             let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
-            match record(&store, results).await {
+            match super::record(&shared, results).await {
                 // Recorded: the store knows what went; forget the memory of it.
                 Ok(()) => {
                     for id in ids {
@@ -568,17 +558,6 @@ struct InFlight {
     attempts: u32,
     done: usize,
     total: usize,
-}
-
-/// Writes a round's results in one transaction.
-async fn record(store: &Arc<Mutex<Store>>, results: Vec<(i64, SendResult)>) -> Result<(), String> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || {
-        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-        guard.record_send_results(&results, Utc::now()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
 /// A user key on Telegram.

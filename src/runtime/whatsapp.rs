@@ -349,7 +349,7 @@ pub(super) async fn send(s: Sender) {
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);
-        let (heads, recipients) = match read_heads(&s.store, ChannelKind::WhatsApp, &s.market).await {
+        let (heads, recipients) = match read_heads(&s.shared, ChannelKind::WhatsApp, &s.market).await {
             Ok(h) => h,
             Err(error) => {
                 tracing::error!(market = %s.market, %error, "reading the outbox failed");
@@ -408,7 +408,7 @@ pub(super) async fn send(s: Sender) {
             }
             let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
             if done >= parts.len() {
-                if mark(&s.store, m.id, Mark::Sent).await.is_ok() {
+                if mark(&s.shared, m.id, Mark::Sent).await.is_ok() {
                     delivered.remove(&m.id);
                 }
                 continue;
@@ -426,7 +426,7 @@ pub(super) async fn send(s: Sender) {
                     }
                     let now_done = done + 1;
                     let how = if now_done >= parts.len() { Mark::SentAs(wamid) } else { Mark::Parts(now_done) };
-                    match mark(&s.store, m.id, how).await {
+                    match mark(&s.shared, m.id, how).await {
                         Ok(()) => {
                             delivered.remove(&m.id);
                         }
@@ -445,7 +445,7 @@ pub(super) async fn send(s: Sender) {
                 Sent::UserLimited(reason) => {
                     let attempts = m.attempts + 1;
                     tracing::info!(market = %s.market, user = %user, %reason, "too many messages to one user: that chat waits");
-                    let _ = mark(&s.store, m.id, Mark::Error(reason)).await;
+                    let _ = mark(&s.shared, m.id, Mark::Error(reason)).await;
                     held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
                 }
                 Sent::OutsideWindow(reason) => {
@@ -454,17 +454,17 @@ pub(super) async fn send(s: Sender) {
                 }
                 Sent::Refused(reason) => {
                     tracing::error!(market = %s.market, user = %user, id = m.id, %reason, "WhatsApp refused the message; parked");
-                    let _ = mark(&s.store, m.id, Mark::Undeliverable(reason)).await;
+                    let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason)).await;
                 }
                 Sent::Failed(reason) => {
                     let attempts = m.attempts + 1;
                     if attempts >= MAX_ATTEMPTS {
                         tracing::error!(market = %s.market, user = %user, id = m.id, %reason, attempts, "send kept failing; parked");
                         let _ =
-                            mark(&s.store, m.id, Mark::Undeliverable(format!("{attempts} attempts: {reason}"))).await;
+                            mark(&s.shared, m.id, Mark::Undeliverable(format!("{attempts} attempts: {reason}"))).await;
                     } else {
                         tracing::warn!(market = %s.market, user = %user, %reason, attempts, "send failed; will retry");
-                        let _ = mark(&s.store, m.id, Mark::Error(reason)).await;
+                        let _ = mark(&s.shared, m.id, Mark::Error(reason)).await;
                         held_until.insert(user, Instant::now() + backoff(attempts));
                     }
                 }

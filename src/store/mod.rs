@@ -18,8 +18,8 @@ pub use inbox::PendingEvent;
 pub use inbox::{
     ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
 };
-pub use outbox::enqueue;
 pub use outbox::{OutboxMessage, SendResult};
+pub use outbox::{enqueue, record_send_results_in};
 pub use shopper::RepoTx;
 
 impl Store {

@@ -141,33 +141,7 @@ impl Store {
         if results.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
-            for (id, r) in results {
-                match r {
-                    SendResult::Sent => {
-                        tx.prepare_cached(
-                            "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
-                        )?
-                        .execute(params![id, ts(now)])?;
-                    }
-                    SendResult::Parts(n) => {
-                        tx.prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1 AND status = 'pending'")?
-                            .execute(params![id, *n as i64])?;
-                    }
-                    SendResult::Error(e) => {
-                        tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
-                            .execute(params![id, e])?;
-                    }
-                    SendResult::Undeliverable(e) => {
-                        tx.prepare_cached(
-                            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                        )?
-                        .execute(params![id, e])?;
-                    }
-                }
-            }
-            Ok::<_, super::StoreError>(())
-        })
+        self.write(|tx| record_send_results_in(tx, results, now))
     }
 
     /// A delivery attempt failed for a reason that may pass (network, server error).
@@ -334,4 +308,34 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Several delivery results, inside a transaction (a sender's round, or the engine thread's
+/// batch of every sender's rounds).
+pub fn record_send_results_in(tx: &Tx<'_>, results: &[(i64, SendResult)], now: DateTime<Utc>) -> StoreResult<()> {
+    for (id, r) in results {
+        match r {
+            SendResult::Sent => {
+                tx.prepare_cached(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+                )?
+                .execute(params![id, ts(now)])?;
+            }
+            SendResult::Parts(n) => {
+                tx.prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1 AND status = 'pending'")?
+                    .execute(params![id, *n as i64])?;
+            }
+            SendResult::Error(e) => {
+                tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
+                    .execute(params![id, e])?;
+            }
+            SendResult::Undeliverable(e) => {
+                tx.prepare_cached(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, e])?;
+            }
+        }
+    }
+    Ok(())
 }
