@@ -25,7 +25,14 @@ impl Drop for Running {
 }
 
 fn start(fake: &FakeTelegram, dir: &std::path::Path, fast: bool) -> Running {
-    let limits = if fast { "[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n" } else { "" };
+    start_with_limits(
+        fake,
+        dir,
+        if fast { "[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n" } else { "" },
+    )
+}
+
+fn start_with_limits(fake: &FakeTelegram, dir: &std::path::Path, limits: &str) -> Running {
     let config = format!(
         "[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n{limits}\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
         fake.url
@@ -154,6 +161,26 @@ fn with_the_default_limits_no_chat_gets_more_than_one_message_a_second() {
         let gap = pair[1].at.duration_since(pair[0].at);
         // A lower bound: a slow machine only makes the gaps longer.
         assert!(gap >= Duration::from_millis(950), "two messages {gap:?} apart");
+    }
+}
+
+#[test]
+fn a_raised_chat_limit_sends_a_queue_in_one_go_and_still_keeps_its_pace() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar =
+        start_with_limits(&fake, dir.path(), "[telegram.limits]\nper_chat_per_sec = 4\nper_bot_per_sec = 30\n");
+    // Welcome, menu and the search result are queued together: one round takes them all.
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.text(BLIMBING, SHOPPER, "brambang");
+    fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", 0);
+    let sent = fake.sent_to(BLIMBING, SHOPPER);
+    assert!(sent.len() >= 3, "welcome, menu, search result");
+    assert!(sent[0].text.contains("Sugeng rawuh") && sent[1].text.contains("Mau belanja apa"), "in order");
+    for pair in sent.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        // 4 a second: a quarter of a second apart at least (a slow machine only adds to it).
+        assert!(gap >= Duration::from_millis(235), "two messages {gap:?} apart");
     }
 }
 

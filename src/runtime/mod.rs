@@ -84,8 +84,9 @@ pub(crate) enum StoreJob {
     Record(Vec<(i64, crate::store::SendResult)>, oneshot::Sender<Result<(), String>>),
     /// One message's fate, on its own.
     Mark(i64, Mark, oneshot::Sender<Result<(), String>>),
-    /// The heads of one market's queues on one channel, read after the pass's processing.
-    Heads(crate::channel::ChannelKind, String, oneshot::Sender<Result<Heads, String>>),
+    /// The heads of one market's queues on one channel (so many messages of each chat), read
+    /// after the pass's processing.
+    Heads(HeadsRequest),
 }
 
 /// Hands a job to the engine thread and waits for its answer.
@@ -103,13 +104,15 @@ pub(crate) async fn ingest(shared: &Shared, events: Vec<crate::channel::InboundE
     store_job(shared, |done| StoreJob::Ingest(events, done)).await
 }
 
-/// The head of each chat's queue for one market on one channel.
+/// The first `per_chat` messages of each chat's queue for one market on one channel.
 pub(crate) async fn read_heads(
     shared: &Shared,
     channel: crate::channel::ChannelKind,
     market: &str,
+    per_chat: usize,
 ) -> Result<Heads, String> {
-    store_job(shared, |done| StoreJob::Heads(channel, market.to_string(), done)).await
+    let market = market.to_string();
+    store_job(shared, |done| StoreJob::Heads(HeadsRequest { channel, market, per_chat, done })).await
 }
 
 /// Records a sender's round.
@@ -364,8 +367,8 @@ fn drive_engine(
                 Ok(_) => shared.outbox.notify_waiters(),
                 Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
             }
-            for (channel, market, done) in reads {
-                let _ = done.send(heads_of(engine.store(), channel, &market));
+            for r in reads {
+                let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat));
             }
             if shared.engine_stop.load(Ordering::SeqCst) {
                 break;
@@ -382,7 +385,12 @@ fn drive_engine(
     shared.outbox.notify_waiters();
 }
 
-type HeadsRequest = (crate::channel::ChannelKind, String, oneshot::Sender<Result<Heads, String>>);
+pub(crate) struct HeadsRequest {
+    channel: crate::channel::ChannelKind,
+    market: String,
+    per_chat: usize,
+    done: oneshot::Sender<Result<Heads, String>>,
+}
 
 /// Runs a pass's writes in one transaction (each job on its own if that fails) and answers
 /// them; returns the reads, to be answered after the pass's processing.
@@ -392,7 +400,7 @@ fn run_jobs(store: &mut Store, jobs: Vec<StoreJob>) -> Vec<HeadsRequest> {
     let mut writes = Vec::new();
     for job in jobs {
         match job {
-            StoreJob::Heads(channel, market, done) => reads.push((channel, market, done)),
+            StoreJob::Heads(request) => reads.push(request),
             StoreJob::Mark(id, how, done) => {
                 let _ = done.send(mark_now(store, id, how, now));
             }
@@ -448,13 +456,24 @@ fn run_jobs(store: &mut Store, jobs: Vec<StoreJob>) -> Vec<HeadsRequest> {
     reads
 }
 
-fn heads_of(store: &Store, channel: crate::channel::ChannelKind, market: &str) -> Result<Heads, String> {
-    let msgs = store.outbox_heads_of(channel, market, 1000).map_err(|e| e.to_string())?;
+fn heads_of(
+    store: &Store,
+    channel: crate::channel::ChannelKind,
+    market: &str,
+    per_chat: usize,
+) -> Result<Heads, String> {
+    let msgs = store.outbox_heads_of(channel, market, per_chat, 1000).map_err(|e| e.to_string())?;
     let mut recipients = HashMap::new();
     for m in &msgs {
         if !recipients.contains_key(&m.to.id) {
             let lang = store.language_of(&m.to).map_err(|e| e.to_string())?;
-            let last_inbound = store.last_inbound(market, &m.to).map_err(|e| e.to_string())?;
+            // Only WhatsApp has a customer-service window.
+            let last_inbound = match channel {
+                crate::channel::ChannelKind::WhatsApp => {
+                    store.last_inbound(market, &m.to).map_err(|e| e.to_string())?
+                }
+                _ => None,
+            };
             recipients.insert(m.to.id.clone(), Recipient { lang, last_inbound });
         }
     }

@@ -356,10 +356,12 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
 
 /// Drains one bot's outbox in order per chat, within Telegram's limits.
 ///
-/// Each round reads the head of every chat's queue and sends one Bot API call for each chat
-/// that may send now: at most `per_chat` calls a second to one chat (a message sent as several
-/// calls, a long text in pieces or a request keyboard after the text, counts each call, and a
-/// retry sends only the calls that did not go) and `per_bot` a second in all. A 429 pauses this
+/// Each round reads the first messages of every chat's queue (as many as the chat's limit
+/// allows in a second: one with the defaults) and sends every chat that may send now its calls
+/// in order, the chats in flight together, on slots that keep to at most `per_chat` calls a
+/// second to one chat (a message sent as several calls, a long text in pieces or a request
+/// keyboard after the text, counts each call, and a retry sends only the calls that did not go)
+/// and `per_bot` a second in all. A failed call stops its chat's round there. A 429 pauses this
 /// bot only; a server error holds that chat alone with a capped backoff, up to
 /// [`MAX_ATTEMPTS`]; a bad request or a user who blocked the bot parks the message at once; an
 /// unreachable API pauses the bot without blaming any message. A delivered call whose marking
@@ -375,6 +377,9 @@ pub(super) async fn send(
     per_bot: f64,
 ) {
     let chat_gap = Duration::from_secs_f64(1.0 / per_chat);
+    // Calls one chat may get in a round: what its limit allows in a second (one with the
+    // defaults), at most eight.
+    let per_round = (per_chat.floor() as usize).clamp(1, 8);
     let bot_gap = Duration::from_secs_f64(1.0 / per_bot);
     // When each chat may get its next call (rate limit or retry backoff).
     let mut chat_ready: HashMap<String, Instant> = HashMap::new();
@@ -388,7 +393,7 @@ pub(super) async fn send(
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let (heads, recipients) = match read_heads(&shared, ChannelKind::Telegram, &market).await {
+        let (heads, recipients) = match read_heads(&shared, ChannelKind::Telegram, &market, per_round).await {
             Ok(p) => p,
             Err(error) => {
                 tracing::error!(market = %market, %error, "reading the outbox failed");
@@ -405,16 +410,22 @@ pub(super) async fn send(
         }
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
-        // One call per ready chat, in flight together (paced by the bot's limit); what became
-        // of them is written in one transaction at the end of the round.
-        let mut round: tokio::task::JoinSet<(InFlight, Sent)> = tokio::task::JoinSet::new();
         let mut results: Vec<(i64, SendResult)> = Vec::new();
+        // Each ready chat's calls for this round, in order: its messages' remaining parts (and
+        // a new menu first where a message brings one), at most `per_round` calls.
+        let now = Instant::now();
+        let mut runs: Vec<ChatRun> = Vec::new();
+        let mut run_of: HashMap<String, usize> = HashMap::new();
+        let mut waiting: std::collections::HashSet<String> = std::collections::HashSet::new();
         for m in heads {
-            let now = Instant::now();
+            if waiting.contains(&m.to.id) {
+                continue;
+            }
             if let Some(ready) = chat_ready.get(&m.to.id).copied()
                 && now < ready
             {
                 soonest = Some(soonest.map_or(ready, |s| s.min(ready)));
+                waiting.insert(m.to.id.clone());
                 continue;
             }
             let Ok(chat) = m.to.id.parse::<i64>() else {
@@ -427,82 +438,146 @@ pub(super) async fn send(
                 _ => texts.get(&market, lang, Key::TgShareLocation),
             };
             let hint = texts.get(&market, lang, Key::TgRequestHint);
-            let mut parts = telegram::render(&m.message, request_label, hint);
+            let parts = telegram::render(&m.message, request_label, hint);
             let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
+            let index = *run_of.entry(m.to.id.clone()).or_insert_with(|| {
+                runs.push(ChatRun {
+                    chat,
+                    to: m.to.clone(),
+                    lang,
+                    messages: Vec::new(),
+                    calls: Vec::new(),
+                    last_start: None,
+                    failure: None,
+                });
+                runs.len() - 1
+            });
+            let run = &mut runs[index];
+            if run.calls.len() >= per_round {
+                continue; // The rest of this chat's queue waits for the next round.
+            }
             if done >= parts.len() {
-                // Everything went earlier; only the marking was missing.
-                results.push((m.id, SendResult::Sent));
+                if run.messages.is_empty() {
+                    // Everything went earlier; only the marking was missing.
+                    results.push((m.id, SendResult::Sent));
+                }
                 continue;
             }
+            let message = run.messages.len();
+            run.messages.push(InFlight { id: m.id, attempts: m.attempts, start: done, done, total: parts.len() });
             if let Some(menu) = m.message.menu
                 && done == 0
             {
-                // The user's roles changed with this message: their menu first. Best effort:
-                // the message itself tells them what they can do.
-                if let Sent::RetryAfter(wait) = set_chat_commands(&bot, &market, &texts, chat, lang, menu).await {
-                    pause = Some(wait);
-                    break;
+                run.calls.push(Call { message, what: CallKind::Menu(menu), slot: now });
+            }
+            for part in parts.into_iter().skip(done) {
+                run.calls.push(Call { message, what: CallKind::Part(part), slot: now });
+            }
+        }
+        // Slots: each chat's calls at least `chat_gap` apart and the bot's at least `bot_gap`
+        // apart, the chats taking turns (every chat's first call, then every second one...).
+        let mut chat_next: Vec<Instant> = vec![now; runs.len()];
+        let longest = runs.iter().map(|r| r.calls.len()).max().unwrap_or(0);
+        for k in 0..longest {
+            for (i, run) in runs.iter_mut().enumerate() {
+                if let Some(call) = run.calls.get_mut(k) {
+                    let slot = (last_any + bot_gap).max(chat_next[i]).max(now);
+                    call.slot = slot;
+                    last_any = slot;
+                    chat_next[i] = slot + chat_gap;
                 }
-                last_any = Instant::now();
             }
-            let now = Instant::now();
-            if now < last_any + bot_gap {
-                tokio::time::sleep(last_any + bot_gap - now).await;
+        }
+        // Each chat's calls in order on their slots; the chats in flight together.
+        let mut round: tokio::task::JoinSet<ChatRun> = tokio::task::JoinSet::new();
+        for (i, mut run) in runs.into_iter().enumerate() {
+            if run.calls.is_empty() {
+                continue;
             }
-            last_any = Instant::now();
-            // The chat's next call waits its turn from now, whatever this one's fate.
-            chat_ready.insert(m.to.id.clone(), last_any + chat_gap);
-            let call = InFlight { id: m.id, to: m.to.clone(), attempts: m.attempts, done, total: parts.len() };
-            let part = parts.swap_remove(done);
-            let bot = bot.clone();
+            chat_ready.insert(run.to.id.clone(), chat_next[i]);
+            let (bot, market, texts) = (bot.clone(), market.clone(), Arc::clone(&texts));
             round.spawn(async move {
-                let sent = deliver(&bot, ChatId(chat), part).await;
-                (call, sent)
+                let calls = std::mem::take(&mut run.calls);
+                let mut last_start: Option<Instant> = None;
+                for call in calls {
+                    // Never closer than the chat's limit, whatever the timer did to the last one.
+                    let at = last_start.map_or(call.slot, |l| call.slot.max(l + chat_gap));
+                    tokio::time::sleep_until(at.into()).await;
+                    last_start = Some(Instant::now());
+                    run.last_start = last_start;
+                    let message = &mut run.messages[call.message];
+                    match call.what {
+                        CallKind::Menu(menu) => {
+                            // Best effort: the message itself tells them what they can do.
+                            let set = set_chat_commands(&bot, &market, &texts, run.chat, run.lang, menu).await;
+                            if let Sent::RetryAfter(_) = set {
+                                run.failure = Some((call.message, set));
+                                break;
+                            }
+                        }
+                        CallKind::Part(part) => match deliver(&bot, ChatId(run.chat), part).await {
+                            Sent::Ok => message.done += 1,
+                            other => {
+                                run.failure = Some((call.message, other));
+                                break;
+                            }
+                        },
+                    }
+                }
+                run
             });
         }
         while let Some(joined) = round.join_next().await {
-            let Ok((call, sent)) = joined else {
-                continue; // A panicked call: its message stays pending and is tried again.
+            let Ok(run) = joined else {
+                continue; // A panicked run: its messages stay pending and are tried again.
             };
-            match sent {
-                Sent::Ok => {
+            if let Some(last) = run.last_start {
+                let next = last + chat_gap;
+                let ready = chat_ready.entry(run.to.id.clone()).or_insert(next);
+                *ready = (*ready).max(next);
+            }
+            for m in &run.messages {
+                if m.done > m.start {
                     network_backoff = Duration::from_secs(1);
-                    let now_done = call.done + 1;
-                    delivered.insert(call.id, now_done);
-                    results.push((
-                        call.id,
-                        if now_done >= call.total { SendResult::Sent } else { SendResult::Parts(now_done) },
-                    ));
+                    delivered.insert(m.id, m.done);
+                    results.push((m.id, if m.done >= m.total { SendResult::Sent } else { SendResult::Parts(m.done) }));
                 }
+            }
+            let Some((index, sent)) = run.failure else {
+                continue;
+            };
+            let call = &run.messages[index];
+            match sent {
+                Sent::Ok => {}
                 Sent::RetryAfter(wait) => {
                     tracing::warn!(market = %market, seconds = wait.as_secs(), "flood control (429): this bot pauses");
                     pause = Some(pause.map_or(wait, |p| p.max(wait)));
-                    chat_ready.remove(&call.to.id);
+                    chat_ready.remove(&run.to.id);
                 }
                 Sent::Unreachable(reason) => {
-                    tracing::info!(market = %market, chat = %call.to.id, %reason, "user unreachable; their messages parked");
+                    tracing::info!(market = %market, chat = %run.to.id, %reason, "user unreachable; their messages parked");
                     let _ =
-                        mark(&shared, call.id, Mark::Unreachable { market: market.clone(), to: call.to, reason }).await;
+                        mark(&shared, call.id, Mark::Unreachable { market: market.clone(), to: run.to, reason }).await;
                 }
                 Sent::Refused(reason) => {
-                    tracing::error!(market = %market, chat = %call.to.id, id = call.id, %reason, "Telegram refused the message; parked");
+                    tracing::error!(market = %market, chat = %run.to.id, id = call.id, %reason, "Telegram refused the message; parked");
                     results.push((call.id, SendResult::Undeliverable(reason)));
                 }
                 Sent::Failed(reason) => {
                     let attempts = call.attempts + 1;
                     if attempts >= MAX_ATTEMPTS {
-                        tracing::error!(market = %market, chat = %call.to.id, id = call.id, %reason, attempts, "send kept failing; parked");
+                        tracing::error!(market = %market, chat = %run.to.id, id = call.id, %reason, attempts, "send kept failing; parked");
                         results.push((call.id, SendResult::Undeliverable(format!("{attempts} attempts: {reason}"))));
                     } else {
-                        tracing::warn!(market = %market, chat = %call.to.id, %reason, attempts, "send failed; will retry");
+                        tracing::warn!(market = %market, chat = %run.to.id, %reason, attempts, "send failed; will retry");
                         results.push((call.id, SendResult::Error(reason)));
-                        chat_ready.insert(call.to.id.clone(), Instant::now() + backoff(attempts));
+                        chat_ready.insert(run.to.id.clone(), Instant::now() + backoff(attempts));
                     }
                 }
                 Sent::Network(reason) => {
                     tracing::warn!(market = %market, %reason, wait_secs = network_backoff.as_secs(), "Bot API unreachable; this bot waits");
                     pause = Some(network_backoff);
-                    chat_ready.remove(&call.to.id);
+                    chat_ready.remove(&run.to.id);
                 }
             }
         }
@@ -551,13 +626,39 @@ pub(super) async fn send(
     }
 }
 
-/// A call in flight: which message, and how far it had got.
+/// A message in a round: how far it had got before the round, how far now, of how many calls.
 struct InFlight {
     id: i64,
-    to: crate::channel::UserKey,
     attempts: u32,
+    start: usize,
     done: usize,
     total: usize,
+}
+
+/// One chat's part of a round: its messages, the calls to make on their slots, and how it went.
+struct ChatRun {
+    chat: i64,
+    to: UserKey,
+    lang: Lang,
+    messages: Vec<InFlight>,
+    calls: Vec<Call>,
+    /// When the last call started.
+    last_start: Option<Instant>,
+    /// The call that did not go (which message, what happened); the chat's later calls wait.
+    failure: Option<(usize, Sent)>,
+}
+
+struct Call {
+    /// Index into the run's messages.
+    message: usize,
+    what: CallKind,
+    slot: Instant,
+}
+
+enum CallKind {
+    /// The user's new command menu, before the message that brings it.
+    Menu(CommandMenu),
+    Part(Send),
 }
 
 /// A user key on Telegram.

@@ -349,7 +349,7 @@ pub(super) async fn send(s: Sender) {
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);
-        let (heads, recipients) = match read_heads(&s.shared, ChannelKind::WhatsApp, &s.market).await {
+        let (heads, recipients) = match read_heads(&s.shared, ChannelKind::WhatsApp, &s.market, 1).await {
             Ok(h) => h,
             Err(error) => {
                 tracing::error!(market = %s.market, %error, "reading the outbox failed");

@@ -95,16 +95,27 @@ impl Store {
         Ok(out)
     }
 
-    /// The oldest pending message of each chat of one market's bot on one channel, oldest
-    /// first: what a sender may send next without breaking the order within a chat. Reading
-    /// only the heads means a chat with a long queue never hides the other chats.
-    pub fn outbox_heads_of(&self, channel: ChannelKind, market: &str, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
+    /// The `per_chat` oldest pending messages of each chat of one market's bot on one channel,
+    /// oldest first: what a sender may send next without breaking the order within a chat.
+    /// Reading only the heads of the queues means a chat with a long queue never hides the
+    /// other chats.
+    pub fn outbox_heads_of(
+        &self,
+        channel: ChannelKind,
+        market: &str,
+        per_chat: usize,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, recipient, message, parts_sent, attempts FROM outbox WHERE id IN (
-                 SELECT MIN(id) FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 GROUP BY recipient
+                 SELECT id FROM (
+                     SELECT id, ROW_NUMBER() OVER (PARTITION BY recipient ORDER BY id) AS place
+                     FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2
+                 ) WHERE place <= ?3
              ) ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![channel.code(), market], |r| {
+        let per_chat = i64::try_from(per_chat.max(1)).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![channel.code(), market, per_chat], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -338,4 +349,37 @@ pub fn record_send_results_in(tx: &Tx<'_>, results: &[(i64, SendResult)], now: D
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_the_oldest_few_of_every_chat_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("open");
+        let now = Utc::now();
+        let to = |id: &str| UserKey { channel: ChannelKind::Telegram, id: id.into() };
+        store
+            .write(|tx| {
+                for (who, text) in [("a", "a1"), ("a", "a2"), ("b", "b1"), ("a", "a3"), ("b", "b2")] {
+                    let envelope = Envelope { market: "blimbing".into(), to: to(who), message: Outbound::text(text) };
+                    enqueue(tx, &envelope, None, now)?;
+                }
+                // Another market's and another channel's queues are not this sender's.
+                let other = Envelope { market: "dinoyo".into(), to: to("a"), message: Outbound::text("x") };
+                enqueue(tx, &other, None, now)?;
+                let wa = UserKey { channel: ChannelKind::WhatsApp, id: "a".into() };
+                enqueue(tx, &Envelope { market: "blimbing".into(), to: wa, message: Outbound::text("y") }, None, now)
+            })
+            .expect("queue");
+        let texts = |per_chat| -> Vec<String> {
+            let heads = store.outbox_heads_of(ChannelKind::Telegram, "blimbing", per_chat, 100).expect("heads");
+            heads.into_iter().map(|m| m.message.text).collect()
+        };
+        assert_eq!(texts(1), ["a1", "b1"]);
+        assert_eq!(texts(2), ["a1", "a2", "b1", "b2"]);
+        assert_eq!(texts(8), ["a1", "a2", "b1", "a3", "b2"]);
+    }
 }
