@@ -38,6 +38,17 @@ fn register_traders(h: &mut Harness) {
 }
 
 /// The shopper orders 1 kg bawang merah from A-12 and 3 ikat kangkung from A-07.
+/// Kasiyem (stall A-12) opens her part of the order and picks its one line to weigh again:
+/// the part and the line.
+fn weigh_a12_line(h: &mut Harness) -> (i64, i64) {
+    as_user(h, KASIYEM);
+    let sub = sub_of(h, "A-12");
+    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
+    h.button(&Action::TraderChange(sub).encode());
+    h.button(&Action::TraderLine(line).encode());
+    (sub, line)
+}
+
 fn place_two_stall_order(h: &mut Harness) {
     as_user(h, BUYER);
     place_two_stall_order_as_is(h, "Hari ini");
@@ -173,11 +184,7 @@ fn weighed_changes_stay_within_limits_and_need_the_shopper() {
     let mut h = Harness::new("blimbing");
     register_traders(&mut h);
     place_two_stall_order(&mut h);
-    as_user(&mut h, KASIYEM);
-    let sub = sub_of(&h, "A-12");
-    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
-    h.button(&Action::TraderChange(sub).encode());
-    h.button(&Action::TraderLine(line).encode());
+    let (sub, _) = weigh_a12_line(&mut h);
     for bad in ["1,5 kg", "500 gr", "harga 50000"] {
         let r = h.text(bad);
         assert!(joined(&r).contains("di luar batas"), "{bad}: {r:#?}");
@@ -204,11 +211,7 @@ fn an_adjusted_part_waits_for_the_shopper_not_for_a_second_terima() {
     let mut h = Harness::new("blimbing");
     register_traders(&mut h);
     place_two_stall_order(&mut h);
-    as_user(&mut h, KASIYEM);
-    let sub = sub_of(&h, "A-12");
-    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
-    h.button(&Action::TraderChange(sub).encode());
-    h.button(&Action::TraderLine(line).encode());
+    let (sub, line) = weigh_a12_line(&mut h);
     h.text("1,1 kg");
     h.button(&Action::TraderDone(sub).encode());
     assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'adjusted'")), 1);
@@ -288,11 +291,7 @@ fn weighing_never_creates_or_loses_stock() {
     h.command("/stok bawang merah 1 kg");
     place_two_stall_order(&mut h);
     assert_eq!(stock(&h, "A-12", "bawang-merah"), 0);
-    as_user(&mut h, KASIYEM);
-    let sub = sub_of(&h, "A-12");
-    let line = h.count(&format!("SELECT id FROM order_lines WHERE sub_order_id = {sub}"));
-    h.button(&Action::TraderChange(sub).encode());
-    h.button(&Action::TraderLine(line).encode());
+    let (_, line) = weigh_a12_line(&mut h);
     // More than the recorded stock: refused, nothing changes.
     let r = h.text("1,1 kg");
     assert!(joined(&r).contains("tinggal 0 gr"), "{r:#?}");

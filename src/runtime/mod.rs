@@ -115,6 +115,41 @@ pub(crate) async fn read_heads(
     store_job(shared, |done| StoreJob::Heads(HeadsRequest { channel, market, per_chat, done })).await
 }
 
+/// How a sender's round starts.
+pub(crate) enum Round {
+    /// These messages are next.
+    Send(Heads),
+    /// Nothing to send yet (or the store could not be read): look again.
+    Again,
+    /// Shutting down and nothing is left.
+    Done,
+}
+
+/// Reads the next round's messages; with none, waits for new ones (a quarter of a second at
+/// most) or ends the sender when stopping.
+pub(crate) async fn start_round(
+    shared: &Shared,
+    channel: crate::channel::ChannelKind,
+    market: &str,
+    per_chat: usize,
+    queued: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+) -> Round {
+    let stopping = shared.stop.load(Ordering::SeqCst);
+    match read_heads(shared, channel, market, per_chat).await {
+        Ok(heads) if !heads.0.is_empty() => Round::Send(heads),
+        Ok(_) if stopping => Round::Done,
+        Ok(_) => {
+            let _ = tokio::time::timeout(Duration::from_millis(250), queued).await;
+            Round::Again
+        }
+        Err(error) => {
+            tracing::error!(market = %market, %error, "reading the outbox failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Round::Again
+        }
+    }
+}
+
 /// Records a sender's round.
 pub(crate) async fn record(shared: &Shared, results: Vec<(i64, crate::store::SendResult)>) -> Result<(), String> {
     store_job(shared, |done| StoreJob::Record(results, done)).await

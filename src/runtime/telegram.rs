@@ -1,7 +1,7 @@
 //! `pasar run` on Telegram: the pollers (inbox before the offset acknowledges), the webhook
 //! handler, the command menus and the rate-limited sender of each market's bot.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark, read_heads, shared_stopped};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Round, Shared, backoff, mark, shared_stopped, start_round};
 use crate::channel::telegram::{self, Send};
 use crate::channel::{ChannelKind, CommandMenu, UserKey};
 use crate::config::Config;
@@ -393,21 +393,12 @@ pub(super) async fn send(
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let (heads, recipients) = match read_heads(&shared, ChannelKind::Telegram, &market, per_round).await {
-            Ok(p) => p,
-            Err(error) => {
-                tracing::error!(market = %market, %error, "reading the outbox failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if heads.is_empty() {
-            if stopping {
-                return;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(250), queued).await;
-            continue;
-        }
+        let (heads, recipients) =
+            match start_round(&shared, ChannelKind::Telegram, &market, per_round, queued.as_mut()).await {
+                Round::Send(heads) => heads,
+                Round::Again => continue,
+                Round::Done => return,
+            };
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
         let mut results: Vec<(i64, SendResult)> = Vec::new();

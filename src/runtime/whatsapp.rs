@@ -5,7 +5,7 @@
 //! A delivery is in the inbox (keyed by each message's wamid) before the 200, so Meta's
 //! redeliveries, which go on for days, are ignored; processing happens after the answer.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Shared, backoff, mark, read_heads};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Round, Shared, backoff, mark, start_round};
 use crate::channel::whatsapp::{self, Labels};
 use crate::channel::{ChannelKind, Envelope, Inbound, InboundEvent, NoticeKind, Outbound, UserKey};
 use crate::config::Config;
@@ -349,21 +349,12 @@ pub(super) async fn send(s: Sender) {
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);
-        let (heads, recipients) = match read_heads(&s.shared, ChannelKind::WhatsApp, &s.market, 1).await {
-            Ok(h) => h,
-            Err(error) => {
-                tracing::error!(market = %s.market, %error, "reading the outbox failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if heads.is_empty() {
-            if stopping {
-                return;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(250), queued).await;
-            continue;
-        }
+        let (heads, recipients) =
+            match start_round(&s.shared, ChannelKind::WhatsApp, &s.market, 1, queued.as_mut()).await {
+                Round::Send(heads) => heads,
+                Round::Again => continue,
+                Round::Done => return,
+            };
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
         for m in heads {
