@@ -183,7 +183,7 @@ impl Engine {
     }
 
     /// Processes every pending inbox row in order, then every due timer; returns how many rows
-    /// were handled.
+    /// and deadlines were handled (none: nothing new was queued to send).
     pub fn process_pending(&mut self) -> StoreResult<usize> {
         let mut handled = 0;
         loop {
@@ -193,7 +193,7 @@ impl Engine {
             }
             handled += n;
         }
-        self.run_timers()?;
+        handled += self.run_timers()?;
         Ok(handled)
     }
 

@@ -378,6 +378,9 @@ async fn shutdown_signal() {
     }
 }
 
+/// How often the engine looks at the inbox and the deadlines without being woken.
+const TIMER_PASS: Duration = Duration::from_millis(500);
+
 /// The engine's own thread: the store work of the pollers and senders, stored updates and due
 /// timers; wakes the senders.
 fn drive_engine(
@@ -389,6 +392,11 @@ fn drive_engine(
     let Ok(rt) = rt else { return };
     rt.block_on(async {
         let mut jobs: Vec<StoreJob> = Vec::new();
+        // Whether the inbox or the clock calls for a pass: the senders' reads and results alone
+        // do not (each pass wakes every sender, and each sender's next read would call for
+        // another one).
+        let mut due = true;
+        let mut last_pass = tokio::time::Instant::now();
         loop {
             // Listening before looking: an update stored while the engine works still wakes it.
             let stored = shared.inbox.notified();
@@ -397,10 +405,20 @@ fn drive_engine(
             while let Ok(job) = queue.try_recv() {
                 jobs.push(job);
             }
+            due |= jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
             let reads = run_jobs(engine.store(), std::mem::take(&mut jobs));
-            match engine.process_pending() {
-                Ok(_) => shared.outbox.notify_waiters(),
-                Err(e) => tracing::error!(error = %e, "engine: store error; retrying"),
+            if due || last_pass.elapsed() >= TIMER_PASS {
+                due = false;
+                last_pass = tokio::time::Instant::now();
+                match engine.process_pending() {
+                    // New messages (or perhaps some: a failed pass may have done part of its work).
+                    Ok(0) => {}
+                    Ok(_) => shared.outbox.notify_waiters(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "engine: store error; retrying");
+                        shared.outbox.notify_waiters();
+                    }
+                }
             }
             for r in reads {
                 let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat));
@@ -409,9 +427,9 @@ fn drive_engine(
                 break;
             }
             tokio::select! {
-                _ = stored => {}
+                _ = &mut stored => due = true,
                 job = queue.recv() => jobs.extend(job),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep_until(last_pass + TIMER_PASS) => {}
             }
         }
     });

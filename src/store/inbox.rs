@@ -31,19 +31,27 @@ pub fn ingest_in(tx: &Tx<'_>, event: &InboundEvent) -> StoreResult<bool> {
     ])?;
     if n == 1 {
         let who = params![event.market, event.user.channel.code(), event.user.id];
-        // They wrote to the bot: whatever blocked it is over, the platform's window for
-        // messages to them opens again, and what was held for that goes out now.
+        // They wrote to the bot: whatever blocked it is over.
         tx.prepare_cached("DELETE FROM unreachable WHERE market = ?1 AND channel = ?2 AND user_id = ?3")?
             .execute(who)?;
-        tx.prepare_cached(
-            "INSERT INTO last_inbound (market, channel, user_id, at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (market, channel, user_id) DO UPDATE SET at = MAX(at, excluded.at)",
-        )?
-        .execute(params![event.market, event.user.channel.code(), event.user.id, ts(event.received_at)])?;
-        tx.prepare_cached(
-            "UPDATE outbox SET status = 'pending' WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'held'",
-        )?
-        .execute(who)?;
+        // WhatsApp's window for messages to them opens again, and what was held for that goes
+        // out now (Telegram has no such window: nothing is held there).
+        if event.user.channel == crate::channel::ChannelKind::WhatsApp {
+            tx.prepare_cached(
+                "INSERT INTO last_inbound (market, channel, user_id, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (market, channel, user_id) DO UPDATE SET at = MAX(at, excluded.at)",
+            )?
+            .execute(params![
+                event.market,
+                event.user.channel.code(),
+                event.user.id,
+                ts(event.received_at)
+            ])?;
+            tx.prepare_cached(
+                "UPDATE outbox SET status = 'pending' WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'held'",
+            )?
+            .execute(who)?;
+        }
     }
     Ok(n == 1)
 }
