@@ -273,4 +273,20 @@ mod tests {
         drop(conn);
         assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
     }
+
+    #[test]
+    fn lookups_by_parent_use_an_index_not_a_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        for sql in [
+            "SELECT id FROM sub_orders WHERE order_id = 1 ORDER BY id",
+            "SELECT id FROM order_lines WHERE sub_order_id = 1 ORDER BY id",
+            "SELECT MAX(id) FROM order_events WHERE sub_order_id = 1",
+        ] {
+            let mut stmt = store.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("plan");
+            let plan: Vec<String> =
+                stmt.query_map([], |r| r.get::<_, String>(3)).expect("rows").collect::<Result<_, _>>().expect("plan");
+            assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{sql}: {plan:?}");
+        }
+    }
 }
