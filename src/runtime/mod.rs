@@ -166,6 +166,8 @@ pub(crate) struct Shared {
     jobs: tokio::sync::mpsc::UnboundedSender<StoreJob>,
     /// Everything else has stopped: the engine thread finishes and exits.
     engine_stop: AtomicBool,
+    /// The engine thread ended before it was told to (a panic): the process stops.
+    engine_failed: AtomicBool,
 }
 
 /// Runs every market's bot that has a token until SIGINT/SIGTERM.
@@ -205,6 +207,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         outbox: Notify::new(),
         jobs,
         engine_stop: AtomicBool::new(false),
+        engine_failed: AtomicBool::new(false),
     });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
     // The pollers' and senders' store work runs on the engine thread (`StoreJob`); the webhook
@@ -339,7 +342,11 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || drive_engine(engine, engine_shared, job_queue))?;
-    shutdown_signal().await;
+    // A signal, or the engine thread gone (it stops everything on its way out).
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = shared_stopped(&shared) => {}
+    }
     tracing::info!("shutting down: no new updates; finishing what is in flight");
     shared.stop.store(true, Ordering::SeqCst);
     shared.inbox.notify_waiters();
@@ -347,12 +354,20 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     if let Some(s) = server {
         let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
     }
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    for mut t in tasks {
+        if tokio::time::timeout(Duration::from_secs(10), &mut t).await.is_err() {
+            // Still sending after the grace period: what it has not recorded goes again next time.
+            t.abort();
+            let _ = t.await;
+        }
     }
+    // Only now: the pollers and senders needed the engine thread for their store work.
     shared.engine_stop.store(true, Ordering::SeqCst);
     shared.inbox.notify_waiters();
     let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
+    if shared.engine_failed.load(Ordering::SeqCst) {
+        anyhow::bail!("the engine thread stopped unexpectedly (see the log above); restart pasar run");
+    }
     Ok(())
 }
 
@@ -388,10 +403,11 @@ fn drive_engine(
     shared: Arc<Shared>,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
 ) {
+    let _guard = EngineGuard(Arc::clone(&shared));
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
     let Ok(rt) = rt else { return };
     rt.block_on(async {
-        let mut jobs: Vec<StoreJob> = Vec::new();
+        let mut carried: Vec<StoreJob> = Vec::new();
         // Whether the inbox or the clock calls for a pass: the senders' reads and results alone
         // do not (each pass wakes every sender, and each sender's next read would call for
         // another one).
@@ -402,40 +418,87 @@ fn drive_engine(
             let stored = shared.inbox.notified();
             tokio::pin!(stored);
             stored.as_mut().enable();
-            while let Ok(job) = queue.try_recv() {
-                jobs.push(job);
-            }
-            due |= jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
-            let reads = run_jobs(engine.store(), std::mem::take(&mut jobs));
+            due |= serve(&mut engine, &mut queue, std::mem::take(&mut carried));
             if due || last_pass.elapsed() >= TIMER_PASS {
                 due = false;
                 last_pass = tokio::time::Instant::now();
-                match engine.process_pending() {
-                    // New messages (or perhaps some: a failed pass may have done part of its work).
-                    Ok(0) => {}
-                    Ok(_) => shared.outbox.notify_waiters(),
-                    Err(e) => {
-                        tracing::error!(error = %e, "engine: store error; retrying");
-                        shared.outbox.notify_waiters();
-                    }
-                }
-            }
-            for r in reads {
-                let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat));
+                engine_pass(&mut engine, &shared, &mut queue);
             }
             if shared.engine_stop.load(Ordering::SeqCst) {
                 break;
             }
             tokio::select! {
                 _ = &mut stored => due = true,
-                job = queue.recv() => jobs.extend(job),
+                job = queue.recv() => carried.extend(job),
                 _ = tokio::time::sleep_until(last_pass + TIMER_PASS) => {}
             }
         }
     });
-    // One more pass for updates stored just before the stop.
-    let _ = engine.process_pending();
-    shared.outbox.notify_waiters();
+    // Everything else has stopped: answer what is left, and one more pass for updates stored
+    // just before the stop.
+    queue.close();
+    serve(&mut engine, &mut queue, Vec::new());
+    engine_pass(&mut engine, &shared, &mut queue);
+}
+
+/// Stops the process if the engine thread ends before it is told to.
+struct EngineGuard(Arc<Shared>);
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        if !self.0.engine_stop.load(Ordering::SeqCst) {
+            tracing::error!("the engine thread stopped unexpectedly: shutting down");
+            self.0.engine_failed.store(true, Ordering::SeqCst);
+            self.0.stop.store(true, Ordering::SeqCst);
+            self.0.inbox.notify_waiters();
+            self.0.outbox.notify_waiters();
+        }
+    }
+}
+
+/// Handles the inbox batch by batch, serving the pollers' and senders' store work between
+/// batches (so a long queue of updates never holds up sending), then the due deadlines; wakes
+/// the senders whenever something was queued.
+fn engine_pass(
+    engine: &mut crate::conversation::engine::Engine,
+    shared: &Shared,
+    queue: &mut tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
+) {
+    loop {
+        match engine.process_batch(crate::conversation::engine::MAX_BATCH) {
+            Ok(0) => break,
+            Ok(_) => {
+                shared.outbox.notify_waiters();
+                serve(engine, queue, Vec::new());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "engine: store error; retrying");
+                break;
+            }
+        }
+    }
+    match engine.run_timers() {
+        Ok(0) => {}
+        Ok(_) => shared.outbox.notify_waiters(),
+        Err(e) => tracing::error!(error = %e, "engine: store error in the timers; retrying"),
+    }
+}
+
+/// Does the queued store work: writes in one transaction, then the reads. Returns whether new
+/// updates were stored.
+fn serve(
+    engine: &mut crate::conversation::engine::Engine,
+    queue: &mut tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
+    mut jobs: Vec<StoreJob>,
+) -> bool {
+    while let Ok(job) = queue.try_recv() {
+        jobs.push(job);
+    }
+    let ingested = jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
+    for r in run_jobs(engine.store(), jobs) {
+        let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat));
+    }
+    ingested
 }
 
 pub(crate) struct HeadsRequest {
@@ -446,7 +509,7 @@ pub(crate) struct HeadsRequest {
 }
 
 /// Runs a pass's writes in one transaction (each job on its own if that fails) and answers
-/// them; returns the reads, to be answered after the pass's processing.
+/// them; returns the reads, for the caller to answer.
 fn run_jobs(store: &mut Store, jobs: Vec<StoreJob>) -> Vec<HeadsRequest> {
     let now = Utc::now();
     let mut reads = Vec::new();

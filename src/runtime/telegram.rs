@@ -383,7 +383,7 @@ pub(super) async fn send(
     let bot_gap = Duration::from_secs_f64(1.0 / per_bot);
     // When each chat may get its next call (rate limit or retry backoff).
     let mut chat_ready: HashMap<String, Instant> = HashMap::new();
-    let mut last_any = Instant::now() - bot_gap;
+    let pacer = Arc::new(Pacer::default());
     let mut network_backoff = Duration::from_secs(1);
     // Calls delivered but not yet recorded in the store (its write failed): outbox id -> parts.
     let mut delivered: HashMap<i64, usize> = HashMap::new();
@@ -402,6 +402,7 @@ pub(super) async fn send(
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
         let mut results: Vec<(i64, SendResult)> = Vec::new();
+        let mut network_failed = false;
         // Each ready chat's calls for this round, in order: its messages' remaining parts (and
         // a new menu first where a message brings one), at most `per_round` calls.
         let now = Instant::now();
@@ -459,60 +460,53 @@ pub(super) async fn send(
             if let Some(menu) = m.message.menu
                 && done == 0
             {
-                run.calls.push(Call { message, what: CallKind::Menu(menu), slot: now });
+                run.calls.push(Call { message, what: CallKind::Menu(menu) });
             }
             for part in parts.into_iter().skip(done) {
-                run.calls.push(Call { message, what: CallKind::Part(part), slot: now });
+                run.calls.push(Call { message, what: CallKind::Part(part) });
             }
         }
-        // Slots: each chat's calls at least `chat_gap` apart and the bot's at least `bot_gap`
-        // apart, the chats taking turns (every chat's first call, then every second one...).
-        let mut chat_next: Vec<Instant> = vec![now; runs.len()];
-        let longest = runs.iter().map(|r| r.calls.len()).max().unwrap_or(0);
-        for k in 0..longest {
-            for (i, run) in runs.iter_mut().enumerate() {
-                if let Some(call) = run.calls.get_mut(k) {
-                    let slot = (last_any + bot_gap).max(chat_next[i]).max(now);
-                    call.slot = slot;
-                    last_any = slot;
-                    chat_next[i] = slot + chat_gap;
-                }
-            }
-        }
-        // Each chat's calls in order on their slots; the chats in flight together.
+        // Each chat's calls in order, at least `chat_gap` apart; every call takes the bot's
+        // next slot when it is due (so the bot's limit holds whatever the replies' times), and
+        // none starts while a 429 holds the bot. The chats are in flight together.
         let mut round: tokio::task::JoinSet<ChatRun> = tokio::task::JoinSet::new();
-        for (i, mut run) in runs.into_iter().enumerate() {
+        for mut run in runs {
             if run.calls.is_empty() {
                 continue;
             }
-            chat_ready.insert(run.to.id.clone(), chat_next[i]);
-            let (bot, market, texts) = (bot.clone(), market.clone(), Arc::clone(&texts));
+            let (bot, market, texts, pacer) = (bot.clone(), market.clone(), Arc::clone(&texts), Arc::clone(&pacer));
             round.spawn(async move {
                 let calls = std::mem::take(&mut run.calls);
-                let mut last_start: Option<Instant> = None;
                 for call in calls {
-                    // Never closer than the chat's limit, whatever the timer did to the last one.
-                    let at = last_start.map_or(call.slot, |l| call.slot.max(l + chat_gap));
+                    let chat_at = run.last_start.map_or_else(Instant::now, |l| l + chat_gap);
+                    let Some(at) = pacer.slot(chat_at, bot_gap) else {
+                        break; // Held by a 429: the rest waits for the next round.
+                    };
                     tokio::time::sleep_until(at.into()).await;
-                    last_start = Some(Instant::now());
-                    run.last_start = last_start;
+                    if pacer.held() {
+                        break;
+                    }
+                    run.last_start = Some(Instant::now());
                     let message = &mut run.messages[call.message];
-                    match call.what {
+                    let sent = match call.what {
+                        // Best effort: the message itself tells them what they can do.
                         CallKind::Menu(menu) => {
-                            // Best effort: the message itself tells them what they can do.
-                            let set = set_chat_commands(&bot, &market, &texts, run.chat, run.lang, menu).await;
-                            if let Sent::RetryAfter(_) = set {
-                                run.failure = Some((call.message, set));
-                                break;
+                            match set_chat_commands(&bot, &market, &texts, run.chat, run.lang, menu).await {
+                                Sent::RetryAfter(wait) => Sent::RetryAfter(wait),
+                                _ => continue,
                             }
                         }
-                        CallKind::Part(part) => match deliver(&bot, ChatId(run.chat), part).await {
-                            Sent::Ok => message.done += 1,
-                            other => {
-                                run.failure = Some((call.message, other));
-                                break;
+                        CallKind::Part(part) => deliver(&bot, ChatId(run.chat), part).await,
+                    };
+                    match sent {
+                        Sent::Ok => message.done += 1,
+                        other => {
+                            if let Sent::RetryAfter(wait) = other {
+                                pacer.hold(wait);
                             }
-                        },
+                            run.failure = Some((call.message, other));
+                            break;
+                        }
                     }
                 }
                 run
@@ -567,12 +561,13 @@ pub(super) async fn send(
                 }
                 Sent::Network(reason) => {
                     tracing::warn!(market = %market, %reason, wait_secs = network_backoff.as_secs(), "Bot API unreachable; this bot waits");
-                    pause = Some(network_backoff);
+                    pause = Some(pause.map_or(network_backoff, |p| p.max(network_backoff)));
+                    network_failed = true;
                     chat_ready.remove(&run.to.id);
                 }
             }
         }
-        if matches!(pause, Some(p) if p == network_backoff) {
+        if network_failed {
             network_backoff = (network_backoff * 2).min(MAX_BACKOFF);
         }
         if !results.is_empty() {
@@ -633,7 +628,7 @@ struct ChatRun {
     lang: Lang,
     messages: Vec<InFlight>,
     calls: Vec<Call>,
-    /// When the last call started.
+    /// When its last call started.
     last_start: Option<Instant>,
     /// The call that did not go (which message, what happened); the chat's later calls wait.
     failure: Option<(usize, Sent)>,
@@ -643,7 +638,42 @@ struct Call {
     /// Index into the run's messages.
     message: usize,
     what: CallKind,
-    slot: Instant,
+}
+
+/// One bot's pace, shared by the runs of a round: when its next call may start, and until when
+/// a 429 holds all of them.
+#[derive(Default)]
+struct Pacer(std::sync::Mutex<PacerState>);
+
+#[derive(Default)]
+struct PacerState {
+    next: Option<Instant>,
+    held_until: Option<Instant>,
+}
+
+impl Pacer {
+    /// Takes the bot's next slot, no earlier than `not_before`; `None` while a 429 holds the bot.
+    fn slot(&self, not_before: Instant, gap: Duration) -> Option<Instant> {
+        let mut p = self.0.lock().ok()?;
+        let now = Instant::now();
+        if p.held_until.is_some_and(|h| h > now) {
+            return None;
+        }
+        let at = p.next.map_or(now, |n| n.max(now)).max(not_before);
+        p.next = Some(at + gap);
+        Some(at)
+    }
+
+    fn held(&self) -> bool {
+        self.0.lock().map_or(true, |p| p.held_until.is_some_and(|h| h > Instant::now()))
+    }
+
+    fn hold(&self, wait: Duration) {
+        if let Ok(mut p) = self.0.lock() {
+            let until = Instant::now() + wait;
+            p.held_until = Some(p.held_until.map_or(until, |h| h.max(until)));
+        }
+    }
 }
 
 enum CallKind {
@@ -675,6 +705,23 @@ mod tests {
         );
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(matches!(classify(RequestError::Io(Arc::new(io))), Sent::Network(_)));
+    }
+
+    #[test]
+    fn the_pacer_spaces_the_bots_calls_and_a_429_holds_them_all() {
+        let pacer = Pacer::default();
+        let gap = Duration::from_millis(100);
+        let now = Instant::now();
+        let first = pacer.slot(now, gap).expect("slot");
+        let second = pacer.slot(now, gap).expect("slot");
+        assert!(second >= first + gap, "two chats' calls a bot's gap apart");
+        let later = pacer.slot(now + Duration::from_secs(1), gap).expect("slot");
+        assert!(later >= now + Duration::from_secs(1), "and never before the chat's own turn");
+        assert!(!pacer.held());
+        pacer.hold(Duration::from_secs(5));
+        pacer.hold(Duration::from_secs(1));
+        assert!(pacer.held(), "a shorter 429 does not shorten a longer one");
+        assert!(pacer.slot(now, gap).is_none(), "no call starts while the bot is held");
     }
 
     #[test]
