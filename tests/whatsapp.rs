@@ -13,14 +13,15 @@ use std::time::Duration;
 
 const NUMBER: &str = "1001"; // Pasar Blimbing's WhatsApp number id
 const APP_SECRET: &str = "app-secret-for-tests";
-const VERIFY_TOKEN: &str = "verify-me";
 const SHOPPER: &str = "6281234567890";
 const TRADER: &str = "6285600001111";
 const ADMIN: &str = "6281100002222";
 const TG_TOKEN: &str = "111:blimbing-token";
 const TG_TRADER: i64 = 2002;
 
-struct Running(Child, u16);
+/// The running server, its port, and its verify token (one per instance, so a test knows it
+/// talks to its own server and not to another that took the port it had picked).
+struct Running(Child, u16, String);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -34,42 +35,59 @@ fn start(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::path::Pa
 }
 
 fn start_with(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::path::Path, extra: &str) -> Running {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let tg = telegram
-        .map(|t| format!("[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n", t.url))
-        .unwrap_or_default();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
-         [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 1\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
-         {extra}\n[[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
-        graph.url
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pasar"));
-    cmd.arg("--config")
-        .arg(&path)
-        .args(["run", "--db"])
-        .arg(dir.join("pasar.db"))
-        .env("WHATSAPP_ACCESS_TOKEN", "graph-token")
-        .env("WHATSAPP_APP_SECRET", APP_SECRET)
-        .env("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN)
-        .env_remove("PASAR_DB")
-        .env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN")
-        .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
-    if telegram.is_some() {
-        cmd.env("PASAR_BLIMBING_TELEGRAM_TOKEN", TG_TOKEN);
-    }
-    let child = cmd.spawn().expect("pasar run");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let verify_token = format!("verify-me-{}-{port}", std::process::id());
+        let tg = telegram
+            .map(|t| format!("[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n", t.url))
+            .unwrap_or_default();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
+             [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 1\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
+             {extra}\n[[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
+            graph.url
+        );
+        let path = dir.join("config.toml");
+        std::fs::write(&path, config).expect("config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pasar"));
+        cmd.arg("--config")
+            .arg(&path)
+            .args(["run", "--db"])
+            .arg(dir.join("pasar.db"))
+            .env("WHATSAPP_ACCESS_TOKEN", "graph-token")
+            .env("WHATSAPP_APP_SECRET", APP_SECRET)
+            .env("WHATSAPP_VERIFY_TOKEN", &verify_token)
+            .env_remove("PASAR_DB")
+            .env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN")
+            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+        if telegram.is_some() {
+            cmd.env("PASAR_BLIMBING_TELEGRAM_TOKEN", TG_TOKEN);
+        }
+        let mut running = Running(cmd.spawn().expect("pasar run"), port, verify_token);
+        // Up when the server answers Meta's check with this instance's token; if the port was
+        // taken meanwhile, pasar exits and we go again on another.
+        let check = format!(
+            "GET /whatsapp?hub.mode=subscribe&hub.verify_token={}&hub.challenge=42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            running.2
+        );
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, check.as_bytes()) == (200, "42".into())
+            {
+                return running;
+            }
+            if running.0.try_wait().ok().flatten().is_some() {
+                break; // Exited (the port was taken): another port.
+            }
+            assert!(std::time::Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(running);
     }
-    Running(child, port)
 }
 
 /// A raw HTTP request; returns the status and body.
@@ -199,11 +217,11 @@ fn the_webhook_checks_everything_before_storing_anything() {
     let get =
         |q: &str| http(port, format!("GET /whatsapp?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
     assert_eq!(
-        get(&format!("hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")),
+        get(&format!("hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444", pasar.2)),
         (200, "1158201444".into())
     );
     assert_eq!(get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1").0, 403);
-    assert_eq!(get(&format!("hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1")).0, 403);
+    assert_eq!(get(&format!("hub.mode=unsubscribe&hub.verify_token={}&hub.challenge=1", pasar.2)).0, 403);
     // Signatures.
     let body = fixture("text.json", SHOPPER, "wamid.sig.1", &[("__TEXT__", "/start")]);
     assert_eq!(post(port, body.as_bytes(), None), 401, "missing signature");
