@@ -325,34 +325,50 @@ fn update_json(id: u32, chat: i64, text: &str) -> String {
 fn webhook_mode_checks_the_secret_and_stores_before_answering() {
     let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let config = format!(
-        "[telegram]\napi_url = \"{}\"\nmode = \"webhook\"\npublic_url = \"https://pasar.example.id\"\nlisten = \"127.0.0.1:{port}\"\n\
-         [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n",
-        fake.url
-    );
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
-        .arg("--config")
-        .arg(&path)
-        .args(["run", "--db"])
-        .arg(dir.path().join("pasar.db"))
-        .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
-        .env("PASAR_TELEGRAM_WEBHOOK_SECRET", "s3cret-token")
-        .env_remove("PASAR_DB")
-        .env("PASAR_LOG", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pasar run");
-    let _pasar = Running(child);
+    // A secret of this test's own: a server that answers a bad body with 400 rather than 401 is
+    // ours, not another test's that took the port picked here (then pasar exits: another port).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the webhook server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_pasar, port, secret) = loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let secret = format!("s3cret-token-{}-{port}", std::process::id());
+        let config = format!(
+            "[telegram]\napi_url = \"{}\"\nmode = \"webhook\"\npublic_url = \"https://pasar.example.id\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n",
+            fake.url
+        );
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("config");
+        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+            .arg("--config")
+            .arg(&path)
+            .args(["run", "--db"])
+            .arg(dir.path().join("pasar.db"))
+            .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
+            .env("PASAR_TELEGRAM_WEBHOOK_SECRET", &secret)
+            .env_remove("PASAR_DB")
+            .env("PASAR_LOG", "off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pasar run");
+        let mut pasar = Running(child);
+        let up = loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && post(port, "/telegram/blimbing", Some(&secret), "{not json") == 400
+            {
+                break true;
+            }
+            if pasar.0.try_wait().ok().flatten().is_some() {
+                break false;
+            }
+            assert!(std::time::Instant::now() < deadline, "the webhook server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if up {
+            break (pasar, port, secret);
+        }
+    };
     let inbox = || -> i64 {
         let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
         conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)).expect("inbox")
@@ -361,14 +377,14 @@ fn webhook_mode_checks_the_secret_and_stores_before_answering() {
     assert_eq!(post(port, "/telegram/blimbing", Some("wrong"), &good), 401);
     assert_eq!(post(port, "/telegram/blimbing", None, &good), 401);
     assert_eq!(inbox(), 0, "nothing stored without the right secret");
-    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), "{not json"), 400);
-    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), "{\"hello\": 1}"), 400);
-    assert_eq!(post(port, "/telegram/dinoyo", Some("s3cret-token"), &good), 404, "no bot runs for dinoyo");
+    assert_eq!(post(port, "/telegram/blimbing", Some(&secret), "{not json"), 400);
+    assert_eq!(post(port, "/telegram/blimbing", Some(&secret), "{\"hello\": 1}"), 400);
+    assert_eq!(post(port, "/telegram/dinoyo", Some(&secret), &good), 404, "no bot runs for dinoyo");
     assert_eq!(inbox(), 0);
-    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), &good), 200);
+    assert_eq!(post(port, "/telegram/blimbing", Some(&secret), &good), 200);
     assert_eq!(inbox(), 1, "stored before the 200");
     // Telegram redelivers: harmless.
-    assert_eq!(post(port, "/telegram/blimbing", Some("s3cret-token"), &good), 200);
+    assert_eq!(post(port, "/telegram/blimbing", Some(&secret), &good), 200);
     assert_eq!(inbox(), 1);
     fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
     std::thread::sleep(Duration::from_millis(300));
