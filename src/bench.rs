@@ -63,6 +63,8 @@ fn journey(engine: &Engine, market: &str) -> anyhow::Result<Vec<Inbound>> {
     let slot = available_slots(&m.slots, engine.now()).first().map(|s| s.code()).context("a slot")?;
     let b = |a: Action| Inbound::Button(a.encode());
     let t = |s: &str| Inbound::Text(s.to_string());
+    // A street in the market's own first kelurahan: typed addresses are placed by kelurahan.
+    let address = format!("Jl. Merdeka No. 12, {}", m.kelurahan.first().map(String::as_str).unwrap_or("Kota Malang"));
     let qty = if first.unit == crate::domain::quantity::SaleUnit::Kilogram { "1/2 kg" } else { "2" };
     Ok(vec![
         Inbound::Command { name: "start".into(), args: String::new() },
@@ -78,7 +80,7 @@ fn journey(engine: &Engine, market: &str) -> anyhow::Result<Vec<Inbound>> {
         b(Action::Checkout),
         t("Budi Santoso"),
         t("0812-3456-7890"),
-        t("Jl. Borobudur No. 12, Purwodadi"),
+        t(&address),
         b(Action::Slot(slot)),
         b(Action::Payment(PaymentMethod::Qris)),
         b(Action::NoNote),

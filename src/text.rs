@@ -200,6 +200,7 @@ keys! {
     LangNameEn => "lang_name_en",
     SummaryLine => "summary_line",
     AddressOutsideZone => "address_outside_zone",
+    AddressKelurahanOutside => "address_kelurahan_outside",
     OfferSoldOut => "offer_sold_out",
     OfferStockLeft => "offer_stock_left",
     OfferSoldOutNow => "offer_sold_out_now",

@@ -28,7 +28,9 @@ fn checkout_to_summary(h: &mut Harness) -> Vec<pasar_online::channel::Outbound> 
     h.button("checkout");
     h.text("Sri Wahyuni");
     h.text("0812-3456-7890");
-    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    // A street in a kelurahan the market delivers to.
+    let kelurahan = h.engine.catalog().market(&h.market).expect("market").kelurahan[0].clone();
+    let r = h.text(&format!("Jl. Borobudur No. 12, {kelurahan}"));
     let slot = payload(&r, "Hari ini");
     h.button(&slot);
     h.button("pay:qris");
@@ -559,4 +561,22 @@ fn a_whatsapp_number_is_recognised_by_the_details_saved_with_it_elsewhere() {
     add(&mut h, "kangkung", "1");
     let r = h.button("checkout");
     assert!(!joined(&r).contains("Sri") && !format!("{r:?}").contains("Sri"), "{r:#?}");
+}
+
+#[test]
+fn a_typed_address_outside_the_markets_kelurahan_is_refused_before_paying() {
+    let mut h = Harness::new("dinoyo");
+    add(&mut h, "kangkung", "2");
+    h.button("checkout");
+    h.text("Sri Wahyuni");
+    h.text("0812-3456-7890");
+    // Purwodadi is Pasar Blimbing's: Dinoyo says where it does deliver, and nothing moves on.
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    let text = joined(&r);
+    assert!(text.contains("kelurahan") && text.contains("Ketawanggede") && text.contains("Pasar Dinoyo"), "{text}");
+    assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }), "{:?}", h.state());
+    // One it serves, however it is spelt, goes on to the slots.
+    let r = h.text("jl mt haryono 7 rt 2, KETAWANGGEDE");
+    assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }), "{r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 0);
 }

@@ -11,7 +11,7 @@ use super::{PlaceRefusal, Repo, RepoResult, Turn};
 use crate::channel::{Button, Inbound, Outbound, Request};
 use crate::domain::cart::{CartLine, MAX_CART_LINES, line_total};
 use crate::domain::catalog::{Category, Commodity, Offer, SearchResult};
-use crate::domain::contact::{Address, AddressError, PhoneNumber, distance_km};
+use crate::domain::contact::{Address, AddressError, PhoneNumber, distance_km, kelurahan_in};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{CancelRefusal, NewOrder, NewOrderLine, OrderNumber, OrderStatus, PaymentMethod};
 use crate::domain::quantity::{Quantity, QuantityError, SaleUnit, parse_quantity};
@@ -169,6 +169,25 @@ pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut 
     }
 }
 
+/// Whether the market delivers there: a shared location by its distance, a typed address by
+/// the kelurahan it names (a market without a kelurahan list takes any typed address).
+fn in_zone(address: &Address, turn: &Turn<'_>) -> bool {
+    match address {
+        Address::Location { lat, lon } => {
+            distance_km(turn.market.lat, turn.market.lon, *lat, *lon) <= turn.market.delivery_radius_km
+        }
+        Address::Text(text) => turn.market.kelurahan.is_empty() || kelurahan_in(text, &turn.market.kelurahan).is_some(),
+    }
+}
+
+/// A typed address that names none of the market's kelurahan: which ones it serves, before any
+/// payment.
+fn outside_zone_by_kelurahan(turn: &mut Turn<'_>) {
+    let list = turn.market.kelurahan.join(", ");
+    let text = turn.tf(Key::AddressKelurahanOutside, &[("market", &turn.market.name), ("kelurahan", &list)]);
+    turn.reply(Outbound::text(text));
+}
+
 fn command(
     state: BuyerState,
     name: &str,
@@ -255,6 +274,10 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
         BuyerState::ReceiveName => receive_name(text, repo, turn),
         BuyerState::ReceivePhone { name } => receive_phone(name, text, repo, turn),
         BuyerState::ReceiveAddress { name, phone } => match Address::parse_text(text) {
+            Ok(address) if !in_zone(&address, turn) => {
+                outside_zone_by_kelurahan(turn);
+                Ok(BuyerState::ReceiveAddress { name, phone })
+            }
             Ok(address) => ask_slot(Contact { name, phone, address }, repo, turn),
             Err(e) => {
                 turn.say(match e {
@@ -451,7 +474,12 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         },
         Action::UseSavedAddress => match (state, repo.profile()?.address) {
             (BuyerState::ReceiveAddress { name, phone }, Some(address)) => match Address::parse_text(&address) {
-                Ok(address) => ask_slot(Contact { name, phone, address }, repo, turn),
+                Ok(address) if in_zone(&address, turn) => ask_slot(Contact { name, phone, address }, repo, turn),
+                Ok(_) => {
+                    // Saved for another market, or before the zone was checked: a new one.
+                    outside_zone_by_kelurahan(turn);
+                    Ok(BuyerState::ReceiveAddress { name, phone })
+                }
                 Err(_) => ask_address(name, phone, repo, turn),
             },
             (other, _) => stale(other, turn),

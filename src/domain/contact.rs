@@ -118,9 +118,26 @@ pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * r * a.sqrt().asin()
 }
 
+/// The first of `kelurahan` that a typed address names (case, spaces, dots and hyphens do not
+/// matter: "Oro Oro Dowo" is "Oro-oro Dowo"); `None` when it names none of them.
+pub fn kelurahan_in<'a>(address: &str, kelurahan: &'a [String]) -> Option<&'a str> {
+    let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    let address = squash(address);
+    kelurahan.iter().find(|k| !k.trim().is_empty() && address.contains(&squash(k))).map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_address_is_placed_by_the_kelurahan_it_names() {
+        let list: Vec<String> = ["Oro-oro Dowo", "Rampal Celaket", "Klojen"].map(String::from).to_vec();
+        assert_eq!(kelurahan_in("Jl. Guntur No. 5, Oro Oro Dowo", &list), Some("Oro-oro Dowo"));
+        assert_eq!(kelurahan_in("jl kawi 12 rampal celaket rt 2", &list), Some("Rampal Celaket"));
+        assert_eq!(kelurahan_in("Jl. Borobudur No. 12, Purwodadi", &list), None);
+        assert_eq!(kelurahan_in("Jl. Borobudur No. 12", &[String::new()]), None, "an empty name matches nothing");
+    }
 
     #[test]
     fn indonesian_mobile_numbers() {
