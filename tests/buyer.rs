@@ -5,7 +5,7 @@ mod common;
 
 use chrono::Duration;
 use common::{Harness, joined, payload};
-use pasar_online::channel::Inbound;
+use pasar_online::channel::{ChannelKind, Inbound, UserKey};
 use pasar_online::conversation::buyer::BuyerState;
 use pasar_online::conversation::payload::Action;
 
@@ -579,4 +579,72 @@ fn a_typed_address_outside_the_markets_kelurahan_is_refused_before_paying() {
     let r = h.text("jl mt haryono 7 rt 2, KETAWANGGEDE");
     assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }), "{r:#?}");
     assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 0);
+}
+
+#[test]
+fn a_full_slot_is_not_offered_and_one_that_fills_meanwhile_is_chosen_again() {
+    let mut h = Harness::new("blimbing");
+    // Room for one order a slot.
+    rusqlite::Connection::open(&h.db).expect("db").execute("UPDATE markets SET slot_capacity = 1", []).expect("cap");
+    h.restart();
+    // Two shoppers reach the slot question; both are offered today's first slot.
+    let first_slot = |r: &[pasar_online::channel::Outbound]| payload(r, "Hari ini");
+    let reach_slots = |h: &mut Harness, who: &str| {
+        h.user = UserKey { channel: ChannelKind::Console, id: who.into() };
+        add(h, "kangkung", "2");
+        h.button("checkout");
+        h.text("Sri Wahyuni");
+        h.text("0812-3456-7890");
+        h.text("Jl. Borobudur No. 12, Purwodadi")
+    };
+    let ani = reach_slots(&mut h, "ani");
+    let budi = reach_slots(&mut h, "budi");
+    let slot = first_slot(&budi);
+    assert_eq!(first_slot(&ani), slot);
+    // Budi takes it and places his order.
+    h.button(&slot);
+    h.button("pay:cod");
+    h.button("note:none");
+    h.button("place");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 1);
+    // Ani's button is for a slot that is now full: asked again, without it.
+    h.user = UserKey { channel: ChannelKind::Console, id: "ani".into() };
+    let r = h.button(&slot);
+    assert!(r.iter().flat_map(|m| m.buttons.iter()).all(|b| b.payload != slot), "the full slot is not offered: {r:#?}");
+    assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }), "{:?}", h.state());
+    // A newcomer is not offered it either; a cancelled order frees it again.
+    let carol = reach_slots(&mut h, "carol");
+    assert!(carol.iter().flat_map(|m| m.buttons.iter()).all(|b| b.payload != slot), "{carol:#?}");
+    rusqlite::Connection::open(&h.db)
+        .expect("db")
+        .execute("UPDATE orders SET status = 'cancelled'", [])
+        .expect("cancel");
+    let again = reach_slots(&mut h, "dewi");
+    assert_eq!(first_slot(&again), slot, "a cancelled order's place is free");
+}
+
+#[test]
+fn a_slot_that_fills_between_the_summary_and_placing_is_chosen_again() {
+    let mut h = Harness::new("blimbing");
+    rusqlite::Connection::open(&h.db).expect("db").execute("UPDATE markets SET slot_capacity = 1", []).expect("cap");
+    h.restart();
+    let r = checkout_to_summary(&mut h);
+    assert!(joined(&r).contains("Ringkasan"), "{r:#?}");
+    // Someone else's order takes today's first slot (the one Sri chose) while she reads.
+    let market = h.engine.catalog().market("blimbing").expect("market").clone();
+    let chosen = pasar_online::domain::slot::available_slots(&market.slots, common::morning())[0];
+    rusqlite::Connection::open(&h.db)
+        .expect("db")
+        .execute(
+            "INSERT INTO orders (market, number, channel, user_id, status, buyer_name, phone, slot_date, slot, payment,
+                                 total, placed_at, updated_at)
+             VALUES ('blimbing', 'BLB-9999', 'console', 'other', 'awaiting_traders', 'X', '+6281234567890', ?1, ?2,
+                     'cod', 1000, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')",
+            rusqlite::params![chosen.date.format("%Y-%m-%d").to_string(), chosen.slot.to_string()],
+        )
+        .expect("the other order");
+    let r = h.button("place");
+    assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }), "{:?} {r:#?}", h.state());
+    assert!(r.iter().flat_map(|m| m.buttons.iter()).all(|b| b.payload != format!("slot:{}", chosen.code())), "{r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 1, "only the other shopper's");
 }

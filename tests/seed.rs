@@ -36,7 +36,7 @@ fn ten_markets_each_with_stalls_and_offers() {
         let stalls: Vec<_> = seed.stalls.iter().filter(|s| s.market == m.slug).collect();
         assert!(stalls.len() >= 4, "{} has {} stalls", m.slug, stalls.len());
         assert!(stalls.iter().all(|s| !s.prices.is_empty()), "{}: a stall without prices", m.slug);
-        assert!(!m.slots.is_empty() && m.delivery_radius_km > 0.0);
+        assert!(!m.slots.is_empty() && m.delivery_radius_km > 0.0 && m.slot_capacity > 0);
         for staple in ["bawang-merah", "cabai-rawit", "beras-medium", "tempe"] {
             assert!(stalls.iter().any(|s| s.prices.iter().any(|(c, _)| c == staple)), "{} sells no {staple}", m.slug);
         }
@@ -106,6 +106,8 @@ fn bad_rows_are_refused_with_file_line_and_reason() {
     assert!(e.contains("markets.toml") && e.contains("HH:MM"), "{e}");
     let e = corrupted("markets.toml", |t| t.replacen("code = \"OOD\"", "code = \"BLB\"", 1));
     assert!(e.contains("markets.toml") && e.contains("used twice"), "{e}");
+    let e = corrupted("markets.toml", |t| t.replacen("slot_capacity = 30", "slot_capacity = 0", 1));
+    assert!(e.contains("markets.toml") && e.contains("slot_capacity"), "{e}");
 }
 
 #[test]

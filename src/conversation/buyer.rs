@@ -298,7 +298,11 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
                 starts && (c.date == today) != tomorrow
             });
             match found {
-                Some(choice) => ask_payment(contact, *choice, turn),
+                Some(choice) if slot_open(choice, repo, turn)? => ask_payment(contact, *choice, turn),
+                Some(_) => {
+                    turn.say(Key::SlotGone);
+                    ask_slot(contact, repo, turn)
+                }
                 None => {
                     turn.say(Key::NotUnderstood);
                     ask_slot(contact, repo, turn)
@@ -487,6 +491,10 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         Action::Slot(code) => match state {
             BuyerState::ReceiveSlot { contact } => {
                 let choice = available_slots(&turn.market.slots, turn.now).into_iter().find(|c| c.code() == code);
+                let choice = match choice {
+                    Some(c) if slot_open(&c, repo, turn)? => Some(c),
+                    _ => None,
+                };
                 match choice {
                     Some(slot) => ask_payment(contact, slot, turn),
                     None => {
@@ -1201,8 +1209,23 @@ fn slot_label(turn: &Turn<'_>, choice: &SlotChoice) -> String {
     turn.tf(key, &[("slot", &choice.slot), ("date", &choice.date.format("%d/%m"))])
 }
 
-fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+/// The slots still to come that have room for another order.
+fn open_slots(repo: &mut dyn Repo, turn: &Turn<'_>) -> RepoResult<Vec<SlotChoice>> {
     let choices = available_slots(&turn.market.slots, turn.now);
+    let taken = repo.slot_orders(&choices)?;
+    Ok(choices.into_iter().zip(taken).filter(|(_, n)| *n < turn.market.slot_capacity).map(|(c, _)| c).collect())
+}
+
+/// Whether this slot is still to come and has room for another order.
+fn slot_open(choice: &SlotChoice, repo: &mut dyn Repo, turn: &Turn<'_>) -> RepoResult<bool> {
+    if !available_slots(&turn.market.slots, turn.now).contains(choice) {
+        return Ok(false);
+    }
+    Ok(repo.slot_orders(std::slice::from_ref(choice))?.first().is_none_or(|n| *n < turn.market.slot_capacity))
+}
+
+fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let choices = open_slots(repo, turn)?;
     if choices.is_empty() {
         turn.say(Key::NoSlots);
         return show_menu(repo, turn);
@@ -1304,8 +1327,8 @@ fn place_order(
     if lines.is_empty() {
         return show_cart(repo, turn);
     }
-    // The slot may have passed while the shopper was deciding.
-    if !available_slots(&turn.market.slots, turn.now).contains(&checkout.slot) {
+    // The slot may have passed, or filled up, while the shopper was deciding.
+    if !slot_open(&checkout.slot, repo, turn)? {
         turn.say(Key::SlotGone);
         return ask_slot(checkout.contact, repo, turn);
     }

@@ -80,6 +80,9 @@ pub trait ShopperRepo {
     fn place_order(&mut self, order: &NewOrder) -> RepoResult<Result<PlacedOrder, PlaceRefusal>>;
     /// The shopper's orders in this market, newest first.
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>>;
+    /// How many of this market's orders (anyone's, not cancelled or rejected) are to be
+    /// delivered in each of these slots, in their order (one query for them all).
+    fn slot_orders(&mut self, slots: &[crate::domain::slot::SlotChoice]) -> RepoResult<Vec<u32>>;
     /// Cancels the shopper's own order if no trader has confirmed any of it; returns its id.
     fn cancel_order(&mut self, number: &OrderNumber, now: DateTime<Utc>) -> RepoResult<Result<i64, CancelRefusal>>;
 }

@@ -79,7 +79,12 @@ pub struct Market {
     pub lon: f64,
     pub delivery_radius_km: f64,
     pub kelurahan: Vec<String>,
+    /// Orders the market's couriers can take in one delivery slot; a full slot is not offered.
+    pub slot_capacity: u32,
 }
+
+/// Orders per delivery slot when `data/markets.toml` does not say.
+pub const DEFAULT_SLOT_CAPACITY: u32 = 30;
 
 impl Market {
     /// "04:00-13:00"
@@ -182,6 +187,7 @@ struct MarketRow {
     lon: f64,
     delivery_radius_km: f64,
     kelurahan: Vec<String>,
+    slot_capacity: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -295,7 +301,12 @@ fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
         if !(row.delivery_radius_km > 0.0 && row.delivery_radius_km <= 50.0) {
             return Err(fail(line, "delivery_radius_km must be between 0 and 50".into()));
         }
+        let slot_capacity = row.slot_capacity.unwrap_or(DEFAULT_SLOT_CAPACITY);
+        if !(1..=10_000).contains(&slot_capacity) {
+            return Err(fail(line, "slot_capacity must be between 1 and 10000 orders".into()));
+        }
         markets.push(Market {
+            slot_capacity,
             slug: row.slug,
             code: row.code,
             name: row.name,

@@ -45,8 +45,8 @@ impl Store {
             for m in &seed.markets {
                 let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
                 tx.execute(
-                    "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     params![
                         m.slug,
                         m.code,
@@ -59,6 +59,7 @@ impl Store {
                         m.lon,
                         m.delivery_radius_km,
                         m.kelurahan.join("|"),
+                        m.slot_capacity,
                     ],
                 )?;
             }
@@ -102,7 +103,7 @@ impl Store {
         let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("{what}: {e}"));
         let mut markets = Vec::new();
         let mut stmt = conn.prepare(
-            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan FROM markets ORDER BY rowid",
+            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity FROM markets ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -117,10 +118,11 @@ impl Store {
                 r.get::<_, f64>(8)?,
                 r.get::<_, f64>(9)?,
                 r.get::<_, String>(10)?,
+                r.get::<_, u32>(11)?,
             ))
         })?;
         for row in rows {
-            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan) = row?;
+            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan, slot_capacity) = row?;
             let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| corrupt(&slug, e.to_string()));
             let slots = slots
                 .split(',')
@@ -139,6 +141,7 @@ impl Store {
                 lon,
                 delivery_radius_km: radius,
                 kelurahan: kelurahan.split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
+                slot_capacity,
             });
         }
         let mut commodities = Vec::new();

@@ -254,4 +254,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX order_lines_by_sub_order ON order_lines (sub_order_id);
     CREATE INDEX order_events_by_sub_order ON order_events (sub_order_id) WHERE sub_order_id IS NOT NULL;
     "#,
+    // 3: orders per delivery slot (issue 6): each market's capacity, and the count of a slot's
+    // orders read with an index.
+    r#"
+    ALTER TABLE markets ADD COLUMN slot_capacity INTEGER NOT NULL DEFAULT 30;
+    CREATE INDEX orders_by_slot ON orders (market, slot_date, slot, status);
+    "#,
 ];

@@ -304,6 +304,26 @@ impl ShopperRepo for RepoTx<'_> {
         Ok(Ok(PlacedOrder { id: order_id, number }))
     }
 
+    fn slot_orders(&mut self, slots: &[crate::domain::slot::SlotChoice]) -> RepoResult<Vec<u32>> {
+        let (Some(first), Some(last)) = (slots.iter().map(|s| s.date).min(), slots.iter().map(|s| s.date).max()) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT slot_date, slot, COUNT(*) FROM orders WHERE market = ?1 AND slot_date BETWEEN ?2 AND ?3
+             AND status NOT IN ('cancelled', 'rejected') GROUP BY slot_date, slot",
+        )?;
+        let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        let rows = stmt.query_map(params![self.market, day(first), day(last)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        let mut counts = std::collections::HashMap::new();
+        for row in rows {
+            let (date, slot, n) = row?;
+            counts.insert((date, slot), u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok(slots.iter().map(|s| counts.get(&(day(s.date), s.slot.to_string())).copied().unwrap_or(0)).collect())
+    }
+
     fn orders(&mut self, limit: usize) -> RepoResult<Vec<OrderSummary>> {
         // No `LIMIT ?` (it re-prepares the statement on every call); stop reading instead.
         let mut stmt = self.tx.prepare_cached(
