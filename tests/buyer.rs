@@ -567,9 +567,25 @@ fn a_whatsapp_number_is_recognised_by_the_details_saved_with_it_elsewhere() {
 fn a_typed_address_outside_the_markets_kelurahan_is_refused_before_paying() {
     let mut h = Harness::new("dinoyo");
     add(&mut h, "kangkung", "2");
+    // Sri's saved address is from an order at Pasar Blimbing.
+    let saved = rusqlite::Connection::open(&h.db)
+        .expect("db")
+        .execute(
+            "INSERT INTO users (channel, user_id, address, updated_at)
+             VALUES ('console', 'sri', 'Jl. Borobudur No. 12, Purwodadi', '2026-11-27T00:00:00Z')
+             ON CONFLICT (channel, user_id) DO UPDATE SET address = excluded.address",
+            [],
+        )
+        .expect("saved address");
+    assert_eq!(saved, 1);
     h.button("checkout");
     h.text("Sri Wahyuni");
-    h.text("0812-3456-7890");
+    let r = h.text("0812-3456-7890");
+    assert!(joined(&r).contains("Kirim ke mana"), "{r:#?}");
+    assert!(
+        r.iter().flat_map(|m| m.buttons.iter()).all(|b| !b.label.contains("Borobudur")),
+        "not offered here: {r:#?}"
+    );
     // Purwodadi is Pasar Blimbing's: Dinoyo says where it does deliver, and nothing moves on.
     let r = h.text("Jl. Borobudur No. 12, Purwodadi");
     let text = joined(&r);

@@ -1190,7 +1190,9 @@ fn receive_phone(name: String, text: &str, repo: &mut dyn Repo, turn: &mut Turn<
 fn ask_address(name: String, phone: PhoneNumber, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let profile = repo.profile()?;
     let mut buttons = Vec::new();
-    if let Some(address) = &profile.address {
+    // The saved address is offered only where this market delivers to it.
+    let saved = profile.address.filter(|a| Address::parse_text(a).is_ok_and(|a| in_zone(&a, turn)));
+    if let Some(address) = &saved {
         let short: String = address.chars().take(40).collect();
         buttons.push(Button {
             label: turn.tf(Key::BtnUseSaved, &[("value", &short)]),

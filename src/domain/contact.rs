@@ -118,12 +118,37 @@ pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * r * a.sqrt().asin()
 }
 
-/// The first of `kelurahan` that a typed address names (case, spaces, dots and hyphens do not
-/// matter: "Oro Oro Dowo" is "Oro-oro Dowo"); `None` when it names none of them.
+/// The first of `kelurahan` that a typed address names, word for word (case, dots and hyphens
+/// do not matter, and "Oro2 Dowo" is "Oro-oro Dowo"); `None` when it names none of them. What
+/// follows "Kec.", "Kab." or "Kota" in a part of the address names a district or a city, not a
+/// kelurahan, and is not looked at ("Wonokoyo, Kec. Kedungkandang" is not in Kedungkandang).
 pub fn kelurahan_in<'a>(address: &str, kelurahan: &'a [String]) -> Option<&'a str> {
-    let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
-    let address = squash(address);
-    kelurahan.iter().find(|k| !k.trim().is_empty() && address.contains(&squash(k))).map(String::as_str)
+    const DISTRICT: [&str; 5] = ["kec", "kecamatan", "kab", "kabupaten", "kota"];
+    let mut said: Vec<String> = Vec::new();
+    for part in address.split([',', ';', '\n']) {
+        said.extend(words(part).into_iter().take_while(|w| !DISTRICT.contains(&w.as_str())));
+        said.push(",".into()); // a name never runs across two parts
+    }
+    kelurahan.iter().map(String::as_str).find(|k| {
+        let name = words(k);
+        !name.is_empty() && said.windows(name.len()).any(|w| w == name.as_slice())
+    })
+}
+
+/// Lower-case words; a word ending in "2" is said twice ("oro2" is "oro oro").
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        let w = w.to_lowercase();
+        match w.strip_suffix('2') {
+            Some(stem) if !stem.is_empty() && stem.chars().all(char::is_alphabetic) => {
+                out.push(stem.to_string());
+                out.push(stem.to_string());
+            }
+            _ => out.push(w),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -132,10 +157,17 @@ mod tests {
 
     #[test]
     fn a_typed_address_is_placed_by_the_kelurahan_it_names() {
-        let list: Vec<String> = ["Oro-oro Dowo", "Rampal Celaket", "Klojen"].map(String::from).to_vec();
+        let list: Vec<String> =
+            ["Oro-oro Dowo", "Rampal Celaket", "Klojen", "Kedungkandang"].map(String::from).to_vec();
         assert_eq!(kelurahan_in("Jl. Guntur No. 5, Oro Oro Dowo", &list), Some("Oro-oro Dowo"));
+        assert_eq!(kelurahan_in("jl guntur 5 oro2 dowo", &list), Some("Oro-oro Dowo"));
         assert_eq!(kelurahan_in("jl kawi 12 rampal celaket rt 2", &list), Some("Rampal Celaket"));
         assert_eq!(kelurahan_in("Jl. Borobudur No. 12, Purwodadi", &list), None);
+        // A district or a city named after a kelurahan is not that kelurahan.
+        assert_eq!(kelurahan_in("Jl. Danau Toba 3, Wonokoyo, Kec. Kedungkandang", &list), None);
+        assert_eq!(kelurahan_in("Jl. Kawi 1, Kel. Klojen, Kec. Klojen, Kota Malang", &list), Some("Klojen"));
+        // Whole words only: "Klojenan" is not Klojen.
+        assert_eq!(kelurahan_in("Perum Klojenan Indah 4", &list), None);
         assert_eq!(kelurahan_in("Jl. Borobudur No. 12", &[String::new()]), None, "an empty name matches nothing");
     }
 
