@@ -26,6 +26,8 @@ struct RawConfig {
     #[serde(default)]
     orders: RawOrders,
     #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
     markets: std::collections::BTreeMap<String, RawMarket>,
     #[serde(default)]
     admins: Vec<RawAdmin>,
@@ -92,6 +94,13 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawOrders {
     trader_deadline_minutes: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    offer_timeout_minutes: Option<u32>,
+    lead_minutes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +246,11 @@ pub struct Policy {
     /// then the stall's part is cancelled, at half this interval each).
     pub trader_deadline: chrono::Duration,
     pub market_deadlines: std::collections::BTreeMap<String, chrono::Duration>,
+    /// How long a courier has to take an offered delivery before the next one is asked.
+    pub courier_offer_timeout: chrono::Duration,
+    /// How long before its slot starts an order is offered to a courier even if some stall is
+    /// still packing.
+    pub courier_lead: chrono::Duration,
     pub admins: Vec<AdminEntry>,
     /// Keys invite codes (env `PASAR_INVITE_SECRET`); without it the database's own random
     /// secret is used.
@@ -248,6 +262,8 @@ impl Default for Policy {
         Policy {
             trader_deadline: chrono::Duration::minutes(10),
             market_deadlines: Default::default(),
+            courier_offer_timeout: chrono::Duration::minutes(5),
+            courier_lead: chrono::Duration::minutes(30),
             admins: Vec::new(),
             invite_secret: None,
         }
@@ -332,6 +348,12 @@ impl Config {
         let mut policy = defaults.policy.clone();
         if let Some(m) = raw.orders.trader_deadline_minutes {
             policy.trader_deadline = minutes(m, "orders.trader_deadline_minutes")?;
+        }
+        if let Some(m) = raw.delivery.offer_timeout_minutes {
+            policy.courier_offer_timeout = minutes(m, "delivery.offer_timeout_minutes")?;
+        }
+        if let Some(m) = raw.delivery.lead_minutes {
+            policy.courier_lead = minutes(m, "delivery.lead_minutes")?;
         }
         let mut whatsapp = WhatsAppConfig::default();
         for (slug, market) in raw.markets {
@@ -484,6 +506,11 @@ mod tests {
         assert!(c.policy.is_config_admin("dinoyo", &tg) && !c.policy.is_config_admin("blimbing", &tg));
         assert!(c.policy.is_config_admin("blimbing", &wa), "no markets listed: a city admin");
         assert!(Config::parse("[orders]\ntrader_deadline_minutes = 0\n", p).is_err());
+        let d = Config::parse("[delivery]\noffer_timeout_minutes = 3\nlead_minutes = 45\n", p).expect("parses");
+        assert_eq!(d.policy.courier_offer_timeout, chrono::Duration::minutes(3));
+        assert_eq!(d.policy.courier_lead, chrono::Duration::minutes(45));
+        assert_eq!(Config::default().policy.courier_offer_timeout, chrono::Duration::minutes(5));
+        assert!(Config::parse("[delivery]\noffer_timeout_minutes = 0\n", p).is_err());
         assert!(Config::parse("[[admins]]\nchannel = \"fax\"\nuser = \"1\"\n", p).is_err());
     }
 }

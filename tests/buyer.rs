@@ -171,10 +171,10 @@ fn checkout_states_refuse_bad_answers_and_keep_what_was_collected() {
     assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
     let r = h.text("rumah");
     assert!(joined(&r).contains("terlalu singkat"), "{r:#?}");
-    let r = h.send(Inbound::Location { lat: -97.0, lon: 112.6 });
+    let r = h.send(Inbound::Location { lat: -97.0, lon: 112.6, live: false });
     assert!(joined(&r).contains("Lokasi itu tidak bisa dibaca"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
-    let r = h.send(Inbound::Location { lat: -7.936, lon: 112.644 });
+    let r = h.send(Inbound::Location { lat: -7.936, lon: 112.644, live: false });
     assert!(matches!(h.state(), BuyerState::ReceiveSlot { .. }));
     // 07:00 now: the 07:00 slot (and 09:00, under the hour of lead time) are not offered today.
     let labels: Vec<&str> = r.iter().flat_map(|m| m.buttons.iter()).map(|b| b.label.as_str()).collect();
@@ -495,7 +495,7 @@ fn review_findings_stay_fixed() {
     h.button("lang:id");
     h.text("0812-3456-7890");
     // A shared location far outside the market's radius is refused before anything else.
-    let r = h.send(Inbound::Location { lat: -6.2, lon: 106.8 });
+    let r = h.send(Inbound::Location { lat: -6.2, lon: 106.8, live: false });
     assert!(joined(&r).contains("di luar jangkauan"), "{r:#?}");
     assert!(matches!(h.state(), BuyerState::ReceiveAddress { .. }));
     h.text("Jl. Mawar {total} {slot} No. 3, Blimbing");

@@ -171,7 +171,9 @@ impl<'e> ConsoleChat<'e> {
                     .split_once(',')
                     .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
                 match parsed {
-                    Some((lat, lon)) if lat.is_finite() && lon.is_finite() => Inbound::Location { lat, lon },
+                    Some((lat, lon)) if lat.is_finite() && lon.is_finite() => {
+                        Inbound::Location { lat, lon, live: false }
+                    }
                     // Not a location: the core answers it like any other unknown command.
                     _ => Inbound::Command { name, args },
                 }
@@ -180,6 +182,22 @@ impl<'e> ConsoleChat<'e> {
             Inbound::Command { name, args } if name == "tombol" || name == "press" => Inbound::Button(args),
             Inbound::Command { name, args } if name == "kontak" || name == "contact" => {
                 Inbound::Contact { phone: args, name: None }
+            }
+            // A photo, by a name standing for the platform's reference to it.
+            Inbound::Command { name, args } if (name == "foto" || name == "photo") && !args.is_empty() => {
+                Inbound::Image { reference: args, caption: None }
+            }
+            // A live location's next point, as a courier on the road sends it.
+            Inbound::Command { name, args } if name == "lokasi_live" || name == "live_location" => {
+                let parsed = args
+                    .split_once(',')
+                    .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
+                match parsed {
+                    Some((lat, lon)) if lat.is_finite() && lon.is_finite() => {
+                        Inbound::Location { lat, lon, live: true }
+                    }
+                    _ => Inbound::Command { name, args },
+                }
             }
             other => other,
         }

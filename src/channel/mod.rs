@@ -60,26 +60,20 @@ pub enum Inbound {
     /// Free text.
     Text(String),
     /// `/name args`, name lower-cased without the slash (and without a `@botname` suffix).
-    Command {
-        name: String,
-        args: String,
-    },
+    Command { name: String, args: String },
     /// The payload of a pressed button.
     Button(String),
     Location {
         lat: f64,
         lon: f64,
+        /// An update of a live location (Telegram sends one every few seconds while sharing).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        live: bool,
     },
     /// A shared contact card.
-    Contact {
-        phone: String,
-        name: Option<String>,
-    },
+    Contact { phone: String, name: Option<String> },
     /// A picture, kept as the platform's reference to it (a WhatsApp media id).
-    Image {
-        reference: String,
-        caption: Option<String>,
-    },
+    Image { reference: String, caption: Option<String> },
 }
 
 impl Inbound {
@@ -198,6 +192,8 @@ impl NoticeKind {
 pub struct CommandMenu {
     pub trader: bool,
     pub admin: bool,
+    #[serde(default)]
+    pub courier: bool,
 }
 
 impl Outbound {

@@ -1,7 +1,7 @@
 //! The Telegram channel: one bot per market, through teloxide.
 //!
 //! Inbound: a dptree handler tree turns each Bot API update (messages, commands, button presses,
-//! shared locations and contacts) into an [`InboundEvent`] keyed `telegram:<market>:<update_id>`,
+//! shared locations and contacts, photos, live-location updates) into an [`InboundEvent`] keyed `telegram:<market>:<update_id>`,
 //! which the poller writes to the inbox *before* the next `getUpdates` offset acknowledges it.
 //! Outbound: [`render`] turns an [`Outbound`] into Bot API requests (inline keyboards for choices,
 //! a reply keyboard for location and contact requests). The sender lives in
@@ -40,14 +40,34 @@ fn from_message(msg: Message) -> Option<Converted> {
     let inbound = if let Some(text) = msg.text() {
         Inbound::from_typed(text)
     } else if let Some(loc) = msg.location() {
-        Inbound::Location { lat: loc.latitude, lon: loc.longitude }
+        Inbound::Location { lat: loc.latitude, lon: loc.longitude, live: false }
     } else if let Some(contact) = msg.contact() {
         Inbound::Contact { phone: contact.phone_number.clone(), name: Some(contact.first_name.clone()) }
+    } else if let Some(sizes) = msg.photo() {
+        // The largest size: a courier's proof at the door should be legible.
+        let largest = sizes.iter().max_by_key(|p| u64::from(p.width) * u64::from(p.height))?;
+        Inbound::Image { reference: largest.file.id.to_string(), caption: msg.caption().map(str::to_string) }
     } else {
-        // Stickers, photos, voice notes...: the core answers "not understood" with the menu.
+        // Stickers, voice notes...: the core answers "not understood" with the menu.
         Inbound::Text(String::new())
     };
     Some(Converted { chat: msg.chat.id.0, display_name, inbound, callback_id: None, pressed_on: None })
+}
+
+/// An edited message matters only as the next point of a live location being shared (a
+/// courier on the road); edited text is not a new message.
+fn from_edited(msg: Message) -> Option<Converted> {
+    if !msg.chat.is_private() {
+        return None;
+    }
+    let loc = msg.location()?;
+    Some(Converted {
+        chat: msg.chat.id.0,
+        display_name: msg.from.as_ref().map(|u| u.full_name()),
+        inbound: Inbound::Location { lat: loc.latitude, lon: loc.longitude, live: true },
+        callback_id: None,
+        pressed_on: None,
+    })
 }
 
 fn from_callback(q: CallbackQuery) -> Option<Converted> {
@@ -67,6 +87,7 @@ fn from_callback(q: CallbackQuery) -> Option<Converted> {
 pub fn handler() -> dptree::Handler<'static, Option<Converted>, DpHandlerDescription> {
     dptree::entry()
         .branch(Update::filter_message().endpoint(|msg: Message| async move { from_message(msg) }))
+        .branch(Update::filter_edited_message().endpoint(|msg: Message| async move { from_edited(msg) }))
         .branch(Update::filter_callback_query().endpoint(|q: CallbackQuery| async move { from_callback(q) }))
 }
 

@@ -308,7 +308,7 @@ fn inbound_of(m: &RawMessage) -> Option<Inbound> {
         },
         "location" => match &m.location {
             Some(l) if l.latitude.is_finite() && l.longitude.is_finite() => {
-                Inbound::Location { lat: l.latitude, lon: l.longitude }
+                Inbound::Location { lat: l.latitude, lon: l.longitude, live: false }
             }
             _ => Inbound::Text(String::new()),
         },

@@ -1,10 +1,14 @@
-//! The market admin's conversation (for now: inviting traders). Admins are named in the config
-//! or granted at run time; a command from anyone else never reaches this module.
+//! The market admin's conversation: inviting traders and couriers, the courier list, and
+//! assigning a delivery by hand. Admins are named in the config or granted at run time; a
+//! command from anyone else never reaches this module.
 
+use super::delivery::AssignRefusal;
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{Inbound, Outbound};
 use crate::domain::catalog::normalize;
+use crate::domain::delivery::{Courier, CourierProfile, ProfileError};
 use crate::domain::invite::{invite_code, lifetime};
+use crate::domain::order::OrderNumber;
 use crate::domain::slot::local;
 use crate::text::Key;
 
@@ -16,6 +20,9 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
     };
     match name.as_str() {
         "undang" => invite(args, repo, turn),
+        "undang_kurir" => invite_courier(args, repo, turn),
+        "kurir" => list_couriers(repo, turn),
+        "tugaskan" => assign(args, repo, turn),
         _ => {
             turn.say(Key::AdminHelp);
             Ok(())
@@ -46,6 +53,114 @@ fn invite(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
             ("expires", &local(expires).format("%d/%m %H:%M")),
         ],
     );
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/undang_kurir Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB`: a one-time code for a
+/// courier, valid 48 hours. The name, phone, vehicle and plate are what shoppers will see.
+fn invite_courier(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let profile = match CourierProfile::parse(args) {
+        Ok(p) => p,
+        Err(ProfileError::Phone(_)) => {
+            turn.say(Key::CourierInvitePhone);
+            return Ok(());
+        }
+        Err(ProfileError::Fields | ProfileError::TooLong) => {
+            turn.say(Key::CourierInviteUsage);
+            return Ok(());
+        }
+    };
+    let code = invite_code(turn.secret, turn.event_key);
+    let expires = turn.now + lifetime();
+    repo.create_courier_invite(&code, &profile, turn.user, expires)?;
+    let text = turn.tf(
+        Key::CourierInviteCreated,
+        &[
+            ("code", &code),
+            ("name", &profile.name),
+            ("vehicle", &profile.vehicle),
+            ("plate", &profile.plate),
+            ("expires", &local(expires).format("%d/%m %H:%M")),
+        ],
+    );
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/kurir`: the market's couriers, their numbers (for `/tugaskan`), shifts and open jobs.
+fn list_couriers(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let couriers = repo.couriers()?;
+    if couriers.is_empty() {
+        turn.say(Key::CourierListNone);
+        return Ok(());
+    }
+    let mut text = turn.tf(Key::CourierListHeader, &[("market", &turn.market.name)]);
+    for (c, open) in &couriers {
+        let shift = turn.t(if c.on_shift { Key::CourierOnShift } else { Key::CourierOffShift });
+        text.push('\n');
+        text.push_str(&turn.tf(
+            Key::CourierListLine,
+            &[
+                ("id", &c.id),
+                ("name", &c.profile.name),
+                ("vehicle", &c.profile.vehicle),
+                ("plate", &c.profile.plate),
+                ("shift", &shift),
+                ("jobs", open),
+            ],
+        ));
+    }
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// The courier an admin names: their number from `/kurir`, or a unique part of their name.
+fn named_courier(repo: &mut dyn Repo, wanted: &str) -> RepoResult<Option<Courier>> {
+    let couriers: Vec<Courier> = repo.couriers()?.into_iter().map(|(c, _)| c).collect();
+    if let Ok(id) = wanted.trim().trim_start_matches('#').parse::<i64>() {
+        return Ok(couriers.into_iter().find(|c| c.id == id));
+    }
+    let wanted = normalize(wanted);
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let mut matching = couriers.into_iter().filter(|c| normalize(&c.profile.name).contains(&wanted));
+    match (matching.next(), matching.next()) {
+        (Some(c), None) => Ok(Some(c)),
+        _ => Ok(None),
+    }
+}
+
+/// `/tugaskan BLB-0001 2`: gives an order's delivery to a courier.
+fn assign(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let (number, who) = args.trim().split_once(char::is_whitespace).unwrap_or((args.trim(), ""));
+    let (Some(number), false) = (OrderNumber::parse(number), who.trim().is_empty()) else {
+        turn.say(Key::AssignUsage);
+        return Ok(());
+    };
+    let order = match repo.order_id_by_number(&number)? {
+        Some(id) => repo.order(id)?,
+        None => None,
+    };
+    let Some(order) = order else {
+        let text = turn.tf(Key::AssignUnknownOrder, &[("number", &number)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    let Some(courier) = named_courier(repo, who)? else {
+        let text = turn.tf(Key::AssignUnknownCourier, &[("courier", &who.trim())]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    let text = match super::delivery::assign(repo, turn, &order, &courier)? {
+        Ok(()) => turn.tf(Key::AssignDone, &[("number", &number), ("courier", &courier.profile.name)]),
+        Err(AssignRefusal::NotReady) => {
+            let status = turn.t(super::buyer::status_key(order.status));
+            turn.tf(Key::AssignNotReady, &[("number", &number), ("status", &status)])
+        }
+        Err(AssignRefusal::Busy(holder)) => turn.tf(Key::AssignBusy, &[("number", &number), ("courier", &holder)]),
+    };
     turn.reply(Outbound::text(text));
     Ok(())
 }

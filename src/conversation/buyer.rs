@@ -134,7 +134,7 @@ pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut 
             }
             typed(state, caption, repo, turn)
         }
-        Inbound::Location { lat, lon } => match state {
+        Inbound::Location { lat, lon, .. } => match state {
             BuyerState::ReceiveAddress { name, phone } => match Address::location(*lat, *lon) {
                 Some(_)
                     if distance_km(turn.market.lat, turn.market.lon, *lat, *lon) > turn.market.delivery_radius_km =>
@@ -221,6 +221,22 @@ fn command(
                 match Lang::from_code(args) {
                     Some(lang) => act(state, Action::Language(lang), repo, turn),
                     None => act(state, Action::LanguageMenu, repo, turn),
+                }
+            }
+        }
+        "status" | "lacak" | "track" => {
+            if args.is_empty() {
+                // The newest order, the one a shopper asking "where is it?" means.
+                return match repo.orders(1)?.into_iter().next() {
+                    Some(latest) => track(&latest.number, repo, turn),
+                    None => act(state, Action::Orders, repo, turn),
+                };
+            }
+            match OrderNumber::parse(args) {
+                Some(number) => track(&number, repo, turn),
+                None => {
+                    turn.say(Key::StatusUsage);
+                    Ok(state)
                 }
             }
         }
@@ -521,6 +537,7 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         },
         Action::Abort => abort(repo, turn),
         Action::Orders => show_orders(repo, turn),
+        Action::Track(number) => track(&number, repo, turn),
         Action::CancelOrder(number) => {
             let mine = repo.orders(usize::MAX)?.into_iter().find(|o| o.number == number);
             match mine {
@@ -557,8 +574,15 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         Action::AgreeChanges(sub) => lifecycle_answer(state, lifecycle::agree(repo, turn, sub)?, turn),
         Action::DropStall(sub) => lifecycle_answer(state, lifecycle::drop_stall(repo, turn, sub)?, turn),
         Action::AcknowledgeDrop(sub) => lifecycle_answer(state, lifecycle::acknowledge_drop(repo, turn, sub)?, turn),
-        // Trader buttons are routed to the trader conversation; here only if forged.
-        Action::TraderAccept(_)
+        // Trader and courier buttons are routed to those conversations; here only if forged.
+        Action::CourierTake(_)
+        | Action::CourierSkip(_)
+        | Action::CourierPicked { .. }
+        | Action::CourierDepart(_)
+        | Action::CourierDelivered(_)
+        | Action::CourierFail(_)
+        | Action::CourierFailReason { .. }
+        | Action::TraderAccept(_)
         | Action::TraderChange(_)
         | Action::TraderReject(_)
         | Action::TraderReason { .. }
@@ -1435,6 +1459,12 @@ fn show_orders(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerStat
                 ("slot", &slot_label(turn, &o.slot)),
             ],
         ));
+        if o.status.is_open() {
+            buttons.push(Button {
+                label: turn.tf(Key::BtnTrackOrder, &[("number", &o.number)]),
+                payload: Action::Track(o.number.clone()).encode(),
+            });
+        }
         if o.cancellable {
             buttons.push(Button {
                 label: turn.tf(Key::BtnCancelOrder, &[("number", &o.number)]),
@@ -1444,6 +1474,25 @@ fn show_orders(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerStat
     }
     buttons.push(turn.button(Key::BtnMenu, Action::Menu.encode()));
     turn.reply(Outbound::with_buttons(text, buttons));
+    Ok(BuyerState::MainMenu)
+}
+
+/// `/status <order>` and "Lacak pesanan": the order's timeline, for its own shopper only.
+fn track(number: &OrderNumber, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let order = match repo.order_id_by_number(number)? {
+        Some(id) => repo.order(id)?,
+        None => None,
+    };
+    match order {
+        Some(order) if &order.buyer == turn.user => {
+            let msg = super::delivery::track_message(repo, turn, &order)?;
+            turn.reply(msg);
+        }
+        _ => {
+            let text = turn.tf(Key::StatusNotFound, &[("number", number)]);
+            turn.reply(Outbound::text(text));
+        }
+    }
     Ok(BuyerState::MainMenu)
 }
 

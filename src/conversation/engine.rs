@@ -7,6 +7,7 @@
 //! one bad event never stops a bot.
 
 use super::buyer::{self, BuyerState};
+use super::courier::{self, CourierState};
 use super::lifecycle::{self, SYSTEM_ACTOR};
 use super::trader::{self, TraderState};
 use super::{MarketRepo, Role, Roles, Route, Turn, admin};
@@ -197,12 +198,14 @@ impl Engine {
         Ok(handled)
     }
 
-    /// Acts on every trader deadline that has passed (reminder, admin, cancel), one market per
+    /// Acts on every trader deadline that has passed (reminder, admin, cancel), every courier
+    /// offer that lapsed, and every order whose slot is near without a courier, one market per
     /// transaction. Deadlines are rows, so a restart loses none. Returns how many were due.
     pub fn run_timers(&mut self) -> StoreResult<usize> {
         let now = self.clock.now();
         self.refresh_catalog()?;
-        let markets = self.store.markets_with_due_deadlines(now)?;
+        let courier_due = (local(now) + self.policy.courier_lead).naive_local();
+        let markets = self.store.markets_with_due_deadlines(now, courier_due)?;
         let mut handled = 0;
         for slug in markets {
             let catalog = Arc::clone(&self.catalog);
@@ -237,10 +240,11 @@ impl Engine {
                     for sub in &due {
                         lifecycle::deadline_passed(&mut repo, &mut turn, *sub, &due)?;
                     }
+                    let deliveries = super::delivery::run_timers(&mut repo, &mut turn)?;
                     for envelope in &turn.out {
                         crate::store::enqueue(tx, envelope, None, now)?;
                     }
-                    Ok::<_, StepError>(due.len())
+                    Ok::<_, StepError>(due.len() + deliveries)
                 })
                 .map_err(|e| match e {
                     StepError::Store(s) => s,
@@ -415,12 +419,25 @@ fn step_event(
         catalog_changed: false,
     };
     let mut repo = RepoTx { tx, market: &market.slug, user: &ev.user, now };
-    // Only commands are routed by role (buttons carry their role, text follows the state), so
-    // the role lookups are skipped for everything else.
-    let roles = if matches!(ev.inbound, crate::channel::Inbound::Command { .. }) {
+    // Only commands, photos and locations are routed by role (buttons carry their role, text
+    // follows the state), so the role lookups are skipped for everything else.
+    let roles = if super::needs_roles(&ev.inbound) {
+        let courier = crate::conversation::DeliveryRepo::courier_of(&mut repo, &ev.user)?;
+        let courier_on_job = match &courier {
+            Some(c) => crate::conversation::DeliveryRepo::deliveries_of(&mut repo, c.id)?.iter().any(|d| {
+                matches!(
+                    d.status,
+                    crate::domain::delivery::DeliveryStatus::Assigned
+                        | crate::domain::delivery::DeliveryStatus::OnTheWay
+                )
+            }),
+            None => false,
+        };
         Roles {
             admin: shared.policy.is_config_admin(&market.slug, &ev.user) || repo.staff_admins()?.contains(&ev.user),
             stalls: repo.stalls_of(&ev.user)?,
+            courier: courier.is_some(),
+            courier_on_job,
         }
     } else {
         Roles::default()
@@ -451,6 +468,19 @@ fn step_event(
                 let next = trader::step(trader_state, &ev.inbound, &mut repo, &mut turn)?;
                 let json = serde_json::to_string(&next).map_err(StoreError::from)?;
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Trader, &json, now)?;
+            }
+            Route::Courier => {
+                let state: CourierState = decode_state(
+                    crate::store::load_state(tx, &market.slug, &ev.user, Role::Courier)?,
+                    &ev.user,
+                    &mut reset,
+                );
+                if reset {
+                    turn.say(Key::StateReset);
+                }
+                let next = courier::step(state, &ev.inbound, &mut repo, &mut turn)?;
+                let json = serde_json::to_string(&next).map_err(StoreError::from)?;
+                crate::store::save_state(tx, &market.slug, &ev.user, Role::Courier, &json, now)?;
             }
             Route::Admin => admin::step(&ev.inbound, &mut repo, &mut turn)?,
         }

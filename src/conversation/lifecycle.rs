@@ -43,14 +43,14 @@ impl Refusal {
 
 pub type Outcome = Result<(), Refusal>;
 
-fn lang_of(repo: &mut dyn MarketRepo, turn: &Turn<'_>, user: &UserKey) -> RepoResult<Lang> {
+pub(super) fn lang_of(repo: &mut dyn MarketRepo, turn: &Turn<'_>, user: &UserKey) -> RepoResult<Lang> {
     if user == turn.user {
         return Ok(turn.lang);
     }
     Ok(repo.language_of(user)?.unwrap_or(turn.default_lang))
 }
 
-fn stall_label(turn: &Turn<'_>, stall_id: i64) -> (String, String) {
+pub(super) fn stall_label(turn: &Turn<'_>, stall_id: i64) -> (String, String) {
     turn.catalog
         .stall(stall_id)
         .map(|s| (s.name.clone(), s.number.clone()))
@@ -100,7 +100,7 @@ pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
     out.join("\n")
 }
 
-fn slot_text(turn: &Turn<'_>, lang: Lang, order: &Order) -> String {
+pub(super) fn slot_text(turn: &Turn<'_>, lang: Lang, order: &Order) -> String {
     let today = local(turn.now).date_naive();
     let key = if order.slot.date == today { Key::SlotToday } else { Key::SlotTomorrow };
     turn.tf_in(lang, key, &[("slot", &order.slot.slot), ("date", &order.slot.date.format("%d/%m"))])
@@ -166,20 +166,25 @@ pub fn announce_new_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_
     Ok(())
 }
 
-/// Tells every admin of the market (config and granted) something.
-fn tell_admins(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    key: Key,
-    args: &[(&str, &dyn std::fmt::Display)],
-) -> RepoResult<()> {
+/// Every admin of the market: from the config, then granted.
+pub(super) fn admins_of(repo: &mut dyn MarketRepo, turn: &Turn<'_>) -> RepoResult<Vec<UserKey>> {
     let mut admins: Vec<UserKey> = turn.policy.config_admins(&turn.market.slug).cloned().collect();
     for a in repo.staff_admins()? {
         if !admins.contains(&a) {
             admins.push(a);
         }
     }
-    for admin in admins {
+    Ok(admins)
+}
+
+/// Tells every admin of the market (config and granted) something.
+pub(super) fn tell_admins(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    key: Key,
+    args: &[(&str, &dyn std::fmt::Display)],
+) -> RepoResult<()> {
+    for admin in admins_of(repo, turn)? {
         let lang = lang_of(repo, turn, &admin)?;
         let text = turn.tf_in(lang, key, args);
         turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
@@ -188,7 +193,7 @@ fn tell_admins(
 }
 
 /// Tells the shopper something about their order, in their language.
-fn tell_buyer(
+pub(super) fn tell_buyer(
     repo: &mut dyn MarketRepo,
     turn: &mut Turn<'_>,
     order: &Order,
@@ -204,7 +209,7 @@ fn tell_buyer(
     Ok(())
 }
 
-fn tell_traders(
+pub(super) fn tell_traders(
     repo: &mut dyn MarketRepo,
     turn: &mut Turn<'_>,
     stall_id: i64,
@@ -300,7 +305,8 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
             &[],
         )?,
         OrderStatus::ReadyForPickup => {
-            tell_buyer(repo, turn, &order, Key::BuyerOrderReady, &[("number", &order.number)], &[])?
+            tell_buyer(repo, turn, &order, Key::BuyerOrderReady, &[("number", &order.number)], &[])?;
+            super::delivery::order_ready(repo, turn, order.id, actor)?;
         }
         OrderStatus::Rejected => {
             tell_buyer(repo, turn, &order, Key::BuyerOrderRejected, &[("number", &order.number)], &[])?

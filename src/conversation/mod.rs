@@ -9,6 +9,8 @@
 
 pub mod admin;
 pub mod buyer;
+pub mod courier;
+pub mod delivery;
 pub mod engine;
 pub mod lifecycle;
 pub mod payload;
@@ -19,9 +21,10 @@ use crate::config::Policy;
 use crate::domain::cart::CartLine;
 use crate::domain::catalog::{Catalog, Market};
 use crate::domain::contact::PhoneNumber;
+use crate::domain::delivery::{Candidate, Courier, CourierProfile, Delivery, DeliveryEvent};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
-    CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary, SubOrderStatus,
+    AuditEntry, CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary, SubOrderStatus,
 };
 use crate::domain::quantity::Quantity;
 use crate::text::{Key, Lang, Texts};
@@ -103,9 +106,56 @@ pub enum PlaceRefusal {
     PriceChanged,
 }
 
+/// A market's couriers and deliveries, inside the current transaction. Implemented by the
+/// store, scoped to one market.
+pub trait DeliveryRepo {
+    fn create_courier_invite(
+        &mut self,
+        code: &str,
+        profile: &CourierProfile,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()>;
+    /// Uses an unused, unexpired courier code of this market: registers the user as a courier
+    /// with the invited profile (or updates it). `None` for any code that does not qualify.
+    fn redeem_courier_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<Option<Courier>>;
+    /// The courier record of a chat in this market.
+    fn courier_of(&mut self, user: &UserKey) -> RepoResult<Option<Courier>>;
+    fn courier(&mut self, id: i64) -> RepoResult<Option<Courier>>;
+    /// Every courier of the market, with how many open deliveries each has.
+    fn couriers(&mut self) -> RepoResult<Vec<(Courier, u32)>>;
+    /// Starts (and makes idle from now) or ends a courier's shift.
+    fn set_on_shift(&mut self, courier_id: i64, on: bool) -> RepoResult<()>;
+    /// A courier finished a delivery: idle from now.
+    fn set_idle(&mut self, courier_id: i64) -> RepoResult<()>;
+    fn set_courier_position(&mut self, courier_id: i64, lat: f64, lon: f64) -> RepoResult<()>;
+    /// On-shift couriers as automatic assignment weighs them.
+    fn candidates(&mut self) -> RepoResult<Vec<Candidate>>;
+    /// A new delivery of an order, in the given status (audited); returns it.
+    fn create_delivery(&mut self, order_id: i64, actor: &str) -> RepoResult<Delivery>;
+    fn delivery(&mut self, id: i64) -> RepoResult<Option<Delivery>>;
+    /// The order's newest delivery.
+    fn latest_delivery(&mut self, order_id: i64) -> RepoResult<Option<Delivery>>;
+    /// Stores a delivery as it is now; a change of status or courier is audited with the actor.
+    fn save_delivery(&mut self, delivery: &Delivery, actor: &str, note: Option<&str>) -> RepoResult<()>;
+    /// Open deliveries offered to or held by a courier, oldest first.
+    fn deliveries_of(&mut self, courier_id: i64) -> RepoResult<Vec<Delivery>>;
+    /// Offers whose time to be taken has passed.
+    fn due_offers(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<i64>>;
+    /// Deliveries nobody has, oldest first.
+    fn unassigned_deliveries(&mut self) -> RepoResult<Vec<i64>>;
+    /// Orders still to be collected whose slot starts at or before `local` (Malang time) and
+    /// which have no delivery yet.
+    fn orders_due_for_courier(&mut self, local: chrono::NaiveDateTime) -> RepoResult<Vec<i64>>;
+    /// Every step of an order's deliveries, oldest first.
+    fn delivery_events(&mut self, order_id: i64) -> RepoResult<Vec<DeliveryEvent>>;
+    /// The order's audit trail (the order's and its parts' moves), oldest first.
+    fn order_history(&mut self, order_id: i64) -> RepoResult<Vec<AuditEntry>>;
+}
+
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
 /// transaction. Implemented by the store, scoped to one market.
-pub trait MarketRepo {
+pub trait MarketRepo: DeliveryRepo {
     /// The language a user chose, if any.
     fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
     /// Admins of this market granted at run time (config admins come from the [`Policy`]).
@@ -246,6 +296,10 @@ impl Turn<'_> {
 pub struct Roles {
     pub admin: bool,
     pub stalls: Vec<i64>,
+    /// A registered courier of this market.
+    pub courier: bool,
+    /// A courier with a delivery in hand (taken, not finished): a shared location is theirs.
+    pub courier_on_job: bool,
 }
 
 /// Which conversation handles an input.
@@ -253,37 +307,52 @@ pub struct Roles {
 pub enum Route {
     Buyer,
     Trader,
+    Courier,
     Admin,
 }
 
 /// Commands only traders have.
 pub const TRADER_COMMANDS: &[&str] = &["harga", "stok", "tutup", "buka", "rekap", "pesanan"];
 /// Commands only admins have.
-pub const ADMIN_COMMANDS: &[&str] = &["undang"];
+pub const ADMIN_COMMANDS: &[&str] = &["undang", "undang_kurir", "tugaskan", "kurir"];
 
-/// Picks the conversation: trader and admin buttons and commands go to those roles (a command of
-/// a role the user does not have goes to the buyer, who answers "unknown command", so the role
-/// set is not revealed); free text goes to a trader who is in the middle of something.
+/// Whether routing needs the user's roles for this input (looked up only then, to keep the
+/// common case of text and buttons cheap).
+pub fn needs_roles(inbound: &crate::channel::Inbound) -> bool {
+    use crate::channel::Inbound;
+    matches!(inbound, Inbound::Command { .. } | Inbound::Image { .. } | Inbound::Location { .. })
+}
+
+/// Picks the conversation: trader, courier and admin buttons and commands go to those roles (a
+/// command of a role the user does not have goes to the buyer, who answers "unknown command", so
+/// the role set is not revealed); free text goes to a trader who is in the middle of something;
+/// photos go to couriers, and so do shared locations of a courier on a job or sharing live.
 pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool) -> Route {
     use crate::channel::Inbound;
     match inbound {
         Inbound::Button(p) => match payload::Action::parse(p) {
             Some(a) if a.is_trader() => Route::Trader,
+            Some(a) if a.is_courier() => Route::Courier,
             _ => Route::Buyer,
         },
         Inbound::Command { name, .. } => {
             let name = name.as_str();
+            let help = matches!(name, "bantuan" | "help");
             if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
                 Route::Trader
-            } else if (ADMIN_COMMANDS.contains(&name) || matches!(name, "bantuan" | "help")) && roles.admin {
+            } else if (ADMIN_COMMANDS.contains(&name) || help) && roles.admin {
                 Route::Admin
-            } else if matches!(name, "bantuan" | "help") && !roles.stalls.is_empty() {
+            } else if help && !roles.stalls.is_empty() {
                 Route::Trader
+            } else if (courier::COURIER_COMMANDS.contains(&name) || help) && roles.courier {
+                Route::Courier
             } else {
                 Route::Buyer
             }
         }
         Inbound::Text(_) if trader_busy => Route::Trader,
+        Inbound::Image { .. } if roles.courier => Route::Courier,
+        Inbound::Location { live, .. } if roles.courier && (*live || roles.courier_on_job) => Route::Courier,
         _ => Route::Buyer,
     }
 }

@@ -5,6 +5,7 @@
 //! database every time, so a forged or stale payload changes nothing.
 
 use crate::domain::catalog::Category;
+use crate::domain::delivery::FailReason;
 use crate::domain::order::{OrderNumber, PaymentMethod};
 use crate::text::Lang;
 
@@ -54,6 +55,16 @@ pub enum Action {
     TraderOutOfStock(i64),
     TraderDone(i64),
     TraderPack(i64),
+    // The shopper's timeline of an order.
+    Track(OrderNumber),
+    // Couriers, on a delivery (and a stall's part of it).
+    CourierTake(i64),
+    CourierSkip(i64),
+    CourierPicked { delivery: i64, sub: i64 },
+    CourierDepart(i64),
+    CourierDelivered(i64),
+    CourierFail(i64),
+    CourierFailReason { delivery: i64, reason: FailReason },
 }
 
 /// The reasons a trader picks from when rejecting.
@@ -120,7 +131,29 @@ impl Action {
             Action::TraderOutOfStock(id) => format!("t:oos:{id}"),
             Action::TraderDone(id) => format!("t:done:{id}"),
             Action::TraderPack(id) => format!("t:pack:{id}"),
+            Action::Track(n) => format!("track:{n}"),
+            Action::CourierTake(id) => format!("k:take:{id}"),
+            Action::CourierSkip(id) => format!("k:skip:{id}"),
+            Action::CourierPicked { delivery, sub } => format!("k:pick:{delivery}:{sub}"),
+            Action::CourierDepart(id) => format!("k:go:{id}"),
+            Action::CourierDelivered(id) => format!("k:done:{id}"),
+            Action::CourierFail(id) => format!("k:fail:{id}"),
+            Action::CourierFailReason { delivery, reason } => format!("k:why:{delivery}:{}", reason.code()),
         }
+    }
+
+    /// Buttons only a delivery's courier may press.
+    pub fn is_courier(&self) -> bool {
+        matches!(
+            self,
+            Action::CourierTake(_)
+                | Action::CourierSkip(_)
+                | Action::CourierPicked { .. }
+                | Action::CourierDepart(_)
+                | Action::CourierDelivered(_)
+                | Action::CourierFail(_)
+                | Action::CourierFailReason { .. }
+        )
     }
 
     /// Buttons only a stall's trader may press.
@@ -148,6 +181,25 @@ impl Action {
             None => (payload, None),
         };
         let id = |s: &str| s.parse::<i64>().ok().filter(|n| *n > 0);
+        if let ("k", Some(r)) = (head, rest) {
+            let (verb, arg) = r.split_once(':')?;
+            return Some(match verb {
+                "take" => Action::CourierTake(id(arg)?),
+                "skip" => Action::CourierSkip(id(arg)?),
+                "pick" => {
+                    let (delivery, sub) = arg.split_once(':')?;
+                    Action::CourierPicked { delivery: id(delivery)?, sub: id(sub)? }
+                }
+                "go" => Action::CourierDepart(id(arg)?),
+                "done" => Action::CourierDelivered(id(arg)?),
+                "fail" => Action::CourierFail(id(arg)?),
+                "why" => {
+                    let (delivery, reason) = arg.split_once(':')?;
+                    Action::CourierFailReason { delivery: id(delivery)?, reason: reason.parse().ok()? }
+                }
+                _ => return None,
+            });
+        }
         if let ("t", Some(r)) = (head, rest) {
             let (verb, arg) = r.split_once(':')?;
             return Some(match verb {
@@ -203,6 +255,7 @@ impl Action {
             ("agree", Some(r)) => Action::AgreeChanges(id(r)?),
             ("dropst", Some(r)) => Action::DropStall(id(r)?),
             ("ack", Some(r)) => Action::AcknowledgeDrop(id(r)?),
+            ("track", Some(r)) => Action::Track(OrderNumber::parse(r)?),
             _ => return None,
         })
     }
@@ -254,6 +307,14 @@ mod tests {
             Action::TraderOutOfStock(5),
             Action::TraderDone(1),
             Action::TraderPack(1),
+            Action::Track(OrderNumber::new("BLB", 12345)),
+            Action::CourierTake(123456789),
+            Action::CourierSkip(1),
+            Action::CourierPicked { delivery: 123456789, sub: 123456789 },
+            Action::CourierDepart(1),
+            Action::CourierDelivered(1),
+            Action::CourierFail(1),
+            Action::CourierFailReason { delivery: 123456789, reason: FailReason::WrongAddress },
         ];
         for a in actions {
             let p = a.encode();
@@ -277,6 +338,11 @@ mod tests {
             "slot:2026",
             "lang:fr",
             "cancel:xx",
+            "k:take:0",
+            "k:pick:1",
+            "k:why:1:lost",
+            "k:fly:1",
+            "track:1",
             &"a".repeat(65),
         ] {
             assert_eq!(Action::parse(bad), None, "{bad}");

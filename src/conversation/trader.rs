@@ -89,11 +89,15 @@ fn command(
                         .tf(Key::Registered, &[("stall", &stall), ("number", &number), ("market", &turn.market.name)]);
                     let admin = turn.policy.is_config_admin(&turn.market.slug, turn.user)
                         || repo.staff_admins()?.contains(turn.user);
-                    let menu = Some(crate::channel::CommandMenu { trader: true, admin });
+                    let courier = repo.courier_of(turn.user)?.is_some();
+                    let menu = Some(crate::channel::CommandMenu { trader: true, admin, courier });
                     turn.reply(Outbound { menu, ..Outbound::text(text) });
                     turn.say(Key::TraderHelp);
                 }
-                None => turn.say(Key::InviteInvalid),
+                None => match repo.redeem_courier_invite(&code, turn.user)? {
+                    Some(courier) => super::courier::registered(repo, turn, &courier)?,
+                    None => turn.say(Key::InviteInvalid),
+                },
             }
             Ok(TraderState::Idle)
         }

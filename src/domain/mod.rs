@@ -4,6 +4,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod contact;
+pub mod delivery;
 pub mod invite;
 pub mod money;
 pub mod order;

@@ -578,6 +578,16 @@ impl SubOrder {
     }
 }
 
+/// One recorded move of an order or of one of its parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// The part that moved (`None`: the whole order).
+    pub sub_order_id: Option<i64>,
+    /// The status code it moved to (an [`OrderStatus`] or [`SubOrderStatus`] code).
+    pub to: String,
+    pub at: DateTime<Utc>,
+}
+
 /// A placed order with its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Order {

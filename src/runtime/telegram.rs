@@ -117,13 +117,22 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("rekap", Key::CmdRekap),
         ]);
     }
+    if menu.courier {
+        list.extend([("mulai", Key::CmdMulai), ("selesai", Key::CmdSelesai), ("tugas", Key::CmdTugas)]);
+    }
     if menu.admin {
-        list.push(("undang", Key::CmdUndang));
+        list.extend([
+            ("undang", Key::CmdUndang),
+            ("undang_kurir", Key::CmdUndangKurir),
+            ("kurir", Key::CmdKurir),
+            ("tugaskan", Key::CmdTugaskan),
+        ]);
     }
     list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);
     if !menu.trader {
         list.push(("pesanan", Key::CmdPesanan));
     }
+    list.push(("status", Key::CmdStatus));
     list.extend([("batal", Key::CmdBatal), ("bahasa", Key::CmdBahasa), ("bantuan", Key::CmdBantuan)]);
     list.into_iter().map(|(c, k)| BotCommand::new(c, texts.get(market, lang, k))).collect()
 }

@@ -265,4 +265,72 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX outbox_pending;
     "#,
+    // 5: free delivery (issue 6): couriers invited by an admin, their shifts and last position;
+    // one delivery per attempt at bringing an order, with its offers and audit trail.
+    r#"
+    CREATE TABLE couriers (
+        id INTEGER PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        vehicle TEXT NOT NULL,
+        plate TEXT NOT NULL,
+        on_shift INTEGER NOT NULL DEFAULT 0,
+        idle_since TEXT NOT NULL,         -- shift start or last delivery's end: "longest idle"
+        lat REAL,                         -- latest shared position
+        lon REAL,
+        located_at TEXT,
+        since TEXT NOT NULL,
+        UNIQUE (market, channel, user_id)
+    ) STRICT;
+    CREATE INDEX couriers_by_user ON couriers (channel, user_id);
+
+    CREATE TABLE courier_invites (
+        code TEXT PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        profile TEXT NOT NULL,            -- serde JSON of CourierProfile
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_by TEXT,
+        used_at TEXT
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        market TEXT NOT NULL REFERENCES markets(slug),
+        status TEXT NOT NULL,
+        courier_id INTEGER REFERENCES couriers(id),
+        offer_deadline_at TEXT,           -- when the current offer lapses
+        passed TEXT NOT NULL DEFAULT '[]',-- JSON list of courier ids not to offer it again
+        proof TEXT,                       -- platform reference of the photo at the door
+        fail_reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX deliveries_by_order ON deliveries (order_id);
+    CREATE INDEX deliveries_by_courier ON deliveries (courier_id, status);
+    CREATE INDEX deliveries_offers_due ON deliveries (offer_deadline_at) WHERE status = 'offered';
+    CREATE INDEX deliveries_unassigned ON deliveries (market, id) WHERE status = 'unassigned';
+
+    CREATE TABLE delivery_events (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+        status TEXT NOT NULL,
+        courier_id INTEGER,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT
+    ) STRICT;
+    CREATE INDEX delivery_events_by_delivery ON delivery_events (delivery_id);
+    -- The shopper's timeline reads an order's whole audit trail.
+    CREATE INDEX order_events_by_order ON order_events (order_id);
+
+    -- Orders still to be collected, by slot: the timer offers a courier when the slot is near.
+    CREATE INDEX orders_before_pickup ON orders (slot_date)
+        WHERE status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup');
+    "#,
 ];

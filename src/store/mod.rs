@@ -7,6 +7,7 @@
 
 mod catalog;
 mod conversations;
+mod delivery;
 mod inbox;
 mod market;
 mod migrations;
@@ -23,38 +24,55 @@ pub use outbox::{enqueue, record_send_results_in};
 pub use shopper::RepoTx;
 
 impl Store {
-    /// Markets with a trader deadline that has passed.
-    pub fn markets_with_due_deadlines(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+    /// Markets with a timer due: a trader deadline or a courier's offer that has passed, or an
+    /// order whose slot starts by `courier_due` (Malang time) and has no courier yet.
+    pub fn markets_with_due_deadlines(
+        &self,
+        now: DateTime<Utc>,
+        courier_due: chrono::NaiveDateTime,
+    ) -> StoreResult<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT o.market FROM sub_orders s JOIN orders o ON o.id = s.order_id
-             WHERE s.status = 'awaiting_trader' AND s.deadline_at <= ?1",
+            "SELECT o.market FROM sub_orders s JOIN orders o ON o.id = s.order_id
+             WHERE s.status = 'awaiting_trader' AND s.deadline_at <= ?1
+             UNION
+             SELECT market FROM deliveries WHERE status = 'offered' AND offer_deadline_at <= ?1
+             UNION
+             SELECT o.market FROM orders o
+             WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
+               AND o.slot_date <= ?2 AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?3
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)",
         )?;
-        let rows = stmt.query_map([ts(now)], |r| r.get(0))?;
+        let date = courier_due.date().format("%Y-%m-%d").to_string();
+        let stamp = courier_due.format("%Y-%m-%dT%H:%M").to_string();
+        let rows = stmt.query_map(rusqlite::params![ts(now), date, stamp], |r| r.get(0))?;
         Ok(rows.collect::<Result<Vec<String>, _>>()?)
     }
 
     /// Makes a user an admin of a market (the terminal's operator; later `/admin_tambah`).
-    /// The traders and stored admins of a market on one channel, for their command menus.
+    /// The traders, couriers and stored admins of a market on one channel, for their command
+    /// menus.
     pub fn role_holders(
         &self,
         market: &str,
         channel: crate::channel::ChannelKind,
     ) -> StoreResult<Vec<(crate::channel::UserKey, crate::channel::CommandMenu)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT user_id, MAX(trader), MAX(admin) FROM (
-                 SELECT t.user_id, 1 AS trader, 0 AS admin FROM stall_traders t JOIN stalls s ON s.id = t.stall_id
-                 WHERE s.market = ?1 AND t.channel = ?2
+            "SELECT user_id, MAX(trader), MAX(admin), MAX(courier) FROM (
+                 SELECT t.user_id, 1 AS trader, 0 AS admin, 0 AS courier FROM stall_traders t
+                 JOIN stalls s ON s.id = t.stall_id WHERE s.market = ?1 AND t.channel = ?2
                  UNION ALL
-                 SELECT user_id, 0, 1 FROM staff WHERE market = ?1 AND channel = ?2 AND role = 'admin'
+                 SELECT user_id, 0, 1, 0 FROM staff WHERE market = ?1 AND channel = ?2 AND role = 'admin'
+                 UNION ALL
+                 SELECT user_id, 0, 0, 1 FROM couriers WHERE market = ?1 AND channel = ?2
              ) GROUP BY user_id ORDER BY user_id",
         )?;
         let rows = stmt.query_map(rusqlite::params![market, channel.code()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, r.get::<_, i64>(2)? != 0))
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, r.get::<_, i64>(2)? != 0, r.get::<_, i64>(3)? != 0))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, trader, admin) = row?;
-            out.push((crate::channel::UserKey { channel, id }, crate::channel::CommandMenu { trader, admin }));
+            let (id, trader, admin, courier) = row?;
+            out.push((crate::channel::UserKey { channel, id }, crate::channel::CommandMenu { trader, admin, courier }));
         }
         Ok(out)
     }

@@ -1,0 +1,190 @@
+//! The courier's conversation: shifts (`/mulai`, `/selesai`), their jobs (`/tugas`), the step
+//! buttons of a delivery, the photo at the door, and the position they share.
+//!
+//! [`CourierState`] is what the bot waits for from a courier in the middle of something (the
+//! photo after "Terkirim"). The steps themselves live in [`super::delivery`], which checks every
+//! press against the stored delivery.
+
+use super::delivery::{self, JobOutcome};
+use super::payload::Action;
+use super::{Repo, RepoResult, Turn};
+use crate::channel::{CommandMenu, Inbound, Outbound};
+use crate::domain::delivery::{Courier, DeliveryStatus};
+use crate::text::Key;
+use serde::{Deserialize, Serialize};
+
+/// What the bot is waiting for from a courier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CourierState {
+    #[default]
+    Idle,
+    /// The photo at the door, after "Terkirim".
+    ReceiveProof { delivery: i64 },
+}
+
+/// Commands only couriers have.
+pub const COURIER_COMMANDS: &[&str] = &["mulai", "selesai", "tugas"];
+
+/// The welcome of a newly registered courier (after `/daftar` with a courier code).
+pub fn registered(repo: &mut dyn Repo, turn: &mut Turn<'_>, courier: &Courier) -> RepoResult<()> {
+    let text = turn.tf(
+        Key::CourierRegistered,
+        &[
+            ("name", &courier.profile.name),
+            ("market", &turn.market.name),
+            ("vehicle", &courier.profile.vehicle),
+            ("plate", &courier.profile.plate),
+        ],
+    );
+    let admin = turn.policy.is_config_admin(&turn.market.slug, turn.user) || repo.staff_admins()?.contains(turn.user);
+    let trader = !repo.stalls_of(turn.user)?.is_empty();
+    let menu = Some(CommandMenu { trader, admin, courier: true });
+    turn.reply(Outbound { menu, ..Outbound::text(text) });
+    turn.say(Key::CourierHelp);
+    Ok(())
+}
+
+/// Answers one input of a registered courier. Anyone else never reaches here (see
+/// [`super::route`]); a courier record that vanished meanwhile gets "unknown command".
+pub fn step(
+    state: CourierState,
+    input: &Inbound,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<CourierState> {
+    let Some(me) = repo.courier_of(turn.user)? else {
+        turn.say(Key::UnknownCommand);
+        return Ok(CourierState::Idle);
+    };
+    match input {
+        Inbound::Command { name, .. } => command(state, name, &me, repo, turn),
+        Inbound::Button(payload) => match Action::parse(payload) {
+            Some(action) => act(state, action, &me, repo, turn),
+            None => {
+                turn.say(Key::StaleButton);
+                Ok(state)
+            }
+        },
+        Inbound::Image { reference, .. } => match state {
+            CourierState::ReceiveProof { delivery } => {
+                let outcome = delivery::proof_received(repo, turn, &me, delivery, reference)?;
+                refused(turn, outcome);
+                Ok(CourierState::Idle)
+            }
+            CourierState::Idle => {
+                turn.say(Key::CourierPhotoNotNeeded);
+                Ok(state)
+            }
+        },
+        Inbound::Location { lat, lon, live } => {
+            repo.set_courier_position(me.id, *lat, *lon)?;
+            // A live location sends an update every few seconds: those are kept silently.
+            if !live {
+                turn.say(Key::CourierPositionSaved);
+            }
+            Ok(state)
+        }
+        _ => {
+            turn.say(Key::CourierHelp);
+            Ok(state)
+        }
+    }
+}
+
+fn refused(turn: &mut Turn<'_>, outcome: JobOutcome) {
+    if let Err(r) = outcome {
+        r.tell(turn);
+    }
+}
+
+fn command(
+    state: CourierState,
+    name: &str,
+    me: &Courier,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<CourierState> {
+    match name {
+        "mulai" => {
+            if me.on_shift {
+                turn.say(Key::ShiftAlreadyOn);
+                return Ok(state);
+            }
+            repo.set_on_shift(me.id, true)?;
+            let text = turn.tf(Key::ShiftStarted, &[("name", &me.profile.name)]);
+            turn.reply(Outbound::text(text));
+            delivery::shift_started(repo, turn, me)?;
+            Ok(state)
+        }
+        "selesai" => {
+            if !me.on_shift {
+                turn.say(Key::ShiftNotOn);
+                return Ok(state);
+            }
+            repo.set_on_shift(me.id, false)?;
+            let open = repo.deliveries_of(me.id)?;
+            // Offers not taken yet go to the next courier now rather than when they lapse.
+            for d in open.iter().filter(|d| d.status == DeliveryStatus::Offered) {
+                let outcome = delivery::skip(repo, turn, me, d.id)?;
+                refused(turn, outcome);
+            }
+            let held = open.iter().filter(|d| d.status != DeliveryStatus::Offered).count();
+            let key = if held == 0 { Key::ShiftEnded } else { Key::ShiftEndedWithJobs };
+            let text = turn.tf(key, &[("name", &me.profile.name), ("count", &held)]);
+            turn.reply(Outbound::text(text));
+            Ok(state)
+        }
+        "tugas" => {
+            show_jobs(me, repo, turn)?;
+            Ok(CourierState::Idle)
+        }
+        _ => {
+            turn.say(Key::CourierHelp);
+            Ok(state)
+        }
+    }
+}
+
+/// `/tugas`: the courier's open jobs, each with its current buttons.
+fn show_jobs(me: &Courier, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let open = repo.deliveries_of(me.id)?;
+    if open.is_empty() {
+        let key = if me.on_shift { Key::JobsNone } else { Key::JobsNoneOffShift };
+        turn.say(key);
+        return Ok(());
+    }
+    for d in open {
+        delivery::show_job(repo, turn, &d)?;
+    }
+    Ok(())
+}
+
+fn act(
+    state: CourierState,
+    action: Action,
+    me: &Courier,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<CourierState> {
+    let (outcome, next) = match action {
+        Action::CourierTake(d) => (delivery::take(repo, turn, me, d)?, state),
+        Action::CourierSkip(d) => (delivery::skip(repo, turn, me, d)?, state),
+        Action::CourierPicked { delivery: d, sub } => (delivery::picked_up(repo, turn, me, d, sub)?, state),
+        Action::CourierDepart(d) => (delivery::depart(repo, turn, me, d)?, state),
+        Action::CourierDelivered(d) => {
+            let outcome = delivery::delivered_pressed(repo, turn, me, d)?;
+            let next = if outcome.is_ok() { CourierState::ReceiveProof { delivery: d } } else { state };
+            (outcome, next)
+        }
+        Action::CourierFail(d) => (delivery::fail_pressed(repo, turn, me, d)?, state),
+        Action::CourierFailReason { delivery: d, reason } => {
+            (delivery::failed(repo, turn, me, d, reason)?, CourierState::Idle)
+        }
+        _ => {
+            turn.say(Key::StaleButton);
+            return Ok(state);
+        }
+    };
+    refused(turn, outcome);
+    Ok(next)
+}

@@ -1,0 +1,852 @@
+//! Free delivery: offering an order to a courier, the courier's steps from the stalls to the
+//! shopper's door, and the shopper's view of it all.
+//!
+//! A delivery starts when every stall has packed (or the slot is near) and is offered to one
+//! on-shift courier at a time ([`choose_courier`]: fewest open jobs, then idle longest). An offer
+//! not taken in time passes to the next courier; when nobody is left the market's admins are
+//! told and assign it with `/tugaskan`. Every press is checked against the delivery as stored
+//! (whose it is, where it stands), so an old or forged button changes nothing. Every step is
+//! pushed to the shopper, and `/status` shows the whole timeline.
+
+use super::lifecycle::{lang_of, slot_text, stall_label, tell_buyer, tell_traders};
+use super::payload::Action;
+use super::{MarketRepo, RepoResult, Role, Turn};
+use crate::channel::{Button, NoticeKind, Outbound};
+use crate::domain::contact::Address;
+use crate::domain::delivery::{
+    Courier, Delivery, DeliveryStatus, FailReason, choose_courier, eta_between, whatsapp_link,
+};
+use crate::domain::order::{Order, OrderNumber, OrderStatus, PaymentMethod, SubOrder, SubOrderStatus};
+use crate::domain::slot::local;
+use crate::text::{Key, Lang};
+
+/// Why a courier's press was refused. Each maps to a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRefusal {
+    /// Not this courier's delivery (never was, or a forged button).
+    NotYours,
+    /// It was theirs to take, but the offer moved on or an admin gave it to someone else.
+    Moved,
+    /// That step was done already, or the delivery is past it.
+    AlreadyDone,
+    /// The stall has not packed its part yet.
+    NotPacked(String),
+    /// Some stall's part is not collected yet.
+    NotAllPicked,
+}
+
+pub type JobOutcome = Result<(), JobRefusal>;
+
+impl JobRefusal {
+    pub fn tell(&self, turn: &mut Turn<'_>) {
+        let text = match self {
+            JobRefusal::NotYours => turn.t(Key::JobNotYours),
+            JobRefusal::Moved => turn.t(Key::JobMoved),
+            JobRefusal::AlreadyDone => turn.t(Key::JobAlreadyDone),
+            JobRefusal::NotPacked(stall) => turn.tf(Key::JobStallNotPacked, &[("stall", stall)]),
+            JobRefusal::NotAllPicked => turn.t(Key::JobNotAllPicked),
+        };
+        turn.reply(Outbound::text(text));
+    }
+}
+
+/// Stalls in the order a courier walks the market: by block letter, then by number
+/// (`A-7` before `A-12`, both before `B-3`).
+fn walking_key(number: &str) -> (String, u64, String) {
+    let letters: String = number.chars().take_while(|c| c.is_alphabetic()).collect::<String>().to_uppercase();
+    let digits: String = number.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    (letters, digits.parse().unwrap_or(u64::MAX), number.to_string())
+}
+
+/// The parts a courier collects, in walking order.
+fn pickup_order<'o>(turn: &Turn<'_>, order: &'o Order) -> Vec<&'o SubOrder> {
+    let mut subs: Vec<&SubOrder> = order.subs.iter().filter(|s| !s.status.is_dropped()).collect();
+    subs.sort_by_key(|s| walking_key(&stall_label(turn, s.stall_id).1));
+    subs
+}
+
+/// The courier's job: the stalls with what to collect, the drop-off, and the buttons for the
+/// step the delivery is at.
+fn job_message(turn: &Turn<'_>, lang: Lang, order: &Order, d: &Delivery, header: String) -> Outbound {
+    let mut text = header;
+    text.push_str("\n\n");
+    text.push_str(&turn.tf_in(
+        lang,
+        Key::JobSummary,
+        &[("number", &order.number), ("slot", &slot_text(turn, lang, order))],
+    ));
+    text.push('\n');
+    text.push_str(&turn.tf_in(lang, Key::JobStallsHeader, &[]));
+    let mut buttons = Vec::new();
+    for (i, sub) in pickup_order(turn, order).iter().enumerate() {
+        let (stall, number) = stall_label(turn, sub.stall_id);
+        let mark = match sub.status {
+            SubOrderStatus::PickedUp => Key::JobMarkPicked,
+            SubOrderStatus::Packed => Key::JobMarkReady,
+            _ => Key::JobMarkPacking,
+        };
+        let mark = turn.tf_in(lang, mark, &[]);
+        text.push('\n');
+        text.push_str(&turn.tf_in(
+            lang,
+            Key::JobStall,
+            &[("n", &(i + 1)), ("stall_number", &number), ("stall", &stall), ("mark", &mark)],
+        ));
+        for l in sub.lines.iter().filter(|l| !l.out_of_stock) {
+            text.push('\n');
+            text.push_str(&turn.tf_in(
+                lang,
+                Key::JobItem,
+                &[("commodity", &l.commodity_name), ("qty", &l.quantity.display(lang))],
+            ));
+        }
+        if d.status == DeliveryStatus::Assigned && sub.status != SubOrderStatus::PickedUp {
+            buttons.push(Button {
+                label: turn.tf_in(lang, Key::BtnPickedUp, &[("stall_number", &number)]),
+                payload: Action::CourierPicked { delivery: d.id, sub: sub.id }.encode(),
+            });
+        }
+    }
+    text.push_str("\n\n");
+    text.push_str(&turn.tf_in(
+        lang,
+        Key::JobDropoff,
+        &[("name", &order.buyer_name), ("phone", &order.phone), ("address", &order.address)],
+    ));
+    if let Some(note) = &order.note {
+        text.push_str(&turn.tf_in(lang, Key::TraderNote, &[("note", note)]));
+    }
+    if order.payment == PaymentMethod::CashOnDelivery {
+        text.push('\n');
+        text.push_str(&turn.tf_in(lang, Key::JobCollectCash, &[("total", &order.total())]));
+    }
+    match d.status {
+        DeliveryStatus::Offered => {
+            buttons.push(turn.button_in(lang, Key::BtnTakeJob, Action::CourierTake(d.id).encode()));
+            buttons.push(turn.button_in(lang, Key::BtnSkipJob, Action::CourierSkip(d.id).encode()));
+        }
+        DeliveryStatus::Assigned if buttons.is_empty() => {
+            buttons.push(turn.button_in(lang, Key::BtnDepart, Action::CourierDepart(d.id).encode()));
+        }
+        DeliveryStatus::OnTheWay => {
+            buttons.push(turn.button_in(lang, Key::BtnDelivered, Action::CourierDelivered(d.id).encode()));
+            buttons.push(turn.button_in(lang, Key::BtnDeliveryFailed, Action::CourierFail(d.id).encode()));
+        }
+        _ => {}
+    }
+    Outbound::with_buttons(text, buttons)
+}
+
+/// The reply to a courier's press: shown in place of the message pressed on, where the
+/// platform can edit it.
+fn job_reply(turn: &mut Turn<'_>, order: &Order, d: &Delivery, header: String) {
+    let mut msg = job_message(turn, turn.lang, order, d, header);
+    msg.replaces = turn.pressed_on.map(str::to_string);
+    turn.reply(msg);
+}
+
+/// Sends a courier their job (an offer, or one assigned to them).
+fn send_job(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    order: &Order,
+    d: &Delivery,
+    header: Key,
+) -> RepoResult<()> {
+    let lang = lang_of(repo, turn, &courier.user)?;
+    let minutes = turn.policy.courier_offer_timeout.num_minutes();
+    let header = turn.tf_in(lang, header, &[("market", &turn.market.name), ("minutes", &minutes)]);
+    let msg = job_message(turn, lang, order, d, header);
+    turn.send(&courier.user, Outbound { notice: Some(NoticeKind::NewOrder), ..msg });
+    Ok(())
+}
+
+fn tell_courier(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier_id: i64,
+    key: Key,
+    number: &OrderNumber,
+) -> RepoResult<()> {
+    let Some(courier) = repo.courier(courier_id)? else {
+        return Ok(());
+    };
+    let lang = lang_of(repo, turn, &courier.user)?;
+    let text =
+        turn.tf_in(lang, key, &[("number", number), ("minutes", &turn.policy.courier_offer_timeout.num_minutes())]);
+    turn.send(&courier.user, Outbound { notice: Some(NoticeKind::TraderUpdate), ..Outbound::text(text) });
+    Ok(())
+}
+
+/// `/tugas`: one of the courier's open jobs, with the buttons for its current step.
+pub fn show_job(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, d: &Delivery) -> RepoResult<()> {
+    let Some(order) = repo.order(d.order_id)? else {
+        return Ok(());
+    };
+    let key = if d.status == DeliveryStatus::Offered { Key::JobOffer } else { Key::JobCurrent };
+    let minutes = turn.policy.courier_offer_timeout.num_minutes();
+    let header = turn.tf(key, &[("market", &turn.market.name), ("minutes", &minutes)]);
+    let msg = job_message(turn, turn.lang, &order, d, header);
+    turn.reply(msg);
+    Ok(())
+}
+
+/// Moves a delivery if the move is legal (a refused move is a bug in the caller's checks, so it
+/// is answered as "already done" rather than applied).
+fn move_delivery(
+    repo: &mut dyn MarketRepo,
+    d: &mut Delivery,
+    to: DeliveryStatus,
+    actor: &str,
+    note: Option<&str>,
+) -> RepoResult<JobOutcome> {
+    if !d.status.can_move_to(to) {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    d.status = to;
+    if to != DeliveryStatus::Offered {
+        d.offer_deadline = None;
+    }
+    repo.save_delivery(d, actor, note)?;
+    Ok(Ok(()))
+}
+
+/// The order is ready for pickup, or its slot is near: it gets a delivery, offered to a courier,
+/// unless it has one. A courier already holding it hears that every stall has packed.
+pub fn order_ready(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64, actor: &str) -> RepoResult<()> {
+    let Some(order) = repo.order(order_id)? else {
+        return Ok(());
+    };
+    if let Some(d) = repo.latest_delivery(order_id)? {
+        if d.status == DeliveryStatus::Assigned
+            && order.status == OrderStatus::ReadyForPickup
+            && let Some(courier) = d.courier_id.map(|id| repo.courier(id)).transpose()?.flatten()
+        {
+            send_job(repo, turn, &courier, &order, &d, Key::JobAllReady)?;
+        }
+        return Ok(());
+    }
+    let mut d = repo.create_delivery(order_id, actor)?;
+    offer_next(repo, turn, &order, &mut d, actor)
+}
+
+/// Offers the delivery to the next courier, or tells the admins that nobody is left.
+fn offer_next(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    d: &mut Delivery,
+    actor: &str,
+) -> RepoResult<()> {
+    let candidates = repo.candidates()?;
+    match choose_courier(&candidates, &d.passed) {
+        Some(courier_id) => {
+            let Some(courier) = repo.courier(courier_id)? else {
+                return Ok(());
+            };
+            d.courier_id = Some(courier_id);
+            d.offer_deadline = Some(turn.now + turn.policy.courier_offer_timeout);
+            if move_delivery(repo, d, DeliveryStatus::Offered, actor, None)?.is_err() {
+                return Ok(());
+            }
+            send_job(repo, turn, &courier, order, d, Key::JobOffer)
+        }
+        None => {
+            let why = if candidates.is_empty() { Key::WhyNoneOnShift } else { Key::WhyNobodyTook };
+            d.courier_id = None;
+            if d.status == DeliveryStatus::Unassigned {
+                repo.save_delivery(d, actor, None)?;
+            } else if move_delivery(repo, d, DeliveryStatus::Unassigned, actor, None)?.is_err() {
+                return Ok(());
+            }
+            let admins = super::lifecycle::admins_of(repo, turn)?;
+            for admin in admins {
+                let lang = lang_of(repo, turn, &admin)?;
+                let why = turn.tf_in(lang, why, &[]);
+                let text = turn.tf_in(lang, Key::AdminNoCourier, &[("number", &order.number), ("why", &why)]);
+                turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Timers: offers not taken in time pass to the next courier; orders whose slot is near get a
+/// courier even if a stall is still packing. Returns how many were due.
+pub fn run_timers(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>) -> RepoResult<usize> {
+    let actor = super::lifecycle::SYSTEM_ACTOR;
+    let lapsed = repo.due_offers(turn.now)?;
+    for id in &lapsed {
+        let Some(mut d) = repo.delivery(*id)? else {
+            continue;
+        };
+        let (Some(courier_id), DeliveryStatus::Offered) = (d.courier_id, d.status) else {
+            continue;
+        };
+        let Some(order) = repo.order(d.order_id)? else {
+            continue;
+        };
+        tell_courier(repo, turn, courier_id, Key::JobOfferLapsed, &order.number)?;
+        d.passed.push(courier_id);
+        offer_next(repo, turn, &order, &mut d, actor)?;
+    }
+    let due_by = (local(turn.now) + turn.policy.courier_lead).naive_local();
+    let near = repo.orders_due_for_courier(due_by)?;
+    for order_id in &near {
+        order_ready(repo, turn, *order_id, actor)?;
+    }
+    Ok(lapsed.len() + near.len())
+}
+
+/// A courier starts a shift: the oldest delivery nobody has (and they have not passed on) is
+/// offered to them.
+pub fn shift_started(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier) -> RepoResult<()> {
+    for id in repo.unassigned_deliveries()? {
+        let Some(mut d) = repo.delivery(id)? else {
+            continue;
+        };
+        if d.passed.contains(&courier.id) {
+            continue;
+        }
+        let Some(order) = repo.order(d.order_id)? else {
+            continue;
+        };
+        d.courier_id = Some(courier.id);
+        d.offer_deadline = Some(turn.now + turn.policy.courier_offer_timeout);
+        let actor = turn.actor(Role::Courier);
+        if move_delivery(repo, &mut d, DeliveryStatus::Offered, &actor, None)?.is_ok() {
+            send_job(repo, turn, courier, &order, &d, Key::JobOffer)?;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// Loads a delivery pressed on by a courier and its order, checking it is theirs.
+fn courier_delivery(
+    repo: &mut dyn MarketRepo,
+    courier: &Courier,
+    delivery_id: i64,
+) -> RepoResult<Result<(Delivery, Order), JobRefusal>> {
+    let Some(d) = repo.delivery(delivery_id)? else {
+        return Ok(Err(JobRefusal::NotYours));
+    };
+    if d.courier_id != Some(courier.id) {
+        // Offered to them once and moved on, or never theirs.
+        let was_theirs = d.passed.contains(&courier.id);
+        return Ok(Err(if was_theirs { JobRefusal::Moved } else { JobRefusal::NotYours }));
+    }
+    let Some(order) = repo.order(d.order_id)? else {
+        return Ok(Err(JobRefusal::NotYours));
+    };
+    Ok(Ok((d, order)))
+}
+
+/// The courier's name, vehicle, plate and phone as the shopper sees them.
+fn courier_card(turn: &Turn<'_>, lang: Lang, courier: &Courier) -> String {
+    turn.tf_in(
+        lang,
+        Key::TrackCourier,
+        &[
+            ("name", &courier.profile.name),
+            ("vehicle", &courier.profile.vehicle),
+            ("plate", &courier.profile.plate),
+            ("phone", &courier.profile.phone),
+            ("wa", &whatsapp_link(&courier.profile.phone)),
+        ],
+    )
+}
+
+/// Tells the shopper a step of their delivery, with the "Lacak pesanan" button.
+fn tell_buyer_step(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    key: Key,
+    args: &[(&str, &dyn std::fmt::Display)],
+) -> RepoResult<()> {
+    tell_buyer(repo, turn, order, key, args, &[(Key::BtnTrack, Action::Track(order.number.clone()))])
+}
+
+/// Ambil tugas: the courier takes an offered delivery.
+pub fn take(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+) -> RepoResult<JobOutcome> {
+    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::Offered {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let actor = turn.actor(Role::Courier);
+    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::Assigned, &actor, None)? {
+        return Ok(Err(r));
+    }
+    let header = turn.t(Key::JobTaken);
+    job_reply(turn, &order, &d, header);
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    let card = courier_card(turn, lang, courier);
+    tell_buyer_step(repo, turn, &order, Key::BuyerCourierAssigned, &[("number", &order.number), ("courier", &card)])?;
+    Ok(Ok(()))
+}
+
+/// Lewati: the courier passes; the next one is asked at once.
+pub fn skip(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+) -> RepoResult<JobOutcome> {
+    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::Offered {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let text = turn.tf(Key::JobSkipped, &[("number", &order.number)]);
+    turn.reply(Outbound { replaces: turn.pressed_on.map(str::to_string), ..Outbound::text(text) });
+    d.passed.push(courier.id);
+    let actor = turn.actor(Role::Courier);
+    offer_next(repo, turn, &order, &mut d, &actor)?;
+    Ok(Ok(()))
+}
+
+/// Sudah dijemput: the courier has a stall's packed part.
+pub fn picked_up(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+    sub_id: i64,
+) -> RepoResult<JobOutcome> {
+    let (d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::Assigned {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let Some(sub) = order.sub(sub_id).filter(|s| !s.status.is_dropped()).cloned() else {
+        return Ok(Err(JobRefusal::NotYours));
+    };
+    match sub.status {
+        SubOrderStatus::Packed => {}
+        SubOrderStatus::PickedUp => return Ok(Err(JobRefusal::AlreadyDone)),
+        _ => return Ok(Err(JobRefusal::NotPacked(stall_label(turn, sub.stall_id).0))),
+    }
+    let actor = turn.actor(Role::Courier);
+    repo.set_sub_status(order.id, sub.id, sub.status, SubOrderStatus::PickedUp, &actor, None)?;
+    let Some(order) = repo.order(order.id)? else {
+        return Ok(Err(JobRefusal::NotYours));
+    };
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    let header = turn.tf(Key::JobPickedHeader, &[("stall", &stall)]);
+    job_reply(turn, &order, &d, header);
+    let number = order.number.clone();
+    let name = courier.profile.name.clone();
+    tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+        Outbound::text(t.tf_in(lang, Key::TraderPickedUp, &[("number", &number), ("courier", &name)]))
+    })?;
+    let active = order.subs.iter().filter(|s| !s.status.is_dropped()).count();
+    let done = order.subs.iter().filter(|s| s.status == SubOrderStatus::PickedUp).count();
+    tell_buyer_step(
+        repo,
+        turn,
+        &order,
+        Key::BuyerStallPickedUp,
+        &[("number", &order.number), ("stall", &stall), ("done", &done), ("total", &active)],
+    )?;
+    Ok(Ok(()))
+}
+
+/// Minutes to the shopper's door from a point, when the drop-off is a shared location.
+fn eta_from(order: &Order, from: (f64, f64)) -> Option<i64> {
+    match order.address {
+        Address::Location { lat, lon } => Some(eta_between(from, (lat, lon))),
+        Address::Text(_) => None,
+    }
+}
+
+/// An arrival estimate in the shopper's words: minutes and clock time when the drop-off is a
+/// point, else the slot.
+fn eta_text(turn: &Turn<'_>, lang: Lang, order: &Order, from: (f64, f64)) -> String {
+    match eta_from(order, from) {
+        Some(minutes) => {
+            let at = local(turn.now + chrono::Duration::minutes(minutes)).format("%H:%M");
+            turn.tf_in(lang, Key::EtaMinutes, &[("minutes", &minutes), ("time", &at)])
+        }
+        None => turn.tf_in(lang, Key::EtaSlot, &[("slot", &order.slot.slot)]),
+    }
+}
+
+/// Berangkat: everything is collected; the order is on its way.
+pub fn depart(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+) -> RepoResult<JobOutcome> {
+    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::Assigned {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    if order.subs.iter().any(|s| !s.status.is_dropped() && s.status != SubOrderStatus::PickedUp) {
+        return Ok(Err(JobRefusal::NotAllPicked));
+    }
+    let actor = turn.actor(Role::Courier);
+    let mut status = order.status;
+    if status != OrderStatus::ReadyForPickup && status.can_move_to(OrderStatus::ReadyForPickup) {
+        repo.set_order_status(order.id, status, OrderStatus::ReadyForPickup, &actor, None)?;
+        status = OrderStatus::ReadyForPickup;
+    }
+    if !status.can_move_to(OrderStatus::OnDelivery) {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    repo.set_order_status(order.id, status, OrderStatus::OnDelivery, &actor, None)?;
+    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::OnTheWay, &actor, None)? {
+        return Ok(Err(r));
+    }
+    let header = turn.t(Key::JobOnTheWay);
+    job_reply(turn, &order, &d, header);
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    // Leaving the market now: the estimate runs from the market unless the courier shared a
+    // position in the last few minutes.
+    let from = fresh_position(turn, courier).unwrap_or((turn.market.lat, turn.market.lon));
+    let eta = eta_text(turn, lang, &order, from);
+    tell_buyer_step(repo, turn, &order, Key::BuyerOnTheWay, &[("number", &order.number), ("eta", &eta)])?;
+    Ok(Ok(()))
+}
+
+/// A position the courier shared recently enough to estimate from.
+fn fresh_position(turn: &Turn<'_>, courier: &Courier) -> Option<(f64, f64)> {
+    courier
+        .position
+        .filter(|p| turn.now - p.at <= chrono::Duration::minutes(FRESH_POSITION_MINUTES))
+        .map(|p| (p.lat, p.lon))
+}
+
+/// A shared position older than this is not used for estimates.
+pub const FRESH_POSITION_MINUTES: i64 = 15;
+
+/// Terkirim: the courier is asked for the photo at the door. True when the photo is now awaited.
+pub fn delivered_pressed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+) -> RepoResult<JobOutcome> {
+    let (d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::OnTheWay {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let text = turn.tf(Key::JobProofAsk, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    Ok(Ok(()))
+}
+
+/// The photo at the door: the order is delivered.
+pub fn proof_received(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+    photo: &str,
+) -> RepoResult<JobOutcome> {
+    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::OnTheWay || order.status != OrderStatus::OnDelivery {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let actor = turn.actor(Role::Courier);
+    d.proof = Some(photo.to_string());
+    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::Delivered, &actor, None)? {
+        return Ok(Err(r));
+    }
+    repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::Delivered, &actor, None)?;
+    repo.set_idle(courier.id)?;
+    let text = turn.tf(Key::JobDelivered, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    tell_buyer_step(
+        repo,
+        turn,
+        &order,
+        Key::BuyerDelivered,
+        &[("number", &order.number), ("market", &turn.market.name)],
+    )?;
+    Ok(Ok(()))
+}
+
+/// Gagal kirim: the courier picks a reason.
+pub fn fail_pressed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+) -> RepoResult<JobOutcome> {
+    let (d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::OnTheWay {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let text = turn.tf(Key::JobFailAsk, &[("number", &order.number)]);
+    let buttons = FailReason::ALL
+        .into_iter()
+        .map(|r| turn.button(fail_reason_button(r), Action::CourierFailReason { delivery: d.id, reason: r }.encode()))
+        .collect();
+    turn.reply(Outbound::with_buttons(text, buttons));
+    Ok(Ok(()))
+}
+
+fn fail_reason_button(r: FailReason) -> Key {
+    match r {
+        FailReason::NotHome => Key::BtnFailNotHome,
+        FailReason::WrongAddress => Key::BtnFailWrongAddress,
+        FailReason::Refused => Key::BtnFailRefused,
+    }
+}
+
+pub fn fail_reason_text(turn: &Turn<'_>, lang: Lang, r: FailReason) -> String {
+    let key = match r {
+        FailReason::NotHome => Key::FailNotHome,
+        FailReason::WrongAddress => Key::FailWrongAddress,
+        FailReason::Refused => Key::FailRefused,
+    };
+    turn.tf_in(lang, key, &[])
+}
+
+/// The delivery failed: the goods go back to the market, the shopper and the admins are told.
+pub fn failed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+    reason: FailReason,
+) -> RepoResult<JobOutcome> {
+    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if d.status != DeliveryStatus::OnTheWay || order.status != OrderStatus::OnDelivery {
+        return Ok(Err(JobRefusal::AlreadyDone));
+    }
+    let actor = turn.actor(Role::Courier);
+    d.fail_reason = Some(reason);
+    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::Failed, &actor, Some(reason.code()))? {
+        return Ok(Err(r));
+    }
+    repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::ReadyForPickup, &actor, Some(reason.code()))?;
+    repo.set_idle(courier.id)?;
+    let mine = fail_reason_text(turn, turn.lang, reason);
+    let text = turn.tf(Key::JobFailed, &[("number", &order.number), ("reason", &mine)]);
+    turn.reply(Outbound::text(text));
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    let theirs = fail_reason_text(turn, lang, reason);
+    tell_buyer_step(repo, turn, &order, Key::BuyerDeliveryFailed, &[("number", &order.number), ("reason", &theirs)])?;
+    for admin in super::lifecycle::admins_of(repo, turn)? {
+        let lang = lang_of(repo, turn, &admin)?;
+        let reason = fail_reason_text(turn, lang, reason);
+        let text = turn.tf_in(
+            lang,
+            Key::AdminDeliveryFailed,
+            &[
+                ("number", &order.number),
+                ("courier", &courier.profile.name),
+                ("reason", &reason),
+                ("buyer", &order.buyer_name),
+                ("phone", &order.phone),
+            ],
+        );
+        turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
+    }
+    Ok(Ok(()))
+}
+
+/// Why an admin's `/tugaskan` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignRefusal {
+    /// The order is not at a stage a courier can take it (still with the traders, delivered,
+    /// cancelled).
+    NotReady,
+    /// A courier already has it: their name.
+    Busy(String),
+}
+
+/// `/tugaskan`: an admin gives an order's delivery to a courier, who has it at once.
+pub fn assign(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    courier: &Courier,
+) -> RepoResult<Result<(), AssignRefusal>> {
+    let ready = matches!(
+        order.status,
+        OrderStatus::Confirmed | OrderStatus::AwaitingPayment | OrderStatus::Preparing | OrderStatus::ReadyForPickup
+    );
+    if !ready {
+        return Ok(Err(AssignRefusal::NotReady));
+    }
+    let actor = turn.actor(Role::Admin);
+    let mut d = match repo.latest_delivery(order.id)? {
+        Some(d) if matches!(d.status, DeliveryStatus::Assigned | DeliveryStatus::OnTheWay) => {
+            let holder = match d.courier_id {
+                Some(id) => repo.courier(id)?.map(|c| c.profile.name).unwrap_or_default(),
+                None => String::new(),
+            };
+            return Ok(Err(AssignRefusal::Busy(holder)));
+        }
+        Some(d) if matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Unassigned) => {
+            if let Some(offered_to) = d.courier_id.filter(|id| *id != courier.id) {
+                tell_courier(repo, turn, offered_to, Key::JobWithdrawn, &order.number)?;
+            }
+            d
+        }
+        // None yet, or the last one failed or was cancelled: a new attempt.
+        _ => repo.create_delivery(order.id, &actor)?,
+    };
+    d.courier_id = Some(courier.id);
+    if let Err(_r) = move_delivery(repo, &mut d, DeliveryStatus::Assigned, &actor, None)? {
+        return Ok(Err(AssignRefusal::NotReady));
+    }
+    send_job(repo, turn, courier, order, &d, Key::JobAssigned)?;
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    let card = courier_card(turn, lang, courier);
+    tell_buyer_step(repo, turn, order, Key::BuyerCourierAssigned, &[("number", &order.number), ("courier", &card)])?;
+    Ok(Ok(()))
+}
+
+/// The shopper's view of an order: every step with its time, the courier, where they were last
+/// seen and when they should arrive.
+pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) -> RepoResult<Outbound> {
+    let lang = turn.lang;
+    let status = turn.tf_in(lang, super::buyer::status_key(order.status), &[]);
+    let mut text = turn.tf_in(
+        lang,
+        Key::TrackHeader,
+        &[("number", &order.number), ("status", &status), ("slot", &slot_text(turn, lang, order))],
+    );
+    // Steps from the order's audit trail and from its deliveries, in time order; steps of the
+    // same moment in the order they happen in (a courier takes the job before collecting).
+    let mut steps: Vec<(chrono::DateTime<chrono::Utc>, u8, String)> = Vec::new();
+    for e in repo.order_history(order.id)? {
+        let stall = e.sub_order_id.and_then(|id| order.sub(id)).map(|s| stall_label(turn, s.stall_id).0);
+        let step = match (&stall, e.to.as_str()) {
+            (None, "awaiting_traders") => Some((0, Key::EvPlaced)),
+            (Some(_), "accepted") => Some((1, Key::EvStallAccepted)),
+            (Some(_), "rejected" | "cancelled") => Some((1, Key::EvStallDropped)),
+            (None, "confirmed") => Some((2, Key::EvConfirmed)),
+            (Some(_), "packed") => Some((3, Key::EvStallPacked)),
+            (None, "ready_for_pickup") => Some((4, Key::EvReady)),
+            (Some(_), "picked_up") => Some((6, Key::EvStallPickedUp)),
+            (None, "cancelled") => Some((9, Key::EvCancelled)),
+            (None, "rejected") => Some((9, Key::EvRejected)),
+            _ => None,
+        };
+        if let Some((rank, key)) = step {
+            let stall = stall.unwrap_or_default();
+            steps.push((e.at, rank, turn.tf_in(lang, key, &[("stall", &stall)])));
+        }
+    }
+    let mut couriers: Vec<Courier> = Vec::new();
+    for e in repo.delivery_events(order.id)? {
+        let (rank, key) = match e.status {
+            DeliveryStatus::Assigned => (5, Key::EvCourierAssigned),
+            DeliveryStatus::OnTheWay => (7, Key::EvOnTheWay),
+            DeliveryStatus::Delivered => (8, Key::EvDelivered),
+            DeliveryStatus::Failed => (8, Key::EvFailed),
+            _ => continue,
+        };
+        let name = match e.courier_id {
+            Some(id) => match couriers.iter().find(|c| c.id == id) {
+                Some(c) => c.profile.name.clone(),
+                None => match repo.courier(id)? {
+                    Some(c) => {
+                        let name = c.profile.name.clone();
+                        couriers.push(c);
+                        name
+                    }
+                    None => String::new(),
+                },
+            },
+            None => String::new(),
+        };
+        steps.push((e.at, rank, turn.tf_in(lang, key, &[("courier", &name)])));
+    }
+    steps.sort_by_key(|(at, rank, _)| (*at, *rank));
+    for (at, _, what) in &steps {
+        text.push('\n');
+        text.push_str(&turn.tf_in(lang, Key::TrackStep, &[("time", &local(*at).format("%H:%M")), ("what", what)]));
+    }
+    let delivery = repo.latest_delivery(order.id)?;
+    let holder = match &delivery {
+        Some(d)
+            if matches!(d.status, DeliveryStatus::Assigned | DeliveryStatus::OnTheWay | DeliveryStatus::Delivered) =>
+        {
+            match d.courier_id {
+                Some(id) => repo.courier(id)?,
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(courier) = &holder {
+        text.push_str("\n\n");
+        text.push_str(&courier_card(turn, lang, courier));
+    }
+    let on_the_way = delivery.as_ref().is_some_and(|d| d.status == DeliveryStatus::OnTheWay);
+    let collecting = delivery.as_ref().is_some_and(|d| d.status == DeliveryStatus::Assigned);
+    if let (Some(courier), true) = (&holder, on_the_way || collecting) {
+        text.push('\n');
+        match courier.position {
+            Some(p) => {
+                let ago = (turn.now - p.at).num_minutes().max(0);
+                let key = if ago == 0 { Key::TrackPositionNow } else { Key::TrackPosition };
+                text.push_str(&turn.tf_in(lang, key, &[("minutes", &ago)]));
+            }
+            None => text.push_str(&turn.tf_in(lang, Key::TrackPositionNone, &[])),
+        }
+    }
+    if order.status.is_open() {
+        text.push('\n');
+        let eta = if on_the_way {
+            let from =
+                holder.as_ref().and_then(|c| fresh_position(turn, c)).unwrap_or((turn.market.lat, turn.market.lon));
+            eta_text(turn, lang, order, from)
+        } else {
+            turn.tf_in(lang, Key::EtaSlot, &[("slot", &order.slot.slot)])
+        };
+        text.push_str(&turn.tf_in(lang, Key::TrackEta, &[("eta", &eta)]));
+    }
+    let buttons = vec![
+        turn.button_in(lang, Key::BtnRefreshTrack, Action::Track(order.number.clone()).encode()),
+        turn.button_in(lang, Key::BtnMenu, Action::Menu.encode()),
+    ];
+    Ok(Outbound::with_buttons(text, buttons))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::walking_key;
+
+    #[test]
+    fn stalls_are_walked_by_block_then_number() {
+        let mut stalls = vec!["B-03", "A-12", "A-7", "A-07", "Los-2", "C-1"];
+        stalls.sort_by_key(|s| walking_key(s));
+        assert_eq!(stalls, vec!["A-07", "A-7", "A-12", "B-03", "C-1", "Los-2"]);
+    }
+}

@@ -1,0 +1,383 @@
+//! Couriers and deliveries: the store's side of [`DeliveryRepo`].
+
+use super::shopper::RepoTx;
+use super::{StoreError, parse_ts, ts};
+use crate::channel::UserKey;
+use crate::conversation::{DeliveryRepo, RepoResult};
+use crate::domain::delivery::{
+    Candidate, Courier, CourierProfile, Delivery, DeliveryEvent, DeliveryStatus, FailReason, Position,
+};
+use crate::domain::order::AuditEntry;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+const COURIER_COLUMNS: &str =
+    "id, channel, user_id, name, phone, vehicle, plate, on_shift, idle_since, lat, lon, located_at";
+
+const DELIVERY_COLUMNS: &str =
+    "id, order_id, status, courier_id, offer_deadline_at, passed, proof, fail_reason, created_at";
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Corrupt(what)
+}
+
+/// A courier row as read, decoded outside rusqlite's row callback so errors keep their kind.
+type CourierRow =
+    (i64, String, String, String, String, String, String, i64, String, Option<f64>, Option<f64>, Option<String>);
+
+fn courier_row(r: &Row<'_>) -> rusqlite::Result<CourierRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+    ))
+}
+
+fn courier_from(row: CourierRow) -> Result<Courier, StoreError> {
+    let (id, channel, user_id, name, phone, vehicle, plate, on_shift, idle, lat, lon, located) = row;
+    let bad = |what: &str| corrupt(format!("courier {id}: {what}"));
+    let position = match (lat, lon, located) {
+        (Some(lat), Some(lon), Some(at)) => Some(Position { lat, lon, at: parse_ts(&at)? }),
+        _ => None,
+    };
+    Ok(Courier {
+        id,
+        user: UserKey { channel: channel.parse().map_err(|_| bad("channel"))?, id: user_id },
+        profile: CourierProfile {
+            name,
+            phone: crate::domain::contact::PhoneNumber::parse(&phone).map_err(|_| bad("phone"))?,
+            vehicle,
+            plate,
+        },
+        on_shift: on_shift != 0,
+        idle_since: parse_ts(&idle)?,
+        position,
+    })
+}
+
+type DeliveryRow = (i64, i64, String, Option<i64>, Option<String>, String, Option<String>, Option<String>, String);
+
+fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+}
+
+fn delivery_from(row: DeliveryRow) -> Result<Delivery, StoreError> {
+    let (id, order_id, status, courier_id, deadline, passed, proof, fail, created) = row;
+    let bad = |what: &str| corrupt(format!("delivery {id}: {what}"));
+    Ok(Delivery {
+        id,
+        order_id,
+        status: DeliveryStatus::from_code(&status).ok_or_else(|| bad("status"))?,
+        courier_id,
+        offer_deadline: deadline.as_deref().map(parse_ts).transpose()?,
+        passed: serde_json::from_str(&passed)?,
+        proof,
+        fail_reason: match fail {
+            Some(f) => Some(f.parse::<FailReason>().map_err(|_| bad("fail reason"))?),
+            None => None,
+        },
+        created_at: parse_ts(&created)?,
+    })
+}
+
+impl RepoTx<'_> {
+    fn couriers_where(&self, condition: &str, args: impl rusqlite::Params) -> RepoResult<Vec<Courier>> {
+        let sql = format!("SELECT {COURIER_COLUMNS} FROM couriers WHERE market = ?1 AND {condition} ORDER BY id");
+        let rows = self.tx.prepare_cached(&sql)?.query_map(args, courier_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().map(courier_from).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn deliveries_where(&self, condition: &str, args: impl rusqlite::Params) -> RepoResult<Vec<Delivery>> {
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE market = ?1 AND {condition} ORDER BY id");
+        let rows = self.tx.prepare_cached(&sql)?.query_map(args, delivery_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().map(delivery_from).collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+impl DeliveryRepo for RepoTx<'_> {
+    fn create_courier_invite(
+        &mut self,
+        code: &str,
+        profile: &CourierProfile,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO courier_invites (code, market, profile, created_by, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                code,
+                self.market,
+                serde_json::to_string(profile)?,
+                by.to_string(),
+                ts(self.now),
+                ts(expires_at)
+            ])?;
+        Ok(())
+    }
+
+    fn redeem_courier_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<Option<Courier>> {
+        let row: Option<(String, String)> = self
+            .tx
+            .prepare_cached(
+                "SELECT profile, expires_at FROM courier_invites WHERE code = ?1 AND market = ?2 AND used_by IS NULL",
+            )?
+            .query_row(params![code, self.market], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((profile, expires_at)) = row else {
+            return Ok(None);
+        };
+        if parse_ts(&expires_at)? <= self.now {
+            return Ok(None);
+        }
+        let profile: CourierProfile = serde_json::from_str(&profile)?;
+        self.tx
+            .prepare_cached("UPDATE courier_invites SET used_by = ?2, used_at = ?3 WHERE code = ?1")?
+            .execute(params![code, user.to_string(), ts(self.now)])?;
+        // Invited again (a new phone, a new motorbike): the same courier with the new profile.
+        self.tx
+            .prepare_cached(
+                "INSERT INTO couriers (market, channel, user_id, name, phone, vehicle, plate, idle_since, since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (market, channel, user_id) DO UPDATE SET
+                     name = excluded.name, phone = excluded.phone, vehicle = excluded.vehicle, plate = excluded.plate",
+            )?
+            .execute(params![
+                self.market,
+                user.channel.code(),
+                user.id,
+                profile.name,
+                profile.phone.e164(),
+                profile.vehicle,
+                profile.plate,
+                ts(self.now)
+            ])?;
+        self.courier_of(user)
+    }
+
+    fn courier_of(&mut self, user: &UserKey) -> RepoResult<Option<Courier>> {
+        Ok(self
+            .couriers_where("channel = ?2 AND user_id = ?3", params![self.market, user.channel.code(), user.id])?
+            .into_iter()
+            .next())
+    }
+
+    fn courier(&mut self, id: i64) -> RepoResult<Option<Courier>> {
+        Ok(self.couriers_where("id = ?2", params![self.market, id])?.into_iter().next())
+    }
+
+    fn couriers(&mut self) -> RepoResult<Vec<(Courier, u32)>> {
+        let couriers = self.couriers_where("1", params![self.market])?;
+        let mut out = Vec::with_capacity(couriers.len());
+        for c in couriers {
+            let open: u32 = self
+                .tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM deliveries WHERE courier_id = ?1
+                     AND status IN ('offered', 'assigned', 'on_the_way')",
+                )?
+                .query_row([c.id], |r| r.get(0))?;
+            out.push((c, open));
+        }
+        Ok(out)
+    }
+
+    fn set_on_shift(&mut self, courier_id: i64, on: bool) -> RepoResult<()> {
+        if on {
+            self.tx
+                .prepare_cached("UPDATE couriers SET on_shift = 1, idle_since = ?3 WHERE id = ?1 AND market = ?2")?
+                .execute(params![courier_id, self.market, ts(self.now)])?;
+        } else {
+            self.tx
+                .prepare_cached("UPDATE couriers SET on_shift = 0 WHERE id = ?1 AND market = ?2")?
+                .execute(params![courier_id, self.market])?;
+        }
+        Ok(())
+    }
+
+    fn set_idle(&mut self, courier_id: i64) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE couriers SET idle_since = ?3 WHERE id = ?1 AND market = ?2")?
+            .execute(params![courier_id, self.market, ts(self.now)])?;
+        Ok(())
+    }
+
+    fn set_courier_position(&mut self, courier_id: i64, lat: f64, lon: f64) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE couriers SET lat = ?3, lon = ?4, located_at = ?5 WHERE id = ?1 AND market = ?2")?
+            .execute(params![courier_id, self.market, lat, lon, ts(self.now)])?;
+        Ok(())
+    }
+
+    fn candidates(&mut self) -> RepoResult<Vec<Candidate>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT c.id, c.idle_since,
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.courier_id = c.id
+                     AND d.status IN ('offered', 'assigned', 'on_the_way'))
+             FROM couriers c WHERE c.market = ?1 AND c.on_shift = 1 ORDER BY c.id",
+        )?;
+        let rows = stmt
+            .query_map([self.market], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (courier_id, idle, open_jobs) in rows {
+            out.push(Candidate { courier_id, open_jobs, idle_since: parse_ts(&idle)? });
+        }
+        Ok(out)
+    }
+
+    fn create_delivery(&mut self, order_id: i64, actor: &str) -> RepoResult<Delivery> {
+        let status = DeliveryStatus::Unassigned;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO deliveries (order_id, market, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![order_id, self.market, status.code(), ts(self.now)])?;
+        let id = self.tx.last_insert_rowid();
+        self.tx
+            .prepare_cached("INSERT INTO delivery_events (delivery_id, status, actor, at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![id, status.code(), actor, ts(self.now)])?;
+        Ok(Delivery {
+            id,
+            order_id,
+            status,
+            courier_id: None,
+            offer_deadline: None,
+            passed: Vec::new(),
+            proof: None,
+            fail_reason: None,
+            created_at: self.now,
+        })
+    }
+
+    fn delivery(&mut self, id: i64) -> RepoResult<Option<Delivery>> {
+        Ok(self.deliveries_where("id = ?2", params![self.market, id])?.into_iter().next())
+    }
+
+    fn latest_delivery(&mut self, order_id: i64) -> RepoResult<Option<Delivery>> {
+        Ok(self.deliveries_where("order_id = ?2", params![self.market, order_id])?.into_iter().next_back())
+    }
+
+    fn save_delivery(&mut self, d: &Delivery, actor: &str, note: Option<&str>) -> RepoResult<()> {
+        let before: Option<(String, Option<i64>)> = self
+            .tx
+            .prepare_cached("SELECT status, courier_id FROM deliveries WHERE id = ?1 AND market = ?2")?
+            .query_row(params![d.id, self.market], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((status, courier)) = before else {
+            return Err(corrupt(format!("delivery {} is not in market {}", d.id, self.market)).into());
+        };
+        self.tx
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?2, courier_id = ?3, offer_deadline_at = ?4, passed = ?5, proof = ?6,
+                        fail_reason = ?7, updated_at = ?8
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                d.id,
+                d.status.code(),
+                d.courier_id,
+                d.offer_deadline.map(ts),
+                serde_json::to_string(&d.passed)?,
+                d.proof,
+                d.fail_reason.map(FailReason::code),
+                ts(self.now)
+            ])?;
+        if status != d.status.code() || courier != d.courier_id {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO delivery_events (delivery_id, status, courier_id, actor, at, note)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![d.id, d.status.code(), d.courier_id, actor, ts(self.now), note])?;
+        }
+        Ok(())
+    }
+
+    fn deliveries_of(&mut self, courier_id: i64) -> RepoResult<Vec<Delivery>> {
+        self.deliveries_where(
+            "courier_id = ?2 AND status IN ('offered', 'assigned', 'on_the_way')",
+            params![self.market, courier_id],
+        )
+    }
+
+    fn due_offers(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id FROM deliveries WHERE status = 'offered' AND offer_deadline_at <= ?2 AND market = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![self.market, ts(now)], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+    }
+
+    fn unassigned_deliveries(&mut self) -> RepoResult<Vec<i64>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id FROM deliveries WHERE market = ?1 AND status = 'unassigned' ORDER BY id")?;
+        let rows = stmt.query_map([self.market], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+    }
+
+    fn orders_due_for_courier(&mut self, local: chrono::NaiveDateTime) -> RepoResult<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(ORDERS_DUE_FOR_COURIER)?;
+        let date = local.date().format("%Y-%m-%d").to_string();
+        let stamp = local.format("%Y-%m-%dT%H:%M").to_string();
+        let rows = stmt.query_map(params![date, stamp, self.market], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+    }
+
+    fn delivery_events(&mut self, order_id: i64) -> RepoResult<Vec<DeliveryEvent>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT e.status, e.courier_id, e.at FROM delivery_events e JOIN deliveries d ON d.id = e.delivery_id
+             WHERE d.order_id = ?1 AND d.market = ?2 ORDER BY e.id",
+        )?;
+        let rows = stmt
+            .query_map(params![order_id, self.market], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (status, courier_id, at) in rows {
+            let status =
+                DeliveryStatus::from_code(&status).ok_or_else(|| corrupt(format!("delivery event status {status}")))?;
+            out.push(DeliveryEvent { status, courier_id, at: parse_ts(&at)? });
+        }
+        Ok(out)
+    }
+
+    fn order_history(&mut self, order_id: i64) -> RepoResult<Vec<AuditEntry>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT e.sub_order_id, e.to_status, e.at FROM order_events e JOIN orders o ON o.id = e.order_id
+             WHERE e.order_id = ?1 AND o.market = ?2 ORDER BY e.id",
+        )?;
+        let rows = stmt
+            .query_map(params![order_id, self.market], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (sub_order_id, to, at) in rows {
+            out.push(AuditEntry { sub_order_id, to, at: parse_ts(&at)? });
+        }
+        Ok(out)
+    }
+}
+
+/// Orders past the traders' answers and not yet on the road, whose slot starts by a local time,
+/// with no delivery yet (a failed one is the admin's to assign again). The timer's check for
+/// markets with a timer due (`Store::markets_with_due_deadlines`) has the same conditions.
+const ORDERS_DUE_FOR_COURIER: &str = "SELECT o.id FROM orders o
+     WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
+       AND o.slot_date <= ?1 AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?2 AND o.market = ?3
+       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)
+     ORDER BY o.id";
