@@ -347,6 +347,7 @@ keys! {
     JobStallNotPacked => "job_stall_not_packed",
     JobNotAllPicked => "job_not_all_picked",
     JobProofAsk => "job_proof_ask",
+    JobProofNeedPhoto => "job_proof_need_photo",
     JobDelivered => "job_delivered",
     JobFailAsk => "job_fail_ask",
     JobFailed => "job_failed",

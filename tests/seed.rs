@@ -191,3 +191,44 @@ fn every_button_payload_fits_telegram_with_the_longest_real_values() {
         assert_eq!(Action::parse(&p), Some(a), "{p}");
     }
 }
+
+/// The zones and distances of the ten markets with their real coordinates: each market's own
+/// address is in its kelurahan list, all ten lie in Kota Malang, and distances between them
+/// (as the zone check and the courier's arrival estimate use them) are what a map says.
+#[test]
+fn zones_and_distances_with_the_real_coordinates_of_the_ten_markets() {
+    use pasar_online::domain::contact::{distance_km, kelurahan_in};
+    use pasar_online::domain::delivery::eta_between;
+    let seed = SeedData::load(&data_dir()).expect("seed data loads");
+    // Alun-alun Merdeka, the centre of Kota Malang.
+    let alun_alun = (-7.9826, 112.6308);
+    for m in &seed.markets {
+        assert!(kelurahan_in(&m.address, &m.kelurahan).is_some(), "{}: its own address is outside its list", m.slug);
+        let from_centre = distance_km(alun_alun.0, alun_alun.1, m.lat, m.lon);
+        assert!(from_centre < 8.0, "{} is {from_centre:.1} km from the alun-alun", m.slug);
+        assert!(m.delivery_radius_km >= 2.0 && m.delivery_radius_km <= 8.0, "{}", m.slug);
+    }
+    let at = |slug: &str| seed.markets.iter().find(|m| m.slug == slug).map(|m| (m.lat, m.lon)).expect("market");
+    let km = |a: &str, b: &str| distance_km(at(a).0, at(a).1, at(b).0, at(b).1);
+    for (a, b, low, high) in [
+        ("blimbing", "dinoyo", 3.5, 4.6),
+        ("oro-oro-dowo", "klojen", 0.9, 1.6),
+        ("sukun", "blimbing", 7.0, 8.8),
+        ("bunul", "blimbing", 2.3, 3.1),
+        ("madyopuro", "sawojajar", 0.9, 1.6),
+        ("mergan", "sukun", 1.5, 2.0),
+    ] {
+        let d = km(a, b);
+        assert!((low..=high).contains(&d), "{a} to {b}: {d:.2} km");
+        assert!((d - km(b, a)).abs() < 1e-9);
+    }
+    // A shopper standing at Pasar Bunul is inside Pasar Blimbing's radius; one at Pasar Sukun is not.
+    let blimbing = seed.markets.iter().find(|m| m.slug == "blimbing").expect("blimbing");
+    assert!(km("blimbing", "bunul") <= blimbing.delivery_radius_km);
+    assert!(km("blimbing", "sukun") > blimbing.delivery_radius_km);
+    // A courier leaving Blimbing for Bunul: about 2.7 km at 20 km/h, and the handover.
+    assert_eq!(eta_between(at("blimbing"), at("bunul")), 12);
+    // Typed addresses: a kelurahan of another market's area is refused by Blimbing.
+    assert_eq!(kelurahan_in("Jl. Soekarno Hatta 9, Jatimulyo", &blimbing.kelurahan), None);
+    assert!(kelurahan_in("Jl. Raden Intan 3, Arjosari, Kec. Blimbing", &blimbing.kelurahan).is_some());
+}

@@ -583,3 +583,59 @@ fn a_wrong_token_fails_its_bot_loudly_and_the_others_run() {
     fake.text(BLIMBING, SHOPPER, "/start");
     fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
 }
+
+#[test]
+fn a_courier_on_telegram_shares_a_live_location_and_delivers_with_a_photo() {
+    use common::market::{accept_as, as_user, delivery, market_with_couriers_as, place_order, start_shift, sub_of};
+    use pasar_online::channel::{ChannelKind, UserKey};
+    use pasar_online::conversation::payload::Action;
+    const COURIER: i64 = 3001;
+    // The order up to the courier on the road, through the engine as Telegram users.
+    let mut h = common::Harness::new("blimbing");
+    h.user = UserKey { channel: ChannelKind::Telegram, id: ADMIN.to_string() };
+    market_with_couriers_as(
+        &mut h,
+        &ADMIN.to_string(),
+        &TRADER.to_string(),
+        &[(&COURIER.to_string(), "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")],
+    );
+    start_shift(&mut h, &COURIER.to_string());
+    let number = place_order(&mut h, &SHOPPER.to_string(), Some((-7.9290, 112.6520)));
+    accept_as(&mut h, &TRADER.to_string(), &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    let sub = sub_of(&h, &number);
+    as_user(&mut h, &COURIER.to_string());
+    h.button(&Action::CourierTake(d).encode());
+    h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    h.button(&Action::CourierDepart(d).encode());
+
+    // On the road, through the real channel: live location points, Terkirim, the photo.
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let _pasar = start(&fake, h.dir.path(), true);
+    fake.live_location(BLIMBING, COURIER, 555, -7.9331, 112.6498);
+    fake.live_location(BLIMBING, COURIER, 555, -7.9310, 112.6510);
+    fake.press(BLIMBING, COURIER, &Action::CourierDelivered(d).encode());
+    let (_, seen) = fake.wait_for(BLIMBING, COURIER, "Kirim foto bukti", 0);
+    assert_eq!(fake.sent_to(BLIMBING, COURIER).len(), seen, "live points are kept without a reply");
+    let position = h.count("SELECT CAST(ROUND(lat * 10000) AS INTEGER) FROM couriers");
+    assert_eq!(position, -79310, "the latest point is kept");
+    fake.photo(BLIMBING, COURIER, "AgACAgUAAxkBAAIBdoor");
+    fake.wait_for(BLIMBING, COURIER, "selesai diantar", seen);
+    fake.wait_for(BLIMBING, SHOPPER, "sudah diterima", 0);
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM deliveries WHERE id = {d} AND proof = 'AgACAgUAAxkBAAIBdoor'")),
+        1,
+        "the largest size of the photo is kept as proof"
+    );
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'delivered'")), 1);
+    // The courier's chat gets the courier's commands at start (role menus are set paced).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let menu = loop {
+        match fake.chat_menu(BLIMBING, COURIER) {
+            Some(menu) => break menu,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            None => panic!("the courier's menu was never set"),
+        }
+    };
+    assert!(["mulai", "selesai", "tugas"].iter().all(|c| menu.iter().any(|m| m == c)), "{menu:?}");
+}

@@ -22,6 +22,14 @@ pub enum CourierState {
     ReceiveProof { delivery: i64 },
 }
 
+impl CourierState {
+    /// Waiting for the photo: typed text is answered here (a reminder) rather than taken as
+    /// shopping.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, CourierState::ReceiveProof { .. })
+    }
+}
+
 /// Commands only couriers have.
 pub const COURIER_COMMANDS: &[&str] = &["mulai", "selesai", "tugas"];
 
@@ -53,7 +61,8 @@ pub fn step(
     turn: &mut Turn<'_>,
 ) -> RepoResult<CourierState> {
     let Some(me) = repo.courier_of(turn.user)? else {
-        turn.say(Key::UnknownCommand);
+        // A courier's button pressed by someone who is not one: forged or from another chat.
+        turn.say(if matches!(input, Inbound::Button(_)) { Key::StaleButton } else { Key::UnknownCommand });
         return Ok(CourierState::Idle);
     };
     match input {
@@ -84,6 +93,23 @@ pub fn step(
             }
             Ok(state)
         }
+        Inbound::Text(_) => match state {
+            CourierState::ReceiveProof { delivery } => {
+                let still_out = repo.delivery(delivery)?.is_some_and(|d| d.status == DeliveryStatus::OnTheWay);
+                if still_out {
+                    turn.say(Key::JobProofNeedPhoto);
+                    Ok(state)
+                } else {
+                    // The delivery ended another way meanwhile: stop waiting for its photo.
+                    turn.say(Key::NotUnderstood);
+                    Ok(CourierState::Idle)
+                }
+            }
+            CourierState::Idle => {
+                turn.say(Key::CourierHelp);
+                Ok(state)
+            }
+        },
         _ => {
             turn.say(Key::CourierHelp);
             Ok(state)

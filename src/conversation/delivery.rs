@@ -751,6 +751,8 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
             (Some(_), "rejected" | "cancelled") => Some((1, Key::EvStallDropped)),
             (None, "confirmed") => Some((2, Key::EvConfirmed)),
             (Some(_), "packed") => Some((3, Key::EvStallPacked)),
+            // Back from a failed delivery: the delivery's own step says so.
+            (None, "ready_for_pickup") if e.from.as_deref() == Some("on_delivery") => None,
             (None, "ready_for_pickup") => Some((4, Key::EvReady)),
             (Some(_), "picked_up") => Some((6, Key::EvStallPickedUp)),
             (None, "cancelled") => Some((9, Key::EvCancelled)),

@@ -10,7 +10,7 @@ use super::buyer::{self, BuyerState};
 use super::courier::{self, CourierState};
 use super::lifecycle::{self, SYSTEM_ACTOR};
 use super::trader::{self, TraderState};
-use super::{MarketRepo, Role, Roles, Route, Turn, admin};
+use super::{Busy, MarketRepo, Role, Roles, Route, Turn, admin};
 use crate::channel::UserKey;
 use crate::channel::{Envelope, Outbound};
 use crate::config::Policy;
@@ -442,19 +442,19 @@ fn step_event(
     } else {
         Roles::default()
     };
-    let mut reset = false;
-    let trader_state: TraderState =
-        decode_state(crate::store::load_state(tx, &market.slug, &ev.user, Role::Trader)?, &ev.user, &mut reset);
-    let route = super::route(&ev.inbound, &roles, trader_state.is_busy());
+    // Every role's state in one read: the trader's and courier's decide where free text goes.
+    let states = crate::store::load_states(tx, &market.slug, &ev.user)?;
+    let (mut trader_reset, mut courier_reset) = (false, false);
+    let trader_state: TraderState = decode_state(states.trader, &ev.user, &mut trader_reset);
+    let courier_state: CourierState = decode_state(states.courier, &ev.user, &mut courier_reset);
+    let busy = Busy { trader: trader_state.is_busy(), courier: courier_state.is_busy() };
+    let route = super::route(&ev.inbound, &roles, busy);
     let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), StepError> {
         match route {
             Route::Buyer => {
-                let state: BuyerState = decode_state(
-                    crate::store::load_state(tx, &market.slug, &ev.user, Role::Buyer)?,
-                    &ev.user,
-                    &mut reset,
-                );
-                if reset {
+                let mut reset = false;
+                let state: BuyerState = decode_state(states.buyer, &ev.user, &mut reset);
+                if reset || trader_reset {
                     turn.say(Key::StateReset);
                 }
                 let next = buyer::step(state, &ev.inbound, &mut repo, &mut turn)?;
@@ -462,7 +462,7 @@ fn step_event(
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Buyer, &json, now)?;
             }
             Route::Trader => {
-                if reset {
+                if trader_reset {
                     turn.say(Key::StateReset);
                 }
                 let next = trader::step(trader_state, &ev.inbound, &mut repo, &mut turn)?;
@@ -470,15 +470,10 @@ fn step_event(
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Trader, &json, now)?;
             }
             Route::Courier => {
-                let state: CourierState = decode_state(
-                    crate::store::load_state(tx, &market.slug, &ev.user, Role::Courier)?,
-                    &ev.user,
-                    &mut reset,
-                );
-                if reset {
+                if courier_reset {
                     turn.say(Key::StateReset);
                 }
-                let next = courier::step(state, &ev.inbound, &mut repo, &mut turn)?;
+                let next = courier::step(courier_state, &ev.inbound, &mut repo, &mut turn)?;
                 let json = serde_json::to_string(&next).map_err(StoreError::from)?;
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Courier, &json, now)?;
             }

@@ -302,6 +302,13 @@ pub struct Roles {
     pub courier_on_job: bool,
 }
 
+/// Roles in the middle of something that waits for typed text or a photo.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Busy {
+    pub trader: bool,
+    pub courier: bool,
+}
+
 /// Which conversation handles an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -325,9 +332,10 @@ pub fn needs_roles(inbound: &crate::channel::Inbound) -> bool {
 
 /// Picks the conversation: trader, courier and admin buttons and commands go to those roles (a
 /// command of a role the user does not have goes to the buyer, who answers "unknown command", so
-/// the role set is not revealed); free text goes to a trader who is in the middle of something;
+/// the role set is not revealed); free text goes to a trader or courier who is in the middle of
+/// something;
 /// photos go to couriers, and so do shared locations of a courier on a job or sharing live.
-pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool) -> Route {
+pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Route {
     use crate::channel::Inbound;
     match inbound {
         Inbound::Button(p) => match payload::Action::parse(p) {
@@ -350,7 +358,8 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, trader_busy: bool
                 Route::Buyer
             }
         }
-        Inbound::Text(_) if trader_busy => Route::Trader,
+        Inbound::Text(_) if busy.trader => Route::Trader,
+        Inbound::Text(_) if busy.courier => Route::Courier,
         Inbound::Image { .. } if roles.courier => Route::Courier,
         Inbound::Location { live, .. } if roles.courier && (*live || roles.courier_on_job) => Route::Courier,
         _ => Route::Buyer,

@@ -583,7 +583,8 @@ impl SubOrder {
 pub struct AuditEntry {
     /// The part that moved (`None`: the whole order).
     pub sub_order_id: Option<i64>,
-    /// The status code it moved to (an [`OrderStatus`] or [`SubOrderStatus`] code).
+    /// The status codes it moved from and to (an [`OrderStatus`] or [`SubOrderStatus`] code).
+    pub from: Option<String>,
     pub to: String,
     pub at: DateTime<Utc>,
 }

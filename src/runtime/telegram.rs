@@ -164,7 +164,7 @@ async fn set_chat_commands(
     }
 }
 
-/// At start: the menus of everyone with a role in this market (traders and admins, stored or
+/// At start: the menus of everyone with a role in this market (traders, couriers and admins, stored or
 /// from the config), paced well under the bot's limit, so a role given while the bot was down
 /// or an admin added to the config shows in their menu.
 pub(super) async fn set_role_menus(

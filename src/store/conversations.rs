@@ -17,6 +17,33 @@ pub fn load_state(tx: &Tx<'_>, market: &str, user: &UserKey, role: Role) -> Stor
         .optional()?)
 }
 
+/// The stored states of every role of a user in a market, read at once.
+#[derive(Debug, Default)]
+pub struct RoleStates {
+    pub buyer: Option<String>,
+    pub trader: Option<String>,
+    pub courier: Option<String>,
+}
+
+pub fn load_states(tx: &Tx<'_>, market: &str, user: &UserKey) -> StoreResult<RoleStates> {
+    let mut stmt =
+        tx.prepare_cached("SELECT role, state FROM conversations WHERE market = ?1 AND channel = ?2 AND user_id = ?3")?;
+    let rows = stmt.query_map(params![market, user.channel.code(), user.id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut states = RoleStates::default();
+    for row in rows {
+        let (role, state) = row?;
+        match role.as_str() {
+            "buyer" => states.buyer = Some(state),
+            "trader" => states.trader = Some(state),
+            "courier" => states.courier = Some(state),
+            _ => {}
+        }
+    }
+    Ok(states)
+}
+
 pub fn save_state(
     tx: &Tx<'_>,
     market: &str,

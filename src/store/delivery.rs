@@ -357,17 +357,22 @@ impl DeliveryRepo for RepoTx<'_> {
 
     fn order_history(&mut self, order_id: i64) -> RepoResult<Vec<AuditEntry>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT e.sub_order_id, e.to_status, e.at FROM order_events e JOIN orders o ON o.id = e.order_id
+            "SELECT e.sub_order_id, e.from_status, e.to_status, e.at FROM order_events e JOIN orders o ON o.id = e.order_id
              WHERE e.order_id = ?1 AND o.market = ?2 ORDER BY e.id",
         )?;
         let rows = stmt
             .query_map(params![order_id, self.market], |r| {
-                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (sub_order_id, to, at) in rows {
-            out.push(AuditEntry { sub_order_id, to, at: parse_ts(&at)? });
+        for (sub_order_id, from, to, at) in rows {
+            out.push(AuditEntry { sub_order_id, from, to, at: parse_ts(&at)? });
         }
         Ok(out)
     }

@@ -291,6 +291,35 @@ impl FakeTelegram {
         })
     }
 
+    /// A user sends a photo: Telegram gives several sizes of it, smallest first.
+    pub fn photo(&self, token: &str, chat: i64, file_id: &str) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "message": {
+                "message_id": id, "date": 1_764_300_000,
+                "chat": {"id": chat, "type": "private", "first_name": "u"},
+                "from": {"id": chat, "is_bot": false, "first_name": "u"},
+                "photo": [
+                    {"file_id": format!("{file_id}-small"), "file_unique_id": "s", "width": 90, "height": 120, "file_size": 1200},
+                    {"file_id": file_id, "file_unique_id": "l", "width": 960, "height": 1280, "file_size": 98000},
+                    {"file_id": format!("{file_id}-medium"), "file_unique_id": "m", "width": 320, "height": 427, "file_size": 9000}
+                ],
+                "caption": "sudah diterima ibunya"
+            }})
+        })
+    }
+
+    /// The next point of a live location a user is sharing: Telegram edits the location message.
+    pub fn live_location(&self, token: &str, chat: i64, message_id: i64, lat: f64, lon: f64) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "edited_message": {
+                "message_id": message_id, "date": 1_764_300_000, "edit_date": 1_764_300_060,
+                "chat": {"id": chat, "type": "private", "first_name": "u"},
+                "from": {"id": chat, "is_bot": false, "first_name": "u"},
+                "location": {"latitude": lat, "longitude": lon, "live_period": 3600}
+            }})
+        })
+    }
+
     /// A user presses an inline button.
     pub fn press(&self, token: &str, chat: i64, data: &str) -> u32 {
         self.push(token, |id| {

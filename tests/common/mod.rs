@@ -4,6 +4,7 @@
 
 pub mod fake_graph;
 pub mod fake_telegram;
+pub mod market;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pasar_online::channel::{ChannelKind, Inbound, InboundEvent, Outbound, UserKey};

@@ -1,0 +1,294 @@
+//! Free delivery through the real engine on a temp database: who gets offered a job, offers that
+//! lapse or are passed, the slot-near offer, forged and stale courier buttons, the photo at the
+//! door, a failed delivery and its reassignment, live positions and the shopper's timeline.
+
+mod common;
+
+use chrono::Duration;
+use common::market::{
+    ADMIN, SRI, accept, as_user, code_in, delivery, market_with_couriers, place_order, start_shift, sub_of,
+};
+use common::{Harness, joined, payload};
+use pasar_online::channel::{Inbound, Outbound};
+use pasar_online::conversation::payload::Action;
+
+/// Every message queued for a console user, oldest first.
+fn messages_to(h: &Harness, user: &str) -> Vec<Outbound> {
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    let mut stmt = conn
+        .prepare("SELECT message FROM outbox WHERE channel = 'console' AND recipient = ?1 ORDER BY id")
+        .expect("sql");
+    let rows = stmt.query_map([user], |r| r.get::<_, String>(0)).expect("query");
+    rows.map(|m| serde_json::from_str(&m.expect("row")).expect("outbound")).collect()
+}
+
+fn last_to(h: &Harness, user: &str) -> Outbound {
+    messages_to(h, user).pop().expect("a message")
+}
+
+/// Time passes with nobody typing: the timers run.
+fn wait(h: &mut Harness, minutes: i64) {
+    h.clock.advance(Duration::minutes(minutes));
+    h.engine.process_pending().expect("timers");
+}
+
+#[test]
+fn offers_go_to_the_fewest_jobs_then_the_longest_idle_and_pass_on_when_not_taken() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(
+        &mut h,
+        &[
+            ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB"),
+            ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"),
+            ("joko", "Joko Susilo, 0814-3333-4444, Honda Vario, N 9012 EF"),
+        ],
+    );
+    for c in ["budi", "siti", "joko"] {
+        start_shift(&mut h, c);
+        h.clock.advance(Duration::minutes(1));
+    }
+    let first = place_order(&mut h, "ani", None);
+    accept(&mut h, &first, true);
+    let (d1, status, to) = delivery(&h, &first);
+    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("budi")), "idle longest");
+    as_user(&mut h, "budi");
+    let r = h.button(&Action::CourierTake(d1).encode());
+    assert!(joined(&r).contains("Tugas ini milik Anda"), "{r:#?}");
+
+    let second = place_order(&mut h, "dewi", None);
+    accept(&mut h, &second, true);
+    let (d2, status, to) = delivery(&h, &second);
+    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("siti")), "Budi has a job; Siti idle longer");
+    as_user(&mut h, "siti");
+    h.button(&Action::CourierSkip(d2).encode());
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("joko"), "passed on at once");
+
+    // Joko lets it lapse: Budi (one job already) is all that is left.
+    wait(&mut h, 4);
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("joko"), "not before the offer's time is up");
+    wait(&mut h, 1);
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("budi"));
+    assert!(last_to(&h, "joko").text.contains("dialihkan ke kurir lain"));
+    as_user(&mut h, "joko");
+    let r = h.button(&Action::CourierTake(d2).encode());
+    assert!(joined(&r).contains("sudah dialihkan"), "an old offer's button: {r:#?}");
+    assert_eq!(delivery(&h, &second).1, "offered", "nothing changed");
+
+    // Budi lets it lapse too: nobody is left, and the admin is told.
+    wait(&mut h, 5);
+    assert_eq!(delivery(&h, &second).1, "unassigned");
+    assert!(last_to(&h, ADMIN).text.contains("belum punya kurir"), "{:?}", last_to(&h, ADMIN));
+    // A courier starting a shift later is offered what nobody has (if they did not pass on it).
+    as_user(&mut h, ADMIN);
+    let r = h.command("/undang_kurir Rina Wati, 0815-4444-5555, Suzuki Nex, N 3456 GH");
+    let code = code_in(&r);
+    as_user(&mut h, "rina");
+    h.command(&format!("/daftar {code}"));
+    start_shift(&mut h, "rina");
+    assert_eq!(delivery(&h, &second), (d2, "offered".into(), Some("rina".into())));
+    // Ending the shift passes the offer on (nobody left: unassigned again).
+    as_user(&mut h, "rina");
+    let r = h.command("/selesai");
+    assert!(joined(&r).contains("Shift selesai"), "{r:#?}");
+    assert_eq!(delivery(&h, &second).1, "unassigned");
+    let audit = h.count(&format!("SELECT COUNT(*) FROM delivery_events WHERE delivery_id = {d2}"));
+    assert!(audit >= 6, "every offer and pass is audited: {audit}");
+}
+
+#[test]
+fn an_order_is_offered_when_its_slot_is_near_even_if_a_stall_is_still_packing() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, "budi");
+    // Placed at 07:00 for the 09:00-11:00 slot; accepted, not packed.
+    let number = place_order(&mut h, "ani", None);
+    accept(&mut h, &number, false);
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries"), 0);
+    wait(&mut h, 89); // 08:29
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries"), 0, "not yet: the lead time is 30 minutes");
+    wait(&mut h, 1); // 08:30
+    let (d, status, to) = delivery(&h, &number);
+    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("budi")));
+    let offer = last_to(&h, "budi");
+    assert!(offer.text.contains("masih dikemas"), "{}", offer.text);
+
+    as_user(&mut h, "budi");
+    h.button(&Action::CourierTake(d).encode());
+    let sub = sub_of(&h, &number);
+    let r = h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    assert!(joined(&r).contains("belum selesai mengemas"), "{r:#?}");
+    let r = h.button(&Action::CourierDepart(d).encode());
+    assert!(joined(&r).contains("belum dijemput"), "{r:#?}");
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'accepted'")), 1);
+
+    // The trader packs: the courier holding the job hears it, and a second timer pass does
+    // not make a second delivery.
+    as_user(&mut h, SRI);
+    h.button(&Action::TraderPack(sub).encode());
+    assert!(last_to(&h, "budi").text.contains("Semua lapak sudah selesai mengemas"));
+    wait(&mut h, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries"), 1);
+    as_user(&mut h, "budi");
+    let r = h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    assert!(joined(&r).contains("sudah dijemput"), "{r:#?}");
+    let r = h.button(&Action::CourierDepart(d).encode());
+    assert!(joined(&r).contains("Hati-hati di jalan"), "{r:#?}");
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'on_delivery'")),
+        1
+    );
+}
+
+#[test]
+fn forged_and_stale_courier_buttons_change_nothing() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(
+        &mut h,
+        &[
+            ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB"),
+            ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"),
+        ],
+    );
+    start_shift(&mut h, "budi");
+    let number = place_order(&mut h, "ani", None);
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    let sub = sub_of(&h, &number);
+    let snapshot = |h: &Harness| {
+        (
+            delivery(h, &number),
+            h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'packed'")),
+            h.count("SELECT COUNT(*) FROM delivery_events"),
+        )
+    };
+    let before = snapshot(&h);
+    // The shopper, another courier, made-up ids, and steps out of order.
+    as_user(&mut h, "ani");
+    assert!(joined(&h.button(&Action::CourierTake(d).encode())).contains("Tombol itu sudah tidak berlaku"));
+    as_user(&mut h, "siti");
+    assert!(joined(&h.button(&Action::CourierTake(d).encode())).contains("bukan untuk Anda"));
+    assert!(joined(&h.button(&Action::CourierTake(d + 1000).encode())).contains("bukan untuk Anda"));
+    as_user(&mut h, "budi");
+    for forged in [
+        Action::CourierPicked { delivery: d, sub }.encode(),
+        Action::CourierDepart(d).encode(),
+        Action::CourierDelivered(d).encode(),
+        Action::CourierFailReason { delivery: d, reason: pasar_online::domain::delivery::FailReason::Refused }.encode(),
+    ] {
+        let r = h.button(&forged);
+        assert!(joined(&r).contains("sudah dilakukan atau sudah lewat"), "{forged}: {r:#?}");
+    }
+    assert!(joined(&h.button("k:take:abc")).contains("Tombol itu sudah tidak berlaku"));
+    assert_eq!(snapshot(&h), before);
+    // A photo nobody asked for is kept out of it.
+    let r = h.send(Inbound::Image { reference: "random".into(), caption: None });
+    assert!(joined(&r).contains("Foto hanya dibutuhkan"), "{r:#?}");
+    assert_eq!(snapshot(&h), before);
+}
+
+#[test]
+fn the_photo_at_the_door_is_kept_and_survives_a_restart_while_awaited() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, "budi");
+    let number = place_order(&mut h, "ani", Some((-7.9290, 112.6520)));
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    let sub = sub_of(&h, &number);
+    as_user(&mut h, "budi");
+    h.button(&Action::CourierTake(d).encode());
+    h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    // A live location while collecting, then off to the shopper.
+    let r = h.send(Inbound::Location { lat: -7.9345, lon: 112.6460, live: true });
+    assert!(r.is_empty(), "live updates are kept silently: {r:#?}");
+    h.button(&Action::CourierDepart(d).encode());
+    let pushed = last_to(&h, "ani");
+    assert!(pushed.text.contains("menit lagi"), "an estimate in minutes from a shared location: {}", pushed.text);
+
+    h.clock.advance(Duration::minutes(4));
+    as_user(&mut h, "ani");
+    let r = h.command(&format!("/status {number}"));
+    let status = joined(&r);
+    assert!(status.contains("Budi Santoso · Honda Beat N 1234 AB"), "{status}");
+    assert!(status.contains("wa.me/6281211112222"), "{status}");
+    assert!(status.contains("diperbarui 4 menit lalu"), "{status}");
+    assert!(status.contains("Dalam perjalanan"), "{status}");
+    // Someone else's order is not shown.
+    as_user(&mut h, "dewi");
+    assert!(joined(&h.command(&format!("/status {number}"))).contains("tidak ditemukan"));
+
+    as_user(&mut h, "budi");
+    let r = h.button(&Action::CourierDelivered(d).encode());
+    assert!(joined(&r).contains("Kirim foto bukti"), "{r:#?}");
+    h.restart();
+    let r = h.text("sudah mas");
+    assert!(joined(&r).contains("Yang dibutuhkan fotonya"), "still waiting after a restart: {r:#?}");
+    let r = h.send(Inbound::Image { reference: "AgACAgUAAxk-proof".into(), caption: None });
+    assert!(joined(&r).contains("selesai diantar"), "{r:#?}");
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'delivered' AND proof = 'AgACAgUAAxk-proof'"
+        )),
+        1
+    );
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'delivered'")), 1);
+    assert!(last_to(&h, "ani").text.contains("sudah diterima"));
+    // The photo went into the delivery, not into the shopper's conversation.
+    let r = h.text("bayam");
+    assert!(joined(&r).contains("Bayam"), "the courier can shop again: {r:#?}");
+}
+
+#[test]
+fn a_failed_delivery_tells_the_shopper_and_admin_and_can_be_assigned_again() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(
+        &mut h,
+        &[
+            ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB"),
+            ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"),
+        ],
+    );
+    start_shift(&mut h, "budi");
+    let number = place_order(&mut h, "ani", None);
+    as_user(&mut h, ADMIN);
+    let r = h.command(&format!("/tugaskan {number} 1"));
+    assert!(joined(&r).contains("belum bisa ditugaskan"), "{r:#?}");
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    let sub = sub_of(&h, &number);
+    as_user(&mut h, "budi");
+    h.button(&Action::CourierTake(d).encode());
+    h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    h.button(&Action::CourierDepart(d).encode());
+    let r = h.button(&Action::CourierFail(d).encode());
+    let reason = payload(&r, "Alamat salah");
+    let r = h.button(&reason);
+    assert!(joined(&r).contains("gagal diantar (alamat salah"), "{r:#?}");
+    assert_eq!(delivery(&h, &number).1, "failed");
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'ready_for_pickup'")),
+        1,
+        "the goods go back to the market"
+    );
+    assert!(last_to(&h, "ani").text.contains("tidak bisa menyerahkan"));
+    assert!(last_to(&h, ADMIN).text.contains("gagal diantar oleh Budi Santoso"));
+
+    as_user(&mut h, ADMIN);
+    assert!(joined(&h.command(&format!("/tugaskan {number}"))).contains("Tulis: /tugaskan"));
+    assert!(joined(&h.command(&format!("/tugaskan {number} nobody"))).contains("tidak ditemukan"));
+    let r = h.command(&format!("/tugaskan {number} siti"));
+    assert!(joined(&r).contains("ditugaskan ke Siti Aminah"), "{r:#?}");
+    let (d2, status, to) = delivery(&h, &number);
+    assert_ne!(d2, d, "a new attempt, the failed one kept");
+    assert_eq!((status.as_str(), to.as_deref()), ("assigned", Some("siti")));
+    assert!(joined(&h.command(&format!("/tugaskan {number} budi"))).contains("sedang dipegang kurir Siti Aminah"));
+    let r = h.command("/kurir");
+    assert!(joined(&r).contains("2. Siti Aminah · Yamaha Mio N 5678 CD · ⚪ libur · 1 tugas"), "{r:#?}");
+    // The timeline shows both attempts.
+    as_user(&mut h, "ani");
+    let timeline = joined(
+        &h.button(&Action::Track(pasar_online::domain::order::OrderNumber::parse(&number).expect("n")).encode()),
+    );
+    assert!(timeline.contains("Gagal diantar"), "{timeline}");
+    assert!(timeline.contains("Kurir Siti Aminah mengambil tugas"), "{timeline}");
+}
