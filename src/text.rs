@@ -311,6 +311,8 @@ keys! {
     CourierListLine => "courier_list_line",
     CourierOnShift => "courier_on_shift",
     CourierOffShift => "courier_off_shift",
+    CourierRating => "courier_rating",
+    CourierNotRated => "courier_not_rated",
     CourierRegistered => "courier_registered",
     CourierHelp => "courier_help",
     ShiftStarted => "shift_started",
@@ -403,6 +405,14 @@ keys! {
     CmdUndangKurir => "cmd_undang_kurir",
     CmdKurir => "cmd_kurir",
     CmdTugaskan => "cmd_tugaskan",
+    RateCourierAsk => "rate_courier_ask",
+    RateStallAsk => "rate_stall_ask",
+    RateThanks => "rate_thanks",
+    RateAlready => "rate_already",
+    RateNotYet => "rate_not_yet",
+    ReviewCommentAsk => "review_comment_ask",
+    BtnSkipComment => "btn_skip_comment",
+    ReviewThanks => "review_thanks",
 }
 
 /// Parsed catalog: key -> sentence.

@@ -292,3 +292,52 @@ fn a_failed_delivery_tells_the_shopper_and_admin_and_can_be_assigned_again() {
     assert!(timeline.contains("Gagal diantar"), "{timeline}");
     assert!(timeline.contains("Kurir Siti Aminah mengambil tugas"), "{timeline}");
 }
+
+#[test]
+fn ratings_come_after_delivery_once_each_from_the_shopper_only() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, "budi");
+    let number = place_order(&mut h, "ani", None);
+    let order = h.count(&format!("SELECT id FROM orders WHERE number = '{number}'"));
+    let sub = sub_of(&h, &number);
+    as_user(&mut h, "ani");
+    let r = h.button(&Action::Rate { order, sub: Some(sub), stars: 5 }.encode());
+    assert!(joined(&r).contains("setelah diterima"), "not before delivery: {r:#?}");
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    as_user(&mut h, "budi");
+    h.button(&Action::CourierTake(d).encode());
+    h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    h.button(&Action::CourierDepart(d).encode());
+    h.button(&Action::CourierDelivered(d).encode());
+    h.send(Inbound::Image { reference: "door".into(), caption: None });
+    let ask = last_to(&h, "ani");
+    assert!(ask.text.contains("kurir Budi Santoso"), "{}", ask.text);
+    let five = payload(std::slice::from_ref(&ask), "⭐⭐⭐⭐⭐");
+
+    as_user(&mut h, "dewi");
+    assert!(joined(&h.button(&five)).contains("Tombol itu sudah tidak berlaku"), "not her order");
+    as_user(&mut h, "ani");
+    let r = h.button(&five);
+    assert!(joined(&r).contains("Bagaimana belanjaan dari Sayur Bu Sri"), "{r:#?}");
+    assert!(joined(&h.button(&five)).contains("sudah Anda nilai"), "once each");
+    assert!(joined(&h.button("rate:1:k:9")).contains("Tombol itu sudah tidak berlaku"));
+    let r = h.button(&Action::Rate { order, sub: Some(sub), stars: 3 }.encode());
+    assert!(joined(&r).contains("Ada pesan atau saran"), "{r:#?}");
+    let r = h.text(&"bagus ".repeat(100));
+    assert!(joined(&r).contains("terlalu panjang"), "{r:#?}");
+    let r = h.text("Kangkungnya agak layu");
+    assert!(joined(&r).contains("Terima kasih"), "{r:#?}");
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    let mut stmt = conn.prepare("SELECT target, stars, comment FROM ratings ORDER BY target").expect("sql");
+    let rows: Vec<(String, i64, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    let comment = Some("Kangkungnya agak layu".to_string());
+    assert_eq!(rows, vec![("courier".into(), 5, comment.clone()), ("stall".into(), 3, comment)]);
+    as_user(&mut h, ADMIN);
+    assert!(joined(&h.command("/kurir")).contains("⭐ 5,0 (1 penilaian)"));
+}

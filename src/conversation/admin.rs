@@ -95,9 +95,18 @@ fn list_couriers(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
         turn.say(Key::CourierListNone);
         return Ok(());
     }
+    let ratings = repo.courier_ratings()?;
     let mut text = turn.tf(Key::CourierListHeader, &[("market", &turn.market.name)]);
     for (c, open) in &couriers {
         let shift = turn.t(if c.on_shift { Key::CourierOnShift } else { Key::CourierOffShift });
+        let rating = match ratings.iter().find(|(id, _, _)| *id == c.id) {
+            Some((_, avg, count)) => {
+                let avg = format!("{avg:.1}");
+                let avg = if turn.lang == crate::text::Lang::Id { avg.replace('.', ",") } else { avg };
+                turn.tf(Key::CourierRating, &[("avg", &avg), ("count", count)])
+            }
+            None => turn.t(Key::CourierNotRated),
+        };
         text.push('\n');
         text.push_str(&turn.tf(
             Key::CourierListLine,
@@ -108,6 +117,7 @@ fn list_couriers(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
                 ("plate", &c.profile.plate),
                 ("shift", &shift),
                 ("jobs", open),
+                ("rating", &rating),
             ],
         ));
     }

@@ -104,6 +104,10 @@ pub enum BuyerState {
     ChoosingLanguage {
         previous: Box<BuyerState>,
     },
+    /// Every part of a delivered order is rated: an optional comment.
+    ReceiveReviewComment {
+        order: i64,
+    },
 }
 
 /// Answers one input of a shopper and returns the next state.
@@ -285,6 +289,7 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
         return act(state, action, repo, turn);
     }
     match state {
+        BuyerState::ReceiveReviewComment { order } => super::review::comment(repo, turn, order, text),
         BuyerState::ReceiveQuantity { offer } => add_typed_quantity(offer, text, repo, turn),
         BuyerState::ReceiveNewQuantity { offer } => change_quantity(offer, text, repo, turn),
         BuyerState::ReceiveName => receive_name(text, repo, turn),
@@ -538,6 +543,14 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         Action::Abort => abort(repo, turn),
         Action::Orders => show_orders(repo, turn),
         Action::Track(number) => track(&number, repo, turn),
+        Action::Rate { order, sub, stars } => super::review::rate(repo, turn, state, order, sub, stars),
+        Action::SkipReviewComment(order) => match state {
+            BuyerState::ReceiveReviewComment { order: waiting } if waiting == order => {
+                turn.say(Key::ReviewThanks);
+                Ok(BuyerState::MainMenu)
+            }
+            other => stale(other, turn),
+        },
         Action::CancelOrder(number) => {
             let mine = repo.orders(usize::MAX)?.into_iter().find(|o| o.number == number);
             match mine {

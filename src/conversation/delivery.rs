@@ -587,6 +587,13 @@ pub fn proof_received(
         Key::BuyerDelivered,
         &[("number", &order.number), ("market", &turn.market.name)],
     )?;
+    // Then the first of the ratings: the courier, then each stall.
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    if let Some(order) = repo.order(order.id)?
+        && let Some(question) = super::review::next_question(repo, turn, lang, &order)?
+    {
+        turn.send(&order.buyer, Outbound { notice: Some(NoticeKind::OrderUpdate), ..question });
+    }
     Ok(Ok(()))
 }
 

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod engine;
 pub mod lifecycle;
 pub mod payload;
+pub mod review;
 pub mod trader;
 
 use crate::channel::{Button, Envelope, Outbound, UserKey};
@@ -21,7 +22,7 @@ use crate::config::Policy;
 use crate::domain::cart::CartLine;
 use crate::domain::catalog::{Catalog, Market};
 use crate::domain::contact::PhoneNumber;
-use crate::domain::delivery::{Candidate, Courier, CourierProfile, Delivery, DeliveryEvent};
+use crate::domain::delivery::{Candidate, Courier, CourierProfile, Delivery, DeliveryEvent, RatingTarget};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
     AuditEntry, CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary, SubOrderStatus,
@@ -151,6 +152,15 @@ pub trait DeliveryRepo {
     fn delivery_events(&mut self, order_id: i64) -> RepoResult<Vec<DeliveryEvent>>;
     /// The order's audit trail (the order's and its parts' moves), oldest first.
     fn order_history(&mut self, order_id: i64) -> RepoResult<Vec<AuditEntry>>;
+    /// Stores the shopper's stars for the order's courier or a stall; false (and nothing
+    /// changed) when that one was rated already.
+    fn rate(&mut self, order_id: i64, target: RatingTarget, target_id: i64, stars: u8) -> RepoResult<bool>;
+    /// Who of the order has been rated.
+    fn rated(&mut self, order_id: i64) -> RepoResult<Vec<(RatingTarget, i64)>>;
+    /// The shopper's comment on the order, kept with its ratings.
+    fn comment_ratings(&mut self, order_id: i64, comment: &str) -> RepoResult<()>;
+    /// Each courier's average stars and number of ratings.
+    fn courier_ratings(&mut self) -> RepoResult<Vec<(i64, f64, u32)>>;
 }
 
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current

@@ -16,10 +16,16 @@ pub const MAX_PAYLOAD_BYTES: usize = 64;
 pub enum Action {
     Menu,
     Shop,
-    Category { category: Category, page: usize },
+    Category {
+        category: Category,
+        page: usize,
+    },
     Commodity(String),
     Offer(i64),
-    QuickQuantity { offer: i64, base: u64 },
+    QuickQuantity {
+        offer: i64,
+        base: u64,
+    },
     Cart,
     CartLine(i64),
     EditLine(i64),
@@ -50,21 +56,37 @@ pub enum Action {
     TraderAccept(i64),
     TraderChange(i64),
     TraderReject(i64),
-    TraderReason { sub: i64, reason: ReasonCode },
+    TraderReason {
+        sub: i64,
+        reason: ReasonCode,
+    },
     TraderLine(i64),
     TraderOutOfStock(i64),
     TraderDone(i64),
     TraderPack(i64),
-    // The shopper's timeline of an order.
+    // The shopper's timeline of an order, and their ratings of a delivered one.
     Track(OrderNumber),
+    /// Stars for the order's courier (`sub: None`) or for one stall's part.
+    Rate {
+        order: i64,
+        sub: Option<i64>,
+        stars: u8,
+    },
+    SkipReviewComment(i64),
     // Couriers, on a delivery (and a stall's part of it).
     CourierTake(i64),
     CourierSkip(i64),
-    CourierPicked { delivery: i64, sub: i64 },
+    CourierPicked {
+        delivery: i64,
+        sub: i64,
+    },
     CourierDepart(i64),
     CourierDelivered(i64),
     CourierFail(i64),
-    CourierFailReason { delivery: i64, reason: FailReason },
+    CourierFailReason {
+        delivery: i64,
+        reason: FailReason,
+    },
 }
 
 /// The reasons a trader picks from when rejecting.
@@ -132,6 +154,9 @@ impl Action {
             Action::TraderDone(id) => format!("t:done:{id}"),
             Action::TraderPack(id) => format!("t:pack:{id}"),
             Action::Track(n) => format!("track:{n}"),
+            Action::Rate { order, sub: None, stars } => format!("rate:{order}:k:{stars}"),
+            Action::Rate { order, sub: Some(sub), stars } => format!("rate:{order}:{sub}:{stars}"),
+            Action::SkipReviewComment(order) => format!("rvskip:{order}"),
             Action::CourierTake(id) => format!("k:take:{id}"),
             Action::CourierSkip(id) => format!("k:skip:{id}"),
             Action::CourierPicked { delivery, sub } => format!("k:pick:{delivery}:{sub}"),
@@ -256,6 +281,18 @@ impl Action {
             ("dropst", Some(r)) => Action::DropStall(id(r)?),
             ("ack", Some(r)) => Action::AcknowledgeDrop(id(r)?),
             ("track", Some(r)) => Action::Track(OrderNumber::parse(r)?),
+            ("rate", Some(r)) => {
+                let mut parts = r.split(':');
+                let (Some(order), Some(target), Some(stars), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return None;
+                };
+                let stars: u8 = stars.parse().ok().filter(|s| (1..=5).contains(s))?;
+                let sub = if target == "k" { None } else { Some(id(target)?) };
+                Action::Rate { order: id(order)?, sub, stars }
+            }
+            ("rvskip", Some(r)) => Action::SkipReviewComment(id(r)?),
             _ => return None,
         })
     }
@@ -308,6 +345,9 @@ mod tests {
             Action::TraderDone(1),
             Action::TraderPack(1),
             Action::Track(OrderNumber::new("BLB", 12345)),
+            Action::Rate { order: 123456789, sub: None, stars: 5 },
+            Action::Rate { order: 123456789, sub: Some(123456789), stars: 1 },
+            Action::SkipReviewComment(7),
             Action::CourierTake(123456789),
             Action::CourierSkip(1),
             Action::CourierPicked { delivery: 123456789, sub: 123456789 },
@@ -343,6 +383,11 @@ mod tests {
             "k:why:1:lost",
             "k:fly:1",
             "track:1",
+            "rate:1:k:0",
+            "rate:1:k:6",
+            "rate:1:2",
+            "rate:1:x:3",
+            "rate:1:2:3:4",
             &"a".repeat(65),
         ] {
             assert_eq!(Action::parse(bad), None, "{bad}");

@@ -120,6 +120,26 @@ impl FromStr for FailReason {
     }
 }
 
+/// Who a shopper rates after delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RatingTarget {
+    Courier,
+    Stall,
+}
+
+impl RatingTarget {
+    pub fn code(self) -> &'static str {
+        match self {
+            RatingTarget::Courier => "courier",
+            RatingTarget::Stall => "stall",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<RatingTarget> {
+        [RatingTarget::Courier, RatingTarget::Stall].into_iter().find(|t| t.code() == code)
+    }
+}
+
 /// What the admin says about a courier when inviting them; the shopper sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourierProfile {

@@ -5,7 +5,7 @@ use super::{StoreError, parse_ts, ts};
 use crate::channel::UserKey;
 use crate::conversation::{DeliveryRepo, RepoResult};
 use crate::domain::delivery::{
-    Candidate, Courier, CourierProfile, Delivery, DeliveryEvent, DeliveryStatus, FailReason, Position,
+    Candidate, Courier, CourierProfile, Delivery, DeliveryEvent, DeliveryStatus, FailReason, Position, RatingTarget,
 };
 use crate::domain::order::AuditEntry;
 use chrono::{DateTime, Utc};
@@ -375,6 +375,43 @@ impl DeliveryRepo for RepoTx<'_> {
             out.push(AuditEntry { sub_order_id, from, to, at: parse_ts(&at)? });
         }
         Ok(out)
+    }
+
+    fn rate(&mut self, order_id: i64, target: RatingTarget, target_id: i64, stars: u8) -> RepoResult<bool> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ratings (order_id, target, target_id, stars, at)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM orders WHERE id = ?1 AND market = ?6)",
+            )?
+            .execute(params![order_id, target.code(), target_id, stars, ts(self.now), self.market])?;
+        Ok(n == 1)
+    }
+
+    fn rated(&mut self, order_id: i64) -> RepoResult<Vec<(RatingTarget, i64)>> {
+        let mut stmt = self.tx.prepare_cached("SELECT target, target_id FROM ratings WHERE order_id = ?1")?;
+        let rows = stmt
+            .query_map([order_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().filter_map(|(t, id)| Some((RatingTarget::from_code(&t)?, id))).collect())
+    }
+
+    fn comment_ratings(&mut self, order_id: i64, comment: &str) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE ratings SET comment = ?2 WHERE order_id = ?1")?
+            .execute(params![order_id, comment])?;
+        Ok(())
+    }
+
+    fn courier_ratings(&mut self) -> RepoResult<Vec<(i64, f64, u32)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT r.target_id, AVG(r.stars), COUNT(*) FROM ratings r JOIN couriers c ON c.id = r.target_id
+             WHERE r.target = 'courier' AND c.market = ?1 GROUP BY r.target_id",
+        )?;
+        let rows = stmt
+            .query_map([self.market], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?, r.get::<_, u32>(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }
 

@@ -333,4 +333,18 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX orders_before_pickup ON orders (slot_date)
         WHERE status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup');
     "#,
+    // 6: the shopper's ratings of a delivered order: the courier and each stall, 1-5, with one
+    // comment for the order.
+    r#"
+    CREATE TABLE ratings (
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        target TEXT NOT NULL,             -- 'courier' | 'stall'
+        target_id INTEGER NOT NULL,       -- couriers.id | stalls.id
+        stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+        comment TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (order_id, target, target_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX ratings_by_target ON ratings (target, target_id);
+    "#,
 ];
