@@ -88,7 +88,11 @@ pub fn rate(
         turn.say(Key::RateAlready);
         return Ok(state);
     }
-    let text = turn.tf(Key::RateThanks, &[("stars", &"⭐".repeat(usize::from(stars)))]);
+    let who = match target.0 {
+        RatingTarget::Courier => repo.courier(target.1)?.map(|c| c.profile.name).unwrap_or_default(),
+        RatingTarget::Stall => turn.catalog.stall(target.1).map(|s| s.name.clone()).unwrap_or_default(),
+    };
+    let text = turn.tf(Key::RateThanks, &[("stars", &"⭐".repeat(usize::from(stars))), ("who", &who)]);
     turn.reply(Outbound::text(text));
     let lang = turn.lang;
     match next_question(repo, turn, lang, &order)? {
