@@ -232,7 +232,8 @@ fn the_photo_at_the_door_is_kept_and_survives_a_restart_while_awaited() {
         1
     );
     assert_eq!(h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'delivered'")), 1);
-    assert!(last_to(&h, "ani").text.contains("sudah diterima"));
+    assert!(messages_to(&h, "ani").iter().any(|m| m.text.contains("sudah diterima")));
+    assert!(last_to(&h, "ani").text.contains("Beri bintang"), "then the ratings are asked for");
     // The photo went into the delivery, not into the shopper's conversation.
     let r = h.text("bayam");
     assert!(joined(&r).contains("Bayam"), "the courier can shop again: {r:#?}");
