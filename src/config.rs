@@ -101,12 +101,16 @@ struct RawOrders {
 struct RawDelivery {
     offer_timeout_minutes: Option<u32>,
     lead_minutes: Option<u32>,
+    vendor_url: Option<String>,
+    vendor_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMarket {
     trader_deadline_minutes: Option<u32>,
+    /// `couriers` (the market's own, the default) or `vendor`.
+    delivery: Option<String>,
     whatsapp_phone_number_id: Option<String>,
 }
 
@@ -148,6 +152,9 @@ pub struct Config {
     pub policy: Policy,
     pub telegram: TelegramConfig,
     pub whatsapp: WhatsAppConfig,
+    /// The outside delivery vendor's API (`delivery.vendor_url`), for markets that use one.
+    pub vendor_url: Option<String>,
+    pub vendor_timeout: std::time::Duration,
     /// Address of the one HTTP server (webhooks); `[server] listen`.
     pub server_listen: Option<String>,
 }
@@ -251,6 +258,8 @@ pub struct Policy {
     /// How long before its slot starts an order is offered to a courier even if some stall is
     /// still packing.
     pub courier_lead: chrono::Duration,
+    /// Markets whose deliveries go to the outside vendor instead of their own couriers.
+    pub vendor_markets: std::collections::BTreeSet<String>,
     pub admins: Vec<AdminEntry>,
     /// Keys invite codes (env `PASAR_INVITE_SECRET`); without it the database's own random
     /// secret is used.
@@ -264,6 +273,7 @@ impl Default for Policy {
             market_deadlines: Default::default(),
             courier_offer_timeout: chrono::Duration::minutes(5),
             courier_lead: chrono::Duration::minutes(30),
+            vendor_markets: Default::default(),
             admins: Vec::new(),
             invite_secret: None,
         }
@@ -281,6 +291,11 @@ impl Policy {
             .iter()
             .filter(move |a| a.markets.is_empty() || a.markets.iter().any(|m| m == market))
             .map(|a| &a.user)
+    }
+
+    /// Whether the market's deliveries go to the outside vendor.
+    pub fn uses_vendor(&self, market: &str) -> bool {
+        self.vendor_markets.contains(market)
     }
 
     pub fn is_config_admin(&self, market: &str, user: &UserKey) -> bool {
@@ -313,6 +328,8 @@ impl Default for Config {
             policy: Policy { invite_secret: secret_from_env(), ..Policy::default() },
             telegram: TelegramConfig::default(),
             whatsapp: WhatsAppConfig::default(),
+            vendor_url: None,
+            vendor_timeout: std::time::Duration::from_secs(10),
             server_listen: None,
         }
     }
@@ -356,7 +373,33 @@ impl Config {
             policy.courier_lead = minutes(m, "delivery.lead_minutes")?;
         }
         let mut whatsapp = WhatsAppConfig::default();
+        let vendor_url = match raw.delivery.vendor_url {
+            Some(url) => {
+                reqwest::Url::parse(&url).map_err(|e| invalid(format!("delivery.vendor_url `{url}`: {e}")))?;
+                Some(url.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        let vendor_timeout = match raw.delivery.vendor_timeout_secs {
+            None => std::time::Duration::from_secs(10),
+            Some(s) if (1..=120).contains(&s) => std::time::Duration::from_secs(s),
+            Some(_) => return Err(invalid("delivery.vendor_timeout_secs must be between 1 and 120".into())),
+        };
         for (slug, market) in raw.markets {
+            match market.delivery.as_deref() {
+                None | Some("couriers") => {}
+                Some("vendor") if vendor_url.is_some() => {
+                    policy.vendor_markets.insert(slug.clone());
+                }
+                Some("vendor") => {
+                    return Err(invalid(format!("markets.{slug}.delivery = \"vendor\" needs delivery.vendor_url")));
+                }
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "markets.{slug}.delivery must be \"couriers\" or \"vendor\", not `{other}`"
+                    )));
+                }
+            }
             if let Some(m) = market.trader_deadline_minutes {
                 let d = minutes(m, &format!("markets.{slug}.trader_deadline_minutes"))?;
                 policy.market_deadlines.insert(slug.clone(), d);
@@ -452,6 +495,8 @@ impl Config {
         Ok(Config {
             telegram,
             whatsapp,
+            vendor_url,
+            vendor_timeout,
             server_listen,
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),
@@ -511,6 +556,16 @@ mod tests {
         assert_eq!(d.policy.courier_lead, chrono::Duration::minutes(45));
         assert_eq!(Config::default().policy.courier_offer_timeout, chrono::Duration::minutes(5));
         assert!(Config::parse("[delivery]\noffer_timeout_minutes = 0\n", p).is_err());
+        let v = Config::parse(
+            "[delivery]\nvendor_url = \"http://127.0.0.1:9/v1/\"\n[markets.sukun]\ndelivery = \"vendor\"\n",
+            p,
+        )
+        .expect("parses");
+        assert_eq!(v.vendor_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        assert!(v.policy.uses_vendor("sukun") && !v.policy.uses_vendor("blimbing"));
+        assert!(Config::parse("[markets.sukun]\ndelivery = \"vendor\"\n", p).is_err(), "a vendor needs its url");
+        assert!(Config::parse("[markets.sukun]\ndelivery = \"drone\"\n", p).is_err());
+        assert!(Config::parse("[delivery]\nvendor_url = \"not a url\"\n", p).is_err());
         assert!(Config::parse("[[admins]]\nchannel = \"fax\"\nuser = \"1\"\n", p).is_err());
     }
 }

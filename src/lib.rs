@@ -14,6 +14,7 @@
 //! - [`conversation`]: per-role state machines and the engine (inbox -> step -> one transaction).
 //! - [`domain`]: money, quantities, catalogue, cart, orders, slots: pure types and rules.
 //! - [`store`]: the only place with SQL (rusqlite): migrations, inbox, outbox, repositories.
+//! - [`integration`]: outside services (the delivery vendor's jobs and signed callbacks).
 //! - [`text`]: dialogue catalogs (`dialogues/*.toml`), looked up by typed keys.
 //! - [`config`], [`runtime`]: configuration and wiring; `pasar run` serves every market's
 //!   Telegram bot and WhatsApp number from one process (pollers, one HTTP server, senders,
@@ -24,6 +25,7 @@ pub mod channel;
 pub mod config;
 pub mod conversation;
 pub mod domain;
+pub mod integration;
 pub mod runtime;
 pub mod store;
 pub mod text;

@@ -413,6 +413,8 @@ keys! {
     ReviewCommentAsk => "review_comment_ask",
     BtnSkipComment => "btn_skip_comment",
     ReviewThanks => "review_thanks",
+    AdminVendorRejected => "admin_vendor_rejected",
+    TheVendor => "the_vendor",
 }
 
 /// Parsed catalog: key -> sentence.

@@ -74,6 +74,9 @@ pub enum Inbound {
     Contact { phone: String, name: Option<String> },
     /// A picture, kept as the platform's reference to it (a WhatsApp media id).
     Image { reference: String, caption: Option<String> },
+    /// News from an outside delivery vendor about one of its jobs (not a person's message: its
+    /// user is the vendor).
+    VendorStatus(Box<crate::integration::vendor::VendorUpdate>),
 }
 
 impl Inbound {

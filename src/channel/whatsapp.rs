@@ -11,10 +11,8 @@
 
 use crate::channel::{Button, ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 /// Reply buttons per message, and characters per button title.
 pub const MAX_REPLY_BUTTONS: usize = 3;
@@ -38,25 +36,12 @@ pub const MAX_INTERACTIVE_CHOICES: usize = MAX_LIST_ROWS + MAX_REPLY_BUTTONS;
 /// `X-Hub-Signature-256: sha256=<hex>` is the HMAC-SHA256 of the raw body under the app secret.
 /// Compared in constant time; anything missing or malformed is a mismatch.
 pub fn verify_signature(app_secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Ok(sig) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
+    crate::integration::signature::verify(app_secret, body, header)
 }
 
 /// The signature header value for a body, as Meta computes it (for tests and the benchmark).
 pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret).unwrap_or_else(|_| unreachable!("any key length"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    crate::integration::signature::sign(app_secret, body)
 }
 
 /// Why a webhook body was refused (answered 400).

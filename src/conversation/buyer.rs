@@ -138,6 +138,8 @@ pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut 
             }
             typed(state, caption, repo, turn)
         }
+        // Vendor news is routed to the delivery, never here.
+        Inbound::VendorStatus(_) => Ok(state),
         Inbound::Location { lat, lon, .. } => match state {
             BuyerState::ReceiveAddress { name, phone } => match Address::location(*lat, *lon) {
                 Some(_)

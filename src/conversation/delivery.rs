@@ -14,10 +14,11 @@ use super::{MarketRepo, RepoResult, Role, Turn};
 use crate::channel::{Button, NoticeKind, Outbound};
 use crate::domain::contact::Address;
 use crate::domain::delivery::{
-    Courier, Delivery, DeliveryStatus, FailReason, choose_courier, eta_between, whatsapp_link,
+    Courier, CourierProfile, Delivery, DeliveryStatus, FailReason, Position, choose_courier, eta_between, whatsapp_link,
 };
 use crate::domain::order::{Order, OrderNumber, OrderStatus, PaymentMethod, SubOrder, SubOrderStatus};
 use crate::domain::slot::local;
+use crate::integration::vendor::{Dropoff, Pickup, PickupStall, VendorJob, VendorStep, VendorUpdate};
 use crate::text::{Key, Lang};
 
 /// Why a courier's press was refused. Each maps to a sentence.
@@ -228,7 +229,249 @@ pub fn order_ready(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64
         return Ok(());
     }
     let mut d = repo.create_delivery(order_id, actor)?;
-    offer_next(repo, turn, &order, &mut d, actor)
+    dispatcher(turn).start(repo, turn, &order, &mut d, actor)
+}
+
+/// How a market's orders get to the shopper's door: its own couriers, or an outside vendor
+/// (`delivery = "vendor"` in the market's config). `start` is called once for each new delivery,
+/// inside the event's transaction.
+pub trait Dispatcher {
+    fn start(
+        &self,
+        repo: &mut dyn MarketRepo,
+        turn: &mut Turn<'_>,
+        order: &Order,
+        d: &mut Delivery,
+        actor: &str,
+    ) -> RepoResult<()>;
+}
+
+/// The market's own couriers, offered the job one at a time.
+pub struct OwnCouriers;
+
+impl Dispatcher for OwnCouriers {
+    fn start(
+        &self,
+        repo: &mut dyn MarketRepo,
+        turn: &mut Turn<'_>,
+        order: &Order,
+        d: &mut Delivery,
+        actor: &str,
+    ) -> RepoResult<()> {
+        offer_next(repo, turn, order, d, actor)
+    }
+}
+
+/// An outside vendor: the job request is queued with the delivery and posted by the runtime;
+/// the vendor's callbacks move it on ([`vendor_update`]).
+pub struct OutsideVendor;
+
+impl Dispatcher for OutsideVendor {
+    fn start(
+        &self,
+        repo: &mut dyn MarketRepo,
+        turn: &mut Turn<'_>,
+        order: &Order,
+        d: &mut Delivery,
+        actor: &str,
+    ) -> RepoResult<()> {
+        d.by_vendor = true;
+        d.courier_id = None;
+        if move_delivery(repo, d, DeliveryStatus::Offered, actor, Some("vendor"))?.is_err() {
+            return Ok(());
+        }
+        let job = vendor_job(turn, order, d);
+        repo.request_vendor_job(d.id, &job)
+    }
+}
+
+/// Which dispatcher a market uses.
+pub fn dispatcher(turn: &Turn<'_>) -> &'static dyn Dispatcher {
+    if turn.policy.uses_vendor(&turn.market.slug) { &OutsideVendor } else { &OwnCouriers }
+}
+
+/// The job request for the vendor: stalls in walking order with what to collect, the drop-off.
+fn vendor_job(turn: &Turn<'_>, order: &Order, d: &Delivery) -> VendorJob {
+    let lang = turn.default_lang;
+    let stalls = pickup_order(turn, order)
+        .into_iter()
+        .map(|sub| {
+            let (name, number) = stall_label(turn, sub.stall_id);
+            let items = sub
+                .lines
+                .iter()
+                .filter(|l| !l.out_of_stock)
+                .map(|l| format!("{} {}", l.commodity_name, l.quantity.display(lang)))
+                .collect();
+            PickupStall { number, name, items }
+        })
+        .collect();
+    let (address, lat, lon) = match &order.address {
+        Address::Text(t) => (Some(t.clone()), None, None),
+        Address::Location { lat, lon } => (None, Some(*lat), Some(*lon)),
+    };
+    VendorJob {
+        reference: crate::integration::vendor::reference(&turn.market.slug, d.id),
+        order: order.number.to_string(),
+        pickup: Pickup {
+            market: turn.market.name.clone(),
+            address: turn.market.address.clone(),
+            lat: turn.market.lat,
+            lon: turn.market.lon,
+            stalls,
+        },
+        dropoff: Dropoff {
+            name: order.buyer_name.clone(),
+            phone: order.phone.e164().to_string(),
+            address,
+            lat,
+            lon,
+            note: order.note.clone(),
+        },
+        slot: format!("{} {}", order.slot.date.format("%Y-%m-%d"), order.slot.slot),
+        cash_on_delivery: if order.payment == PaymentMethod::CashOnDelivery { order.total().value() } else { 0 },
+    }
+}
+
+/// Collects every remaining part (a courier of the vendor's, or our own, has it all) and puts the
+/// order on the road. False when the order cannot go on the road (closed meanwhile).
+fn order_on_the_road(repo: &mut dyn MarketRepo, order: &Order, actor: &str) -> RepoResult<bool> {
+    for sub in order.subs.iter().filter(|s| !s.status.is_dropped()) {
+        let mut status = sub.status;
+        for next in [SubOrderStatus::Packed, SubOrderStatus::PickedUp] {
+            if status.can_move_to(next) {
+                repo.set_sub_status(order.id, sub.id, status, next, actor, None)?;
+                status = next;
+            }
+        }
+    }
+    let mut status = order.status;
+    if status != OrderStatus::ReadyForPickup && status.can_move_to(OrderStatus::ReadyForPickup) {
+        repo.set_order_status(order.id, status, OrderStatus::ReadyForPickup, actor, None)?;
+        status = OrderStatus::ReadyForPickup;
+    }
+    if !status.can_move_to(OrderStatus::OnDelivery) {
+        return Ok(false);
+    }
+    repo.set_order_status(order.id, status, OrderStatus::OnDelivery, actor, None)?;
+    Ok(true)
+}
+
+/// The vendor's news about a job. Facts (its job id, its courier, a newer position) are kept
+/// whatever the order of arrival; a step is taken only forward, so a duplicate or late callback
+/// never moves a delivery back.
+pub fn vendor_update(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, u: &VendorUpdate) -> RepoResult<()> {
+    let actor = "vendor";
+    let Some((market, id)) = u.target() else {
+        return Ok(());
+    };
+    let found = if market == turn.market.slug { repo.delivery(id)? } else { None };
+    let Some(mut d) = found.filter(|d| d.by_vendor) else {
+        tracing::warn!(reference = %u.reference, "vendor news about a delivery the vendor does not have; ignored");
+        return Ok(());
+    };
+    let Some(order) = repo.order(d.order_id)? else {
+        return Ok(());
+    };
+    if d.vendor_job.is_none() {
+        d.vendor_job = u.job_id.clone();
+    }
+    if let Some(profile) = u.courier_profile() {
+        d.vendor_courier = Some(profile);
+    }
+    if let Some(p) = u.position
+        && d.vendor_position.is_none_or(|old| old.at < u.at)
+    {
+        d.vendor_position = Some(Position { lat: p.lat, lon: p.lon, at: u.at });
+    }
+    let target = match u.status {
+        VendorStep::Assigned => DeliveryStatus::Assigned,
+        VendorStep::PickedUp => DeliveryStatus::OnTheWay,
+        VendorStep::Delivered => DeliveryStatus::Delivered,
+        VendorStep::Failed => DeliveryStatus::Failed,
+        VendorStep::Rejected => DeliveryStatus::Unassigned,
+    };
+    let forward = match u.status {
+        // Only before anyone took it: a vendor cannot drop a job its courier holds.
+        VendorStep::Rejected => d.status == DeliveryStatus::Offered,
+        _ => d.status.is_open() && target.progress() > d.status.progress(),
+    };
+    if !forward || !order.status.is_open() {
+        // Old or repeated news: the facts are kept, nothing moves.
+        repo.save_delivery(&d, actor, None)?;
+        return Ok(());
+    }
+    let lang = lang_of(repo, turn, &order.buyer)?;
+    let skipped_collection = d.status.progress() < DeliveryStatus::OnTheWay.progress();
+    match u.status {
+        VendorStep::Assigned => {
+            d.status = DeliveryStatus::Assigned;
+            repo.save_delivery(&d, actor, None)?;
+            let card = d.vendor_courier.as_ref().map(|c| courier_card(turn, lang, c)).unwrap_or_default();
+            tell_buyer_step(
+                repo,
+                turn,
+                &order,
+                Key::BuyerCourierAssigned,
+                &[("number", &order.number), ("courier", &card)],
+            )?;
+        }
+        VendorStep::PickedUp => {
+            if !order_on_the_road(repo, &order, actor)? {
+                return Ok(());
+            }
+            d.status = DeliveryStatus::OnTheWay;
+            repo.save_delivery(&d, actor, None)?;
+            let from = fresh_position(turn, d.vendor_position).unwrap_or((turn.market.lat, turn.market.lon));
+            let eta = eta_text(turn, lang, &order, from);
+            tell_buyer_step(repo, turn, &order, Key::BuyerOnTheWay, &[("number", &order.number), ("eta", &eta)])?;
+        }
+        VendorStep::Delivered | VendorStep::Failed => {
+            // Out of order: the pickup's news may come later (or never); the order was on the road.
+            if skipped_collection && !order_on_the_road(repo, &order, actor)? {
+                return Ok(());
+            }
+            let Some(order) = repo.order(order.id)? else {
+                return Ok(());
+            };
+            if u.status == VendorStep::Delivered {
+                d.status = DeliveryStatus::Delivered;
+                d.proof = u.proof_url.clone();
+                repo.save_delivery(&d, actor, None)?;
+                repo.set_order_status(order.id, order.status, OrderStatus::Delivered, actor, None)?;
+                let market_name = turn.market.name.clone();
+                tell_buyer_step(
+                    repo,
+                    turn,
+                    &order,
+                    Key::BuyerDelivered,
+                    &[("number", &order.number), ("market", &market_name)],
+                )?;
+                if let Some(question) = super::review::next_question(repo, turn, lang, &order)? {
+                    turn.send(&order.buyer, Outbound { notice: Some(NoticeKind::OrderUpdate), ..question });
+                }
+            } else {
+                let reason = u.fail_reason();
+                d.status = DeliveryStatus::Failed;
+                d.fail_reason = Some(reason);
+                repo.save_delivery(&d, actor, Some(reason.code()))?;
+                repo.set_order_status(order.id, order.status, OrderStatus::ReadyForPickup, actor, Some(reason.code()))?;
+                let courier = d.vendor_courier.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+                delivery_failed_news(repo, turn, &order, &courier, reason)?;
+            }
+        }
+        VendorStep::Rejected => {
+            d.status = DeliveryStatus::Unassigned;
+            repo.save_delivery(&d, actor, u.reason.as_deref())?;
+            let why = u.reason.clone().unwrap_or_default();
+            for admin in super::lifecycle::admins_of(repo, turn)? {
+                let lang = lang_of(repo, turn, &admin)?;
+                let text = turn.tf_in(lang, Key::AdminVendorRejected, &[("number", &order.number), ("why", &why)]);
+                turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Offers the delivery to the next courier, or tells the admins that nobody is left.
@@ -344,16 +587,16 @@ fn courier_delivery(
 }
 
 /// The courier's name, vehicle, plate and phone as the shopper sees them.
-fn courier_card(turn: &Turn<'_>, lang: Lang, courier: &Courier) -> String {
+fn courier_card(turn: &Turn<'_>, lang: Lang, courier: &CourierProfile) -> String {
     turn.tf_in(
         lang,
         Key::TrackCourier,
         &[
-            ("name", &courier.profile.name),
-            ("vehicle", &courier.profile.vehicle),
-            ("plate", &courier.profile.plate),
-            ("phone", &courier.profile.phone),
-            ("wa", &whatsapp_link(&courier.profile.phone)),
+            ("name", &courier.name),
+            ("vehicle", &courier.vehicle),
+            ("plate", &courier.plate),
+            ("phone", &courier.phone),
+            ("wa", &whatsapp_link(&courier.phone)),
         ],
     )
 }
@@ -390,7 +633,7 @@ pub fn take(
     let header = turn.t(Key::JobTaken);
     job_reply(turn, &order, &d, header);
     let lang = lang_of(repo, turn, &order.buyer)?;
-    let card = courier_card(turn, lang, courier);
+    let card = courier_card(turn, lang, &courier.profile);
     tell_buyer_step(repo, turn, &order, Key::BuyerCourierAssigned, &[("number", &order.number), ("courier", &card)])?;
     Ok(Ok(()))
 }
@@ -520,18 +763,15 @@ pub fn depart(
     let lang = lang_of(repo, turn, &order.buyer)?;
     // Leaving the market now: the estimate runs from the market unless the courier shared a
     // position in the last few minutes.
-    let from = fresh_position(turn, courier).unwrap_or((turn.market.lat, turn.market.lon));
+    let from = fresh_position(turn, courier.position).unwrap_or((turn.market.lat, turn.market.lon));
     let eta = eta_text(turn, lang, &order, from);
     tell_buyer_step(repo, turn, &order, Key::BuyerOnTheWay, &[("number", &order.number), ("eta", &eta)])?;
     Ok(Ok(()))
 }
 
 /// A position the courier shared recently enough to estimate from.
-fn fresh_position(turn: &Turn<'_>, courier: &Courier) -> Option<(f64, f64)> {
-    courier
-        .position
-        .filter(|p| turn.now - p.at <= chrono::Duration::minutes(FRESH_POSITION_MINUTES))
-        .map(|p| (p.lat, p.lon))
+fn fresh_position(turn: &Turn<'_>, position: Option<Position>) -> Option<(f64, f64)> {
+    position.filter(|p| turn.now - p.at <= chrono::Duration::minutes(FRESH_POSITION_MINUTES)).map(|p| (p.lat, p.lon))
 }
 
 /// A shared position older than this is not used for estimates.
@@ -662,9 +902,22 @@ pub fn failed(
     let mine = fail_reason_text(turn, turn.lang, reason);
     let text = turn.tf(Key::JobFailed, &[("number", &order.number), ("reason", &mine)]);
     turn.reply(Outbound::text(text));
+    delivery_failed_news(repo, turn, &order, &courier.profile.name, reason)?;
+    Ok(Ok(()))
+}
+
+/// A delivery failed: the shopper hears why and that the market will call; the admins get the
+/// shopper's name and phone to arrange another try.
+fn delivery_failed_news(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    courier: &str,
+    reason: FailReason,
+) -> RepoResult<()> {
     let lang = lang_of(repo, turn, &order.buyer)?;
     let theirs = fail_reason_text(turn, lang, reason);
-    tell_buyer_step(repo, turn, &order, Key::BuyerDeliveryFailed, &[("number", &order.number), ("reason", &theirs)])?;
+    tell_buyer_step(repo, turn, order, Key::BuyerDeliveryFailed, &[("number", &order.number), ("reason", &theirs)])?;
     for admin in super::lifecycle::admins_of(repo, turn)? {
         let lang = lang_of(repo, turn, &admin)?;
         let reason = fail_reason_text(turn, lang, reason);
@@ -673,7 +926,7 @@ pub fn failed(
             Key::AdminDeliveryFailed,
             &[
                 ("number", &order.number),
-                ("courier", &courier.profile.name),
+                ("courier", &courier),
                 ("reason", &reason),
                 ("buyer", &order.buyer_name),
                 ("phone", &order.phone),
@@ -681,7 +934,7 @@ pub fn failed(
         );
         turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Why an admin's `/tugaskan` was refused.
@@ -717,10 +970,16 @@ pub fn assign(
             };
             return Ok(Err(AssignRefusal::Busy(holder)));
         }
-        Some(d) if matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Unassigned) => {
+        // The vendor has it (asked, or its courier on it): only the vendor can give it back.
+        Some(d) if d.by_vendor && d.status.is_open() && d.status != DeliveryStatus::Unassigned => {
+            return Ok(Err(AssignRefusal::Busy(turn.t(Key::TheVendor))));
+        }
+        Some(mut d) if matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Unassigned) => {
             if let Some(offered_to) = d.courier_id.filter(|id| *id != courier.id) {
                 tell_courier(repo, turn, offered_to, Key::JobWithdrawn, &order.number)?;
             }
+            // From now on the market's own: late vendor news is ignored.
+            d.by_vendor = false;
             d
         }
         // None yet, or the last one failed or was cancelled: a new attempt.
@@ -732,7 +991,7 @@ pub fn assign(
     }
     send_job(repo, turn, courier, order, &d, Key::JobAssigned)?;
     let lang = lang_of(repo, turn, &order.buyer)?;
-    let card = courier_card(turn, lang, courier);
+    let card = courier_card(turn, lang, &courier.profile);
     tell_buyer_step(repo, turn, order, Key::BuyerCourierAssigned, &[("number", &order.number), ("courier", &card)])?;
     Ok(Ok(()))
 }
@@ -772,6 +1031,7 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
         }
     }
     let mut couriers: Vec<Courier> = Vec::new();
+    let vendor_name = repo.latest_delivery(order.id)?.and_then(|d| d.vendor_courier).map(|c| c.name);
     for e in repo.delivery_events(order.id)? {
         let (rank, key) = match e.status {
             DeliveryStatus::Assigned => (5, Key::EvCourierAssigned),
@@ -792,7 +1052,8 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
                     None => String::new(),
                 },
             },
-            None => String::new(),
+            // The vendor's courier.
+            None => vendor_name.clone().unwrap_or_default(),
         };
         steps.push((e.at, rank, turn.tf_in(lang, key, &[("courier", &name)])));
     }
@@ -802,26 +1063,28 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
         text.push_str(&turn.tf_in(lang, Key::TrackStep, &[("time", &local(*at).format("%H:%M")), ("what", what)]));
     }
     let delivery = repo.latest_delivery(order.id)?;
-    let holder = match &delivery {
+    // Who has it (one of the market's couriers, or the vendor's) and where they were last seen.
+    let holder: Option<(CourierProfile, Option<Position>)> = match &delivery {
         Some(d)
             if matches!(d.status, DeliveryStatus::Assigned | DeliveryStatus::OnTheWay | DeliveryStatus::Delivered) =>
         {
-            match d.courier_id {
-                Some(id) => repo.courier(id)?,
-                None => None,
+            match (d.courier_id, &d.vendor_courier) {
+                (Some(id), _) => repo.courier(id)?.map(|c| (c.profile, c.position)),
+                (None, Some(profile)) => Some((profile.clone(), d.vendor_position)),
+                (None, None) => None,
             }
         }
         _ => None,
     };
-    if let Some(courier) = &holder {
+    if let Some((courier, _)) = &holder {
         text.push_str("\n\n");
         text.push_str(&courier_card(turn, lang, courier));
     }
     let on_the_way = delivery.as_ref().is_some_and(|d| d.status == DeliveryStatus::OnTheWay);
     let collecting = delivery.as_ref().is_some_and(|d| d.status == DeliveryStatus::Assigned);
-    if let (Some(courier), true) = (&holder, on_the_way || collecting) {
+    if let (Some((_, position)), true) = (&holder, on_the_way || collecting) {
         text.push('\n');
-        match courier.position {
+        match position {
             Some(p) => {
                 let ago = (turn.now - p.at).num_minutes().max(0);
                 let key = if ago == 0 { Key::TrackPositionNow } else { Key::TrackPosition };
@@ -833,8 +1096,10 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
     if order.status.is_open() {
         text.push('\n');
         let eta = if on_the_way {
-            let from =
-                holder.as_ref().and_then(|c| fresh_position(turn, c)).unwrap_or((turn.market.lat, turn.market.lon));
+            let from = holder
+                .as_ref()
+                .and_then(|(_, p)| fresh_position(turn, *p))
+                .unwrap_or((turn.market.lat, turn.market.lon));
             eta_text(turn, lang, order, from)
         } else {
             turn.tf_in(lang, Key::EtaSlot, &[("slot", &order.slot.slot)])

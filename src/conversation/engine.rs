@@ -478,6 +478,11 @@ fn step_event(
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Courier, &json, now)?;
             }
             Route::Admin => admin::step(&ev.inbound, &mut repo, &mut turn)?,
+            Route::Vendor => {
+                if let crate::channel::Inbound::VendorStatus(update) = &ev.inbound {
+                    super::delivery::vendor_update(&mut repo, &mut turn, update)?;
+                }
+            }
         }
         Ok(())
     }));

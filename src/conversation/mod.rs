@@ -152,6 +152,8 @@ pub trait DeliveryRepo {
     fn delivery_events(&mut self, order_id: i64) -> RepoResult<Vec<DeliveryEvent>>;
     /// The order's audit trail (the order's and its parts' moves), oldest first.
     fn order_history(&mut self, order_id: i64) -> RepoResult<Vec<AuditEntry>>;
+    /// Queues a job request for the outside vendor (posted by the runtime after commit).
+    fn request_vendor_job(&mut self, delivery_id: i64, job: &crate::integration::vendor::VendorJob) -> RepoResult<()>;
     /// Stores the shopper's stars for the order's courier or a stall; false (and nothing
     /// changed) when that one was rated already.
     fn rate(&mut self, order_id: i64, target: RatingTarget, target_id: i64, stars: u8) -> RepoResult<bool>;
@@ -326,6 +328,8 @@ pub enum Route {
     Trader,
     Courier,
     Admin,
+    /// News from the outside delivery vendor.
+    Vendor,
 }
 
 /// Commands only traders have.
@@ -348,6 +352,7 @@ pub fn needs_roles(inbound: &crate::channel::Inbound) -> bool {
 pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Route {
     use crate::channel::Inbound;
     match inbound {
+        Inbound::VendorStatus(_) => Route::Vendor,
         Inbound::Button(p) => match payload::Action::parse(p) {
             Some(a) if a.is_trader() => Route::Trader,
             Some(a) if a.is_courier() => Route::Courier,

@@ -225,6 +225,14 @@ pub struct Delivery {
     pub proof: Option<String>,
     pub fail_reason: Option<FailReason>,
     pub created_at: DateTime<Utc>,
+    /// Handled by the outside delivery vendor, not the market's couriers.
+    pub by_vendor: bool,
+    /// The vendor's id for the job, once it has accepted the request.
+    pub vendor_job: Option<String>,
+    /// The vendor's courier, as the vendor named them.
+    pub vendor_courier: Option<CourierProfile>,
+    /// The vendor courier's latest reported position.
+    pub vendor_position: Option<Position>,
 }
 
 /// One step of a delivery, for the shopper's timeline.

@@ -47,8 +47,10 @@ use teloxide::prelude::Requester;
 use tokio::sync::{Notify, oneshot};
 
 mod telegram;
+mod vendor;
 mod whatsapp;
 pub use telegram::{BotPlan, telegram_plan, telegram_user};
+pub use vendor::{VendorPlan, vendor_plan};
 pub use whatsapp::{WhatsAppPlan, whatsapp_plan};
 
 /// Failed attempts (server errors) after which a message is parked as failed: with the capped
@@ -282,7 +284,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     if running == 0 {
         tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
     }
-    // The one HTTP server: Telegram's webhook (in webhook mode) and WhatsApp's.
+    // The one HTTP server: Telegram's webhook (in webhook mode), WhatsApp's, and the delivery
+    // vendor's callbacks.
     let mut app = axum::Router::new();
     let mut listen = None;
     if let Some((secret, _, address)) = &webhook {
@@ -326,6 +329,24 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             let state =
                 Arc::new(whatsapp::WebhookState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
             app = app.merge(whatsapp::routes(state));
+            listen = listen.or_else(|| config.server_listen.clone());
+        }
+    }
+    match vendor_plan(&config) {
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "the delivery vendor does not run (its deliveries wait)"),
+        Ok(Some(plan)) => {
+            tracing::info!(markets = ?plan.markets, url = %plan.url, "delivery vendor running");
+            let client = reqwest::Client::builder().timeout(config.vendor_timeout).build()?;
+            tasks.push(tokio::spawn(vendor::post_jobs(
+                client,
+                plan.clone(),
+                Arc::clone(&io_store),
+                Arc::clone(&shared),
+            )));
+            let state =
+                Arc::new(vendor::CallbackState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
+            app = app.merge(vendor::routes(state));
             listen = listen.or_else(|| config.server_listen.clone());
         }
     }

@@ -15,7 +15,8 @@ const COURIER_COLUMNS: &str =
     "id, channel, user_id, name, phone, vehicle, plate, on_shift, idle_since, lat, lon, located_at";
 
 const DELIVERY_COLUMNS: &str =
-    "id, order_id, status, courier_id, offer_deadline_at, passed, proof, fail_reason, created_at";
+    "id, order_id, status, courier_id, offer_deadline_at, passed, proof, fail_reason, created_at,
+     by_vendor, vendor_job, vendor_courier, vendor_lat, vendor_lon, vendor_located_at";
 
 fn corrupt(what: String) -> StoreError {
     StoreError::Corrupt(what)
@@ -64,28 +65,69 @@ fn courier_from(row: CourierRow) -> Result<Courier, StoreError> {
     })
 }
 
-type DeliveryRow = (i64, i64, String, Option<i64>, Option<String>, String, Option<String>, Option<String>, String);
+/// A delivery row as read.
+struct DeliveryRow {
+    id: i64,
+    order_id: i64,
+    status: String,
+    courier_id: Option<i64>,
+    deadline: Option<String>,
+    passed: String,
+    proof: Option<String>,
+    fail: Option<String>,
+    created: String,
+    by_vendor: i64,
+    vendor_job: Option<String>,
+    vendor_courier: Option<String>,
+    vendor_lat: Option<f64>,
+    vendor_lon: Option<f64>,
+    vendor_located: Option<String>,
+}
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        order_id: r.get(1)?,
+        status: r.get(2)?,
+        courier_id: r.get(3)?,
+        deadline: r.get(4)?,
+        passed: r.get(5)?,
+        proof: r.get(6)?,
+        fail: r.get(7)?,
+        created: r.get(8)?,
+        by_vendor: r.get(9)?,
+        vendor_job: r.get(10)?,
+        vendor_courier: r.get(11)?,
+        vendor_lat: r.get(12)?,
+        vendor_lon: r.get(13)?,
+        vendor_located: r.get(14)?,
+    })
 }
 
 fn delivery_from(row: DeliveryRow) -> Result<Delivery, StoreError> {
-    let (id, order_id, status, courier_id, deadline, passed, proof, fail, created) = row;
+    let id = row.id;
     let bad = |what: &str| corrupt(format!("delivery {id}: {what}"));
+    let vendor_position = match (row.vendor_lat, row.vendor_lon, row.vendor_located) {
+        (Some(lat), Some(lon), Some(at)) => Some(Position { lat, lon, at: parse_ts(&at)? }),
+        _ => None,
+    };
     Ok(Delivery {
         id,
-        order_id,
-        status: DeliveryStatus::from_code(&status).ok_or_else(|| bad("status"))?,
-        courier_id,
-        offer_deadline: deadline.as_deref().map(parse_ts).transpose()?,
-        passed: serde_json::from_str(&passed)?,
-        proof,
-        fail_reason: match fail {
+        order_id: row.order_id,
+        status: DeliveryStatus::from_code(&row.status).ok_or_else(|| bad("status"))?,
+        courier_id: row.courier_id,
+        offer_deadline: row.deadline.as_deref().map(parse_ts).transpose()?,
+        passed: serde_json::from_str(&row.passed)?,
+        proof: row.proof,
+        fail_reason: match row.fail {
             Some(f) => Some(f.parse::<FailReason>().map_err(|_| bad("fail reason"))?),
             None => None,
         },
-        created_at: parse_ts(&created)?,
+        created_at: parse_ts(&row.created)?,
+        by_vendor: row.by_vendor != 0,
+        vendor_job: row.vendor_job,
+        vendor_courier: row.vendor_courier.as_deref().map(serde_json::from_str).transpose()?,
+        vendor_position,
     })
 }
 
@@ -258,6 +300,10 @@ impl DeliveryRepo for RepoTx<'_> {
             proof: None,
             fail_reason: None,
             created_at: self.now,
+            by_vendor: false,
+            vendor_job: None,
+            vendor_courier: None,
+            vendor_position: None,
         })
     }
 
@@ -281,7 +327,8 @@ impl DeliveryRepo for RepoTx<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE deliveries SET status = ?2, courier_id = ?3, offer_deadline_at = ?4, passed = ?5, proof = ?6,
-                        fail_reason = ?7, updated_at = ?8
+                        fail_reason = ?7, updated_at = ?8, by_vendor = ?9, vendor_job = ?10, vendor_courier = ?11,
+                        vendor_lat = ?12, vendor_lon = ?13, vendor_located_at = ?14
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -292,7 +339,13 @@ impl DeliveryRepo for RepoTx<'_> {
                 serde_json::to_string(&d.passed)?,
                 d.proof,
                 d.fail_reason.map(FailReason::code),
-                ts(self.now)
+                ts(self.now),
+                d.by_vendor,
+                d.vendor_job,
+                d.vendor_courier.as_ref().map(serde_json::to_string).transpose()?,
+                d.vendor_position.map(|p| p.lat),
+                d.vendor_position.map(|p| p.lon),
+                d.vendor_position.map(|p| ts(p.at)),
             ])?;
         if status != d.status.code() || courier != d.courier_id {
             self.tx
@@ -377,6 +430,16 @@ impl DeliveryRepo for RepoTx<'_> {
         Ok(out)
     }
 
+    fn request_vendor_job(&mut self, delivery_id: i64, job: &crate::integration::vendor::VendorJob) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO vendor_requests (market, delivery_id, body, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![self.market, delivery_id, serde_json::to_string(job)?, ts(self.now)])?;
+        Ok(())
+    }
+
     fn rate(&mut self, order_id: i64, target: RatingTarget, target_id: i64, stars: u8) -> RepoResult<bool> {
         let n = self
             .tx
@@ -423,3 +486,70 @@ const ORDERS_DUE_FOR_COURIER: &str = "SELECT o.id FROM orders o
        AND o.slot_date <= ?1 AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?2 AND o.market = ?3
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)
      ORDER BY o.id";
+
+/// A job request waiting for the vendor's API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorRequest {
+    pub id: i64,
+    pub market: String,
+    pub delivery_id: i64,
+    /// The JSON to post.
+    pub body: String,
+    pub attempts: u32,
+}
+
+impl super::Store {
+    /// Job requests due to be posted to the vendor, oldest first.
+    pub fn due_vendor_requests(&self, now: DateTime<Utc>, limit: usize) -> super::StoreResult<Vec<VendorRequest>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, market, delivery_id, body, attempts FROM vendor_requests
+             WHERE status = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
+            Ok(VendorRequest {
+                id: r.get(0)?,
+                market: r.get(1)?,
+                delivery_id: r.get(2)?,
+                body: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The vendor took the request: its job id goes on the delivery.
+    pub fn vendor_request_sent(&mut self, id: i64, job_id: &str, now: DateTime<Utc>) -> super::StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE vendor_requests SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, ts(now)])?;
+            tx.prepare_cached(
+                "UPDATE deliveries SET vendor_job = ?2
+                 WHERE id = (SELECT delivery_id FROM vendor_requests WHERE id = ?1) AND vendor_job IS NULL",
+            )?
+            .execute(params![id, job_id])?;
+            Ok(())
+        })
+    }
+
+    /// A try failed for now: again at `next_at`.
+    pub fn vendor_request_retry(&mut self, id: i64, error: &str, next_at: DateTime<Utc>) -> super::StoreResult<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE vendor_requests SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, error, ts(next_at)])?;
+        Ok(())
+    }
+
+    /// The vendor refused the request for good.
+    pub fn vendor_request_failed(&mut self, id: i64, error: &str) -> super::StoreResult<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE vendor_requests SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, error])?;
+        Ok(())
+    }
+}

@@ -347,4 +347,28 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX ratings_by_target ON ratings (target, target_id);
     "#,
+    // 7: deliveries by an outside vendor: its job id, the courier and position it reports, and
+    // the job requests waiting to be posted to it (an outbox for the vendor's API).
+    r#"
+    ALTER TABLE deliveries ADD COLUMN by_vendor INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN vendor_job TEXT;
+    ALTER TABLE deliveries ADD COLUMN vendor_courier TEXT;  -- serde JSON of CourierProfile
+    ALTER TABLE deliveries ADD COLUMN vendor_lat REAL;
+    ALTER TABLE deliveries ADD COLUMN vendor_lon REAL;
+    ALTER TABLE deliveries ADD COLUMN vendor_located_at TEXT;
+
+    CREATE TABLE vendor_requests (
+        id INTEGER PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        delivery_id INTEGER NOT NULL UNIQUE REFERENCES deliveries(id),
+        body TEXT NOT NULL,               -- serde JSON of VendorJob
+        status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_at TEXT NOT NULL,            -- not before (backoff after a failed try)
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    ) STRICT;
+    CREATE INDEX vendor_requests_pending ON vendor_requests (next_at) WHERE status = 'pending';
+    "#,
 ];

@@ -15,6 +15,7 @@ mod outbox;
 mod shopper;
 
 pub use conversations::{RoleStates, load_state, load_states, save_state, user_lang};
+pub use delivery::VendorRequest;
 pub use inbox::PendingEvent;
 pub use inbox::{
     ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,

@@ -4,6 +4,7 @@
 
 pub mod fake_graph;
 pub mod fake_telegram;
+pub mod fake_vendor;
 pub mod market;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -43,6 +44,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// One shopper talking to one market's engine on a temp database.
 pub struct Harness {
+    pub config: Config,
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
     pub clock: Arc<FixedClock>,
@@ -53,11 +55,18 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(market: &str) -> Harness {
+        Harness::with_config(market, Config::default())
+    }
+
+    /// The same with a config of the test's own (a market on the delivery vendor, say).
+    pub fn with_config(market: &str, config: Config) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("pasar.db");
         let clock = Arc::new(FixedClock::new(morning()));
-        let engine = open_engine(&db, Arc::clone(&clock));
+        let engine =
+            pasar_online::runtime::open_engine(&config, &db, Arc::clone(&clock) as Arc<dyn Clock>).expect("engine");
         Harness {
+            config,
             dir,
             db,
             clock,
@@ -69,7 +78,9 @@ impl Harness {
 
     /// Simulates a restart: a new engine over the same file.
     pub fn restart(&mut self) {
-        self.engine = open_engine(&self.db, Arc::clone(&self.clock));
+        self.engine =
+            pasar_online::runtime::open_engine(&self.config, &self.db, Arc::clone(&self.clock) as Arc<dyn Clock>)
+                .expect("engine");
     }
 
     /// Sends one input and returns the replies to this user, marking them delivered.

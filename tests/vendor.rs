@@ -1,0 +1,258 @@
+//! A market on an outside delivery vendor: `pasar run` posts the job to a fake vendor on
+//! 127.0.0.1 (retrying its server errors) and takes the vendor's HMAC-signed callbacks on its
+//! HTTP server, in order, duplicated, out of order and badly signed; a vendor that refuses the
+//! job hands it back to the market's admins.
+
+mod common;
+
+use common::fake_vendor::FakeVendor;
+use common::market::{ADMIN, accept, as_user, delivery, market_with_couriers, place_order, start_shift};
+use common::{Harness, joined};
+use pasar_online::config::Config;
+use pasar_online::integration::signature::sign;
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "vendor-api-key";
+const SECRET: &str = "vendor-callback-secret";
+
+struct Running(Child, u16);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A harness whose engine knows that Pasar Blimbing uses the vendor at `url`.
+fn vendor_market(url: &str) -> Harness {
+    let mut config = Config { vendor_url: Some(url.to_string()), ..Config::default() };
+    config.policy.vendor_markets.insert("blimbing".into());
+    Harness::with_config("blimbing", config)
+}
+
+/// `pasar run` on the harness's database, with the vendor and the HTTP server.
+fn start(h: &Harness, vendor: &FakeVendor) -> Running {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[delivery]\nvendor_url = \"{}\"\n[markets.blimbing]\ndelivery = \"vendor\"\n",
+            vendor.url
+        );
+        let path = h.dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("config");
+        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+            .arg("--config")
+            .arg(&path)
+            .args(["run", "--db"])
+            .arg(&h.db)
+            .env(pasar_online::integration::vendor::KEY_VARIABLE, KEY)
+            .env(pasar_online::integration::vendor::SECRET_VARIABLE, SECRET)
+            .env_remove("PASAR_DB")
+            .env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN")
+            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .expect("pasar run");
+        let mut running = Running(child, port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            // Up when our server answers an unsigned callback with 401.
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && callback(port, "{}", None) == 401 {
+                return running;
+            }
+            if running.0.try_wait().expect("wait").is_some() {
+                break; // The port was taken meanwhile: another one.
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = running.0.kill();
+    }
+    panic!("pasar run did not start");
+}
+
+/// Posts a callback (signed as given); returns the status.
+fn callback(port: u16, body: &str, signature: Option<&str>) -> u16 {
+    let mut req = format!(
+        "POST /delivery/vendor HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(sig) = signature {
+        req.push_str(&format!("X-Vendor-Signature: {sig}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let _ = s.write_all(req.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn signed(port: u16, body: &str) -> u16 {
+    callback(port, body, Some(&sign(SECRET.as_bytes(), body.as_bytes())))
+}
+
+fn news(event: &str, reference: &str, status: &str, at: &str, extra: &str) -> String {
+    format!(
+        r#"{{"event_id":"{event}","reference":"{reference}","job_id":"JOB-2","status":"{status}","at":"{at}"{extra}}}"#
+    )
+}
+
+/// Waits (up to 30 s) until a query on the database gives `want`.
+fn wait_for(h: &Harness, sql: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = h.count(sql);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{sql}` stayed {got}, wanted {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Messages queued for a console user whose text contains `needle`.
+fn told(h: &Harness, user: &str, needle: &str) -> i64 {
+    h.count(&format!(
+        "SELECT COUNT(*) FROM outbox WHERE channel = 'console' AND recipient = '{user}' AND message LIKE '%{needle}%'"
+    ))
+}
+
+#[test]
+fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed() {
+    let vendor = FakeVendor::start(1, false);
+    let mut h = vendor_market(&vendor.url);
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, "budi");
+    let number = place_order(&mut h, "ani", Some((-7.9290, 112.6520)));
+    accept(&mut h, &number, true);
+    let (d, status, courier) = delivery(&h, &number);
+    assert_eq!((status.as_str(), courier), ("offered", None), "the vendor's, not offered to Budi");
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'budi' AND message LIKE '%Tugas antar baru%'"),
+        0
+    );
+    let reference = format!("blimbing:{d}");
+
+    let running = start(&h, &vendor);
+    let port = running.1;
+    // The first try meets a 503; the second is taken.
+    wait_for(&h, &format!("SELECT COUNT(*) FROM deliveries WHERE id = {d} AND vendor_job = 'JOB-2'"), 1);
+    let requests = vendor.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let job = &requests[1];
+    assert_eq!(job.authorization.as_deref(), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(job.idempotency_key.as_deref(), Some(reference.as_str()), "a retry is the same job");
+    assert_eq!(job.body["reference"], reference.as_str());
+    assert_eq!(job.body["order"], number.as_str());
+    assert_eq!(job.body["pickup"]["stalls"][0]["number"], "A-07");
+    assert_eq!(job.body["pickup"]["stalls"][0]["items"][0], "Kangkung 3 ikat");
+    assert_eq!(job.body["dropoff"]["lat"], -7.929);
+    assert_eq!(job.body["dropoff"]["phone"], "+6281234567890");
+    assert_eq!(job.body["cash_on_delivery"], 9000);
+
+    let inbox = |h: &Harness| h.count("SELECT COUNT(*) FROM inbox WHERE source_id LIKE 'vendor:%'");
+    let assigned = news(
+        "e1",
+        &reference,
+        "assigned",
+        "2026-11-28T00:10:00Z",
+        r#","courier":{"name":"Eko Prasetyo","phone":"0857-1234-5678","vehicle":"Honda Vario","plate":"N 4321 XY"},"position":{"lat":-7.9352,"lon":112.6453}"#,
+    );
+    // Badly signed, unsigned, malformed, another market: refused, nothing stored.
+    assert_eq!(callback(port, &assigned, Some(&sign(b"wrong", assigned.as_bytes()))), 401);
+    assert_eq!(callback(port, &assigned, None), 401);
+    assert_eq!(signed(port, "{\"event_id\": 1"), 400);
+    assert_eq!(signed(port, &news("x", "blimbing:abc", "assigned", "2026-11-28T00:10:00Z", "")), 400);
+    assert_eq!(signed(port, &news("x", "dinoyo:1", "assigned", "2026-11-28T00:10:00Z", "")), 404);
+    assert_eq!(inbox(&h), 0);
+
+    // In order, then the same news again.
+    assert_eq!(signed(port, &assigned), 200);
+    wait_for(&h, &format!("SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'assigned'"), 1);
+    assert_eq!(signed(port, &assigned), 200, "a duplicate is acknowledged");
+    assert_eq!(inbox(&h), 1, "and stored once");
+    assert_eq!(told(&h, "ani", "Eko Prasetyo"), 1);
+
+    // Out of order: delivered arrives before picked_up. The late pickup moves nothing back.
+    let delivered = news(
+        "e3",
+        &reference,
+        "delivered",
+        "2026-11-28T00:40:00Z",
+        r#","proof_url":"https://vendor.example/p/77.jpg""#,
+    );
+    assert_eq!(signed(port, &delivered), 200);
+    wait_for(&h, &format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'delivered'"), 1);
+    let picked =
+        news("e2", &reference, "picked_up", "2026-11-28T00:20:00Z", r#","position":{"lat":-7.93,"lon":112.65}"#);
+    assert_eq!(signed(port, &picked), 200);
+    let late_assigned =
+        news("e4", &reference, "assigned", "2026-11-28T00:05:00Z", r#","position":{"lat":-7.95,"lon":112.64}"#);
+    assert_eq!(signed(port, &late_assigned), 200);
+    wait_for(&h, "SELECT COUNT(*) FROM inbox WHERE source_id LIKE 'vendor:%' AND status = 'done'", 4);
+    let (_, status, _) = delivery(&h, &number);
+    assert_eq!(status, "delivered", "never backwards");
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM deliveries WHERE id = {d} AND proof = 'https://vendor.example/p/77.jpg'"
+        )),
+        1
+    );
+    assert_eq!(told(&h, "ani", "Eko Prasetyo"), 1, "the late 'assigned' told nobody anything");
+    assert_eq!(told(&h, "ani", "dalam perjalanan"), 0, "the late pickup told nobody anything");
+    assert_eq!(told(&h, "ani", "sudah diterima"), 1);
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE order_id = (SELECT id FROM orders WHERE number = '{number}') AND status = 'picked_up'")),
+        1,
+        "the stall's part counts as collected"
+    );
+    // The pickup's position (00:20) is kept; the late news' older one (00:05) is not.
+    assert_eq!(
+        h.count(&format!("SELECT CAST(ROUND(vendor_lat * 10000) AS INTEGER) FROM deliveries WHERE id = {d}")),
+        -79300
+    );
+    drop(running);
+
+    // The shopper's timeline names the vendor's courier; rating asks about the stall only.
+    as_user(&mut h, "ani");
+    let r = h.command(&format!("/status {number}"));
+    let timeline = joined(&r);
+    assert!(timeline.contains("Kurir Eko Prasetyo mengambil tugas"), "{timeline}");
+    assert!(timeline.contains("Honda Vario N 4321 XY"), "{timeline}");
+    assert_eq!(told(&h, "ani", "Bagaimana belanjaan dari Sayur Bu Sri"), 1);
+}
+
+#[test]
+fn a_job_the_vendor_refuses_goes_back_to_the_admins() {
+    let vendor = FakeVendor::start(0, true);
+    let mut h = vendor_market(&vendor.url);
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, "budi");
+    let number = place_order(&mut h, "ani", None);
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    as_user(&mut h, ADMIN);
+    let r = h.command(&format!("/tugaskan {number} budi"));
+    assert!(joined(&r).contains("sedang dipegang kurir vendor pengantaran"), "the vendor has it: {r:#?}");
+
+    let running = start(&h, &vendor);
+    wait_for(&h, &format!("SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'unassigned'"), 1);
+    assert_eq!(vendor.requests().len(), 1, "a refusal is not retried");
+    assert_eq!(told(&h, ADMIN, "Vendor pengantaran tidak bisa mengantar"), 1);
+    drop(running);
+
+    // The admin gives it to the market's own courier.
+    h.restart();
+    as_user(&mut h, ADMIN);
+    let r = h.command(&format!("/tugaskan {number} budi"));
+    assert!(joined(&r).contains("ditugaskan ke Budi Santoso"), "{r:#?}");
+    let (_, status, courier) = delivery(&h, &number);
+    assert_eq!((status.as_str(), courier.as_deref()), ("assigned", Some("budi")));
+}
