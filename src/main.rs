@@ -60,7 +60,8 @@ enum Command {
     /// Run every market's bots until SIGINT/SIGTERM: on Telegram where a token is set
     /// (PASAR_<MARKET>_TELEGRAM_TOKEN), on WhatsApp where the config gives the market a
     /// whatsapp_phone_number_id (secrets WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET,
-    /// WHATSAPP_VERIFY_TOKEN).
+    /// WHATSAPP_VERIFY_TOKEN); markets with `delivery = "vendor"` post jobs to delivery.vendor_url
+    /// (PASAR_DELIVERY_VENDOR_KEY, PASAR_DELIVERY_VENDOR_SECRET).
     Run {
         /// Database file (default: the config's [database] path, else ./pasar.db).
         #[arg(long, env = "PASAR_DB")]
@@ -300,6 +301,17 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     }
     if let Err(e) = whatsapp {
         failed.push(format!("WhatsApp ({e})"));
+    }
+    match pasar_online::runtime::vendor_plan(config) {
+        Ok(None) => println!("delivery:  every market's own couriers"),
+        Ok(Some(plan)) => {
+            let markets: Vec<&str> = plan.markets.iter().map(String::as_str).collect();
+            println!("delivery:  vendor {} for {} (callbacks at /delivery/vendor)", plan.url, markets.join(", "));
+        }
+        Err(e) => {
+            println!("delivery:  vendor: {e}");
+            failed.push(format!("the delivery vendor ({e})"));
+        }
     }
     if !failed.is_empty() {
         anyhow::bail!("{} would not run (see above)", failed.join(", "));
