@@ -415,6 +415,10 @@ keys! {
     ReviewThanks => "review_thanks",
     AdminVendorRejected => "admin_vendor_rejected",
     TheVendor => "the_vendor",
+    JobAssignedAfterFailure => "job_assigned_after_failure",
+    JobProofCancelled => "job_proof_cancelled",
+    AdminShiftEndedHolding => "admin_shift_ended_holding",
+    AssignDoneOffShift => "assign_done_off_shift",
 }
 
 /// Parsed catalog: key -> sentence.

@@ -6,7 +6,8 @@ mod common;
 
 use chrono::Duration;
 use common::market::{
-    ADMIN, SRI, accept, as_user, code_in, delivery, market_with_couriers, place_order, start_shift, sub_of,
+    ADMIN, SRI, accept, as_user, code_in, delivery, market_with_couriers, place_order, place_order_for, start_shift,
+    sub_of,
 };
 use common::{Harness, joined, payload};
 use pasar_online::channel::{Inbound, Outbound};
@@ -43,38 +44,39 @@ fn offers_go_to_the_fewest_jobs_then_the_longest_idle_and_pass_on_when_not_taken
             ("joko", "Joko Susilo, 0814-3333-4444, Honda Vario, N 9012 EF"),
         ],
     );
-    for c in ["budi", "siti", "joko"] {
+    // Shifts start in another order than registration: idle longest is not registered first.
+    for c in ["joko", "budi", "siti"] {
         start_shift(&mut h, c);
         h.clock.advance(Duration::minutes(1));
     }
     let first = place_order(&mut h, "ani", None);
     accept(&mut h, &first, true);
     let (d1, status, to) = delivery(&h, &first);
-    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("budi")), "idle longest");
-    as_user(&mut h, "budi");
+    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("joko")), "idle longest");
+    as_user(&mut h, "joko");
     let r = h.button(&Action::CourierTake(d1).encode());
     assert!(joined(&r).contains("Tugas ini milik Anda"), "{r:#?}");
 
     let second = place_order(&mut h, "dewi", None);
     accept(&mut h, &second, true);
     let (d2, status, to) = delivery(&h, &second);
-    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("siti")), "Budi has a job; Siti idle longer");
-    as_user(&mut h, "siti");
+    assert_eq!((status.as_str(), to.as_deref()), ("offered", Some("budi")), "Joko has a job; Budi idle longer");
+    as_user(&mut h, "budi");
     h.button(&Action::CourierSkip(d2).encode());
-    assert_eq!(delivery(&h, &second).2.as_deref(), Some("joko"), "passed on at once");
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("siti"), "passed on at once");
 
-    // Joko lets it lapse: Budi (one job already) is all that is left.
+    // Siti lets it lapse: Joko (one job already) is all that is left.
     wait(&mut h, 4);
-    assert_eq!(delivery(&h, &second).2.as_deref(), Some("joko"), "not before the offer's time is up");
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("siti"), "not before the offer's time is up");
     wait(&mut h, 1);
-    assert_eq!(delivery(&h, &second).2.as_deref(), Some("budi"));
-    assert!(last_to(&h, "joko").text.contains("dialihkan ke kurir lain"));
-    as_user(&mut h, "joko");
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("joko"));
+    assert!(last_to(&h, "siti").text.contains("tidak lagi untuk Anda"));
+    as_user(&mut h, "siti");
     let r = h.button(&Action::CourierTake(d2).encode());
     assert!(joined(&r).contains("sudah dialihkan"), "an old offer's button: {r:#?}");
     assert_eq!(delivery(&h, &second).1, "offered", "nothing changed");
 
-    // Budi lets it lapse too: nobody is left, and the admin is told.
+    // Joko lets it lapse too: nobody is left, and the admin is told.
     wait(&mut h, 5);
     assert_eq!(delivery(&h, &second).1, "unassigned");
     assert!(last_to(&h, ADMIN).text.contains("belum punya kurir"), "{:?}", last_to(&h, ADMIN));
@@ -91,8 +93,41 @@ fn offers_go_to_the_fewest_jobs_then_the_longest_idle_and_pass_on_when_not_taken
     let r = h.command("/selesai");
     assert!(joined(&r).contains("Shift selesai"), "{r:#?}");
     assert_eq!(delivery(&h, &second).1, "unassigned");
+    // Created, offered to Budi, Siti, Joko, unassigned, offered to Rina, unassigned.
     let audit = h.count(&format!("SELECT COUNT(*) FROM delivery_events WHERE delivery_id = {d2}"));
-    assert!(audit >= 6, "every offer and pass is audited: {audit}");
+    assert_eq!(audit, 7, "every offer and pass is audited");
+}
+
+#[test]
+fn deliveries_nobody_could_take_are_offered_when_a_courier_is_free() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    // Nobody on shift: both orders wait, and the admin hears of each once.
+    let first = place_order(&mut h, "ani", None);
+    accept(&mut h, &first, true);
+    let second = place_order(&mut h, "dewi", None);
+    accept(&mut h, &second, true);
+    assert_eq!(delivery(&h, &first).1, "unassigned");
+    assert_eq!(delivery(&h, &second).1, "unassigned");
+    let alerts = |h: &Harness| messages_to(h, ADMIN).iter().filter(|m| m.text.contains("belum punya kurir")).count();
+    assert_eq!(alerts(&h), 2);
+    // Budi starts: both are offered to him.
+    start_shift(&mut h, "budi");
+    assert_eq!(delivery(&h, &first).2.as_deref(), Some("budi"));
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("budi"));
+    // He passes on the second; with nobody else it waits again, without a second alert...
+    let (d2, _, _) = delivery(&h, &second);
+    as_user(&mut h, "budi");
+    h.button(&Action::CourierSkip(d2).encode());
+    assert_eq!(delivery(&h, &second).1, "unassigned");
+    assert_eq!(alerts(&h), 3, "the admin hears that nobody took it");
+    // ...and Siti, new on shift, gets it.
+    as_user(&mut h, ADMIN);
+    let code = code_in(&h.command("/undang_kurir Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"));
+    as_user(&mut h, "siti");
+    h.command(&format!("/daftar {code}"));
+    start_shift(&mut h, "siti");
+    assert_eq!(delivery(&h, &second).2.as_deref(), Some("siti"));
 }
 
 #[test]
@@ -180,9 +215,9 @@ fn forged_and_stale_courier_buttons_change_nothing() {
     }
     assert!(joined(&h.button("k:take:abc")).contains("Tombol itu sudah tidak berlaku"));
     assert_eq!(snapshot(&h), before);
-    // A photo nobody asked for is kept out of it.
+    // A photo nobody asked for is not proof of anything (it is read as shopping).
     let r = h.send(Inbound::Image { reference: "random".into(), caption: None });
-    assert!(joined(&r).contains("Foto hanya dibutuhkan"), "{r:#?}");
+    assert!(joined(&r).contains("belum paham"), "{r:#?}");
     assert_eq!(snapshot(&h), before);
 }
 
@@ -291,7 +326,7 @@ fn a_failed_delivery_tells_the_shopper_and_admin_and_can_be_assigned_again() {
         &h.button(&Action::Track(pasar_online::domain::order::OrderNumber::parse(&number).expect("n")).encode()),
     );
     assert!(timeline.contains("Gagal diantar"), "{timeline}");
-    assert!(timeline.contains("Kurir Siti Aminah mengambil tugas"), "{timeline}");
+    assert!(timeline.contains("Kurir Siti Aminah ditugaskan"), "{timeline}");
 }
 
 #[test]
@@ -341,4 +376,23 @@ fn ratings_come_after_delivery_once_each_from_the_shopper_only() {
     assert_eq!(rows, vec![("courier".into(), 5, comment.clone()), ("stall".into(), 3, comment)]);
     as_user(&mut h, ADMIN);
     assert!(joined(&h.command("/kurir")).contains("⭐ 5,0 (1 penilaian)"));
+}
+
+#[test]
+fn an_order_packed_long_before_its_slot_waits_and_a_shoppers_live_location_gets_no_replies() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, "budi");
+    // Tomorrow 07:00-09:00, packed today at 07:00: not a courier's job yet.
+    let number = place_order_for(&mut h, "ani", None, "Besok 29/11 07:00");
+    accept(&mut h, &number, true);
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries"), 0);
+    // The shopper shares a live location: its updates are not answered one by one.
+    as_user(&mut h, "ani");
+    let r = h.send(Inbound::Location { lat: -7.93, lon: 112.65, live: true });
+    assert!(r.is_empty(), "{r:#?}");
+    wait(&mut h, 23 * 60 + 29); // tomorrow 06:29
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries"), 0);
+    wait(&mut h, 1); // 06:30, half an hour before the slot
+    assert_eq!(delivery(&h, &number).2.as_deref(), Some("budi"));
 }

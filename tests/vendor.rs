@@ -224,7 +224,7 @@ fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed()
     as_user(&mut h, "ani");
     let r = h.command(&format!("/status {number}"));
     let timeline = joined(&r);
-    assert!(timeline.contains("Kurir Eko Prasetyo mengambil tugas"), "{timeline}");
+    assert!(timeline.contains("Kurir Eko Prasetyo ditugaskan"), "{timeline}");
     assert!(timeline.contains("Honda Vario N 4321 XY"), "{timeline}");
     assert_eq!(told(&h, "ani", "Bagaimana belanjaan dari Sayur Bu Sri"), 1);
 }

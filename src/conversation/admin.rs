@@ -164,7 +164,10 @@ fn assign(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
         return Ok(());
     };
     let text = match super::delivery::assign(repo, turn, &order, &courier)? {
-        Ok(()) => turn.tf(Key::AssignDone, &[("number", &number), ("courier", &courier.profile.name)]),
+        Ok(()) if courier.on_shift => {
+            turn.tf(Key::AssignDone, &[("number", &number), ("courier", &courier.profile.name)])
+        }
+        Ok(()) => turn.tf(Key::AssignDoneOffShift, &[("number", &number), ("courier", &courier.profile.name)]),
         Err(AssignRefusal::NotReady) => {
             let status = turn.t(super::buyer::status_key(order.status));
             turn.tf(Key::AssignNotReady, &[("number", &number), ("status", &status)])

@@ -140,6 +140,9 @@ pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut 
         }
         // Vendor news is routed to the delivery, never here.
         Inbound::VendorStatus(_) => Ok(state),
+        // The next points of a live location a shopper shares come every few seconds: the
+        // first one (a plain location) was answered; these are not questions.
+        Inbound::Location { live: true, .. } => Ok(state),
         Inbound::Location { lat, lon, .. } => match state {
             BuyerState::ReceiveAddress { name, phone } => match Address::location(*lat, *lon) {
                 Some(_)

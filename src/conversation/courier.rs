@@ -93,7 +93,11 @@ pub fn step(
             }
             Ok(state)
         }
-        Inbound::Text(_) => match state {
+        Inbound::Text(text) => match state {
+            CourierState::ReceiveProof { .. } if is_way_out(text) => {
+                turn.say(Key::JobProofCancelled);
+                Ok(CourierState::Idle)
+            }
             CourierState::ReceiveProof { delivery } => {
                 let still_out = repo.delivery(delivery)?.is_some_and(|d| d.status == DeliveryStatus::OnTheWay);
                 if still_out {
@@ -115,6 +119,11 @@ pub fn step(
             Ok(state)
         }
     }
+}
+
+/// Words that leave the photo question (the delivery stays on the road; `/tugas` shows it).
+fn is_way_out(text: &str) -> bool {
+    matches!(text.trim().to_lowercase().as_str(), "batal" | "menu" | "cancel" | "kembali" | "back" | "ora sido")
 }
 
 fn refused(turn: &mut Turn<'_>, outcome: JobOutcome) {
@@ -155,6 +164,9 @@ fn command(
                 refused(turn, outcome);
             }
             let held = open.iter().filter(|d| d.status != DeliveryStatus::Offered).count();
+            if held > 0 {
+                delivery::shift_ended_holding(repo, turn, me, held)?;
+            }
             let key = if held == 0 { Key::ShiftEnded } else { Key::ShiftEndedWithJobs };
             let text = turn.tf(key, &[("name", &me.profile.name), ("count", &held)]);
             turn.reply(Outbound::text(text));

@@ -232,6 +232,18 @@ pub fn order_ready(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64
     dispatcher(turn).start(repo, turn, &order, &mut d, actor)
 }
 
+/// How far ahead of its slot a packed order is offered to a courier at once (a courier can plan
+/// the morning); an order packed earlier than that waits for the timer's lead time.
+pub fn offer_ahead() -> chrono::Duration {
+    chrono::Duration::hours(2)
+}
+
+/// Whether the order's slot starts within `ahead` from now (or has started).
+pub fn slot_within(turn: &Turn<'_>, order: &Order, ahead: chrono::Duration) -> bool {
+    let starts = order.slot.date.and_time(order.slot.slot.start);
+    starts <= (local(turn.now) + ahead).naive_local()
+}
+
 /// How a market's orders get to the shopper's door: its own couriers, or an outside vendor
 /// (`delivery = "vendor"` in the market's config). `start` is called once for each new delivery,
 /// inside the event's transaction.
@@ -544,24 +556,47 @@ pub fn run_timers(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>) -> RepoResult<
 
 /// A courier starts a shift: the oldest delivery nobody has (and they have not passed on) is
 /// offered to them.
-pub fn shift_started(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier) -> RepoResult<()> {
+pub fn shift_started(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, _courier: &Courier) -> RepoResult<()> {
+    offer_waiting(repo, turn)
+}
+
+/// Deliveries nobody has (no courier was free, or every one let the offer lapse) are offered
+/// again, oldest first, whenever a courier may have become free: a shift starts, a delivery
+/// ends, an offer is passed. Only to couriers who have not passed on them; the admins were told
+/// already, so nobody is told again when no courier can take one.
+pub fn offer_waiting(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let actor = turn.actor(Role::Courier);
     for id in repo.unassigned_deliveries()? {
         let Some(mut d) = repo.delivery(id)? else {
             continue;
         };
-        if d.passed.contains(&courier.id) {
+        if d.by_vendor {
             continue;
         }
-        let Some(order) = repo.order(d.order_id)? else {
+        let candidates = repo.candidates()?;
+        if choose_courier(&candidates, &d.passed).is_none() {
+            continue;
+        }
+        let Some(order) = repo.order(d.order_id)?.filter(|o| o.status.is_open()) else {
             continue;
         };
-        d.courier_id = Some(courier.id);
-        d.offer_deadline = Some(turn.now + turn.policy.courier_offer_timeout);
-        let actor = turn.actor(Role::Courier);
-        if move_delivery(repo, &mut d, DeliveryStatus::Offered, &actor, None)?.is_ok() {
-            send_job(repo, turn, courier, &order, &d, Key::JobOffer)?;
-        }
-        return Ok(());
+        offer_next(repo, turn, &order, &mut d, &actor)?;
+    }
+    Ok(())
+}
+
+/// A courier ended their shift still holding deliveries: the admins know who has what.
+pub fn shift_ended_holding(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    held: usize,
+) -> RepoResult<()> {
+    for admin in super::lifecycle::admins_of(repo, turn)? {
+        let lang = lang_of(repo, turn, &admin)?;
+        let text =
+            turn.tf_in(lang, Key::AdminShiftEndedHolding, &[("courier", &courier.profile.name), ("count", &held)]);
+        turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
     }
     Ok(())
 }
@@ -657,6 +692,7 @@ pub fn skip(
     d.passed.push(courier.id);
     let actor = turn.actor(Role::Courier);
     offer_next(repo, turn, &order, &mut d, &actor)?;
+    offer_waiting(repo, turn)?;
     Ok(Ok(()))
 }
 
@@ -818,6 +854,7 @@ pub fn proof_received(
     }
     repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::Delivered, &actor, None)?;
     repo.set_idle(courier.id)?;
+    offer_waiting(repo, turn)?;
     let text = turn.tf(Key::JobDelivered, &[("number", &order.number)]);
     turn.reply(Outbound::text(text));
     tell_buyer_step(
@@ -899,6 +936,7 @@ pub fn failed(
     }
     repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::ReadyForPickup, &actor, Some(reason.code()))?;
     repo.set_idle(courier.id)?;
+    offer_waiting(repo, turn)?;
     let mine = fail_reason_text(turn, turn.lang, reason);
     let text = turn.tf(Key::JobFailed, &[("number", &order.number), ("reason", &mine)]);
     turn.reply(Outbound::text(text));
@@ -962,7 +1000,10 @@ pub fn assign(
         return Ok(Err(AssignRefusal::NotReady));
     }
     let actor = turn.actor(Role::Admin);
-    let mut d = match repo.latest_delivery(order.id)? {
+    let latest = repo.latest_delivery(order.id)?;
+    // After a failed delivery the goods are back at the market office, collected already.
+    let after_failure = latest.as_ref().is_some_and(|d| d.status == DeliveryStatus::Failed);
+    let mut d = match latest {
         Some(d) if matches!(d.status, DeliveryStatus::Assigned | DeliveryStatus::OnTheWay) => {
             let holder = match d.courier_id {
                 Some(id) => repo.courier(id)?.map(|c| c.profile.name).unwrap_or_default(),
@@ -977,6 +1018,8 @@ pub fn assign(
         Some(mut d) if matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Unassigned) => {
             if let Some(offered_to) = d.courier_id.filter(|id| *id != courier.id) {
                 tell_courier(repo, turn, offered_to, Key::JobWithdrawn, &order.number)?;
+                // Their old button then says it moved on.
+                d.passed.push(offered_to);
             }
             // From now on the market's own: late vendor news is ignored.
             d.by_vendor = false;
@@ -989,7 +1032,8 @@ pub fn assign(
     if let Err(_r) = move_delivery(repo, &mut d, DeliveryStatus::Assigned, &actor, None)? {
         return Ok(Err(AssignRefusal::NotReady));
     }
-    send_job(repo, turn, courier, order, &d, Key::JobAssigned)?;
+    let header = if after_failure { Key::JobAssignedAfterFailure } else { Key::JobAssigned };
+    send_job(repo, turn, courier, order, &d, header)?;
     let lang = lang_of(repo, turn, &order.buyer)?;
     let card = courier_card(turn, lang, &courier.profile);
     tell_buyer_step(repo, turn, order, Key::BuyerCourierAssigned, &[("number", &order.number), ("courier", &card)])?;

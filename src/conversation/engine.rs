@@ -217,7 +217,7 @@ impl Engine {
             let system = system_user();
             let secret = self.secret.clone();
             let default_lang = self.default_lang;
-            handled += self
+            let result = self
                 .store
                 .write(|tx| {
                     let mut repo = RepoTx { tx, market: &market.slug, user: &system, now };
@@ -249,7 +249,16 @@ impl Engine {
                 .map_err(|e| match e {
                     StepError::Store(s) => s,
                     other => StoreError::Corrupt(other.to_string()),
-                })?;
+                });
+            match result {
+                Ok(n) => handled += n,
+                // One market's failing timer must not hold up the others' (it is retried on the
+                // next pass); a failing store fails them all anyway.
+                Err(StoreError::Corrupt(e)) => {
+                    tracing::error!(market = %slug, error = %e, "a timer failed; retried on the next pass")
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(handled)
     }

@@ -306,7 +306,10 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
         )?,
         OrderStatus::ReadyForPickup => {
             tell_buyer(repo, turn, &order, Key::BuyerOrderReady, &[("number", &order.number)], &[])?;
-            super::delivery::order_ready(repo, turn, order.id, actor)?;
+            // A slot hours away (tomorrow's, say) is offered by the timer when it is near.
+            if super::delivery::slot_within(turn, &order, super::delivery::offer_ahead()) {
+                super::delivery::order_ready(repo, turn, order.id, actor)?;
+            }
         }
         OrderStatus::Rejected => {
             tell_buyer(repo, turn, &order, Key::BuyerOrderRejected, &[("number", &order.number)], &[])?

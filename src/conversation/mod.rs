@@ -375,7 +375,8 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
         }
         Inbound::Text(_) if busy.trader => Route::Trader,
         Inbound::Text(_) if busy.courier => Route::Courier,
-        Inbound::Image { .. } if roles.courier => Route::Courier,
+        // The photo at the door; any other photo (a shopping note with a caption) is shopping.
+        Inbound::Image { .. } if busy.courier => Route::Courier,
         Inbound::Location { live, .. } if roles.courier && (*live || roles.courier_on_job) => Route::Courier,
         _ => Route::Buyer,
     }

@@ -367,7 +367,8 @@ impl DeliveryRepo for RepoTx<'_> {
 
     fn due_offers(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<i64>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT id FROM deliveries WHERE status = 'offered' AND offer_deadline_at <= ?2 AND market = ?1 ORDER BY id",
+            "SELECT id FROM deliveries WHERE status = 'offered' AND offer_deadline_at <= ?2 AND market = ?1
+             ORDER BY offer_deadline_at",
         )?;
         let rows = stmt.query_map(params![self.market, ts(now)], |r| r.get(0))?;
         Ok(rows.collect::<Result<Vec<i64>, _>>()?)
@@ -483,7 +484,8 @@ impl DeliveryRepo for RepoTx<'_> {
 /// markets with a timer due (`Store::markets_with_due_deadlines`) has the same conditions.
 const ORDERS_DUE_FOR_COURIER: &str = "SELECT o.id FROM orders o
      WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
-       AND o.slot_date <= ?1 AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?2 AND o.market = ?3
+       AND o.slot_date <= ?1 AND o.slot_date >= date(?1, '-1 day')
+       AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?2 AND o.market = ?3
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)
      ORDER BY o.id";
 

@@ -26,7 +26,8 @@ pub use shopper::RepoTx;
 
 impl Store {
     /// Markets with a timer due: a trader deadline or a courier's offer that has passed, or an
-    /// order whose slot starts by `courier_due` (Malang time) and has no courier yet.
+    /// order whose slot starts by `courier_due` (Malang time) and has no courier yet. Orders of
+    /// slots before yesterday are left alone (they are the admins' to close, not a courier's).
     pub fn markets_with_due_deadlines(
         &self,
         now: DateTime<Utc>,
@@ -40,7 +41,8 @@ impl Store {
              UNION
              SELECT o.market FROM orders o
              WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
-               AND o.slot_date <= ?2 AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?3
+               AND o.slot_date <= ?2 AND o.slot_date >= date(?2, '-1 day')
+               AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?3
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)",
         )?;
         let date = courier_due.date().format("%Y-%m-%d").to_string();

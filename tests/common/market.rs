@@ -49,6 +49,11 @@ pub fn start_shift(h: &mut Harness, courier: &str) {
 /// A shopper orders 3 ikat kangkung from A-07 for today's first slot, to a shared location
 /// (or a typed address), cash on delivery.
 pub fn place_order(h: &mut Harness, buyer: &str, location: Option<(f64, f64)>) -> String {
+    place_order_for(h, buyer, location, "Hari ini")
+}
+
+/// The same for the first slot whose label contains `slot` ("Besok 29/11 07:00").
+pub fn place_order_for(h: &mut Harness, buyer: &str, location: Option<(f64, f64)>, slot: &str) -> String {
     as_user(h, buyer);
     let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
     h.button(&Action::Offer(kk).encode());
@@ -60,7 +65,7 @@ pub fn place_order(h: &mut Harness, buyer: &str, location: Option<(f64, f64)>) -
         Some((lat, lon)) => h.send(Inbound::Location { lat, lon, live: false }),
         None => h.text("Jl. Borobudur No. 12, Purwodadi"),
     };
-    h.button(&payload(&r, "Hari ini"));
+    h.button(&payload(&r, slot));
     h.button("pay:cod");
     h.button("note:none");
     let r = h.button("place");
