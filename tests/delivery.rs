@@ -6,8 +6,8 @@ mod common;
 
 use chrono::Duration;
 use common::market::{
-    ADMIN, SRI, accept, as_user, code_in, delivery, market_with_couriers, place_order, place_order_for, start_shift,
-    sub_of,
+    ADMIN, BUDI, SITI, SRI, accept, as_user, code_in, delivery, market_with_couriers, place_order, place_order_for,
+    start_shift, sub_of,
 };
 use common::{Harness, joined, payload};
 use pasar_online::channel::{Inbound, Outbound};
@@ -36,14 +36,7 @@ fn wait(h: &mut Harness, minutes: i64) {
 #[test]
 fn offers_go_to_the_fewest_jobs_then_the_longest_idle_and_pass_on_when_not_taken() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(
-        &mut h,
-        &[
-            ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB"),
-            ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"),
-            ("joko", "Joko Susilo, 0814-3333-4444, Honda Vario, N 9012 EF"),
-        ],
-    );
+    market_with_couriers(&mut h, &[BUDI, SITI, ("joko", "Joko Susilo, 0814-3333-4444, Honda Vario, N 9012 EF")]);
     // Shifts start in another order than registration: idle longest is not registered first.
     for c in ["joko", "budi", "siti"] {
         start_shift(&mut h, c);
@@ -101,7 +94,7 @@ fn offers_go_to_the_fewest_jobs_then_the_longest_idle_and_pass_on_when_not_taken
 #[test]
 fn deliveries_nobody_could_take_are_offered_when_a_courier_is_free() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     // Nobody on shift: both orders wait, and the admin hears of each once.
     let first = place_order(&mut h, "ani", None);
     accept(&mut h, &first, true);
@@ -133,7 +126,7 @@ fn deliveries_nobody_could_take_are_offered_when_a_courier_is_free() {
 #[test]
 fn an_order_is_offered_when_its_slot_is_near_even_if_a_stall_is_still_packing() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     // Placed at 07:00 for the 09:00-11:00 slot; accepted, not packed.
     let number = place_order(&mut h, "ani", None);
@@ -177,13 +170,7 @@ fn an_order_is_offered_when_its_slot_is_near_even_if_a_stall_is_still_packing() 
 #[test]
 fn forged_and_stale_courier_buttons_change_nothing() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(
-        &mut h,
-        &[
-            ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB"),
-            ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"),
-        ],
-    );
+    market_with_couriers(&mut h, &[BUDI, SITI]);
     start_shift(&mut h, "budi");
     let number = place_order(&mut h, "ani", None);
     accept(&mut h, &number, true);
@@ -224,7 +211,7 @@ fn forged_and_stale_courier_buttons_change_nothing() {
 #[test]
 fn the_photo_at_the_door_is_kept_and_survives_a_restart_while_awaited() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     let number = place_order(&mut h, "ani", Some((-7.9290, 112.6520)));
     accept(&mut h, &number, true);
@@ -277,13 +264,7 @@ fn the_photo_at_the_door_is_kept_and_survives_a_restart_while_awaited() {
 #[test]
 fn a_failed_delivery_tells_the_shopper_and_admin_and_can_be_assigned_again() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(
-        &mut h,
-        &[
-            ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB"),
-            ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD"),
-        ],
-    );
+    market_with_couriers(&mut h, &[BUDI, SITI]);
     start_shift(&mut h, "budi");
     let number = place_order(&mut h, "ani", None);
     as_user(&mut h, ADMIN);
@@ -332,7 +313,7 @@ fn a_failed_delivery_tells_the_shopper_and_admin_and_can_be_assigned_again() {
 #[test]
 fn ratings_come_after_delivery_once_each_from_the_shopper_only() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     let number = place_order(&mut h, "ani", None);
     let order = h.count(&format!("SELECT id FROM orders WHERE number = '{number}'"));
@@ -381,7 +362,7 @@ fn ratings_come_after_delivery_once_each_from_the_shopper_only() {
 #[test]
 fn an_order_packed_long_before_its_slot_waits_and_a_shoppers_live_location_gets_no_replies() {
     let mut h = Harness::new("blimbing");
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     // Tomorrow 07:00-09:00, packed today at 07:00: not a courier's job yet.
     let number = place_order_for(&mut h, "ani", None, "Besok 29/11 07:00");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::fake_vendor::FakeVendor;
-use common::market::{ADMIN, accept, as_user, delivery, market_with_couriers, place_order, start_shift};
+use common::market::{ADMIN, BUDI, accept, as_user, delivery, market_with_couriers, place_order, start_shift};
 use common::{Harness, joined};
 use pasar_online::config::Config;
 use pasar_online::integration::signature::sign;
@@ -128,7 +128,7 @@ fn told(h: &Harness, user: &str, needle: &str) -> i64 {
 fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed() {
     let vendor = FakeVendor::start(1, false);
     let mut h = vendor_market(&vendor.url);
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     let number = place_order(&mut h, "ani", Some((-7.9290, 112.6520)));
     accept(&mut h, &number, true);
@@ -233,7 +233,7 @@ fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed()
 fn a_job_the_vendor_refuses_goes_back_to_the_admins() {
     let vendor = FakeVendor::start(0, true);
     let mut h = vendor_market(&vendor.url);
-    market_with_couriers(&mut h, &[("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     let number = place_order(&mut h, "ani", None);
     accept(&mut h, &number, true);

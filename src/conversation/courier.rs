@@ -5,7 +5,7 @@
 //! photo after "Terkirim"). The steps themselves live in [`super::delivery`], which checks every
 //! press against the stored delivery.
 
-use super::delivery::{self, JobOutcome};
+use super::delivery::{self, Step, StepFail};
 use super::payload::Action;
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{CommandMenu, Inbound, Outbound};
@@ -76,8 +76,8 @@ pub fn step(
         },
         Inbound::Image { reference, .. } => match state {
             CourierState::ReceiveProof { delivery } => {
-                let outcome = delivery::proof_received(repo, turn, &me, delivery, reference)?;
-                refused(turn, outcome);
+                let step = delivery::proof_received(repo, turn, &me, delivery, reference);
+                went(turn, step)?;
                 Ok(CourierState::Idle)
             }
             CourierState::Idle => {
@@ -126,9 +126,16 @@ fn is_way_out(text: &str) -> bool {
     matches!(text.trim().to_lowercase().as_str(), "batal" | "menu" | "cancel" | "kembali" | "back" | "ora sido")
 }
 
-fn refused(turn: &mut Turn<'_>, outcome: JobOutcome) {
-    if let Err(r) = outcome {
-        r.tell(turn);
+/// Whether a step went through; a refusal is told to the courier (nothing changed), a store
+/// failure rolls the event back.
+fn went(turn: &mut Turn<'_>, step: Step) -> RepoResult<bool> {
+    match step {
+        Ok(()) => Ok(true),
+        Err(StepFail::Refused(r)) => {
+            r.tell(turn);
+            Ok(false)
+        }
+        Err(StepFail::Repo(e)) => Err(e),
     }
 }
 
@@ -160,8 +167,8 @@ fn command(
             let open = repo.deliveries_of(me.id)?;
             // Offers not taken yet go to the next courier now rather than when they lapse.
             for d in open.iter().filter(|d| d.status == DeliveryStatus::Offered) {
-                let outcome = delivery::skip(repo, turn, me, d.id)?;
-                refused(turn, outcome);
+                let step = delivery::skip(repo, turn, me, d.id);
+                went(turn, step)?;
             }
             let held = open.iter().filter(|d| d.status != DeliveryStatus::Offered).count();
             if held > 0 {
@@ -204,25 +211,26 @@ fn act(
     repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<CourierState> {
-    let (outcome, next) = match action {
-        Action::CourierTake(d) => (delivery::take(repo, turn, me, d)?, state),
-        Action::CourierSkip(d) => (delivery::skip(repo, turn, me, d)?, state),
-        Action::CourierPicked { delivery: d, sub } => (delivery::picked_up(repo, turn, me, d, sub)?, state),
-        Action::CourierDepart(d) => (delivery::depart(repo, turn, me, d)?, state),
+    let step = match action {
+        Action::CourierTake(d) => delivery::take(repo, turn, me, d),
+        Action::CourierSkip(d) => delivery::skip(repo, turn, me, d),
+        Action::CourierPicked { delivery: d, sub } => delivery::picked_up(repo, turn, me, d, sub),
+        Action::CourierDepart(d) => delivery::depart(repo, turn, me, d),
         Action::CourierDelivered(d) => {
-            let outcome = delivery::delivered_pressed(repo, turn, me, d)?;
-            let next = if outcome.is_ok() { CourierState::ReceiveProof { delivery: d } } else { state };
-            (outcome, next)
+            let step = delivery::delivered_pressed(repo, turn, me, d);
+            return Ok(if went(turn, step)? { CourierState::ReceiveProof { delivery: d } } else { state });
         }
-        Action::CourierFail(d) => (delivery::fail_pressed(repo, turn, me, d)?, state),
+        Action::CourierFail(d) => delivery::fail_pressed(repo, turn, me, d),
         Action::CourierFailReason { delivery: d, reason } => {
-            (delivery::failed(repo, turn, me, d, reason)?, CourierState::Idle)
+            let step = delivery::failed(repo, turn, me, d, reason);
+            went(turn, step)?;
+            return Ok(CourierState::Idle);
         }
         _ => {
             turn.say(Key::StaleButton);
             return Ok(state);
         }
     };
-    refused(turn, outcome);
-    Ok(next)
+    went(turn, step)?;
+    Ok(state)
 }

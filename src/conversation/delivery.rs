@@ -10,7 +10,7 @@
 
 use super::lifecycle::{lang_of, slot_text, stall_label, tell_buyer, tell_traders};
 use super::payload::Action;
-use super::{MarketRepo, RepoResult, Role, Turn};
+use super::{MarketRepo, RepoError, RepoResult, Role, Turn};
 use crate::channel::{Button, NoticeKind, Outbound};
 use crate::domain::contact::Address;
 use crate::domain::delivery::{
@@ -37,6 +37,29 @@ pub enum JobRefusal {
 }
 
 pub type JobOutcome = Result<(), JobRefusal>;
+
+/// How a courier's step ended when it did not go through: refused with a sentence for the
+/// courier (nothing changed), or the store failed (the event is rolled back).
+#[derive(Debug)]
+pub enum StepFail {
+    Refused(JobRefusal),
+    Repo(RepoError),
+}
+
+impl From<RepoError> for StepFail {
+    fn from(e: RepoError) -> StepFail {
+        StepFail::Repo(e)
+    }
+}
+
+impl From<JobRefusal> for StepFail {
+    fn from(r: JobRefusal) -> StepFail {
+        StepFail::Refused(r)
+    }
+}
+
+/// A courier's step on a delivery.
+pub type Step = Result<(), StepFail>;
 
 impl JobRefusal {
     pub fn tell(&self, turn: &mut Turn<'_>) {
@@ -621,6 +644,20 @@ fn courier_delivery(
     Ok(Ok((d, order)))
 }
 
+/// A courier's own delivery, at the step the press is for.
+fn at_step(
+    repo: &mut dyn MarketRepo,
+    courier: &Courier,
+    delivery_id: i64,
+    step: DeliveryStatus,
+) -> Result<(Delivery, Order), StepFail> {
+    let (d, order) = courier_delivery(repo, courier, delivery_id)??;
+    if d.status != step {
+        return Err(JobRefusal::AlreadyDone.into());
+    }
+    Ok((d, order))
+}
+
 /// The courier's name, vehicle, plate and phone as the shopper sees them.
 fn courier_card(turn: &Turn<'_>, lang: Lang, courier: &CourierProfile) -> String {
     turn.tf_in(
@@ -648,52 +685,28 @@ fn tell_buyer_step(
 }
 
 /// Ambil tugas: the courier takes an offered delivery.
-pub fn take(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    courier: &Courier,
-    delivery_id: i64,
-) -> RepoResult<JobOutcome> {
-    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::Offered {
-        return Ok(Err(JobRefusal::AlreadyDone));
-    }
+pub fn take(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> Step {
+    let (mut d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::Offered)?;
     let actor = turn.actor(Role::Courier);
-    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::Assigned, &actor, None)? {
-        return Ok(Err(r));
-    }
+    move_delivery(repo, &mut d, DeliveryStatus::Assigned, &actor, None)??;
     let header = turn.t(Key::JobTaken);
     job_reply(turn, &order, &d, header);
     let lang = lang_of(repo, turn, &order.buyer)?;
     let card = courier_card(turn, lang, &courier.profile);
     tell_buyer_step(repo, turn, &order, Key::BuyerCourierAssigned, &[("number", &order.number), ("courier", &card)])?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Lewati: the courier passes; the next one is asked at once.
-pub fn skip(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    courier: &Courier,
-    delivery_id: i64,
-) -> RepoResult<JobOutcome> {
-    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::Offered {
-        return Ok(Err(JobRefusal::AlreadyDone));
-    }
+pub fn skip(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> Step {
+    let (mut d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::Offered)?;
     let text = turn.tf(Key::JobSkipped, &[("number", &order.number)]);
     turn.reply(Outbound { replaces: turn.pressed_on.map(str::to_string), ..Outbound::text(text) });
     d.passed.push(courier.id);
     let actor = turn.actor(Role::Courier);
     offer_next(repo, turn, &order, &mut d, &actor)?;
     offer_waiting(repo, turn)?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Sudah dijemput: the courier has a stall's packed part.
@@ -703,26 +716,20 @@ pub fn picked_up(
     courier: &Courier,
     delivery_id: i64,
     sub_id: i64,
-) -> RepoResult<JobOutcome> {
-    let (d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::Assigned {
-        return Ok(Err(JobRefusal::AlreadyDone));
-    }
+) -> Step {
+    let (d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::Assigned)?;
     let Some(sub) = order.sub(sub_id).filter(|s| !s.status.is_dropped()).cloned() else {
-        return Ok(Err(JobRefusal::NotYours));
+        return Err(JobRefusal::NotYours.into());
     };
     match sub.status {
         SubOrderStatus::Packed => {}
-        SubOrderStatus::PickedUp => return Ok(Err(JobRefusal::AlreadyDone)),
-        _ => return Ok(Err(JobRefusal::NotPacked(stall_label(turn, sub.stall_id).0))),
+        SubOrderStatus::PickedUp => return Err(JobRefusal::AlreadyDone.into()),
+        _ => return Err(JobRefusal::NotPacked(stall_label(turn, sub.stall_id).0).into()),
     }
     let actor = turn.actor(Role::Courier);
     repo.set_sub_status(order.id, sub.id, sub.status, SubOrderStatus::PickedUp, &actor, None)?;
     let Some(order) = repo.order(order.id)? else {
-        return Ok(Err(JobRefusal::NotYours));
+        return Err(JobRefusal::NotYours.into());
     };
     let (stall, _) = stall_label(turn, sub.stall_id);
     let header = turn.tf(Key::JobPickedHeader, &[("stall", &stall)]);
@@ -741,7 +748,7 @@ pub fn picked_up(
         Key::BuyerStallPickedUp,
         &[("number", &order.number), ("stall", &stall), ("done", &done), ("total", &active)],
     )?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Minutes to the shopper's door from a point, when the drop-off is a shared location.
@@ -765,21 +772,10 @@ fn eta_text(turn: &Turn<'_>, lang: Lang, order: &Order, from: (f64, f64)) -> Str
 }
 
 /// Berangkat: everything is collected; the order is on its way.
-pub fn depart(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    courier: &Courier,
-    delivery_id: i64,
-) -> RepoResult<JobOutcome> {
-    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::Assigned {
-        return Ok(Err(JobRefusal::AlreadyDone));
-    }
+pub fn depart(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> Step {
+    let (mut d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::Assigned)?;
     if order.subs.iter().any(|s| !s.status.is_dropped() && s.status != SubOrderStatus::PickedUp) {
-        return Ok(Err(JobRefusal::NotAllPicked));
+        return Err(JobRefusal::NotAllPicked.into());
     }
     let actor = turn.actor(Role::Courier);
     let mut status = order.status;
@@ -788,12 +784,10 @@ pub fn depart(
         status = OrderStatus::ReadyForPickup;
     }
     if !status.can_move_to(OrderStatus::OnDelivery) {
-        return Ok(Err(JobRefusal::AlreadyDone));
+        return Err(JobRefusal::AlreadyDone.into());
     }
     repo.set_order_status(order.id, status, OrderStatus::OnDelivery, &actor, None)?;
-    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::OnTheWay, &actor, None)? {
-        return Ok(Err(r));
-    }
+    move_delivery(repo, &mut d, DeliveryStatus::OnTheWay, &actor, None)??;
     let header = turn.t(Key::JobOnTheWay);
     job_reply(turn, &order, &d, header);
     let lang = lang_of(repo, turn, &order.buyer)?;
@@ -802,7 +796,7 @@ pub fn depart(
     let from = fresh_position(turn, courier.position).unwrap_or((turn.market.lat, turn.market.lon));
     let eta = eta_text(turn, lang, &order, from);
     tell_buyer_step(repo, turn, &order, Key::BuyerOnTheWay, &[("number", &order.number), ("eta", &eta)])?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// A position the courier shared recently enough to estimate from.
@@ -814,22 +808,11 @@ fn fresh_position(turn: &Turn<'_>, position: Option<Position>) -> Option<(f64, f
 pub const FRESH_POSITION_MINUTES: i64 = 15;
 
 /// Terkirim: the courier is asked for the photo at the door. True when the photo is now awaited.
-pub fn delivered_pressed(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    courier: &Courier,
-    delivery_id: i64,
-) -> RepoResult<JobOutcome> {
-    let (d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::OnTheWay {
-        return Ok(Err(JobRefusal::AlreadyDone));
-    }
+pub fn delivered_pressed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> Step {
+    let (_, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
     let text = turn.tf(Key::JobProofAsk, &[("number", &order.number)]);
     turn.reply(Outbound::text(text));
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// The photo at the door: the order is delivered.
@@ -839,19 +822,14 @@ pub fn proof_received(
     courier: &Courier,
     delivery_id: i64,
     photo: &str,
-) -> RepoResult<JobOutcome> {
-    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::OnTheWay || order.status != OrderStatus::OnDelivery {
-        return Ok(Err(JobRefusal::AlreadyDone));
+) -> Step {
+    let (mut d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
+    if order.status != OrderStatus::OnDelivery {
+        return Err(JobRefusal::AlreadyDone.into());
     }
     let actor = turn.actor(Role::Courier);
     d.proof = Some(photo.to_string());
-    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::Delivered, &actor, None)? {
-        return Ok(Err(r));
-    }
+    move_delivery(repo, &mut d, DeliveryStatus::Delivered, &actor, None)??;
     repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::Delivered, &actor, None)?;
     repo.set_idle(courier.id)?;
     offer_waiting(repo, turn)?;
@@ -871,30 +849,19 @@ pub fn proof_received(
     {
         turn.send(&order.buyer, Outbound { notice: Some(NoticeKind::OrderUpdate), ..question });
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Gagal kirim: the courier picks a reason.
-pub fn fail_pressed(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    courier: &Courier,
-    delivery_id: i64,
-) -> RepoResult<JobOutcome> {
-    let (d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::OnTheWay {
-        return Ok(Err(JobRefusal::AlreadyDone));
-    }
+pub fn fail_pressed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> Step {
+    let (d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
     let text = turn.tf(Key::JobFailAsk, &[("number", &order.number)]);
     let buttons = FailReason::ALL
         .into_iter()
         .map(|r| turn.button(fail_reason_button(r), Action::CourierFailReason { delivery: d.id, reason: r }.encode()))
         .collect();
     turn.reply(Outbound::with_buttons(text, buttons));
-    Ok(Ok(()))
+    Ok(())
 }
 
 fn fail_reason_button(r: FailReason) -> Key {
@@ -921,19 +888,14 @@ pub fn failed(
     courier: &Courier,
     delivery_id: i64,
     reason: FailReason,
-) -> RepoResult<JobOutcome> {
-    let (mut d, order) = match courier_delivery(repo, courier, delivery_id)? {
-        Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
-    };
-    if d.status != DeliveryStatus::OnTheWay || order.status != OrderStatus::OnDelivery {
-        return Ok(Err(JobRefusal::AlreadyDone));
+) -> Step {
+    let (mut d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
+    if order.status != OrderStatus::OnDelivery {
+        return Err(JobRefusal::AlreadyDone.into());
     }
     let actor = turn.actor(Role::Courier);
     d.fail_reason = Some(reason);
-    if let Err(r) = move_delivery(repo, &mut d, DeliveryStatus::Failed, &actor, Some(reason.code()))? {
-        return Ok(Err(r));
-    }
+    move_delivery(repo, &mut d, DeliveryStatus::Failed, &actor, Some(reason.code()))??;
     repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::ReadyForPickup, &actor, Some(reason.code()))?;
     repo.set_idle(courier.id)?;
     offer_waiting(repo, turn)?;
@@ -941,7 +903,7 @@ pub fn failed(
     let text = turn.tf(Key::JobFailed, &[("number", &order.number), ("reason", &mine)]);
     turn.reply(Outbound::text(text));
     delivery_failed_news(repo, turn, &order, &courier.profile.name, reason)?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// A delivery failed: the shopper hears why and that the market will call; the admins get the

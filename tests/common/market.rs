@@ -7,6 +7,9 @@ use pasar_online::conversation::payload::Action;
 
 pub const ADMIN: &str = "pak-lurah";
 pub const SRI: &str = "bu-sri"; // stall A-07: kangkung
+/// Couriers as `market_with_couriers` takes them: chat and `/undang_kurir` line.
+pub const BUDI: (&str, &str) = ("budi", "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB");
+pub const SITI: (&str, &str) = ("siti", "Siti Aminah, 0813-2222-3333, Yamaha Mio, N 5678 CD");
 
 /// Switches who is typing, on the harness's current channel.
 pub fn as_user(h: &mut Harness, id: &str) {
