@@ -61,6 +61,9 @@ fn offers_go_to_the_fewest_jobs_then_the_longest_idle_and_pass_on_when_not_taken
     // Siti lets it lapse: Joko (one job already) is all that is left.
     wait(&mut h, 4);
     assert_eq!(delivery(&h, &second).2.as_deref(), Some("siti"), "not before the offer's time is up");
+    as_user(&mut h, "siti");
+    let r = h.command("/tugas");
+    assert!(joined(&r).contains("Ambil dalam 1 menit"), "the time left: {r:#?}");
     wait(&mut h, 1);
     assert_eq!(delivery(&h, &second).2.as_deref(), Some("joko"));
     assert!(last_to(&h, "siti").text.contains("tidak lagi untuk Anda"));

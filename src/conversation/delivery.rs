@@ -209,7 +209,8 @@ pub fn show_job(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, d: &Delivery) ->
         return Ok(());
     };
     let key = if d.status == DeliveryStatus::Offered { Key::JobOffer } else { Key::JobCurrent };
-    let minutes = turn.policy.courier_offer_timeout.num_minutes();
+    // The time left on the offer, not the whole timeout.
+    let minutes = d.offer_deadline.map(|at| (at - turn.now).num_minutes().max(1)).unwrap_or_default();
     let header = turn.tf(key, &[("market", &turn.market.name), ("minutes", &minutes)]);
     let msg = job_message(turn, turn.lang, &order, d, header);
     turn.reply(msg);
