@@ -111,6 +111,8 @@ struct RawMarket {
     trader_deadline_minutes: Option<u32>,
     /// `couriers` (the market's own, the default) or `vendor`.
     delivery: Option<String>,
+    /// The market's static QRIS payload, from its bank.
+    qris: Option<String>,
     whatsapp_phone_number_id: Option<String>,
 }
 
@@ -154,6 +156,8 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     /// The outside delivery vendor's API (`delivery.vendor_url`), for markets that use one.
     pub vendor_url: Option<String>,
+    /// Each market's static QRIS (`markets.<slug>.qris`), checked when the config is read.
+    pub qris: std::collections::BTreeMap<String, crate::domain::qris::StaticQris>,
     pub vendor_timeout: std::time::Duration,
     /// Address of the one HTTP server (webhooks); `[server] listen`.
     pub server_listen: Option<String>,
@@ -329,6 +333,7 @@ impl Default for Config {
             telegram: TelegramConfig::default(),
             whatsapp: WhatsAppConfig::default(),
             vendor_url: None,
+            qris: Default::default(),
             vendor_timeout: std::time::Duration::from_secs(10),
             server_listen: None,
         }
@@ -385,7 +390,13 @@ impl Config {
             Some(s) if (1..=120).contains(&s) => std::time::Duration::from_secs(s),
             Some(_) => return Err(invalid("delivery.vendor_timeout_secs must be between 1 and 120".into())),
         };
+        let mut qris = std::collections::BTreeMap::new();
         for (slug, market) in raw.markets {
+            if let Some(payload) = &market.qris {
+                let parsed = crate::domain::qris::StaticQris::parse(payload)
+                    .map_err(|e| invalid(format!("markets.{slug}.qris: {e}")))?;
+                qris.insert(slug.clone(), parsed);
+            }
             match market.delivery.as_deref() {
                 None | Some("couriers") => {}
                 Some("vendor") if vendor_url.is_some() => {
@@ -496,6 +507,7 @@ impl Config {
             telegram,
             whatsapp,
             vendor_url,
+            qris,
             vendor_timeout,
             server_listen,
             policy,
@@ -566,6 +578,12 @@ mod tests {
         assert!(Config::parse("[markets.sukun]\ndelivery = \"vendor\"\n", p).is_err(), "a vendor needs its url");
         assert!(Config::parse("[markets.sukun]\ndelivery = \"drone\"\n", p).is_err());
         assert!(Config::parse("[delivery]\nvendor_url = \"not a url\"\n", p).is_err());
+        let good = crate::domain::qris::sample_static();
+        let q = Config::parse(&format!("[markets.blimbing]\nqris = \"{good}\"\n"), p).expect("a good QRIS");
+        assert_eq!(q.qris.get("blimbing").map(|s| s.merchant_name()), Some("PASAR BLIMBING MALANG"));
+        let tampered = good.replacen("MALANG", "MALANK", 1);
+        let e = Config::parse(&format!("[markets.blimbing]\nqris = \"{tampered}\"\n"), p).expect_err("refused");
+        assert!(e.to_string().contains("markets.blimbing.qris: CRC mismatch"), "{e}");
         assert!(Config::parse("[[admins]]\nchannel = \"fax\"\nuser = \"1\"\n", p).is_err());
     }
 }

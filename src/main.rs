@@ -84,6 +84,20 @@ enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Make the dynamic QRIS for an amount from a merchant's static QRIS payload (for operators
+    /// checking their merchant data): prints the payload, and writes the QR image with --png.
+    /// A malformed or tampered static payload is refused with the reason (exit code 1).
+    Qris {
+        /// The merchant's static QRIS payload (the text in the QR code their bank gave them).
+        #[arg(long = "static", value_name = "PAYLOAD")]
+        static_payload: String,
+        /// The amount in whole rupiah, e.g. 42500.
+        #[arg(long)]
+        amount: i64,
+        /// Also write the QR code as a PNG image to FILE.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
     /// Check the seed data in data/ and report what it holds (exit code 1 with file:line on error).
     CheckData {
         /// Seed data folder (default: the config's data_dir).
@@ -162,6 +176,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database:   {} (WAL, synchronous=NORMAL)", db.display());
             println!("{report}");
             let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::Qris { static_payload, amount, png } => {
+            use pasar_online::domain::qris::{StaticQris, png as qr_png, read_dynamic};
+            if !(1..=1_000_000_000).contains(&amount) {
+                anyhow::bail!("--amount must be between 1 and 1000000000 rupiah");
+            }
+            let qris = StaticQris::parse(&static_payload).context("the static QRIS payload")?;
+            let dynamic = qris.dynamic(pasar_online::domain::money::Rupiah(amount));
+            let read = read_dynamic(&dynamic).context("the dynamic payload")?;
+            println!("merchant: {} ({})", qris.merchant_name(), qris.city());
+            println!("amount:   {}", read.amount);
+            println!("{dynamic}");
+            if let Some(path) = png {
+                let image = qr_png(&dynamic).map_err(|e| anyhow::anyhow!(e))?;
+                std::fs::write(&path, image).with_context(|| format!("writing {}", path.display()))?;
+                println!("QR image: {}", path.display());
+            }
             Ok(())
         }
         Command::CheckData { data } => {

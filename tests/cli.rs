@@ -25,7 +25,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 fn help_lists_the_commands_and_options() {
     let (ok, out, _) = run(pasar().arg("--help"));
     assert!(ok);
-    for word in ["chat", "bench", "check-data", "--config"] {
+    for word in ["chat", "bench", "check-data", "qris", "--config"] {
         assert!(out.contains(word), "--help lacks {word}:\n{out}");
     }
     let (ok, out, _) = run(pasar().args(["chat", "--help"]));
@@ -33,6 +33,37 @@ fn help_lists_the_commands_and_options() {
     for word in ["--market", "--script", "--as", "--user", "--db", "--now"] {
         assert!(out.contains(word), "chat --help lacks {word}:\n{out}");
     }
+}
+
+/// A merchant's static QRIS as a bank prints it (with its CRC).
+fn static_qris() -> String {
+    let body = "00020101021126570011ID.DANA.WWW011893600915302259148102090225914810303UMI\
+                51440014ID.CO.QRIS.WWW0215ID10200176114730303UMI5204541153033605802ID\
+                5921PASAR BLIMBING MALANG6006MALANG61056512662070703A016304";
+    format!("{body}{:04X}", pasar_online::domain::qris::crc16(body.as_bytes()))
+}
+
+#[test]
+fn qris_makes_the_dynamic_payload_and_its_image_and_refuses_a_tampered_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("qris.png");
+    let (ok, out, err) =
+        run(pasar().args(["qris", "--static", &static_qris(), "--amount", "42500", "--png"]).arg(&png));
+    assert!(ok, "{err}");
+    assert!(out.contains("PASAR BLIMBING MALANG") && out.contains("Rp 42.500"), "{out}");
+    let payload = out.lines().find(|l| l.starts_with("000201")).expect("the payload line");
+    assert!(payload.starts_with("000201010212"), "dynamic: {payload}");
+    let read = pasar_online::domain::qris::read_dynamic(payload).expect("a valid dynamic QRIS");
+    assert_eq!(read.amount.value(), 42_500);
+    let image = std::fs::read(&png).expect("the image");
+    assert!(image.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+
+    let tampered = static_qris().replacen("BLIMBING", "BLIMBINK", 1);
+    let (ok, _, err) = run(pasar().args(["qris", "--static", &tampered, "--amount", "42500"]));
+    assert!(!ok);
+    assert!(err.contains("CRC mismatch"), "{err}");
+    let (ok, _, err) = run(pasar().args(["qris", "--static", &static_qris(), "--amount", "0"]));
+    assert!(!ok && err.contains("--amount"), "{err}");
 }
 
 #[test]

@@ -8,5 +8,6 @@ pub mod delivery;
 pub mod invite;
 pub mod money;
 pub mod order;
+pub mod qris;
 pub mod quantity;
 pub mod slot;
