@@ -90,8 +90,7 @@ impl StaticQris {
         if tag != "63" || found.len() != 4 || !found.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(QrisError::CrcMissing);
         }
-        let signed = &payload[..payload.len() - 4];
-        let computed = format!("{:04X}", crc16(signed.as_bytes()));
+        let computed = format!("{:04X}", crc16(&payload.as_bytes()[..payload.len() - 4]));
         if !computed.eq_ignore_ascii_case(&found) {
             return Err(QrisError::CrcMismatch { found, computed });
         }
@@ -161,10 +160,10 @@ pub fn read_dynamic(payload: &str) -> Result<DynamicQris, QrisError> {
     let Some((tag, found)) = fields.last() else {
         return Err(QrisError::CrcMissing);
     };
-    if tag != "63" || payload.len() < 4 {
+    if tag != "63" || found.len() != 4 || !found.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(QrisError::CrcMissing);
     }
-    let computed = format!("{:04X}", crc16(payload[..payload.len() - 4].as_bytes()));
+    let computed = format!("{:04X}", crc16(&payload.as_bytes()[..payload.len() - 4]));
     if !computed.eq_ignore_ascii_case(found) {
         return Err(QrisError::CrcMismatch { found: found.clone(), computed });
     }
@@ -224,7 +223,7 @@ mod tests {
         assert_eq!(crc16(b"123456789"), 0x29B1);
         // A published EMVCo-format payload (Thai PromptPay) and its CRC field.
         let promptpay = "00020101021129370016A000000677010111011300669245317755802TH54076000.00530376463049B3B";
-        assert_eq!(format!("{:04X}", crc16(promptpay[..promptpay.len() - 4].as_bytes())), "9B3B");
+        assert_eq!(format!("{:04X}", crc16(&promptpay.as_bytes()[..promptpay.len() - 4])), "9B3B");
     }
 
     #[test]
@@ -256,7 +255,10 @@ mod tests {
         let dynamic = StaticQris::parse(&good).expect("static").dynamic(Rupiah(1000));
         assert!(matches!(StaticQris::parse(&dynamic), Err(QrisError::NotStatic(_))));
         assert_eq!(StaticQris::parse("hello"), Err(QrisError::Format));
-        assert!(matches!(StaticQris::parse(&good[..good.len() - 10]), Err(_)));
+        assert!(StaticQris::parse(&good[..good.len() - 10]).is_err());
+        // Not ASCII where the CRC should be: refused, never a panic.
+        assert!(StaticQris::parse(&format!("{}ééé", &good[..good.len() - 4])).is_err());
+        assert!(read_dynamic("000201010212630€€€€").is_err());
         let no_crc = &good[..good.len() - 8];
         assert!(StaticQris::parse(no_crc).is_err());
         let dollars = with_crc(&good[..good.len() - 8].replace("5303360", "5303840"));
