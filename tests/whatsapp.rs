@@ -495,3 +495,49 @@ fn notifications_outside_the_24_hour_window_go_as_templates_or_wait_with_the_adm
     let param = template.body["template"]["components"][0]["parameters"][0]["text"].as_str().expect("param");
     assert!(param.contains("BLB-0001") && !param.contains('\n'), "{param}");
 }
+
+#[test]
+fn a_courier_on_whatsapp_shares_a_location_and_delivers_with_a_photo() {
+    use common::market::{accept_as, as_user, delivery, market_with_couriers_as, place_order, start_shift, sub_of};
+    use pasar_online::channel::{ChannelKind, UserKey};
+    use pasar_online::conversation::payload::Action;
+    const COURIER: &str = "6281211112222";
+    const TRADER: &str = "6281300003333";
+    const SHOPPER: &str = "6281234567890";
+    // Up to the courier on the road, through the engine as WhatsApp users.
+    let mut h = common::Harness::new("blimbing");
+    h.user = UserKey { channel: ChannelKind::WhatsApp, id: ADMIN.to_string() };
+    market_with_couriers_as(&mut h, ADMIN, TRADER, &[(COURIER, "Budi Santoso, 0812-1111-2222, Honda Beat, N 1234 AB")]);
+    start_shift(&mut h, COURIER);
+    let number = place_order(&mut h, SHOPPER, None);
+    accept_as(&mut h, TRADER, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    let sub = sub_of(&h, &number);
+    as_user(&mut h, COURIER);
+    h.button(&Action::CourierTake(d).encode());
+    h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    h.button(&Action::CourierDepart(d).encode());
+    h.button(&Action::CourierDelivered(d).encode());
+
+    // The courier's location and the photo at the door come through the signed webhook.
+    let graph = FakeGraph::start();
+    let running = start(&graph, None, h.dir.path());
+    let mut courier = Chat { port: running.1, from: COURIER, n: 0 };
+    courier.location();
+    let (_, seen) = graph.wait_for(COURIER, "Lokasi diperbarui", 0);
+    assert_eq!(db_count(h.dir.path(), "SELECT COUNT(*) FROM couriers WHERE lat IS NOT NULL"), 1);
+    let id = courier.wamid();
+    let body = fixture("image.json", COURIER, &id, &[("__MEDIA__", "1234567890123456")]);
+    assert_eq!(deliver(running.1, &body), 200);
+    graph.wait_for(COURIER, "selesai diantar", seen);
+    assert_eq!(
+        db_count(
+            h.dir.path(),
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'delivered' AND proof = '1234567890123456'"
+            )
+        ),
+        1,
+        "the media id is kept as proof"
+    );
+}
