@@ -419,6 +419,9 @@ keys! {
     JobProofCancelled => "job_proof_cancelled",
     AdminShiftEndedHolding => "admin_shift_ended_holding",
     AssignDoneOffShift => "assign_done_off_shift",
+    BuyerDeliveryLate => "buyer_delivery_late",
+    AdminDeliveryLate => "admin_delivery_late",
+    NoCourierYet => "no_courier_yet",
 }
 
 /// Parsed catalog: key -> sentence.

@@ -380,3 +380,26 @@ fn an_order_packed_long_before_its_slot_waits_and_a_shoppers_live_location_gets_
     wait(&mut h, 1); // 06:30, half an hour before the slot
     assert_eq!(delivery(&h, &number).2.as_deref(), Some("budi"));
 }
+
+#[test]
+fn a_delivery_still_open_when_its_slot_ends_is_reported_once() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[BUDI]);
+    start_shift(&mut h, "budi");
+    // 07:00, for today's 09:00-11:00 slot.
+    let number = place_order(&mut h, "ani", None);
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    as_user(&mut h, "budi");
+    h.button(&Action::CourierTake(d).encode());
+    let late =
+        |h: &Harness, user: &str, needle: &str| messages_to(h, user).iter().filter(|m| m.text.contains(needle)).count();
+    wait(&mut h, 3 * 60 + 59); // 10:59
+    assert_eq!(late(&h, ADMIN, "sudah lewat"), 0);
+    wait(&mut h, 1); // 11:00
+    assert_eq!(late(&h, ADMIN, "Dipegang: Budi Santoso"), 1, "{:?}", last_to(&h, ADMIN));
+    assert_eq!(late(&h, "ani", "jam antarnya (09:00-11:00) sudah lewat"), 1);
+    wait(&mut h, 30);
+    assert_eq!(late(&h, ADMIN, "sudah lewat"), 1, "once");
+    assert_eq!(delivery(&h, &number).1, "assigned", "nothing moved: a late delivery goes on");
+}

@@ -575,7 +575,41 @@ pub fn run_timers(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>) -> RepoResult<
     for order_id in &near {
         order_ready(repo, turn, *order_id, actor)?;
     }
-    Ok(lapsed.len() + near.len())
+    // Past the end of the slot and not delivered: the shopper gets an apology and the admins
+    // the name of whoever has it, once.
+    let late = repo.late_deliveries(local(turn.now).naive_local())?;
+    for id in &late {
+        repo.mark_late_alerted(*id)?;
+        let Some(d) = repo.delivery(*id)? else {
+            continue;
+        };
+        let Some(order) = repo.order(d.order_id)?.filter(|o| o.status.is_open()) else {
+            continue;
+        };
+        let holder = match (d.courier_id, &d.vendor_courier) {
+            (Some(c), _) => repo.courier(c)?.map(|c| c.profile.name),
+            (None, Some(v)) => Some(v.name.clone()),
+            (None, None) => None,
+        };
+        tell_buyer_step(
+            repo,
+            turn,
+            &order,
+            Key::BuyerDeliveryLate,
+            &[("number", &order.number), ("slot", &order.slot.slot)],
+        )?;
+        for admin in super::lifecycle::admins_of(repo, turn)? {
+            let lang = lang_of(repo, turn, &admin)?;
+            let who = holder.clone().unwrap_or_else(|| turn.tf_in(lang, Key::NoCourierYet, &[]));
+            let text = turn.tf_in(
+                lang,
+                Key::AdminDeliveryLate,
+                &[("number", &order.number), ("slot", &order.slot.slot), ("courier", &who)],
+            );
+            turn.send(&admin, Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) });
+        }
+    }
+    Ok(lapsed.len() + near.len() + late.len())
 }
 
 /// A courier starts a shift: the oldest delivery nobody has (and they have not passed on) is

@@ -205,7 +205,7 @@ impl Engine {
         let now = self.clock.now();
         self.refresh_catalog()?;
         let courier_due = (local(now) + self.policy.courier_lead).naive_local();
-        let markets = self.store.markets_with_due_deadlines(now, courier_due)?;
+        let markets = self.store.markets_with_due_deadlines(now, courier_due, local(now).naive_local())?;
         let mut handled = 0;
         for slug in markets {
             let catalog = Arc::clone(&self.catalog);

@@ -148,6 +148,9 @@ pub trait DeliveryRepo {
     /// Orders still to be collected whose slot starts at or before `local` (Malang time) and
     /// which have no delivery yet.
     fn orders_due_for_courier(&mut self, local: chrono::NaiveDateTime) -> RepoResult<Vec<i64>>;
+    /// Open deliveries whose slot ended by `local` (Malang time) and that nobody was told of.
+    fn late_deliveries(&mut self, local: chrono::NaiveDateTime) -> RepoResult<Vec<i64>>;
+    fn mark_late_alerted(&mut self, delivery_id: i64) -> RepoResult<()>;
     /// Every step of an order's deliveries, oldest first.
     fn delivery_events(&mut self, order_id: i64) -> RepoResult<Vec<DeliveryEvent>>;
     /// The order's audit trail (the order's and its parts' moves), oldest first.

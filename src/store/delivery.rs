@@ -390,6 +390,24 @@ impl DeliveryRepo for RepoTx<'_> {
         Ok(rows.collect::<Result<Vec<i64>, _>>()?)
     }
 
+    fn late_deliveries(&mut self, local: chrono::NaiveDateTime) -> RepoResult<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT d.id FROM deliveries d JOIN orders o ON o.id = d.order_id
+             WHERE d.market = ?1 AND d.status IN ('offered', 'unassigned', 'assigned', 'on_the_way')
+               AND d.late_alerted = 0 AND (o.slot_date || 'T' || substr(o.slot, 7, 5)) <= ?2
+             ORDER BY d.id",
+        )?;
+        let rows = stmt.query_map(params![self.market, local.format("%Y-%m-%dT%H:%M").to_string()], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+    }
+
+    fn mark_late_alerted(&mut self, delivery_id: i64) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE deliveries SET late_alerted = 1 WHERE id = ?1 AND market = ?2")?
+            .execute(params![delivery_id, self.market])?;
+        Ok(())
+    }
+
     fn delivery_events(&mut self, order_id: i64) -> RepoResult<Vec<DeliveryEvent>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT e.status, e.courier_id, e.at FROM delivery_events e JOIN deliveries d ON d.id = e.delivery_id

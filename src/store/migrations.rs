@@ -308,10 +308,14 @@ pub const MIGRATIONS: &[&str] = &[
         passed TEXT NOT NULL DEFAULT '[]',-- JSON list of courier ids not to offer it again
         proof TEXT,                       -- platform reference of the photo at the door
         fail_reason TEXT,
+        late_alerted INTEGER NOT NULL DEFAULT 0, -- the admins were told it is past its slot
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     ) STRICT;
     CREATE INDEX deliveries_by_order ON deliveries (order_id);
+    -- Open deliveries not yet reported late: the timer's check for ones past their slot.
+    CREATE INDEX deliveries_open ON deliveries (market)
+        WHERE status IN ('offered', 'unassigned', 'assigned', 'on_the_way') AND late_alerted = 0;
     CREATE INDEX deliveries_by_courier ON deliveries (courier_id, status);
     CREATE INDEX deliveries_offers_due ON deliveries (offer_deadline_at) WHERE status = 'offered';
     CREATE INDEX deliveries_unassigned ON deliveries (market, id) WHERE status = 'unassigned';

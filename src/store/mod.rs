@@ -26,12 +26,14 @@ pub use shopper::RepoTx;
 
 impl Store {
     /// Markets with a timer due: a trader deadline or a courier's offer that has passed, or an
-    /// order whose slot starts by `courier_due` (Malang time) and has no courier yet. Orders of
+    /// order whose slot starts by `courier_due` (Malang time) and has no courier yet, or a
+    /// delivery still open after its slot ended (by `local_now`, Malang time). Orders of
     /// slots before yesterday are left alone (they are the admins' to close, not a courier's).
     pub fn markets_with_due_deadlines(
         &self,
         now: DateTime<Utc>,
         courier_due: chrono::NaiveDateTime,
+        local_now: chrono::NaiveDateTime,
     ) -> StoreResult<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.market FROM sub_orders s JOIN orders o ON o.id = s.order_id
@@ -43,11 +45,16 @@ impl Store {
              WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
                AND o.slot_date <= ?2 AND o.slot_date >= date(?2, '-1 day')
                AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?3
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)",
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)
+             UNION
+             SELECT d.market FROM deliveries d JOIN orders o ON o.id = d.order_id
+             WHERE d.status IN ('offered', 'unassigned', 'assigned', 'on_the_way') AND d.late_alerted = 0
+               AND (o.slot_date || 'T' || substr(o.slot, 7, 5)) <= ?4",
         )?;
         let date = courier_due.date().format("%Y-%m-%d").to_string();
         let stamp = courier_due.format("%Y-%m-%dT%H:%M").to_string();
-        let rows = stmt.query_map(rusqlite::params![ts(now), date, stamp], |r| r.get(0))?;
+        let late = local_now.format("%Y-%m-%dT%H:%M").to_string();
+        let rows = stmt.query_map(rusqlite::params![ts(now), date, stamp, late], |r| r.get(0))?;
         Ok(rows.collect::<Result<Vec<String>, _>>()?)
     }
 
