@@ -422,6 +422,7 @@ keys! {
     BuyerDeliveryLate => "buyer_delivery_late",
     AdminDeliveryLate => "admin_delivery_late",
     NoCourierYet => "no_courier_yet",
+    AssignBusyVendor => "assign_busy_vendor",
 }
 
 /// Parsed catalog: key -> sentence.

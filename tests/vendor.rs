@@ -240,7 +240,7 @@ fn a_job_the_vendor_refuses_goes_back_to_the_admins() {
     let (d, _, _) = delivery(&h, &number);
     as_user(&mut h, ADMIN);
     let r = h.command(&format!("/tugaskan {number} budi"));
-    assert!(joined(&r).contains("sedang dipegang kurir vendor pengantaran"), "the vendor has it: {r:#?}");
+    assert!(joined(&r).contains("sedang ditangani vendor pengantaran;"), "the vendor has it: {r:#?}");
 
     let running = start(&h, &vendor);
     wait_for(&h, &format!("SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'unassigned'"), 1);
@@ -255,4 +255,87 @@ fn a_job_the_vendor_refuses_goes_back_to_the_admins() {
     assert!(joined(&r).contains("ditugaskan ke Budi Santoso"), "{r:#?}");
     let (_, status, courier) = delivery(&h, &number);
     assert_eq!((status.as_str(), courier.as_deref()), ("assigned", Some("budi")));
+}
+
+/// Vendor news straight into the engine, as the callback handler stores it.
+fn vendor_news(h: &mut Harness, event: &str, reference: &str, status: &str, at: &str) {
+    let body = news(
+        event,
+        reference,
+        status,
+        at,
+        r#","courier":{"name":"Eko Prasetyo","phone":"0857-1234-5678","vehicle":"Honda Vario","plate":"N 4321 XY"}"#,
+    );
+    let update = pasar_online::integration::vendor::VendorUpdate::parse(body.as_bytes()).expect("news");
+    let me = h.user.clone();
+    h.user = pasar_online::integration::vendor::vendor_user();
+    h.send(pasar_online::channel::Inbound::VendorStatus(Box::new(update)));
+    h.user = me;
+}
+
+#[test]
+fn a_job_the_vendor_gives_back_stays_given_back_and_an_admin_can_take_one_over() {
+    let mut h = vendor_market("http://127.0.0.1:9/v1");
+    market_with_couriers(&mut h, &[BUDI]);
+    start_shift(&mut h, "budi");
+    // The vendor says no, then an older "assigned" arrives late: the job stays the admins'.
+    let first = place_order(&mut h, "ani", None);
+    accept(&mut h, &first, true);
+    let (d1, _, _) = delivery(&h, &first);
+    let r1 = format!("blimbing:{d1}");
+    vendor_news(&mut h, "a1", &r1, "rejected", "2026-11-28T00:10:00Z");
+    vendor_news(&mut h, "a0", &r1, "assigned", "2026-11-28T00:05:00Z");
+    assert_eq!(delivery(&h, &first).1, "unassigned");
+    assert_eq!(told(&h, "ani", "Eko Prasetyo"), 0, "nobody was told of a courier");
+    as_user(&mut h, ADMIN);
+    assert!(joined(&h.command(&format!("/tugaskan {first} budi"))).contains("ditugaskan ke Budi Santoso"));
+
+    // Its courier takes a job, then the vendor gives it back before collecting: the admins'.
+    let second = place_order(&mut h, "dewi", None);
+    accept(&mut h, &second, true);
+    let (d2, _, _) = delivery(&h, &second);
+    let r2 = format!("blimbing:{d2}");
+    vendor_news(&mut h, "b1", &r2, "assigned", "2026-11-28T00:10:00Z");
+    vendor_news(&mut h, "b2", &r2, "rejected", "2026-11-28T00:12:00Z");
+    assert_eq!(delivery(&h, &second).1, "unassigned");
+    assert_eq!(told(&h, ADMIN, "Vendor pengantaran tidak bisa mengantar pesanan"), 2);
+
+    // A third is with the vendor's courier: an admin may take it over only on purpose.
+    let third = place_order(&mut h, "sri", None);
+    accept(&mut h, &third, true);
+    let (d3, _, _) = delivery(&h, &third);
+    vendor_news(&mut h, "c1", &format!("blimbing:{d3}"), "assigned", "2026-11-28T00:10:00Z");
+    as_user(&mut h, ADMIN);
+    let r = h.command(&format!("/tugaskan {third} budi"));
+    assert!(joined(&r).contains("sedang ditangani vendor pengantaran (Eko Prasetyo)"), "{r:#?}");
+    let r = h.command(&format!("/tugaskan {third} budi paksa"));
+    assert!(joined(&r).contains("ditugaskan ke Budi Santoso"), "{r:#?}");
+    assert_eq!(delivery(&h, &third), (d3, "assigned".into(), Some("budi".into())));
+    // The vendor's later news about it changes nothing now.
+    vendor_news(&mut h, "c2", &format!("blimbing:{d3}"), "delivered", "2026-11-28T00:30:00Z");
+    assert_eq!(delivery(&h, &third).1, "assigned");
+}
+
+#[test]
+fn an_old_rating_button_pressed_during_a_checkout_does_not_take_over_what_is_typed_next() {
+    let mut h = vendor_market("http://127.0.0.1:9/v1");
+    market_with_couriers(&mut h, &[]);
+    let number = place_order(&mut h, "ani", None);
+    accept(&mut h, &number, true);
+    let (d, _, _) = delivery(&h, &number);
+    let reference = format!("blimbing:{d}");
+    vendor_news(&mut h, "d1", &reference, "delivered", "2026-11-28T00:30:00Z");
+    let order = h.count(&format!("SELECT id FROM orders WHERE number = '{number}'"));
+    let sub = h.count(&format!("SELECT id FROM sub_orders WHERE order_id = {order}"));
+    // Ani starts a new checkout, and on the name question presses the old stars.
+    as_user(&mut h, "ani");
+    let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
+    h.button(&pasar_online::conversation::payload::Action::Offer(kk).encode());
+    h.text("1 ikat");
+    h.button("checkout");
+    let r = h.button(&pasar_online::conversation::payload::Action::Rate { order, sub: Some(sub), stars: 4 }.encode());
+    assert!(joined(&r).contains("Terima kasih"), "{r:#?}");
+    let r = h.text("Ani Rahayu");
+    assert!(joined(&r).contains("Nomor HP"), "the checkout goes on: {r:#?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM ratings WHERE comment IS NOT NULL"), 0);
 }

@@ -158,12 +158,17 @@ fn assign(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
         turn.reply(Outbound::text(text));
         return Ok(());
     };
+    // `paksa` at the end takes a delivery over from the outside vendor.
+    let (who, take_from_vendor) = match who.trim().rsplit_once(char::is_whitespace) {
+        Some((rest, last)) if matches!(last.to_lowercase().as_str(), "paksa" | "force") => (rest, true),
+        _ => (who, false),
+    };
     let Some(courier) = named_courier(repo, who)? else {
         let text = turn.tf(Key::AssignUnknownCourier, &[("courier", &who.trim())]);
         turn.reply(Outbound::text(text));
         return Ok(());
     };
-    let text = match super::delivery::assign(repo, turn, &order, &courier)? {
+    let text = match super::delivery::assign(repo, turn, &order, &courier, take_from_vendor)? {
         Ok(()) if courier.on_shift => {
             turn.tf(Key::AssignDone, &[("number", &number), ("courier", &courier.profile.name)])
         }
@@ -173,6 +178,9 @@ fn assign(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
             turn.tf(Key::AssignNotReady, &[("number", &number), ("status", &status)])
         }
         Err(AssignRefusal::Busy(holder)) => turn.tf(Key::AssignBusy, &[("number", &number), ("courier", &holder)]),
+        Err(AssignRefusal::Vendor(holder)) => {
+            turn.tf(Key::AssignBusyVendor, &[("number", &number), ("courier", &holder), ("who", &courier.profile.name)])
+        }
     };
     turn.reply(Outbound::text(text));
     Ok(())

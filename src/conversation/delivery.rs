@@ -372,6 +372,14 @@ fn vendor_job(turn: &Turn<'_>, order: &Order, d: &Delivery) -> VendorJob {
 /// Collects every remaining part (a courier of the vendor's, or our own, has it all) and puts the
 /// order on the road. False when the order cannot go on the road (closed meanwhile).
 fn order_on_the_road(repo: &mut dyn MarketRepo, order: &Order, actor: &str) -> RepoResult<bool> {
+    // Nothing is written unless the whole move can be made (an order still with its traders,
+    // or waiting for payment, stays as it is).
+    let reachable = order.status.can_move_to(OrderStatus::OnDelivery)
+        || (order.status.can_move_to(OrderStatus::ReadyForPickup)
+            && OrderStatus::ReadyForPickup.can_move_to(OrderStatus::OnDelivery));
+    if !reachable {
+        return Ok(false);
+    }
     for sub in order.subs.iter().filter(|s| !s.status.is_dropped()) {
         let mut status = sub.status;
         for next in [SubOrderStatus::Packed, SubOrderStatus::PickedUp] {
@@ -428,9 +436,11 @@ pub fn vendor_update(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, u: &VendorU
         VendorStep::Rejected => DeliveryStatus::Unassigned,
     };
     let forward = match u.status {
-        // Only before anyone took it: a vendor cannot drop a job its courier holds.
-        VendorStep::Rejected => d.status == DeliveryStatus::Offered,
-        _ => d.status.is_open() && target.progress() > d.status.progress(),
+        // Before the goods are collected the vendor may give the job back (its courier
+        // cancelled, or it never could).
+        VendorStep::Rejected => matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Assigned),
+        // A job the vendor gave back is the admins' now: older news of it moves nothing.
+        _ => d.status.is_open() && d.status != DeliveryStatus::Unassigned && target.progress() > d.status.progress(),
     };
     if !forward || !order.status.is_open() {
         // Old or repeated news: the facts are kept, nothing moves.
@@ -454,6 +464,8 @@ pub fn vendor_update(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, u: &VendorU
         }
         VendorStep::PickedUp => {
             if !order_on_the_road(repo, &order, actor)? {
+                tracing::warn!(order = %order.number, status = ?order.status, "vendor picked up an order that cannot go on the road; kept as news only");
+                repo.save_delivery(&d, actor, None)?;
                 return Ok(());
             }
             d.status = DeliveryStatus::OnTheWay;
@@ -465,6 +477,8 @@ pub fn vendor_update(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, u: &VendorU
         VendorStep::Delivered | VendorStep::Failed => {
             // Out of order: the pickup's news may come later (or never); the order was on the road.
             if skipped_collection && !order_on_the_road(repo, &order, actor)? {
+                tracing::warn!(order = %order.number, status = ?order.status, "vendor news for an order that cannot go on the road; kept as news only");
+                repo.save_delivery(&d, actor, None)?;
                 return Ok(());
             }
             let Some(order) = repo.order(order.id)? else {
@@ -980,6 +994,8 @@ pub enum AssignRefusal {
     NotReady,
     /// A courier already has it: their name.
     Busy(String),
+    /// The outside vendor has it (` (its courier's name)`, or nothing when none is named yet).
+    Vendor(String),
 }
 
 /// `/tugaskan`: an admin gives an order's delivery to a courier, who has it at once.
@@ -988,6 +1004,7 @@ pub fn assign(
     turn: &mut Turn<'_>,
     order: &Order,
     courier: &Courier,
+    take_from_vendor: bool,
 ) -> RepoResult<Result<(), AssignRefusal>> {
     let ready = matches!(
         order.status,
@@ -1001,18 +1018,30 @@ pub fn assign(
     // After a failed delivery the goods are back at the market office, collected already.
     let after_failure = latest.as_ref().is_some_and(|d| d.status == DeliveryStatus::Failed);
     let mut d = match latest {
-        Some(d) if matches!(d.status, DeliveryStatus::Assigned | DeliveryStatus::OnTheWay) => {
+        // The vendor has it (asked, or its courier on it, not yet on the road): only the
+        // vendor gives it back, or an admin takes it over on purpose.
+        Some(d)
+            if d.by_vendor
+                && matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Assigned)
+                && !take_from_vendor =>
+        {
+            let who = d.vendor_courier.as_ref().map(|c| format!(" ({})", c.name)).unwrap_or_default();
+            return Ok(Err(AssignRefusal::Vendor(who)));
+        }
+        Some(d) if matches!(d.status, DeliveryStatus::Assigned | DeliveryStatus::OnTheWay) && !d.by_vendor => {
             let holder = match d.courier_id {
                 Some(id) => repo.courier(id)?.map(|c| c.profile.name).unwrap_or_default(),
                 None => String::new(),
             };
             return Ok(Err(AssignRefusal::Busy(holder)));
         }
-        // The vendor has it (asked, or its courier on it): only the vendor can give it back.
-        Some(d) if d.by_vendor && d.status.is_open() && d.status != DeliveryStatus::Unassigned => {
-            return Ok(Err(AssignRefusal::Busy(turn.t(Key::TheVendor))));
+        Some(d) if d.status == DeliveryStatus::OnTheWay => {
+            let who = d.vendor_courier.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| turn.t(Key::TheVendor));
+            return Ok(Err(AssignRefusal::Busy(who)));
         }
-        Some(mut d) if matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Unassigned) => {
+        Some(mut d)
+            if matches!(d.status, DeliveryStatus::Offered | DeliveryStatus::Unassigned | DeliveryStatus::Assigned) =>
+        {
             if let Some(offered_to) = d.courier_id.filter(|id| *id != courier.id) {
                 tell_courier(repo, turn, offered_to, Key::JobWithdrawn, &order.number)?;
                 // Their old button then says it moved on.
@@ -1020,6 +1049,8 @@ pub fn assign(
             }
             // From now on the market's own: late vendor news is ignored.
             d.by_vendor = false;
+            // Taken over from the vendor's courier: a fresh assignment.
+            d.status = if d.status == DeliveryStatus::Assigned { DeliveryStatus::Unassigned } else { d.status };
             d
         }
         // None yet, or the last one failed or was cancelled: a new attempt.

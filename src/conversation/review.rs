@@ -100,6 +100,12 @@ pub fn rate(
             turn.reply(question);
             Ok(state)
         }
+        // In the middle of something (a checkout, say): the comment is not asked, so the next
+        // thing they type is still an answer to that.
+        None if !at_rest(&state) => {
+            turn.say(Key::ReviewThanks);
+            Ok(state)
+        }
         None => {
             let text = turn.tf(Key::ReviewCommentAsk, &[("number", &order.number)]);
             let skip = turn.button(Key::BtnSkipComment, Action::SkipReviewComment(order.id).encode());
@@ -107,6 +113,19 @@ pub fn rate(
             Ok(BuyerState::ReceiveReviewComment { order: order.id })
         }
     }
+}
+
+/// States where typed text is not an answer to a question the bot asked.
+fn at_rest(state: &BuyerState) -> bool {
+    matches!(
+        state,
+        BuyerState::MainMenu
+            | BuyerState::Browsing { .. }
+            | BuyerState::ReceiveSearch
+            | BuyerState::ViewingCommodity { .. }
+            | BuyerState::ViewingCart
+            | BuyerState::ReceiveReviewComment { .. }
+    )
 }
 
 /// The comment typed after rating.

@@ -22,8 +22,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Tries at posting one job request before the admins are told.
-pub const MAX_VENDOR_ATTEMPTS: u32 = 8;
+/// Tries at posting one job request before the admins are told: with the capped backoff that
+/// is about 20 minutes of a vendor that cannot be reached.
+pub const MAX_VENDOR_ATTEMPTS: u32 = 12;
 
 /// What the vendor integration needs to run.
 #[derive(Clone)]
@@ -160,16 +161,28 @@ async fn post(client: &reqwest::Client, plan: &VendorPlan, request: &VendorReque
         };
     }
     let detail = format!("{status}: {}", text.chars().take(200).collect::<String>());
-    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
-        Posted::Refused(detail)
-    } else {
-        Posted::Failed(detail)
+    match status.as_u16() {
+        // Our key is wrong: every job would be refused. The operator must fix it; the requests
+        // wait (and the log says so loudly).
+        401 | 403 => {
+            tracing::error!(status = %status, "the delivery vendor refuses our key ({KEY_VARIABLE}); requests wait");
+            Posted::Failed(detail)
+        }
+        // Timeouts, conflicts (a replayed Idempotency-Key after a crash), too early, too many:
+        // worth another try.
+        408 | 409 | 425 | 429 => Posted::Failed(detail),
+        400..=499 => {
+            tracing::warn!(detail = %detail, "the delivery vendor refused a job");
+            Posted::Refused(status.to_string())
+        }
+        _ => Posted::Failed(detail),
     }
 }
 
-/// The request will not be placed: the engine hears it as the vendor saying no.
-fn give_up(store: &mut Store, request: &VendorRequest, error: &str) -> crate::store::StoreResult<usize> {
-    store.vendor_request_failed(request.id, error)?;
+/// The request will not be placed: the engine hears it as the vendor saying no (in the same
+/// transaction as the request's `failed` mark). `reason` is short, for the admins; the details
+/// are in the log.
+fn give_up(store: &mut Store, request: &VendorRequest, reason: &str) -> crate::store::StoreResult<bool> {
     let now = Utc::now();
     let update = VendorUpdate {
         event_id: format!("request-{}", request.id),
@@ -179,10 +192,10 @@ fn give_up(store: &mut Store, request: &VendorRequest, error: &str) -> crate::st
         courier: None,
         position: None,
         proof_url: None,
-        reason: Some(error.chars().take(200).collect()),
+        reason: Some(reason.chars().take(80).collect()),
         at: now,
     };
-    store.ingest(&[InboundEvent {
+    let event = InboundEvent {
         source_id: format!("vendor-request:{}", request.id),
         market: request.market.clone(),
         user: vendor_user(),
@@ -190,7 +203,8 @@ fn give_up(store: &mut Store, request: &VendorRequest, error: &str) -> crate::st
         received_at: now,
         inbound: Inbound::VendorStatus(Box::new(update)),
         pressed_on: None,
-    }])
+    };
+    store.vendor_request_give_up(request.id, reason, &event)
 }
 
 /// Posts due job requests until the process stops; woken by new outbox work or every second.
@@ -235,16 +249,16 @@ pub(super) async fn post_jobs(
                     }
                     Posted::Refused(e) => {
                         tracing::warn!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor refused the job");
-                        give_up(&mut store, &request, &e).map(|n| {
-                            if n > 0 {
+                        give_up(&mut store, &request, &e).map(|new| {
+                            if new {
                                 shared_for_store.inbox.notify_waiters();
                             }
                         })
                     }
                     Posted::Failed(e) if request.attempts + 1 >= MAX_VENDOR_ATTEMPTS => {
                         tracing::error!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor unreachable; giving up");
-                        give_up(&mut store, &request, &e).map(|n| {
-                            if n > 0 {
+                        give_up(&mut store, &request, "unreachable").map(|new| {
+                            if new {
                                 shared_for_store.inbox.notify_waiters();
                             }
                         })

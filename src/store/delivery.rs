@@ -563,13 +563,21 @@ impl super::Store {
         Ok(())
     }
 
-    /// The vendor refused the request for good.
-    pub fn vendor_request_failed(&mut self, id: i64, error: &str) -> super::StoreResult<()> {
-        self.conn()
-            .prepare_cached(
+    /// The request will not be placed: it is marked failed and `event` (the vendor's "no", for
+    /// the engine) enters the inbox in the same transaction, so a crash never leaves one without
+    /// the other. Returns whether the event is new.
+    pub fn vendor_request_give_up(
+        &mut self,
+        id: i64,
+        error: &str,
+        event: &crate::channel::InboundEvent,
+    ) -> super::StoreResult<bool> {
+        self.write(|tx| {
+            tx.prepare_cached(
                 "UPDATE vendor_requests SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
             )?
             .execute(params![id, error])?;
-        Ok(())
+            super::ingest_in(tx, event)
+        })
     }
 }
