@@ -7,7 +7,7 @@ mod common;
 use chrono::Duration;
 use common::market::{
     ADMIN, BUDI, SITI, SRI, accept, as_user, code_in, delivery, market_with_couriers, place_order, place_order_for,
-    start_shift, sub_of,
+    ready_order, start_shift, sub_of,
 };
 use common::{Harness, joined, payload};
 use pasar_online::channel::{Inbound, Outbound};
@@ -175,9 +175,7 @@ fn forged_and_stale_courier_buttons_change_nothing() {
     let mut h = Harness::new("blimbing");
     market_with_couriers(&mut h, &[BUDI, SITI]);
     start_shift(&mut h, "budi");
-    let number = place_order(&mut h, "ani", None);
-    accept(&mut h, &number, true);
-    let (d, _, _) = delivery(&h, &number);
+    let (number, d) = ready_order(&mut h, "ani", None);
     let sub = sub_of(&h, &number);
     let snapshot = |h: &Harness| {
         (
@@ -387,9 +385,7 @@ fn a_delivery_still_open_when_its_slot_ends_is_reported_once() {
     market_with_couriers(&mut h, &[BUDI]);
     start_shift(&mut h, "budi");
     // 07:00, for today's 09:00-11:00 slot.
-    let number = place_order(&mut h, "ani", None);
-    accept(&mut h, &number, true);
-    let (d, _, _) = delivery(&h, &number);
+    let (number, d) = ready_order(&mut h, "ani", None);
     as_user(&mut h, "budi");
     h.button(&Action::CourierTake(d).encode());
     let late =

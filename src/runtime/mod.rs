@@ -629,6 +629,27 @@ pub(crate) async fn shared_stopped(shared: &Shared) {
     }
 }
 
+/// A webhook's answer once its events were (or were not) stored: 200 and the engine woken when
+/// something new came in; 500 when storing failed, so the sender delivers it again.
+pub(crate) fn stored_answer(
+    stored: Result<Result<usize, String>, tokio::task::JoinError>,
+    shared: &Shared,
+    what: &str,
+) -> axum::http::StatusCode {
+    match stored {
+        Ok(Ok(new)) => {
+            if new > 0 {
+                shared.inbox.notify_waiters();
+            }
+            axum::http::StatusCode::OK
+        }
+        other => {
+            tracing::error!(result = ?other.map(|r| r.err()), "storing {what} failed; the sender will deliver it again");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
 /// The commands a menu lists, described in one language. Traders' `/pesanan` lists their
 /// stall's open orders, so it is described as such.
 pub(crate) enum Mark {

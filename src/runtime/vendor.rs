@@ -113,18 +113,7 @@ async fn callback(State(state): State<Arc<CallbackState>>, headers: HeaderMap, b
         store.ingest(std::slice::from_ref(&event)).map_err(|e| e.to_string())
     })
     .await;
-    match stored {
-        Ok(Ok(new)) => {
-            if new > 0 {
-                state.shared.inbox.notify_waiters();
-            }
-            StatusCode::OK
-        }
-        other => {
-            tracing::error!(result = ?other.map(|r| r.err()), "storing a vendor callback failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    }
+    super::stored_answer(stored, &state.shared, "a vendor callback")
 }
 
 /// How posting one request ended.

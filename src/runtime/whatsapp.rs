@@ -168,19 +168,8 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
         })
         .await
     };
-    match stored {
-        Ok(Ok(new)) => {
-            if new > 0 {
-                state.shared.inbox.notify_waiters();
-            }
-            StatusCode::OK
-        }
-        other => {
-            // Not stored: Meta delivers it again.
-            tracing::error!(result = ?other.map(|r| r.err()), "storing a WhatsApp delivery failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    }
+    // Not stored: Meta delivers it again.
+    super::stored_answer(stored, &state.shared, "a WhatsApp delivery")
 }
 
 /// How one Graph API call ended.

@@ -110,3 +110,12 @@ pub fn delivery(h: &Harness, number: &str) -> (i64, String, Option<String>) {
     )
     .expect("a delivery")
 }
+
+/// An order placed for today's first slot, accepted and packed by Bu Sri: its number and its
+/// delivery (offered by then, or waiting for a courier).
+pub fn ready_order(h: &mut Harness, buyer: &str, location: Option<(f64, f64)>) -> (String, i64) {
+    let number = place_order(h, buyer, location);
+    accept(h, &number, true);
+    let (d, _, _) = delivery(h, &number);
+    (number, d)
+}
