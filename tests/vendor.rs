@@ -178,7 +178,7 @@ fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed()
     wait_for(&h, &format!("SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'assigned'"), 1);
     assert_eq!(signed(port, &assigned), 200, "a duplicate is acknowledged");
     assert_eq!(inbox(&h), 1, "and stored once");
-    assert_eq!(told(&h, "ani", "Eko Prasetyo"), 1);
+    assert_eq!(told(&h, "ani", "Kurir untuk pesanan"), 1);
 
     // Out of order: delivered arrives before picked_up. The late pickup moves nothing back.
     let delivered = news(
@@ -205,7 +205,7 @@ fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed()
         )),
         1
     );
-    assert_eq!(told(&h, "ani", "Eko Prasetyo"), 1, "the late 'assigned' told nobody anything");
+    assert_eq!(told(&h, "ani", "Kurir untuk pesanan"), 1, "the late 'assigned' told nobody anything");
     assert_eq!(told(&h, "ani", "dalam perjalanan"), 0, "the late pickup told nobody anything");
     assert_eq!(told(&h, "ani", "sudah diterima"), 1);
     assert_eq!(
@@ -220,13 +220,22 @@ fn vendor_jobs_and_callbacks_in_order_duplicated_out_of_order_and_badly_signed()
     );
     drop(running);
 
-    // The shopper's timeline names the vendor's courier; rating asks about the stall only.
+    // The shopper's timeline names the vendor's courier, who is rated like the market's own.
     as_user(&mut h, "ani");
     let r = h.command(&format!("/status {number}"));
     let timeline = joined(&r);
     assert!(timeline.contains("Kurir Eko Prasetyo ditugaskan"), "{timeline}");
     assert!(timeline.contains("Honda Vario N 4321 XY"), "{timeline}");
-    assert_eq!(told(&h, "ani", "Bagaimana belanjaan dari Sayur Bu Sri"), 1);
+    assert_eq!(told(&h, "ani", "pengantaran oleh kurir Eko Prasetyo"), 1);
+    let order = h.count(&format!("SELECT id FROM orders WHERE number = '{number}'"));
+    let r = h.button(&pasar_online::conversation::payload::Action::Rate { order, sub: None, stars: 5 }.encode());
+    assert!(joined(&r).contains("untuk Eko Prasetyo") && joined(&r).contains("Sayur Bu Sri"), "{r:#?}");
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM ratings WHERE target = 'vendor_courier' AND target_id = {d} AND stars = 5"
+        )),
+        1
+    );
 }
 
 #[test]
@@ -286,7 +295,7 @@ fn a_job_the_vendor_gives_back_stays_given_back_and_an_admin_can_take_one_over()
     vendor_news(&mut h, "a1", &r1, "rejected", "2026-11-28T00:10:00Z");
     vendor_news(&mut h, "a0", &r1, "assigned", "2026-11-28T00:05:00Z");
     assert_eq!(delivery(&h, &first).1, "unassigned");
-    assert_eq!(told(&h, "ani", "Eko Prasetyo"), 0, "nobody was told of a courier");
+    assert_eq!(told(&h, "ani", "Kurir untuk pesanan"), 0, "nobody was told of a courier");
     as_user(&mut h, ADMIN);
     assert!(joined(&h.command(&format!("/tugaskan {first} budi"))).contains("ditugaskan ke Budi Santoso"));
 

@@ -23,6 +23,19 @@ fn star_buttons(order: i64, sub: Option<i64>) -> Vec<Button> {
         .collect()
 }
 
+/// Who brought a delivered order, as a rating target, and their name: one of the market's
+/// couriers, or the vendor's courier of that delivery.
+fn courier_to_rate(repo: &mut dyn MarketRepo, order: &Order) -> RepoResult<Option<((RatingTarget, i64), String)>> {
+    let Some(d) = repo.latest_delivery(order.id)?.filter(|d| d.status == DeliveryStatus::Delivered) else {
+        return Ok(None);
+    };
+    Ok(match (d.courier_id, &d.vendor_courier) {
+        (Some(id), _) => repo.courier(id)?.map(|c| ((RatingTarget::Courier, id), c.profile.name)),
+        (None, Some(vendor)) => Some(((RatingTarget::VendorCourier, d.id), vendor.name.clone())),
+        (None, None) => None,
+    })
+}
+
 /// The next rating to ask for, in `lang`: the courier first, then each stall; `None` when all
 /// are rated.
 pub fn next_question(
@@ -32,13 +45,10 @@ pub fn next_question(
     order: &Order,
 ) -> RepoResult<Option<Outbound>> {
     let rated = repo.rated(order.id)?;
-    if let Some(d) = repo.latest_delivery(order.id)?
-        && d.status == DeliveryStatus::Delivered
-        && let Some(courier_id) = d.courier_id
-        && !rated.contains(&(RatingTarget::Courier, courier_id))
-        && let Some(courier) = repo.courier(courier_id)?
+    if let Some((target, name)) = courier_to_rate(repo, order)?
+        && !rated.contains(&target)
     {
-        let text = turn.tf_in(lang, Key::RateCourierAsk, &[("courier", &courier.profile.name)]);
+        let text = turn.tf_in(lang, Key::RateCourierAsk, &[("courier", &name)]);
         return Ok(Some(Outbound::with_buttons(text, star_buttons(order.id, None))));
     }
     for sub in order.subs.iter().filter(|s| !s.status.is_dropped()) {
@@ -69,8 +79,8 @@ pub fn rate(
         return Ok(state);
     }
     let target = match sub {
-        None => match repo.latest_delivery(order.id)?.and_then(|d| d.courier_id) {
-            Some(courier) => (RatingTarget::Courier, courier),
+        None => match courier_to_rate(repo, &order)? {
+            Some((target, _)) => target,
             None => {
                 turn.say(Key::StaleButton);
                 return Ok(state);
@@ -89,7 +99,9 @@ pub fn rate(
         return Ok(state);
     }
     let who = match target.0 {
-        RatingTarget::Courier => repo.courier(target.1)?.map(|c| c.profile.name).unwrap_or_default(),
+        RatingTarget::Courier | RatingTarget::VendorCourier => {
+            courier_to_rate(repo, &order)?.map(|(_, name)| name).unwrap_or_default()
+        }
         RatingTarget::Stall => turn.catalog.stall(target.1).map(|s| s.name.clone()).unwrap_or_default(),
     };
     let text = turn.tf(Key::RateThanks, &[("stars", &"⭐".repeat(usize::from(stars))), ("who", &who)]);

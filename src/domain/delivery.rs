@@ -123,8 +123,11 @@ impl FromStr for FailReason {
 /// Who a shopper rates after delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RatingTarget {
+    /// One of the market's couriers (by courier id).
     Courier,
     Stall,
+    /// The outside vendor's courier of one delivery (by delivery id).
+    VendorCourier,
 }
 
 impl RatingTarget {
@@ -132,11 +135,12 @@ impl RatingTarget {
         match self {
             RatingTarget::Courier => "courier",
             RatingTarget::Stall => "stall",
+            RatingTarget::VendorCourier => "vendor_courier",
         }
     }
 
     pub fn from_code(code: &str) -> Option<RatingTarget> {
-        [RatingTarget::Courier, RatingTarget::Stall].into_iter().find(|t| t.code() == code)
+        [RatingTarget::Courier, RatingTarget::Stall, RatingTarget::VendorCourier].into_iter().find(|t| t.code() == code)
     }
 }
 
