@@ -155,7 +155,7 @@ fn command(
             repo.set_on_shift(me.id, true)?;
             let text = turn.tf(Key::ShiftStarted, &[("name", &me.profile.name)]);
             turn.reply(Outbound::text(text));
-            delivery::shift_started(repo, turn, me)?;
+            delivery::offer_waiting(repo, turn)?;
             Ok(state)
         }
         "selesai" => {

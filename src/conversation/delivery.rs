@@ -626,12 +626,6 @@ pub fn run_timers(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>) -> RepoResult<
     Ok(lapsed.len() + near.len() + late.len())
 }
 
-/// A courier starts a shift: the oldest delivery nobody has (and they have not passed on) is
-/// offered to them.
-pub fn shift_started(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, _courier: &Courier) -> RepoResult<()> {
-    offer_waiting(repo, turn)
-}
-
 /// Deliveries nobody has (no courier was free, or every one let the offer lapse) are offered
 /// again, oldest first, whenever a courier may have become free: a shift starts, a delivery
 /// ends, an offer is passed. Only to couriers who have not passed on them; the admins were told
@@ -1103,7 +1097,8 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
         }
     }
     let mut couriers: Vec<Courier> = Vec::new();
-    let vendor_name = repo.latest_delivery(order.id)?.and_then(|d| d.vendor_courier).map(|c| c.name);
+    let delivery = repo.latest_delivery(order.id)?;
+    let vendor_name = delivery.as_ref().and_then(|d| d.vendor_courier.as_ref()).map(|c| c.name.clone());
     for e in repo.delivery_events(order.id)? {
         let (rank, key) = match e.status {
             DeliveryStatus::Assigned => (5, Key::EvCourierAssigned),
@@ -1134,7 +1129,6 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
         text.push('\n');
         text.push_str(&turn.tf_in(lang, Key::TrackStep, &[("time", &local(*at).format("%H:%M")), ("what", what)]));
     }
-    let delivery = repo.latest_delivery(order.id)?;
     // Who has it (one of the market's couriers, or the vendor's) and where they were last seen.
     let holder: Option<(CourierProfile, Option<Position>)> = match &delivery {
         Some(d)

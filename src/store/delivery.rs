@@ -221,18 +221,22 @@ impl DeliveryRepo for RepoTx<'_> {
 
     fn couriers(&mut self) -> RepoResult<Vec<(Courier, u32)>> {
         let couriers = self.couriers_where("1", params![self.market])?;
-        let mut out = Vec::with_capacity(couriers.len());
-        for c in couriers {
-            let open: u32 = self
-                .tx
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM deliveries WHERE courier_id = ?1
-                     AND status IN ('offered', 'assigned', 'on_the_way')",
-                )?
-                .query_row([c.id], |r| r.get(0))?;
-            out.push((c, open));
-        }
-        Ok(out)
+        // Every courier's open jobs in one query, not one a courier.
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT courier_id, COUNT(*) FROM deliveries
+             WHERE market = ?1 AND courier_id IS NOT NULL AND status IN ('offered', 'assigned', 'on_the_way')
+             GROUP BY courier_id",
+        )?;
+        let open = stmt
+            .query_map([self.market], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?)))?
+            .collect::<Result<std::collections::HashMap<i64, u32>, _>>()?;
+        Ok(couriers
+            .into_iter()
+            .map(|c| {
+                let n = open.get(&c.id).copied().unwrap_or(0);
+                (c, n)
+            })
+            .collect())
     }
 
     fn set_on_shift(&mut self, courier_id: i64, on: bool) -> RepoResult<()> {
