@@ -28,6 +28,8 @@ struct RawConfig {
     #[serde(default)]
     delivery: RawDelivery,
     #[serde(default)]
+    payment: RawPayment,
+    #[serde(default)]
     markets: std::collections::BTreeMap<String, RawMarket>,
     #[serde(default)]
     admins: Vec<RawAdmin>,
@@ -113,7 +115,22 @@ struct RawMarket {
     delivery: Option<String>,
     /// The market's static QRIS payload, from its bank.
     qris: Option<String>,
+    /// The market's own account for transfers (all three, or none for the city's).
+    transfer_bank: Option<String>,
+    transfer_account: Option<String>,
+    transfer_holder: Option<String>,
     whatsapp_phone_number_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayment {
+    expiry_minutes: Option<u32>,
+    reminder_minutes: Option<u32>,
+    qris: Option<String>,
+    transfer_bank: Option<String>,
+    transfer_account: Option<String>,
+    transfer_holder: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,8 +173,6 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     /// The outside delivery vendor's API (`delivery.vendor_url`), for markets that use one.
     pub vendor_url: Option<String>,
-    /// Each market's static QRIS (`markets.<slug>.qris`), checked when the config is read.
-    pub qris: std::collections::BTreeMap<String, crate::domain::qris::StaticQris>,
     pub vendor_timeout: std::time::Duration,
     /// Address of the one HTTP server (webhooks); `[server] listen`.
     pub server_listen: Option<String>,
@@ -268,6 +283,62 @@ pub struct Policy {
     /// Keys invite codes (env `PASAR_INVITE_SECRET`); without it the database's own random
     /// secret is used.
     pub invite_secret: Option<String>,
+    pub payment: PaymentPolicy,
+}
+
+/// How shoppers pay: the deadlines and where the money goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentPolicy {
+    /// How long a shopper has to pay once asked; then the order is cancelled.
+    pub expiry: chrono::Duration,
+    /// How long before the expiry the reminder goes.
+    pub reminder_before: chrono::Duration,
+    /// The city's static QRIS, for markets without their own (`None`: no QRIS).
+    pub qris: Option<crate::domain::qris::StaticQris>,
+    pub market_qris: std::collections::BTreeMap<String, crate::domain::qris::StaticQris>,
+    /// The city's account for transfers, for markets without their own (`None`: no transfers).
+    pub transfer: Option<crate::domain::payment::BankAccount>,
+    pub market_transfer: std::collections::BTreeMap<String, crate::domain::payment::BankAccount>,
+    /// The embedded sample merchant and account are in use (no `[payment]` data): fine for
+    /// trying it out, never for real money. `pasar run` warns.
+    pub samples: bool,
+}
+
+impl Default for PaymentPolicy {
+    fn default() -> PaymentPolicy {
+        PaymentPolicy {
+            expiry: chrono::Duration::minutes(60),
+            reminder_before: chrono::Duration::minutes(15),
+            qris: crate::domain::qris::StaticQris::parse(&crate::domain::qris::city_sample()).ok(),
+            market_qris: Default::default(),
+            transfer: Some(crate::domain::payment::BankAccount::sample()),
+            market_transfer: Default::default(),
+            samples: true,
+        }
+    }
+}
+
+impl PaymentPolicy {
+    pub fn qris_of(&self, market: &str) -> Option<&crate::domain::qris::StaticQris> {
+        self.market_qris.get(market).or(self.qris.as_ref())
+    }
+
+    pub fn transfer_to(&self, market: &str) -> Option<&crate::domain::payment::BankAccount> {
+        self.market_transfer.get(market).or(self.transfer.as_ref())
+    }
+
+    /// The methods a shopper of this market may choose, in the order they are offered.
+    pub fn methods(&self, market: &str) -> Vec<crate::domain::order::PaymentMethod> {
+        use crate::domain::order::PaymentMethod;
+        PaymentMethod::ALL
+            .into_iter()
+            .filter(|m| match m {
+                PaymentMethod::Qris => self.qris_of(market).is_some(),
+                PaymentMethod::Transfer => self.transfer_to(market).is_some(),
+                PaymentMethod::CashOnDelivery => true,
+            })
+            .collect()
+    }
 }
 
 impl Default for Policy {
@@ -280,6 +351,7 @@ impl Default for Policy {
             vendor_markets: Default::default(),
             admins: Vec::new(),
             invite_secret: None,
+            payment: PaymentPolicy::default(),
         }
     }
 }
@@ -305,6 +377,12 @@ impl Policy {
     pub fn is_config_admin(&self, market: &str, user: &UserKey) -> bool {
         self.config_admins(market).any(|u| u == user)
     }
+}
+
+/// A bank account number as banks print it: digits, maybe grouped with spaces or dashes.
+fn is_account_number(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    (6..=20).contains(&digits) && s.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
 }
 
 /// A folder given relative to the working directory, or else the one shipped in the source tree,
@@ -333,7 +411,6 @@ impl Default for Config {
             telegram: TelegramConfig::default(),
             whatsapp: WhatsAppConfig::default(),
             vendor_url: None,
-            qris: Default::default(),
             vendor_timeout: std::time::Duration::from_secs(10),
             server_listen: None,
         }
@@ -390,12 +467,53 @@ impl Config {
             Some(s) if (1..=120).contains(&s) => std::time::Duration::from_secs(s),
             Some(_) => return Err(invalid("delivery.vendor_timeout_secs must be between 1 and 120".into())),
         };
-        let mut qris = std::collections::BTreeMap::new();
+        let account = |bank: Option<String>, number: Option<String>, holder: Option<String>, at: &str| match (
+            bank, number, holder,
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(bank), Some(number), Some(holder))
+                if !bank.trim().is_empty() && !holder.trim().is_empty() && is_account_number(&number) =>
+            {
+                Ok(Some(crate::domain::payment::BankAccount { bank, number, holder }))
+            }
+            _ => Err(invalid(format!("{at}transfer_bank, transfer_account (digits) and transfer_holder go together"))),
+        };
+        let pay = &mut policy.payment;
+        if let Some(m) = raw.payment.expiry_minutes {
+            pay.expiry = minutes(m, "payment.expiry_minutes")?;
+        }
+        if let Some(m) = raw.payment.reminder_minutes {
+            pay.reminder_before = minutes(m, "payment.reminder_minutes")?;
+        }
+        if pay.reminder_before >= pay.expiry {
+            return Err(invalid("payment.reminder_minutes must be less than payment.expiry_minutes".into()));
+        }
+        let city_account =
+            account(raw.payment.transfer_bank, raw.payment.transfer_account, raw.payment.transfer_holder, "payment.")?;
+        if raw.payment.qris.is_some() || city_account.is_some() {
+            // The operator gave the city's payment data: no sample stands in for a missing part.
+            pay.samples = false;
+            pay.qris = None;
+            pay.transfer = city_account;
+        }
+        if let Some(payload) = &raw.payment.qris {
+            pay.qris = Some(
+                crate::domain::qris::StaticQris::parse(payload).map_err(|e| invalid(format!("payment.qris: {e}")))?,
+            );
+        }
         for (slug, market) in raw.markets {
             if let Some(payload) = &market.qris {
                 let parsed = crate::domain::qris::StaticQris::parse(payload)
                     .map_err(|e| invalid(format!("markets.{slug}.qris: {e}")))?;
-                qris.insert(slug.clone(), parsed);
+                policy.payment.market_qris.insert(slug.clone(), parsed);
+            }
+            if let Some(a) = account(
+                market.transfer_bank,
+                market.transfer_account,
+                market.transfer_holder,
+                &format!("markets.{slug}."),
+            )? {
+                policy.payment.market_transfer.insert(slug.clone(), a);
             }
             match market.delivery.as_deref() {
                 None | Some("couriers") => {}
@@ -507,7 +625,6 @@ impl Config {
             telegram,
             whatsapp,
             vendor_url,
-            qris,
             vendor_timeout,
             server_listen,
             policy,
@@ -580,7 +697,7 @@ mod tests {
         assert!(Config::parse("[delivery]\nvendor_url = \"not a url\"\n", p).is_err());
         let good = crate::domain::qris::sample_static();
         let q = Config::parse(&format!("[markets.blimbing]\nqris = \"{good}\"\n"), p).expect("a good QRIS");
-        assert_eq!(q.qris.get("blimbing").map(|s| s.merchant_name()), Some("PASAR BLIMBING MALANG"));
+        assert_eq!(q.policy.payment.qris_of("blimbing").map(|s| s.merchant_name()), Some("PASAR BLIMBING MALANG"));
         let tampered = good.replacen("MALANG", "MALANK", 1);
         let e = Config::parse(&format!("[markets.blimbing]\nqris = \"{tampered}\"\n"), p).expect_err("refused");
         assert!(e.to_string().contains("markets.blimbing.qris: CRC mismatch"), "{e}");

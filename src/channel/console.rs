@@ -77,6 +77,9 @@ pub fn render(message: &Outbound) -> Vec<String> {
     if let Some(photo) = &message.photo {
         lines.push(format!("< [foto: {photo}]"));
     }
+    if let Some(qr) = &message.qr {
+        lines.push(format!("< [kode QR: {qr}]"));
+    }
     for l in message.text.lines() {
         lines.push(if l.is_empty() { "<".to_string() } else { format!("< {l}") });
     }

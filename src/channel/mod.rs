@@ -139,6 +139,10 @@ pub struct Outbound {
     /// A picture to show with the text as its caption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<String>,
+    /// A QR code to show as a picture with the text as its caption (a QRIS payment): the code's
+    /// content, drawn by the channel when it sends (a terminal prints the content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
     /// The question wants typed input (an amount, a phone number), so a typed number is an
@@ -205,6 +209,7 @@ impl Outbound {
             text: text.into(),
             buttons: Vec::new(),
             photo: None,
+            qr: None,
             request: None,
             expects_text: false,
             replaces: None,
@@ -218,6 +223,7 @@ impl Outbound {
             text: text.into(),
             buttons,
             photo: None,
+            qr: None,
             request: None,
             expects_text: false,
             replaces: None,
@@ -232,6 +238,7 @@ impl Outbound {
             text: text.into(),
             buttons,
             photo: None,
+            qr: None,
             request: None,
             expects_text: true,
             replaces: None,

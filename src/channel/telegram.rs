@@ -18,6 +18,8 @@ use teloxide::types::{
 
 /// The Bot API's limit on a message's text.
 pub const MAX_TEXT: usize = 4096;
+/// Characters of a photo's caption.
+pub const MAX_CAPTION: usize = 1024;
 
 /// What one update means for the core, before it is stamped with market and time.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +129,12 @@ pub enum Send {
         caption: String,
         keyboard: Option<InlineKeyboardMarkup>,
     },
+    /// A QR code drawn as a PNG when it is sent (a QRIS payment), with its caption.
+    Qr {
+        content: String,
+        caption: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
     /// The new text and buttons of a message already in the chat (a page turn).
     Edit {
         message_id: i32,
@@ -196,7 +204,10 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
     let keyboard = inline_keyboard(message);
     let mut sends = Vec::new();
     // An edit is one call: only a plain text with inline buttons that fits one message.
-    let editable = message.photo.is_none() && message.request.is_none() && message.text.chars().count() <= MAX_TEXT;
+    let editable = message.photo.is_none()
+        && message.qr.is_none()
+        && message.request.is_none()
+        && message.text.chars().count() <= MAX_TEXT;
     if let Some(message_id) = message.replaces.as_deref().and_then(|r| r.parse::<i32>().ok())
         && editable
         && !message.text.trim().is_empty()
@@ -204,11 +215,23 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
         sends.push(Send::Edit { message_id, text: message.text.clone(), keyboard });
         return sends;
     }
-    match &message.photo {
-        Some(url) if message.text.chars().count() <= 1024 => {
+    match (&message.qr, &message.photo) {
+        (Some(content), _) if message.text.chars().count() <= MAX_CAPTION => {
+            sends.push(Send::Qr { content: content.clone(), caption: message.text.clone(), keyboard });
+        }
+        (Some(content), _) => {
+            sends.push(Send::Qr { content: content.clone(), caption: String::new(), keyboard: None });
+            let pieces = chunks(&message.text);
+            let last = pieces.len().saturating_sub(1);
+            for (i, text) in pieces.into_iter().enumerate() {
+                let text = if text.trim().is_empty() { "…".to_string() } else { text };
+                sends.push(Send::Text { text, keyboard: if i == last { keyboard.clone() } else { None } });
+            }
+        }
+        (None, Some(url)) if message.text.chars().count() <= MAX_CAPTION => {
             sends.push(Send::Photo { url: url.clone(), caption: message.text.clone(), keyboard });
         }
-        _ => {
+        (None, _) => {
             let pieces = chunks(&message.text);
             let last = pieces.len().saturating_sub(1);
             for (i, text) in pieces.into_iter().enumerate() {
@@ -270,6 +293,23 @@ mod tests {
         msg.replaces = Some("77".into());
         msg.request = Some(Request::Location);
         assert!(matches!(&render(&msg, "", "")[0], Send::Text { .. }));
+    }
+
+    #[test]
+    fn a_qr_code_goes_as_a_photo_with_its_caption() {
+        let mut msg =
+            Outbound::with_buttons("Bayar Rp 39.500", vec![Button { label: "x".into(), payload: "x".into() }]);
+        msg.qr = Some("000201010212".into());
+        msg.replaces = Some("77".into());
+        let sends = render(&msg, "", "");
+        assert!(
+            matches!(&sends[..], [Send::Qr { content, caption, keyboard: Some(_) }] if content == "000201010212" && caption == "Bayar Rp 39.500"),
+            "{sends:?}"
+        );
+        // A caption too long for a photo: the picture, then the text with the buttons.
+        msg.text = "x".repeat(MAX_CAPTION + 1);
+        let sends = render(&msg, "", "");
+        assert!(matches!(&sends[..], [Send::Qr { keyboard: None, .. }, Send::Text { keyboard: Some(_), .. }]));
     }
 
     #[test]

@@ -543,6 +543,7 @@ mod tests {
                     text,
                     buttons: buttons.into_iter().map(|(label, payload)| Button { label, payload }).collect(),
                     photo: photo.then(|| "https://example.id/p.jpg".to_string()),
+                    qr: None,
                     request,
                     expects_text,
                     replaces: None,

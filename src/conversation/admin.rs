@@ -1,16 +1,23 @@
-//! The market admin's conversation: inviting traders and couriers, the courier list, and
-//! assigning a delivery by hand. Admins are named in the config or granted at run time; a
+//! The market admin's conversation: inviting traders and couriers, the courier list, assigning
+//! a delivery by hand, and the money: confirming a transfer (`/lunas`), recording a refund
+//! (`/refund`) and a day's payments (`/pembayaran`). Admins are named in the config or granted at run time; a
 //! command from anyone else never reaches this module.
 
 use super::delivery::AssignRefusal;
+use super::payment::PayOutcome;
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{Inbound, Outbound};
 use crate::domain::catalog::normalize;
 use crate::domain::delivery::{Courier, CourierProfile, ProfileError};
 use crate::domain::invite::{invite_code, lifetime};
-use crate::domain::order::OrderNumber;
+use crate::domain::money::Rupiah;
+use crate::domain::order::{OrderNumber, OrderStatus, PaymentMethod};
+use crate::domain::payment::{
+    Balance, LedgerEntry, LedgerKind, PaymentStatus, RefundRefusal, paid_in_advance, refund_entries,
+};
 use crate::domain::slot::local;
 use crate::text::Key;
+use chrono::{Datelike, NaiveDate};
 
 /// Answers one admin command. Admins have no multi-step dialogue yet, so there is no state.
 pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
@@ -23,6 +30,9 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "undang_kurir" => invite_courier(args, repo, turn),
         "kurir" => list_couriers(repo, turn),
         "tugaskan" => assign(args, repo, turn),
+        "lunas" => confirm_paid(args, repo, turn),
+        "refund" => refund(args, repo, turn),
+        "pembayaran" => payments_report(args, repo, turn),
         _ => {
             turn.say(Key::AdminHelp);
             Ok(())
@@ -182,6 +192,211 @@ fn assign(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
             turn.tf(Key::AssignBusyVendor, &[("number", &number), ("courier", &holder), ("who", &courier.profile.name)])
         }
     };
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// The order an admin named, or the reply saying it is not in this market.
+fn admin_order(
+    number: &OrderNumber,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<Option<crate::domain::order::Order>> {
+    let order = match repo.order_id_by_number(number)? {
+        Some(id) => repo.order(id)?,
+        None => None,
+    };
+    if order.is_none() {
+        let text = turn.tf(Key::AssignUnknownOrder, &[("number", number)]);
+        turn.reply(Outbound::text(text));
+    }
+    Ok(order)
+}
+
+/// `/lunas BLB-0001 [amount]`: the admin saw the transfer (or QRIS payment) arrive. Without an
+/// amount, the amount asked; an amount that differs is recorded and owed back, and the order
+/// stays unpaid.
+fn confirm_paid(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let mut words = args.split_whitespace();
+    let number = words.next().and_then(OrderNumber::parse);
+    let rest: Vec<&str> = words.collect();
+    let amount = if rest.is_empty() { Ok(None) } else { Rupiah::parse(&rest.join(" ")).map(Some).ok_or(()) };
+    let (Some(number), Ok(amount)) = (number, amount) else {
+        turn.say(Key::PaidUsage);
+        return Ok(());
+    };
+    let Some(order) = admin_order(&number, repo, turn)? else {
+        return Ok(());
+    };
+    if !paid_in_advance(order.payment) {
+        let text = turn.tf(Key::PaidAtDoor, &[("number", &number)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let pending = repo.current_payment(order.id)?.filter(|p| p.status == PaymentStatus::Pending);
+    let (OrderStatus::AwaitingPayment, Some(pending)) = (order.status, pending) else {
+        let status = turn.t(super::buyer::status_key(order.status));
+        let text = turn.tf(Key::PaidNotAwaiting, &[("number", &number), ("status", &status)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    let amount = amount.unwrap_or(pending.amount);
+    let actor = turn.actor(super::Role::Admin);
+    let text = match super::payment::take_payment(repo, turn, &order, order.payment, amount, &actor, None)? {
+        PayOutcome::Paid => turn.tf(Key::PaidDone, &[("number", &number), ("amount", &amount)]),
+        PayOutcome::WrongAmount { expected } => {
+            turn.tf(Key::PaidWrongAmount, &[("number", &number), ("amount", &amount), ("expected", &expected)])
+        }
+        PayOutcome::Duplicate | PayOutcome::NotAwaiting(_) => {
+            let status = turn.t(super::buyer::status_key(order.status));
+            turn.tf(Key::PaidNotAwaiting, &[("number", &number), ("status", &status)])
+        }
+    };
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/refund BLB-0001 8000 bayam layu`: money was paid back to the shopper. It settles what the
+/// order owes back; above that it is a refund the admin decided (recorded as owed, then paid).
+fn refund(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let mut words = args.split_whitespace();
+    let number = words.next().and_then(OrderNumber::parse);
+    let amount = words.next().and_then(Rupiah::parse);
+    let reason = words.collect::<Vec<_>>().join(" ");
+    let (Some(number), Some(amount), false) = (number, amount, reason.is_empty()) else {
+        turn.say(Key::RefundUsage);
+        return Ok(());
+    };
+    if reason.chars().count() > 200 {
+        turn.say(Key::RefundUsage);
+        return Ok(());
+    }
+    let Some(order) = admin_order(&number, repo, turn)? else {
+        return Ok(());
+    };
+    let balance = Balance::of(&repo.ledger(order.id)?);
+    let entries = match refund_entries(&balance, amount) {
+        Ok(e) => e,
+        Err(RefundRefusal::NotPaid) => {
+            let text = turn.tf(Key::RefundNotPaid, &[("number", &number)]);
+            turn.reply(Outbound::text(text));
+            return Ok(());
+        }
+        Err(RefundRefusal::TooMuch { max }) => {
+            let text = turn.tf(Key::RefundTooMuch, &[("number", &number), ("max", &max)]);
+            turn.reply(Outbound::text(text));
+            return Ok(());
+        }
+    };
+    let actor = turn.actor(super::Role::Admin);
+    for (kind, value) in entries {
+        repo.record_ledger(&LedgerEntry {
+            order_id: order.id,
+            kind,
+            method: order.payment,
+            amount: value,
+            at: turn.now,
+            actor: actor.clone(),
+            reference: None,
+            note: Some(reason.clone()),
+        })?;
+    }
+    let left = Balance::of(&repo.ledger(order.id)?).outstanding();
+    let text = turn.tf(Key::RefundDone, &[("number", &number), ("amount", &amount), ("left", &left)]);
+    turn.reply(Outbound::text(text));
+    super::lifecycle::tell_buyer(
+        repo,
+        turn,
+        &order,
+        Key::BuyerRefunded,
+        &[("number", &number), ("amount", &amount), ("reason", &reason)],
+        &[],
+    )
+}
+
+/// Reads the day of `/pembayaran`: nothing (today), `kemarin`, `28/11`, `28/11/2026`, `2026-11-28`.
+fn report_day(args: &str, today: NaiveDate) -> Option<NaiveDate> {
+    let a = args.trim().to_lowercase();
+    match a.as_str() {
+        "" | "hari ini" | "today" => return Some(today),
+        "kemarin" | "yesterday" => return today.pred_opt(),
+        _ => {}
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(&a, "%Y-%m-%d") {
+        return Some(d);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(&a, "%d/%m/%Y") {
+        return Some(d);
+    }
+    let (d, m) = a.split_once('/')?;
+    NaiveDate::from_ymd_opt(today.year(), m.parse().ok()?, d.parse().ok()?)
+}
+
+/// `/pembayaran [tanggal]`: a day's money per method (to match against the bank's statement),
+/// each entry, and every refund still owed.
+fn payments_report(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let today = local(turn.now).date_naive();
+    let Some(day) = report_day(args, today) else {
+        turn.say(Key::PaymentsUsage);
+        return Ok(());
+    };
+    let Some(from) = crate::domain::slot::malang_midnight(day) else {
+        turn.say(Key::PaymentsUsage);
+        return Ok(());
+    };
+    let entries = repo.ledger_between(from, from + chrono::Duration::days(1))?;
+    let mut text = turn.tf(Key::PaymentsHeader, &[("market", &turn.market.name), ("date", &day.format("%d/%m/%Y"))]);
+    let mut total_in = Rupiah::ZERO;
+    for method in PaymentMethod::ALL {
+        let of: Vec<Rupiah> = entries
+            .iter()
+            .filter(|(_, e)| e.kind == LedgerKind::Payment && e.method == method)
+            .map(|(_, e)| e.amount)
+            .collect();
+        if of.is_empty() {
+            continue;
+        }
+        let sum: Rupiah = of.iter().copied().sum();
+        total_in += sum;
+        let name = turn.t(super::buyer::payment_key(method));
+        text.push('\n');
+        text.push_str(&turn.tf(Key::PaymentsMethodLine, &[("method", &name), ("count", &of.len()), ("total", &sum)]));
+    }
+    let refunds: Vec<Rupiah> =
+        entries.iter().filter(|(_, e)| e.kind == LedgerKind::Refund).map(|(_, e)| e.amount).collect();
+    let refunded: Rupiah = refunds.iter().copied().sum();
+    text.push('\n');
+    text.push_str(
+        &turn.tf(
+            Key::PaymentsTotals,
+            &[("total", &total_in), ("refund_count", &refunds.len()), ("refunded", &refunded)],
+        ),
+    );
+    if entries.is_empty() {
+        text.push('\n');
+        text.push_str(&turn.t(Key::PaymentsNone));
+    }
+    for (number, e) in &entries {
+        let what = match e.kind {
+            LedgerKind::Payment => turn.t(super::buyer::payment_key(e.method)),
+            LedgerKind::RefundOwed => turn.t(Key::PaymentsKindOwed),
+            LedgerKind::Refund => turn.t(Key::PaymentsKindRefund),
+        };
+        text.push('\n');
+        text.push_str(&turn.tf(
+            Key::PaymentsEntry,
+            &[("time", &local(e.at).format("%H:%M")), ("number", number), ("what", &what), ("amount", &e.amount)],
+        ));
+    }
+    let owed = repo.refunds_outstanding()?;
+    if !owed.is_empty() {
+        text.push('\n');
+        text.push_str(&turn.t(Key::PaymentsOwedHeader));
+        for (number, amount) in &owed {
+            text.push('\n');
+            text.push_str(&turn.tf(Key::PaymentsOwedLine, &[("number", number), ("amount", amount)]));
+        }
+    }
     turn.reply(Outbound::text(text));
     Ok(())
 }

@@ -343,8 +343,8 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
                 _ => None,
             };
             match method {
-                Some(m) => ask_note(contact, slot, m, turn),
-                None => {
+                Some(m) if offered(m, turn) => ask_note(contact, slot, m, turn),
+                _ => {
                     turn.say(Key::NotUnderstood);
                     ask_payment(contact, slot, turn)
                 }
@@ -532,7 +532,13 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
             other => stale(other, turn),
         },
         Action::Payment(method) => match state {
-            BuyerState::ReceivePayment { contact, slot } => ask_note(contact, slot, method, turn),
+            BuyerState::ReceivePayment { contact, slot } if offered(method, turn) => {
+                ask_note(contact, slot, method, turn)
+            }
+            BuyerState::ReceivePayment { contact, slot } => {
+                turn.say(Key::NotUnderstood);
+                ask_payment(contact, slot, turn)
+            }
             other => stale(other, turn),
         },
         Action::NoNote => match state {
@@ -724,7 +730,7 @@ pub fn status_key(status: OrderStatus) -> Key {
     }
 }
 
-fn payment_key(method: PaymentMethod) -> Key {
+pub(super) fn payment_key(method: PaymentMethod) -> Key {
     match method {
         PaymentMethod::Transfer => Key::PayTransfer,
         PaymentMethod::Qris => Key::PayQris,
@@ -1284,9 +1290,19 @@ fn ask_slot(contact: Contact, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoR
     Ok(BuyerState::ReceiveSlot { contact })
 }
 
+/// Whether this market takes the method (a QRIS or an account for transfers is configured).
+fn offered(method: PaymentMethod, turn: &Turn<'_>) -> bool {
+    turn.policy.payment.methods(&turn.market.slug).contains(&method)
+}
+
 fn ask_payment(contact: Contact, slot: SlotChoice, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let mut buttons: Vec<Button> =
-        PaymentMethod::ALL.into_iter().map(|m| turn.button(payment_key(m), Action::Payment(m).encode())).collect();
+    let mut buttons: Vec<Button> = turn
+        .policy
+        .payment
+        .methods(&turn.market.slug)
+        .into_iter()
+        .map(|m| turn.button(payment_key(m), Action::Payment(m).encode()))
+        .collect();
     buttons.push(cancel_button(turn));
     let text = turn.t(Key::AskPayment);
     turn.reply(Outbound::with_buttons(text, buttons));

@@ -1000,10 +1000,8 @@ pub fn assign(
     courier: &Courier,
     take_from_vendor: bool,
 ) -> RepoResult<Result<(), AssignRefusal>> {
-    let ready = matches!(
-        order.status,
-        OrderStatus::Confirmed | OrderStatus::AwaitingPayment | OrderStatus::Preparing | OrderStatus::ReadyForPickup
-    );
+    // Not an unpaid order: goods leave the market only paid for (or to be paid at the door).
+    let ready = matches!(order.status, OrderStatus::Confirmed | OrderStatus::Preparing | OrderStatus::ReadyForPickup);
     if !ready {
         return Ok(Err(AssignRefusal::NotReady));
     }
@@ -1077,11 +1075,15 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
     let mut steps: Vec<(chrono::DateTime<chrono::Utc>, u8, String)> = Vec::new();
     for e in repo.order_history(order.id)? {
         let stall = e.sub_order_id.and_then(|id| order.sub(id)).map(|s| stall_label(turn, s.stall_id).0);
+        if stall.is_none() && e.from.as_deref() == Some("awaiting_payment") && e.to != "cancelled" {
+            steps.push((e.at, 2, turn.tf_in(lang, Key::EvPaid, &[])));
+        }
         let step = match (&stall, e.to.as_str()) {
             (None, "awaiting_traders") => Some((0, Key::EvPlaced)),
             (Some(_), "accepted") => Some((1, Key::EvStallAccepted)),
             (Some(_), "rejected" | "cancelled") => Some((1, Key::EvStallDropped)),
             (None, "confirmed") => Some((2, Key::EvConfirmed)),
+            (None, "awaiting_payment") => Some((2, Key::EvAwaitingPayment)),
             (Some(_), "packed") => Some((3, Key::EvStallPacked)),
             // Back from a failed delivery: the delivery's own step says so.
             (None, "ready_for_pickup") if e.from.as_deref() == Some("on_delivery") => None,
@@ -1128,6 +1130,10 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
     for (at, _, what) in &steps {
         text.push('\n');
         text.push_str(&turn.tf_in(lang, Key::TrackStep, &[("time", &local(*at).format("%H:%M")), ("what", what)]));
+    }
+    if let Some(money) = super::payment::status_line(repo, turn, order)? {
+        text.push('\n');
+        text.push_str(&money);
     }
     // Who has it (one of the market's couriers, or the vendor's) and where they were last seen.
     let holder: Option<(CourierProfile, Option<Position>)> = match &delivery {

@@ -241,10 +241,11 @@ impl Engine {
                         lifecycle::deadline_passed(&mut repo, &mut turn, *sub, &due)?;
                     }
                     let deliveries = super::delivery::run_timers(&mut repo, &mut turn)?;
+                    let payments = super::payment::run_timers(&mut repo, &mut turn)?;
                     for envelope in &turn.out {
                         crate::store::enqueue(tx, envelope, None, now)?;
                     }
-                    Ok::<_, StepError>(due.len() + deliveries)
+                    Ok::<_, StepError>(due.len() + deliveries + payments)
                 })
                 .map_err(|e| match e {
                     StepError::Store(s) => s,

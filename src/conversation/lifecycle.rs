@@ -11,6 +11,7 @@ use super::payload::Action;
 use super::{MarketRepo, RepoResult, Role, Turn};
 use crate::channel::{Button, NoticeKind, Outbound, UserKey};
 use crate::domain::order::{Order, OrderStatus, RejectReason, SubOrder, SubOrderStatus, derive_order_status};
+use crate::domain::payment::{paid_in_advance, settle_status};
 use crate::domain::slot::local;
 use crate::text::{Key, Lang};
 
@@ -271,7 +272,7 @@ fn move_sub(
 }
 
 /// Puts a dropped sub-order's reserved stock back.
-fn release(repo: &mut dyn MarketRepo, sub: &SubOrder) -> RepoResult<()> {
+pub(super) fn release(repo: &mut dyn MarketRepo, sub: &SubOrder) -> RepoResult<()> {
     for l in &sub.lines {
         if !l.out_of_stock {
             repo.release_stock(l.offer_id, l.quantity.base())?;
@@ -280,18 +281,22 @@ fn release(repo: &mut dyn MarketRepo, sub: &SubOrder) -> RepoResult<()> {
     Ok(())
 }
 
-/// Re-derives the order's status from its sub-orders and tells the shopper when it matters.
+/// Re-derives the order's status from its sub-orders (and, for an order paid in advance, its
+/// payment) and tells the shopper when it matters; then keeps the money in step (a request for
+/// the new amount, or a refund owed).
 pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64, actor: &str) -> RepoResult<()> {
     let Some(order) = repo.order(order_id)? else {
         return Ok(());
     };
     if !order.status.in_trader_phase() {
-        return Ok(());
+        return super::payment::reconcile(repo, turn, order.id, actor);
     }
     let views: Vec<_> = order.subs.iter().map(SubOrder::view).collect();
-    let next = derive_order_status(&views);
+    let derived = derive_order_status(&views);
+    let paid = paid_in_advance(order.payment) && super::payment::is_paid(repo, order.id)?;
+    let next = settle_status(derived, order.payment, paid);
     if next == order.status || !order.status.can_move_to(next) {
-        return Ok(());
+        return super::payment::reconcile(repo, turn, order.id, actor);
     }
     repo.set_order_status(order.id, order.status, next, actor, None)?;
     let total = order.total();
@@ -304,6 +309,11 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
             &[("number", &order.number), ("total", &total)],
             &[],
         )?,
+        OrderStatus::AwaitingPayment => {
+            let order = Order { status: next, ..order.clone() };
+            super::payment::ask(repo, turn, &order, Key::BuyerOrderConfirmed)?;
+            return Ok(());
+        }
         OrderStatus::ReadyForPickup => {
             tell_buyer(repo, turn, &order, Key::BuyerOrderReady, &[("number", &order.number)], &[])?;
             // A slot hours away (tomorrow's, say) is offered by the timer when it is near.
@@ -319,7 +329,7 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
         }
         _ => {}
     }
-    Ok(())
+    super::payment::reconcile(repo, turn, order.id, actor)
 }
 
 /// Terima: the trader confirms their part. With changes after weighing, the shopper is asked
@@ -613,8 +623,8 @@ pub fn after_buyer_cancel(
             Outbound::text(t.tf_in(lang, Key::TraderOrderCancelled, &[("number", &number)]))
         })?;
     }
-    let _ = order_id;
-    Ok(())
+    let actor = turn.actor(super::Role::Buyer);
+    super::payment::reconcile(repo, turn, order_id, &actor)
 }
 
 /// Siap diambil: the trader has packed their part.

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod engine;
 pub mod lifecycle;
 pub mod payload;
+pub mod payment;
 pub mod review;
 pub mod trader;
 
@@ -27,6 +28,7 @@ use crate::domain::money::Rupiah;
 use crate::domain::order::{
     AuditEntry, CancelRefusal, NewOrder, Order, OrderLine, OrderNumber, OrderStatus, OrderSummary, SubOrderStatus,
 };
+use crate::domain::payment::{LedgerEntry, NewPayment, Payment, PaymentStatus};
 use crate::domain::quantity::Quantity;
 use crate::text::{Key, Lang, Texts};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -168,9 +170,34 @@ pub trait DeliveryRepo {
     fn courier_ratings(&mut self) -> RepoResult<Vec<(i64, f64, u32)>>;
 }
 
+/// A market's payment requests and money ledger, inside the current transaction. Implemented by
+/// the store, scoped to one market.
+pub trait PaymentRepo {
+    /// Stores a pending request.
+    fn create_payment(&mut self, payment: &NewPayment) -> RepoResult<Payment>;
+    fn payment(&mut self, id: i64) -> RepoResult<Option<Payment>>;
+    /// The order's newest request.
+    fn current_payment(&mut self, order_id: i64) -> RepoResult<Option<Payment>>;
+    fn set_payment_status(&mut self, payment_id: i64, status: PaymentStatus) -> RepoResult<()>;
+    /// The reminder went: the request is next due at its expiry.
+    fn payment_reminded(&mut self, payment_id: i64) -> RepoResult<()>;
+    /// Pending requests whose reminder or expiry is due.
+    fn due_payments(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<i64>>;
+    /// Amounts of the market's pending transfers (a new unique code must not repeat one).
+    fn pending_transfer_amounts(&mut self) -> RepoResult<Vec<Rupiah>>;
+    /// Appends to the ledger; false (nothing written) when an entry with the same reference exists.
+    fn record_ledger(&mut self, entry: &LedgerEntry) -> RepoResult<bool>;
+    fn ledger(&mut self, order_id: i64) -> RepoResult<Vec<LedgerEntry>>;
+    /// The market's ledger entries from `from` to before `to`, each with its order's number.
+    fn ledger_between(&mut self, from: DateTime<Utc>, to: DateTime<Utc>)
+    -> RepoResult<Vec<(OrderNumber, LedgerEntry)>>;
+    /// Orders with money owed back and not yet paid back: number and amount.
+    fn refunds_outstanding(&mut self) -> RepoResult<Vec<(OrderNumber, Rupiah)>>;
+}
+
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
 /// transaction. Implemented by the store, scoped to one market.
-pub trait MarketRepo: DeliveryRepo {
+pub trait MarketRepo: DeliveryRepo + PaymentRepo {
     /// The language a user chose, if any.
     fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
     /// Admins of this market granted at run time (config admins come from the [`Policy`]).
@@ -267,6 +294,11 @@ impl Turn<'_> {
         self.texts.get(&self.market.slug, self.lang, key).to_string()
     }
 
+    /// The sentence in another language, without placeholders.
+    pub fn t_in(&self, lang: Lang, key: Key) -> String {
+        self.texts.get(&self.market.slug, lang, key).to_string()
+    }
+
     /// The sentence with `{name}` placeholders filled.
     pub fn tf(&self, key: Key, args: &[(&str, &dyn std::fmt::Display)]) -> String {
         self.texts.render(&self.market.slug, self.lang, key, args)
@@ -338,7 +370,7 @@ pub enum Route {
 /// Commands only traders have.
 pub const TRADER_COMMANDS: &[&str] = &["harga", "stok", "tutup", "buka", "rekap", "pesanan"];
 /// Commands only admins have.
-pub const ADMIN_COMMANDS: &[&str] = &["undang", "undang_kurir", "tugaskan", "kurir"];
+pub const ADMIN_COMMANDS: &[&str] = &["undang", "undang_kurir", "tugaskan", "kurir", "lunas", "refund", "pembayaran"];
 
 /// Whether routing needs the user's roles for this input (looked up only then, to keep the
 /// common case of text and buttons cheap).

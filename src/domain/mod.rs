@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod invite;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod qris;
 pub mod quantity;
 pub mod slot;

@@ -93,11 +93,14 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (AwaitingTraders, AwaitingBuyer | Confirmed | Cancelled | Rejected)
-                | (AwaitingBuyer, AwaitingTraders | Confirmed | ReadyForPickup | Cancelled | Rejected)
+            (AwaitingTraders, AwaitingBuyer | Confirmed | AwaitingPayment | Cancelled | Rejected)
+                | (
+                    AwaitingBuyer,
+                    AwaitingTraders | Confirmed | AwaitingPayment | Preparing | ReadyForPickup | Cancelled | Rejected
+                )
                 | (Confirmed, AwaitingPayment | Preparing | ReadyForPickup | AwaitingBuyer | Cancelled)
-                | (AwaitingPayment, Preparing | Cancelled)
-                | (Preparing, ReadyForPickup | Cancelled)
+                | (AwaitingPayment, Preparing | ReadyForPickup | AwaitingBuyer | Cancelled | Rejected)
+                | (Preparing, ReadyForPickup | AwaitingBuyer | Cancelled | Rejected)
                 | (ReadyForPickup, OnDelivery | Cancelled)
                 | (OnDelivery, Delivered | ReadyForPickup)
         )
@@ -108,13 +111,16 @@ impl OrderStatus {
         !matches!(self, OrderStatus::Delivered | OrderStatus::Cancelled | OrderStatus::Rejected)
     }
 
-    /// The phase in which the traders' answers decide the status (see [`derive_order_status`]).
+    /// The phase in which the traders' answers (and the payment) decide the status (see
+    /// [`derive_order_status`] and [`crate::domain::payment::settle_status`]).
     pub fn in_trader_phase(self) -> bool {
         matches!(
             self,
             OrderStatus::AwaitingTraders
                 | OrderStatus::AwaitingBuyer
                 | OrderStatus::Confirmed
+                | OrderStatus::AwaitingPayment
+                | OrderStatus::Preparing
                 | OrderStatus::ReadyForPickup
         )
     }
@@ -411,6 +417,8 @@ pub enum CancelRefusal {
 pub fn buyer_may_cancel(status: OrderStatus, subs: &[SubOrderView]) -> Result<(), CancelRefusal> {
     match status {
         OrderStatus::Cancelled | OrderStatus::Rejected => Err(CancelRefusal::AlreadyCancelled),
+        // Not paid yet: the shopper may still back out (the stock goes back).
+        OrderStatus::AwaitingPayment => Ok(()),
         OrderStatus::AwaitingTraders | OrderStatus::AwaitingBuyer => {
             let being_asked = subs
                 .iter()

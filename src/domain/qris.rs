@@ -203,6 +203,17 @@ pub fn png(payload: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// The embedded sample: a static QRIS of a made-up merchant "PASAR ONLINE MALANG", so that the
+/// defaults can show the whole QRIS flow. Paying it moves no money anywhere real; operators put
+/// their bank's payload in `[payment] qris`.
+pub fn city_sample() -> String {
+    with_crc(
+        "00020101021126570011ID.DANA.WWW011893600915300000000102090000000010303UMI\
+         51440014ID.CO.QRIS.WWW0215ID10260000000010303UMI520454995303360\
+         5802ID5919PASAR ONLINE MALANG6006MALANG61056514162070703A01",
+    )
+}
+
 /// A static QRIS for tests: a merchant account under the QRIS GUID, category, currency,
 /// country, name, city, postal code, with its CRC.
 #[cfg(test)]
@@ -245,6 +256,12 @@ mod tests {
         let tags: Vec<&str> = after.iter().map(|(t, _)| t.as_str()).collect();
         let at = tags.iter().position(|t| *t == "54").expect("amount");
         assert_eq!((tags[at - 1], tags[at + 1]), ("53", "58"), "the amount in tag order: {tags:?}");
+    }
+
+    #[test]
+    fn the_embedded_sample_is_a_valid_static_qris() {
+        let sample = StaticQris::parse(&city_sample()).expect("the sample parses");
+        assert_eq!(sample.merchant_name(), "PASAR ONLINE MALANG");
     }
 
     #[test]

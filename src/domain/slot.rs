@@ -17,6 +17,11 @@ pub fn wib() -> FixedOffset {
     FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset")
 }
 
+/// The moment a day starts in Malang, as UTC.
+pub fn malang_midnight(day: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+    day.and_hms_opt(0, 0, 0)?.and_local_timezone(wib()).single().map(|t| t.with_timezone(&Utc))
+}
+
 /// Local time in Malang.
 pub fn local(now: DateTime<Utc>) -> DateTime<FixedOffset> {
     now.with_timezone(&wib())

@@ -331,6 +331,23 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
             }
             Err(_) => bot.send_message(chat, caption).await.map(|_| ()),
         },
+        Send::Qr { content, caption, keyboard } => match crate::domain::qris::png(&content) {
+            Ok(png) => {
+                let mut r = bot.send_photo(chat, InputFile::memory(png).file_name("qris.png"));
+                if !caption.is_empty() {
+                    r = r.caption(caption);
+                }
+                if let Some(k) = keyboard {
+                    r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+                }
+                r.await.map(|_| ())
+            }
+            // Cannot happen for a payload we made (it fits a QR code); the text still goes.
+            Err(e) => {
+                tracing::error!(error = %e, "drawing a QR code failed; sending its caption alone");
+                bot.send_message(chat, caption).await.map(|_| ())
+            }
+        },
         Send::Request { text, keyboard } => {
             bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
         }

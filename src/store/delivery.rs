@@ -506,6 +506,7 @@ impl DeliveryRepo for RepoTx<'_> {
 /// markets with a timer due (`Store::markets_with_due_deadlines`) has the same conditions.
 const ORDERS_DUE_FOR_COURIER: &str = "SELECT o.id FROM orders o
      WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
+       AND o.status != 'awaiting_payment'
        AND o.slot_date <= ?1 AND o.slot_date >= date(?1, '-1 day')
        AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?2 AND o.market = ?3
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)

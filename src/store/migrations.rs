@@ -375,4 +375,40 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX vendor_requests_pending ON vendor_requests (next_at) WHERE status = 'pending';
     "#,
+    // 8: payments. A request per order (and a new one when the amount changes before it is
+    // paid), with its expiry; and the ledger of every rupiah received, owed back and paid back.
+    r#"
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        market TEXT NOT NULL REFERENCES markets(slug),
+        method TEXT NOT NULL,             -- qris | transfer
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        unique_code INTEGER NOT NULL DEFAULT 0,
+        reference TEXT,                   -- the dynamic QRIS payload, or the virtual account
+        status TEXT NOT NULL,             -- pending | paid | expired | cancelled
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,             -- the reminder's time, then the expiry's
+        reminded INTEGER NOT NULL DEFAULT 0,
+        paid_at TEXT
+    ) STRICT;
+    CREATE INDEX payments_by_order ON payments (order_id);
+    CREATE INDEX payments_due ON payments (due_at) WHERE status = 'pending';
+
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id),
+        market TEXT NOT NULL REFERENCES markets(slug),
+        kind TEXT NOT NULL,               -- payment | refund_owed | refund
+        method TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reference TEXT UNIQUE,            -- makes a bank notification count once
+        note TEXT
+    ) STRICT;
+    CREATE INDEX ledger_by_order ON ledger (order_id);
+    CREATE INDEX ledger_by_time ON ledger (market, at);
+    "#,
 ];

@@ -12,6 +12,7 @@ mod inbox;
 mod market;
 mod migrations;
 mod outbox;
+mod payment;
 mod shopper;
 
 pub use conversations::{RoleStates, load_state, load_states, save_state, user_lang};
@@ -26,8 +27,9 @@ pub use shopper::RepoTx;
 
 impl Store {
     /// Markets with a timer due: a trader deadline or a courier's offer that has passed, or an
-    /// order whose slot starts by `courier_due` (Malang time) and has no courier yet, or a
-    /// delivery still open after its slot ended (by `local_now`, Malang time). Orders of
+    /// order (paid, or paid at the door) whose slot starts by `courier_due` (Malang time) and has
+    /// no courier yet, or a delivery still open after its slot ended (by `local_now`, Malang
+    /// time), or an unpaid order's reminder or expiry. Orders of
     /// slots before yesterday are left alone (they are the admins' to close, not a courier's).
     pub fn markets_with_due_deadlines(
         &self,
@@ -43,13 +45,16 @@ impl Store {
              UNION
              SELECT o.market FROM orders o
              WHERE o.status IN ('confirmed', 'awaiting_payment', 'preparing', 'ready_for_pickup')
+               AND o.status != 'awaiting_payment'
                AND o.slot_date <= ?2 AND o.slot_date >= date(?2, '-1 day')
                AND (o.slot_date || 'T' || substr(o.slot, 1, 5)) <= ?3
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id)
              UNION
              SELECT d.market FROM deliveries d JOIN orders o ON o.id = d.order_id
              WHERE d.status IN ('offered', 'unassigned', 'assigned', 'on_the_way') AND d.late_alerted = 0
-               AND (o.slot_date || 'T' || substr(o.slot, 7, 5)) <= ?4",
+               AND (o.slot_date || 'T' || substr(o.slot, 7, 5)) <= ?4
+             UNION
+             SELECT market FROM payments WHERE status = 'pending' AND due_at <= ?1",
         )?;
         let date = courier_due.date().format("%Y-%m-%d").to_string();
         let stamp = courier_due.format("%Y-%m-%dT%H:%M").to_string();

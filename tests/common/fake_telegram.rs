@@ -24,6 +24,8 @@ pub struct SentMessage {
     pub text: String,
     pub markup: Value,
     pub at: Instant,
+    /// The picture uploaded with a `sendPhoto` (multipart), if any.
+    pub photo: Option<Vec<u8>>,
 }
 
 impl SentMessage {
@@ -87,15 +89,46 @@ fn message_json(id: i64, chat: i64, text: &str) -> Value {
     })
 }
 
+/// A multipart body (a file upload, as teloxide sends `sendPhoto` with a picture): its text
+/// fields as parameters (each read as JSON where it is JSON, as `chat_id` and `reply_markup`
+/// are), and the bytes of its file.
+async fn multipart(boundary: String, body: Bytes) -> (Value, Option<Vec<u8>>) {
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut params = serde_json::Map::new();
+    let mut file = None;
+    while let Ok(Some(field)) = parts.next_field().await {
+        let name = field.name().unwrap_or("").to_string();
+        let is_file = field.file_name().is_some();
+        let Ok(bytes) = field.bytes().await else { break };
+        if is_file {
+            file = Some(bytes.to_vec());
+        } else {
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            params.insert(name, value);
+        }
+    }
+    (Value::Object(params), file)
+}
+
 async fn api(
     State(state): State<Arc<Mutex<Fake>>>,
     Path((bot, method)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
     let Some(token) = bot.strip_prefix("bot").map(String::from) else {
         return (axum::http::StatusCode::NOT_FOUND, "no").into_response();
     };
-    let params: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let boundary = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok());
+    let (params, photo) = match boundary {
+        Some(b) => multipart(b, body).await,
+        None => (serde_json::from_slice(&body).unwrap_or(json!({})), None),
+    };
     if !state.lock().expect("fake").bots.contains_key(&token) {
         return (
             axum::http::StatusCode::UNAUTHORIZED,
@@ -194,6 +227,7 @@ async fn api(
                     text: text.clone(),
                     markup: params["reply_markup"].clone(),
                     at: Instant::now(),
+                    photo: None,
                 });
                 return ok(message_json(target, chat, &text));
             }
@@ -206,6 +240,7 @@ async fn api(
                 text: text.clone(),
                 markup: params["reply_markup"].clone(),
                 at: Instant::now(),
+                photo,
             });
             ok(message_json(id, chat, &text))
         }
