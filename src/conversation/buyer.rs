@@ -613,7 +613,9 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         | Action::TraderLine(_)
         | Action::TraderOutOfStock(_)
         | Action::TraderDone(_)
-        | Action::TraderPack(_) => stale(state, turn),
+        | Action::TraderPack(_)
+        | Action::TraderShortage(_)
+        | Action::TraderDropLine(_) => stale(state, turn),
         Action::Language(lang) => {
             repo.set_language(lang)?;
             turn.lang = lang;

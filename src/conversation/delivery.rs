@@ -1075,6 +1075,10 @@ pub fn track_message(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) 
     let mut steps: Vec<(chrono::DateTime<chrono::Utc>, u8, String)> = Vec::new();
     for e in repo.order_history(order.id)? {
         let stall = e.sub_order_id.and_then(|id| order.sub(id)).map(|s| stall_label(turn, s.stall_id).0);
+        // A trader's change to a line (the part's status stays) is not a step of its own.
+        if stall.is_some() && e.from.as_deref() == Some(e.to.as_str()) {
+            continue;
+        }
         if stall.is_none() && e.from.as_deref() == Some("awaiting_payment") && e.to != "cancelled" {
             steps.push((e.at, 2, turn.tf_in(lang, Key::EvPaid, &[])));
         }

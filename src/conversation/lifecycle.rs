@@ -379,7 +379,10 @@ fn buyer_details_message(turn: &Turn<'_>, lang: Lang, order: &Order, sub: &SubOr
     );
     Outbound::with_buttons(
         text.trim_end(),
-        vec![turn.button_in(lang, Key::BtnPacked, Action::TraderPack(sub.id).encode())],
+        vec![
+            turn.button_in(lang, Key::BtnPacked, Action::TraderPack(sub.id).encode()),
+            turn.button_in(lang, Key::BtnRanOut, Action::TraderShortage(sub.id).encode()),
+        ],
     )
 }
 
@@ -625,6 +628,90 @@ pub fn after_buyer_cancel(
     }
     let actor = turn.actor(super::Role::Buyer);
     super::payment::reconcile(repo, turn, order_id, &actor)
+}
+
+/// A part of this trader's that was accepted and is not yet packed: the only kind from which a
+/// line can still drop out ("ran out after all").
+pub fn accepted_sub(
+    repo: &mut dyn MarketRepo,
+    turn: &Turn<'_>,
+    sub_id: i64,
+) -> RepoResult<Result<(Order, SubOrder), Refusal>> {
+    let (order, sub) = match trader_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    if sub.status != SubOrderStatus::Accepted {
+        return Ok(Err(if sub.status.is_dropped() { Refusal::OrderClosed } else { Refusal::AlreadyAnswered }));
+    }
+    Ok(Ok((order, sub)))
+}
+
+/// A line of an accepted part ran out after all (found bad while packing, say). The shopper is
+/// told the new total; a paid order owes the difference back, an unpaid one is asked for the new
+/// amount, and cash at the door is simply less. The last line of a part takes the whole part out
+/// (the shopper is asked whether to go on without the stall).
+pub fn drop_line(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, line_id: i64) -> RepoResult<Outcome> {
+    let Some(order_id) = repo.order_id_of_line(line_id)? else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    let Some(sub_id) = repo
+        .order(order_id)?
+        .and_then(|o| o.subs.iter().find(|s| s.lines.iter().any(|l| l.id == line_id)).map(|s| s.id))
+    else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    let (order, sub) = match accepted_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    let Some(mut line) = sub.lines.iter().find(|l| l.id == line_id).cloned() else {
+        return Ok(Err(Refusal::NotYours));
+    };
+    if line.out_of_stock {
+        return Ok(Err(Refusal::AlreadyAnswered));
+    }
+    let actor = turn.actor(Role::Trader);
+    line.out_of_stock = true;
+    line.total = crate::domain::money::Rupiah::ZERO;
+    repo.update_line(sub.id, &line, &actor)?;
+    // The stall has none left: stop offering it.
+    repo.set_stock(sub.stall_id, &line.commodity_id, Some(0))?;
+    turn.catalog_changed = true;
+    let (stall, _) = stall_label(turn, sub.stall_id);
+    if sub.lines.iter().all(|l| l.out_of_stock || l.id == line.id) {
+        if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Cancelled, Some("habis"))? {
+            return Ok(Err(r));
+        }
+        let text = turn.tf(Key::TraderRejected, &[("number", &order.number)]);
+        turn.reply(Outbound::text(text));
+        let buyer_lang = lang_of(repo, turn, &order.buyer)?;
+        let reason = reason_text(turn, buyer_lang, &RejectReason::Habis);
+        stall_dropped(repo, turn, &order, &sub, Key::BuyerStallRejected, &reason, &actor, &[])?;
+        return Ok(Ok(()));
+    }
+    let mut after = order.clone();
+    if let Some(l) = after.subs.iter_mut().flat_map(|s| s.lines.iter_mut()).find(|l| l.id == line.id) {
+        l.out_of_stock = true;
+        l.total = crate::domain::money::Rupiah::ZERO;
+    }
+    let sub_total: crate::domain::money::Rupiah =
+        after.sub(sub.id).map(SubOrder::total).unwrap_or(crate::domain::money::Rupiah::ZERO);
+    let text = turn.tf(
+        Key::TraderLineDropped,
+        &[("number", &order.number), ("commodity", &line.commodity_name), ("total", &sub_total)],
+    );
+    turn.reply(Outbound::text(text));
+    tell_buyer(
+        repo,
+        turn,
+        &order,
+        Key::BuyerLineDropped,
+        &[("number", &order.number), ("commodity", &line.commodity_name), ("stall", &stall), ("total", &after.total())],
+        &[],
+    )?;
+    refresh_order(repo, turn, order.id, &actor)?;
+    Ok(Ok(()))
 }
 
 /// Siap diambil: the trader has packed their part.

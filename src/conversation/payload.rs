@@ -64,6 +64,10 @@ pub enum Action {
     TraderOutOfStock(i64),
     TraderDone(i64),
     TraderPack(i64),
+    /// "Something ran out" on a part already accepted: choose the line (by sub-order).
+    TraderShortage(i64),
+    /// That line ran out after all (by line).
+    TraderDropLine(i64),
     // The shopper's timeline of an order, and their ratings of a delivered one.
     Track(OrderNumber),
     /// Stars for the order's courier (`sub: None`) or for one stall's part.
@@ -153,6 +157,8 @@ impl Action {
             Action::TraderOutOfStock(id) => format!("t:oos:{id}"),
             Action::TraderDone(id) => format!("t:done:{id}"),
             Action::TraderPack(id) => format!("t:pack:{id}"),
+            Action::TraderShortage(id) => format!("t:short:{id}"),
+            Action::TraderDropLine(id) => format!("t:drop:{id}"),
             Action::Track(n) => format!("track:{n}"),
             Action::Rate { order, sub: None, stars } => format!("rate:{order}:k:{stars}"),
             Action::Rate { order, sub: Some(sub), stars } => format!("rate:{order}:{sub}:{stars}"),
@@ -193,6 +199,8 @@ impl Action {
                 | Action::TraderOutOfStock(_)
                 | Action::TraderDone(_)
                 | Action::TraderPack(_)
+                | Action::TraderShortage(_)
+                | Action::TraderDropLine(_)
         )
     }
 
@@ -239,6 +247,8 @@ impl Action {
                 "oos" => Action::TraderOutOfStock(id(arg)?),
                 "done" => Action::TraderDone(id(arg)?),
                 "pack" => Action::TraderPack(id(arg)?),
+                "short" => Action::TraderShortage(id(arg)?),
+                "drop" => Action::TraderDropLine(id(arg)?),
                 _ => return None,
             });
         }
@@ -344,6 +354,8 @@ mod tests {
             Action::TraderOutOfStock(5),
             Action::TraderDone(1),
             Action::TraderPack(1),
+            Action::TraderShortage(1),
+            Action::TraderDropLine(1),
             Action::Track(OrderNumber::new("BLB", 12345)),
             Action::Rate { order: 123456789, sub: None, stars: 5 },
             Action::Rate { order: 123456789, sub: Some(123456789), stars: 1 },

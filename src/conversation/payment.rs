@@ -13,7 +13,7 @@ use super::payload::Action;
 use super::{MarketRepo, RepoResult, Turn};
 use crate::channel::{NoticeKind, Outbound};
 use crate::domain::money::Rupiah;
-use crate::domain::order::{Order, OrderStatus, PaymentMethod, derive_order_status};
+use crate::domain::order::{Order, OrderStatus, PaymentMethod, SubOrderStatus, derive_order_status};
 use crate::domain::payment::{
     Balance, LedgerEntry, LedgerKind, NewPayment, Payment, PaymentStatus, newly_owed, paid_in_advance, settle_status,
     unique_code,
@@ -222,7 +222,7 @@ fn paid(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, actor: &s
     tell_buyer(repo, turn, order, key, &[("number", &order.number), ("total", &total)], &[])?;
     for sub in order.subs.iter().filter(|s| !s.status.is_dropped()) {
         let number = order.number.clone();
-        let packed = sub.status != crate::domain::order::SubOrderStatus::Accepted;
+        let packed = sub.status != SubOrderStatus::Accepted;
         tell_traders(repo, turn, sub.stall_id, &|t, lang| {
             let key = if packed { Key::TraderPaidPacked } else { Key::TraderPaid };
             Outbound::text(t.tf_in(lang, key, &[("number", &number)]))
@@ -305,6 +305,16 @@ fn expire(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, payment
     repo.set_payment_status(payment.id, PaymentStatus::Expired)?;
     repo.set_order_status(order.id, order.status, OrderStatus::Cancelled, SYSTEM_ACTOR, Some("not paid"))?;
     for sub in order.subs.iter().filter(|s| !s.status.is_dropped()) {
+        if sub.status.can_move_to(SubOrderStatus::Cancelled) {
+            repo.set_sub_status(
+                order.id,
+                sub.id,
+                sub.status,
+                SubOrderStatus::Cancelled,
+                SYSTEM_ACTOR,
+                Some("not paid"),
+            )?;
+        }
         release(repo, sub)?;
         let number = order.number.clone();
         tell_traders(repo, turn, sub.stall_id, &|t, lang| {

@@ -298,7 +298,13 @@ fn open_orders(stalls: &[i64], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
                     Key::TraderAcceptedSummary,
                     &[("number", &order.number), ("lines", &lifecycle::lines_text(turn, lang, sub))],
                 );
-                Outbound::with_buttons(text, vec![turn.button(Key::BtnPacked, Action::TraderPack(sub.id).encode())])
+                Outbound::with_buttons(
+                    text,
+                    vec![
+                        turn.button(Key::BtnPacked, Action::TraderPack(sub.id).encode()),
+                        turn.button(Key::BtnRanOut, Action::TraderShortage(sub.id).encode()),
+                    ],
+                )
             }
         };
         turn.reply(msg);
@@ -382,6 +388,31 @@ fn show_lines(repo: &mut dyn Repo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResu
     Ok(TraderState::ChoosingLine { sub: sub.id })
 }
 
+/// "Ada yang habis" on a part already accepted (before it is packed): the lines still in it, to
+/// choose the one that ran out.
+fn shortage(repo: &mut dyn Repo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult<TraderState> {
+    let (order, sub) = match lifecycle::accepted_sub(repo, turn, sub_id)? {
+        Ok(x) => x,
+        Err(r) => {
+            refused(turn, r);
+            return Ok(TraderState::Idle);
+        }
+    };
+    let lang = turn.lang;
+    let buttons: Vec<Button> = sub
+        .lines
+        .iter()
+        .filter(|l| !l.out_of_stock)
+        .map(|l| Button {
+            label: turn.tf(Key::BtnLineRanOut, &[("commodity", &l.commodity_name), ("qty", &l.quantity.display(lang))]),
+            payload: Action::TraderDropLine(l.id).encode(),
+        })
+        .collect();
+    let text = turn.tf(Key::ChooseLineRanOut, &[("number", &order.number)]);
+    turn.reply(Outbound::with_buttons(text, buttons));
+    Ok(TraderState::Idle)
+}
+
 fn act(state: TraderState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<TraderState> {
     let outcome = match action {
         Action::TraderAccept(sub) => lifecycle::accept(repo, turn, sub)?,
@@ -461,6 +492,8 @@ fn act(state: TraderState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<
             }
         },
         Action::TraderPack(sub) => lifecycle::pack(repo, turn, sub)?,
+        Action::TraderShortage(sub) => return shortage(repo, turn, sub),
+        Action::TraderDropLine(line) => lifecycle::drop_line(repo, turn, line)?,
         // Not a trader button: routed here by mistake.
         _ => Err(Refusal::NotYours),
     };
