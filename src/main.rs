@@ -291,6 +291,9 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     let engine = pasar_online::runtime::open_engine(config, db, clock)?;
     println!("database:  {} (ok, {} markets)", db.display(), engine.catalog().markets().len());
     println!("telegram:  {} ({:?})", config.telegram.api_url, config.telegram.mode);
+    if config.policy.payment.samples {
+        println!("payment:   SAMPLE QRIS merchant and bank account (set [payment] before taking real money)");
+    }
     let plans = pasar_online::runtime::telegram_plan(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let url = reqwest::Url::parse(&config.telegram.api_url)?;

@@ -447,6 +447,7 @@ keys! {
     EvAwaitingPayment => "ev_awaiting_payment",
     EvPaid => "ev_paid",
     BuyerPaidReady => "buyer_paid_ready",
+    PaymentsKindGoodwill => "payments_kind_goodwill",
     BtnRanOut => "btn_ran_out",
     BtnLineRanOut => "btn_line_ran_out",
     ChooseLineRanOut => "choose_line_ran_out",

@@ -380,6 +380,7 @@ fn payments_report(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
         let what = match e.kind {
             LedgerKind::Payment => turn.t(super::buyer::payment_key(e.method)),
             LedgerKind::RefundOwed => turn.t(Key::PaymentsKindOwed),
+            LedgerKind::Goodwill => turn.t(Key::PaymentsKindGoodwill),
             LedgerKind::Refund => turn.t(Key::PaymentsKindRefund),
         };
         text.push('\n');

@@ -134,16 +134,21 @@ pub enum LedgerKind {
     RefundOwed,
     /// Money paid back to the shopper.
     Refund,
+    /// Money the market chose to give back beyond what the order owes (bad produce, say): owed
+    /// like a refund, and the order costs that much less from then on.
+    Goodwill,
 }
 
 impl LedgerKind {
-    pub const ALL: [LedgerKind; 3] = [LedgerKind::Payment, LedgerKind::RefundOwed, LedgerKind::Refund];
+    pub const ALL: [LedgerKind; 4] =
+        [LedgerKind::Payment, LedgerKind::RefundOwed, LedgerKind::Refund, LedgerKind::Goodwill];
 
     pub fn code(self) -> &'static str {
         match self {
             LedgerKind::Payment => "payment",
             LedgerKind::RefundOwed => "refund_owed",
             LedgerKind::Refund => "refund",
+            LedgerKind::Goodwill => "goodwill",
         }
     }
 
@@ -172,14 +177,22 @@ pub struct LedgerEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Balance {
     pub paid: Rupiah,
+    /// Everything owed back, goodwill included.
     pub owed: Rupiah,
     pub refunded: Rupiah,
+    pub goodwill: Rupiah,
 }
 
 impl Balance {
     pub fn of(entries: &[LedgerEntry]) -> Balance {
         let sum = |k: LedgerKind| Rupiah(entries.iter().filter(|e| e.kind == k).map(|e| e.amount.0).sum());
-        Balance { paid: sum(LedgerKind::Payment), owed: sum(LedgerKind::RefundOwed), refunded: sum(LedgerKind::Refund) }
+        let goodwill = sum(LedgerKind::Goodwill);
+        Balance {
+            paid: sum(LedgerKind::Payment),
+            owed: Rupiah(sum(LedgerKind::RefundOwed).0 + goodwill.0),
+            refunded: sum(LedgerKind::Refund),
+            goodwill,
+        }
     }
 
     /// Money the market keeps for the order: paid minus everything owed back.
@@ -197,10 +210,16 @@ impl Balance {
     }
 }
 
-/// What becomes owed to the shopper when a paid order now costs `charge` (its total plus any
-/// unique code; zero once cancelled): the part of what the market keeps above it.
+/// What the market should keep of a paid order that now costs `charge` (its total plus any
+/// unique code; zero once cancelled), after the goodwill it gave.
+pub fn to_keep(balance: &Balance, charge: Rupiah) -> Rupiah {
+    Rupiah((charge.0 - balance.goodwill.0).max(0))
+}
+
+/// What becomes owed to the shopper when a paid order now costs `charge`: the part of what the
+/// market keeps above [`to_keep`].
 pub fn newly_owed(balance: &Balance, charge: Rupiah) -> Rupiah {
-    Rupiah((balance.kept().0 - charge.0).max(0))
+    Rupiah((balance.kept().0 - to_keep(balance, charge).0).max(0))
 }
 
 /// Why `/refund` was refused.
@@ -214,8 +233,9 @@ pub enum RefundRefusal {
 }
 
 /// A refund of `amount` paid back: the entries to write. Up to what is outstanding settles the
-/// debt; anything above (a goodwill refund, for bad produce, say) is first recorded as owed, so
-/// paid minus owed stays what the market keeps. Never more than paid and not yet refunded.
+/// debt; anything above (a goodwill refund, for bad produce, say) is first recorded as goodwill
+/// owed, so paid minus owed stays what the market keeps. Never more than paid and not yet
+/// refunded.
 pub fn refund_entries(balance: &Balance, amount: Rupiah) -> Result<Vec<(LedgerKind, Rupiah)>, RefundRefusal> {
     if !balance.is_paid() {
         return Err(RefundRefusal::NotPaid);
@@ -227,7 +247,7 @@ pub fn refund_entries(balance: &Balance, amount: Rupiah) -> Result<Vec<(LedgerKi
     let extra = amount.0 - balance.outstanding().0;
     let mut out = Vec::new();
     if extra > 0 {
-        out.push((LedgerKind::RefundOwed, Rupiah(extra)));
+        out.push((LedgerKind::Goodwill, Rupiah(extra)));
     }
     out.push((LedgerKind::Refund, amount));
     Ok(out)
@@ -283,8 +303,17 @@ mod tests {
         assert_eq!(refund_entries(&b, Rupiah(8_000)), Ok(vec![(LedgerKind::Refund, Rupiah(8_000))]));
         assert_eq!(
             refund_entries(&b, Rupiah(10_000)),
-            Ok(vec![(LedgerKind::RefundOwed, Rupiah(2_000)), (LedgerKind::Refund, Rupiah(10_000))])
+            Ok(vec![(LedgerKind::Goodwill, Rupiah(2_000)), (LedgerKind::Refund, Rupiah(10_000))])
         );
+        // Goodwill given, the order costs that much less: a later drop owes only the rest.
+        let g = Balance::of(&[
+            entry(LedgerKind::Payment, 50_000),
+            entry(LedgerKind::Goodwill, 5_000),
+            entry(LedgerKind::Refund, 5_000),
+        ]);
+        assert_eq!(newly_owed(&g, Rupiah(50_000)), Rupiah(0));
+        assert_eq!(newly_owed(&g, Rupiah(40_000)), Rupiah(10_000));
+        assert_eq!(newly_owed(&g, Rupiah(0)), Rupiah(45_000));
         assert_eq!(refund_entries(&b, Rupiah(50_001)), Err(RefundRefusal::TooMuch { max: Rupiah(50_000) }));
         assert!(refund_entries(&b, Rupiah(0)).is_err());
         assert_eq!(refund_entries(&Balance::default(), Rupiah(1)), Err(RefundRefusal::NotPaid));

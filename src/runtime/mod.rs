@@ -182,6 +182,11 @@ pub fn run(config: &Config, db: &Path) -> anyhow::Result<()> {
 pub const WEBHOOK_SECRET_VARIABLE: &str = "PASAR_TELEGRAM_WEBHOOK_SECRET";
 
 async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()> {
+    if config.policy.payment.samples {
+        tracing::warn!(
+            "payments use the SAMPLE QRIS merchant and bank account (no [payment] data in the config): fine for trying it out, never for real money"
+        );
+    }
     let webhook = match config.telegram.mode {
         crate::config::TelegramMode::Polling => None,
         crate::config::TelegramMode::Webhook => {

@@ -190,9 +190,9 @@ impl PaymentRepo for RepoTx<'_> {
 
     fn refunds_outstanding(&mut self) -> RepoResult<Vec<(OrderNumber, Rupiah)>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT o.number, SUM(CASE l.kind WHEN 'refund_owed' THEN l.amount WHEN 'refund' THEN -l.amount ELSE 0 END) AS due
+            "SELECT o.number, SUM(CASE l.kind WHEN 'payment' THEN 0 WHEN 'refund' THEN -l.amount ELSE l.amount END) AS due
              FROM ledger l JOIN orders o ON o.id = l.order_id
-             WHERE l.market = ?1 AND l.kind IN ('refund_owed', 'refund')
+             WHERE l.market = ?1 AND l.kind IN ('refund_owed', 'goodwill', 'refund')
              GROUP BY l.order_id HAVING due > 0 ORDER BY l.order_id",
         )?;
         let rows = stmt

@@ -1,0 +1,299 @@
+//! Payment through the real engine on a temp database: when payment is asked for, its expiry and
+//! the stock it gives back, and the ledger adding up over random order histories (payments in
+//! the right and the wrong amount, items running out after payment, cancellations, expiries and
+//! refunds, in any order).
+
+mod common;
+
+use chrono::Duration;
+use common::market::{ADMIN, SRI, as_user, market_with_couriers, order_id};
+use common::{Harness, joined, payload};
+use pasar_online::conversation::payload::Action;
+use proptest::prelude::*;
+
+/// Time passes with nobody typing: the timers run.
+fn wait(h: &mut Harness, minutes: i64) {
+    h.clock.advance(Duration::minutes(minutes));
+    h.engine.process_pending().expect("timers");
+}
+
+/// Ani orders 3 ikat kangkung and 2 ikat bayam from Bu Sri (A-07), paying by `method`; the
+/// order's number.
+fn place(h: &mut Harness, method: &str) -> String {
+    as_user(h, "ani");
+    for (commodity, amount) in [("kangkung", "3 ikat"), ("bayam", "2 ikat")] {
+        let offer = h.engine.catalog().offers_for("blimbing", commodity)[0].id;
+        h.button(&Action::Offer(offer).encode());
+        h.text(amount);
+    }
+    h.button("checkout");
+    h.text("Ani Rahayu");
+    h.text("0812-3456-7890");
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    h.button(&payload(&r, "Hari ini"));
+    h.button(&format!("pay:{method}"));
+    h.button("note:none");
+    let r = h.button("place");
+    let text = joined(&r);
+    text.split("Pesanan ").nth(1).and_then(|s| s.split_whitespace().next()).expect("number").to_string()
+}
+
+fn sub_id(h: &Harness, number: &str) -> i64 {
+    h.count(&format!("SELECT id FROM sub_orders WHERE order_id = {}", order_id(h, number)))
+}
+
+fn status(h: &Harness, number: &str) -> String {
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    conn.query_row("SELECT status FROM orders WHERE number = ?1", [number], |r| r.get(0)).expect("order")
+}
+
+fn accept(h: &mut Harness, number: &str) {
+    let sub = sub_id(h, number);
+    as_user(h, SRI);
+    h.button(&Action::TraderAccept(sub).encode());
+}
+
+fn admin(h: &mut Harness, line: &str) -> String {
+    as_user(h, ADMIN);
+    joined(&h.command(line))
+}
+
+/// The pending request's amount.
+fn asked(h: &Harness, number: &str) -> i64 {
+    h.count(&format!("SELECT amount FROM payments WHERE order_id = {} AND status = 'pending'", order_id(h, number)))
+}
+
+#[test]
+fn payment_is_asked_only_when_every_stall_confirmed_and_no_courier_comes_before_it() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[common::market::BUDI]);
+    common::market::start_shift(&mut h, "budi");
+    let number = place(&mut h, "qris");
+    assert_eq!(h.count("SELECT COUNT(*) FROM payments"), 0, "not asked before the trader answers");
+    let before = admin(&mut h, &format!("/lunas {number}"));
+    assert!(before.contains("tidak sedang menunggu pembayaran"), "{before}");
+    accept(&mut h, &number);
+    assert_eq!(status(&h, &number), "awaiting_payment");
+    // Packed, but unpaid: no courier is asked.
+    let sub = sub_id(&h, &number);
+    as_user(&mut h, SRI);
+    h.button(&Action::TraderPack(sub).encode());
+    assert_eq!(status(&h, &number), "awaiting_payment");
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries"), 0);
+    let r = admin(&mut h, &format!("/tugaskan {number} 1"));
+    assert!(r.contains("belum bisa ditugaskan"), "{r}");
+    let r = admin(&mut h, &format!("/lunas {number}"));
+    assert!(r.contains("dicatat lunas"), "{r}");
+    assert_eq!(status(&h, &number), "ready_for_pickup");
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries WHERE status = 'offered'"), 1, "now the courier is asked");
+}
+
+#[test]
+fn an_unpaid_order_is_reminded_then_expires_and_gives_its_stock_back() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[]);
+    let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
+    {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.execute("UPDATE offers SET stock = 10 WHERE id = ?1", [kk]).expect("stock");
+    }
+    h.restart();
+    let number = place(&mut h, "transfer");
+    accept(&mut h, &number);
+    assert_eq!(h.count(&format!("SELECT stock FROM offers WHERE id = {kk}")), 7, "3 ikat reserved");
+    let amount = asked(&h, &number);
+    let code = amount - 15_400;
+    assert!((1..=999).contains(&code), "a unique code is added: {amount}");
+    wait(&mut h, 44);
+    assert_eq!(h.count("SELECT reminded FROM payments"), 0);
+    wait(&mut h, 2);
+    assert_eq!(h.count("SELECT reminded FROM payments"), 1, "the reminder 15 minutes before");
+    assert_eq!(status(&h, &number), "awaiting_payment");
+    wait(&mut h, 15);
+    assert_eq!(status(&h, &number), "cancelled");
+    assert_eq!(h.count("SELECT COUNT(*) FROM payments WHERE status = 'expired'"), 1);
+    assert_eq!(h.count(&format!("SELECT stock FROM offers WHERE id = {kk}")), 10, "stock back");
+    assert_eq!(h.count("SELECT COUNT(*) FROM sub_orders WHERE status = 'cancelled'"), 1);
+    // A transfer that arrives late is money all the same: recorded, and owed back in full.
+    let r = admin(&mut h, &format!("/lunas {number}"));
+    assert!(r.contains("tidak sedang menunggu"), "{r}");
+}
+
+#[test]
+fn a_second_transfer_of_the_same_total_gets_another_code() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[]);
+    let first = place(&mut h, "transfer");
+    accept(&mut h, &first);
+    let second = place(&mut h, "transfer");
+    accept(&mut h, &second);
+    assert_ne!(asked(&h, &first), asked(&h, &second));
+}
+
+/// One thing that can happen to the newest order.
+#[derive(Debug, Clone)]
+enum Step {
+    Place(&'static str),
+    Accept,
+    /// Bayam ran out after the order was accepted.
+    DropBayam,
+    /// Kangkung ran out too (the stall's whole part goes).
+    DropKangkung,
+    PayExact,
+    PayWrong(i64),
+    /// The shopper cancels (from the request, or when asked about a stall that left).
+    Cancel,
+    /// The shopper goes on without a stall that left.
+    GoOn,
+    Wait(i64),
+    Refund(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        2 => prop_oneof![Just("qris"), Just("transfer"), Just("cod")].prop_map(Step::Place),
+        3 => Just(Step::Accept),
+        2 => Just(Step::DropBayam),
+        1 => Just(Step::DropKangkung),
+        3 => Just(Step::PayExact),
+        1 => (-5000i64..5000).prop_map(Step::PayWrong),
+        1 => Just(Step::Cancel),
+        1 => Just(Step::GoOn),
+        1 => (1i64..70).prop_map(Step::Wait),
+        1 => (1i64..20_000).prop_map(Step::Refund),
+    ]
+}
+
+/// The order's line of a commodity, if it has one (a sold-out commodity never made it in).
+fn line_id(h: &Harness, number: &str, commodity: &str) -> Option<i64> {
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    conn.query_row(
+        "SELECT l.id FROM order_lines l JOIN sub_orders s ON s.id = l.sub_order_id
+         WHERE s.order_id = ?1 AND l.commodity_id = ?2",
+        rusqlite::params![order_id(h, number), commodity],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+fn apply(h: &mut Harness, newest: &mut Option<String>, step: &Step) {
+    if let Step::Place(method) = step {
+        // Bu Sri has both again (an earlier step may have run out of them).
+        as_user(h, SRI);
+        h.command("/stok kangkung ada");
+        h.command("/stok bayam ada");
+        *newest = Some(place(h, method));
+        return;
+    }
+    let Some(number) = newest.clone() else { return };
+    match step {
+        Step::Place(_) => {}
+        Step::Accept => accept(h, &number),
+        Step::DropBayam | Step::DropKangkung => {
+            let commodity = if matches!(step, Step::DropBayam) { "bayam" } else { "kangkung" };
+            let Some(line) = line_id(h, &number, commodity) else { return };
+            as_user(h, SRI);
+            h.button(&Action::TraderDropLine(line).encode());
+        }
+        Step::PayExact => {
+            admin(h, &format!("/lunas {number}"));
+        }
+        Step::PayWrong(delta) => {
+            let amount = (15_400 + delta).max(1);
+            admin(h, &format!("/lunas {number} {amount}"));
+        }
+        Step::Cancel => {
+            as_user(h, "ani");
+            h.button(
+                &Action::CancelOrderConfirmed(pasar_online::domain::order::OrderNumber::parse(&number).expect("n"))
+                    .encode(),
+            );
+        }
+        Step::GoOn => {
+            let sub = sub_id(h, &number);
+            as_user(h, "ani");
+            h.button(&Action::AcknowledgeDrop(sub).encode());
+        }
+        Step::Wait(m) => wait(h, *m),
+        Step::Refund(amount) => {
+            admin(h, &format!("/refund {number} {amount} uji"));
+        }
+    }
+}
+
+/// Every order's money adds up: what came in minus what is owed back is what the order costs
+/// now if it was paid (nothing if it was not, or was cancelled); never more given back than
+/// owed; exactly the orders waiting for payment have a pending request.
+fn check_ledger(h: &Harness) -> Result<(), TestCaseError> {
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    let mut stmt = conn.prepare("SELECT id, number, status, total, payment FROM orders").expect("sql");
+    let orders: Vec<(i64, String, String, i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .expect("orders")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    for (id, number, status, total, method) in orders {
+        let sum = |kind: &str| -> i64 {
+            conn.query_row(
+                "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE order_id = ?1 AND kind = ?2",
+                rusqlite::params![id, kind],
+                |r| r.get(0),
+            )
+            .expect("sum")
+        };
+        let (paid, goodwill, refunded) = (sum("payment"), sum("goodwill"), sum("refund"));
+        let owed = sum("refund_owed") + goodwill;
+        prop_assert!(refunded <= owed, "{number}: refunded {refunded} > owed {owed}");
+        let code: Option<i64> = conn
+            .query_row("SELECT unique_code FROM payments WHERE order_id = ?1 AND status = 'paid'", [id], |r| r.get(0))
+            .ok();
+        let closed = matches!(status.as_str(), "cancelled" | "rejected");
+        // What the market keeps: the order's price now, less any goodwill it gave.
+        let charge = match code {
+            Some(_) if closed => 0,
+            Some(code) => (total + code - goodwill).max(0),
+            None => 0,
+        };
+        prop_assert_eq!(paid - owed, charge, "{} ({}, {}): paid {} owed {}", number, status, method, paid, owed);
+        let pending: i64 = conn
+            .query_row("SELECT COUNT(*) FROM payments WHERE order_id = ?1 AND status = 'pending'", [id], |r| r.get(0))
+            .expect("pending");
+        prop_assert_eq!(
+            pending,
+            i64::from(status == "awaiting_payment"),
+            "{} ({}): {} pending",
+            number,
+            status,
+            pending
+        );
+        if status == "awaiting_payment" {
+            let amount: i64 = conn
+                .query_row(
+                    "SELECT amount - unique_code FROM payments WHERE order_id = ?1 AND status = 'pending'",
+                    [id],
+                    |r| r.get(0),
+                )
+                .expect("amount");
+            prop_assert_eq!(amount, total, "{}: the request is for the current total", number);
+        }
+        if method == "cod" {
+            prop_assert_eq!(paid, 0, "{}: cash is only taken at the door", number);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_ledger_adds_up_over_random_order_histories(steps in proptest::collection::vec(step(), 1..24)) {
+        let mut h = Harness::new("blimbing");
+        market_with_couriers(&mut h, &[]);
+        let mut newest = None;
+        for s in &steps {
+            apply(&mut h, &mut newest, s);
+            check_ledger(&h)?;
+        }
+    }
+}
