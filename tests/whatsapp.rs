@@ -178,7 +178,12 @@ fn shop(graph: &FakeGraph, shopper: &mut Chat, items: &[(&str, &str, &str)]) -> 
 
 /// Checkout with a shared location, tomorrow's first slot and cash on delivery, up to the
 /// order number.
-fn check_out(graph: &FakeGraph, shopper: &mut Chat, mut seen: usize) -> usize {
+fn check_out(graph: &FakeGraph, shopper: &mut Chat, seen: usize) -> usize {
+    check_out_paying(graph, shopper, seen, "pay:cod")
+}
+
+/// The same paying by `pay` (`pay:qris`, `pay:transfer`, `pay:cod`).
+fn check_out_paying(graph: &FakeGraph, shopper: &mut Chat, mut seen: usize, pay: &str) -> usize {
     let me = shopper.from;
     shopper.press("checkout");
     (_, seen) = graph.wait_for(me, "atas nama siapa", seen);
@@ -193,7 +198,7 @@ fn check_out(graph: &FakeGraph, shopper: &mut Chat, mut seen: usize) -> usize {
     let (slot, n) = graph.wait_for_choice(me, "Besok", n);
     shopper.pick(&slot);
     (_, seen) = graph.wait_for(me, "Bayar pakai apa", n);
-    shopper.pick("pay:cod");
+    shopper.pick(pay);
     (_, seen) = graph.wait_for(me, "catatan", seen);
     shopper.press("note:none");
     (_, seen) = graph.wait_for(me, "Ringkasan", seen);
@@ -539,5 +544,115 @@ fn a_courier_on_whatsapp_shares_a_location_and_delivers_with_a_photo() {
         ),
         1,
         "the media id is kept as proof"
+    );
+}
+
+/// What a QR picture shows: the content of the one code it holds.
+fn decode_qr(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    assert_eq!(info.color_type, png::ColorType::Grayscale, "one byte a pixel");
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the picture");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+/// A shopper on WhatsApp orders kangkung paying by QRIS and the trader (on WhatsApp) accepts:
+/// the payment request reaches the shopper. Returns the fake, the running server, its
+/// directory, and how many messages the shopper had before the request.
+fn order_paid_by_qris(fail_uploads: u32) -> (FakeGraph, Running, tempfile::TempDir, usize) {
+    let graph = FakeGraph::start();
+    if fail_uploads > 0 {
+        graph.fail_uploads(500, 1, fail_uploads);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pasar = start(&graph, None, dir.path());
+    let port = pasar.1;
+    let mut admin = Chat { port, from: ADMIN, n: 0 };
+    let mut trader = Chat { port, from: TRADER, n: 0 };
+    let mut shopper = Chat { port, from: SHOPPER, n: 0 };
+    admin.text("/undang A-07");
+    let (invite, _) = graph.wait_for(ADMIN, "Kode undangan", 0);
+    let code = invite.text().split("/daftar ").nth(1).expect("code").trim().to_string();
+    trader.text(&format!("/daftar {code}"));
+    graph.wait_for(TRADER, "Selamat bergabung", 0);
+    let seen = shop(&graph, &mut shopper, &[("kangkung", "Sayur Bu Sri", "3 ikat")]);
+    let seen = check_out_paying(&graph, &mut shopper, seen, "pay:qris");
+    let (order, _) = graph.wait_for(TRADER, "Pesanan baru BLB-0001", 0);
+    trader.press(&order.choice("Terima").expect("Terima"));
+    (graph, pasar, dir, seen)
+}
+
+/// The payment request sent after `seen`: the QR picture (by its media id), then the words with
+/// the amount; checks the upload and what the code says. Returns the picture.
+fn check_qris_request(graph: &FakeGraph, dir: &std::path::Path, seen: usize) -> common::fake_graph::WaSent {
+    let amount = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while db_count(dir, "SELECT COUNT(*) FROM payments WHERE method = 'qris' AND status = 'pending'") != 1 {
+            assert!(std::time::Instant::now() < deadline, "no QRIS payment asked for");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pasar_online::domain::money::Rupiah(db_count(dir, "SELECT amount FROM payments"))
+    };
+    let (words, _) = graph.wait_for(SHOPPER, "dengan QRIS", seen);
+    assert!(words.text().contains(&amount.to_string()), "{}", words.text());
+    assert!(words.choices().iter().any(|(label, _)| label.contains("Batalkan")), "{:?}", words.choices());
+    let after: Vec<_> = graph.sent_to(SHOPPER).into_iter().skip(seen).collect();
+    let pictures: Vec<_> = after.iter().filter(|m| m.body["type"] == "image").collect();
+    assert_eq!(pictures.len(), 1, "one picture: {:#?}", after.iter().map(|m| &m.body).collect::<Vec<_>>());
+    let picture = pictures[0].clone();
+    assert!(picture.at <= words.at, "the picture comes first");
+    // With a button to cancel, WhatsApp cannot put it under a picture: the picture goes alone
+    // and the words (with the amount) follow it.
+    assert!(picture.body["image"]["caption"].is_null(), "{}", picture.body);
+    let uploads = graph.uploads();
+    assert_eq!(uploads.len(), 1, "one upload");
+    let upload = &uploads[0];
+    assert_eq!(picture.media_id(), Some(upload.id.as_str()));
+    assert_eq!(upload.number, NUMBER);
+    assert_eq!(upload.token, "graph-token");
+    assert_eq!(upload.file_name.as_deref(), Some("qris.png"));
+    assert_eq!(upload.content_type.as_deref(), Some("image/png"));
+    for field in [("messaging_product", "whatsapp"), ("type", "image/png")] {
+        assert!(upload.fields.iter().any(|(k, v)| (k.as_str(), v.as_str()) == field), "{:?}", upload.fields);
+    }
+    let payload = decode_qr(&upload.bytes);
+    let qris = pasar_online::domain::qris::read_dynamic(&payload).expect("a valid dynamic QRIS");
+    assert_eq!(qris.amount, amount);
+    let stored: String = rusqlite::Connection::open(dir.join("pasar.db"))
+        .expect("db")
+        .query_row("SELECT reference FROM payments", [], |r| r.get(0))
+        .expect("reference");
+    assert_eq!(payload, stored, "the code is the payment's own");
+    picture
+}
+
+#[test]
+fn a_qris_payment_request_reaches_the_shopper_as_an_uploaded_qr_picture() {
+    let (graph, _pasar, dir, seen) = order_paid_by_qris(0);
+    check_qris_request(&graph, dir.path(), seen);
+    assert_eq!(graph.upload_calls(), (1, 0));
+}
+
+#[test]
+fn a_failed_qr_upload_is_retried_and_the_picture_arrives_once() {
+    let (graph, _pasar, dir, seen) = order_paid_by_qris(1);
+    let picture = check_qris_request(&graph, dir.path(), seen);
+    assert_eq!(graph.upload_calls(), (1, 1), "one refused upload, then one that went");
+    // Nothing else was sent twice either.
+    let after: Vec<_> = graph.sent_to(SHOPPER).into_iter().skip(seen).collect();
+    assert_eq!(after.iter().filter(|m| m.wamid == picture.wamid).count(), 1);
+    assert_eq!(after.iter().filter(|m| m.text().contains("dengan QRIS")).count(), 1);
+    assert_eq!(
+        db_count(
+            dir.path(),
+            &format!("SELECT COUNT(*) FROM outbox WHERE recipient = '{SHOPPER}' AND last_error LIKE '%fake error 1%'")
+        ),
+        1,
+        "the failed upload was recorded against the message"
     );
 }

@@ -6,8 +6,9 @@
 //! statuses it carries. Outbound: [`render`] turns an [`Outbound`] into Graph API message bodies
 //! within WhatsApp's limits (3 reply buttons of 20 characters, lists of 10 rows of 24, bodies of
 //! 1,024), degrading to a list, a list plus buttons, or a numbered text menu without losing a
-//! choice. The webhook handler and the sender live in `runtime/whatsapp.rs`. Nothing here decides
-//! anything about shopping.
+//! choice. A QR code (a QRIS payment) is rendered as an image still to be drawn and uploaded by
+//! the sender. The webhook handler and the sender live in `runtime/whatsapp.rs`. Nothing here
+//! decides anything about shopping.
 
 use crate::channel::{Button, ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
 use chrono::{DateTime, Utc};
@@ -405,7 +406,38 @@ fn list(to: &str, body: &str, open: &str, buttons: &[Button]) -> Value {
     )
 }
 
-/// The Graph API message bodies for one outbound message to `to` (a WhatsApp id), in order.
+/// The key under `image` of a rendered QR picture, holding the code's content: not a Graph API
+/// field. The sender draws the code, uploads it as media and puts the media's `id` in its place
+/// (see [`qr_content`]) before posting.
+pub const QR_MARKER: &str = "qr";
+
+/// The content of the QR code a rendered body still has to have drawn and uploaded, if any.
+pub fn qr_content(body: &Value) -> Option<&str> {
+    body["image"][QR_MARKER].as_str()
+}
+
+/// A rendered QR picture sent by the id of its uploaded image, its caption kept.
+pub fn with_media_id(body: &Value, media_id: &str) -> Value {
+    let mut body = body.clone();
+    if let Some(image) = body["image"].as_object_mut() {
+        image.remove(QR_MARKER);
+        image.insert("id".into(), json!(media_id));
+    }
+    body
+}
+
+/// A rendered QR picture as a text message instead (when the code cannot be drawn): its caption,
+/// or the code's content when it has none.
+pub fn qr_as_text(body: &Value) -> Value {
+    let image = &body["image"];
+    let text = image["caption"].as_str().or(image[QR_MARKER].as_str()).unwrap_or_default();
+    text_message(body["to"].as_str().unwrap_or_default(), text)
+}
+
+/// The Graph API message bodies for one outbound message to `to` (a WhatsApp id), in order. A
+/// QR code (`message.qr`, or else a `photo`) comes first as an image, with the text as its
+/// caption when that fits and there is no menu; a QR image carries [`QR_MARKER`] in place of
+/// its media id until the sender has uploaded it.
 pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
     let mut out = Vec::new();
     let buttons = &message.buttons;
@@ -415,13 +447,18 @@ pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
     } else {
         message.text.trim().to_string()
     };
-    if let Some(url) = &message.photo {
+    // A QR code goes like a photo, marked for the sender to draw and upload (see [`QR_MARKER`]).
+    let picture = match (&message.qr, &message.photo) {
+        (Some(content), _) => Some(json!({QR_MARKER: content})),
+        (None, Some(url)) => Some(json!({"link": url})),
+        (None, None) => None,
+    };
+    if let Some(mut image) = picture {
         if !interactive && !rest.is_empty() && rest.chars().count() <= MAX_CAPTION {
-            out.push(envelope(to, "image", json!({"link": url, "caption": rest})));
+            image["caption"] = json!(rest);
             rest.clear();
-        } else {
-            out.push(envelope(to, "image", json!({"link": url})));
         }
+        out.push(envelope(to, "image", image));
     }
     let mut parts = chunks(&rest, if interactive { MAX_INTERACTIVE_BODY } else { MAX_TEXT });
     if interactive {
@@ -538,12 +575,13 @@ mod tests {
                 any::<bool>(),
                 prop_oneof![Just(None), Just(Some(Request::Location)), Just(Some(Request::Contact))],
                 any::<bool>(),
+                any::<bool>(),
             )
-                .prop_map(|(text, buttons, photo, request, expects_text)| Outbound {
+                .prop_map(|(text, buttons, photo, request, expects_text, qr)| Outbound {
                     text,
                     buttons: buttons.into_iter().map(|(label, payload)| Button { label, payload }).collect(),
                     photo: photo.then(|| "https://example.id/p.jpg".to_string()),
-                    qr: None,
+                    qr: qr.then(|| "00020101021226".to_string()),
                     request,
                     expects_text,
                     replaces: None,
@@ -560,7 +598,7 @@ mod tests {
             #[test]
             fn every_rendered_body_fits(msg in outbound()) {
                 let out = render(&msg, "6281234567890", &LABELS);
-                prop_assert!(!out.is_empty() || (msg.text.trim().is_empty() && msg.buttons.is_empty() && msg.photo.is_none() && msg.request != Some(Request::Location)));
+                prop_assert!(!out.is_empty() || (msg.text.trim().is_empty() && msg.buttons.is_empty() && msg.photo.is_none() && msg.qr.is_none() && msg.request != Some(Request::Location)));
                 let mut offered: Vec<String> = Vec::new();
                 for m in &out {
                     prop_assert_eq!(&m["messaging_product"], "whatsapp");
@@ -697,6 +735,43 @@ mod tests {
         let out = render(&msg, "62", &LABELS);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["image"]["caption"], "Bawang merah segar");
+    }
+
+    #[test]
+    fn a_qr_code_goes_first_as_an_image_to_upload_with_the_caption_rules_of_a_photo() {
+        let qris = "00020101021226570011ID.CO.QRIS";
+        // Text alone that fits: the caption, one message.
+        let mut msg = Outbound::text("Bayar Rp 39.500 dengan QRIS");
+        msg.qr = Some(qris.into());
+        msg.photo = Some("https://example.id/ignored.jpg".into());
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["type"], "image");
+        assert_eq!(qr_content(&out[0]), Some(qris));
+        assert_eq!(out[0]["image"]["caption"], "Bayar Rp 39.500 dengan QRIS");
+        assert!(out[0]["image"]["link"].is_null(), "the QR code wins over a photo");
+        // Sent by the uploaded media's id, the marker gone, the caption kept.
+        let sent = with_media_id(&out[0], "media-1");
+        assert_eq!(sent["image"], json!({"id": "media-1", "caption": "Bayar Rp 39.500 dengan QRIS"}));
+        assert_eq!(qr_content(&sent), None);
+        // Undrawable (it cannot happen for our payloads): the caption as text.
+        assert_eq!(qr_as_text(&out[0])["text"]["body"], "Bayar Rp 39.500 dengan QRIS");
+        // With a button: the picture alone, then the text with the button.
+        msg.buttons = vec![b("❌ Batalkan pesanan", "cancel:BLB-0001")];
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 2);
+        assert_eq!(qr_content(&out[0]), Some(qris));
+        assert!(out[0]["image"]["caption"].is_null());
+        assert_eq!(out[1]["interactive"]["body"]["text"], "Bayar Rp 39.500 dengan QRIS");
+        assert_eq!(out[1]["interactive"]["action"]["buttons"][0]["reply"]["id"], "cancel:BLB-0001");
+        // Text too long for a caption: the picture alone, then the text.
+        let long = "Bayar dengan QRIS. ".repeat(60);
+        let mut msg = Outbound::text(long.clone());
+        msg.qr = Some(qris.into());
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out.len(), 2);
+        assert!(out[0]["image"]["caption"].is_null());
+        assert_eq!(out[1]["text"]["body"], long.trim());
     }
 
     #[test]

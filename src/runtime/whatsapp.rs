@@ -1,6 +1,7 @@
 //! `pasar run` on WhatsApp: the webhook (`GET /whatsapp` for Meta's subscription check,
 //! `POST /whatsapp` for deliveries, signed with the app secret) and one rate-limited sender per
-//! market number, all on the Cloud API.
+//! market number, all on the Cloud API (a QR picture is uploaded to the number's media first and
+//! sent by its media id).
 //!
 //! A delivery is in the inbox (keyed by each message's wamid) before the 200, so Meta's
 //! redeliveries, which go on for days, are ignored; processing happens after the answer.
@@ -219,20 +220,69 @@ fn classify(status: u16, body: &serde_json::Value) -> Sent {
     }
 }
 
-async fn post(client: &reqwest::Client, url: &str, token: &str, body: &serde_json::Value) -> Sent {
-    match client.post(url).bearer_auth(token).json(body).send().await {
+/// Makes one Graph API call: the HTTP status and the JSON answer (`null` when it is not JSON),
+/// or how it failed before an answer came.
+async fn call(request: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value), Sent> {
+    match request.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
             match resp.bytes().await {
-                Ok(bytes) => {
-                    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-                    classify(status, &json)
-                }
-                Err(e) => Sent::Failed(format!("{status}: reading the answer: {e}")),
+                Ok(bytes) => Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))),
+                Err(e) => Err(Sent::Failed(format!("{status}: reading the answer: {e}"))),
             }
         }
-        Err(e) if e.is_timeout() => Sent::Failed(format!("timeout: {e}")),
-        Err(e) => Sent::Network(e.to_string()),
+        Err(e) if e.is_timeout() => Err(Sent::Failed(format!("timeout: {e}"))),
+        Err(e) => Err(Sent::Network(e.to_string())),
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: &serde_json::Value) -> Sent {
+    match call(client.post(url).bearer_auth(token).json(body)).await {
+        Ok((status, json)) => classify(status, &json),
+        Err(sent) => sent,
+    }
+}
+
+/// Uploads a PNG as the number's media (`POST /{phone_number_id}/media`): its media id, or the
+/// failure sorted like a message's.
+async fn upload_png(client: &reqwest::Client, url: &str, token: &str, png: Vec<u8>) -> Result<String, Sent> {
+    let file = reqwest::multipart::Part::bytes(png)
+        .file_name("qris.png")
+        .mime_str("image/png")
+        .map_err(|e| Sent::Refused(format!("the upload's content type: {e}")))?;
+    let form = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .text("type", "image/png")
+        .part("file", file);
+    let (status, json) = call(client.post(url).bearer_auth(token).multipart(form)).await?;
+    if !(200..300).contains(&status) {
+        return Err(classify(status, &json));
+    }
+    match json["id"].as_str() {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(Sent::Failed(format!("no media id in {json}"))),
+    }
+}
+
+/// Sends one rendered part. A QR picture is drawn and uploaded first, then sent by its media id;
+/// a failed upload ends like a failed send of the part (retried, paused or parked the same way),
+/// and the next try uploads again.
+async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde_json::Value) -> Sent {
+    let Some(content) = whatsapp::qr_content(part) else {
+        return post(&s.client, messages_url, &s.access_token, part).await;
+    };
+    let png = match crate::domain::qris::png(content) {
+        Ok(png) => png,
+        Err(e) => {
+            // Cannot happen for a payload we made (it fits a QR code): the words still go, as
+            // text (the code's content when there is no caption).
+            tracing::error!(market = %s.market, error = %e, "drawing a QR code failed; sending it as text");
+            return post(&s.client, messages_url, &s.access_token, &whatsapp::qr_as_text(part)).await;
+        }
+    };
+    match upload_png(&s.client, media_url, &s.access_token, png).await {
+        Ok(media_id) => post(&s.client, messages_url, &s.access_token, &whatsapp::with_media_id(part, &media_id)).await,
+        Err(sent) => sent,
     }
 }
 
@@ -320,11 +370,13 @@ async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKi
 
 /// Drains one market number's outbox, in order per user: a message sent as several calls
 /// (text, then a menu) counts each against the user's allowance, and a retry sends only what
-/// did not go. The number's limit pauses the number; a user's limit holds that user; a server
-/// error retries that user's message with a capped backoff; what WhatsApp refuses for good is
-/// parked with the reason.
+/// did not go (a QR picture is uploaded as media just before it is sent, see [`send_part`]).
+/// The number's limit pauses the number; a user's limit holds that user; a server error
+/// retries that user's message with a capped backoff; what WhatsApp refuses for good is parked
+/// with the reason.
 pub(super) async fn send(s: Sender) {
     let url = format!("{}/{}/messages", s.graph_url.trim_end_matches('/'), s.phone_number_id);
+    let media_url = format!("{}/{}/media", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let number_gap = Duration::from_secs_f64(1.0 / s.per_number_per_sec);
     let burst = f64::from(s.per_user_burst);
     let mut allowances: HashMap<String, Allowance> = HashMap::new();
@@ -398,7 +450,7 @@ pub(super) async fn send(s: Sender) {
                 tokio::time::sleep(last_any + number_gap - now).await;
             }
             last_any = Instant::now();
-            match post(&s.client, &url, &s.access_token, &parts[done]).await {
+            match send_part(&s, &url, &media_url, &parts[done]).await {
                 Sent::Ok(wamid) => {
                     pause_backoff = Duration::from_secs(1);
                     if let Some(a) = allowances.get_mut(&user) {

@@ -1,6 +1,8 @@
 //! A fake WhatsApp Cloud API (Graph API) on 127.0.0.1 with a random port: `POST
 //! /{phone_number_id}/messages` answers like Meta (a wamid per message), records every body with
-//! the bearer token, and lets a test inject Graph API errors for one recipient.
+//! the bearer token, and lets a test inject Graph API errors for one recipient; `POST
+//! /{phone_number_id}/media` takes a multipart upload, records it and answers its media id
+//! (`media-N`), or an injected error.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -34,6 +36,11 @@ impl WaSent {
             .to_string()
     }
 
+    /// The media id of a picture sent by its upload.
+    pub fn media_id(&self) -> Option<&str> {
+        self.body["image"]["id"].as_str()
+    }
+
     /// Every choice offered: (title or description, id).
     pub fn choices(&self) -> Vec<(String, String)> {
         let i = &self.body["interactive"];
@@ -59,8 +66,26 @@ impl WaSent {
     }
 }
 
+/// A file uploaded to the media endpoint (accepted by the fake).
+#[derive(Debug, Clone)]
+pub struct WaUpload {
+    pub number: String,
+    pub id: String,
+    /// The form's text fields (`messaging_product`, `type`).
+    pub fields: Vec<(String, String)>,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+    pub token: String,
+}
+
 #[derive(Default)]
 struct Graph {
+    uploads: Vec<WaUpload>,
+    /// Upload attempts: accepted or not.
+    upload_calls: Vec<bool>,
+    /// Errors to answer uploads with: (HTTP status, error code, times left).
+    upload_failures: Vec<(u16, i64, u32)>,
     sent: Vec<WaSent>,
     /// Every call: recipient and whether it was accepted.
     calls: Vec<(String, bool)>,
@@ -102,13 +127,7 @@ async fn messages(
         return (axum::http::StatusCode::GATEWAY_TIMEOUT, "lost").into_response();
     }
     let mut g = state.lock().expect("fake graph");
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_string();
-    g.tokens.push(token);
+    g.tokens.push(bearer(&headers));
     if let Some(rule) = g.failures.iter_mut().find(|(t, _, _, left)| *t == to && *left > 0) {
         rule.3 -= 1;
         let (status, code) = (rule.1, rule.2);
@@ -127,6 +146,21 @@ async fn messages(
         )
             .into_response();
     }
+    // A picture goes by link or by the id of an upload; anything else is not Meta's API.
+    if body["type"] == "image" {
+        let image = &body["image"];
+        let uploaded = image["id"].as_str().is_some_and(|id| g.uploads.iter().any(|u| u.id == id));
+        let fields_ok =
+            image.as_object().is_some_and(|o| o.keys().all(|k| ["id", "link", "caption"].contains(&k.as_str())));
+        if !fields_ok || !(uploaded || image["link"].is_string()) {
+            g.calls.push((to, false));
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": "(#100) Invalid image parameter", "code": 100}})),
+            )
+                .into_response();
+        }
+    }
     g.next += 1;
     let wamid = format!("wamid.out.{}", g.next);
     g.calls.push((to.clone(), true));
@@ -137,11 +171,87 @@ async fn messages(
     .into_response()
 }
 
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn media(
+    State(state): State<Arc<Mutex<Graph>>>,
+    Path((_version, number)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let bad = |message: &str| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": message, "type": "OAuthException", "code": 100}})),
+        )
+            .into_response()
+    };
+    let Some(boundary) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+    else {
+        state.lock().expect("fake graph").upload_calls.push(false);
+        return bad("(#100) not multipart/form-data");
+    };
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let (mut fields, mut file) = (Vec::new(), None);
+    while let Ok(Some(field)) = parts.next_field().await {
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(String::from);
+        let content_type = field.content_type().map(|m| m.to_string());
+        let Ok(bytes) = field.bytes().await else { break };
+        if name == "file" {
+            file = Some((file_name, content_type, bytes.to_vec()));
+        } else {
+            fields.push((name, String::from_utf8_lossy(&bytes).to_string()));
+        }
+    }
+    let mut g = state.lock().expect("fake graph");
+    if let Some(rule) = g.upload_failures.iter_mut().find(|(.., left)| *left > 0) {
+        rule.2 -= 1;
+        let (status, code) = (rule.0, rule.1);
+        g.upload_calls.push(false);
+        return (
+            axum::http::StatusCode::from_u16(status).expect("status"),
+            axum::Json(json!({"error": {"message": format!("fake error {code}"), "type": "OAuthException", "code": code, "fbtrace_id": "x"}})),
+        )
+            .into_response();
+    }
+    let product = fields.iter().any(|(k, v)| k == "messaging_product" && v == "whatsapp");
+    let Some((file_name, content_type, bytes)) = file.filter(|_| product) else {
+        g.upload_calls.push(false);
+        return bad("(#100) messaging_product and file are required");
+    };
+    g.next += 1;
+    let id = format!("media-{}", g.next);
+    g.upload_calls.push(true);
+    g.uploads.push(WaUpload {
+        number,
+        id: id.clone(),
+        fields,
+        file_name,
+        content_type,
+        bytes,
+        token: bearer(&headers),
+    });
+    axum::Json(json!({"id": id})).into_response()
+}
+
 impl FakeGraph {
     pub fn start() -> FakeGraph {
         let state = Arc::new(Mutex::new(Graph::default()));
         let app = Router::new()
             .route("/{version}/{number}/messages", axum::routing::post(messages))
+            .route("/{version}/{number}/media", axum::routing::post(media))
             .with_state(Arc::clone(&state));
         let addr = super::serve_on_thread(app);
         FakeGraph { url: format!("http://{addr}/v21.0"), state }
@@ -155,6 +265,22 @@ impl FakeGraph {
     /// The next `times` calls to `to` hang for `delay` (longer than the client waits).
     pub fn hang(&self, to: &str, delay: Duration, times: u32) {
         self.state.lock().expect("fake").hangs.push((to.into(), delay, times));
+    }
+
+    /// The next `times` media uploads get this Graph API error.
+    pub fn fail_uploads(&self, status: u16, code: i64, times: u32) {
+        self.state.lock().expect("fake").upload_failures.push((status, code, times));
+    }
+
+    /// The files uploaded (accepted), in order.
+    pub fn uploads(&self) -> Vec<WaUpload> {
+        self.state.lock().expect("fake").uploads.clone()
+    }
+
+    /// Upload attempts: (accepted, refused).
+    pub fn upload_calls(&self) -> (usize, usize) {
+        let g = self.state.lock().expect("fake");
+        (g.upload_calls.iter().filter(|ok| **ok).count(), g.upload_calls.iter().filter(|ok| !**ok).count())
     }
 
     pub fn clear_failures(&self, to: &str) {
