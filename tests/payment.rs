@@ -109,6 +109,8 @@ fn an_unpaid_order_is_reminded_then_expires_and_gives_its_stock_back() {
     wait(&mut h, 2);
     assert_eq!(h.count("SELECT reminded FROM payments"), 1, "the reminder 15 minutes before");
     assert_eq!(status(&h, &number), "awaiting_payment");
+    // The expiry is a row: a restart in between loses it not.
+    h.restart();
     wait(&mut h, 15);
     assert_eq!(status(&h, &number), "cancelled");
     assert_eq!(h.count("SELECT COUNT(*) FROM payments WHERE status = 'expired'"), 1);
@@ -128,6 +130,44 @@ fn a_second_transfer_of_the_same_total_gets_another_code() {
     let second = place(&mut h, "transfer");
     accept(&mut h, &second);
     assert_ne!(asked(&h, &first), asked(&h, &second));
+}
+
+#[test]
+fn only_the_stall_s_trader_takes_an_item_out_and_only_before_packing() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[]);
+    let number = place(&mut h, "qris");
+    let bayam = line_id(&h, &number, "bayam").expect("bayam line");
+    // Not accepted yet: that is the trader's Ubah, not "ran out".
+    as_user(&mut h, SRI);
+    let r = joined(&h.button(&Action::TraderDropLine(bayam).encode()));
+    assert!(r.contains("tidak ada yang diubah"), "{r}");
+    accept(&mut h, &number);
+    let asked_before = asked(&h, &number);
+    // The shopper (or anyone but the stall's trader) pressing a forged button changes nothing.
+    for who in ["ani", ADMIN] {
+        as_user(&mut h, who);
+        let r = joined(&h.button(&Action::TraderDropLine(bayam).encode()));
+        assert!(r.contains("tidak ada yang diubah"), "{who}: {r}");
+        let r = joined(&h.button(&Action::TraderShortage(sub_id(&h, &number)).encode()));
+        assert!(r.contains("tidak ada yang diubah"), "{who}: {r}");
+    }
+    assert_eq!(h.count(&format!("SELECT out_of_stock FROM order_lines WHERE id = {bayam}")), 0);
+    assert_eq!(asked(&h, &number), asked_before);
+    // The trader takes it out before paying: the request is made again for the new amount.
+    as_user(&mut h, SRI);
+    let r = joined(&h.button(&Action::TraderDropLine(bayam).encode()));
+    assert!(r.contains("dikeluarkan"), "{r}");
+    assert_eq!(asked(&h, &number), asked_before - 6_400);
+    assert_eq!(h.count("SELECT COUNT(*) FROM payments WHERE status = 'cancelled'"), 1, "the old request lapsed");
+    // Pressed again, or after packing: refused, nothing changes.
+    let again = joined(&h.button(&Action::TraderDropLine(bayam).encode()));
+    assert!(again.contains("tidak ada yang diubah"), "{again}");
+    let kangkung = line_id(&h, &number, "kangkung").expect("kangkung line");
+    h.button(&Action::TraderPack(sub_id(&h, &number)).encode());
+    let packed = joined(&h.button(&Action::TraderDropLine(kangkung).encode()));
+    assert!(packed.contains("tidak ada yang diubah"), "{packed}");
+    assert_eq!(h.count(&format!("SELECT out_of_stock FROM order_lines WHERE id = {kangkung}")), 0);
 }
 
 /// One thing that can happen to the newest order.

@@ -291,14 +291,8 @@ fn refund(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
     let actor = turn.actor(super::Role::Admin);
     for (kind, value) in entries {
         repo.record_ledger(&LedgerEntry {
-            order_id: order.id,
-            kind,
-            method: order.payment,
-            amount: value,
-            at: turn.now,
-            actor: actor.clone(),
-            reference: None,
             note: Some(reason.clone()),
+            ..LedgerEntry::new(order.id, kind, order.payment, value, turn.now, &actor)
         })?;
     }
     let left = Balance::of(&repo.ledger(order.id)?).outstanding();

@@ -1538,9 +1538,9 @@ fn cancel_order(number: OrderNumber, repo: &mut dyn Repo, turn: &mut Turn<'_>) -
         None => None,
     };
     let key = match repo.cancel_order(&number, turn.now)? {
-        Ok(order_id) => {
+        Ok(_) => {
             if let Some(before) = &before {
-                lifecycle::after_buyer_cancel(repo, turn, order_id, before)?;
+                lifecycle::after_buyer_cancel(repo, turn, before)?;
             }
             Key::OrderCancelled
         }

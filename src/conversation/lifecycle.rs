@@ -289,16 +289,17 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
         return Ok(());
     };
     if !order.status.in_trader_phase() {
-        return super::payment::reconcile(repo, turn, order.id, actor);
+        return super::payment::reconcile(repo, turn, &order, actor);
     }
     let views: Vec<_> = order.subs.iter().map(SubOrder::view).collect();
     let derived = derive_order_status(&views);
     let paid = paid_in_advance(order.payment) && super::payment::is_paid(repo, order.id)?;
     let next = settle_status(derived, order.payment, paid);
     if next == order.status || !order.status.can_move_to(next) {
-        return super::payment::reconcile(repo, turn, order.id, actor);
+        return super::payment::reconcile(repo, turn, &order, actor);
     }
     repo.set_order_status(order.id, order.status, next, actor, None)?;
+    let order = Order { status: next, ..order };
     let total = order.total();
     match next {
         OrderStatus::Confirmed => tell_buyer(
@@ -310,7 +311,6 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
             &[],
         )?,
         OrderStatus::AwaitingPayment => {
-            let order = Order { status: next, ..order.clone() };
             super::payment::ask(repo, turn, &order, Key::BuyerOrderConfirmed)?;
             return Ok(());
         }
@@ -329,7 +329,7 @@ pub fn refresh_order(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i
         }
         _ => {}
     }
-    super::payment::reconcile(repo, turn, order.id, actor)
+    super::payment::reconcile(repo, turn, &order, actor)
 }
 
 /// Terima: the trader confirms their part. With changes after weighing, the shopper is asked
@@ -610,12 +610,7 @@ pub fn acknowledge_drop(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: 
 
 /// The shopper cancelled the whole order (already moved by the store): release the stock of
 /// every part still in it and tell those stalls' traders.
-pub fn after_buyer_cancel(
-    repo: &mut dyn MarketRepo,
-    turn: &mut Turn<'_>,
-    order_id: i64,
-    before: &Order,
-) -> RepoResult<()> {
+pub fn after_buyer_cancel(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, before: &Order) -> RepoResult<()> {
     for sub in &before.subs {
         if sub.status.is_dropped() {
             continue;
@@ -627,7 +622,8 @@ pub fn after_buyer_cancel(
         })?;
     }
     let actor = turn.actor(super::Role::Buyer);
-    super::payment::reconcile(repo, turn, order_id, &actor)
+    let cancelled = Order { status: OrderStatus::Cancelled, ..before.clone() };
+    super::payment::reconcile(repo, turn, &cancelled, &actor)
 }
 
 /// A part of this trader's that was accepted and is not yet packed: the only kind from which a

@@ -139,16 +139,8 @@ pub fn take_payment(
     actor: &str,
     reference: Option<String>,
 ) -> RepoResult<PayOutcome> {
-    let entry = LedgerEntry {
-        order_id: order.id,
-        kind: LedgerKind::Payment,
-        method,
-        amount,
-        at: turn.now,
-        actor: actor.to_string(),
-        reference,
-        note: None,
-    };
+    let entry =
+        LedgerEntry { reference, ..LedgerEntry::new(order.id, LedgerKind::Payment, method, amount, turn.now, actor) };
     if !repo.record_ledger(&entry)? {
         return Ok(PayOutcome::Duplicate);
     }
@@ -185,14 +177,8 @@ fn owe(
     why: &str,
 ) -> RepoResult<()> {
     repo.record_ledger(&LedgerEntry {
-        order_id: order.id,
-        kind: LedgerKind::RefundOwed,
-        method,
-        amount,
-        at: turn.now,
-        actor: actor.to_string(),
-        reference: None,
         note: Some(why.to_string()),
+        ..LedgerEntry::new(order.id, LedgerKind::RefundOwed, method, amount, turn.now, actor)
     })?;
     tell_buyer(repo, turn, order, Key::BuyerRefundOwed, &[("number", &order.number), ("amount", &amount)], &[])?;
     tell_admins(
@@ -237,11 +223,9 @@ fn paid(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, actor: &s
 
 /// Keeps the money in step with the order after a change (a line or stall dropped, the order
 /// cancelled): a paid order owes back whatever it no longer costs; an unpaid one gets a new
-/// request for the new amount, or its request lapses with the order.
-pub fn reconcile(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64, actor: &str) -> RepoResult<()> {
-    let Some(order) = repo.order(order_id)? else {
-        return Ok(());
-    };
+/// request for the new amount, or its request lapses with the order. `order` is the order as it
+/// now stands (status and lines).
+pub fn reconcile(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, actor: &str) -> RepoResult<()> {
     let payment = repo.current_payment(order.id)?;
     let balance = Balance::of(&repo.ledger(order.id)?);
     // Paid in advance, or cash collected at the door: what came in and is not owed back pays for
@@ -257,7 +241,7 @@ pub fn reconcile(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64, 
                 Key::RefundWhyCancelled
             };
             let why = turn.t_in(turn.default_lang, key);
-            owe(repo, turn, &order, order.payment, owed, actor, &why)?;
+            owe(repo, turn, order, order.payment, owed, actor, &why)?;
         }
         return Ok(());
     }
@@ -267,7 +251,7 @@ pub fn reconcile(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order_id: i64, 
     if !order.status.is_open() {
         repo.set_payment_status(p.id, PaymentStatus::Cancelled)?;
     } else if order.status == OrderStatus::AwaitingPayment && p.amount.0 != order.total().0 + p.unique_code {
-        ask(repo, turn, &order, Key::PayAmountChanged)?;
+        ask(repo, turn, order, Key::PayAmountChanged)?;
     }
     Ok(())
 }

@@ -173,6 +173,20 @@ pub struct LedgerEntry {
     pub note: Option<String>,
 }
 
+impl LedgerEntry {
+    /// An entry without a reference or a note.
+    pub fn new(
+        order_id: i64,
+        kind: LedgerKind,
+        method: PaymentMethod,
+        amount: Rupiah,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> LedgerEntry {
+        LedgerEntry { order_id, kind, method, amount, at, actor: actor.to_string(), reference: None, note: None }
+    }
+}
+
 /// An order's money, summed from its ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Balance {
@@ -258,16 +272,7 @@ mod tests {
     use super::*;
 
     fn entry(kind: LedgerKind, amount: i64) -> LedgerEntry {
-        LedgerEntry {
-            order_id: 1,
-            kind,
-            method: PaymentMethod::Qris,
-            amount: Rupiah(amount),
-            at: DateTime::<Utc>::UNIX_EPOCH,
-            actor: "t".into(),
-            reference: None,
-            note: None,
-        }
+        LedgerEntry::new(1, kind, PaymentMethod::Qris, Rupiah(amount), DateTime::<Utc>::UNIX_EPOCH, "t")
     }
 
     #[test]
