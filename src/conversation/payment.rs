@@ -233,7 +233,7 @@ pub fn reconcile(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, 
     let paid_request = payment.as_ref().filter(|p| p.status == PaymentStatus::Paid);
     if paid_request.is_some() || (!paid_in_advance(order.payment) && balance.is_paid()) {
         let code = paid_request.map_or(0, |p| p.unique_code);
-        let owed = newly_owed(&balance, charge(&order, code));
+        let owed = newly_owed(&balance, charge(order, code));
         if owed > Rupiah::ZERO {
             let key = if order.status.is_open() || order.status == OrderStatus::Delivered {
                 Key::RefundWhyLess
