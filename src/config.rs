@@ -131,6 +131,9 @@ struct RawPayment {
     transfer_bank: Option<String>,
     transfer_account: Option<String>,
     transfer_holder: Option<String>,
+    va_url: Option<String>,
+    va_bank: Option<String>,
+    va_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +177,9 @@ pub struct Config {
     /// The outside delivery vendor's API (`delivery.vendor_url`), for markets that use one.
     pub vendor_url: Option<String>,
     pub vendor_timeout: std::time::Duration,
+    /// The bank partner's payment API (`payment.va_url`), for virtual accounts.
+    pub bank_url: Option<String>,
+    pub bank_timeout: std::time::Duration,
     /// Address of the one HTTP server (webhooks); `[server] listen`.
     pub server_listen: Option<String>,
 }
@@ -299,6 +305,9 @@ pub struct PaymentPolicy {
     /// The city's account for transfers, for markets without their own (`None`: no transfers).
     pub transfer: Option<crate::domain::payment::BankAccount>,
     pub market_transfer: std::collections::BTreeMap<String, crate::domain::payment::BankAccount>,
+    /// The bank that issues virtual accounts through the bank partner's API (`[payment] va_url`);
+    /// `None`: no virtual accounts.
+    pub va_bank: Option<String>,
     /// The embedded sample merchant and account are in use (no `[payment]` data): fine for
     /// trying it out, never for real money. `pasar run` warns.
     pub samples: bool,
@@ -313,6 +322,7 @@ impl Default for PaymentPolicy {
             market_qris: Default::default(),
             transfer: Some(crate::domain::payment::BankAccount::sample()),
             market_transfer: Default::default(),
+            va_bank: None,
             samples: true,
         }
     }
@@ -335,6 +345,7 @@ impl PaymentPolicy {
             .filter(|m| match m {
                 PaymentMethod::Qris => self.qris_of(market).is_some(),
                 PaymentMethod::Transfer => self.transfer_to(market).is_some(),
+                PaymentMethod::VirtualAccount => self.va_bank.is_some(),
                 PaymentMethod::CashOnDelivery => true,
             })
             .collect()
@@ -412,6 +423,8 @@ impl Default for Config {
             whatsapp: WhatsAppConfig::default(),
             vendor_url: None,
             vendor_timeout: std::time::Duration::from_secs(10),
+            bank_url: None,
+            bank_timeout: std::time::Duration::from_secs(15),
             server_listen: None,
         }
     }
@@ -490,12 +503,34 @@ impl Config {
         }
         let city_account =
             account(raw.payment.transfer_bank, raw.payment.transfer_account, raw.payment.transfer_holder, "payment.")?;
-        if raw.payment.qris.is_some() || city_account.is_some() {
+        if raw.payment.qris.is_some() || city_account.is_some() || raw.payment.va_url.is_some() {
             // The operator gave the city's payment data: no sample stands in for a missing part.
             pay.samples = false;
             pay.qris = None;
             pay.transfer = city_account;
         }
+        let bank_url = match raw.payment.va_url {
+            Some(url) => {
+                reqwest::Url::parse(&url).map_err(|e| invalid(format!("payment.va_url `{url}`: {e}")))?;
+                let bank = raw.payment.va_bank.unwrap_or_else(|| "bni".into()).to_lowercase();
+                if !["bni", "bri", "bca", "permata", "cimb"].contains(&bank.as_str()) {
+                    return Err(invalid(format!(
+                        "payment.va_bank `{bank}` must be one of bni, bri, bca, permata, cimb"
+                    )));
+                }
+                pay.va_bank = Some(bank);
+                Some(url.trim_end_matches('/').to_string())
+            }
+            None if raw.payment.va_bank.is_some() => {
+                return Err(invalid("payment.va_bank needs payment.va_url".into()));
+            }
+            None => None,
+        };
+        let bank_timeout = match raw.payment.va_timeout_secs {
+            None => std::time::Duration::from_secs(15),
+            Some(s) if (1..=120).contains(&s) => std::time::Duration::from_secs(s),
+            Some(_) => return Err(invalid("payment.va_timeout_secs must be between 1 and 120".into())),
+        };
         if let Some(payload) = &raw.payment.qris {
             pay.qris = Some(
                 crate::domain::qris::StaticQris::parse(payload).map_err(|e| invalid(format!("payment.qris: {e}")))?,
@@ -626,6 +661,8 @@ impl Config {
             whatsapp,
             vendor_url,
             vendor_timeout,
+            bank_url,
+            bank_timeout,
             server_listen,
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),
@@ -699,6 +736,18 @@ mod tests {
         let q = Config::parse(&format!("[markets.blimbing]\nqris = \"{good}\"\n"), p).expect("a good QRIS");
         assert_eq!(q.policy.payment.qris_of("blimbing").map(|s| s.merchant_name()), Some("PASAR BLIMBING MALANG"));
         let tampered = good.replacen("MALANG", "MALANK", 1);
+        let va = Config::parse("[payment]\nva_url = \"https://api.sandbox.midtrans.com/\"\n", p).expect("va");
+        assert_eq!(va.bank_url.as_deref(), Some("https://api.sandbox.midtrans.com"));
+        assert_eq!(va.policy.payment.va_bank.as_deref(), Some("bni"));
+        use crate::domain::order::PaymentMethod;
+        assert_eq!(
+            va.policy.payment.methods("blimbing"),
+            [PaymentMethod::VirtualAccount, PaymentMethod::CashOnDelivery],
+            "real payment data given: no sample stands in"
+        );
+        assert!(Config::parse("[payment]\nva_bank = \"bni\"\n", p).is_err(), "a bank without the API");
+        assert!(Config::parse("[payment]\nva_url = \"x\"\nva_bank = \"bni\"\n", p).is_err());
+        assert!(Config::parse("[payment]\nva_url = \"https://b.id\"\nva_bank = \"jago\"\n", p).is_err());
         let e = Config::parse(&format!("[markets.blimbing]\nqris = \"{tampered}\"\n"), p).expect_err("refused");
         assert!(e.to_string().contains("markets.blimbing.qris: CRC mismatch"), "{e}");
         assert!(Config::parse("[[admins]]\nchannel = \"fax\"\nuser = \"1\"\n", p).is_err());

@@ -294,6 +294,11 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     if config.policy.payment.samples {
         println!("payment:   SAMPLE QRIS merchant and bank account (set [payment] before taking real money)");
     }
+    match pasar_online::runtime::bank_plan(config) {
+        Ok(Some(plan)) => println!("payment:   virtual accounts through {}", plan.url),
+        Ok(None) => {}
+        Err(e) => println!("payment:   virtual accounts will NOT run: {e}"),
+    }
     let plans = pasar_online::runtime::telegram_plan(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let url = reqwest::Url::parse(&config.telegram.api_url)?;

@@ -244,10 +244,9 @@ fn apply(h: &mut Harness, newest: &mut Option<String>, step: &Step) {
         }
         Step::Cancel => {
             as_user(h, "ani");
-            h.button(
-                &Action::CancelOrderConfirmed(pasar_online::domain::order::OrderNumber::parse(&number).expect("n"))
-                    .encode(),
-            );
+            let n = pasar_online::domain::order::OrderNumber::parse(&number).expect("n");
+            h.button(&Action::CancelOrder(n.clone()).encode());
+            h.button(&Action::CancelOrderConfirmed(n).encode());
         }
         Step::GoOn => {
             let sub = sub_id(h, &number);

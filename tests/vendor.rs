@@ -7,24 +7,12 @@ mod common;
 
 use common::fake_vendor::FakeVendor;
 use common::market::{ADMIN, BUDI, accept, as_user, delivery, market_with_couriers, place_order, start_shift};
-use common::{Harness, joined};
+use common::{Harness, Running, joined, post_json, run_pasar, wait_for};
 use pasar_online::config::Config;
 use pasar_online::integration::signature::sign;
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const KEY: &str = "vendor-api-key";
 const SECRET: &str = "vendor-callback-secret";
-
-struct Running(Child, u16);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A harness whose engine knows that Pasar Blimbing uses the vendor at `url`.
 fn vendor_market(url: &str) -> Harness {
@@ -35,63 +23,26 @@ fn vendor_market(url: &str) -> Harness {
 
 /// `pasar run` on the harness's database, with the vendor and the HTTP server.
 fn start(h: &Harness, vendor: &FakeVendor) -> Running {
-    for _ in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let config = format!(
+    let config = |port: u16| {
+        format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n[delivery]\nvendor_url = \"{}\"\n[markets.blimbing]\ndelivery = \"vendor\"\n",
             vendor.url
-        );
-        let path = h.dir.path().join("config.toml");
-        std::fs::write(&path, config).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
-            .arg("--config")
-            .arg(&path)
-            .args(["run", "--db"])
-            .arg(&h.db)
-            .env(pasar_online::integration::vendor::KEY_VARIABLE, KEY)
-            .env(pasar_online::integration::vendor::SECRET_VARIABLE, SECRET)
-            .env_remove("PASAR_DB")
-            .env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN")
-            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
-            .spawn()
-            .expect("pasar run");
-        let mut running = Running(child, port);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            // Up when our server answers an unsigned callback with 401.
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && callback(port, "{}", None) == 401 {
-                return running;
-            }
-            if running.0.try_wait().expect("wait").is_some() {
-                break; // The port was taken meanwhile: another one.
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = running.0.kill();
-    }
-    panic!("pasar run did not start");
+        )
+    };
+    let env = [
+        (pasar_online::integration::vendor::KEY_VARIABLE, KEY),
+        (pasar_online::integration::vendor::SECRET_VARIABLE, SECRET),
+    ];
+    // Up when our server answers an unsigned callback with 401.
+    run_pasar(h, config, &env, |port| callback(port, "{}", None) == 401)
 }
 
 /// Posts a callback (signed as given); returns the status.
 fn callback(port: u16, body: &str, signature: Option<&str>) -> u16 {
-    let mut req = format!(
-        "POST /delivery/vendor HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Vendor-Signature: {sig}\r\n"));
+    match signature {
+        Some(sig) => post_json(port, "/delivery/vendor", body, &[("X-Vendor-Signature", sig)]),
+        None => post_json(port, "/delivery/vendor", body, &[]),
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let _ = s.write_all(req.as_bytes());
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
 fn signed(port: u16, body: &str) -> u16 {
@@ -102,19 +53,6 @@ fn news(event: &str, reference: &str, status: &str, at: &str, extra: &str) -> St
     format!(
         r#"{{"event_id":"{event}","reference":"{reference}","job_id":"JOB-2","status":"{status}","at":"{at}"{extra}}}"#
     )
-}
-
-/// Waits (up to 30 s) until a query on the database gives `want`.
-fn wait_for(h: &Harness, sql: &str, want: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = h.count(sql);
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "`{sql}` stayed {got}, wanted {want}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Messages queued for a console user whose text contains `needle`.

@@ -77,6 +77,8 @@ pub enum Inbound {
     /// News from an outside delivery vendor about one of its jobs (not a person's message: its
     /// user is the vendor).
     VendorStatus(Box<crate::integration::vendor::VendorUpdate>),
+    /// News from the bank partner about a payment request (a virtual account made, money in).
+    BankNews(Box<crate::integration::bank::BankNews>),
 }
 
 impl Inbound {

@@ -242,7 +242,8 @@ fn confirm_paid(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
     };
     let amount = amount.unwrap_or(pending.amount);
     let actor = turn.actor(super::Role::Admin);
-    let text = match super::payment::take_payment(repo, turn, &order, order.payment, amount, &actor, None)? {
+    let receipt = super::payment::Receipt { method: order.payment, amount, actor, reference: None, request: None };
+    let text = match super::payment::take_payment(repo, turn, &order, receipt)? {
         PayOutcome::Paid => turn.tf(Key::PaidDone, &[("number", &number), ("amount", &amount)]),
         PayOutcome::WrongAmount { expected } => {
             turn.tf(Key::PaidWrongAmount, &[("number", &number), ("amount", &amount), ("expected", &expected)])

@@ -139,7 +139,7 @@ pub fn step(state: BuyerState, input: &Inbound, repo: &mut dyn Repo, turn: &mut 
             typed(state, caption, repo, turn)
         }
         // Vendor news is routed to the delivery, never here.
-        Inbound::VendorStatus(_) => Ok(state),
+        Inbound::VendorStatus(_) | Inbound::BankNews(_) => Ok(state),
         // The next points of a live location a shopper shares come every few seconds: the
         // first one (a plain location) was answered; these are not questions.
         Inbound::Location { live: true, .. } => Ok(state),
@@ -339,6 +339,7 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
             let method = match text.to_lowercase().as_str() {
                 "transfer" | "transfer bank" | "tf" | "bank" => Some(PaymentMethod::Transfer),
                 "qris" | "qr" => Some(PaymentMethod::Qris),
+                "va" | "virtual account" => Some(PaymentMethod::VirtualAccount),
                 "cod" | "bayar di tempat" | "tunai" | "cash" => Some(PaymentMethod::CashOnDelivery),
                 _ => None,
             };
@@ -737,6 +738,7 @@ pub(super) fn payment_key(method: PaymentMethod) -> Key {
         PaymentMethod::Transfer => Key::PayTransfer,
         PaymentMethod::Qris => Key::PayQris,
         PaymentMethod::CashOnDelivery => Key::PayCod,
+        PaymentMethod::VirtualAccount => Key::PayVa,
     }
 }
 

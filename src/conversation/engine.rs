@@ -493,6 +493,11 @@ fn step_event(
                     super::delivery::vendor_update(&mut repo, &mut turn, update)?;
                 }
             }
+            Route::Bank => {
+                if let crate::channel::Inbound::BankNews(news) = &ev.inbound {
+                    super::payment::bank_news(&mut repo, &mut turn, news)?;
+                }
+            }
         }
         Ok(())
     }));

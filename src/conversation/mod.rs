@@ -193,6 +193,10 @@ pub trait PaymentRepo {
     -> RepoResult<Vec<(OrderNumber, LedgerEntry)>>;
     /// Orders with money owed back and not yet paid back: number and amount.
     fn refunds_outstanding(&mut self) -> RepoResult<Vec<(OrderNumber, Rupiah)>>;
+    /// Queues a virtual-account request for the bank partner (posted by the runtime after commit).
+    fn request_virtual_account(&mut self, charge: &crate::integration::bank::VaCharge) -> RepoResult<()>;
+    /// The virtual account the bank made for a request.
+    fn set_payment_reference(&mut self, payment_id: i64, reference: &str) -> RepoResult<()>;
 }
 
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
@@ -365,6 +369,8 @@ pub enum Route {
     Admin,
     /// News from the outside delivery vendor.
     Vendor,
+    /// News from the bank partner.
+    Bank,
 }
 
 /// Commands only traders have.
@@ -388,6 +394,7 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
     use crate::channel::Inbound;
     match inbound {
         Inbound::VendorStatus(_) => Route::Vendor,
+        Inbound::BankNews(_) => Route::Bank,
         Inbound::Button(p) => match payload::Action::parse(p) {
             Some(a) if a.is_trader() => Route::Trader,
             Some(a) if a.is_courier() => Route::Courier,

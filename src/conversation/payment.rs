@@ -19,6 +19,7 @@ use crate::domain::payment::{
     unique_code,
 };
 use crate::domain::slot::local;
+use crate::integration::bank::{BankEvent, BankNews, VaCharge};
 use crate::text::{Key, Lang};
 
 /// What the order costs the shopper now: its lines plus the transfer's unique code, or nothing
@@ -54,6 +55,8 @@ pub fn ask(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, intro:
             (unique_code(order.id, total, &pending).unwrap_or(0), None)
         }
         PaymentMethod::Qris => (0, turn.policy.payment.qris_of(&turn.market.slug).map(|q| q.dynamic(total))),
+        // The account number comes from the bank (see `bank_news`).
+        PaymentMethod::VirtualAccount => (0, None),
         PaymentMethod::CashOnDelivery => return Ok(()),
     };
     let expires_at = turn.now + turn.policy.payment.expiry;
@@ -67,6 +70,15 @@ pub fn ask(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, intro:
         expires_at,
         remind_at: expires_at - turn.policy.payment.reminder_before,
     })?;
+    if let (PaymentMethod::VirtualAccount, Some(bank)) = (order.payment, &turn.policy.payment.va_bank) {
+        repo.request_virtual_account(&VaCharge {
+            payment_id: payment.id,
+            order_number: order.number.to_string(),
+            amount: payment.amount,
+            bank: bank.clone(),
+            expiry_minutes: turn.policy.payment.expiry.num_minutes(),
+        })?;
+    }
     let lang = lang_of(repo, turn, &order.buyer)?;
     let intro = turn.tf_in(lang, intro, &[("number", &order.number), ("total", &total)]);
     let msg = request_message(turn, lang, order, &payment, &intro);
@@ -92,6 +104,20 @@ pub fn request_message(turn: &Turn<'_>, lang: Lang, order: &Order, payment: &Pay
                 ],
             ),
             None => turn.tf_in(lang, Key::PayAskAdmin, &[("amount", &payment.amount), ("expires", &expires)]),
+        },
+        PaymentMethod::VirtualAccount => match (&payment.reference, &turn.policy.payment.va_bank) {
+            (Some(number), Some(bank)) => turn.tf_in(
+                lang,
+                Key::PayVaBody,
+                &[
+                    ("amount", &payment.amount),
+                    ("bank", &bank.to_uppercase()),
+                    ("account", &number),
+                    ("expires", &expires),
+                ],
+            ),
+            (None, Some(_)) => turn.tf_in(lang, Key::PayVaPreparing, &[("amount", &payment.amount)]),
+            _ => turn.tf_in(lang, Key::PayAskAdmin, &[("amount", &payment.amount), ("expires", &expires)]),
         },
         PaymentMethod::Qris if payment.reference.is_some() => {
             let merchant = turn.policy.payment.qris_of(&turn.market.slug).map(|q| q.merchant_name()).unwrap_or("");
@@ -126,25 +152,38 @@ pub enum PayOutcome {
     WrongAmount { expected: Rupiah },
 }
 
-/// Money came in for an order: from an admin's `/lunas` or a bank notification (`reference`
-/// makes a notification count once). Every rupiah that came is recorded; only the exact amount
-/// of the pending request pays the order.
-#[allow(clippy::too_many_arguments)]
+/// Where money for an order came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub method: PaymentMethod,
+    pub amount: Rupiah,
+    /// Who recorded it: an admin, or `bank`.
+    pub actor: String,
+    /// Makes it count once (the bank's transaction id).
+    pub reference: Option<String>,
+    /// The payment request it answers (a virtual account names one); `None`: whichever is
+    /// pending.
+    pub request: Option<i64>,
+}
+
+/// Money came in for an order: from an admin's `/lunas` or a bank notification. Every rupiah
+/// that came is recorded; only the exact amount of the pending request pays the order.
 pub fn take_payment(
     repo: &mut dyn MarketRepo,
     turn: &mut Turn<'_>,
     order: &Order,
-    method: PaymentMethod,
-    amount: Rupiah,
-    actor: &str,
-    reference: Option<String>,
+    receipt: Receipt,
 ) -> RepoResult<PayOutcome> {
+    let Receipt { method, amount, actor, reference, request } = receipt;
+    let actor = actor.as_str();
     let entry =
         LedgerEntry { reference, ..LedgerEntry::new(order.id, LedgerKind::Payment, method, amount, turn.now, actor) };
     if !repo.record_ledger(&entry)? {
         return Ok(PayOutcome::Duplicate);
     }
-    let pending = repo.current_payment(order.id)?.filter(|p| p.status == PaymentStatus::Pending);
+    let pending = repo
+        .current_payment(order.id)?
+        .filter(|p| p.status == PaymentStatus::Pending && request.is_none_or(|r| r == p.id));
     let outcome = match pending {
         Some(p) if order.status == OrderStatus::AwaitingPayment && p.amount == amount => {
             repo.set_payment_status(p.id, PaymentStatus::Paid)?;
@@ -326,4 +365,58 @@ pub fn status_line(repo: &mut dyn MarketRepo, turn: &Turn<'_>, order: &Order) ->
         parts.push(turn.tf(Key::PayStatusRefunded, &[("amount", &balance.refunded)]));
     }
     Ok((!parts.is_empty()).then(|| parts.join("\n")))
+}
+
+/// News from the bank partner about a payment request: its virtual account (sent to the
+/// shopper), a refusal (the admins take over), or money in (paid, if it is the request's exact
+/// amount while the order waits; otherwise recorded and owed back).
+pub fn bank_news(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, news: &BankNews) -> RepoResult<()> {
+    let Some(payment) = repo.payment(news.payment_id)? else {
+        tracing::warn!(payment = news.payment_id, "bank news about a payment request we do not have; ignored");
+        return Ok(());
+    };
+    let Some(order) = repo.order(payment.order_id)? else {
+        return Ok(());
+    };
+    match &news.event {
+        BankEvent::AccountReady { number, .. } => {
+            repo.set_payment_reference(payment.id, number)?;
+            // A request that lapsed meanwhile (paid otherwise, replaced, expired) is not shown.
+            if payment.status == PaymentStatus::Pending && order.status == OrderStatus::AwaitingPayment {
+                let lang = lang_of(repo, turn, &order.buyer)?;
+                let payment = Payment { reference: Some(number.clone()), ..payment };
+                let msg = request_message(turn, lang, &order, &payment, "");
+                turn.send(&order.buyer.clone(), msg);
+            }
+        }
+        BankEvent::AccountRefused { reason } => {
+            if payment.status == PaymentStatus::Pending {
+                let expires = local(payment.expires_at).format("%H:%M").to_string();
+                tell_buyer(
+                    repo,
+                    turn,
+                    &order,
+                    Key::PayAskAdmin,
+                    &[("amount", &payment.amount), ("expires", &expires)],
+                    &[],
+                )?;
+                tell_admins(repo, turn, Key::AdminVaRefused, &[("number", &order.number), ("why", reason)])?;
+            }
+        }
+        BankEvent::Paid { amount, transaction_id } => {
+            let receipt = Receipt {
+                method: PaymentMethod::VirtualAccount,
+                amount: *amount,
+                actor: "bank".into(),
+                reference: Some(format!("bank:{transaction_id}")),
+                request: Some(payment.id),
+            };
+            let outcome = take_payment(repo, turn, &order, receipt)?;
+            tracing::info!(order = %order.number, outcome = ?outcome, "bank payment");
+        }
+        BankEvent::Other { status } => {
+            tracing::info!(order = %order.number, status = %status, "bank news with nothing to do");
+        }
+    }
+    Ok(())
 }

@@ -12,16 +12,20 @@ pub enum PaymentMethod {
     Transfer,
     Qris,
     CashOnDelivery,
+    /// A virtual account from the bank partner's API.
+    VirtualAccount,
 }
 
 impl PaymentMethod {
-    pub const ALL: [PaymentMethod; 3] = [PaymentMethod::Transfer, PaymentMethod::Qris, PaymentMethod::CashOnDelivery];
+    pub const ALL: [PaymentMethod; 4] =
+        [PaymentMethod::Transfer, PaymentMethod::VirtualAccount, PaymentMethod::Qris, PaymentMethod::CashOnDelivery];
 
     pub fn code(self) -> &'static str {
         match self {
             PaymentMethod::Transfer => "transfer",
             PaymentMethod::Qris => "qris",
             PaymentMethod::CashOnDelivery => "cod",
+            PaymentMethod::VirtualAccount => "va",
         }
     }
 }

@@ -46,9 +46,11 @@ use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
 use tokio::sync::{Notify, oneshot};
 
+mod bank;
 mod telegram;
 mod vendor;
 mod whatsapp;
+pub use bank::{BankPlan, bank_plan};
 pub use telegram::{BotPlan, telegram_plan, telegram_user};
 pub use vendor::{VendorPlan, vendor_plan};
 pub use whatsapp::{WhatsAppPlan, whatsapp_plan};
@@ -289,8 +291,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     if running == 0 {
         tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
     }
-    // The one HTTP server: Telegram's webhook (in webhook mode), WhatsApp's, and the delivery
-    // vendor's callbacks.
+    // The one HTTP server: Telegram's webhook (in webhook mode), WhatsApp's, the delivery
+    // vendor's callbacks and the bank's payment notifications.
     let mut app = axum::Router::new();
     let mut listen = None;
     if let Some((secret, _, address)) = &webhook {
@@ -352,6 +354,23 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             let state =
                 Arc::new(vendor::CallbackState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
             app = app.merge(vendor::routes(state));
+            listen = listen.or_else(|| config.server_listen.clone());
+        }
+    }
+    match bank_plan(&config) {
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "virtual accounts do not run (their requests wait)"),
+        Ok(Some(plan)) => {
+            tracing::info!(url = %plan.url, "bank partner (virtual accounts) running");
+            let client = reqwest::Client::builder().timeout(config.bank_timeout).build()?;
+            tasks.push(tokio::spawn(bank::post_charges(
+                client,
+                plan.clone(),
+                Arc::clone(&io_store),
+                Arc::clone(&shared),
+            )));
+            let state = Arc::new(bank::NotifyState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
+            app = app.merge(bank::routes(state));
             listen = listen.or_else(|| config.server_listen.clone());
         }
     }

@@ -411,4 +411,20 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX ledger_by_order ON ledger (order_id);
     CREATE INDEX ledger_by_time ON ledger (market, at);
     "#,
+    // 9: virtual-account requests waiting to be posted to the bank partner's API (an outbox for
+    // the bank, as vendor_requests is for the delivery vendor).
+    r#"
+    CREATE TABLE bank_requests (
+        id INTEGER PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        payment_id INTEGER NOT NULL UNIQUE REFERENCES payments(id),
+        body TEXT NOT NULL,               -- serde JSON of VaCharge
+        status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX bank_requests_pending ON bank_requests (next_at) WHERE status = 'pending';
+    "#,
 ];

@@ -23,6 +23,7 @@ pub use inbox::{
 };
 pub use outbox::{OutboxMessage, SendResult};
 pub use outbox::{enqueue, record_send_results_in};
+pub use payment::BankRequest;
 pub use shopper::RepoTx;
 
 impl Store {

@@ -6,6 +6,7 @@ use crate::conversation::{PaymentRepo, RepoResult};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{OrderNumber, PaymentMethod};
 use crate::domain::payment::{LedgerEntry, LedgerKind, NewPayment, Payment, PaymentStatus};
+use crate::integration::bank::VaCharge;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -188,6 +189,23 @@ impl PaymentRepo for RepoTx<'_> {
         Ok(out)
     }
 
+    fn request_virtual_account(&mut self, charge: &VaCharge) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO bank_requests (market, payment_id, body, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![self.market, charge.payment_id, serde_json::to_string(charge)?, ts(self.now)])?;
+        Ok(())
+    }
+
+    fn set_payment_reference(&mut self, payment_id: i64, reference: &str) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE payments SET reference = ?2 WHERE id = ?1 AND market = ?3")?
+            .execute(params![payment_id, reference, self.market])?;
+        Ok(())
+    }
+
     fn refunds_outstanding(&mut self) -> RepoResult<Vec<(OrderNumber, Rupiah)>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT o.number, SUM(CASE l.kind WHEN 'payment' THEN 0 WHEN 'refund' THEN -l.amount ELSE l.amount END) AS due
@@ -205,5 +223,79 @@ impl PaymentRepo for RepoTx<'_> {
             out.push((number, Rupiah(due)));
         }
         Ok(out)
+    }
+}
+
+/// A virtual-account request waiting for the bank's API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BankRequest {
+    pub id: i64,
+    pub market: String,
+    pub charge: VaCharge,
+    pub attempts: u32,
+}
+
+impl super::Store {
+    /// Virtual-account requests due to be posted, oldest first.
+    pub fn due_bank_requests(&self, now: DateTime<Utc>, limit: usize) -> super::StoreResult<Vec<BankRequest>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, market, body, attempts FROM bank_requests
+             WHERE status = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![ts(now), limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, market, body, attempts) in rows {
+            let charge: VaCharge = serde_json::from_str(&body)?;
+            out.push(BankRequest { id, market, charge, attempts });
+        }
+        Ok(out)
+    }
+
+    /// The bank answered for good (a virtual account, or a refusal): the request is done and the
+    /// answer goes into the inbox for the engine, in one transaction. False when it was done
+    /// already.
+    pub fn bank_request_answered(
+        &mut self,
+        id: i64,
+        failed: Option<&str>,
+        event: &crate::channel::InboundEvent,
+    ) -> super::StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE bank_requests SET status = ?2, attempts = attempts + 1, last_error = ?3
+                     WHERE id = ?1 AND status = 'pending'",
+                )?
+                .execute(params![id, if failed.is_some() { "failed" } else { "sent" }, failed])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            super::ingest_in(tx, event)?;
+            Ok(true)
+        })
+    }
+
+    /// Posting failed for now: try again at `next_at`.
+    pub fn bank_request_retry(&mut self, id: i64, error: &str, next_at: DateTime<Utc>) -> super::StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE bank_requests SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, error, ts(next_at)])?;
+            Ok(())
+        })
+    }
+
+    /// The market of a payment request (bank notifications name only the request).
+    pub fn payment_market(&self, payment_id: i64) -> super::StoreResult<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT market FROM payments WHERE id = ?1")?
+            .query_row([payment_id], |r| r.get(0))
+            .optional()?)
     }
 }

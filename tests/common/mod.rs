@@ -2,6 +2,7 @@
 //! speaks to it like a channel would.
 #![allow(dead_code)]
 
+pub mod fake_bank;
 pub mod fake_graph;
 pub mod fake_telegram;
 pub mod fake_vendor;
@@ -160,4 +161,94 @@ pub fn payload(replies: &[Outbound], label: &str) -> String {
         .find(|b| b.label.contains(label))
         .map(|b| b.payload.clone())
         .unwrap_or_else(|| panic!("no button with `{label}` in {replies:#?}"))
+}
+
+/// A `pasar run` child process on a harness's database; killed when dropped. `.1` is the port of
+/// its HTTP server.
+pub struct Running(pub std::process::Child, pub u16);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `pasar run` on the harness's database with `config` (given the free port it is to
+/// listen on, returns the config text) and these environment variables; waits until `ready`
+/// says its server answers (tries another port if the one picked was taken meanwhile).
+pub fn run_pasar(
+    h: &Harness,
+    config: impl Fn(u16) -> String,
+    env: &[(&str, &str)],
+    ready: impl Fn(u16) -> bool,
+) -> Running {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let path = h.dir.path().join("config.toml");
+        std::fs::write(&path, config(port)).expect("config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pasar"));
+        command
+            .arg("--config")
+            .arg(&path)
+            .args(["run", "--db"])
+            .arg(&h.db)
+            .env_remove("PASAR_DB")
+            .env_remove("PASAR_BLIMBING_TELEGRAM_TOKEN")
+            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut running = Running(command.spawn().expect("pasar run"), port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && ready(port) {
+                return running;
+            }
+            if running.0.try_wait().expect("wait").is_some() {
+                break; // The port was taken meanwhile: another one.
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = running.0.kill();
+    }
+    panic!("pasar run did not start");
+}
+
+/// Posts `body` as JSON to `path` on 127.0.0.1:`port` with extra headers; returns the status.
+pub fn post_json(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) -> u16 {
+    use std::io::{Read, Write};
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    let _ = s.write_all(req.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Waits (up to 30 s) until a query on the database gives `want`.
+pub fn wait_for(h: &Harness, sql: &str, want: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = h.count(sql);
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "`{sql}` stayed {got}, wanted {want}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

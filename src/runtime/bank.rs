@@ -1,0 +1,230 @@
+//! The bank partner at run time: virtual-account requests posted to its API (an outbox drained
+//! with retries), and its signed payment notifications taken on the HTTP server into the inbox.
+//! The contract is in [`crate::integration::bank`].
+//!
+//! A charge the bank answers with an account, or refuses for good (4xx, or failures past
+//! [`MAX_BANK_ATTEMPTS`]), becomes bank news in the inbox in the same transaction as the
+//! request's mark, so the engine tells the shopper (or the admins) exactly once.
+
+use super::{Shared, backoff, shared_stopped};
+use crate::channel::{Inbound, InboundEvent};
+use crate::integration::bank::{
+    BankEvent, BankNews, MAX_NOTIFICATION_BODY, Notification, NotificationError, SERVER_KEY_VARIABLE, bank_user,
+    va_number_of,
+};
+use crate::store::{BankRequest, Store};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Tries at one charge before the admins are told (about 20 minutes with the capped backoff).
+pub const MAX_BANK_ATTEMPTS: u32 = 12;
+
+/// What the bank integration needs to run.
+#[derive(Clone)]
+pub struct BankPlan {
+    pub url: String,
+    pub server_key: String,
+}
+
+/// `Ok(None)` when no virtual accounts are configured; an error (virtual accounts wait, the rest
+/// runs) when the server key or the HTTP server is missing.
+pub fn bank_plan(config: &crate::config::Config) -> anyhow::Result<Option<BankPlan>> {
+    let Some(url) = config.bank_url.clone() else {
+        return Ok(None);
+    };
+    let Some(server_key) = std::env::var(SERVER_KEY_VARIABLE).ok().filter(|s| !s.trim().is_empty()) else {
+        anyhow::bail!("virtual accounts need {SERVER_KEY_VARIABLE} in the environment");
+    };
+    if config.server_listen.is_none() {
+        anyhow::bail!("virtual accounts need [server] listen: the bank posts to <your address>/payment/notify");
+    }
+    Ok(Some(BankPlan { url, server_key }))
+}
+
+pub(super) struct NotifyState {
+    pub(super) plan: BankPlan,
+    pub(super) store: Arc<Mutex<Store>>,
+    pub(super) shared: Arc<Shared>,
+}
+
+pub(super) fn routes(state: Arc<NotifyState>) -> axum::Router {
+    axum::Router::new()
+        .route("/payment/notify", axum::routing::post(notify))
+        .layer(DefaultBodyLimit::max(MAX_NOTIFICATION_BODY))
+        .with_state(state)
+}
+
+/// A notification: checked (400 malformed, 401 bad signature, 404 not one of our requests;
+/// nothing stored), then into the inbox keyed by the bank's transaction and status (a duplicate
+/// is answered 200 and ignored), then 200.
+async fn notify(State(state): State<Arc<NotifyState>>, body: Bytes) -> StatusCode {
+    let (news, key) = match Notification::verify(&body, &state.plan.server_key) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(error = %e, "bank notification refused");
+            return match e {
+                NotificationError::Signature => StatusCode::UNAUTHORIZED,
+                NotificationError::UnknownOrder(_) => StatusCode::NOT_FOUND,
+                NotificationError::Malformed(_) | NotificationError::Amount(_) => StatusCode::BAD_REQUEST,
+            };
+        }
+    };
+    let store = Arc::clone(&state.store);
+    let stored = tokio::task::spawn_blocking(move || -> Result<Option<usize>, String> {
+        let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        let Some(market) = store.payment_market(news.payment_id).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let event = InboundEvent {
+            source_id: format!("bank:{key}"),
+            market,
+            user: bank_user(),
+            display_name: None,
+            received_at: Utc::now(),
+            inbound: Inbound::BankNews(Box::new(news)),
+            pressed_on: None,
+        };
+        store.ingest(std::slice::from_ref(&event)).map(Some).map_err(|e| e.to_string())
+    })
+    .await;
+    match stored {
+        Ok(Ok(None)) => StatusCode::NOT_FOUND,
+        Ok(Ok(Some(n))) => super::stored_answer(Ok(Ok(n)), &state.shared, "a bank notification"),
+        Ok(Err(e)) => super::stored_answer(Ok(Err(e)), &state.shared, "a bank notification"),
+        Err(e) => super::stored_answer(Err(e), &state.shared, "a bank notification"),
+    }
+}
+
+/// How posting one charge ended.
+enum Posted {
+    Account { bank: String, number: String },
+    Refused(String),
+    Failed(String),
+}
+
+async fn post(client: &reqwest::Client, plan: &BankPlan, request: &BankRequest) -> Posted {
+    let sent = client
+        .post(format!("{}/v2/charge", plan.url))
+        .basic_auth(&plan.server_key, Some(""))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .json(&request.charge.body())
+        .send()
+        .await;
+    let response = match sent {
+        Ok(r) => r,
+        Err(e) => return Posted::Failed(format!("request: {e}")),
+    };
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    let detail = format!("{status}: {}", text.chars().take(200).collect::<String>());
+    if status.is_success() {
+        return match va_number_of(&answer) {
+            Some((bank, number)) => Posted::Account { bank, number },
+            // The gateway answers 200 with its own status_code in the body: a 4xx there is a
+            // refusal, anything else a try again.
+            None if answer["status_code"].as_str().is_some_and(|c| c.starts_with('4')) => {
+                Posted::Refused(answer["status_message"].as_str().unwrap_or("refused").chars().take(80).collect())
+            }
+            None => Posted::Failed(format!("no virtual account in the answer: {detail}")),
+        };
+    }
+    match status.as_u16() {
+        401 | 403 => {
+            tracing::error!(status = %status, "the bank refuses our server key ({SERVER_KEY_VARIABLE}); requests wait");
+            Posted::Failed(detail)
+        }
+        408 | 409 | 425 | 429 => Posted::Failed(detail),
+        400..=499 => Posted::Refused(status.to_string()),
+        _ => Posted::Failed(detail),
+    }
+}
+
+fn answered(store: &mut Store, request: &BankRequest, event: BankEvent) -> crate::store::StoreResult<bool> {
+    let failed = match &event {
+        BankEvent::AccountRefused { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    let news = InboundEvent {
+        source_id: format!("bank-charge:{}", request.id),
+        market: request.market.clone(),
+        user: bank_user(),
+        display_name: None,
+        received_at: Utc::now(),
+        inbound: Inbound::BankNews(Box::new(BankNews { payment_id: request.charge.payment_id, event })),
+        pressed_on: None,
+    };
+    store.bank_request_answered(request.id, failed.as_deref(), &news)
+}
+
+/// Posts due charges until the process stops; woken by new outbox work or every second.
+pub(super) async fn post_charges(
+    client: reqwest::Client,
+    plan: BankPlan,
+    store: Arc<Mutex<Store>>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let due = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || {
+                store
+                    .lock()
+                    .map_err(|_| "store lock poisoned".to_string())?
+                    .due_bank_requests(Utc::now(), 16)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+        };
+        let due = match due {
+            Ok(Ok(due)) => due,
+            other => {
+                tracing::error!(result = ?other.map(|r| r.err()), "reading bank requests failed");
+                Vec::new()
+            }
+        };
+        for request in due {
+            let posted = post(&client, &plan, &request).await;
+            let store = Arc::clone(&store);
+            let shared_for_store = Arc::clone(&shared);
+            let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+                let event = match posted {
+                    Posted::Account { bank, number } => BankEvent::AccountReady { bank, number },
+                    Posted::Refused(reason) => BankEvent::AccountRefused { reason },
+                    Posted::Failed(e) if request.attempts + 1 >= MAX_BANK_ATTEMPTS => {
+                        tracing::error!(market = %request.market, error = %e, "bank unreachable; giving up");
+                        BankEvent::AccountRefused { reason: "unreachable".into() }
+                    }
+                    Posted::Failed(e) => {
+                        tracing::warn!(market = %request.market, error = %e, "bank charge failed; retrying");
+                        let wait = chrono::Duration::from_std(backoff(request.attempts + 1)).unwrap_or_default();
+                        return store.bank_request_retry(request.id, &e, Utc::now() + wait).map_err(|e| e.to_string());
+                    }
+                };
+                let new = answered(&mut store, &request, event).map_err(|e| e.to_string())?;
+                if new {
+                    shared_for_store.inbox.notify_waiters();
+                }
+                Ok(())
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
+                tracing::error!(error = %e, "recording a bank request failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shared.outbox.notified() => {}
+            _ = shared_stopped(&shared) => return,
+        }
+    }
+}
