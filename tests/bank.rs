@@ -212,3 +212,34 @@ fn base64_of(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn money_for_an_expired_order_is_recorded_and_owed_back_and_counts_once() {
+    use pasar_online::channel::{Inbound, InboundEvent};
+    use pasar_online::conversation::engine::Clock;
+    use pasar_online::integration::bank::{BankEvent, BankNews, bank_user};
+    let mut h = bank_market("http://127.0.0.1:9");
+    let number = va_order(&mut h);
+    let payment = h.count("SELECT id FROM payments WHERE status = 'pending'");
+    h.clock.advance(chrono::Duration::minutes(61));
+    h.engine.process_pending().expect("timers");
+    assert_eq!(status(&h, &number), "cancelled");
+    let paid = BankEvent::Paid { amount: pasar_online::domain::money::Rupiah(9000), transaction_id: "tx-late".into() };
+    for _ in 0..2 {
+        // The same money reported twice (under two inbox keys): one ledger row.
+        let event = InboundEvent {
+            source_id: format!("bank:tx-late:{}", h.count("SELECT COUNT(*) FROM inbox")),
+            market: "blimbing".into(),
+            user: bank_user(),
+            display_name: None,
+            received_at: h.clock.now(),
+            inbound: Inbound::BankNews(Box::new(BankNews { payment_id: payment, event: paid.clone() })),
+            pressed_on: None,
+        };
+        h.deliver_event(event);
+    }
+    assert_eq!(ledger(&h, &number, "payment"), 9000);
+    assert_eq!(ledger(&h, &number, "refund_owed"), 9000);
+    assert_eq!(status(&h, &number), "cancelled");
+    assert_eq!(h.count("SELECT COUNT(*) FROM payments WHERE status = 'expired'"), 1);
+}
