@@ -19,6 +19,8 @@ fn play(file: &Path) -> (String, String) {
     // A fixed invite secret, so invite codes in the transcripts are the same on every run.
     let mut config = Config::default();
     config.policy.invite_secret = Some("transcripts".into());
+    // Virtual accounts offered too (the bank's news is played by `--- bank ... ---` lines).
+    config.policy.payment.va_bank = Some("bni".into());
     let open = || {
         pasar_online::runtime::open_engine(&config, &db, Arc::clone(&clock) as Arc<dyn Clock>)
             .map_err(|e| ConsoleError::Script(e.to_string()))

@@ -9,7 +9,9 @@
 //! Scripts (`--script FILE`) use the transcript format of `tests/transcripts/`: `> ` lines are what
 //! the user types, `< ` lines are expected bot output and are skipped on input, `#` lines are
 //! comments, and `--- restart ---`, `--- clock <RFC 3339 time> ---`, `--- user <name> ---` are
-//! directives.
+//! directives. `--- bank account <order> <number> ---` and `--- bank paid <order> <amount> <tx>
+//! ---` play the bank partner's news about the order's latest payment request (its virtual
+//! account is ready; money came in), as the runtime would store them.
 
 use crate::channel::{Button, ChannelKind, Inbound, InboundEvent, Outbound, Request, UserKey};
 use crate::conversation::engine::{Clock, Engine};
@@ -299,6 +301,45 @@ pub fn switch_actor(engine: &mut Engine, market: &str, spec: &str) -> Result<Str
     Ok(name.to_string())
 }
 
+/// The bank's news a script plays (`account <order> <number>` or `paid <order> <amount> <tx>`).
+fn bank_event(
+    engine: &Engine,
+    market: &str,
+    news: &str,
+    key: &str,
+    line_no: usize,
+) -> Result<InboundEvent, ConsoleError> {
+    use crate::integration::bank::{BankEvent, BankNews, bank_user};
+    let bad = || {
+        ConsoleError::Script(format!(
+            "line {line_no}: bank news is `account <order> <number>` or `paid <order> <amount> <tx>`"
+        ))
+    };
+    let words: Vec<&str> = news.split_whitespace().collect();
+    let number = words.get(1).and_then(|n| crate::domain::order::OrderNumber::parse(n)).ok_or_else(bad)?;
+    let event = match (words.first(), &words[2..]) {
+        (Some(&"account"), [account]) => BankEvent::AccountReady { bank: "bni".into(), number: account.to_string() },
+        (Some(&"paid"), [amount, tx]) => BankEvent::Paid {
+            amount: crate::domain::money::Rupiah::parse(amount).ok_or_else(bad)?,
+            transaction_id: tx.to_string(),
+        },
+        _ => return Err(bad()),
+    };
+    let payment_id = engine
+        .store_ref()
+        .latest_payment_of(market, &number)?
+        .ok_or_else(|| ConsoleError::Script(format!("line {line_no}: order {number} has no payment request")))?;
+    Ok(InboundEvent {
+        source_id: format!("console:{market}:bank:script-{key}:{line_no}"),
+        market: market.to_string(),
+        user: bank_user(),
+        display_name: None,
+        received_at: engine.now(),
+        inbound: Inbound::BankNews(Box::new(BankNews { payment_id, event })),
+        pressed_on: None,
+    })
+}
+
 /// Plays a script (transcript format) and writes the whole conversation to `out`.
 /// `open` opens the engine; it is called again on `--- restart ---`, as a real restart would.
 /// Each typed line's inbox id comes from the script's content and line number, so playing the
@@ -352,6 +393,12 @@ pub fn run_script(
                 ConsoleChat::new(&mut engine, &options.market, &user)?.catch_up(out)?;
             } else if let Some(name) = directive.strip_prefix("user ") {
                 user = name.trim().to_string();
+            } else if let Some(news) = directive.strip_prefix("bank ") {
+                let key: String =
+                    sha2::Digest::finalize(prefix.clone()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+                let event = bank_event(&engine, &options.market, news.trim(), &key, line_no)?;
+                engine.store().ingest(std::slice::from_ref(&event))?;
+                ConsoleChat::new(&mut engine, &options.market, &user)?.catch_up(out)?;
             } else {
                 return Err(ConsoleError::Script(format!("line {line_no}: unknown directive `{directive}`")));
             }

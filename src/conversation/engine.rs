@@ -154,6 +154,11 @@ impl Engine {
         &mut self.store
     }
 
+    /// The store, for reading.
+    pub fn store_ref(&self) -> &Store {
+        &self.store
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

@@ -290,6 +290,18 @@ impl super::Store {
         })
     }
 
+    /// The latest payment request of an order of a market.
+    pub fn latest_payment_of(&self, market: &str, number: &OrderNumber) -> super::StoreResult<Option<i64>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT p.id FROM payments p JOIN orders o ON o.id = p.order_id
+                 WHERE o.market = ?1 AND o.number = ?2 ORDER BY p.id DESC LIMIT 1",
+            )?
+            .query_row(params![market, number.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The market of a payment request (bank notifications name only the request).
     pub fn payment_market(&self, payment_id: i64) -> super::StoreResult<Option<String>> {
         Ok(self
