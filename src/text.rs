@@ -477,6 +477,19 @@ keys! {
     PaymentsKindRefund => "payments_kind_refund",
     PaymentsOwedHeader => "payments_owed_header",
     PaymentsOwedLine => "payments_owed_line",
+    // Cash at the door.
+    JobCashAsk => "job_cash_ask",
+    JobCashNeedAmount => "job_cash_need_amount",
+    JobCashCheckLess => "job_cash_check_less",
+    JobCashCheckMore => "job_cash_check_more",
+    JobCashNoted => "job_cash_noted",
+    JobCashCancelled => "job_cash_cancelled",
+    JobDeliveredCash => "job_delivered_cash",
+    BtnCashExact => "btn_cash_exact",
+    BtnCashConfirm => "btn_cash_confirm",
+    AdminCashShort => "admin_cash_short",
+    RefundWhyCashOver => "refund_why_cash_over",
+    PaymentsKindCash => "payments_kind_cash",
 }
 
 /// Parsed catalog: key -> sentence.

@@ -1,6 +1,7 @@
 //! Free delivery through the real engine on a temp database: who gets offered a job, offers that
-//! lapse or are passed, the slot-near offer, forged and stale courier buttons, the photo at the
-//! door, a failed delivery and its reassignment, live positions and the shopper's timeline.
+//! lapse or are passed, the slot-near offer, forged and stale courier buttons, the cash and the
+//! photo at the door, a failed delivery and its reassignment, live positions and the shopper's
+//! timeline.
 
 mod common;
 
@@ -10,8 +11,10 @@ use common::market::{
     ready_order, start_shift, sub_of,
 };
 use common::{Harness, joined, payload};
-use pasar_online::channel::{Inbound, Outbound};
+use pasar_online::channel::{Inbound, InboundEvent, Outbound};
+use pasar_online::conversation::engine::Clock;
 use pasar_online::conversation::payload::Action;
+use pasar_online::domain::money::Rupiah;
 
 /// Every message queued for a console user, oldest first.
 fn messages_to(h: &Harness, user: &str) -> Vec<Outbound> {
@@ -196,6 +199,7 @@ fn forged_and_stale_courier_buttons_change_nothing() {
         Action::CourierPicked { delivery: d, sub }.encode(),
         Action::CourierDepart(d).encode(),
         Action::CourierDelivered(d).encode(),
+        Action::CourierCash { delivery: d, amount: Rupiah(9_000) }.encode(),
         Action::CourierFailReason { delivery: d, reason: pasar_online::domain::delivery::FailReason::Refused }.encode(),
     ] {
         let r = h.button(&forged);
@@ -242,12 +246,15 @@ fn the_photo_at_the_door_is_kept_and_survives_a_restart_while_awaited() {
 
     as_user(&mut h, "budi");
     let r = h.button(&Action::CourierDelivered(d).encode());
+    assert!(joined(&r).contains("tagihannya Rp 9.000"), "paid at the door: the cash first: {r:#?}");
+    let r = h.button(&payload(&r, "Diterima pas Rp 9.000"));
     assert!(joined(&r).contains("Kirim foto bukti"), "{r:#?}");
     h.restart();
     let r = h.text("sudah mas");
     assert!(joined(&r).contains("Yang dibutuhkan fotonya"), "still waiting after a restart: {r:#?}");
     let r = h.send(Inbound::Image { reference: "AgACAgUAAxk-proof".into(), caption: None });
     assert!(joined(&r).contains("selesai diantar"), "{r:#?}");
+    assert_eq!(ledger(&h, &number), vec![payment_row(9_000, d)], "the cash counted before the restart");
     assert_eq!(
         h.count(&format!(
             "SELECT COUNT(*) FROM deliveries WHERE id = {d} AND status = 'delivered' AND proof = 'AgACAgUAAxk-proof'"
@@ -329,6 +336,7 @@ fn ratings_come_after_delivery_once_each_from_the_shopper_only() {
     h.button(&Action::CourierPicked { delivery: d, sub }.encode());
     h.button(&Action::CourierDepart(d).encode());
     h.button(&Action::CourierDelivered(d).encode());
+    h.button(&Action::CourierCash { delivery: d, amount: Rupiah(9_000) }.encode());
     h.send(Inbound::Image { reference: "door".into(), caption: None });
     let ask = last_to(&h, "ani");
     assert!(ask.text.contains("kurir Budi Santoso"), "{}", ask.text);
@@ -398,4 +406,222 @@ fn a_delivery_still_open_when_its_slot_ends_is_reported_once() {
     wait(&mut h, 30);
     assert_eq!(late(&h, ADMIN, "sudah lewat"), 1, "once");
     assert_eq!(delivery(&h, &number).1, "assigned", "nothing moved: a late delivery goes on");
+}
+
+/// A ledger row as the tests compare it: kind, method, amount, actor, reference.
+type LedgerRow = (String, String, i64, String, Option<String>);
+
+/// The order's ledger, oldest first.
+fn ledger(h: &Harness, number: &str) -> Vec<LedgerRow> {
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    let mut stmt = conn
+        .prepare(
+            "SELECT kind, method, amount, actor, reference FROM ledger
+             WHERE order_id = (SELECT id FROM orders WHERE number = ?1) ORDER BY id",
+        )
+        .expect("sql");
+    stmt.query_map([number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+/// The cash Budi collected at the door of delivery `d`.
+fn payment_row(amount: i64, d: i64) -> LedgerRow {
+    ("payment".into(), "cod".into(), amount, "courier:console:budi".into(), Some(format!("cod:{d}")))
+}
+
+/// Budi (on shift) and Siti (registered, off shift); Ani's order of 3 ikat kangkung (Rp 9.000,
+/// paid at the door) collected by Budi and on the road. Budi is typing.
+fn on_the_road(h: &mut Harness) -> (String, i64) {
+    market_with_couriers(h, &[BUDI, SITI]);
+    start_shift(h, "budi");
+    let (number, d) = ready_order(h, "ani", None);
+    let sub = sub_of(h, &number);
+    as_user(h, "budi");
+    h.button(&Action::CourierTake(d).encode());
+    h.button(&Action::CourierPicked { delivery: d, sub }.encode());
+    let r = h.button(&Action::CourierDepart(d).encode());
+    assert!(joined(&r).contains("tagih Rp 9.000 tunai"), "{r:#?}");
+    (number, d)
+}
+
+fn photo(h: &mut Harness, reference: &str) -> Vec<Outbound> {
+    h.send(Inbound::Image { reference: reference.into(), caption: None })
+}
+
+#[test]
+fn the_cash_at_the_door_is_confirmed_and_recorded_once_with_the_delivery() {
+    let mut h = Harness::new("blimbing");
+    let (number, d) = on_the_road(&mut h);
+    let r = h.button(&Action::CourierDelivered(d).encode());
+    assert!(joined(&r).contains("dibayar di tempat: tagihannya Rp 9.000"), "{r:#?}");
+    assert!(r.iter().all(|m| m.expects_text), "a typed amount is an answer, not a menu choice");
+    let exact = payload(&r, "Diterima pas Rp 9.000");
+    assert_eq!(exact, Action::CourierCash { delivery: d, amount: Rupiah(9_000) }.encode());
+    // Pressed twice (a double tap, or the button of an older message): the photo is asked each
+    // time, and nothing is written before it comes.
+    for _ in 0..2 {
+        let r = joined(&h.button(&exact));
+        assert!(r.contains("Uang dari pembeli: Rp 9.000"), "{r}");
+        assert!(r.contains("Kirim foto bukti"), "{r}");
+    }
+    assert_eq!(ledger(&h, &number), vec![], "recorded with the delivery, not before");
+    // The photo, then the same update delivered again by the platform, then the cash button and
+    // another photo after the delivery: one row.
+    let event = InboundEvent {
+        source_id: "test:budi:door-photo".into(),
+        market: h.market.clone(),
+        user: h.user.clone(),
+        display_name: None,
+        received_at: h.clock.now(),
+        inbound: Inbound::Image { reference: "door".into(), caption: None },
+        pressed_on: None,
+    };
+    let r = h.deliver_event(event.clone());
+    assert!(joined(&r).contains("selesai diantar, dan Rp 9.000 tunai dari pembeli sudah dicatat"), "{r:#?}");
+    assert!(h.deliver_event(event).is_empty(), "a redelivered update is handled once");
+    let r = h.button(&exact);
+    assert!(joined(&r).contains("sudah dilakukan atau sudah lewat"), "{r:#?}");
+    photo(&mut h, "door-again");
+    assert_eq!(ledger(&h, &number), vec![payment_row(9_000, d)]);
+    assert_eq!(delivery(&h, &number).1, "delivered");
+    // The exact amount: nobody hears of a difference.
+    assert!(!messages_to(&h, ADMIN).iter().any(|m| m.text.contains("kurang")));
+    assert!(!messages_to(&h, "ani").iter().any(|m| m.text.contains("dikembalikan")));
+    // The shopper sees it paid; the office sees it under bayar di tempat, with who has the cash.
+    as_user(&mut h, "ani");
+    let status = joined(&h.command(&format!("/status {number}")));
+    assert!(status.contains("💰 Dibayar: Rp 9.000"), "{status}");
+    as_user(&mut h, ADMIN);
+    let report = joined(&h.command("/pembayaran"));
+    assert!(report.contains("• 💵 Bayar di tempat: 1×, jumlah Rp 9.000"), "{report}");
+    assert!(report.contains(&format!("{number} · 💵 Bayar di tempat, diterima Budi Santoso · Rp 9.000")), "{report}");
+    assert!(report.contains("Total masuk: Rp 9.000"), "{report}");
+    let r = joined(&h.command(&format!("/lunas {number}")));
+    assert!(r.contains("dibayar di tempat"), "{r}");
+    assert_eq!(ledger(&h, &number).len(), 1);
+}
+
+#[test]
+fn a_shortfall_is_confirmed_before_it_is_recorded_and_the_admins_hear_who_collected_it() {
+    let mut h = Harness::new("blimbing");
+    let (number, d) = on_the_road(&mut h);
+    h.button(&Action::CourierDelivered(d).encode());
+    // Not an amount, or the photo first: the cash is asked again.
+    let r = joined(&h.text("sudah"));
+    assert!(r.contains("Catat dulu uang dari pembeli"), "{r}");
+    let r = joined(&photo(&mut h, "too-early"));
+    assert!(r.contains("Catat dulu uang dari pembeli"), "{r}");
+    // A slip of the thumb is shown back, not recorded; typed again.
+    let r = joined(&h.text("80000"));
+    assert!(r.contains("lebih Rp 71.000 dari tagihan Rp 9.000"), "{r}");
+    let r = h.text("8rb");
+    assert!(joined(&r).contains("kurang Rp 1.000 dari tagihan Rp 9.000"), "{r:#?}");
+    assert_eq!(ledger(&h, &number), vec![]);
+    let r = h.button(&payload(&r, "Ya, diterima Rp 8.000"));
+    assert!(joined(&r).contains("Kirim foto bukti"), "{r:#?}");
+    let r = joined(&photo(&mut h, "door"));
+    assert!(r.contains("Rp 8.000 tunai dari pembeli sudah dicatat"), "{r}");
+    assert_eq!(ledger(&h, &number), vec![payment_row(8_000, d)], "the money that came; nothing owed back");
+    let alerts: Vec<String> =
+        messages_to(&h, ADMIN).into_iter().map(|m| m.text).filter(|t| t.contains("kurang")).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains(
+            "kurir Budi Santoso menerima Rp 8.000 dari pembeli Ani Rahayu (0812-3456-7890), kurang Rp 1.000 dari tagihan Rp 9.000"
+        ),
+        "{}",
+        alerts[0]
+    );
+    assert!(!messages_to(&h, "ani").iter().any(|m| m.text.contains("dikembalikan")));
+    as_user(&mut h, "ani");
+    assert!(joined(&h.command(&format!("/status {number}"))).contains("💰 Dibayar: Rp 8.000"));
+}
+
+#[test]
+fn more_cash_than_the_bill_is_owed_back_to_the_shopper() {
+    let mut h = Harness::new("blimbing");
+    let (number, d) = on_the_road(&mut h);
+    h.button(&Action::CourierDelivered(d).encode());
+    let r = h.text("Rp 10.000");
+    assert!(joined(&r).contains("lebih Rp 1.000 dari tagihan Rp 9.000"), "{r:#?}");
+    h.button(&payload(&r, "Ya, diterima Rp 10.000"));
+    photo(&mut h, "door");
+    let owed: LedgerRow = ("refund_owed".into(), "cod".into(), 1_000, "courier:console:budi".into(), None);
+    assert_eq!(ledger(&h, &number), vec![payment_row(10_000, d), owed], "paid minus owed is the bill");
+    assert!(
+        messages_to(&h, "ani")
+            .iter()
+            .any(|m| m.text.contains(&format!("Rp 1.000 dari pembayaran pesanan {number} akan dikembalikan"))),
+        "the shopper hears it"
+    );
+    let told = last_to(&h, ADMIN).text;
+    assert!(told.contains("Rp 1.000 harus dikembalikan ke pembeli Ani Rahayu"), "{told}");
+    assert!(told.contains("lebih dari tagihan Rp 9.000"), "{told}");
+    // Given back and recorded like any refund.
+    as_user(&mut h, ADMIN);
+    let r = joined(&h.command(&format!("/refund {number} 1000 kembalian")));
+    assert!(r.contains("Masih harus dikembalikan: Rp 0"), "{r}");
+    as_user(&mut h, "ani");
+    let status = joined(&h.command(&format!("/status {number}")));
+    assert!(status.contains("💰 Dibayar: Rp 9.000"), "{status}");
+}
+
+#[test]
+fn a_cash_press_by_anyone_but_the_delivery_s_courier_records_nothing() {
+    let mut h = Harness::new("blimbing");
+    let (number, d) = on_the_road(&mut h);
+    let forged = Action::CourierCash { delivery: d, amount: Rupiah(9_000) }.encode();
+    as_user(&mut h, "siti");
+    let r = joined(&h.button(&forged));
+    assert!(r.contains("bukan untuk Anda"), "{r}");
+    let r = joined(&photo(&mut h, "not-hers"));
+    assert!(!r.contains("selesai diantar"), "{r}");
+    as_user(&mut h, "ani");
+    let r = joined(&h.button(&forged));
+    assert!(r.contains("Tombol itu sudah tidak berlaku"), "{r}");
+    as_user(&mut h, "budi");
+    let r = joined(&h.button(&Action::CourierCash { delivery: d + 1000, amount: Rupiah(9_000) }.encode()));
+    assert!(r.contains("bukan untuk Anda"), "{r}");
+    assert!(joined(&h.button("k:cash:1:0")).contains("Tombol itu sudah tidak berlaku"));
+    // Budi's photo is not awaited after those presses either: it is shopping.
+    let r = joined(&photo(&mut h, "stray"));
+    assert!(!r.contains("selesai diantar"), "{r}");
+    assert_eq!(ledger(&h, &number), vec![]);
+    assert_eq!(delivery(&h, &number).1, "on_the_way");
+}
+
+#[test]
+fn a_restart_while_the_cash_is_asked_loses_nothing() {
+    let mut h = Harness::new("blimbing");
+    let (number, d) = on_the_road(&mut h);
+    // A courier waiting for the photo when cash was not yet asked (a state saved by an older
+    // version): the photo brings the cash question first.
+    {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        let state = format!(r#"{{"ReceiveProof":{{"delivery":{d}}}}}"#);
+        let n = conn
+            .execute("UPDATE conversations SET state = ?1 WHERE user_id = 'budi' AND role = 'courier'", [state])
+            .expect("state");
+        assert_eq!(n, 1);
+    }
+    h.restart();
+    let r = joined(&photo(&mut h, "door"));
+    assert!(r.contains("Catat dulu uang dari pembeli"), "{r}");
+    assert_eq!(delivery(&h, &number).1, "on_the_way");
+    // Waiting for the amount across a restart; "batal" leaves it with nothing recorded.
+    h.restart();
+    let r = joined(&h.text("batal"));
+    assert!(r.contains("pengantaran dan uangnya belum dicatat"), "{r}");
+    let r = h.command("/tugas");
+    let r = h.button(&payload(&r, "Terkirim"));
+    assert!(joined(&r).contains("tagihannya Rp 9.000"), "asked again: {r:#?}");
+    h.restart();
+    let r = joined(&h.text("9.000"));
+    assert!(r.contains("Uang dari pembeli: Rp 9.000"), "the bill typed is taken at once: {r}");
+    h.restart();
+    let r = joined(&photo(&mut h, "door"));
+    assert!(r.contains("selesai diantar"), "{r}");
+    assert_eq!(ledger(&h, &number), vec![payment_row(9_000, d)]);
 }

@@ -609,16 +609,19 @@ fn a_courier_on_telegram_shares_a_live_location_and_delivers_with_a_photo() {
     h.button(&Action::CourierPicked { delivery: d, sub }.encode());
     h.button(&Action::CourierDepart(d).encode());
 
-    // On the road, through the real channel: live location points, Terkirim, the photo.
+    // On the road, through the real channel: live location points, Terkirim, the cash collected
+    // (paid at the door: typed in the chat), the photo.
     let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let _pasar = start(&fake, h.dir.path(), true);
     fake.live_location(BLIMBING, COURIER, 555, -7.9331, 112.6498);
     fake.live_location(BLIMBING, COURIER, 555, -7.9310, 112.6510);
     fake.press(BLIMBING, COURIER, &Action::CourierDelivered(d).encode());
-    let (_, seen) = fake.wait_for(BLIMBING, COURIER, "Kirim foto bukti", 0);
+    let (_, seen) = fake.wait_for(BLIMBING, COURIER, "tagihannya Rp 9.000", 0);
     assert_eq!(fake.sent_to(BLIMBING, COURIER).len(), seen, "live points are kept without a reply");
     let position = h.count("SELECT CAST(ROUND(lat * 10000) AS INTEGER) FROM couriers");
     assert_eq!(position, -79310, "the latest point is kept");
+    fake.text(BLIMBING, COURIER, "9rb");
+    let (_, seen) = fake.wait_for(BLIMBING, COURIER, "Kirim foto bukti", seen);
     fake.photo(BLIMBING, COURIER, "AgACAgUAAxkBAAIBdoor");
     fake.wait_for(BLIMBING, COURIER, "selesai diantar", seen);
     fake.wait_for(BLIMBING, SHOPPER, "sudah diterima", 0);
@@ -628,6 +631,7 @@ fn a_courier_on_telegram_shares_a_live_location_and_delivers_with_a_photo() {
         "the largest size of the photo is kept as proof"
     );
     assert_eq!(h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{number}' AND status = 'delivered'")), 1);
+    assert_eq!(h.count("SELECT SUM(amount) FROM ledger WHERE kind = 'payment' AND method = 'cod'"), 9_000);
     // The courier's chat gets the courier's commands at start (role menus are set paced).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let menu = loop {

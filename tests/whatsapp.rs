@@ -531,6 +531,9 @@ fn a_courier_on_whatsapp_shares_a_location_and_delivers_with_a_photo() {
     courier.location();
     let (_, seen) = graph.wait_for(COURIER, "Lokasi diperbarui", 0);
     assert_eq!(db_count(h.dir.path(), "SELECT COUNT(*) FROM couriers WHERE lat IS NOT NULL"), 1);
+    // Paid at the door: the cash question's button, as a reply button.
+    courier.press(&Action::CourierCash { delivery: d, amount: pasar_online::domain::money::Rupiah(9_000) }.encode());
+    let (_, seen) = graph.wait_for(COURIER, "Kirim foto bukti", seen);
     let id = courier.wamid();
     let body = fixture("image.json", COURIER, &id, &[("__MEDIA__", "1234567890123456")]);
     assert_eq!(deliver(running.1, &body), 200);
@@ -544,6 +547,10 @@ fn a_courier_on_whatsapp_shares_a_location_and_delivers_with_a_photo() {
         ),
         1,
         "the media id is kept as proof"
+    );
+    assert_eq!(
+        db_count(h.dir.path(), "SELECT SUM(amount) FROM ledger WHERE kind = 'payment' AND method = 'cod'"),
+        9_000
     );
 }
 

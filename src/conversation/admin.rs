@@ -373,6 +373,12 @@ fn payments_report(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
     }
     for (number, e) in &entries {
         let what = match e.kind {
+            // Cash is with the courier who collected it (the row's note) until it reaches the office.
+            LedgerKind::Payment if e.method == PaymentMethod::CashOnDelivery && e.note.is_some() => {
+                let method = turn.t(super::buyer::payment_key(e.method));
+                let courier = e.note.clone().unwrap_or_default();
+                turn.tf(Key::PaymentsKindCash, &[("method", &method), ("courier", &courier)])
+            }
             LedgerKind::Payment => turn.t(super::buyer::payment_key(e.method)),
             LedgerKind::RefundOwed => turn.t(Key::PaymentsKindOwed),
             LedgerKind::Goodwill => turn.t(Key::PaymentsKindGoodwill),

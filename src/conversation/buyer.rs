@@ -605,6 +605,7 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         | Action::CourierPicked { .. }
         | Action::CourierDepart(_)
         | Action::CourierDelivered(_)
+        | Action::CourierCash { .. }
         | Action::CourierFail(_)
         | Action::CourierFailReason { .. }
         | Action::TraderAccept(_)

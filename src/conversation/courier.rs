@@ -1,15 +1,16 @@
 //! The courier's conversation: shifts (`/mulai`, `/selesai`), their jobs (`/tugas`), the step
-//! buttons of a delivery, the photo at the door, and the position they share.
+//! buttons of a delivery, the cash and the photo at the door, and the position they share.
 //!
 //! [`CourierState`] is what the bot waits for from a courier in the middle of something (the
-//! photo after "Terkirim"). The steps themselves live in [`super::delivery`], which checks every
-//! press against the stored delivery.
+//! cash collected, then the photo, after "Terkirim"). The steps themselves live in
+//! [`super::delivery`], which checks every press against the stored delivery.
 
-use super::delivery::{self, Step, StepFail};
+use super::delivery::{self, AtTheDoor, DoorStep, StepFail};
 use super::payload::Action;
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{CommandMenu, Inbound, Outbound};
 use crate::domain::delivery::{Courier, DeliveryStatus};
+use crate::domain::money::Rupiah;
 use crate::text::Key;
 use serde::{Deserialize, Serialize};
 
@@ -18,15 +19,33 @@ use serde::{Deserialize, Serialize};
 pub enum CourierState {
     #[default]
     Idle,
-    /// The photo at the door, after "Terkirim".
-    ReceiveProof { delivery: i64 },
+    /// The cash collected at the door of an order paid there, after "Terkirim": a button for the
+    /// exact bill, or a typed amount (confirmed by a button when it is not the bill).
+    ReceiveCash { delivery: i64 },
+    /// The photo at the door, after "Terkirim" (and the cash, which is recorded with the photo).
+    ReceiveProof {
+        delivery: i64,
+        /// The cash the courier confirmed, for an order paid at the door. (States saved before
+        /// cash was asked have none: the cash is asked when the photo comes.)
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cash: Option<Rupiah>,
+    },
 }
 
 impl CourierState {
-    /// Waiting for the photo: typed text is answered here (a reminder) rather than taken as
-    /// shopping.
+    /// Waiting for the cash or the photo: typed text is answered here (the amount, or a
+    /// reminder) rather than taken as shopping.
     pub fn is_busy(&self) -> bool {
-        matches!(self, CourierState::ReceiveProof { .. })
+        matches!(self, CourierState::ReceiveCash { .. } | CourierState::ReceiveProof { .. })
+    }
+
+    /// The state after a step at the door of `delivery`.
+    fn at_the_door(delivery: i64, next: AtTheDoor) -> CourierState {
+        match next {
+            AtTheDoor::Cash => CourierState::ReceiveCash { delivery },
+            AtTheDoor::Proof { cash } => CourierState::ReceiveProof { delivery, cash },
+            AtTheDoor::Delivered => CourierState::Idle,
+        }
     }
 }
 
@@ -75,10 +94,14 @@ pub fn step(
             }
         },
         Inbound::Image { reference, .. } => match state {
-            CourierState::ReceiveProof { delivery } => {
-                let step = delivery::proof_received(repo, turn, &me, delivery, reference);
-                went(turn, step)?;
-                Ok(CourierState::Idle)
+            CourierState::ReceiveProof { delivery, cash } => {
+                let step = delivery::proof_received(repo, turn, &me, delivery, reference, cash);
+                door(turn, delivery, step)
+            }
+            // The photo before the cash: the cash first (the photo is sent again after).
+            CourierState::ReceiveCash { delivery } => {
+                let step = delivery::cash_needed(repo, turn, &me, delivery);
+                door(turn, delivery, step)
             }
             CourierState::Idle => {
                 turn.say(Key::CourierPhotoNotNeeded);
@@ -94,20 +117,29 @@ pub fn step(
             Ok(state)
         }
         Inbound::Text(text) => match state {
-            CourierState::ReceiveProof { .. } if is_way_out(text) => {
+            CourierState::ReceiveProof { cash: None, .. } if is_way_out(text) => {
                 turn.say(Key::JobProofCancelled);
                 Ok(CourierState::Idle)
             }
-            CourierState::ReceiveProof { delivery } => {
-                let still_out = repo.delivery(delivery)?.is_some_and(|d| d.status == DeliveryStatus::OnTheWay);
-                if still_out {
-                    turn.say(Key::JobProofNeedPhoto);
-                    Ok(state)
-                } else {
-                    // The delivery ended another way meanwhile: stop waiting for its photo.
-                    turn.say(Key::NotUnderstood);
-                    Ok(CourierState::Idle)
-                }
+            // Nothing was recorded: the cash is asked again with the next "Terkirim".
+            CourierState::ReceiveCash { .. } | CourierState::ReceiveProof { .. } if is_way_out(text) => {
+                turn.say(Key::JobCashCancelled);
+                Ok(CourierState::Idle)
+            }
+            CourierState::ReceiveCash { delivery } | CourierState::ReceiveProof { delivery, .. }
+                if !repo.delivery(delivery)?.is_some_and(|d| d.status == DeliveryStatus::OnTheWay) =>
+            {
+                // The delivery ended another way meanwhile: stop waiting for it.
+                turn.say(Key::NotUnderstood);
+                Ok(CourierState::Idle)
+            }
+            CourierState::ReceiveCash { delivery } => {
+                let step = delivery::cash_typed(repo, turn, &me, delivery, text);
+                door(turn, delivery, step)
+            }
+            CourierState::ReceiveProof { .. } => {
+                turn.say(Key::JobProofNeedPhoto);
+                Ok(state)
             }
             CourierState::Idle => {
                 turn.say(Key::CourierHelp);
@@ -126,17 +158,23 @@ fn is_way_out(text: &str) -> bool {
     matches!(text.trim().to_lowercase().as_str(), "batal" | "menu" | "cancel" | "kembali" | "back" | "ora sido")
 }
 
-/// Whether a step went through; a refusal is told to the courier (nothing changed), a store
-/// failure rolls the event back.
-fn went(turn: &mut Turn<'_>, step: Step) -> RepoResult<bool> {
+/// Whether a step went through (and what it gave); a refusal is told to the courier (nothing
+/// changed), a store failure rolls the event back.
+fn went<T>(turn: &mut Turn<'_>, step: Result<T, StepFail>) -> RepoResult<Option<T>> {
     match step {
-        Ok(()) => Ok(true),
+        Ok(next) => Ok(Some(next)),
         Err(StepFail::Refused(r)) => {
             r.tell(turn);
-            Ok(false)
+            Ok(None)
         }
         Err(StepFail::Repo(e)) => Err(e),
     }
+}
+
+/// The state after a step at the door: what it asks next, or nothing awaited when it was
+/// refused (the delivery moved on, or was never theirs).
+fn door(turn: &mut Turn<'_>, delivery: i64, step: DoorStep) -> RepoResult<CourierState> {
+    Ok(went(turn, step)?.map_or(CourierState::Idle, |next| CourierState::at_the_door(delivery, next)))
 }
 
 fn command(
@@ -218,7 +256,11 @@ fn act(
         Action::CourierDepart(d) => delivery::depart(repo, turn, me, d),
         Action::CourierDelivered(d) => {
             let step = delivery::delivered_pressed(repo, turn, me, d);
-            return Ok(if went(turn, step)? { CourierState::ReceiveProof { delivery: d } } else { state });
+            return Ok(went(turn, step)?.map_or(state, |next| CourierState::at_the_door(d, next)));
+        }
+        Action::CourierCash { delivery: d, amount } => {
+            let step = delivery::cash_confirmed(repo, turn, me, d, amount);
+            return Ok(went(turn, step)?.map_or(state, |next| CourierState::at_the_door(d, next)));
         }
         Action::CourierFail(d) => delivery::fail_pressed(repo, turn, me, d),
         Action::CourierFailReason { delivery: d, reason } => {

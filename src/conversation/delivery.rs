@@ -10,13 +10,16 @@
 
 use super::lifecycle::{lang_of, slot_text, stall_label, tell_buyer, tell_traders};
 use super::payload::Action;
+use super::payment::CashOutcome;
 use super::{MarketRepo, RepoError, RepoResult, Role, Turn};
 use crate::channel::{Button, NoticeKind, Outbound};
 use crate::domain::contact::Address;
 use crate::domain::delivery::{
     Courier, CourierProfile, Delivery, DeliveryStatus, FailReason, Position, choose_courier, eta_between, whatsapp_link,
 };
+use crate::domain::money::Rupiah;
 use crate::domain::order::{Order, OrderNumber, OrderStatus, PaymentMethod, SubOrder, SubOrderStatus};
+use crate::domain::payment::paid_in_advance;
 use crate::domain::slot::local;
 use crate::integration::vendor::{Dropoff, Pickup, PickupStall, VendorJob, VendorStep, VendorUpdate};
 use crate::text::{Key, Lang};
@@ -485,6 +488,9 @@ pub fn vendor_update(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, u: &VendorU
                 return Ok(());
             };
             if u.status == VendorStep::Delivered {
+                // No cash is recorded for an order paid at the door: the vendor's courier has no
+                // chat with us, and its callbacks do not say what was collected (the job only
+                // told it how much to collect).
                 d.status = DeliveryStatus::Delivered;
                 d.proof = u.proof_url.clone();
                 repo.save_delivery(&d, actor, None)?;
@@ -850,33 +856,158 @@ fn fresh_position(turn: &Turn<'_>, position: Option<Position>) -> Option<(f64, f
 /// A shared position older than this is not used for estimates.
 pub const FRESH_POSITION_MINUTES: i64 = 15;
 
-/// Terkirim: the courier is asked for the photo at the door. True when the photo is now awaited.
-pub fn delivered_pressed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> Step {
-    let (_, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
-    let text = turn.tf(Key::JobProofAsk, &[("number", &order.number)]);
-    turn.reply(Outbound::text(text));
-    Ok(())
+/// What a courier is asked for next at the shopper's door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtTheDoor {
+    /// The cash collected, for an order paid at the door (before the photo).
+    Cash,
+    /// The photo; with the cash the courier confirmed, for an order paid at the door.
+    Proof { cash: Option<Rupiah> },
+    /// Nothing more: the order is delivered.
+    Delivered,
 }
 
-/// The photo at the door: the order is delivered.
+/// A courier's step at the door, and what is asked next.
+pub type DoorStep = Result<AtTheDoor, StepFail>;
+
+/// Whether the courier collects the order's money at the door ("bayar di tempat").
+fn collects_cash(order: &Order) -> bool {
+    !paid_in_advance(order.payment)
+}
+
+/// The courier's own delivery, on the road with its order: the steps at the door.
+fn at_the_door(repo: &mut dyn MarketRepo, courier: &Courier, delivery_id: i64) -> Result<(Delivery, Order), StepFail> {
+    let (d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
+    if order.status != OrderStatus::OnDelivery {
+        return Err(JobRefusal::AlreadyDone.into());
+    }
+    Ok((d, order))
+}
+
+/// Terkirim: an order paid at the door first asks the cash collected; any other the photo.
+pub fn delivered_pressed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+) -> DoorStep {
+    let (d, order) = at_the_door(repo, courier, delivery_id)?;
+    if collects_cash(&order) {
+        let text = turn.tf(Key::JobCashAsk, &[("number", &order.number), ("total", &order.total())]);
+        let msg = cash_question(turn, &order, d.id, text, None);
+        turn.reply(msg);
+        return Ok(AtTheDoor::Cash);
+    }
+    let text = turn.tf(Key::JobProofAsk, &[("number", &order.number)]);
+    turn.reply(Outbound::text(text));
+    Ok(AtTheDoor::Proof { cash: None })
+}
+
+/// The cash question: typed amounts are answers; a button takes the exact bill, and another
+/// one the amount the courier typed (`typed`), once they confirm it.
+fn cash_question(turn: &Turn<'_>, order: &Order, delivery_id: i64, text: String, typed: Option<Rupiah>) -> Outbound {
+    let due = order.total();
+    let mut buttons = Vec::new();
+    if let Some(amount) = typed {
+        buttons.push(Button {
+            label: turn.tf(Key::BtnCashConfirm, &[("amount", &amount)]),
+            payload: Action::CourierCash { delivery: delivery_id, amount }.encode(),
+        });
+    }
+    buttons.push(Button {
+        label: turn.tf(Key::BtnCashExact, &[("amount", &due)]),
+        payload: Action::CourierCash { delivery: delivery_id, amount: due }.encode(),
+    });
+    Outbound::question(text, buttons)
+}
+
+/// The cash still to be counted (the photo came first, or the typed line was no amount): asked
+/// again, with the button.
+pub fn cash_needed(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, courier: &Courier, delivery_id: i64) -> DoorStep {
+    let (d, order) = at_the_door(repo, courier, delivery_id)?;
+    let text = turn.tf(Key::JobCashNeedAmount, &[("number", &order.number), ("total", &order.total())]);
+    let msg = cash_question(turn, &order, d.id, text, None);
+    turn.reply(msg);
+    Ok(AtTheDoor::Cash)
+}
+
+/// The courier confirmed the cash collected (the exact bill, or an amount they typed): the photo
+/// is asked next. Nothing is written yet: the cash is recorded with the delivery itself, when
+/// the photo comes, so a delivery that fails after the count records no money.
+pub fn cash_confirmed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+    amount: Rupiah,
+) -> DoorStep {
+    let (_, order) = at_the_door(repo, courier, delivery_id)?;
+    if !collects_cash(&order) {
+        return Err(JobRefusal::AlreadyDone.into());
+    }
+    let noted = turn.tf(Key::JobCashNoted, &[("amount", &amount)]);
+    let ask = turn.tf(Key::JobProofAsk, &[("number", &order.number)]);
+    turn.reply(Outbound::text(format!("{noted}\n{ask}")));
+    Ok(AtTheDoor::Proof { cash: Some(amount) })
+}
+
+/// A line typed while the cash is asked: the exact bill is taken at once; another amount is
+/// shown back with a button to confirm it (a slip of the thumb must not become a shortfall or a
+/// refund); anything else asks again.
+pub fn cash_typed(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    courier: &Courier,
+    delivery_id: i64,
+    typed: &str,
+) -> DoorStep {
+    let (d, order) = at_the_door(repo, courier, delivery_id)?;
+    let due = order.total();
+    match Rupiah::parse(typed) {
+        Some(amount) if amount == due => cash_confirmed(repo, turn, courier, delivery_id, amount),
+        Some(amount) => {
+            let (key, diff) = if amount < due {
+                (Key::JobCashCheckLess, Rupiah(due.0 - amount.0))
+            } else {
+                (Key::JobCashCheckMore, Rupiah(amount.0 - due.0))
+            };
+            let text = turn.tf(key, &[("amount", &amount), ("diff", &diff), ("total", &due)]);
+            let msg = cash_question(turn, &order, d.id, text, Some(amount));
+            turn.reply(msg);
+            Ok(AtTheDoor::Cash)
+        }
+        None => cash_needed(repo, turn, courier, delivery_id),
+    }
+}
+
+/// The photo at the door: the order is delivered, and the cash the courier confirmed (for an
+/// order paid at the door) goes into the ledger in the same step.
 pub fn proof_received(
     repo: &mut dyn MarketRepo,
     turn: &mut Turn<'_>,
     courier: &Courier,
     delivery_id: i64,
     photo: &str,
-) -> Step {
-    let (mut d, order) = at_step(repo, courier, delivery_id, DeliveryStatus::OnTheWay)?;
-    if order.status != OrderStatus::OnDelivery {
-        return Err(JobRefusal::AlreadyDone.into());
-    }
+    cash: Option<Rupiah>,
+) -> DoorStep {
+    let (mut d, order) = at_the_door(repo, courier, delivery_id)?;
+    let cash = match cash {
+        Some(amount) if collects_cash(&order) => Some(amount),
+        // Waiting for the photo without the cash counted (a state saved before cash was asked):
+        // the cash first, then the photo again.
+        None if collects_cash(&order) => return cash_needed(repo, turn, courier, delivery_id),
+        _ => None,
+    };
     let actor = turn.actor(Role::Courier);
     d.proof = Some(photo.to_string());
     move_delivery(repo, &mut d, DeliveryStatus::Delivered, &actor, None)??;
     repo.set_order_status(order.id, OrderStatus::OnDelivery, OrderStatus::Delivered, &actor, None)?;
     repo.set_idle(courier.id)?;
     offer_waiting(repo, turn)?;
-    let text = turn.tf(Key::JobDelivered, &[("number", &order.number)]);
+    let text = match cash {
+        Some(amount) => turn.tf(Key::JobDeliveredCash, &[("number", &order.number), ("amount", &amount)]),
+        None => turn.tf(Key::JobDelivered, &[("number", &order.number)]),
+    };
     turn.reply(Outbound::text(text));
     tell_buyer_step(
         repo,
@@ -885,6 +1016,14 @@ pub fn proof_received(
         Key::BuyerDelivered,
         &[("number", &order.number), ("market", &turn.market.name)],
     )?;
+    if let Some(amount) = cash {
+        let reference = format!("cod:{}", d.id);
+        let outcome =
+            super::payment::cash_collected(repo, turn, &order, amount, &actor, &courier.profile.name, reference)?;
+        if outcome == CashOutcome::Duplicate {
+            tracing::warn!(order = %order.number, delivery = d.id, "cash of a delivery recorded twice; kept once");
+        }
+    }
     // Then the first of the ratings: the courier, then each stall.
     let lang = lang_of(repo, turn, &order.buyer)?;
     if let Some(order) = repo.order(order.id)?
@@ -892,7 +1031,7 @@ pub fn proof_received(
     {
         turn.send(&order.buyer, Outbound { notice: Some(NoticeKind::OrderUpdate), ..question });
     }
-    Ok(())
+    Ok(AtTheDoor::Delivered)
 }
 
 /// Gagal kirim: the courier picks a reason.

@@ -6,6 +6,7 @@
 
 use crate::domain::catalog::Category;
 use crate::domain::delivery::FailReason;
+use crate::domain::money::Rupiah;
 use crate::domain::order::{OrderNumber, PaymentMethod};
 use crate::text::Lang;
 
@@ -86,6 +87,11 @@ pub enum Action {
     },
     CourierDepart(i64),
     CourierDelivered(i64),
+    /// The cash collected at the door of an order paid there: the amount the button showed.
+    CourierCash {
+        delivery: i64,
+        amount: Rupiah,
+    },
     CourierFail(i64),
     CourierFailReason {
         delivery: i64,
@@ -168,6 +174,7 @@ impl Action {
             Action::CourierPicked { delivery, sub } => format!("k:pick:{delivery}:{sub}"),
             Action::CourierDepart(id) => format!("k:go:{id}"),
             Action::CourierDelivered(id) => format!("k:done:{id}"),
+            Action::CourierCash { delivery, amount } => format!("k:cash:{delivery}:{}", amount.0),
             Action::CourierFail(id) => format!("k:fail:{id}"),
             Action::CourierFailReason { delivery, reason } => format!("k:why:{delivery}:{}", reason.code()),
         }
@@ -182,6 +189,7 @@ impl Action {
                 | Action::CourierPicked { .. }
                 | Action::CourierDepart(_)
                 | Action::CourierDelivered(_)
+                | Action::CourierCash { .. }
                 | Action::CourierFail(_)
                 | Action::CourierFailReason { .. }
         )
@@ -225,6 +233,10 @@ impl Action {
                 }
                 "go" => Action::CourierDepart(id(arg)?),
                 "done" => Action::CourierDelivered(id(arg)?),
+                "cash" => {
+                    let (delivery, amount) = arg.split_once(':')?;
+                    Action::CourierCash { delivery: id(delivery)?, amount: Rupiah(id(amount)?) }
+                }
                 "fail" => Action::CourierFail(id(arg)?),
                 "why" => {
                     let (delivery, reason) = arg.split_once(':')?;
@@ -365,6 +377,7 @@ mod tests {
             Action::CourierPicked { delivery: 123456789, sub: 123456789 },
             Action::CourierDepart(1),
             Action::CourierDelivered(1),
+            Action::CourierCash { delivery: 123456789, amount: Rupiah(9_999_999_999) },
             Action::CourierFail(1),
             Action::CourierFailReason { delivery: 123456789, reason: FailReason::WrongAddress },
         ];
@@ -393,6 +406,10 @@ mod tests {
             "k:take:0",
             "k:pick:1",
             "k:why:1:lost",
+            "k:cash:1",
+            "k:cash:1:0",
+            "k:cash:1:-9000",
+            "k:cash:1:9.000",
             "k:fly:1",
             "track:1",
             "rate:1:k:0",

@@ -1,6 +1,6 @@
 //! Payment in the order's life: asking for it once every stall has confirmed (and the shopper
-//! agreed to the weighed total), taking it (an admin's `/lunas`, or the bank's notification),
-//! the reminder and the expiry that cancels an unpaid order, and the refunds a paid order owes
+//! agreed to the weighed total), taking it (an admin's `/lunas`, or the bank's notification;
+//! the cash a courier collects at the door of an order paid there), the reminder and the expiry that cancels an unpaid order, and the refunds a paid order owes
 //! when it shrinks or is cancelled.
 //!
 //! Money is never lost track of: every rupiah received is a ledger row, and whatever of it the
@@ -202,6 +202,71 @@ pub fn take_payment(
     };
     owe(repo, turn, order, method, amount, actor, &why)?;
     Ok(outcome)
+}
+
+/// How the cash collected at the door compared with the bill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CashOutcome {
+    /// The exact amount.
+    Exact,
+    /// Less than the bill by this much: the admins were told.
+    Short(Rupiah),
+    /// More than the bill by this much: owed back to the shopper.
+    Over(Rupiah),
+    /// Recorded before under the same reference: nothing changed.
+    Duplicate,
+}
+
+/// The cash a courier (`collector`, by name) collected at the door of an order paid there, as
+/// they counted it; `reference` (`cod:<delivery>`) makes it count once. The whole amount is one
+/// payment row. More than the order costs is owed back at once (the existing refund path, so
+/// paid minus owed is the order's price); less is told to the admins and nothing else is
+/// written: the ledger holds only money that moved, so such an order keeps less than it costs
+/// until the market settles the difference outside the bot.
+#[allow(clippy::too_many_arguments)]
+pub fn cash_collected(
+    repo: &mut dyn MarketRepo,
+    turn: &mut Turn<'_>,
+    order: &Order,
+    amount: Rupiah,
+    actor: &str,
+    collector: &str,
+    reference: String,
+) -> RepoResult<CashOutcome> {
+    let entry = LedgerEntry {
+        reference: Some(reference),
+        note: Some(collector.to_string()),
+        ..LedgerEntry::new(order.id, LedgerKind::Payment, PaymentMethod::CashOnDelivery, amount, turn.now, actor)
+    };
+    if !repo.record_ledger(&entry)? {
+        return Ok(CashOutcome::Duplicate);
+    }
+    let due = charge(order, 0);
+    if amount > due {
+        let over = Rupiah(amount.0 - due.0);
+        let why = turn.tf_in(turn.default_lang, Key::RefundWhyCashOver, &[("amount", &amount), ("total", &due)]);
+        owe(repo, turn, order, PaymentMethod::CashOnDelivery, over, actor, &why)?;
+        return Ok(CashOutcome::Over(over));
+    }
+    if amount < due {
+        let short = Rupiah(due.0 - amount.0);
+        tell_admins(
+            repo,
+            turn,
+            Key::AdminCashShort,
+            &[
+                ("number", &order.number),
+                ("courier", &collector),
+                ("amount", &amount),
+                ("name", &order.buyer_name),
+                ("phone", &order.phone),
+                ("short", &short),
+                ("total", &due),
+            ],
+        )?;
+        return Ok(CashOutcome::Short(short));
+    }
+    Ok(CashOutcome::Exact)
 }
 
 /// Records money owed back and tells the shopper and the admins.
