@@ -1,7 +1,7 @@
 //! Payment in the order's life: asking for it once every stall has confirmed (and the shopper
-//! agreed to the weighed total), taking it (an admin's `/lunas`, or the bank's notification;
-//! the cash a courier collects at the door of an order paid there), the reminder and the expiry that cancels an unpaid order, and the refunds a paid order owes
-//! when it shrinks or is cancelled.
+//! agreed to the weighed total), taking it (an admin's `/lunas`, the bank's notification, or the
+//! cash a courier collects at the door of an order paid there), the reminder and the expiry that
+//! cancels an unpaid order, and the refunds a paid order owes when it shrinks or is cancelled.
 //!
 //! Money is never lost track of: every rupiah received is a ledger row, and whatever of it the
 //! order no longer costs becomes a "refund owed" row at once, shown to the shopper and the admins
