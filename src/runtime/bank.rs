@@ -1,6 +1,9 @@
 //! The bank partner at run time: virtual-account requests posted to its API (an outbox drained
 //! with retries), and its signed payment notifications taken on the HTTP server into the inbox.
-//! The contract is in [`crate::integration::bank`].
+//!
+//! The bank is behind one [`PaymentProvider`] trait: asking for a virtual account, and reading
+//! a notification. [`Midtrans`] is the HTTP implementation (reqwest), its contract in
+//! [`crate::integration::bank`]; another bank partner is another implementation.
 //!
 //! A charge the bank answers with an account, or refuses for good (4xx, or failures past
 //! [`MAX_BANK_ATTEMPTS`]), becomes bank news in the inbox in the same transaction as the
@@ -8,6 +11,7 @@
 
 use super::{Shared, backoff, shared_stopped};
 use crate::channel::{Inbound, InboundEvent};
+use crate::integration::bank::VaCharge;
 use crate::integration::bank::{
     BankEvent, BankNews, MAX_NOTIFICATION_BODY, Notification, NotificationError, SERVER_KEY_VARIABLE, bank_user,
     va_number_of,
@@ -17,6 +21,8 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use chrono::Utc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +35,44 @@ pub const MAX_BANK_ATTEMPTS: u32 = 12;
 pub struct BankPlan {
     pub url: String,
     pub server_key: String,
+}
+
+/// How asking the bank for a virtual account ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charged {
+    Account {
+        bank: String,
+        number: String,
+    },
+    /// Refused for good.
+    Refused(String),
+    /// Try again later.
+    Failed(String),
+}
+
+/// A bank partner's payment API.
+pub trait PaymentProvider: Send + Sync {
+    /// Asks for a virtual account for the request.
+    fn charge<'a>(&'a self, charge: &'a VaCharge) -> Pin<Box<dyn Future<Output = Charged> + Send + 'a>>;
+    /// Reads and checks a notification the bank posted: the news, and the key that makes it
+    /// count once.
+    fn notification(&self, body: &[u8]) -> Result<(BankNews, String), NotificationError>;
+}
+
+/// Midtrans Core API (bank transfer) over HTTP.
+pub struct Midtrans {
+    pub client: reqwest::Client,
+    pub plan: BankPlan,
+}
+
+impl PaymentProvider for Midtrans {
+    fn charge<'a>(&'a self, charge: &'a VaCharge) -> Pin<Box<dyn Future<Output = Charged> + Send + 'a>> {
+        Box::pin(post(&self.client, &self.plan, charge))
+    }
+
+    fn notification(&self, body: &[u8]) -> Result<(BankNews, String), NotificationError> {
+        Notification::verify(body, &self.plan.server_key)
+    }
 }
 
 /// `Ok(None)` when no virtual accounts are configured; an error (virtual accounts wait, the rest
@@ -47,7 +91,7 @@ pub fn bank_plan(config: &crate::config::Config) -> anyhow::Result<Option<BankPl
 }
 
 pub(super) struct NotifyState {
-    pub(super) plan: BankPlan,
+    pub(super) provider: Arc<dyn PaymentProvider>,
     pub(super) store: Arc<Mutex<Store>>,
     pub(super) shared: Arc<Shared>,
 }
@@ -63,7 +107,7 @@ pub(super) fn routes(state: Arc<NotifyState>) -> axum::Router {
 /// nothing stored), then into the inbox keyed by the bank's transaction and status (a duplicate
 /// is answered 200 and ignored), then 200.
 async fn notify(State(state): State<Arc<NotifyState>>, body: Bytes) -> StatusCode {
-    let (news, key) = match Notification::verify(&body, &state.plan.server_key) {
+    let (news, key) = match state.provider.notification(&body) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "bank notification refused");
@@ -100,24 +144,17 @@ async fn notify(State(state): State<Arc<NotifyState>>, body: Bytes) -> StatusCod
     }
 }
 
-/// How posting one charge ended.
-enum Posted {
-    Account { bank: String, number: String },
-    Refused(String),
-    Failed(String),
-}
-
-async fn post(client: &reqwest::Client, plan: &BankPlan, request: &BankRequest) -> Posted {
+async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> Charged {
     let sent = client
         .post(format!("{}/v2/charge", plan.url))
         .basic_auth(&plan.server_key, Some(""))
         .header(reqwest::header::ACCEPT, "application/json")
-        .json(&request.charge.body())
+        .json(&charge.body())
         .send()
         .await;
     let response = match sent {
         Ok(r) => r,
-        Err(e) => return Posted::Failed(format!("request: {e}")),
+        Err(e) => return Charged::Failed(format!("request: {e}")),
     };
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
@@ -125,23 +162,23 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, request: &BankRequest) 
     let detail = format!("{status}: {}", text.chars().take(200).collect::<String>());
     if status.is_success() {
         return match va_number_of(&answer) {
-            Some((bank, number)) => Posted::Account { bank, number },
+            Some((bank, number)) => Charged::Account { bank, number },
             // The gateway answers 200 with its own status_code in the body: a 4xx there is a
             // refusal, anything else a try again.
             None if answer["status_code"].as_str().is_some_and(|c| c.starts_with('4')) => {
-                Posted::Refused(answer["status_message"].as_str().unwrap_or("refused").chars().take(80).collect())
+                Charged::Refused(answer["status_message"].as_str().unwrap_or("refused").chars().take(80).collect())
             }
-            None => Posted::Failed(format!("no virtual account in the answer: {detail}")),
+            None => Charged::Failed(format!("no virtual account in the answer: {detail}")),
         };
     }
     match status.as_u16() {
         401 | 403 => {
             tracing::error!(status = %status, "the bank refuses our server key ({SERVER_KEY_VARIABLE}); requests wait");
-            Posted::Failed(detail)
+            Charged::Failed(detail)
         }
-        408 | 409 | 425 | 429 => Posted::Failed(detail),
-        400..=499 => Posted::Refused(status.to_string()),
-        _ => Posted::Failed(detail),
+        408 | 409 | 425 | 429 => Charged::Failed(detail),
+        400..=499 => Charged::Refused(status.to_string()),
+        _ => Charged::Failed(detail),
     }
 }
 
@@ -163,12 +200,7 @@ fn answered(store: &mut Store, request: &BankRequest, event: BankEvent) -> crate
 }
 
 /// Posts due charges until the process stops; woken by new outbox work or every second.
-pub(super) async fn post_charges(
-    client: reqwest::Client,
-    plan: BankPlan,
-    store: Arc<Mutex<Store>>,
-    shared: Arc<Shared>,
-) {
+pub(super) async fn post_charges(provider: Arc<dyn PaymentProvider>, store: Arc<Mutex<Store>>, shared: Arc<Shared>) {
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
@@ -192,19 +224,19 @@ pub(super) async fn post_charges(
             }
         };
         for request in due {
-            let posted = post(&client, &plan, &request).await;
+            let posted = provider.charge(&request.charge).await;
             let store = Arc::clone(&store);
             let shared_for_store = Arc::clone(&shared);
             let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
                 let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
                 let event = match posted {
-                    Posted::Account { bank, number } => BankEvent::AccountReady { bank, number },
-                    Posted::Refused(reason) => BankEvent::AccountRefused { reason },
-                    Posted::Failed(e) if request.attempts + 1 >= MAX_BANK_ATTEMPTS => {
+                    Charged::Account { bank, number } => BankEvent::AccountReady { bank, number },
+                    Charged::Refused(reason) => BankEvent::AccountRefused { reason },
+                    Charged::Failed(e) if request.attempts + 1 >= MAX_BANK_ATTEMPTS => {
                         tracing::error!(market = %request.market, error = %e, "bank unreachable; giving up");
                         BankEvent::AccountRefused { reason: "unreachable".into() }
                     }
-                    Posted::Failed(e) => {
+                    Charged::Failed(e) => {
                         tracing::warn!(market = %request.market, error = %e, "bank charge failed; retrying");
                         let wait = chrono::Duration::from_std(backoff(request.attempts + 1)).unwrap_or_default();
                         return store.bank_request_retry(request.id, &e, Utc::now() + wait).map_err(|e| e.to_string());

@@ -50,7 +50,7 @@ mod bank;
 mod telegram;
 mod vendor;
 mod whatsapp;
-pub use bank::{BankPlan, bank_plan};
+pub use bank::{BankPlan, Charged, Midtrans, PaymentProvider, bank_plan};
 pub use telegram::{BotPlan, telegram_plan, telegram_user};
 pub use vendor::{VendorPlan, vendor_plan};
 pub use whatsapp::{WhatsAppPlan, whatsapp_plan};
@@ -363,13 +363,14 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         Ok(Some(plan)) => {
             tracing::info!(url = %plan.url, "bank partner (virtual accounts) running");
             let client = reqwest::Client::builder().timeout(config.bank_timeout).build()?;
+            let provider: Arc<dyn bank::PaymentProvider> = Arc::new(bank::Midtrans { client, plan });
             tasks.push(tokio::spawn(bank::post_charges(
-                client,
-                plan.clone(),
+                Arc::clone(&provider),
                 Arc::clone(&io_store),
                 Arc::clone(&shared),
             )));
-            let state = Arc::new(bank::NotifyState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
+            let state =
+                Arc::new(bank::NotifyState { provider, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
             app = app.merge(bank::routes(state));
             listen = listen.or_else(|| config.server_listen.clone());
         }
