@@ -103,7 +103,7 @@ fn a_whole_order_through_two_market_bots() {
     seen = n;
     fake.press(BLIMBING, SHOPPER, &slots.button("Besok").expect("a slot"));
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Bayar pakai apa", seen);
-    fake.press(BLIMBING, SHOPPER, "pay:cod");
+    fake.press(BLIMBING, SHOPPER, "pay:qris");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "catatan", seen);
     fake.press(BLIMBING, SHOPPER, "note:none");
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Ringkasan", seen);
@@ -122,7 +122,24 @@ fn a_whole_order_through_two_market_bots() {
     (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Sayur Bu Sri menerima", seen);
     fake.press(BLIMBING, TRADER2, &order2.button("Terima").expect("Terima button"));
     fake.wait_for(BLIMBING, TRADER2, "diterima", 0);
-    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Semua pedagang sudah mengonfirmasi", seen);
+    // Now, and only now, the payment: the QRIS for the exact amount as a picture, the amount and
+    // the deadline in its caption.
+    let (request, n) = fake.wait_for(BLIMBING, SHOPPER, "Semua pedagang sudah mengonfirmasi", seen);
+    seen = n;
+    assert!(
+        request.text.contains("Bayar Rp 25.750 dengan QRIS") && request.text.contains("sebelum pukul"),
+        "{}",
+        request.text
+    );
+    let payload = decode_qr(request.photo.as_deref().expect("sent as a photo"));
+    let qris = pasar_online::domain::qris::read_dynamic(&payload).expect("a dynamic QRIS");
+    assert_eq!(qris.amount, pasar_online::domain::money::Rupiah(25_750));
+    assert!(request.button("Batalkan").is_some());
+    // The market office sees the money arrive.
+    fake.text(BLIMBING, ADMIN, "/lunas BLB-0001");
+    fake.wait_for(BLIMBING, ADMIN, "dicatat lunas", 0);
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "sudah kami terima. Terima kasih", seen);
+    fake.wait_for(BLIMBING, TRADER, "sudah dibayar", 0);
 
     // The same chat is a different shopper at another market's bot, which speaks as that market.
     fake.text(DINOYO, SHOPPER, "/start");
@@ -642,4 +659,17 @@ fn a_courier_on_telegram_shares_a_live_location_and_delivers_with_a_photo() {
         }
     };
     assert!(["mulai", "selesai", "tugas"].iter().all(|c| menu.iter().any(|m| m == c)), "{menu:?}");
+}
+
+/// The text of the one QR code in a PNG.
+fn decode_qr(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code");
+    grids[0].decode().expect("decodes").1
 }
