@@ -9,7 +9,7 @@
 //! [`MAX_BANK_ATTEMPTS`]), becomes bank news in the inbox in the same transaction as the
 //! request's mark, so the engine tells the shopper (or the admins) exactly once.
 
-use super::{Shared, backoff, shared_stopped};
+use super::{Shared, backoff};
 use crate::channel::{Inbound, InboundEvent};
 use crate::integration::bank::VaCharge;
 use crate::integration::bank::{
@@ -23,9 +23,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Tries at one charge before the admins are told (about 20 minutes with the capped backoff).
 pub const MAX_BANK_ATTEMPTS: u32 = 12;
@@ -199,64 +197,35 @@ fn answered(store: &mut Store, request: &BankRequest, event: BankEvent) -> crate
     store.bank_request_answered(request.id, failed.as_deref(), &news)
 }
 
-/// Posts due charges until the process stops; woken by new outbox work or every second.
+/// Writes the bank's answer to a charge: news for the engine (the account, or a refusal), or
+/// another try later.
+fn record(store: &mut Store, request: BankRequest, posted: Charged) -> crate::store::StoreResult<bool> {
+    let event = match posted {
+        Charged::Account { bank, number } => BankEvent::AccountReady { bank, number },
+        Charged::Refused(reason) => BankEvent::AccountRefused { reason },
+        Charged::Failed(e) if request.attempts + 1 >= MAX_BANK_ATTEMPTS => {
+            tracing::error!(market = %request.market, error = %e, "bank unreachable; giving up");
+            BankEvent::AccountRefused { reason: "unreachable".into() }
+        }
+        Charged::Failed(e) => {
+            tracing::warn!(market = %request.market, error = %e, "bank charge failed; retrying");
+            let wait = chrono::Duration::from_std(backoff(request.attempts + 1)).unwrap_or_default();
+            store.bank_request_retry(request.id, &e, Utc::now() + wait)?;
+            return Ok(false);
+        }
+    };
+    answered(store, &request, event)
+}
+
+/// Posts due charges until the process stops.
 pub(super) async fn post_charges(provider: Arc<dyn PaymentProvider>, store: Arc<Mutex<Store>>, shared: Arc<Shared>) {
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let due = {
-            let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || {
-                store
-                    .lock()
-                    .map_err(|_| "store lock poisoned".to_string())?
-                    .due_bank_requests(Utc::now(), 16)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-        };
-        let due = match due {
-            Ok(Ok(due)) => due,
-            other => {
-                tracing::error!(result = ?other.map(|r| r.err()), "reading bank requests failed");
-                Vec::new()
-            }
-        };
-        for request in due {
+    let send = |request: BankRequest| {
+        let provider = Arc::clone(&provider);
+        async move {
             let posted = provider.charge(&request.charge).await;
-            let store = Arc::clone(&store);
-            let shared_for_store = Arc::clone(&shared);
-            let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-                let event = match posted {
-                    Charged::Account { bank, number } => BankEvent::AccountReady { bank, number },
-                    Charged::Refused(reason) => BankEvent::AccountRefused { reason },
-                    Charged::Failed(e) if request.attempts + 1 >= MAX_BANK_ATTEMPTS => {
-                        tracing::error!(market = %request.market, error = %e, "bank unreachable; giving up");
-                        BankEvent::AccountRefused { reason: "unreachable".into() }
-                    }
-                    Charged::Failed(e) => {
-                        tracing::warn!(market = %request.market, error = %e, "bank charge failed; retrying");
-                        let wait = chrono::Duration::from_std(backoff(request.attempts + 1)).unwrap_or_default();
-                        return store.bank_request_retry(request.id, &e, Utc::now() + wait).map_err(|e| e.to_string());
-                    }
-                };
-                let new = answered(&mut store, &request, event).map_err(|e| e.to_string())?;
-                if new {
-                    shared_for_store.inbox.notify_waiters();
-                }
-                Ok(())
-            })
-            .await;
-            if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
-                tracing::error!(error = %e, "recording a bank request failed");
-            }
+            (request, posted)
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shared.outbox.notified() => {}
-            _ = shared_stopped(&shared) => return,
-        }
-    }
+    };
+    let due = |store: &Store| store.due_bank_requests(Utc::now(), 16);
+    super::drain_requests(store, shared, "bank", due, send, record).await;
 }

@@ -642,6 +642,63 @@ fn heads_of(
     Ok((msgs, recipients))
 }
 
+/// Drains an outbox of requests to an outside API (the delivery vendor's jobs, the bank's
+/// charges) until the process stops: `due` reads the requests due now, `post` sends one (and
+/// hands it back with the answer), `record` writes the outcome holding the store and says
+/// whether it queued news for the engine. Woken by new outbox work or every second.
+pub(crate) async fn drain_requests<R, O, P, F>(
+    store: Arc<Mutex<Store>>,
+    shared: Arc<Shared>,
+    what: &'static str,
+    due: fn(&Store) -> crate::store::StoreResult<Vec<R>>,
+    post: P,
+    record: fn(&mut Store, R, O) -> crate::store::StoreResult<bool>,
+) where
+    R: Send + 'static,
+    O: Send + 'static,
+    P: Fn(R) -> F,
+    F: std::future::Future<Output = (R, O)>,
+{
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let read = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || {
+                due(&*store.lock().map_err(|_| "store lock poisoned".to_string())?).map_err(|e| e.to_string())
+            })
+            .await
+        };
+        let requests = match read {
+            Ok(Ok(requests)) => requests,
+            other => {
+                tracing::error!(result = ?other.map(|r| r.err()), "reading {what} requests failed");
+                Vec::new()
+            }
+        };
+        for request in requests {
+            let (request, outcome) = post(request).await;
+            let store = Arc::clone(&store);
+            let recorded = tokio::task::spawn_blocking(move || -> Result<bool, String> {
+                let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+                record(&mut store, request, outcome).map_err(|e| e.to_string())
+            })
+            .await;
+            match recorded {
+                Ok(Ok(true)) => shared.inbox.notify_waiters(),
+                Ok(Ok(false)) => {}
+                other => tracing::error!(result = ?other.map(|r| r.err()), "recording a {what} request failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shared.outbox.notified() => {}
+            _ = shared_stopped(&shared) => return,
+        }
+    }
+}
+
 /// Long-polls one bot. Each batch of updates is written to the inbox before the next
 /// `getUpdates` (whose offset acknowledges them) is sent: a crash loses none, a redelivery is
 /// ignored by the inbox.

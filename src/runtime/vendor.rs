@@ -5,7 +5,7 @@
 //! turned into a `rejected` event in the inbox, so the engine gives the delivery back to the
 //! market's admins in the same way as a vendor saying no.
 
-use super::{Shared, backoff, shared_stopped};
+use super::{Shared, backoff};
 use crate::channel::{Inbound, InboundEvent};
 use crate::integration::signature;
 use crate::integration::vendor::{
@@ -18,9 +18,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Tries at posting one job request before the admins are told: with the capped backoff that
 /// is about 20 minutes of a vendor that cannot be reached.
@@ -196,79 +194,46 @@ fn give_up(store: &mut Store, request: &VendorRequest, reason: &str) -> crate::s
     store.vendor_request_give_up(request.id, reason, &event)
 }
 
-/// Posts due job requests until the process stops; woken by new outbox work or every second.
+/// Writes the vendor's answer to a job request: its job id, news for the engine (a refusal, or
+/// giving up), or another try later.
+fn record(store: &mut Store, request: VendorRequest, posted: Posted) -> crate::store::StoreResult<bool> {
+    match posted {
+        Posted::Accepted(job) => {
+            tracing::info!(market = %request.market, delivery = request.delivery_id, job = %job, "vendor took the job");
+            store.vendor_request_sent(request.id, &job, Utc::now())?;
+            Ok(false)
+        }
+        Posted::Refused(e) => {
+            tracing::warn!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor refused the job");
+            give_up(store, &request, &e)
+        }
+        Posted::Failed(e) if request.attempts + 1 >= MAX_VENDOR_ATTEMPTS => {
+            tracing::error!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor unreachable; giving up");
+            give_up(store, &request, "unreachable")
+        }
+        Posted::Failed(e) => {
+            tracing::warn!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor request failed; retrying");
+            let wait = chrono::Duration::from_std(backoff(request.attempts + 1)).unwrap_or_default();
+            store.vendor_request_retry(request.id, &e, Utc::now() + wait)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Posts due job requests until the process stops.
 pub(super) async fn post_jobs(
     client: reqwest::Client,
     plan: VendorPlan,
     store: Arc<Mutex<Store>>,
     shared: Arc<Shared>,
 ) {
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let due = {
-            let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || {
-                store
-                    .lock()
-                    .map_err(|_| "store lock poisoned".to_string())?
-                    .due_vendor_requests(Utc::now(), 16)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-        };
-        let due = match due {
-            Ok(Ok(due)) => due,
-            other => {
-                tracing::error!(result = ?other.map(|r| r.err()), "reading vendor requests failed");
-                Vec::new()
-            }
-        };
-        for request in due {
+    let send = |request: VendorRequest| {
+        let (client, plan) = (client.clone(), plan.clone());
+        async move {
             let posted = post(&client, &plan, &request).await;
-            let store = Arc::clone(&store);
-            let shared_for_store = Arc::clone(&shared);
-            let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-                let r = match posted {
-                    Posted::Accepted(job) => {
-                        tracing::info!(market = %request.market, delivery = request.delivery_id, job = %job, "vendor took the job");
-                        store.vendor_request_sent(request.id, &job, Utc::now())
-                    }
-                    Posted::Refused(e) => {
-                        tracing::warn!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor refused the job");
-                        give_up(&mut store, &request, &e).map(|new| {
-                            if new {
-                                shared_for_store.inbox.notify_waiters();
-                            }
-                        })
-                    }
-                    Posted::Failed(e) if request.attempts + 1 >= MAX_VENDOR_ATTEMPTS => {
-                        tracing::error!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor unreachable; giving up");
-                        give_up(&mut store, &request, "unreachable").map(|new| {
-                            if new {
-                                shared_for_store.inbox.notify_waiters();
-                            }
-                        })
-                    }
-                    Posted::Failed(e) => {
-                        tracing::warn!(market = %request.market, delivery = request.delivery_id, error = %e, "vendor request failed; retrying");
-                        let wait = chrono::Duration::from_std(backoff(request.attempts + 1)).unwrap_or_default();
-                        store.vendor_request_retry(request.id, &e, Utc::now() + wait)
-                    }
-                };
-                r.map_err(|e| e.to_string())
-            })
-            .await;
-            if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
-                tracing::error!(error = %e, "recording a vendor request failed");
-            }
+            (request, posted)
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shared.outbox.notified() => {}
-            _ = shared_stopped(&shared) => return,
-        }
-    }
+    };
+    let due = |store: &Store| store.due_vendor_requests(Utc::now(), 16);
+    super::drain_requests(store, shared, "vendor", due, send, record).await;
 }
