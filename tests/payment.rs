@@ -387,3 +387,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_admin_cancels_a_paid_order_with_its_courier_and_the_money_is_owed_back() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[common::market::BUDI]);
+    common::market::start_shift(&mut h, "budi");
+    let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
+    as_user(&mut h, SRI);
+    h.command("/stok kangkung 10");
+    let number = place(&mut h, "qris");
+    accept(&mut h, &number);
+    as_user(&mut h, SRI);
+    h.button(&Action::TraderPack(sub_id(&h, &number)).encode());
+    assert!(admin(&mut h, &format!("/lunas {number}")).contains("dicatat lunas"));
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries WHERE status = 'offered'"), 1, "Budi is offered it");
+    assert_eq!(h.count(&format!("SELECT stock FROM offers WHERE id = {kk}")), 7);
+
+    // A shopper cannot, a reason is needed, and a made-up order is not there.
+    as_user(&mut h, "ani");
+    assert!(joined(&h.command(&format!("/batalkan {number} iseng"))).contains("perintah itu tidak dikenal"));
+    let r = admin(&mut h, &format!("/batalkan {number}"));
+    assert!(r.contains("Tulis: /batalkan"), "{r}");
+    assert!(admin(&mut h, "/batalkan BLB-0999 salah").contains("tidak ada di pasar ini"));
+    assert_eq!(status(&h, &number), "ready_for_pickup");
+
+    let r = admin(&mut h, &format!("/batalkan {number} pembeli minta batal lewat telepon"));
+    assert!(r.contains("dibatalkan"), "{r}");
+    assert_eq!(status(&h, &number), "cancelled");
+    assert_eq!(h.count("SELECT COUNT(*) FROM sub_orders WHERE status = 'cancelled'"), 1);
+    assert_eq!(h.count(&format!("SELECT stock FROM offers WHERE id = {kk}")), 10, "stock back");
+    assert_eq!(h.count("SELECT COUNT(*) FROM deliveries WHERE status = 'cancelled'"), 1);
+    let sum = |h: &Harness, kind: &str| {
+        h.count(&format!("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE kind = '{kind}'"))
+    };
+    assert_eq!((sum(&h, "payment"), sum(&h, "refund_owed")), (15_400, 15_400), "all of it owed back");
+    let told = |h: &Harness, user: &str, needle: &str| {
+        h.count(&format!("SELECT COUNT(*) FROM outbox WHERE recipient = '{user}' AND message LIKE '%{needle}%'"))
+    };
+    assert_eq!(told(&h, "ani", "dibatalkan oleh pengelola pasar: pembeli minta batal lewat telepon"), 1);
+    assert_eq!(told(&h, SRI, "dibatalkan oleh pengelola pasar"), 1);
+    assert_eq!(told(&h, "budi", "dibatalkan oleh pengelola pasar"), 1);
+    // Twice: refused, nothing more owed.
+    assert!(admin(&mut h, &format!("/batalkan {number} lagi")).contains("tidak bisa dibatalkan"));
+    assert_eq!(sum(&h, "refund_owed"), 15_400);
+}

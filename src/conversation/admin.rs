@@ -33,6 +33,7 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "lunas" => confirm_paid(args, repo, turn),
         "refund" => refund(args, repo, turn),
         "pembayaran" => payments_report(args, repo, turn),
+        "batalkan" => cancel_order(args, repo, turn),
         _ => {
             turn.say(Key::AdminHelp);
             Ok(())
@@ -399,6 +400,76 @@ fn payments_report(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Repo
             text.push_str(&turn.tf(Key::PaymentsOwedLine, &[("number", number), ("amount", amount)]));
         }
     }
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/batalkan BLB-0001 pembeli minta batal lewat telepon`: an admin cancels an order that is not
+/// on the road yet. Every part still in it is cancelled and its stock released, a courier who
+/// was offered or holds it is told, any payment request lapses and money already paid is owed
+/// back; the shopper and the stalls' traders are told why.
+fn cancel_order(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let (number, reason) = args.trim().split_once(char::is_whitespace).unwrap_or((args.trim(), ""));
+    let reason = reason.trim();
+    let (Some(number), false) = (OrderNumber::parse(number), reason.is_empty()) else {
+        turn.say(Key::AdminCancelUsage);
+        return Ok(());
+    };
+    if reason.chars().count() > 200 {
+        turn.say(Key::AdminCancelUsage);
+        return Ok(());
+    }
+    let Some(order) = admin_order(&number, repo, turn)? else {
+        return Ok(());
+    };
+    if !order.status.is_open() || !order.status.can_move_to(OrderStatus::Cancelled) {
+        let status = turn.t(super::buyer::status_key(order.status));
+        let text = turn.tf(Key::AdminCancelRefused, &[("number", &number), ("status", &status)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let actor = turn.actor(super::Role::Admin);
+    repo.set_order_status(order.id, order.status, OrderStatus::Cancelled, &actor, Some(reason))?;
+    for sub in order.subs.iter().filter(|s| !s.status.is_dropped()) {
+        if sub.status.can_move_to(crate::domain::order::SubOrderStatus::Cancelled) {
+            let cancelled = crate::domain::order::SubOrderStatus::Cancelled;
+            repo.set_sub_status(order.id, sub.id, sub.status, cancelled, &actor, Some(reason))?;
+            repo.set_sub_deadline(sub.id, None, sub.escalation)?;
+        }
+        super::lifecycle::release(repo, sub)?;
+        super::lifecycle::tell_traders(repo, turn, sub.stall_id, &|t, lang| {
+            Outbound::text(t.tf_in(
+                lang,
+                Key::TraderOrderCancelledByMarket,
+                &[("number", &number), ("reason", &reason)],
+            ))
+        })?;
+    }
+    if let Some(mut d) = repo.latest_delivery(order.id)?
+        && d.status.can_move_to(crate::domain::delivery::DeliveryStatus::Cancelled)
+    {
+        let courier = d.courier_id;
+        d.status = crate::domain::delivery::DeliveryStatus::Cancelled;
+        d.offer_deadline = None;
+        repo.save_delivery(&d, &actor, Some(reason))?;
+        if let Some(c) = courier.map(|id| repo.courier(id)).transpose()?.flatten() {
+            repo.set_idle(c.id)?;
+            let lang = super::lifecycle::lang_of(repo, turn, &c.user)?;
+            let text = turn.tf_in(lang, Key::JobCancelledByMarket, &[("number", &number), ("reason", &reason)]);
+            turn.send(&c.user, Outbound::text(text));
+        }
+    }
+    super::lifecycle::tell_buyer(
+        repo,
+        turn,
+        &order,
+        Key::BuyerOrderCancelledByMarket,
+        &[("number", &number), ("reason", &reason)],
+        &[],
+    )?;
+    let cancelled = crate::domain::order::Order { status: OrderStatus::Cancelled, ..order };
+    super::payment::reconcile(repo, turn, &cancelled, &actor)?;
+    let text = turn.tf(Key::AdminCancelDone, &[("number", &number)]);
     turn.reply(Outbound::text(text));
     Ok(())
 }

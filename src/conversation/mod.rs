@@ -376,7 +376,8 @@ pub enum Route {
 /// Commands only traders have.
 pub const TRADER_COMMANDS: &[&str] = &["harga", "stok", "tutup", "buka", "rekap", "pesanan"];
 /// Commands only admins have.
-pub const ADMIN_COMMANDS: &[&str] = &["undang", "undang_kurir", "tugaskan", "kurir", "lunas", "refund", "pembayaran"];
+pub const ADMIN_COMMANDS: &[&str] =
+    &["undang", "undang_kurir", "tugaskan", "kurir", "lunas", "refund", "pembayaran", "batalkan"];
 
 /// Whether routing needs the user's roles for this input (looked up only then, to keep the
 /// common case of text and buttons cheap).

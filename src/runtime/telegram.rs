@@ -126,6 +126,10 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("undang_kurir", Key::CmdUndangKurir),
             ("kurir", Key::CmdKurir),
             ("tugaskan", Key::CmdTugaskan),
+            ("lunas", Key::CmdLunas),
+            ("refund", Key::CmdRefund),
+            ("pembayaran", Key::CmdPembayaran),
+            ("batalkan", Key::CmdBatalkan),
         ]);
     }
     list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);
@@ -716,6 +720,22 @@ pub fn telegram_user(chat: i64) -> UserKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_menus_list_every_role_command() {
+        let texts = crate::text::Texts::load(std::path::Path::new("dialogues")).expect("texts");
+        let names = |menu| -> Vec<String> {
+            command_list(&texts, "blimbing", Lang::Id, menu).into_iter().map(|c| c.command).collect()
+        };
+        let admin = names(CommandMenu { admin: true, ..CommandMenu::default() });
+        for c in crate::conversation::ADMIN_COMMANDS {
+            assert!(admin.iter().any(|a| a == c), "/{c} missing from the admin menu {admin:?}");
+        }
+        let trader = names(CommandMenu { trader: true, ..CommandMenu::default() });
+        for c in crate::conversation::TRADER_COMMANDS {
+            assert!(trader.iter().any(|a| a == c), "/{c} missing from the trader menu {trader:?}");
+        }
+    }
 
     #[test]
     fn errors_are_sorted_into_retry_park_or_pause() {
