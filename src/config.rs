@@ -385,6 +385,11 @@ impl Policy {
         self.vendor_markets.contains(market)
     }
 
+    /// A city admin: named in the config for every market (the city trade office).
+    pub fn is_city_admin(&self, user: &UserKey) -> bool {
+        self.admins.iter().any(|a| a.markets.is_empty() && &a.user == user)
+    }
+
     pub fn is_config_admin(&self, market: &str, user: &UserKey) -> bool {
         self.config_admins(market).any(|u| u == user)
     }

@@ -25,6 +25,19 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         turn.say(Key::NotUnderstood);
         return Ok(());
     };
+    // Every admin command is audited, whatever came of it: who, when, what, on which object.
+    if !matches!(name.as_str(), "bantuan" | "help" | "audit") {
+        let mut words = args.split_whitespace();
+        let object = words.next().map(|w| w.chars().take(40).collect::<String>());
+        let detail = words.collect::<Vec<_>>().join(" ");
+        repo.record_admin_action(&super::AdminAction {
+            actor: turn.user.clone(),
+            command: name.chars().take(40).collect(),
+            object,
+            detail: (!detail.is_empty()).then(|| detail.chars().take(200).collect()),
+            at: turn.now,
+        })?;
+    }
     match name.as_str() {
         "undang" => invite(args, repo, turn),
         "undang_kurir" => invite_courier(args, repo, turn),
@@ -34,8 +47,16 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "refund" => refund(args, repo, turn),
         "pembayaran" => payments_report(args, repo, turn),
         "batalkan" => cancel_order(args, repo, turn),
+        "audit" => audit(args, repo, turn),
+        "admin_tambah" => invite_admin(repo, turn),
+        "admin_hapus" => remove_admin(args, repo, turn),
         _ => {
-            turn.say(Key::AdminHelp);
+            let mut text = turn.t(Key::AdminHelp);
+            if turn.policy.is_city_admin(turn.user) {
+                text.push('\n');
+                text.push_str(&turn.t(Key::AdminHelpCity));
+            }
+            turn.reply(Outbound::text(text));
             Ok(())
         }
     }
@@ -470,6 +491,88 @@ fn cancel_order(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
     let cancelled = crate::domain::order::Order { status: OrderStatus::Cancelled, ..order };
     super::payment::reconcile(repo, turn, &cancelled, &actor)?;
     let text = turn.tf(Key::AdminCancelDone, &[("number", &number)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/audit [n]`: the market's last admin actions (10, at most 50), newest first.
+fn audit(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let n = match args.trim() {
+        "" => 10,
+        a => match a.parse::<usize>() {
+            Ok(n) if (1..=50).contains(&n) => n,
+            _ => {
+                turn.say(Key::AuditUsage);
+                return Ok(());
+            }
+        },
+    };
+    let actions = repo.admin_actions(n)?;
+    if actions.is_empty() {
+        turn.say(Key::AuditNone);
+        return Ok(());
+    }
+    let mut text = turn.tf(Key::AuditHeader, &[("market", &turn.market.name), ("count", &actions.len())]);
+    for a in &actions {
+        let what = [Some(format!("/{}", a.command)), a.object.clone(), a.detail.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        text.push('\n');
+        text.push_str(
+            &turn.tf(
+                Key::AuditLine,
+                &[("time", &local(a.at).format("%d/%m %H:%M")), ("who", &a.actor), ("what", &what)],
+            ),
+        );
+    }
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/admin_tambah` (city admins): a one-time code, valid 48 hours, that makes whoever sends
+/// `/daftar <code>` to this market's bot one of its admins.
+fn invite_admin(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let code = invite_code(turn.secret, turn.event_key);
+    let expires = turn.now + lifetime();
+    repo.create_admin_invite(&code, turn.user, expires)?;
+    let text = turn.tf(
+        Key::AdminInviteCreated,
+        &[("code", &code), ("market", &turn.market.name), ("expires", &local(expires).format("%d/%m %H:%M"))],
+    );
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/admin_hapus` (city admins) lists the market's admins added with `/admin_tambah`, numbered;
+/// `/admin_hapus <number>` takes that one's role away. Admins named in the config stay.
+fn remove_admin(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let admins = repo.staff_admins()?;
+    let chosen = args.trim().parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| admins.get(i));
+    let Some(user) = chosen.cloned() else {
+        if admins.is_empty() {
+            turn.say(Key::AdminListNone);
+            return Ok(());
+        }
+        let mut text = turn.tf(Key::AdminListHeader, &[("market", &turn.market.name)]);
+        for (i, a) in admins.iter().enumerate() {
+            text.push('\n');
+            text.push_str(&format!("{}. {a}", i + 1));
+        }
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    repo.remove_admin(&user)?;
+    let menu = Some(crate::channel::CommandMenu {
+        trader: !repo.stalls_of(&user)?.is_empty(),
+        admin: turn.policy.is_config_admin(&turn.market.slug, &user),
+        courier: repo.courier_of(&user)?.is_some(),
+    });
+    let lang = super::lifecycle::lang_of(repo, turn, &user)?;
+    let notice = turn.tf_in(lang, Key::AdminRemovedNotice, &[("market", &turn.market.name)]);
+    turn.send(&user, Outbound { menu, ..Outbound::text(notice) });
+    let text = turn.tf(Key::AdminRemoved, &[("who", &user), ("market", &turn.market.name)]);
     turn.reply(Outbound::text(text));
     Ok(())
 }

@@ -450,6 +450,7 @@ fn step_event(
         };
         Roles {
             admin: shared.policy.is_config_admin(&market.slug, &ev.user) || repo.staff_admins()?.contains(&ev.user),
+            city_admin: shared.policy.is_city_admin(&ev.user),
             stalls: repo.stalls_of(&ev.user)?,
             courier: courier.is_some(),
             courier_on_job,

@@ -199,9 +199,31 @@ pub trait PaymentRepo {
     fn set_payment_reference(&mut self, payment_id: i64, reference: &str) -> RepoResult<()>;
 }
 
+/// An admin command as the audit keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAction {
+    pub actor: UserKey,
+    pub command: String,
+    pub object: Option<String>,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A market's administration, inside the current transaction.
+pub trait AdminRepo {
+    fn create_admin_invite(&mut self, code: &str, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()>;
+    /// Uses an unused, unexpired admin code of this market: the user becomes one of its admins.
+    fn redeem_admin_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<bool>;
+    /// Takes a market admin's role away; false when they were not one.
+    fn remove_admin(&mut self, user: &UserKey) -> RepoResult<bool>;
+    fn record_admin_action(&mut self, action: &AdminAction) -> RepoResult<()>;
+    /// The market's latest admin actions, newest first.
+    fn admin_actions(&mut self, limit: usize) -> RepoResult<Vec<AdminAction>>;
+}
+
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
 /// transaction. Implemented by the store, scoped to one market.
-pub trait MarketRepo: DeliveryRepo + PaymentRepo {
+pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
     /// The language a user chose, if any.
     fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
     /// Admins of this market granted at run time (config admins come from the [`Policy`]).
@@ -346,6 +368,8 @@ impl Turn<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Roles {
     pub admin: bool,
+    /// An admin of every market, from the config (the city trade office).
+    pub city_admin: bool,
     pub stalls: Vec<i64>,
     /// A registered courier of this market.
     pub courier: bool,
@@ -377,7 +401,9 @@ pub enum Route {
 pub const TRADER_COMMANDS: &[&str] = &["harga", "stok", "tutup", "buka", "rekap", "pesanan"];
 /// Commands only admins have.
 pub const ADMIN_COMMANDS: &[&str] =
-    &["undang", "undang_kurir", "tugaskan", "kurir", "lunas", "refund", "pembayaran", "batalkan"];
+    &["undang", "undang_kurir", "tugaskan", "kurir", "lunas", "refund", "pembayaran", "batalkan", "audit"];
+/// Commands only city admins (admins of every market, from the config) have.
+pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus"];
 
 /// Whether routing needs the user's roles for this input (looked up only then, to keep the
 /// common case of text and buttons cheap).
@@ -406,7 +432,9 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
             let help = matches!(name, "bantuan" | "help");
             if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
                 Route::Trader
-            } else if (ADMIN_COMMANDS.contains(&name) || help) && roles.admin {
+            } else if (CITY_ADMIN_COMMANDS.contains(&name) && roles.city_admin)
+                || ((ADMIN_COMMANDS.contains(&name) || help) && roles.admin)
+            {
                 Route::Admin
             } else if help && !roles.stalls.is_empty() {
                 Route::Trader

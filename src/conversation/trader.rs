@@ -96,6 +96,16 @@ fn command(
                 }
                 None => match repo.redeem_courier_invite(&code, turn.user)? {
                     Some(courier) => super::courier::registered(repo, turn, &courier)?,
+                    None if repo.redeem_admin_invite(&code, turn.user)? => {
+                        let menu = Some(crate::channel::CommandMenu {
+                            trader: !stalls.is_empty(),
+                            admin: true,
+                            courier: repo.courier_of(turn.user)?.is_some(),
+                        });
+                        let text = turn.tf(Key::AdminRegistered, &[("market", &turn.market.name)]);
+                        turn.reply(Outbound { menu, ..Outbound::text(text) });
+                        turn.say(Key::AdminHelp);
+                    }
                     None => turn.say(Key::InviteInvalid),
                 },
             }

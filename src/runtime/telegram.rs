@@ -130,6 +130,7 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("refund", Key::CmdRefund),
             ("pembayaran", Key::CmdPembayaran),
             ("batalkan", Key::CmdBatalkan),
+            ("audit", Key::CmdAudit),
         ]);
     }
     list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);

@@ -427,4 +427,28 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX bank_requests_pending ON bank_requests (next_at) WHERE status = 'pending';
     "#,
+    // 10: administration: invite codes for market admins (made by a city admin), and the audit
+    // of every admin command (who, when, what, on which object).
+    r#"
+    CREATE TABLE admin_invites (
+        code TEXT PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_by TEXT,
+        used_at TEXT
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE admin_audit (
+        id INTEGER PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        actor TEXT NOT NULL,              -- channel:user id
+        command TEXT NOT NULL,
+        object TEXT,                      -- the order, stall, courier or admin it was about
+        detail TEXT,                      -- the rest of what was typed (cut to 200 characters)
+        at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX admin_audit_by_market ON admin_audit (market, id);
+    "#,
 ];

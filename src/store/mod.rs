@@ -5,6 +5,7 @@
 //! transaction ([`Store::write`]), so one event's state, domain changes, outbox rows and inbox
 //! mark commit together or not at all.
 
+mod admin;
 mod catalog;
 mod conversations;
 mod delivery;

@@ -1,0 +1,92 @@
+//! Administration rows: market admins' invite codes and the audit of admin commands, the
+//! store's side of [`AdminRepo`].
+
+use super::shopper::RepoTx;
+use super::{StoreError, parse_ts, ts};
+use crate::channel::UserKey;
+use crate::conversation::{AdminAction, AdminRepo, RepoResult};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+impl AdminRepo for RepoTx<'_> {
+    fn create_admin_invite(&mut self, code: &str, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO admin_invites (code, market, created_by, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![code, self.market, by.to_string(), ts(self.now), ts(expires_at)])?;
+        Ok(())
+    }
+
+    fn redeem_admin_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<bool> {
+        let expires: Option<String> = self
+            .tx
+            .prepare_cached("SELECT expires_at FROM admin_invites WHERE code = ?1 AND market = ?2 AND used_by IS NULL")?
+            .query_row(params![code, self.market], |r| r.get(0))
+            .optional()?;
+        let Some(expires) = expires else {
+            return Ok(false);
+        };
+        if parse_ts(&expires)? <= self.now {
+            return Ok(false);
+        }
+        self.tx
+            .prepare_cached("UPDATE admin_invites SET used_by = ?2, used_at = ?3 WHERE code = ?1")?
+            .execute(params![code, user.to_string(), ts(self.now)])?;
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO staff (market, channel, user_id, role, since) VALUES (?1, ?2, ?3, 'admin', ?4)",
+            )?
+            .execute(params![self.market, user.channel.code(), user.id, ts(self.now)])?;
+        Ok(true)
+    }
+
+    fn remove_admin(&mut self, user: &UserKey) -> RepoResult<bool> {
+        let n = self
+            .tx
+            .prepare_cached("DELETE FROM staff WHERE market = ?1 AND channel = ?2 AND user_id = ?3 AND role = 'admin'")?
+            .execute(params![self.market, user.channel.code(), user.id])?;
+        Ok(n > 0)
+    }
+
+    fn record_admin_action(&mut self, a: &AdminAction) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO admin_audit (market, actor, command, object, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![self.market, a.actor.to_string(), a.command, a.object, a.detail, ts(a.at)])?;
+        Ok(())
+    }
+
+    fn admin_actions(&mut self, limit: usize) -> RepoResult<Vec<AdminAction>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT actor, command, object, detail, at FROM admin_audit WHERE market = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![self.market, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (actor, command, object, detail, at) in rows {
+            let (channel, id) =
+                actor.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("audit actor `{actor}`")))?;
+            let channel = channel.parse().map_err(|_| StoreError::Corrupt(format!("audit actor `{actor}`")))?;
+            out.push(AdminAction {
+                actor: UserKey { channel, id: id.to_string() },
+                command,
+                object,
+                detail,
+                at: parse_ts(&at)?,
+            });
+        }
+        Ok(out)
+    }
+}

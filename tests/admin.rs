@@ -1,0 +1,104 @@
+//! Administration through the real engine: who may use which admin command (a command of a
+//! role you do not have gets the same "unknown command" a shopper gets), market admins added and
+//! removed by a city admin with one-time codes, and the audit of every admin action.
+
+mod common;
+
+use common::market::{BUDI, SRI, as_user, code_in, market_with_couriers};
+use common::{Harness, joined};
+use pasar_online::channel::{ChannelKind, UserKey};
+use pasar_online::config::{AdminEntry, Config};
+use pasar_online::conversation::{ADMIN_COMMANDS, CITY_ADMIN_COMMANDS};
+
+const CITY: &str = "kantor-kota";
+const UNKNOWN: &str = "perintah itu tidak dikenal";
+
+/// A market with Bu Sri at A-07, the courier Budi, the config's city admin, and a market admin
+/// (`bu-lurah`) added by the city admin's code.
+fn market() -> Harness {
+    let mut config = Config::default();
+    let city = UserKey { channel: ChannelKind::Console, id: CITY.into() };
+    config.policy.admins.push(AdminEntry { user: city, markets: Vec::new() });
+    let mut h = Harness::with_config("blimbing", config);
+    market_with_couriers(&mut h, &[BUDI]);
+    as_user(&mut h, CITY);
+    let code = code_in(&h.command("/admin_tambah"));
+    as_user(&mut h, "bu-lurah");
+    let r = joined(&h.command(&format!("/daftar {code}")));
+    assert!(r.contains("terdaftar sebagai admin Pasar Blimbing"), "{r}");
+    h
+}
+
+/// Harmless arguments for each command (nothing exists for them to change).
+fn line(command: &str) -> String {
+    match command {
+        "undang" => "/undang Z-99".into(),
+        "undang_kurir" => "/undang_kurir x".into(),
+        "tugaskan" | "lunas" | "refund" | "batalkan" => format!("/{command} BLB-0999 1 uji"),
+        "pembayaran" => "/pembayaran 31/02".into(),
+        "admin_hapus" => "/admin_hapus".into(),
+        "admin_tambah" => "/admin_tambah".into(),
+        other => format!("/{other}"),
+    }
+}
+
+#[test]
+fn every_admin_command_by_every_role() {
+    let mut h = market();
+    // (who, may use market admin commands, may use city admin commands)
+    let roles = [
+        ("ani", false, false),
+        (SRI, false, false),
+        ("budi", false, false),
+        ("bu-lurah", true, false),
+        (CITY, true, true),
+    ];
+    for (who, admin, city) in roles {
+        for (commands, allowed) in [(ADMIN_COMMANDS, admin), (CITY_ADMIN_COMMANDS, city)] {
+            for command in commands {
+                as_user(&mut h, who);
+                let r = joined(&h.command(&line(command)));
+                assert_eq!(!r.contains(UNKNOWN), allowed, "{who} /{command}: {r}");
+            }
+        }
+        // /bantuan lists exactly what the asker may use.
+        as_user(&mut h, who);
+        let help = joined(&h.command("/bantuan"));
+        assert_eq!(help.contains("/lunas"), admin, "{who}: {help}");
+        assert_eq!(help.contains("/admin_tambah"), city, "{who}: {help}");
+    }
+}
+
+#[test]
+fn admin_actions_are_audited_and_a_removed_admin_loses_the_role() {
+    let mut h = market();
+    as_user(&mut h, "bu-lurah");
+    h.command("/undang A-07");
+    h.command("/batalkan BLB-0999 salah ketik");
+    as_user(&mut h, "ani");
+    h.command("/batalkan BLB-0999 iseng"); // not an admin: refused, not audited as an admin action
+    as_user(&mut h, CITY);
+    let r = joined(&h.command("/audit"));
+    assert!(r.contains("console:bu-lurah · /batalkan BLB-0999 salah ketik"), "{r}");
+    assert!(r.contains("console:bu-lurah · /undang A-07"), "{r}");
+    assert!(r.contains("console:kantor-kota · /admin_tambah"), "{r}");
+    assert!(!r.contains("iseng"), "{r}");
+    let newest = r.lines().nth(1).unwrap_or_default();
+    assert!(newest.contains("/batalkan"), "newest first: {r}");
+    assert!(joined(&h.command("/audit 0")).contains("Tulis: /audit"));
+    assert!(joined(&h.command("/audit 2")).lines().count() == 3);
+
+    let list = joined(&h.command("/admin_hapus"));
+    assert!(list.contains("1. console:bu-lurah"), "{list}");
+    let r = joined(&h.command("/admin_hapus 1"));
+    assert!(r.contains("bukan lagi admin"), "{r}");
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/audit")).contains(UNKNOWN));
+    // A code works once.
+    as_user(&mut h, CITY);
+    let code = code_in(&h.command("/admin_tambah"));
+    as_user(&mut h, "pak-rt");
+    assert!(joined(&h.command(&format!("/daftar {code}"))).contains("terdaftar sebagai admin"));
+    as_user(&mut h, "pak-rw");
+    assert!(joined(&h.command(&format!("/daftar {code}"))).contains("tidak berlaku"));
+}
