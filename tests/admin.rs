@@ -102,3 +102,37 @@ fn admin_actions_are_audited_and_a_removed_admin_loses_the_role() {
     as_user(&mut h, "pak-rw");
     assert!(joined(&h.command(&format!("/daftar {code}"))).contains("tidak berlaku"));
 }
+
+#[test]
+fn a_closed_market_shows_its_reason_and_takes_no_orders_until_it_opens() {
+    let mut h = market();
+    as_user(&mut h, "ani");
+    let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
+    h.button(&pasar_online::conversation::payload::Action::Offer(kk).encode());
+    h.text("3 ikat");
+    h.button("checkout");
+    h.text("Ani Rahayu");
+    h.text("0812-3456-7890");
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    h.button(&common::payload(&r, "Hari ini"));
+    h.button("pay:cod");
+    h.button("note:none");
+    // Closed while Ani is at the summary.
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/pasar_tutup")).contains("Tulis: /pasar_tutup"));
+    assert!(joined(&h.command("/pasar_tutup banjir di Jl. Borobudur")).contains("ditutup"));
+    as_user(&mut h, "ani");
+    let r = joined(&h.button("place"));
+    assert!(r.contains("sedang tutup: banjir di Jl. Borobudur"), "{r}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 0);
+    assert!(joined(&h.command("/start")).contains("sedang tutup: banjir"));
+    assert!(joined(&h.button("checkout")).contains("sedang tutup"));
+    assert_eq!(h.count("SELECT COUNT(*) FROM cart_lines"), 1, "the cart is kept");
+    // Shopping still works; ordering again once it opens.
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/pasar_buka")).contains("dibuka lagi"));
+    assert!(joined(&h.command("/pasar_buka")).contains("memang sedang buka"));
+    as_user(&mut h, "ani");
+    assert!(!joined(&h.command("/start")).contains("tutup"));
+    assert!(joined(&h.button("checkout")).contains("atas nama siapa"));
+}

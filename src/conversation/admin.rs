@@ -48,6 +48,8 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "pembayaran" => payments_report(args, repo, turn),
         "batalkan" => cancel_order(args, repo, turn),
         "audit" => audit(args, repo, turn),
+        "pasar_tutup" => close_market(args, repo, turn),
+        "pasar_buka" => open_market(repo, turn),
         "admin_tambah" => invite_admin(repo, turn),
         "admin_hapus" => remove_admin(args, repo, turn),
         _ => {
@@ -573,6 +575,31 @@ fn remove_admin(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
     let notice = turn.tf_in(lang, Key::AdminRemovedNotice, &[("market", &turn.market.name)]);
     turn.send(&user, Outbound { menu, ..Outbound::text(notice) });
     let text = turn.tf(Key::AdminRemoved, &[("who", &user), ("market", &turn.market.name)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/pasar_tutup banjir di Jl. Borobudur`: the market takes no orders until `/pasar_buka`;
+/// shoppers see the reason. Orders already placed go on.
+fn close_market(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let reason = args.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        turn.say(Key::MarketCloseUsage);
+        return Ok(());
+    }
+    repo.set_market_closed(Some(reason))?;
+    turn.catalog_changed = true;
+    let text = turn.tf(Key::MarketClosedDone, &[("market", &turn.market.name), ("reason", &reason)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/pasar_buka`: orders are taken again.
+fn open_market(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let key = if turn.market.closed.is_some() { Key::MarketOpenedDone } else { Key::MarketAlreadyOpen };
+    repo.set_market_closed(None)?;
+    turn.catalog_changed = true;
+    let text = turn.tf(key, &[("market", &turn.market.name)]);
     turn.reply(Outbound::text(text));
     Ok(())
 }

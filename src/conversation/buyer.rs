@@ -682,7 +682,26 @@ fn abort(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
 
 pub fn welcome_text(turn: &Turn<'_>) -> String {
     let m = turn.market;
-    turn.tf(Key::Welcome, &[("market", &m.name), ("hours", &m.hours()), ("address", &m.address)])
+    let welcome = turn.tf(Key::Welcome, &[("market", &m.name), ("hours", &m.hours()), ("address", &m.address)]);
+    match &m.closed {
+        Some(reason) => format!("{}\n\n{welcome}", closed_text(turn, reason)),
+        None => welcome,
+    }
+}
+
+/// "The market is closed: <reason>", for a market its admins closed.
+fn closed_text(turn: &Turn<'_>, reason: &str) -> String {
+    turn.tf(Key::MarketClosedNotice, &[("market", &turn.market.name), ("reason", &reason)])
+}
+
+/// A closed market takes no orders: the shopper is told why (the cart stays).
+fn refused_while_closed(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<Option<BuyerState>> {
+    let Some(reason) = turn.market.closed.clone() else {
+        return Ok(None);
+    };
+    let text = closed_text(turn, &reason);
+    turn.reply(Outbound::text(text));
+    show_menu(repo, turn).map(Some)
 }
 
 fn show_menu(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
@@ -1186,6 +1205,9 @@ fn cancel_button(turn: &Turn<'_>) -> Button {
 }
 
 fn start_checkout(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    if let Some(state) = refused_while_closed(repo, turn)? {
+        return Ok(state);
+    }
     let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         return show_cart(repo, turn);
@@ -1388,6 +1410,10 @@ fn place_order(
     repo: &mut dyn Repo,
     turn: &mut Turn<'_>,
 ) -> RepoResult<BuyerState> {
+    // Closed while the shopper was checking out.
+    if let Some(state) = refused_while_closed(repo, turn)? {
+        return Ok(state);
+    }
     let lines = current_cart(repo, turn)?;
     if lines.is_empty() {
         return show_cart(repo, turn);

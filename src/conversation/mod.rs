@@ -281,6 +281,8 @@ pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
     fn set_price(&mut self, stall_id: i64, commodity_id: &str, price: Rupiah) -> RepoResult<()>;
     /// Sets a stall's stock of a commodity it sells; false if it does not sell it.
     fn set_stock(&mut self, stall_id: i64, commodity_id: &str, stock: Option<u64>) -> RepoResult<bool>;
+    /// Closes the market with the reason shoppers see (`None` opens it again).
+    fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()>;
     /// Closes a stall for a day (`None` reopens it).
     fn set_closed(&mut self, stall_id: i64, on: Option<NaiveDate>) -> RepoResult<()>;
 }
@@ -400,8 +402,19 @@ pub enum Route {
 /// Commands only traders have.
 pub const TRADER_COMMANDS: &[&str] = &["harga", "stok", "tutup", "buka", "rekap", "pesanan"];
 /// Commands only admins have.
-pub const ADMIN_COMMANDS: &[&str] =
-    &["undang", "undang_kurir", "tugaskan", "kurir", "lunas", "refund", "pembayaran", "batalkan", "audit"];
+pub const ADMIN_COMMANDS: &[&str] = &[
+    "undang",
+    "undang_kurir",
+    "tugaskan",
+    "kurir",
+    "lunas",
+    "refund",
+    "pembayaran",
+    "batalkan",
+    "audit",
+    "pasar_tutup",
+    "pasar_buka",
+];
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus"];
 

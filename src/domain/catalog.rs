@@ -81,6 +81,8 @@ pub struct Market {
     pub kelurahan: Vec<String>,
     /// Orders the market's couriers can take in one delivery slot; a full slot is not offered.
     pub slot_capacity: u32,
+    /// Closed by its admins (`/pasar_tutup`), with the reason shoppers see: no orders meanwhile.
+    pub closed: Option<String>,
 }
 
 /// Orders per delivery slot when `data/markets.toml` does not say.
@@ -318,6 +320,7 @@ fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
             lon: row.lon,
             delivery_radius_km: row.delivery_radius_km,
             kelurahan: row.kelurahan,
+            closed: None,
         });
     }
     if markets.is_empty() {

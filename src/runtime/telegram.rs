@@ -131,6 +131,8 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("pembayaran", Key::CmdPembayaran),
             ("batalkan", Key::CmdBatalkan),
             ("audit", Key::CmdAudit),
+            ("pasar_tutup", Key::CmdPasarTutup),
+            ("pasar_buka", Key::CmdPasarBuka),
         ]);
     }
     list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);

@@ -103,7 +103,7 @@ impl Store {
         let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("{what}: {e}"));
         let mut markets = Vec::new();
         let mut stmt = conn.prepare(
-            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity FROM markets ORDER BY rowid",
+            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, closed_reason FROM markets ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -119,10 +119,12 @@ impl Store {
                 r.get::<_, f64>(9)?,
                 r.get::<_, String>(10)?,
                 r.get::<_, u32>(11)?,
+                r.get::<_, Option<String>>(12)?,
             ))
         })?;
         for row in rows {
-            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan, slot_capacity) = row?;
+            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan, slot_capacity, closed) =
+                row?;
             let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| corrupt(&slug, e.to_string()));
             let slots = slots
                 .split(',')
@@ -142,6 +144,7 @@ impl Store {
                 delivery_radius_km: radius,
                 kelurahan: kelurahan.split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
                 slot_capacity,
+                closed,
             });
         }
         let mut commodities = Vec::new();

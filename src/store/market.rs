@@ -475,6 +475,13 @@ impl MarketRepo for RepoTx<'_> {
         Ok(n > 0)
     }
 
+    fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE markets SET closed_reason = ?2 WHERE slug = ?1")?
+            .execute(params![self.market, reason])?;
+        self.bump_catalog_version()
+    }
+
     fn set_closed(&mut self, stall_id: i64, on: Option<NaiveDate>) -> RepoResult<()> {
         self.tx
             .prepare_cached("UPDATE stalls SET closed_on = ?2 WHERE id = ?1")?

@@ -451,4 +451,8 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX admin_audit_by_market ON admin_audit (market, id);
     "#,
+    // 11: a market closed by its admins (/pasar_tutup), with the reason shoppers see.
+    r#"
+    ALTER TABLE markets ADD COLUMN closed_reason TEXT;
+    "#,
 ];
