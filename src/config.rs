@@ -30,6 +30,8 @@ struct RawConfig {
     #[serde(default)]
     payment: RawPayment,
     #[serde(default)]
+    backup: RawBackup,
+    #[serde(default)]
     markets: std::collections::BTreeMap<String, RawMarket>,
     #[serde(default)]
     admins: Vec<RawAdmin>,
@@ -124,6 +126,12 @@ struct RawMarket {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawPayment {
     expiry_minutes: Option<u32>,
     reminder_minutes: Option<u32>,
@@ -180,6 +188,8 @@ pub struct Config {
     /// The bank partner's payment API (`payment.va_url`), for virtual accounts.
     pub bank_url: Option<String>,
     pub bank_timeout: std::time::Duration,
+    /// Where backups go (`[backup] dir`; relative to the database's folder).
+    pub backup_dir: PathBuf,
     /// Address of the one HTTP server (webhooks); `[server] listen`.
     pub server_listen: Option<String>,
 }
@@ -430,6 +440,7 @@ impl Default for Config {
             vendor_timeout: std::time::Duration::from_secs(10),
             bank_url: None,
             bank_timeout: std::time::Duration::from_secs(15),
+            backup_dir: PathBuf::from("backups"),
             server_listen: None,
         }
     }
@@ -668,6 +679,7 @@ impl Config {
             vendor_timeout,
             bank_url,
             bank_timeout,
+            backup_dir: raw.backup.dir.unwrap_or(defaults.backup_dir),
             server_listen,
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),

@@ -98,6 +98,17 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
+    /// Make an online backup of the database (SQLite's backup API; the bots may keep running)
+    /// into the backup folder ([backup] dir, next to the database) or --to, check it with
+    /// PRAGMA integrity_check, and print the file and its size.
+    Backup {
+        /// Database file (default: the config's [database] path, else ./pasar.db).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        /// The backup file to write (default: pasar-<date>-<time>.db in the backup folder).
+        #[arg(long, value_name = "FILE")]
+        to: Option<PathBuf>,
+    },
     /// Check the seed data in data/ and report what it holds (exit code 1 with file:line on error).
     CheckData {
         /// Seed data folder (default: the config's data_dir).
@@ -160,6 +171,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => interactive(&open, &market, role, &user, &mut out)?,
             }
+            Ok(())
+        }
+        Command::Backup { db, to } => {
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            if !db.exists() {
+                anyhow::bail!("no database at {}", db.display());
+            }
+            let store = pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let to = match to {
+                Some(to) => to,
+                None => {
+                    let dir = pasar_online::runtime::backup_dir(&config, &db);
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                    dir.join(format!("pasar-{}.db", chrono::Local::now().format("%Y%m%d-%H%M%S")))
+                }
+            };
+            let size = store.backup_to(&to).with_context(|| format!("backing up to {}", to.display()))?;
+            println!("backup: {} ({size} bytes, integrity_check ok)", to.display());
             Ok(())
         }
         Command::Run { db, check } => {

@@ -136,3 +136,31 @@ fn a_closed_market_shows_its_reason_and_takes_no_orders_until_it_opens() {
     assert!(!joined(&h.command("/start")).contains("tutup"));
     assert!(joined(&h.button("checkout")).contains("atas nama siapa"));
 }
+
+#[test]
+fn a_city_admin_backs_up_the_database_online() {
+    let mut h = market();
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/cadangan")).contains(UNKNOWN), "a market admin may not copy every market's data");
+    as_user(&mut h, CITY);
+    let r = joined(&h.command("/cadangan"));
+    assert!(r.contains("Cadangan sedang dibuat"), "{r}");
+    // Made once the request committed; the report comes on the next pass.
+    let report = joined(&h.command("/audit 1"));
+    let done = h.count("SELECT COUNT(*) FROM backup_requests WHERE done_at IS NOT NULL");
+    assert_eq!(done, 1, "{report}");
+    let dir = h.dir.path().join("backups");
+    let files: Vec<_> = std::fs::read_dir(&dir).expect("backups folder").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let conn = rusqlite::Connection::open(&files[0]).expect("open backup");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok");
+    let admins: i64 = conn.query_row("SELECT COUNT(*) FROM staff", [], |r| r.get(0)).expect("staff");
+    assert_eq!(admins, 2, "the copy holds the market admins");
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = '{CITY}' AND message LIKE '%Cadangan database dibuat%integrity_check: ok%'"
+        )),
+        1
+    );
+}

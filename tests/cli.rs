@@ -25,7 +25,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 fn help_lists_the_commands_and_options() {
     let (ok, out, _) = run(pasar().arg("--help"));
     assert!(ok);
-    for word in ["chat", "bench", "check-data", "qris", "--config"] {
+    for word in ["chat", "bench", "check-data", "qris", "backup", "--config"] {
         assert!(out.contains(word), "--help lacks {word}:\n{out}");
     }
     let (ok, out, _) = run(pasar().args(["chat", "--help"]));
@@ -231,4 +231,35 @@ fn two_terminals_on_one_database_see_what_the_other_caused() {
     assert!(out.contains("dikonfirmasi"), "{out}");
     let _ = trader.kill();
     let _ = trader.wait();
+}
+
+#[test]
+fn backup_copies_the_database_online_and_checks_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pasar.db");
+    // A database with an order in it: a scripted order in the terminal chat.
+    let script = "--- clock 2026-11-28T07:00:00+07:00 ---\n> kangkung\n> 1\n> 3 ikat\n";
+    let mut child = pasar()
+        .args(["chat", "--script", "-", "--db"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("chat");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script");
+    assert!(child.wait().expect("wait").success());
+    let to = dir.path().join("copy.db");
+    let (ok, out, err) = run(pasar().args(["backup", "--db"]).arg(&db).arg("--to").arg(&to));
+    assert!(ok, "{err}");
+    assert!(out.contains("integrity_check ok"), "{out}");
+    let conn = rusqlite::Connection::open(&to).expect("open the copy");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok");
+    let carts: i64 = conn.query_row("SELECT COUNT(*) FROM cart_lines", [], |r| r.get(0)).expect("carts");
+    assert_eq!(carts, 1, "the copy holds what the database held");
+    // Without --to: into the backup folder next to the database.
+    let (ok, out, _) = run(pasar().args(["backup", "--db"]).arg(&db));
+    assert!(ok && out.contains("backups"), "{out}");
+    let (ok, _, err) = run(pasar().args(["backup", "--db"]).arg(dir.path().join("none.db")));
+    assert!(!ok && err.contains("no database"), "{err}");
 }

@@ -52,6 +52,12 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "pasar_buka" => open_market(repo, turn),
         "admin_tambah" => invite_admin(repo, turn),
         "admin_hapus" => remove_admin(args, repo, turn),
+        "cadangan" => {
+            // Made by the engine once this commits (no I/O inside a step).
+            repo.request_backup(turn.user)?;
+            turn.say(Key::BackupQueued);
+            Ok(())
+        }
         _ => {
             let mut text = turn.t(Key::AdminHelp);
             if turn.policy.is_city_admin(turn.user) {

@@ -219,6 +219,8 @@ pub trait AdminRepo {
     fn record_admin_action(&mut self, action: &AdminAction) -> RepoResult<()>;
     /// The market's latest admin actions, newest first.
     fn admin_actions(&mut self, limit: usize) -> RepoResult<Vec<AdminAction>>;
+    /// Asks for a backup of the database, made after this transaction commits; `by` is told.
+    fn request_backup(&mut self, by: &UserKey) -> RepoResult<()>;
 }
 
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
@@ -416,7 +418,7 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "pasar_buka",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
-pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus"];
+pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan"];
 
 /// Whether routing needs the user's roles for this input (looked up only then, to keep the
 /// common case of text and buttons cheap).

@@ -28,7 +28,17 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
         tracing::info!(db = %db.display(), markets = seed.markets.len(), "new database seeded");
     }
     let texts = Texts::load(&config.dialogues_dir).context("loading dialogues")?;
-    Ok(Engine::new(store, Arc::new(texts), clock, config.default_language, config.policy.clone())?)
+    let mut engine = Engine::new(store, Arc::new(texts), clock, config.default_language, config.policy.clone())?;
+    engine.set_backup_dir(backup_dir(config, db));
+    Ok(engine)
+}
+
+/// The backup folder: `[backup] dir`, relative to the database's folder unless absolute.
+pub fn backup_dir(config: &Config, db: &Path) -> std::path::PathBuf {
+    if config.backup_dir.is_absolute() {
+        return config.backup_dir.clone();
+    }
+    db.parent().unwrap_or(Path::new(".")).join(&config.backup_dir)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -50,6 +50,15 @@ impl AdminRepo for RepoTx<'_> {
         Ok(n > 0)
     }
 
+    fn request_backup(&mut self, by: &UserKey) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO backup_requests (market, channel, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![self.market, by.channel.code(), by.id, ts(self.now)])?;
+        Ok(())
+    }
+
     fn record_admin_action(&mut self, a: &AdminAction) -> RepoResult<()> {
         self.tx
             .prepare_cached(
@@ -88,5 +97,66 @@ impl AdminRepo for RepoTx<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// A backup an admin asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupRequest {
+    pub id: i64,
+    pub market: String,
+    pub by: UserKey,
+}
+
+impl super::Store {
+    /// Backups asked for and not made yet, oldest first.
+    pub fn pending_backups(&self) -> super::StoreResult<Vec<BackupRequest>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, market, channel, user_id FROM backup_requests WHERE done_at IS NULL ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, market, channel, user_id) in rows {
+            let channel = channel.parse().map_err(StoreError::Corrupt)?;
+            out.push(BackupRequest { id, market, by: UserKey { channel, id: user_id } });
+        }
+        Ok(out)
+    }
+
+    /// The backup was made (or failed): the request is done and the report (written in the
+    /// asker's language, if they chose one) goes to whoever asked, in one transaction.
+    pub fn finish_backup(
+        &mut self,
+        request: &BackupRequest,
+        report: impl FnOnce(Option<crate::text::Lang>) -> crate::channel::Envelope,
+        now: DateTime<Utc>,
+    ) -> super::StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE backup_requests SET done_at = ?2 WHERE id = ?1")?
+                .execute(params![request.id, ts(now)])?;
+            let lang = super::user_lang(tx, &request.by)?;
+            super::enqueue(tx, &report(lang), None, now)?;
+            Ok(())
+        })
+    }
+
+    /// An online backup of the whole database to `to` (SQLite's backup API: the database stays
+    /// in use), checked with `PRAGMA integrity_check`; returns its size in bytes.
+    pub fn backup_to(&self, to: &std::path::Path) -> super::StoreResult<u64> {
+        let mut dst = rusqlite::Connection::open(to)?;
+        {
+            let backup = rusqlite::backup::Backup::new(self.conn(), &mut dst)?;
+            backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
+        }
+        let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt(format!("backup {}: integrity_check says {check}", to.display())));
+        }
+        drop(dst);
+        std::fs::metadata(to).map(|m| m.len()).map_err(|e| StoreError::Corrupt(format!("backup {}: {e}", to.display())))
     }
 }

@@ -455,4 +455,16 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE markets ADD COLUMN closed_reason TEXT;
     "#,
+    // 12: backups an admin asked for (/cadangan), made by the engine after the request commits.
+    r#"
+    CREATE TABLE backup_requests (
+        id INTEGER PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,            -- who asked, and is told the result
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    ) STRICT;
+    CREATE INDEX backup_requests_pending ON backup_requests (id) WHERE done_at IS NULL;
+    "#,
 ];

@@ -16,6 +16,7 @@ mod outbox;
 mod payment;
 mod shopper;
 
+pub use admin::BackupRequest;
 pub use conversations::{RoleStates, load_state, load_states, save_state, user_lang};
 pub use delivery::VendorRequest;
 pub use inbox::PendingEvent;
