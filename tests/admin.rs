@@ -56,6 +56,9 @@ fn every_admin_command_by_every_role() {
     for (who, admin, city) in roles {
         for (commands, allowed) in [(ADMIN_COMMANDS, admin), (CITY_ADMIN_COMMANDS, city)] {
             for command in commands {
+                if *command == "pesanan" {
+                    continue; // everyone has a /pesanan: the shopper's own orders (tested below)
+                }
                 as_user(&mut h, who);
                 let r = joined(&h.command(&line(command)));
                 assert_eq!(!r.contains(UNKNOWN), allowed, "{who} /{command}: {r}");
@@ -163,4 +166,45 @@ fn a_city_admin_backs_up_the_database_online() {
         )),
         1
     );
+}
+
+#[test]
+fn admins_list_the_market_s_orders_by_status_and_open_one() {
+    let mut h = market();
+    let mut numbers = Vec::new();
+    for buyer in ["ani", "dewi", "rina", "sari", "tono", "umar", "wati", "yani", "zaki"] {
+        numbers.push(common::market::place_order(&mut h, buyer, None));
+    }
+    common::market::accept(&mut h, &numbers[0], true);
+    as_user(&mut h, "bu-lurah");
+    let first = h.command("/pesanan");
+    let text = joined(&first);
+    assert!(text.contains("Pesanan aktif Pasar Blimbing: 9 (halaman 1/2)"), "{text}");
+    assert!(text.contains(&numbers[8]) && !text.contains(&numbers[0]), "newest first, 8 a page: {text}");
+    let next = common::payload(&first, "Berikutnya");
+    let second = joined(&h.button(&next));
+    assert!(second.contains("halaman 2/2") && second.contains(&numbers[0]), "{second}");
+    // By status.
+    let ready = joined(&h.command("/pesanan siap"));
+    assert!(ready.contains(": 1 (halaman 1/1)") && ready.contains(&numbers[0]), "{ready}");
+    assert!(joined(&h.command("/pesanan batal")).contains("Tidak ada pesanan batal"));
+    assert!(joined(&h.command("/pesanan semuanya")).contains("Tulis: /pesanan"));
+    // One order: the shopper, the stall's lines, the payment, the timeline.
+    let open = common::payload(&first, &numbers[8]);
+    let one = joined(&h.button(&open));
+    for needle in [
+        "Ani Rahayu · 0812-3456-7890",
+        "Sayur Bu Sri (lapak A-07) · menunggu pedagang",
+        "Kangkung 3 ikat",
+        "Bayar di tempat",
+        "Pesanan dibuat",
+    ] {
+        assert!(one.contains(needle), "{needle}: {one}");
+    }
+    assert_eq!(joined(&h.command(&format!("/pesanan {}", numbers[8]))), one);
+    // The shopper's /pesanan is still their own orders; an admin's button pressed by a shopper is stale.
+    as_user(&mut h, "dewi");
+    let mine = joined(&h.command("/pesanan"));
+    assert!(mine.contains("Pesanan Anda") && mine.contains(&numbers[1]) && !mine.contains(&numbers[2]), "{mine}");
+    assert!(joined(&h.button(&open)).contains("sudah tidak berlaku"));
 }

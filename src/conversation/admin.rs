@@ -21,6 +21,16 @@ use chrono::{Datelike, NaiveDate};
 
 /// Answers one admin command. Admins have no multi-step dialogue yet, so there is no state.
 pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    if let Inbound::Button(payload) = input {
+        return match super::payload::Action::parse(payload) {
+            Some(super::payload::Action::AdminOrders { filter, page }) => list_orders(filter, page, repo, turn),
+            Some(super::payload::Action::AdminOrder(number)) => show_order(&number, repo, turn),
+            _ => {
+                turn.say(Key::StaleButton);
+                Ok(())
+            }
+        };
+    }
     let Inbound::Command { name, args } = input else {
         turn.say(Key::NotUnderstood);
         return Ok(());
@@ -49,6 +59,19 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "batalkan" => cancel_order(args, repo, turn),
         "audit" => audit(args, repo, turn),
         "pasar_tutup" => close_market(args, repo, turn),
+        "pesanan" => {
+            let a = args.trim();
+            if a.is_empty() {
+                list_orders(crate::domain::order::OrderFilter::Open, 0, repo, turn)
+            } else if let Some(filter) = crate::domain::order::OrderFilter::parse(a) {
+                list_orders(filter, 0, repo, turn)
+            } else if let Some(number) = OrderNumber::parse(a) {
+                show_order(&number, repo, turn)
+            } else {
+                turn.say(Key::AdminOrdersUsage);
+                Ok(())
+            }
+        }
         "pasar_buka" => open_market(repo, turn),
         "admin_tambah" => invite_admin(repo, turn),
         "admin_hapus" => remove_admin(args, repo, turn),
@@ -608,4 +631,125 @@ fn open_market(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
     let text = turn.tf(key, &[("market", &turn.market.name)]);
     turn.reply(Outbound::text(text));
     Ok(())
+}
+
+/// Orders a page of `/pesanan` shows.
+const ORDERS_PER_PAGE: usize = 8;
+
+/// `/pesanan [status]`: the market's orders, newest first, a page at a time, each with a button
+/// that opens it; turning a page edits the message.
+fn list_orders(
+    filter: crate::domain::order::OrderFilter,
+    page: usize,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<()> {
+    use super::payload::Action;
+    let (rows, total) = repo.market_orders(filter.statuses(), page * ORDERS_PER_PAGE, ORDERS_PER_PAGE)?;
+    let pages = total.div_ceil(ORDERS_PER_PAGE).max(1);
+    let filter_name = turn.t(filter_key(filter));
+    if rows.is_empty() && page == 0 {
+        let text = turn.tf(Key::AdminOrdersNone, &[("market", &turn.market.name), ("filter", &filter_name)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let mut text = turn.tf(
+        Key::AdminOrdersHeader,
+        &[
+            ("market", &turn.market.name),
+            ("filter", &filter_name),
+            ("count", &total),
+            ("page", &(page + 1)),
+            ("pages", &pages),
+        ],
+    );
+    let mut buttons = Vec::new();
+    for r in &rows {
+        let status = turn.t(super::buyer::status_key(r.status));
+        text.push('\n');
+        text.push_str(&turn.tf(
+            Key::AdminOrdersLine,
+            &[
+                ("number", &r.number),
+                ("time", &local(r.placed_at).format("%d/%m %H:%M")),
+                ("name", &r.buyer_name),
+                ("total", &r.total),
+                ("status", &status),
+            ],
+        ));
+        buttons.push(crate::channel::Button {
+            label: format!("📄 {}", r.number),
+            payload: Action::AdminOrder(r.number.clone()).encode(),
+        });
+    }
+    if page > 0 {
+        buttons.push(turn.button(Key::BtnPrev, Action::AdminOrders { filter, page: page - 1 }.encode()));
+    }
+    if page + 1 < pages {
+        buttons.push(turn.button(Key::BtnNext, Action::AdminOrders { filter, page: page + 1 }.encode()));
+    }
+    let replaces = turn.pressed_on.map(str::to_string);
+    turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
+    Ok(())
+}
+
+fn filter_key(filter: crate::domain::order::OrderFilter) -> Key {
+    use crate::domain::order::OrderFilter::*;
+    match filter {
+        Open => Key::FilterOpen,
+        New => Key::FilterNew,
+        Payment => Key::FilterPayment,
+        Ready => Key::FilterReady,
+        OnTheRoad => Key::FilterOnTheRoad,
+        Delivered => Key::FilterDelivered,
+        Cancelled => Key::FilterCancelled,
+    }
+}
+
+/// `/pesanan BLB-0001`: everything about one order: the shopper and where it goes, each stall's
+/// lines and status, the payment, and the whole timeline with the courier.
+fn show_order(number: &OrderNumber, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let Some(order) = admin_order(number, repo, turn)? else {
+        return Ok(());
+    };
+    let lang = turn.lang;
+    let method = turn.t(super::buyer::payment_key(order.payment));
+    let mut text = turn.tf(
+        Key::AdminOrderParty,
+        &[
+            ("name", &order.buyer_name),
+            ("phone", &order.phone),
+            ("address", &order.address),
+            ("method", &method),
+            ("total", &order.total()),
+        ],
+    );
+    for sub in &order.subs {
+        let (stall, stall_number) = super::lifecycle::stall_label(turn, sub.stall_id);
+        let status = turn.t(sub_status_key(sub.status));
+        text.push_str("\n\n");
+        text.push_str(&turn.tf(
+            Key::AdminOrderStall,
+            &[("stall", &stall), ("stall_number", &stall_number), ("status", &status), ("total", &sub.total())],
+        ));
+        text.push('\n');
+        text.push_str(&super::lifecycle::lines_text(turn, lang, sub));
+    }
+    let track = super::delivery::track_message(repo, turn, &order)?;
+    let text = format!("{}\n\n{text}", track.text);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+fn sub_status_key(status: crate::domain::order::SubOrderStatus) -> Key {
+    use crate::domain::order::SubOrderStatus::*;
+    match status {
+        AwaitingTrader => Key::SubAwaitingTrader,
+        Adjusted => Key::SubAdjusted,
+        Accepted => Key::SubAccepted,
+        Rejected => Key::SubRejected,
+        Packed => Key::SubPacked,
+        PickedUp => Key::SubPickedUp,
+        Cancelled => Key::SubCancelled,
+    }
 }

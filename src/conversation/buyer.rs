@@ -617,7 +617,9 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         | Action::TraderDone(_)
         | Action::TraderPack(_)
         | Action::TraderShortage(_)
-        | Action::TraderDropLine(_) => stale(state, turn),
+        | Action::TraderDropLine(_)
+        | Action::AdminOrders { .. }
+        | Action::AdminOrder(_) => stale(state, turn),
         Action::Language(lang) => {
             repo.set_language(lang)?;
             turn.lang = lang;

@@ -283,6 +283,14 @@ pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
     fn set_price(&mut self, stall_id: i64, commodity_id: &str, price: Rupiah) -> RepoResult<()>;
     /// Sets a stall's stock of a commodity it sells; false if it does not sell it.
     fn set_stock(&mut self, stall_id: i64, commodity_id: &str, stock: Option<u64>) -> RepoResult<bool>;
+    /// The market's orders in these statuses, newest first: `limit` of them from `offset`, and
+    /// how many there are in all.
+    fn market_orders(
+        &mut self,
+        statuses: &[OrderStatus],
+        offset: usize,
+        limit: usize,
+    ) -> RepoResult<(Vec<crate::domain::order::MarketOrderRow>, usize)>;
     /// Closes the market with the reason shoppers see (`None` opens it again).
     fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()>;
     /// Closes a stall for a day (`None` reopens it).
@@ -416,6 +424,7 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "audit",
     "pasar_tutup",
     "pasar_buka",
+    "pesanan",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan"];
@@ -425,6 +434,7 @@ pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadan
 pub fn needs_roles(inbound: &crate::channel::Inbound) -> bool {
     use crate::channel::Inbound;
     matches!(inbound, Inbound::Command { .. } | Inbound::Image { .. } | Inbound::Location { .. })
+        || matches!(inbound, Inbound::Button(p) if p.starts_with("a:"))
 }
 
 /// Picks the conversation: trader, courier and admin buttons and commands go to those roles (a
@@ -438,6 +448,7 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
         Inbound::VendorStatus(_) => Route::Vendor,
         Inbound::BankNews(_) => Route::Bank,
         Inbound::Button(p) => match payload::Action::parse(p) {
+            Some(a) if a.is_admin() && roles.admin => Route::Admin,
             Some(a) if a.is_trader() => Route::Trader,
             Some(a) if a.is_courier() => Route::Courier,
             _ => Route::Buyer,

@@ -65,6 +65,13 @@ pub enum Action {
     TraderOutOfStock(i64),
     TraderDone(i64),
     TraderPack(i64),
+    /// An admin's order list: which orders, which page.
+    AdminOrders {
+        filter: crate::domain::order::OrderFilter,
+        page: usize,
+    },
+    /// An admin opens one order.
+    AdminOrder(OrderNumber),
     /// "Something ran out" on a part already accepted: choose the line (by sub-order).
     TraderShortage(i64),
     /// That line ran out after all (by line).
@@ -163,6 +170,8 @@ impl Action {
             Action::TraderOutOfStock(id) => format!("t:oos:{id}"),
             Action::TraderDone(id) => format!("t:done:{id}"),
             Action::TraderPack(id) => format!("t:pack:{id}"),
+            Action::AdminOrders { filter, page } => format!("a:list:{}:{page}", filter.code()),
+            Action::AdminOrder(n) => format!("a:ord:{n}"),
             Action::TraderShortage(id) => format!("t:short:{id}"),
             Action::TraderDropLine(id) => format!("t:drop:{id}"),
             Action::Track(n) => format!("track:{n}"),
@@ -193,6 +202,11 @@ impl Action {
                 | Action::CourierFail(_)
                 | Action::CourierFailReason { .. }
         )
+    }
+
+    /// Buttons only admins may press.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Action::AdminOrders { .. } | Action::AdminOrder(_))
     }
 
     /// Buttons only a stall's trader may press.
@@ -242,6 +256,20 @@ impl Action {
                     let (delivery, reason) = arg.split_once(':')?;
                     Action::CourierFailReason { delivery: id(delivery)?, reason: reason.parse().ok()? }
                 }
+                _ => return None,
+            });
+        }
+        if let ("a", Some(r)) = (head, rest) {
+            let (verb, arg) = r.split_once(':')?;
+            return Some(match verb {
+                "list" => {
+                    let (filter, page) = arg.split_once(':')?;
+                    Action::AdminOrders {
+                        filter: crate::domain::order::OrderFilter::parse(filter)?,
+                        page: page.parse().ok().filter(|p| *p < 10_000)?,
+                    }
+                }
+                "ord" => Action::AdminOrder(OrderNumber::parse(arg)?),
                 _ => return None,
             });
         }
@@ -366,6 +394,8 @@ mod tests {
             Action::TraderOutOfStock(5),
             Action::TraderDone(1),
             Action::TraderPack(1),
+            Action::AdminOrders { filter: crate::domain::order::OrderFilter::Payment, page: 3 },
+            Action::AdminOrder(OrderNumber::new("BLB", 12345)),
             Action::TraderShortage(1),
             Action::TraderDropLine(1),
             Action::Track(OrderNumber::new("BLB", 12345)),

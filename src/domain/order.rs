@@ -716,3 +716,110 @@ mod area_tests {
         assert_eq!(order(Address::Location { lat: -7.9, lon: 112.6 }).area(), None);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The admins' order lists
+
+/// Which of a market's orders an admin lists (`/pesanan [status]`), by the word they type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderFilter {
+    /// Everything not finished (the default).
+    Open,
+    /// Waiting for traders or the shopper.
+    New,
+    /// Waiting for payment.
+    Payment,
+    /// Being prepared or waiting for a courier.
+    Ready,
+    OnTheRoad,
+    Delivered,
+    /// Cancelled or rejected.
+    Cancelled,
+}
+
+impl OrderFilter {
+    pub const ALL: [OrderFilter; 7] = [
+        OrderFilter::Open,
+        OrderFilter::New,
+        OrderFilter::Payment,
+        OrderFilter::Ready,
+        OrderFilter::OnTheRoad,
+        OrderFilter::Delivered,
+        OrderFilter::Cancelled,
+    ];
+
+    /// The word an admin types, and the code in a button.
+    pub fn code(self) -> &'static str {
+        match self {
+            OrderFilter::Open => "aktif",
+            OrderFilter::New => "baru",
+            OrderFilter::Payment => "bayar",
+            OrderFilter::Ready => "siap",
+            OrderFilter::OnTheRoad => "antar",
+            OrderFilter::Delivered => "selesai",
+            OrderFilter::Cancelled => "batal",
+        }
+    }
+
+    /// Reads a typed word (Indonesian, or its English alias).
+    pub fn parse(word: &str) -> Option<OrderFilter> {
+        let w = word.trim().to_lowercase();
+        let english = [
+            ("open", OrderFilter::Open),
+            ("new", OrderFilter::New),
+            ("payment", OrderFilter::Payment),
+            ("ready", OrderFilter::Ready),
+            ("road", OrderFilter::OnTheRoad),
+            ("delivered", OrderFilter::Delivered),
+            ("cancelled", OrderFilter::Cancelled),
+        ];
+        OrderFilter::ALL
+            .into_iter()
+            .find(|f| f.code() == w)
+            .or_else(|| english.iter().find(|(e, _)| *e == w).map(|(_, f)| *f))
+    }
+
+    pub fn statuses(self) -> &'static [OrderStatus] {
+        use OrderStatus::*;
+        match self {
+            OrderFilter::Open => {
+                &[AwaitingTraders, AwaitingBuyer, Confirmed, AwaitingPayment, Preparing, ReadyForPickup, OnDelivery]
+            }
+            OrderFilter::New => &[AwaitingTraders, AwaitingBuyer],
+            OrderFilter::Payment => &[AwaitingPayment],
+            OrderFilter::Ready => &[Confirmed, Preparing, ReadyForPickup],
+            OrderFilter::OnTheRoad => &[OnDelivery],
+            OrderFilter::Delivered => &[Delivered],
+            OrderFilter::Cancelled => &[Cancelled, Rejected],
+        }
+    }
+}
+
+/// One row of an admin's order list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketOrderRow {
+    pub number: OrderNumber,
+    pub status: OrderStatus,
+    pub total: Rupiah,
+    pub placed_at: DateTime<Utc>,
+    pub buyer_name: String,
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_in_exactly_one_filter_besides_open() {
+        for s in OrderStatus::ALL {
+            let n = OrderFilter::ALL[1..].iter().filter(|f| f.statuses().contains(&s)).count();
+            assert_eq!(n, 1, "{s:?}");
+            assert_eq!(OrderFilter::Open.statuses().contains(&s), s.is_open(), "{s:?}");
+        }
+        for f in OrderFilter::ALL {
+            assert_eq!(OrderFilter::parse(f.code()), Some(f));
+        }
+        assert_eq!(OrderFilter::parse("Delivered"), Some(OrderFilter::Delivered));
+        assert_eq!(OrderFilter::parse("semua"), None);
+    }
+}

@@ -134,9 +134,13 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("pasar_tutup", Key::CmdPasarTutup),
             ("pasar_buka", Key::CmdPasarBuka),
         ]);
+        // A trader's /pesanan is their stall's; one name, one meaning per menu.
+        if !menu.trader {
+            list.push(("pesanan", Key::CmdPesananAdmin));
+        }
     }
     list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);
-    if !menu.trader {
+    if !menu.trader && !menu.admin {
         list.push(("pesanan", Key::CmdPesanan));
     }
     list.push(("status", Key::CmdStatus));
@@ -733,6 +737,15 @@ mod tests {
         let admin = names(CommandMenu { admin: true, ..CommandMenu::default() });
         for c in crate::conversation::ADMIN_COMMANDS {
             assert!(admin.iter().any(|a| a == c), "/{c} missing from the admin menu {admin:?}");
+        }
+        for menu in [
+            CommandMenu { admin: true, trader: true, courier: true },
+            CommandMenu { admin: true, ..CommandMenu::default() },
+            CommandMenu::default(),
+        ] {
+            let all = names(menu);
+            let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+            assert_eq!(unique.len(), all.len(), "a command twice in {menu:?}: {all:?}");
         }
         let trader = names(CommandMenu { trader: true, ..CommandMenu::default() });
         for c in crate::conversation::TRADER_COMMANDS {

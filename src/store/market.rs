@@ -475,6 +475,47 @@ impl MarketRepo for RepoTx<'_> {
         Ok(n > 0)
     }
 
+    fn market_orders(
+        &mut self,
+        statuses: &[OrderStatus],
+        offset: usize,
+        limit: usize,
+    ) -> RepoResult<(Vec<crate::domain::order::MarketOrderRow>, usize)> {
+        // The statuses as one JSON array parameter: one prepared statement for every filter.
+        let codes = serde_json::to_string(&statuses.iter().map(|s| s.code()).collect::<Vec<_>>())?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT number, status, total, placed_at, buyer_name FROM orders
+             WHERE market = ?1 AND status IN (SELECT value FROM json_each(?2)) ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map(params![self.market, codes], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        let mut total = 0;
+        for row in rows {
+            total += 1;
+            if total <= offset || out.len() >= limit {
+                continue;
+            }
+            let (number, status, amount, placed_at, buyer_name) = row?;
+            let bad = |what: &str| corrupt(format!("order {number}: {what}"));
+            out.push(crate::domain::order::MarketOrderRow {
+                number: OrderNumber::parse(&number).ok_or_else(|| bad("number"))?,
+                status: OrderStatus::from_code(&status).ok_or_else(|| bad("status"))?,
+                total: Rupiah(amount),
+                placed_at: parse_ts(&placed_at)?,
+                buyer_name,
+            });
+        }
+        Ok((out, total))
+    }
+
     fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()> {
         self.tx
             .prepare_cached("UPDATE markets SET closed_reason = ?2 WHERE slug = ?1")?
