@@ -208,3 +208,48 @@ fn admins_list_the_market_s_orders_by_status_and_open_one() {
     assert!(mine.contains("Pesanan Anda") && mine.contains(&numbers[1]) && !mine.contains(&numbers[2]), "{mine}");
     assert!(joined(&h.button(&open)).contains("sudah tidak berlaku"));
 }
+
+#[test]
+fn stalls_and_couriers_are_taken_out_of_service_and_back() {
+    let mut h = market();
+    let number = common::market::place_order(&mut h, "ani", None);
+    h.clock.advance(chrono::Duration::minutes(3));
+    common::market::accept(&mut h, &number, false);
+    as_user(&mut h, "bu-lurah");
+    let list = joined(&h.command("/pedagang"));
+    assert!(
+        list.contains("A-07 · Sayur Bu Sri · 1 chat pedagang · aktif · 1 pesanan dijawab, rata-rata 3 menit"),
+        "{list}"
+    );
+    assert!(list.contains("belum ada pesanan dijawab"), "other stalls: {list}");
+
+    assert!(joined(&h.command("/nonaktif")).contains("Tulis: /nonaktif"));
+    assert!(joined(&h.command("/nonaktif Z-99")).contains("bukan lapak atau kurir"));
+    assert!(joined(&h.command("/nonaktif a-07")).contains("Sayur Bu Sri (A-07) dinonaktifkan"));
+    assert!(joined(&h.command("/pedagang")).contains("A-07 · Sayur Bu Sri · 1 chat pedagang · ⛔ nonaktif"));
+    as_user(&mut h, "ani");
+    let found = joined(&h.text("kangkung"));
+    assert!(!found.contains("Sayur Bu Sri"), "an inactive stall's goods are hidden: {found}");
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM outbox WHERE recipient = '{SRI}' AND message LIKE '%dinonaktifkan%'")),
+        1
+    );
+
+    // The courier, by name.
+    as_user(&mut h, "budi");
+    h.command("/mulai");
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/nonaktif budi")).contains("Budi Santoso dinonaktifkan"));
+    assert_eq!(h.count("SELECT on_shift FROM couriers WHERE user_id = 'budi'"), 0, "off shift");
+    as_user(&mut h, "budi");
+    assert!(joined(&h.command("/mulai")).contains("dinonaktifkan"));
+    assert_eq!(h.count("SELECT on_shift FROM couriers WHERE user_id = 'budi'"), 0);
+
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/aktif A-07")).contains("aktif lagi"));
+    assert!(joined(&h.command("/aktif budi")).contains("aktif lagi"));
+    as_user(&mut h, "ani");
+    assert!(joined(&h.text("kangkung")).contains("Sayur Bu Sri"));
+    as_user(&mut h, "budi");
+    assert!(joined(&h.command("/mulai")).contains("Shift dimulai"));
+}

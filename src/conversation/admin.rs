@@ -59,6 +59,9 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "batalkan" => cancel_order(args, repo, turn),
         "audit" => audit(args, repo, turn),
         "pasar_tutup" => close_market(args, repo, turn),
+        "pedagang" => list_traders(repo, turn),
+        "nonaktif" => set_active(args, false, repo, turn),
+        "aktif" => set_active(args, true, repo, turn),
         "pesanan" => {
             let a = args.trim();
             if a.is_empty() {
@@ -752,4 +755,76 @@ fn sub_status_key(status: crate::domain::order::SubOrderStatus) -> Key {
         PickedUp => Key::SubPickedUp,
         Cancelled => Key::SubCancelled,
     }
+}
+
+/// `/pedagang`: the market's stalls with their registered trader chats, whether in service, and
+/// how fast their traders answered new orders in the last 30 days.
+fn list_traders(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let times = repo.response_times(turn.now - chrono::Duration::days(30))?;
+    let mut text = turn.tf(Key::TraderListHeader, &[("market", &turn.market.name)]);
+    let stalls: Vec<crate::domain::catalog::Stall> =
+        turn.catalog.stalls_in(&turn.market.slug).into_iter().cloned().collect();
+    for stall in &stalls {
+        let chats = repo.traders_of(stall.id)?.len();
+        let answers = match times.iter().find(|(id, _, _)| *id == stall.id) {
+            Some((_, n, avg)) => turn.tf(Key::TraderListAnswers, &[("count", n), ("minutes", &format!("{avg:.0}"))]),
+            None => turn.t(Key::TraderListNoAnswers),
+        };
+        let state = turn.t(if stall.active { Key::TraderListActive } else { Key::TraderListInactive });
+        text.push('\n');
+        text.push_str(&turn.tf(
+            Key::TraderListLine,
+            &[
+                ("number", &stall.number),
+                ("name", &stall.name),
+                ("chats", &chats),
+                ("state", &state),
+                ("answers", &answers),
+            ],
+        ));
+    }
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/nonaktif A-07` (a stall: its offers are hidden) or `/nonaktif 2` (a courier, by number or
+/// name: off shift and offered nothing), and `/aktif` to bring them back. Orders already placed
+/// go on; the stall's traders or the courier are told.
+fn set_active(args: &str, active: bool, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let wanted = normalize(args).replace(' ', "");
+    if wanted.is_empty() {
+        turn.say(Key::ActiveUsage);
+        return Ok(());
+    }
+    let stall = turn
+        .catalog
+        .stalls_in(&turn.market.slug)
+        .into_iter()
+        .find(|s| normalize(&s.number).replace(' ', "") == wanted)
+        .map(|s| (s.id, s.name.clone(), s.number.clone()));
+    let who = if let Some((id, name, number)) = stall {
+        repo.set_stall_active(id, active)?;
+        turn.catalog_changed = true;
+        let key = if active { Key::StallActivated } else { Key::StallDeactivated };
+        let market = turn.market.name.clone();
+        super::lifecycle::tell_traders(repo, turn, id, &|t, lang| {
+            Outbound::text(t.tf_in(lang, key, &[("stall", &name), ("market", &market)]))
+        })?;
+        format!("{name} ({number})")
+    } else if let Some(courier) = named_courier(repo, args)? {
+        repo.set_courier_active(courier.id, active)?;
+        let key = if active { Key::CourierActivated } else { Key::CourierDeactivated };
+        let lang = super::lifecycle::lang_of(repo, turn, &courier.user)?;
+        let text = turn.tf_in(lang, key, &[("market", &turn.market.name)]);
+        turn.send(&courier.user, Outbound::text(text));
+        courier.profile.name.clone()
+    } else {
+        let text = turn.tf(Key::ActiveUnknown, &[("what", &args.trim())]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    let key = if active { Key::ActiveDone } else { Key::InactiveDone };
+    let text = turn.tf(key, &[("who", &who)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
 }

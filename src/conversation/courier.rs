@@ -186,6 +186,10 @@ fn command(
 ) -> RepoResult<CourierState> {
     match name {
         "mulai" => {
+            if !me.active {
+                turn.say(Key::CourierInactive);
+                return Ok(state);
+            }
             if me.on_shift {
                 turn.say(Key::ShiftAlreadyOn);
                 return Ok(state);

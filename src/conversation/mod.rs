@@ -291,6 +291,13 @@ pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
         offset: usize,
         limit: usize,
     ) -> RepoResult<(Vec<crate::domain::order::MarketOrderRow>, usize)>;
+    /// Takes a stall out of service (its offers hidden) or back in.
+    fn set_stall_active(&mut self, stall_id: i64, active: bool) -> RepoResult<()>;
+    /// Takes a courier out of service (off shift, no offers) or back in.
+    fn set_courier_active(&mut self, courier_id: i64, active: bool) -> RepoResult<()>;
+    /// Per stall of the market: how many new orders its traders answered since `since`, and
+    /// their average time to answer in minutes.
+    fn response_times(&mut self, since: DateTime<Utc>) -> RepoResult<Vec<(i64, u32, f64)>>;
     /// Closes the market with the reason shoppers see (`None` opens it again).
     fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()>;
     /// Closes a stall for a day (`None` reopens it).
@@ -425,6 +432,9 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "pasar_tutup",
     "pasar_buka",
     "pesanan",
+    "pedagang",
+    "nonaktif",
+    "aktif",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan"];

@@ -128,6 +128,8 @@ pub struct Stall {
     pub trader: String,
     /// The local date the trader closed the stall for (`/tutup`); its offers are hidden that day.
     pub closed_on: Option<chrono::NaiveDate>,
+    /// In service; an admin's `/nonaktif` hides its offers until `/aktif`.
+    pub active: bool,
 }
 
 /// A stall's price for a commodity, per the commodity's sale unit.
@@ -498,6 +500,7 @@ impl Catalog {
         for o in &offers {
             if let Some(stall) = stalls.get(&o.stall_id)
                 && stall.closed_on != Some(today)
+                && stall.active
             {
                 offers_by_item
                     .entry(stall.market.clone())
@@ -768,6 +771,7 @@ mod tests {
             name: "Sayur Bu Sri".into(),
             trader: "Bu Sri".into(),
             closed_on: None,
+            active: true,
         }];
         let offers = ["bawang-merah", "bawang-putih", "cabai-rawit", "cabai-merah", "tomat"]
             .iter()
@@ -833,6 +837,7 @@ mod tests {
                 name: "A".into(),
                 trader: "a".into(),
                 closed_on: None,
+                active: true,
             },
             Stall {
                 id: 2,
@@ -841,6 +846,7 @@ mod tests {
                 name: "B".into(),
                 trader: "b".into(),
                 closed_on: None,
+                active: true,
             },
         ];
         let offers = vec![

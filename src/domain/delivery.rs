@@ -211,6 +211,8 @@ pub struct Courier {
     pub idle_since: DateTime<Utc>,
     /// The latest position they shared, live or not.
     pub position: Option<Position>,
+    /// In service; an admin's `/nonaktif` takes them off shift and out of offers until `/aktif`.
+    pub active: bool,
 }
 
 /// The delivery of one order. An order whose delivery failed may get a new one.

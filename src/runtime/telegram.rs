@@ -133,6 +133,9 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("audit", Key::CmdAudit),
             ("pasar_tutup", Key::CmdPasarTutup),
             ("pasar_buka", Key::CmdPasarBuka),
+            ("pedagang", Key::CmdPedagang),
+            ("nonaktif", Key::CmdNonaktif),
+            ("aktif", Key::CmdAktif),
         ]);
         // A trader's /pesanan is their stall's; one name, one meaning per menu.
         if !menu.trader {

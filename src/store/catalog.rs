@@ -177,7 +177,7 @@ impl Store {
                 reference_price: Rupiah(price),
             });
         }
-        let mut stmt = conn.prepare("SELECT id, market, number, name, trader, closed_on FROM stalls")?;
+        let mut stmt = conn.prepare("SELECT id, market, number, name, trader, closed_on, active FROM stalls")?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -188,6 +188,7 @@ impl Store {
                         name: r.get(3)?,
                         trader: r.get(4)?,
                         closed_on: None,
+                        active: r.get::<_, i64>(6)? != 0,
                     },
                     r.get::<_, Option<String>>(5)?,
                 ))

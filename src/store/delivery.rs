@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 const COURIER_COLUMNS: &str =
-    "id, channel, user_id, name, phone, vehicle, plate, on_shift, idle_since, lat, lon, located_at";
+    "id, channel, user_id, name, phone, vehicle, plate, on_shift, idle_since, lat, lon, located_at, active";
 
 const DELIVERY_COLUMNS: &str =
     "id, order_id, status, courier_id, offer_deadline_at, passed, proof, fail_reason, created_at,
@@ -24,7 +24,7 @@ fn corrupt(what: String) -> StoreError {
 
 /// A courier row as read, decoded outside rusqlite's row callback so errors keep their kind.
 type CourierRow =
-    (i64, String, String, String, String, String, String, i64, String, Option<f64>, Option<f64>, Option<String>);
+    (i64, String, String, String, String, String, String, i64, String, Option<f64>, Option<f64>, Option<String>, i64);
 
 fn courier_row(r: &Row<'_>) -> rusqlite::Result<CourierRow> {
     Ok((
@@ -40,11 +40,12 @@ fn courier_row(r: &Row<'_>) -> rusqlite::Result<CourierRow> {
         r.get(9)?,
         r.get(10)?,
         r.get(11)?,
+        r.get(12)?,
     ))
 }
 
 fn courier_from(row: CourierRow) -> Result<Courier, StoreError> {
-    let (id, channel, user_id, name, phone, vehicle, plate, on_shift, idle, lat, lon, located) = row;
+    let (id, channel, user_id, name, phone, vehicle, plate, on_shift, idle, lat, lon, located, active) = row;
     let bad = |what: &str| corrupt(format!("courier {id}: {what}"));
     let position = match (lat, lon, located) {
         (Some(lat), Some(lon), Some(at)) => Some(Position { lat, lon, at: parse_ts(&at)? }),
@@ -62,6 +63,7 @@ fn courier_from(row: CourierRow) -> Result<Courier, StoreError> {
         on_shift: on_shift != 0,
         idle_since: parse_ts(&idle)?,
         position,
+        active: active != 0,
     })
 }
 
@@ -271,7 +273,7 @@ impl DeliveryRepo for RepoTx<'_> {
             "SELECT c.id, c.idle_since,
                     (SELECT COUNT(*) FROM deliveries d WHERE d.courier_id = c.id
                      AND d.status IN ('offered', 'assigned', 'on_the_way'))
-             FROM couriers c WHERE c.market = ?1 AND c.on_shift = 1 ORDER BY c.id",
+             FROM couriers c WHERE c.market = ?1 AND c.on_shift = 1 AND c.active = 1 ORDER BY c.id",
         )?;
         let rows = stmt
             .query_map([self.market], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?

@@ -516,6 +516,39 @@ impl MarketRepo for RepoTx<'_> {
         Ok((out, total))
     }
 
+    fn set_stall_active(&mut self, stall_id: i64, active: bool) -> RepoResult<()> {
+        self.tx.prepare_cached("UPDATE stalls SET active = ?2 WHERE id = ?1 AND market = ?3")?.execute(params![
+            stall_id,
+            active,
+            self.market
+        ])?;
+        self.bump_catalog_version()
+    }
+
+    fn set_courier_active(&mut self, courier_id: i64, active: bool) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE couriers SET active = ?2, on_shift = CASE WHEN ?2 THEN on_shift ELSE 0 END
+                 WHERE id = ?1 AND market = ?3",
+            )?
+            .execute(params![courier_id, active, self.market])?;
+        Ok(())
+    }
+
+    fn response_times(&mut self, since: DateTime<Utc>) -> RepoResult<Vec<(i64, u32, f64)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT s.stall_id, COUNT(*), AVG((julianday(e.at) - julianday(o.placed_at)) * 1440.0)
+             FROM order_events e JOIN sub_orders s ON s.id = e.sub_order_id JOIN orders o ON o.id = e.order_id
+             WHERE o.market = ?1 AND o.placed_at >= ?2 AND e.from_status = 'awaiting_trader'
+               AND e.to_status IN ('accepted', 'adjusted', 'rejected') AND e.actor LIKE 'trader:%'
+             GROUP BY s.stall_id",
+        )?;
+        let rows = stmt
+            .query_map(params![self.market, ts(since)], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, f64>(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()> {
         self.tx
             .prepare_cached("UPDATE markets SET closed_reason = ?2 WHERE slug = ?1")?

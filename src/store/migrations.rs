@@ -467,4 +467,9 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX backup_requests_pending ON backup_requests (id) WHERE done_at IS NULL;
     "#,
+    // 13: stalls and couriers an admin took out of service (/nonaktif) until /aktif.
+    r#"
+    ALTER TABLE stalls ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE couriers ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
