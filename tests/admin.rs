@@ -253,3 +253,26 @@ fn stalls_and_couriers_are_taken_out_of_service_and_back() {
     as_user(&mut h, "budi");
     assert!(joined(&h.command("/mulai")).contains("Shift dimulai"));
 }
+
+#[test]
+fn the_office_sets_reference_prices_and_far_off_trader_prices_are_flagged() {
+    let mut h = market();
+    let reference = h.engine.catalog().find_any("kangkung").expect("kangkung").reference_price.value();
+    let far = reference * 2;
+    as_user(&mut h, SRI);
+    let r = joined(&h.command(&format!("/harga kangkung {far}")));
+    assert!(r.contains("Kangkung"), "{r}");
+    let flagged = |h: &Harness| {
+        h.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'bu-lurah' AND message LIKE '%di atas harga acuan%'")
+    };
+    assert_eq!(flagged(&h), 1, "the price is taken and the admins told");
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command(&format!("/harga_acuan kangkung {far}"))).contains(UNKNOWN), "city admins only");
+    as_user(&mut h, CITY);
+    assert!(joined(&h.command("/harga_acuan kangkung")).contains("Tulis: /harga_acuan"));
+    let r = joined(&h.command(&format!("/harga_acuan kangkung {far}")));
+    assert!(r.contains("untuk semua pasar"), "{r}");
+    as_user(&mut h, SRI);
+    h.command(&format!("/harga kangkung {}", far + far / 10));
+    assert_eq!(flagged(&h), 1, "close to the new reference: not flagged");
+}

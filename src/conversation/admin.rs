@@ -60,6 +60,7 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "audit" => audit(args, repo, turn),
         "pasar_tutup" => close_market(args, repo, turn),
         "pedagang" => list_traders(repo, turn),
+        "harga_acuan" => set_reference_price(args, repo, turn),
         "nonaktif" => set_active(args, false, repo, turn),
         "aktif" => set_active(args, true, repo, turn),
         "pesanan" => {
@@ -825,6 +826,37 @@ fn set_active(args: &str, active: bool, repo: &mut dyn Repo, turn: &mut Turn<'_>
     };
     let key = if active { Key::ActiveDone } else { Key::InactiveDone };
     let text = turn.tf(key, &[("who", &who)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/harga_acuan bawang merah 36000` (city admins): the trade office's reference price of a
+/// commodity, for every market. Traders' prices far from it are flagged to the admins; prices
+/// four times off are refused.
+fn set_reference_price(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let split = (1..words.len()).rev().find_map(|k| Rupiah::parse(&words[k..].join(" ")).map(|p| (k, p)));
+    let Some((k, price)) = split else {
+        turn.say(Key::ReferenceUsage);
+        return Ok(());
+    };
+    let query = words[..k].join(" ");
+    let Some(commodity) = turn.catalog.find_any(&query).cloned() else {
+        let text = turn.tf(Key::TraderUnknownCommodity, &[("query", &query)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    repo.set_reference_price(&commodity.id, price)?;
+    turn.catalog_changed = true;
+    let text = turn.tf(
+        Key::ReferenceSet,
+        &[
+            ("commodity", &commodity.name),
+            ("old", &commodity.reference_price),
+            ("price", &price),
+            ("unit", &commodity.unit.label()),
+        ],
+    );
     turn.reply(Outbound::text(text));
     Ok(())
 }

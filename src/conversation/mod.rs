@@ -291,6 +291,8 @@ pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
         offset: usize,
         limit: usize,
     ) -> RepoResult<(Vec<crate::domain::order::MarketOrderRow>, usize)>;
+    /// The office's reference price of a commodity (every market).
+    fn set_reference_price(&mut self, commodity_id: &str, price: Rupiah) -> RepoResult<()>;
     /// Takes a stall out of service (its offers hidden) or back in.
     fn set_stall_active(&mut self, stall_id: i64, active: bool) -> RepoResult<()>;
     /// Takes a courier out of service (off shift, no offers) or back in.
@@ -437,7 +439,7 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "aktif",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
-pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan"];
+pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan"];
 
 /// Whether routing needs the user's roles for this input (looked up only then, to keep the
 /// common case of text and buttons cheap).

@@ -220,6 +220,23 @@ fn set_price(args: &str, stalls: &[i64], repo: &mut dyn Repo, turn: &mut Turn<'_
         ],
     );
     turn.reply(Outbound::text(text));
+    // Far from the office's reference price (but plausible): taken, and the admins look at it.
+    if let Some(percent) = crate::domain::catalog::off_reference(price, commodity.reference_price) {
+        let key = if price > commodity.reference_price { Key::AdminPriceAbove } else { Key::AdminPriceBelow };
+        super::lifecycle::tell_admins(
+            repo,
+            turn,
+            key,
+            &[
+                ("commodity", &commodity.name),
+                ("stalls", &names.join(", ")),
+                ("price", &price),
+                ("percent", &percent),
+                ("reference", &commodity.reference_price),
+                ("unit", &commodity.unit.label()),
+            ],
+        )?;
+    }
     Ok(())
 }
 

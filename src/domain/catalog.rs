@@ -85,6 +85,17 @@ pub struct Market {
     pub closed: Option<String>,
 }
 
+/// How far (in whole percent) a price is from the office's reference price, when it is more
+/// than a third away either way (worth an admin's look); `None` when it is close.
+pub fn off_reference(price: Rupiah, reference: Rupiah) -> Option<i64> {
+    let (p, r) = (price.value(), reference.value());
+    if r <= 0 {
+        return None;
+    }
+    let percent = ((p - r).abs() * 100 + r / 2) / r;
+    (percent > 33).then_some(percent)
+}
+
 /// Orders per delivery slot when `data/markets.toml` does not say.
 pub const DEFAULT_SLOT_CAPACITY: u32 = 30;
 
@@ -729,6 +740,15 @@ fn typo_score(q_words: &[(&str, usize)], term: &SearchTerm) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_a_third_off_the_reference_are_flagged() {
+        assert_eq!(off_reference(Rupiah(3000), Rupiah(3000)), None);
+        assert_eq!(off_reference(Rupiah(4000), Rupiah(3000)), None);
+        assert_eq!(off_reference(Rupiah(4100), Rupiah(3000)), Some(37));
+        assert_eq!(off_reference(Rupiah(1900), Rupiah(3000)), Some(37));
+        assert_eq!(off_reference(Rupiah(1), Rupiah(0)), None);
+    }
 
     fn commodity(id: &str, cat: Category, name: &str, aliases: &[&str], jv: &[&str]) -> Commodity {
         Commodity {

@@ -516,6 +516,13 @@ impl MarketRepo for RepoTx<'_> {
         Ok((out, total))
     }
 
+    fn set_reference_price(&mut self, commodity_id: &str, price: Rupiah) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE commodities SET reference_price = ?2 WHERE id = ?1")?
+            .execute(params![commodity_id, price.value()])?;
+        self.bump_catalog_version()
+    }
+
     fn set_stall_active(&mut self, stall_id: i64, active: bool) -> RepoResult<()> {
         self.tx.prepare_cached("UPDATE stalls SET active = ?2 WHERE id = ?1 AND market = ?3")?.execute(params![
             stall_id,
