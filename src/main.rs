@@ -109,6 +109,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         to: Option<PathBuf>,
     },
+    /// Write the orders placed between two dates as CSV (UTF-8 with a byte-order mark, one row
+    /// per order: stalls, items, total, paid, owed back, given back), for a spreadsheet.
+    Export {
+        /// Database file (default: the config's [database] path, else ./pasar.db).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        /// First day (Malang time), YYYY-MM-DD; default: 30 days before --to.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day (Malang time, included), YYYY-MM-DD; default: today.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Only this market (slug); default: every market.
+        #[arg(long)]
+        market: Option<String>,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Check the seed data in data/ and report what it holds (exit code 1 with file:line on error).
     CheckData {
         /// Seed data folder (default: the config's data_dir).
@@ -171,6 +190,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => interactive(&open, &market, role, &user, &mut out)?,
             }
+            Ok(())
+        }
+        Command::Export { db, from, to, market, out } => {
+            use pasar_online::domain::slot::{local, malang_midnight};
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            if !db.exists() {
+                anyhow::bail!("no database at {}", db.display());
+            }
+            let to = to.unwrap_or_else(|| local(chrono::Utc::now()).date_naive());
+            let from = from.unwrap_or(to - chrono::Duration::days(30));
+            if from > to {
+                anyhow::bail!("--from {from} is after --to {to}");
+            }
+            let start = malang_midnight(from).context("the --from day")?;
+            let end = malang_midnight(to + chrono::Duration::days(1)).context("the --to day")?;
+            let store = pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let n = match &out {
+                Some(path) => {
+                    let mut file =
+                        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    store.export_orders(start, end, market.as_deref(), &mut file)?
+                }
+                None => store.export_orders(start, end, market.as_deref(), &mut std::io::stdout().lock())?,
+            };
+            eprintln!("{n} orders from {from} to {to}");
             Ok(())
         }
         Command::Backup { db, to } => {

@@ -25,7 +25,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 fn help_lists_the_commands_and_options() {
     let (ok, out, _) = run(pasar().arg("--help"));
     assert!(ok);
-    for word in ["chat", "bench", "check-data", "qris", "backup", "--config"] {
+    for word in ["chat", "bench", "check-data", "qris", "backup", "export", "--config"] {
         assert!(out.contains(word), "--help lacks {word}:\n{out}");
     }
     let (ok, out, _) = run(pasar().args(["chat", "--help"]));
@@ -262,4 +262,52 @@ fn backup_copies_the_database_online_and_checks_it() {
     assert!(ok && out.contains("backups"), "{out}");
     let (ok, _, err) = run(pasar().args(["backup", "--db"]).arg(dir.path().join("none.db")));
     assert!(!ok && err.contains("no database"), "{err}");
+}
+
+#[test]
+fn export_writes_the_orders_as_csv_a_spreadsheet_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pasar.db");
+    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
+    let ok = pasar()
+        .env("PASAR_INVITE_SECRET", "transcripts")
+        .args(["chat", "--script"])
+        .arg(&transcript)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .status()
+        .expect("chat")
+        .success();
+    assert!(ok, "the two-trader order is placed");
+    let out = dir.path().join("orders.csv");
+    let (ok, _, err) = run(pasar()
+        .args(["export", "--from", "2026-11-28", "--to", "2026-11-28", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out));
+    assert!(ok, "{err}");
+    assert!(err.contains("1 orders"), "{err}");
+    let bytes = std::fs::read(&out).expect("csv");
+    assert!(bytes.starts_with("\u{feff}".as_bytes()), "a byte-order mark for spreadsheets");
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    let header: Vec<String> = reader.headers().expect("header").iter().map(String::from).collect();
+    assert_eq!(header, pasar_online::store::EXPORT_COLUMNS);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 1);
+    let get = |name: &str| rows[0][header.iter().position(|h| h == name).expect(name)].to_string();
+    assert_eq!(get("order"), "BLB-0001");
+    assert_eq!(get("buyer"), "Ani Rahayu");
+    assert_eq!(get("status"), "delivered");
+    assert_eq!(get("payment"), "qris");
+    assert_eq!(get("total_rp"), "39500");
+    assert_eq!(get("paid_rp"), "78500", "the wrong amount too");
+    assert!(get("items").contains("Kangkung 2 ikat") && get("items").contains("Bawang Merah 1 kg"), "{}", get("items"));
+    assert!(get("address").contains("Jl. Borobudur No. 12"), "commas inside a field stay one field");
+    // Another day: no orders, still a header.
+    let (ok, csv_text, _) =
+        run(pasar().args(["export", "--from", "2026-11-29", "--to", "2026-11-29", "--db"]).arg(&db));
+    assert!(ok && csv_text.lines().count() == 1, "{csv_text}");
+    let (ok, _, err) = run(pasar().args(["export", "--from", "2026-11-29", "--to", "2026-11-28", "--db"]).arg(&db));
+    assert!(!ok && err.contains("after"), "{err}");
 }
