@@ -128,6 +128,17 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Remove the personal data of orders finished more than DAYS ago (the shopper's name, phone,
+    /// address, location, note, photo at the door, rating comments) and the delivered messages
+    /// and handled updates from before then, keeping orders, items and money as anonymous
+    /// figures (Indonesia's personal data protection law, UU PDP).
+    Purge {
+        /// Database file (default: the config's [database] path, else ./pasar.db).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+    },
     /// Check the seed data in data/ and report what it holds (exit code 1 with file:line on error).
     CheckData {
         /// Seed data folder (default: the config's data_dir).
@@ -215,6 +226,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => store.export_orders(start, end, market.as_deref(), &mut std::io::stdout().lock())?,
             };
             eprintln!("{n} orders from {from} to {to}");
+            Ok(())
+        }
+        Command::Purge { db, older_than } => {
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            if !db.exists() {
+                anyhow::bail!("no database at {}", db.display());
+            }
+            let mut store =
+                pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(older_than));
+            let r = store.purge(before)?;
+            println!(
+                "purged: {} orders' personal data, {} delivered messages, {} handled updates (before {})",
+                r.orders,
+                r.messages,
+                r.updates,
+                before.format("%Y-%m-%d %H:%M UTC")
+            );
             Ok(())
         }
         Command::Backup { db, to } => {

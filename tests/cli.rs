@@ -311,3 +311,52 @@ fn export_writes_the_orders_as_csv_a_spreadsheet_opens() {
     let (ok, _, err) = run(pasar().args(["export", "--from", "2026-11-29", "--to", "2026-11-28", "--db"]).arg(&db));
     assert!(!ok && err.contains("after"), "{err}");
 }
+
+#[test]
+fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pasar.db");
+    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
+    assert!(
+        pasar()
+            .env("PASAR_INVITE_SECRET", "transcripts")
+            .args(["chat", "--script"])
+            .arg(&transcript)
+            .arg("--db")
+            .arg(&db)
+            .stdout(Stdio::null())
+            .status()
+            .expect("chat")
+            .success()
+    );
+    // Finished a day ago at the most: a 30-day purge keeps it.
+    let (ok, out, err) = run(pasar().args(["purge", "--older-than", "30", "--db"]).arg(&db));
+    assert!(ok && out.contains("purged: 0 orders"), "{out}{err}");
+    let (ok, out, err) = run(pasar().args(["purge", "--older-than", "0", "--db"]).arg(&db));
+    assert!(ok && out.contains("purged: 1 orders"), "{out}{err}");
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let (name, phone, address, total): (String, String, String, i64) = conn
+        .query_row("SELECT buyer_name, phone, address, total FROM orders", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .expect("order");
+    assert_eq!((name.as_str(), phone.as_str(), address.as_str(), total), ("(dihapus)", "", "(dihapus)", 39_500));
+    let leaks: i64 = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE message LIKE '%0812-3456-7890%' OR message LIKE '%Borobudur No. 12%')
+                  + (SELECT COUNT(*) FROM inbox WHERE event LIKE '%0812-3456-7890%')
+                  + (SELECT COUNT(*) FROM ratings WHERE comment IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("leaks");
+    assert_eq!(leaks, 0, "no phone, address or comment left in messages, updates or ratings");
+    let lines: i64 = conn.query_row("SELECT COUNT(*) FROM order_lines", [], |r| r.get(0)).expect("lines");
+    let paid: i64 =
+        conn.query_row("SELECT SUM(amount) FROM ledger WHERE kind = 'payment'", [], |r| r.get(0)).expect("paid");
+    assert_eq!((lines, paid), (2, 78_500), "the figures stay");
+    // The purged order still reads (an export, say).
+    let (ok, csv_text, err) =
+        run(pasar().args(["export", "--from", "2026-11-28", "--to", "2026-11-28", "--db"]).arg(&db));
+    assert!(ok && csv_text.contains("(dihapus)") && !csv_text.contains("0812"), "{csv_text}{err}");
+}

@@ -46,12 +46,24 @@ impl PhoneNumber {
     pub fn e164(&self) -> &str {
         &self.0
     }
+
+    /// The number of an order whose personal data was purged (`pasar purge`).
+    pub fn redacted() -> PhoneNumber {
+        PhoneNumber(String::new())
+    }
+
+    pub fn is_redacted(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl fmt::Display for PhoneNumber {
     /// The way people in Malang write it: `0812-3456-7890`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let national = format!("0{}", &self.0[3..]);
+        let Some(rest) = self.0.get(3..).filter(|r| !r.is_empty()) else {
+            return f.write_str("—");
+        };
+        let national = format!("0{rest}");
         let (a, rest) = national.split_at(4.min(national.len()));
         let (b, c) = rest.split_at(4.min(rest.len()));
         write!(f, "{a}-{b}-{c}")
@@ -154,6 +166,13 @@ fn words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_purged_number_shows_as_a_dash() {
+        assert_eq!(PhoneNumber::redacted().to_string(), "—");
+        assert!(PhoneNumber::redacted().is_redacted());
+        assert!(!PhoneNumber::parse("0812-3456-7890").expect("valid").is_redacted());
+    }
 
     #[test]
     fn a_typed_address_is_placed_by_the_kelurahan_it_names() {

@@ -100,3 +100,58 @@ impl super::Store {
         Ok(n)
     }
 }
+
+/// What `pasar purge` removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeReport {
+    pub orders: usize,
+    pub messages: usize,
+    pub updates: usize,
+}
+
+/// What a purged order shows instead of the shopper's name and address.
+pub const PURGED: &str = "(dihapus)";
+
+impl super::Store {
+    /// Removes the personal data of orders finished (delivered, cancelled, rejected) before
+    /// `before`: the shopper's name, phone, address, location and note, the photo at the door
+    /// and rating comments; and the delivered messages and handled updates from before then,
+    /// whose texts carry the same. Orders, lines, statuses and money stay, as anonymous
+    /// figures. One transaction.
+    pub fn purge(&mut self, before: DateTime<Utc>) -> StoreResult<PurgeReport> {
+        let cutoff = ts(before);
+        self.write(|tx| {
+            let finished = "status IN ('delivered', 'cancelled', 'rejected') AND updated_at < ?1";
+            tx.execute(
+                &format!(
+                    "UPDATE ratings SET comment = NULL WHERE comment IS NOT NULL
+                     AND order_id IN (SELECT id FROM orders WHERE {finished})"
+                ),
+                params![cutoff],
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE deliveries SET proof = NULL, vendor_lat = NULL, vendor_lon = NULL
+                     WHERE order_id IN (SELECT id FROM orders WHERE {finished})"
+                ),
+                params![cutoff],
+            )?;
+            let orders = tx.execute(
+                &format!(
+                    "UPDATE orders SET buyer_name = ?2, phone = '', address = ?2, lat = NULL, lon = NULL, note = NULL
+                     WHERE {finished} AND buyer_name <> ?2"
+                ),
+                params![cutoff, PURGED],
+            )?;
+            let messages =
+                tx.execute("DELETE FROM outbox WHERE status = 'sent' AND created_at < ?1", params![cutoff])?;
+            // Updates still referenced by a message not sent (failed, held) stay with it.
+            let updates = tx.execute(
+                "DELETE FROM inbox WHERE status = 'done' AND received_at < ?1
+                   AND id NOT IN (SELECT inbox_id FROM outbox WHERE inbox_id IS NOT NULL)",
+                params![cutoff],
+            )?;
+            Ok(PurgeReport { orders, messages, updates })
+        })
+    }
+}

@@ -246,7 +246,12 @@ impl MarketRepo for RepoTx<'_> {
             buyer: UserKey { channel: channel.parse().map_err(|_| bad("channel"))?, id: user_id },
             status: OrderStatus::from_code(&status).ok_or_else(|| bad("status"))?,
             buyer_name: name,
-            phone: PhoneNumber::parse(&phone).map_err(|_| bad("phone"))?,
+            // Purged orders keep no number.
+            phone: if phone.is_empty() {
+                PhoneNumber::redacted()
+            } else {
+                PhoneNumber::parse(&phone).map_err(|_| bad("phone"))?
+            },
             address,
             slot: SlotChoice {
                 date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| bad("slot date"))?,

@@ -20,7 +20,7 @@ mod shopper;
 pub use admin::BackupRequest;
 pub use conversations::{RoleStates, load_state, load_states, save_state, user_lang};
 pub use delivery::VendorRequest;
-pub use export::EXPORT_COLUMNS;
+pub use export::{EXPORT_COLUMNS, PURGED, PurgeReport};
 pub use inbox::PendingEvent;
 pub use inbox::{
     ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
