@@ -447,6 +447,7 @@ keys! {
     EvAwaitingPayment => "ev_awaiting_payment",
     EvPaid => "ev_paid",
     BuyerPaidReady => "buyer_paid_ready",
+    PaidByBank => "paid_by_bank",
     AdminPriceAbove => "admin_price_above",
     AdminPriceBelow => "admin_price_below",
     ReferenceUsage => "reference_usage",

@@ -243,3 +243,37 @@ fn money_for_an_expired_order_is_recorded_and_owed_back_and_counts_once() {
     assert_eq!(status(&h, &number), "cancelled");
     assert_eq!(h.count("SELECT COUNT(*) FROM payments WHERE status = 'expired'"), 1);
 }
+
+#[test]
+fn a_settlement_replayed_under_another_transaction_id_counts_once_and_the_admin_leaves_it_to_the_bank() {
+    use pasar_online::channel::{Inbound, InboundEvent};
+    use pasar_online::conversation::engine::Clock;
+    use pasar_online::integration::bank::{BankEvent, BankNews, bank_user};
+    let mut h = bank_market("http://127.0.0.1:9");
+    let number = va_order(&mut h);
+    let payment = h.count("SELECT id FROM payments WHERE status = 'pending'");
+    let news = |h: &mut Harness, event: BankEvent, key: &str| {
+        let event = InboundEvent {
+            source_id: format!("bank:{key}"),
+            market: "blimbing".into(),
+            user: bank_user(),
+            display_name: None,
+            received_at: h.clock.now(),
+            inbound: Inbound::BankNews(Box::new(BankNews { payment_id: payment, event })),
+            pressed_on: None,
+        };
+        h.deliver_event(event);
+    };
+    news(&mut h, BankEvent::AccountReady { bank: "bni".into(), number: "9881234500001".into() }, "account");
+    as_user(&mut h, ADMIN);
+    let r = joined(&h.command(&format!("/lunas {number}")));
+    assert!(r.contains("bank mengonfirmasinya sendiri"), "{r}");
+    assert_eq!(ledger(&h, &number, "payment"), 0);
+    let paid =
+        |tx: &str| BankEvent::Paid { amount: pasar_online::domain::money::Rupiah(9000), transaction_id: tx.into() };
+    news(&mut h, paid("tx-real"), "tx-real");
+    news(&mut h, paid("tx-forged"), "tx-forged");
+    assert_eq!(ledger(&h, &number, "payment"), 9000, "the same request's money, once");
+    assert_eq!(ledger(&h, &number, "refund_owed"), 0);
+    assert_eq!(status(&h, &number), "preparing");
+}

@@ -297,6 +297,13 @@ fn confirm_paid(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
         turn.reply(Outbound::text(text));
         return Ok(());
     };
+    // A virtual account the bank made is confirmed by the bank's own notification: recording it
+    // here too would count the same money twice when the notification comes.
+    if order.payment == PaymentMethod::VirtualAccount && pending.reference.is_some() {
+        let text = turn.tf(Key::PaidByBank, &[("number", &number)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
     let amount = amount.unwrap_or(pending.amount);
     let actor = turn.actor(super::Role::Admin);
     let receipt = super::payment::Receipt { method: order.payment, amount, actor, reference: None, request: None };

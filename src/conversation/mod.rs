@@ -183,7 +183,7 @@ pub trait PaymentRepo {
     fn payment_reminded(&mut self, payment_id: i64) -> RepoResult<()>;
     /// Pending requests whose reminder or expiry is due.
     fn due_payments(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<i64>>;
-    /// Amounts of the market's pending transfers (a new unique code must not repeat one).
+    /// Amounts of every market's pending transfers (a new unique code must not repeat one).
     fn pending_transfer_amounts(&mut self) -> RepoResult<Vec<Rupiah>>;
     /// Appends to the ledger; false (nothing written) when an entry with the same reference exists.
     fn record_ledger(&mut self, entry: &LedgerEntry) -> RepoResult<bool>;

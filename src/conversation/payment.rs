@@ -473,11 +473,11 @@ pub fn bank_news(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, news: &BankNews
                 method: PaymentMethod::VirtualAccount,
                 amount: *amount,
                 actor: "bank".into(),
-                reference: Some(format!("bank:{transaction_id}")),
+                reference: Some(crate::integration::bank::money_key(payment.id, *amount)),
                 request: Some(payment.id),
             };
             let outcome = take_payment(repo, turn, &order, receipt)?;
-            tracing::info!(order = %order.number, outcome = ?outcome, "bank payment");
+            tracing::info!(order = %order.number, transaction = %transaction_id, outcome = ?outcome, "bank payment");
         }
         BankEvent::Other { status } => {
             tracing::info!(order = %order.number, status = %status, "bank news with nothing to do");

@@ -74,6 +74,12 @@ pub fn va_number_of(answer: &serde_json::Value) -> Option<(String, String)> {
     plausible.then_some((bank, number))
 }
 
+/// The key that makes money reported for a request count once: the signed request id and
+/// amount (the transaction id is not signed, so a replay under another id is the same money).
+pub fn money_key(payment_id: i64, amount: Rupiah) -> String {
+    format!("bank:P{payment_id}:{}", amount.value())
+}
+
 /// What the bank says about a payment request, as the engine hears it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BankNews {
@@ -157,7 +163,9 @@ impl Notification {
             return Err(NotificationError::Malformed("transaction_id".into()));
         }
         let event = match n.transaction_status.as_str() {
-            "settlement" | "capture" => BankEvent::Paid {
+            // Only a signed success: `transaction_status` itself is not covered by the signature,
+            // but `status_code` is, and a settlement comes with 200 (a pending notice with 201).
+            "settlement" | "capture" if n.status_code == "200" => BankEvent::Paid {
                 amount: amount(&n.gross_amount).ok_or_else(|| NotificationError::Amount(n.gross_amount.clone()))?,
                 transaction_id: n.transaction_id.clone(),
             },
@@ -196,6 +204,21 @@ mod tests {
         assert_eq!(key, "tx-1:settlement");
         let (news, _) = Notification::verify(&notification("expire", "15400.00", "sk"), "sk").expect("ok");
         assert_eq!(news.event, BankEvent::Other { status: "expire".into() });
+    }
+
+    #[test]
+    fn a_settlement_needs_the_signed_success_code() {
+        // A pending notice (201) with its status changed to settlement is not money.
+        let order_id = "P7-BLB-0002";
+        let body = serde_json::json!({
+            "order_id": order_id, "status_code": "201", "gross_amount": "15400.00",
+            "signature_key": signature(order_id, "201", "15400.00", "sk"),
+            "transaction_status": "settlement", "transaction_id": "tx-1",
+        })
+        .to_string();
+        let (news, _) = Notification::verify(body.as_bytes(), "sk").expect("signed");
+        assert_eq!(news.event, BankEvent::Other { status: "settlement".into() });
+        assert_ne!(money_key(7, Rupiah(15_400)), money_key(7, Rupiah(15_000)));
     }
 
     #[test]

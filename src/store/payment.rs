@@ -126,10 +126,11 @@ impl PaymentRepo for RepoTx<'_> {
     }
 
     fn pending_transfer_amounts(&mut self) -> RepoResult<Vec<Rupiah>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT amount FROM payments WHERE status = 'pending' AND method = 'transfer' AND market = ?1",
-        )?;
-        let rows = stmt.query_map([self.market], |r| r.get(0).map(Rupiah))?;
+        // Every market's: markets without an account of their own share the city's, so a code
+        // must name one order across them all.
+        let mut stmt =
+            self.tx.prepare_cached("SELECT amount FROM payments WHERE status = 'pending' AND method = 'transfer'")?;
+        let rows = stmt.query_map([], |r| r.get(0).map(Rupiah))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
