@@ -76,7 +76,7 @@ pub fn ask(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, order: &Order, intro:
             order_number: order.number.to_string(),
             amount: payment.amount,
             bank: bank.clone(),
-            expiry_minutes: turn.policy.payment.expiry.num_minutes(),
+            expires_at: payment.expires_at,
         })?;
     }
     let lang = lang_of(repo, turn, &order.buyer)?;

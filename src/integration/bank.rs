@@ -35,7 +35,9 @@ pub struct VaCharge {
     pub amount: Rupiah,
     /// The bank that issues the account (`bni`, `bri`, `bca`, `permata`).
     pub bank: String,
-    pub expiry_minutes: i64,
+    /// When our request lapses: the bank's account must not outlive it (a charge posted late,
+    /// after retries, asks for only the time left).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl VaCharge {
@@ -44,13 +46,18 @@ impl VaCharge {
         bank_order_id(self.payment_id, &self.order_number)
     }
 
-    /// The charge request body.
-    pub fn body(&self) -> serde_json::Value {
+    /// Whole minutes left at `now` before the request lapses (none: not worth asking the bank).
+    pub fn minutes_left(&self, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+        Some((self.expires_at - now).num_minutes()).filter(|m| *m >= 1)
+    }
+
+    /// The charge request body, its account lasting `minutes`.
+    pub fn body(&self, minutes: i64) -> serde_json::Value {
         serde_json::json!({
             "payment_type": "bank_transfer",
             "transaction_details": {"order_id": self.bank_order_id(), "gross_amount": self.amount.value()},
             "bank_transfer": {"bank": self.bank},
-            "custom_expiry": {"expiry_duration": self.expiry_minutes, "unit": "minute"},
+            "custom_expiry": {"expiry_duration": minutes, "unit": "minute"},
         })
     }
 }
@@ -245,9 +252,11 @@ mod tests {
             order_number: "BLB-0002".into(),
             amount: Rupiah(15_400),
             bank: "bni".into(),
-            expiry_minutes: 60,
+            expires_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::minutes(60),
         };
-        let b = c.body();
+        let b = c.body(60);
+        assert_eq!(c.minutes_left(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH), Some(60));
+        assert_eq!(c.minutes_left(c.expires_at - chrono::Duration::seconds(30)), None);
         assert_eq!(b["transaction_details"]["order_id"], "P7-BLB-0002");
         assert_eq!(b["transaction_details"]["gross_amount"], 15_400);
         assert_eq!(b["bank_transfer"]["bank"], "bni");

@@ -143,11 +143,16 @@ async fn notify(State(state): State<Arc<NotifyState>>, body: Bytes) -> StatusCod
 }
 
 async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> Charged {
+    // Asked too late (the bank unreachable for a while): the order is expiring; an account now
+    // would take money for an order about to be cancelled.
+    let Some(minutes) = charge.minutes_left(Utc::now()) else {
+        return Charged::Refused("the payment time ran out before the bank answered".into());
+    };
     let sent = client
         .post(format!("{}/v2/charge", plan.url))
         .basic_auth(&plan.server_key, Some(""))
         .header(reqwest::header::ACCEPT, "application/json")
-        .json(&charge.body())
+        .json(&charge.body(minutes))
         .send()
         .await;
     let response = match sent {
