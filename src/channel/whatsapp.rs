@@ -450,7 +450,9 @@ pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
     // A QR code goes like a photo, marked for the sender to draw and upload (see [`QR_MARKER`]).
     let picture = match (&message.qr, &message.photo) {
         (Some(content), _) => Some(json!({QR_MARKER: content})),
-        (None, Some(url)) => Some(json!({"link": url})),
+        (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => Some(json!({"link": url})),
+        // A photo someone sent this number (an admin's `/foto`), by its media id.
+        (None, Some(id)) => Some(json!({"id": id})),
         (None, None) => None,
     };
     if let Some(mut image) = picture {
@@ -735,6 +737,15 @@ mod tests {
         let out = render(&msg, "62", &LABELS);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["image"]["caption"], "Bawang merah segar");
+    }
+
+    #[test]
+    fn a_photo_sent_to_this_number_goes_by_its_media_id() {
+        let mut msg = Outbound::text("Bawang merah segar");
+        msg.photo = Some("1234567890".into());
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out[0]["image"]["id"], "1234567890");
+        assert!(out[0]["image"]["link"].is_null());
     }
 
     #[test]
