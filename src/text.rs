@@ -594,6 +594,8 @@ keys! {
     CmdAdminHapus => "cmd_admin_hapus",
     CmdCadangan => "cmd_cadangan",
     CmdHargaAcuan => "cmd_harga_acuan",
+    JobDropoffArea => "job_dropoff_area",
+    JobDropoffDistance => "job_dropoff_distance",
 }
 
 /// Parsed catalog: key -> sentence.
