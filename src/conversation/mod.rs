@@ -469,6 +469,7 @@ pub const COMMAND_ALIASES: &[(&str, &str)] = &[
     ("close", "tutup"),
     ("open", "buka"),
     ("summary", "rekap"),
+    ("orders", "pesanan"),
     ("on_duty", "mulai"),
     ("off_duty", "selesai"),
     ("jobs", "tugas"),
