@@ -663,3 +663,46 @@ fn a_failed_qr_upload_is_retried_and_the_picture_arrives_once() {
         "the failed upload was recorded against the message"
     );
 }
+
+#[test]
+fn an_admin_s_photo_captioned_foto_shows_with_the_commodity_on_whatsapp() {
+    const SHOPPER: &str = "6281234567890";
+    let dir = tempfile::tempdir().expect("dir");
+    let graph = FakeGraph::start();
+    let running = start(&graph, None, dir.path());
+    let jpeg = b"\xff\xd8\xff\xe0 a photo of bawang merah at stall A-12";
+    graph.received_media("9988776655", "image/jpeg", jpeg);
+    let mut admin = Chat { port: running.1, from: ADMIN, n: 0 };
+    let id = admin.wamid();
+    let body =
+        fixture("image.json", ADMIN, &id, &[("__MEDIA__", "9988776655"), ("sudah diterima", "/foto bawang merah")]);
+    assert_eq!(deliver(running.1, &body), 200);
+    graph.wait_for(ADMIN, "Foto Bawang Merah terpasang", 0);
+    let mut shopper = Chat { port: running.1, from: SHOPPER, n: 0 };
+    shopper.text("bawang merah");
+    graph.wait_for(SHOPPER, "Bawang Merah", 0);
+    let pictures: Vec<_> = graph.sent_to(SHOPPER).into_iter().filter(|m| m.body["type"] == "image").collect();
+    assert_eq!(pictures.len(), 1, "{:#?}", graph.sent_to(SHOPPER));
+    // Sent as the number's own upload of the downloaded photo (a received id only downloads).
+    let uploads = graph.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!((uploads[0].bytes.as_slice(), uploads[0].content_type.as_deref()), (&jpeg[..], Some("image/jpeg")));
+    assert_eq!(pictures[0].media_id(), Some(uploads[0].id.as_str()), "{}", pictures[0].body);
+    // Seen again: the same upload, not another.
+    shopper.text("bawang merah");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while graph.sent_to(SHOPPER).iter().filter(|m| m.body["type"] == "image").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the second picture never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(graph.uploads().len(), 1, "uploaded once");
+    // A picture WhatsApp no longer has (received media lasts about a month): the words still go.
+    let mut other = Chat { port: running.1, from: "6281999990000", n: 0 };
+    let id = admin.wamid();
+    let body = fixture("image.json", ADMIN, &id, &[("__MEDIA__", "gone-123"), ("sudah diterima", "/foto kangkung")]);
+    assert_eq!(deliver(running.1, &body), 200);
+    graph.wait_for(ADMIN, "Foto Kangkung terpasang", 0);
+    other.text("kangkung");
+    graph.wait_for(other.from, "Kangkung (per ikat)", 0);
+    assert!(graph.sent_to(other.from).iter().all(|m| m.body["type"] != "image"));
+}

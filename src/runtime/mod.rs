@@ -341,6 +341,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     per_user_burst: config.whatsapp.per_user_burst,
                     templates: config.whatsapp.templates.clone(),
                     config_admins: config.policy.config_admins(market).cloned().collect(),
+                    rehosted: std::sync::Mutex::new(HashMap::new()),
                 })));
             }
             let state =

@@ -246,13 +246,71 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: &serde_jso
 /// Uploads a PNG as the number's media (`POST /{phone_number_id}/media`): its media id, or the
 /// failure sorted like a message's.
 async fn upload_png(client: &reqwest::Client, url: &str, token: &str, png: Vec<u8>) -> Result<String, Sent> {
-    let file = reqwest::multipart::Part::bytes(png)
-        .file_name("qris.png")
-        .mime_str("image/png")
+    upload(client, url, token, png, "qris.png", "image/png").await
+}
+
+/// How long an upload of ours may be sent by its id (WhatsApp keeps uploads 30 days).
+const UPLOAD_LIFETIME: Duration = Duration::from_secs(29 * 24 * 3600);
+/// The largest picture WhatsApp sends (5 MB).
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// A picture a user sent this number, as an upload of the number's own: downloaded
+/// (`GET /{media_id}` gives its URL, fetched with the token) and uploaded again; remembered
+/// while the upload lasts.
+async fn rehost(s: &Sender, media_url: &str, received: &str) -> Result<String, Sent> {
+    if let Ok(cache) = s.rehosted.lock()
+        && let Some((id, at)) = cache.get(received)
+        && at.elapsed() < UPLOAD_LIFETIME
+    {
+        return Ok(id.clone());
+    }
+    let info_url = format!("{}/{received}", s.graph_url.trim_end_matches('/'));
+    let (status, info) = call(s.client.get(&info_url).bearer_auth(&s.access_token)).await?;
+    if !(200..300).contains(&status) {
+        return Err(classify(status, &info));
+    }
+    let Some(file_url) = info["url"].as_str() else {
+        return Err(Sent::Refused(format!("no download URL for media {received}")));
+    };
+    let mime = info["mime_type"].as_str().unwrap_or("image/jpeg").to_string();
+    let bytes = match s.client.get(file_url).bearer_auth(&s.access_token).send().await {
+        Ok(resp) if resp.status().is_success() => {
+            resp.bytes().await.map_err(|e| Sent::Failed(format!("downloading media {received}: {e}")))?
+        }
+        Ok(resp) if resp.status().is_server_error() => {
+            return Err(Sent::Failed(format!("downloading media {received}: {}", resp.status())));
+        }
+        Ok(resp) => return Err(Sent::Refused(format!("downloading media {received}: {}", resp.status()))),
+        Err(e) if e.is_timeout() => return Err(Sent::Failed(format!("timeout: {e}"))),
+        Err(e) => return Err(Sent::Network(e.to_string())),
+    };
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(Sent::Refused(format!("media {received} is {} bytes, over WhatsApp's 5 MB", bytes.len())));
+    }
+    let name = if mime == "image/png" { "foto.png" } else { "foto.jpg" };
+    let id = upload(&s.client, media_url, &s.access_token, bytes.to_vec(), name, &mime).await?;
+    if let Ok(mut cache) = s.rehosted.lock() {
+        cache.insert(received.to_string(), (id.clone(), Instant::now()));
+    }
+    Ok(id)
+}
+
+/// Uploads a file as the number's media (`POST /{phone_number_id}/media`).
+async fn upload(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    bytes: Vec<u8>,
+    file_name: &str,
+    mime: &str,
+) -> Result<String, Sent> {
+    let file = reqwest::multipart::Part::bytes(bytes)
+        .file_name(file_name.to_string())
+        .mime_str(mime)
         .map_err(|e| Sent::Refused(format!("the upload's content type: {e}")))?;
     let form = reqwest::multipart::Form::new()
         .text("messaging_product", "whatsapp")
-        .text("type", "image/png")
+        .text("type", mime.to_string())
         .part("file", file);
     let (status, json) = call(client.post(url).bearer_auth(token).multipart(form)).await?;
     if !(200..300).contains(&status) {
@@ -269,6 +327,27 @@ async fn upload_png(client: &reqwest::Client, url: &str, token: &str, png: Vec<u
 /// and the next try uploads again.
 async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde_json::Value) -> Sent {
     let Some(content) = whatsapp::qr_content(part) else {
+        // A picture someone sent this number (an admin's catalogue photo): WhatsApp sends media
+        // by the ids of the number's own uploads, so it is uploaded again first (once a month).
+        let rehosted;
+        let part = match part["image"]["id"].as_str() {
+            Some(received) if part["type"] == "image" => match rehost(s, media_url, received).await {
+                Ok(id) => {
+                    rehosted = whatsapp::with_media_id(part, &id);
+                    &rehosted
+                }
+                Err(Sent::Refused(reason)) => {
+                    // Gone for good (WhatsApp keeps received media about a month): the words go.
+                    tracing::warn!(market = %s.market, reason, "a picture could not be fetched; sending its caption alone");
+                    return match part["image"]["caption"].as_str() {
+                        Some(_) => post(&s.client, messages_url, &s.access_token, &whatsapp::qr_as_text(part)).await,
+                        None => Sent::Ok(String::new()),
+                    };
+                }
+                Err(other) => return other,
+            },
+            _ => part,
+        };
         let sent = post(&s.client, messages_url, &s.access_token, part).await;
         // A catalogue picture WhatsApp will not take (a media id gone stale): the words still go.
         if let Sent::Refused(reason) = &sent
@@ -333,6 +412,8 @@ pub(super) struct Sender {
     pub(super) templates: std::collections::BTreeMap<NoticeKind, crate::config::Template>,
     /// The market's admins named in the config (the database names the others).
     pub(super) config_admins: Vec<UserKey>,
+    /// Pictures users sent, uploaded again as the number's own: received id -> (upload id, when).
+    pub(super) rehosted: std::sync::Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// WhatsApp lets a business write freely only within 24 hours of the user's last message; a

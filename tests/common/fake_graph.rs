@@ -95,6 +95,10 @@ struct Graph {
     failures: Vec<(String, u16, i64, u32)>,
     /// Calls to one recipient that hang this long and are then lost: (to, delay, times left).
     hangs: Vec<(String, Duration, u32)>,
+    /// Media users sent the number, by their media id: (mime type, bytes).
+    received: std::collections::HashMap<String, (String, Vec<u8>)>,
+    /// Where `GET /{media_id}` says a received file can be downloaded.
+    base: String,
 }
 
 pub struct FakeGraph {
@@ -246,15 +250,59 @@ async fn media(
     axum::Json(json!({"id": id})).into_response()
 }
 
+/// `GET /{version}/{media_id}`: where a file a user sent can be downloaded (needs the token).
+async fn media_info(
+    State(state): State<Arc<Mutex<Graph>>>,
+    Path((_version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let g = state.lock().expect("fake graph");
+    match g.received.get(&id) {
+        Some((mime, bytes)) if !bearer(&headers).is_empty() => axum::Json(json!({
+            "messaging_product": "whatsapp", "id": id, "mime_type": mime, "file_size": bytes.len(),
+            "url": format!("{}/files/{id}", g.base)
+        }))
+        .into_response(),
+        _ => (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": "(#100) Invalid media id", "code": 100}})),
+        )
+            .into_response(),
+    }
+}
+
+/// The download of a file a user sent (the URL `media_info` gave; needs the token too).
+async fn media_file(
+    State(state): State<Arc<Mutex<Graph>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let g = state.lock().expect("fake graph");
+    match g.received.get(&id) {
+        Some((mime, bytes)) if !bearer(&headers).is_empty() => {
+            ([(axum::http::header::CONTENT_TYPE, mime.clone())], bytes.clone()).into_response()
+        }
+        _ => (axum::http::StatusCode::NOT_FOUND, "no").into_response(),
+    }
+}
+
 impl FakeGraph {
     pub fn start() -> FakeGraph {
         let state = Arc::new(Mutex::new(Graph::default()));
         let app = Router::new()
             .route("/{version}/{number}/messages", axum::routing::post(messages))
             .route("/{version}/{number}/media", axum::routing::post(media))
+            .route("/{version}/{id}", axum::routing::get(media_info))
+            .route("/files/{id}", axum::routing::get(media_file))
             .with_state(Arc::clone(&state));
         let addr = super::serve_on_thread(app);
+        state.lock().expect("fake graph").base = format!("http://{addr}");
         FakeGraph { url: format!("http://{addr}/v21.0"), state }
+    }
+
+    /// A file a user sends the number (a photo): downloadable by its media id.
+    pub fn received_media(&self, id: &str, mime: &str, bytes: &[u8]) {
+        self.state.lock().expect("fake").received.insert(id.into(), (mime.into(), bytes.to_vec()));
     }
 
     /// The next `times` messages to `to` get this Graph API error.
