@@ -98,6 +98,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
+    /// Read typed orders the way the bots do ("brambang sekilo, tempe 2 papan"): for each
+    /// message (TEXT, or else each line of standard input, where `\n` stands for a new line)
+    /// one JSON line with the items understood (commodity id and name, the quantity in grams,
+    /// millilitres or pieces, the amount as written, the market's cheapest open stall and its
+    /// price), the parts not understood, and the commodities asked about when it is a question.
+    Parse {
+        /// Market slug (its stalls and prices).
+        #[arg(long, default_value = "blimbing")]
+        market: String,
+        /// Database file to read the catalogue from (default: the config's [database] path if
+        /// it exists, else the seed data).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        /// The message; without it, one message per line of standard input.
+        text: Vec<String>,
+    },
     /// Make an online backup of the database (SQLite's backup API; the bots may keep running)
     /// into the backup folder ([backup] dir, next to the database) or --to, check it with
     /// PRAGMA integrity_check, and print the file and its size.
@@ -297,6 +313,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let image = qr_png(&dynamic).map_err(|e| anyhow::anyhow!(e))?;
                 std::fs::write(&path, image).with_context(|| format!("writing {}", path.display()))?;
                 println!("QR image: {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Parse { market, db, text } => {
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            let catalog = pasar_online::runtime::tool_catalog(&config, Some(&db))?;
+            if catalog.market(&market).is_none() {
+                anyhow::bail!("unknown market `{market}`");
+            }
+            let mut out = std::io::stdout().lock();
+            let mut one = |message: &str| -> anyhow::Result<()> {
+                let json = pasar_online::domain::free_text::to_json(&catalog, &market, message);
+                writeln!(out, "{json}")?;
+                Ok(())
+            };
+            if text.is_empty() {
+                for line in std::io::stdin().lock().lines() {
+                    one(&line?.replace("\\n", "\n"))?;
+                }
+            } else {
+                one(&text.join(" "))?;
             }
             Ok(())
         }

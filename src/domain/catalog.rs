@@ -466,6 +466,8 @@ pub struct Catalog {
     /// (market, commodity, channel) -> the platform's reference to the commodity's picture
     /// (a Telegram file id of that market's bot), set by an admin with `/foto`.
     photos: HashMap<(String, String, String), String>,
+    /// The names prepared for reading typed orders.
+    free_text: crate::domain::free_text::FreeTextIndex,
 }
 
 /// A commodity's picture in one market, on one channel.
@@ -560,6 +562,7 @@ impl Catalog {
                 }
             }
         }
+        let free_text = crate::domain::free_text::FreeTextIndex::new(&commodities);
         Catalog {
             markets,
             commodities,
@@ -568,9 +571,15 @@ impl Catalog {
             offers,
             offers_by_item,
             shelves,
+            free_text,
             search_terms,
             photos: HashMap::new(),
         }
+    }
+
+    /// Reads an order typed the way it is said ("brambang sekilo, tempe 2 papan").
+    pub fn read_order(&self, message: &str) -> crate::domain::free_text::ReadOrder {
+        crate::domain::free_text::read(&self.free_text, &self.commodities, message)
     }
 
     /// The catalogue with the commodities' pictures.

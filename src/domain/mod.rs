@@ -5,6 +5,7 @@ pub mod cart;
 pub mod catalog;
 pub mod contact;
 pub mod delivery;
+pub mod free_text;
 pub mod invite;
 pub mod money;
 pub mod order;

@@ -245,6 +245,16 @@ enum UnitWord {
     Wholesale,
 }
 
+/// Whether a word is a unit of amount (`kg`, `ons`, `ikat`, `lusin`, `kwintal`...).
+pub fn is_unit_word(word: &str) -> bool {
+    unit_word(word).is_some()
+}
+
+/// Whether a word counts pieces (`biji`, `papan`, `bungkus`...), of whatever piece unit.
+pub fn is_piece_word(word: &str) -> bool {
+    matches!(unit_word(word), Some(UnitWord::AnyPiece | UnitWord::Piece(_)))
+}
+
 fn unit_word(word: &str) -> Option<UnitWord> {
     Some(match word {
         "kg" | "kilo" | "kilogram" | "kgs" | "kilogr" | "kilogramm" => UnitWord::Mass(1000),
@@ -348,7 +358,7 @@ pub fn parse_number(token: &str) -> Option<Ratio> {
 }
 
 /// Splits "500gr" into "500 gr", "1/2kg" into "1/2 kg", and expands "sekilo" into "1 kilo".
-fn tokens(input: &str) -> Vec<String> {
+pub fn tokens(input: &str) -> Vec<String> {
     let mut spaced = String::with_capacity(input.len() + 8);
     let mut prev: Option<char> = None;
     for ch in input.chars() {

@@ -33,6 +33,24 @@ pub fn open_engine(config: &Config, db: &Path, clock: Arc<dyn Clock>) -> anyhow:
     Ok(engine)
 }
 
+/// The catalogue for a command-line tool: the database's when it exists (admins' changes
+/// included), else the seed data read into a database in memory (nothing is written).
+pub fn tool_catalog(config: &Config, db: Option<&Path>) -> anyhow::Result<crate::domain::catalog::Catalog> {
+    let today = crate::domain::slot::local(chrono::Utc::now()).date_naive();
+    if let Some(db) = db.filter(|d| d.exists()) {
+        let store = Store::open(db).with_context(|| format!("opening database {}", db.display()))?;
+        return Ok(store.load_catalog(today)?);
+    }
+    let mut store = Store::open(Path::new(":memory:")).context("a database in memory")?;
+    let seed = if config.data_dir.exists() {
+        SeedData::load(&config.data_dir).context("loading seed data")?
+    } else {
+        SeedData::builtin().context("loading the built-in seed data")?
+    };
+    store.seed(&seed).context("seeding the database in memory")?;
+    Ok(store.load_catalog(today)?)
+}
+
 /// The backup folder: `[backup] dir`, relative to the database's folder unless absolute.
 pub fn backup_dir(config: &Config, db: &Path) -> std::path::PathBuf {
     if config.backup_dir.is_absolute() {

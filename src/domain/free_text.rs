@@ -1,0 +1,526 @@
+//! Reading an order typed the way it is said at the market: "bu, brambang sekilo, lombok rawit
+//! seprapat, tempe 2 papan" becomes items (a commodity and an exact quantity) and the parts that
+//! were not understood. A question ("harga cabe berapa?", "ada daging sapi?") is told apart
+//! from an order.
+//!
+//! Pure and regex-free at its core: the message is cut into pieces at separators (commas, new
+//! lines, `dan`, `sama`, `karo`, `+`, bullets, numbered lists), each piece into words; names are
+//! found longest first among the catalogue's names, aliases and market words (then with a typo
+//! allowance), amounts with the one quantity parser ([`crate::domain::quantity`]). Nothing here
+//! knows stalls or prices: the buyer conversation and `pasar parse` add those.
+
+use crate::domain::catalog::{Commodity, normalize};
+use crate::domain::quantity::{
+    Quantity, QuantityError, SaleUnit, is_piece_word, is_unit_word, parse_number, parse_quantity, tokens,
+};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The most characters of a message that are read (a longer one is cut, and says so).
+pub const MAX_CHARS: usize = 2000;
+/// The most items one message may order.
+pub const MAX_ITEMS: usize = 30;
+
+/// Words of politeness and chatter around an order, in Indonesian and Javanese.
+const FILLER: &[&str] = &[
+    "bu",
+    "buk",
+    "bude",
+    "mbak",
+    "mbok",
+    "mas",
+    "pak",
+    "lur",
+    "dik",
+    "dek",
+    "cak",
+    "ning",
+    "tolong",
+    "ya",
+    "yo",
+    "iya",
+    "ok",
+    "oke",
+    "beli",
+    "tuku",
+    "pesan",
+    "pesen",
+    "mau",
+    "pingin",
+    "nggih",
+    "ngge",
+    "enggih",
+    "dong",
+    "aja",
+    "wae",
+    "ae",
+    "sekalian",
+    "kirim",
+    "makasih",
+    "terima",
+    "kasih",
+    "matur",
+    "nuwun",
+    "suwun",
+    "halo",
+    "hai",
+    "pagi",
+    "siang",
+    "sore",
+    "malam",
+    "assalamualaikum",
+    "permisi",
+    "punten",
+    "sewu",
+    "minta",
+    "njaluk",
+    "saya",
+    "aku",
+    "kulo",
+    "x",
+    "yang",
+    "sing",
+    "ini",
+    "itu",
+    "lagi",
+    "juga",
+    "pun",
+    "nya",
+    "kak",
+    "gan",
+    "sis",
+    "hari",
+    "besok",
+    "buat",
+    "untuk",
+];
+
+/// Words that join two items in one line.
+const JOINERS: &[&str] = &["dan", "sama", "karo", "terus", "lalu", "plus", "ambek", "kalih", "serta"];
+
+/// Words that make a message a question, not an order.
+const QUESTION_WORDS: &[&str] =
+    &["harga", "berapa", "brp", "piro", "pira", "ready", "ono", "onok", "tersedia", "apakah", "gak", "nggak", "enggak"];
+
+/// One item of an order, as read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReadItem {
+    /// The commodity's id.
+    pub commodity: String,
+    #[serde(skip)]
+    pub quantity: Quantity,
+    /// The amount as written (`sekilo`, `2 papan`); empty when none was written (one of the
+    /// commodity's unit is assumed).
+    pub written: String,
+    /// The words that named it.
+    pub named: String,
+}
+
+/// Something in the message that did not become an item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotUnderstood {
+    pub text: String,
+    /// Why, when a commodity was recognised but its amount was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    #[serde(skip)]
+    pub error: Option<QuantityError>,
+}
+
+/// What a message says.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ReadOrder {
+    pub items: Vec<ReadItem>,
+    pub not_understood: Vec<NotUnderstood>,
+    /// A question about these commodities (their ids): prices and stalls, not an order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question: Option<Vec<String>>,
+    /// The message was longer than [`MAX_CHARS`] and was read only that far.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
+}
+
+/// The catalogue's names prepared for reading: every name, English name, alias and market word,
+/// normalized, with the commodities it means.
+#[derive(Debug, Default)]
+pub struct FreeTextIndex {
+    terms: HashMap<String, Vec<usize>>,
+    /// For typo matching: (term, commodity, characters, words).
+    by_words: Vec<(String, usize, usize, usize)>,
+    longest: usize,
+}
+
+impl FreeTextIndex {
+    pub fn new(commodities: &[Commodity]) -> FreeTextIndex {
+        let mut terms: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, c) in commodities.iter().enumerate() {
+            let names = [&c.name, &c.name_en, &c.id].into_iter().chain(&c.aliases).chain(&c.javanese);
+            for name in names {
+                let t = normalize(&name.replace('-', " "));
+                if t.is_empty() {
+                    continue;
+                }
+                let list = terms.entry(t).or_default();
+                if !list.contains(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        let mut by_words = Vec::new();
+        let mut longest = 1;
+        for (t, list) in &terms {
+            let words = t.split(' ').count();
+            longest = longest.max(words);
+            if let [only] = list.as_slice() {
+                by_words.push((t.clone(), *only, t.chars().count(), words));
+            }
+        }
+        by_words.sort();
+        FreeTextIndex { terms, by_words, longest }
+    }
+
+    /// The commodities these words name exactly (several when a word means two).
+    fn exact(&self, words: &[&str]) -> Option<&[usize]> {
+        self.terms.get(&words.join(" ")).map(Vec::as_slice)
+    }
+
+    /// The one commodity these words name with a small typo (one letter in a word of five or
+    /// more letters, two in a long name); `None` when none or two are that close.
+    fn near(&self, words: &[&str]) -> Option<usize> {
+        let q = words.join(" ");
+        let len = q.chars().count();
+        let allowed = match len {
+            0..=4 => return None,
+            5..=9 => 1,
+            _ => 2,
+        };
+        let mut best: Option<(usize, usize)> = None;
+        let mut tie = false;
+        for (t, c, tlen, tw) in &self.by_words {
+            if *tw != words.len() || tlen.abs_diff(len) > allowed {
+                continue;
+            }
+            let d = strsim::damerau_levenshtein(&q, t);
+            if d > allowed {
+                continue;
+            }
+            match best {
+                Some((bd, bc)) if d == bd && bc != *c => tie = true,
+                Some((bd, _)) if d >= bd => {}
+                _ => {
+                    best = Some((d, *c));
+                    tie = false;
+                }
+            }
+        }
+        best.filter(|_| !tie).map(|(_, c)| c)
+    }
+}
+
+/// A word of a piece, as the reader sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Filler,
+    Amount,
+    Word,
+}
+
+fn kind(word: &str) -> Kind {
+    if FILLER.contains(&word) {
+        Kind::Filler
+    } else if parse_number(word).is_some() || is_unit_word(word) {
+        Kind::Amount
+    } else {
+        Kind::Word
+    }
+}
+
+/// Reads a message against the catalogue's commodities.
+pub fn read(index: &FreeTextIndex, commodities: &[Commodity], message: &str) -> ReadOrder {
+    let mut out = ReadOrder::default();
+    let text: String = if message.chars().count() > MAX_CHARS {
+        out.cut = true;
+        message.chars().take(MAX_CHARS).collect()
+    } else {
+        message.to_string()
+    };
+    let lowered = text.to_lowercase();
+    let asks = lowered.contains('?')
+        || lowered.split(|c: char| !c.is_alphanumeric()).any(|w| QUESTION_WORDS.contains(&w))
+        || lowered.trim_start().starts_with("ada ")
+        || lowered.contains("apa ada")
+        || lowered.contains("masih ada");
+    let mut explicit = 0;
+    let mut mentioned = Vec::new();
+    for piece in pieces(&lowered) {
+        read_piece(index, commodities, &piece, &mut out, &mut explicit, &mut mentioned);
+        if out.items.len() > MAX_ITEMS {
+            out.items.truncate(MAX_ITEMS);
+            out.cut = true;
+            break;
+        }
+    }
+    // A question names commodities without ordering them ("brambang piro sekilo?"); a list of
+    // several amounts with a question at its end is still an order.
+    if asks && explicit < 2 {
+        let mut ids: Vec<String> = Vec::new();
+        for i in mentioned {
+            let id = commodities[i].id.clone();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        out.items.clear();
+        out.not_understood.retain(|n| n.error.is_none());
+        out.question = Some(ids);
+    }
+    out
+}
+
+/// The message cut at its separators, each piece without its list marker.
+fn pieces(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split(['\n', '\r', ';', '+', '&', '|']) {
+        // A comma between digits is a decimal mark ("1,5 kg"); any other separates items.
+        let chars: Vec<char> = line.chars().collect();
+        let mut current = String::new();
+        for (i, ch) in chars.iter().enumerate() {
+            let decimal = *ch == ','
+                && i > 0
+                && chars[i - 1].is_ascii_digit()
+                && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit());
+            if *ch == ',' && !decimal {
+                out.push(std::mem::take(&mut current));
+            } else {
+                current.push(*ch);
+            }
+        }
+        out.push(current);
+    }
+    let mut split = Vec::new();
+    for piece in out {
+        // "brambang sekilo dan tempe 2": the joining words separate too.
+        let mut current: Vec<&str> = Vec::new();
+        for word in piece.split_whitespace() {
+            if JOINERS.contains(&word) {
+                split.push(current.join(" "));
+                current.clear();
+            } else {
+                current.push(word);
+            }
+        }
+        split.push(current.join(" "));
+    }
+    split.into_iter().map(|p| strip_marker(&p)).filter(|p| !p.trim().is_empty()).collect()
+}
+
+/// "1. bawang", "2) tempe", "- tahu", "• telur": the list marker goes.
+fn strip_marker(piece: &str) -> String {
+    let t = piece.trim_start();
+    let t = t.trim_start_matches(['-', '•', '*', '·', '>', '–', '—', '○', '▪']);
+    let digits = t.chars().take_while(char::is_ascii_digit).count();
+    if (1..=2).contains(&digits) {
+        let rest = &t[digits..];
+        if let Some(after) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(')'))
+            && after.starts_with(char::is_whitespace)
+        {
+            return after.trim().to_string();
+        }
+    }
+    t.trim().to_string()
+}
+
+/// Keeps what can be part of a name or an amount: letters, digits, `/ , . ½`; the rest
+/// (emoji, quotes, stars) becomes a space.
+fn clean(piece: &str) -> String {
+    piece
+        .chars()
+        .map(|c| if c.is_alphanumeric() || matches!(c, '/' | ',' | '.' | '½' | '¼' | '¾') { c } else { ' ' })
+        .collect()
+}
+
+/// One mention of a commodity in a piece: its word positions and what it is.
+struct Mention {
+    start: usize,
+    end: usize,
+    found: Result<usize, ()>,
+}
+
+fn read_piece(
+    index: &FreeTextIndex,
+    commodities: &[Commodity],
+    piece: &str,
+    out: &mut ReadOrder,
+    explicit: &mut usize,
+    mentioned: &mut Vec<usize>,
+) {
+    let words = tokens(&clean(piece));
+    let words: Vec<&str> =
+        words.iter().map(|w| w.trim_matches(|c: char| matches!(c, ',' | '.'))).filter(|w| !w.is_empty()).collect();
+    let kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
+    // Names, longest first, then with a typo allowance.
+    let mut mentions: Vec<Mention> = Vec::new();
+    let mut unknown: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        if kinds[i] != Kind::Word {
+            i += 1;
+            continue;
+        }
+        let run = (i..words.len()).take_while(|&j| kinds[j] == Kind::Word).count();
+        let mut matched = None;
+        for n in (1..=run.min(index.longest)).rev() {
+            if let Some(found) = index.exact(&words[i..i + n]) {
+                matched = Some((n, if found.len() == 1 { Ok(found[0]) } else { Err(()) }));
+                break;
+            }
+        }
+        if matched.is_none() {
+            for n in (1..=run.min(3)).rev() {
+                if let Some(c) = index.near(&words[i..i + n]) {
+                    matched = Some((n, Ok(c)));
+                    break;
+                }
+            }
+        }
+        match matched {
+            Some((n, found)) => {
+                mentions.push(Mention { start: i, end: i + n, found });
+                i += n;
+            }
+            None => {
+                unknown.push(words[i]);
+                i += 1;
+            }
+        }
+    }
+    // Amounts: runs of number and unit words.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut j = 0;
+    while j < words.len() {
+        if kinds[j] == Kind::Amount {
+            let start = j;
+            while j < words.len() && kinds[j] == Kind::Amount {
+                j += 1;
+            }
+            groups.push((start, j));
+        } else {
+            j += 1;
+        }
+    }
+    // Amounts come before the names ("sekilo brambang") or after them ("brambang sekilo"), as
+    // the piece starts.
+    let first = kinds.iter().position(|k| *k != Kind::Filler);
+    let amount_first = first.is_some_and(|f| kinds[f] == Kind::Amount);
+    let mut taken = vec![false; groups.len()];
+    let mut chosen: Vec<Option<usize>> = Vec::with_capacity(mentions.len());
+    for (m, mention) in mentions.iter().enumerate() {
+        let prev_end = if m == 0 { 0 } else { mentions[m - 1].end };
+        let next_start = mentions.get(m + 1).map_or(words.len(), |n| n.start);
+        let before =
+            groups.iter().enumerate().rev().find(|(g, (s, e))| !taken[*g] && *e <= mention.start && *s >= prev_end);
+        let after = groups.iter().enumerate().find(|(g, (s, e))| !taken[*g] && *s >= mention.end && *e <= next_start);
+        let pick = if amount_first { before.or(after) } else { after.or(before) }.map(|(g, _)| g);
+        if let Some(g) = pick {
+            taken[g] = true;
+        }
+        chosen.push(pick);
+    }
+    for (mention, group) in mentions.iter().zip(chosen) {
+        let named = words[mention.start..mention.end].join(" ");
+        let Ok(c) = mention.found else {
+            out.not_understood.push(NotUnderstood { text: named, problem: Some("ambiguous".into()), error: None });
+            continue;
+        };
+        mentioned.push(c);
+        let commodity = &commodities[c];
+        let written = group.map(|g| words[groups[g].0..groups[g].1].join(" ")).unwrap_or_default();
+        if !written.is_empty() {
+            *explicit += 1;
+        }
+        match amount_of(&written, commodity.unit) {
+            Ok(quantity) => out.items.push(ReadItem { commodity: commodity.id.clone(), quantity, written, named }),
+            Err(e) => out.not_understood.push(NotUnderstood {
+                text: format!("{named} {written}").trim().to_string(),
+                problem: Some(e.to_string()),
+                error: Some(e),
+            }),
+        }
+    }
+    for (g, (s, e)) in groups.iter().enumerate() {
+        if !taken[g] {
+            unknown.push("");
+            unknown.extend(&words[*s..*e]);
+        }
+    }
+    let rest = unknown.join(" ");
+    let rest = rest.split("  ").map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    if !rest.is_empty() {
+        out.not_understood.push(NotUnderstood { text: rest, problem: None, error: None });
+    }
+}
+
+/// The amount as written, for a commodity sold per `unit`: none means one of the unit; a piece
+/// word counts pieces of whatever a piece commodity is sold in ("tempe 2 bungkus").
+fn amount_of(written: &str, unit: SaleUnit) -> Result<Quantity, QuantityError> {
+    if written.is_empty() {
+        return Quantity::new(unit.base_per_unit(), unit);
+    }
+    match parse_quantity(written, unit) {
+        Err(QuantityError::WrongUnit { .. }) if matches!(unit, SaleUnit::Piece(_)) => {
+            let counted: Vec<&str> = written.split_whitespace().filter(|w| !is_piece_word(w)).collect();
+            if counted.len() < written.split_whitespace().count() {
+                parse_quantity(&counted.join(" "), unit)
+            } else {
+                parse_quantity(written, unit)
+            }
+        }
+        other => other,
+    }
+}
+
+/// The base unit a quantity of this sale unit is counted in.
+pub fn base_unit(unit: SaleUnit) -> &'static str {
+    match unit {
+        SaleUnit::Kilogram => "g",
+        SaleUnit::Liter => "ml",
+        SaleUnit::Piece(_) => "pcs",
+    }
+}
+
+/// What `pasar parse` prints for a message: the reading, with each item's name, quantity in
+/// its base unit, and the market's cheapest open stall and its price.
+pub fn to_json(catalog: &crate::domain::catalog::Catalog, market: &str, message: &str) -> serde_json::Value {
+    let read = catalog.read_order(message);
+    let items: Vec<serde_json::Value> = read
+        .items
+        .iter()
+        .map(|item| {
+            let commodity = catalog.commodity(&item.commodity);
+            let offer = catalog.offers_for(market, &item.commodity).first().copied();
+            let stall = offer.and_then(|o| catalog.stall(o.stall_id));
+            serde_json::json!({
+                "commodity": item.commodity,
+                "name": commodity.map(|c| c.name.as_str()),
+                "quantity": item.quantity.base(),
+                "unit": base_unit(item.quantity.unit()),
+                "written": item.written,
+                "named": item.named,
+                "stall": stall.map(|s| s.number.as_str()),
+                "price": offer.map(|o| o.price.value()),
+            })
+        })
+        .collect();
+    let mut json = serde_json::json!({
+        "text": message,
+        "items": items,
+        "not_understood": read.not_understood,
+    });
+    if let Some(q) = &read.question {
+        json["question"] = serde_json::json!(q);
+    }
+    if read.cut {
+        json["cut"] = serde_json::json!(true);
+    }
+    json
+}
