@@ -582,6 +582,8 @@ mod tests {
                     buttons: buttons.into_iter().map(|(label, payload)| Button { label, payload }).collect(),
                     photo: photo.then(|| "https://example.id/p.jpg".to_string()),
                     qr: qr.then(|| "00020101021226".to_string()),
+                    chart: None,
+                    document: None,
                     request,
                     expects_text,
                     replaces: None,
