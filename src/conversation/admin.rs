@@ -35,6 +35,7 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         turn.say(Key::NotUnderstood);
         return Ok(());
     };
+    let name = super::admin_command(name).to_string();
     // Every admin command is audited, whatever came of it: who, when, what, on which object.
     if !matches!(name.as_str(), "bantuan" | "help" | "audit") {
         let mut words = args.split_whitespace();
@@ -63,6 +64,8 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "harga_acuan" => set_reference_price(args, repo, turn),
         "nonaktif" => set_active(args, false, repo, turn),
         "aktif" => set_active(args, true, repo, turn),
+        "statistik" => super::report::statistics(args, repo, turn),
+        "ekspor" => super::report::export(args, repo, turn),
         "pesanan" => {
             let a = args.trim();
             if a.is_empty() {

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod lifecycle;
 pub mod payload;
 pub mod payment;
+pub mod report;
 pub mod review;
 pub mod trader;
 
@@ -223,9 +224,44 @@ pub trait AdminRepo {
     fn request_backup(&mut self, by: &UserKey) -> RepoResult<()>;
 }
 
+/// The admins' reports (`/statistik`, `/ekspor`), inside the current transaction: figures of the
+/// orders placed in a range, of this market or of every market.
+pub trait ReportRepo {
+    /// The figures of orders placed from `from` to before `to`: this market's, or one per
+    /// market that has orders then.
+    fn order_figures(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_market: bool,
+    ) -> RepoResult<Vec<crate::domain::report::MarketFigures>>;
+    /// This market's best-selling commodities of the range by value, at most `limit`.
+    fn top_commodities(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> RepoResult<Vec<crate::domain::report::CommodityFigures>>;
+    /// Orders placed per market and local (Malang) hour, for the chart.
+    fn orders_by_hour(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_market: bool,
+    ) -> RepoResult<Vec<crate::domain::report::HourCount>>;
+    /// The orders placed in the range as the CSV of `pasar export` (one market, or every market
+    /// for `None`), and how many there are.
+    fn orders_csv(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        market: Option<&str>,
+    ) -> RepoResult<(String, usize)>;
+}
+
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
 /// transaction. Implemented by the store, scoped to one market.
-pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
+pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo + ReportRepo {
     /// The language a user chose, if any.
     fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
     /// Admins of this market granted at run time (config admins come from the [`Policy`]).
@@ -437,7 +473,16 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "pedagang",
     "nonaktif",
     "aktif",
+    "statistik",
+    "ekspor",
 ];
+/// English names of admin commands: (alias, command).
+pub const ADMIN_ALIASES: &[(&str, &str)] = &[("stats", "statistik"), ("export", "ekspor")];
+
+/// The admin command a name stands for (an English alias becomes its command).
+pub fn admin_command(name: &str) -> &str {
+    ADMIN_ALIASES.iter().find(|(alias, _)| *alias == name).map(|(_, c)| *c).unwrap_or(name)
+}
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan"];
 
@@ -471,7 +516,7 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
             if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
                 Route::Trader
             } else if (CITY_ADMIN_COMMANDS.contains(&name) && roles.city_admin)
-                || ((ADMIN_COMMANDS.contains(&name) || help) && roles.admin)
+                || ((ADMIN_COMMANDS.contains(&admin_command(name)) || help) && roles.admin)
             {
                 Route::Admin
             } else if help && !roles.stalls.is_empty() {

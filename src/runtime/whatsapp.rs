@@ -246,13 +246,25 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: &serde_jso
 /// Uploads a PNG as the number's media (`POST /{phone_number_id}/media`): its media id, or the
 /// failure sorted like a message's.
 async fn upload_png(client: &reqwest::Client, url: &str, token: &str, png: Vec<u8>) -> Result<String, Sent> {
-    let file = reqwest::multipart::Part::bytes(png)
-        .file_name("qris.png")
-        .mime_str("image/png")
+    upload_media(client, url, token, png, "qris.png".into(), "image/png").await
+}
+
+/// Uploads a file as the number's media: its media id, or the failure sorted like a message's.
+async fn upload_media(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    bytes: Vec<u8>,
+    file_name: String,
+    mime: &str,
+) -> Result<String, Sent> {
+    let file = reqwest::multipart::Part::bytes(bytes)
+        .file_name(file_name)
+        .mime_str(mime)
         .map_err(|e| Sent::Refused(format!("the upload's content type: {e}")))?;
     let form = reqwest::multipart::Form::new()
         .text("messaging_product", "whatsapp")
-        .text("type", "image/png")
+        .text("type", mime.to_string())
         .part("file", file);
     let (status, json) = call(client.post(url).bearer_auth(token).multipart(form)).await?;
     if !(200..300).contains(&status) {
@@ -264,10 +276,33 @@ async fn upload_png(client: &reqwest::Client, url: &str, token: &str, png: Vec<u
     }
 }
 
-/// Sends one rendered part. A QR picture is drawn and uploaded first, then sent by its media id;
+/// Sends one rendered part. A QR picture or a chart is drawn and uploaded first, a file uploaded,
+/// then sent by its media id;
 /// a failed upload ends like a failed send of the part (retried, paused or parked the same way),
 /// and the next try uploads again.
 async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde_json::Value) -> Sent {
+    if let Some(chart) = whatsapp::chart_of(part) {
+        let png = match crate::channel::chart::png(&chart) {
+            Ok(png) => png,
+            Err(e) => {
+                // The figures went as text before it: the caption still goes.
+                tracing::error!(market = %s.market, error = %e, "drawing a chart failed; sending its caption");
+                return post(&s.client, messages_url, &s.access_token, &whatsapp::caption_as_text(part)).await;
+            }
+        };
+        return match upload_media(&s.client, media_url, &s.access_token, png, "statistik.png".into(), "image/png").await
+        {
+            Ok(id) => post(&s.client, messages_url, &s.access_token, &whatsapp::with_media_id(part, &id)).await,
+            Err(sent) => sent,
+        };
+    }
+    if let Some(doc) = whatsapp::document_of(part) {
+        let bytes = doc.content.into_bytes();
+        return match upload_media(&s.client, media_url, &s.access_token, bytes, doc.file_name, &doc.mime).await {
+            Ok(id) => post(&s.client, messages_url, &s.access_token, &whatsapp::with_media_id(part, &id)).await,
+            Err(sent) => sent,
+        };
+    }
     let Some(content) = whatsapp::qr_content(part) else {
         return post(&s.client, messages_url, &s.access_token, part).await;
     };
