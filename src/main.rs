@@ -33,7 +33,8 @@ enum Role {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Chat with a market's bot in the terminal (buttons appear as numbered lines).
+    /// Chat with a market's bot in the terminal (buttons appear as numbered lines; files the
+    /// bot sends, such as an admin's /ekspor, are saved in the current directory).
     Chat {
         /// Market slug: blimbing, oro-oro-dowo, klojen, bunul, dinoyo, madyopuro, mergan,
         /// sawojajar, sukun, tawangmangu.
