@@ -27,8 +27,7 @@ fn minutes(turn: &Turn<'_>, m: f64) -> String {
 
 /// `/statistik [hari|minggu|bulan]`: the figures as text, then the chart as a picture.
 pub fn statistics(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
-    let (Some(period), Some((from, to))) = (Period::parse(args), Period::parse(args).and_then(|p| p.range(turn.now)))
-    else {
+    let Some((period, (from, to))) = Period::parse(args).and_then(|p| Some((p, p.range(turn.now)?))) else {
         turn.say(Key::StatsUsage);
         return Ok(());
     };
