@@ -132,7 +132,8 @@ enum Command {
     /// Remove the personal data of orders finished more than DAYS ago (the shopper's name, phone,
     /// address, location, note, photo at the door, rating comments) and the delivered messages
     /// and handled updates from before then, keeping orders, items and money as anonymous
-    /// figures (Indonesia's personal data protection law, UU PDP).
+    /// figures (Indonesia's personal data protection law, UU PDP); shoppers quiet since then
+    /// also lose their saved name, phone and address.
     Purge {
         /// Database file (default: the config's [database] path, else ./pasar.db).
         #[arg(long, env = "PASAR_DB")]
@@ -239,8 +240,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let before = chrono::Utc::now() - chrono::Duration::days(i64::from(older_than));
             let r = store.purge(before)?;
             println!(
-                "purged: {} orders' personal data, {} delivered messages, {} handled updates (before {})",
+                "purged: {} orders' personal data, {} saved shopper profiles, {} delivered messages, {} handled updates (before {})",
                 r.orders,
+                r.profiles,
                 r.messages,
                 r.updates,
                 before.format("%Y-%m-%d %H:%M UTC")

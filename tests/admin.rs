@@ -6,9 +6,11 @@ mod common;
 
 use common::market::{BUDI, SRI, as_user, code_in, market_with_couriers};
 use common::{Harness, joined};
+use pasar_online::channel::Inbound;
 use pasar_online::channel::{ChannelKind, UserKey};
 use pasar_online::config::{AdminEntry, Config};
-use pasar_online::conversation::{ADMIN_ALIASES, ADMIN_COMMANDS, CITY_ADMIN_COMMANDS};
+use pasar_online::conversation::payload::Action;
+use pasar_online::conversation::{ADMIN_COMMANDS, CITY_ADMIN_COMMANDS, COMMAND_ALIASES};
 
 const CITY: &str = "kantor-kota";
 const UNKNOWN: &str = "perintah itu tidak dikenal";
@@ -64,11 +66,21 @@ fn every_admin_command_by_every_role() {
                 assert_eq!(!r.contains(UNKNOWN), allowed, "{who} /{command}: {r}");
             }
         }
-        // The English names of admin commands are the admins' too.
-        for (alias, _) in ADMIN_ALIASES {
+        // Each command's English name is the same command, for the same people.
+        for (english, command) in COMMAND_ALIASES {
+            let allowed = if *command == "pesanan" {
+                continue; // everyone's, as above
+            } else if CITY_ADMIN_COMMANDS.contains(command) {
+                city
+            } else if ADMIN_COMMANDS.contains(command) {
+                admin
+            } else {
+                continue;
+            };
             as_user(&mut h, who);
-            let r = joined(&h.command(&format!("/{alias}")));
-            assert_eq!(!r.contains(UNKNOWN), admin, "{who} /{alias}: {r}");
+            let typed = line(command).replacen(&format!("/{command}"), &format!("/{english}"), 1);
+            let r = joined(&h.command(&typed));
+            assert_eq!(!r.contains(UNKNOWN), allowed, "{who} /{english}: {r}");
         }
         // /bantuan lists exactly what the asker may use.
         as_user(&mut h, who);
@@ -434,4 +446,175 @@ fn ekspor_sends_the_range_s_orders_as_csv_and_refuses_bad_ranges() {
     assert!(joined(&h.command("/ekspor dinoyo")).contains("Tidak ada pesanan Pasar Dinoyo"));
     // Audited like every admin command.
     assert!(joined(&h.command("/audit 20")).contains("console:bu-lurah · /ekspor 2026-11-20 2026-11-01"));
+}
+
+/// The labels of the delivery slots a shopper is offered at checkout now.
+fn offered_slots(h: &mut Harness, buyer: &str) -> Vec<String> {
+    as_user(h, buyer);
+    let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
+    h.button(&Action::Offer(kk).encode());
+    h.text("1 ikat");
+    h.button("checkout");
+    h.text("Ani Rahayu");
+    h.text("0812-3456-7890");
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    let slots: Vec<String> = r
+        .iter()
+        .flat_map(|m| m.buttons.iter())
+        .filter(|b| b.payload.starts_with("slot:"))
+        .map(|b| b.label.clone())
+        .collect();
+    h.command("/batal");
+    slots
+}
+
+#[test]
+fn admins_set_the_market_s_hours_delivery_slots_and_capacity() {
+    let mut h = market();
+    as_user(&mut h, "bu-lurah");
+    let r = joined(&h.command("/jam"));
+    assert!(r.contains("Jam buka: 04:00-13:00") && r.contains("07:00-09:00, 09:00-11:00"), "{r}");
+    // Bad input changes nothing.
+    for bad in ["/jam 13:00-04:00", "/jam pagi", "/jam antar 07:00-09:00, 08:00-10:00", "/jam antar", "/jam antar 9-11"]
+    {
+        assert!(joined(&h.command(bad)).contains("Tulis: /jam"), "{bad}");
+    }
+    assert_eq!(
+        h.count(
+            "SELECT COUNT(*) FROM markets WHERE slug = 'blimbing' AND opens = '04:00' AND slots LIKE '07:00-09:00,%'"
+        ),
+        1
+    );
+    let r = joined(&h.command("/jam 05.00-12.00"));
+    assert!(r.contains("05:00-12:00") && r.contains("sebelumnya 04:00-13:00"), "{r}");
+    let r = joined(&h.command("/jam antar 10:00-12:00, 08:00-10:00"));
+    assert!(r.contains("08:00-10:00, 10:00-12:00"), "sorted: {r}");
+    // Shoppers see the new hours and are offered only the new slots (07:00 WIB now: both today).
+    as_user(&mut h, "ani");
+    assert!(joined(&h.command("/start")).contains("05:00-12:00"));
+    let slots = offered_slots(&mut h, "ani");
+    assert!(slots.iter().any(|s| s.contains("08:00")) && slots.iter().any(|s| s.contains("10:00")), "{slots:?}");
+    assert!(!slots.iter().any(|s| s.contains("09:00") || s.contains("11:00-13:00")), "{slots:?}");
+    // It persists.
+    h.restart();
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/hours")).contains("Jam buka: 05:00-12:00"), "English name, after a restart");
+
+    // Capacity: one order per slot fills the slot, which is then not offered.
+    assert!(joined(&h.command("/kapasitas 0")).contains("Tulis: /kapasitas"));
+    assert!(joined(&h.command("/kapasitas banyak")).contains("Tulis: /kapasitas"));
+    assert!(joined(&h.command("/kapasitas 1")).contains("1 pesanan per slot antar (sebelumnya 30)"));
+    let before = offered_slots(&mut h, "ani");
+    common::market::place_order_for(&mut h, "ani", None, "08:00");
+    let after = offered_slots(&mut h, "ani");
+    assert_eq!(after.len() + 1, before.len(), "the full slot is no longer offered: {before:?} -> {after:?}");
+    as_user(&mut h, "bu-lurah");
+    let r = joined(&h.command("/kapasitas"));
+    assert!(r.contains("28/11 08:00-10:00: 1/1 — penuh") && r.contains("28/11 10:00-12:00: 0/1"), "{r}");
+}
+
+#[test]
+fn admins_add_and_change_commodities_that_traders_then_sell() {
+    let mut h = market();
+    as_user(&mut h, "bu-lurah");
+    // Refused: too few parts, an unknown shelf or unit, no price, a name already taken.
+    for bad in [
+        "/komoditas_tambah Kecombrang",
+        "/komoditas_tambah Kecombrang, rempah-rempah, kg, 30000",
+        "/komoditas_tambah Kecombrang, bumbu, karung, 30000",
+        "/komoditas_tambah Kecombrang, bumbu, kg, murah",
+    ] {
+        assert!(joined(&h.command(bad)).contains("Tulis: /komoditas_tambah"), "{bad}");
+    }
+    let r = joined(&h.command("/komoditas_tambah Brambang, bumbu, kg, 30000"));
+    assert!(r.contains("sudah dipakai") && r.contains("Bawang Merah"), "a market word of another: {r}");
+    let commodities = "SELECT COUNT(*) FROM commodities";
+    let before = h.count(commodities);
+    let r = joined(&h.command("/komoditas_tambah Kecombrang, bumbu, kg, 30.000, honje"));
+    assert!(r.contains("Kecombrang (🧄 Bumbu & rempah, per kg, harga acuan Rp 30.000)"), "{r}");
+    assert_eq!(h.count(commodities), before + 1);
+    assert!(joined(&h.command("/komoditas_tambah kecombrang, bumbu, kg, 30000")).contains("sudah dipakai"));
+    assert_eq!(h.count(commodities), before + 1, "not twice");
+
+    // A trader prices it; shoppers find it by its other name.
+    as_user(&mut h, SRI);
+    assert!(joined(&h.command("/harga kecombrang 28000")).contains("Kecombrang"));
+    as_user(&mut h, "ani");
+    let r = joined(&h.command("/cari honje"));
+    assert!(r.contains("Kecombrang") && r.contains("Rp 28.000"), "{r}");
+
+    // Changes: names, market words, shelf; never the unit; never a name another has.
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/komoditas_ubah kecombrang, satuan, ons")).contains("tidak bisa diubah"));
+    assert!(joined(&h.command("/komoditas_ubah kecombrang, alias, brambang")).contains("sudah dipakai"));
+    assert!(joined(&h.command("/komoditas_ubah kecombrang, warna, kuning")).contains("Tulis: /komoditas_ubah"));
+    assert!(joined(&h.command("/komoditas_ubah jahe merah muda, nama, X")).contains("jahe merah muda"));
+    let r = joined(&h.command("/edit_commodity kecombrang, jawa, kincung, combrang"));
+    assert!(r.contains("Kecombrang diubah"), "{r}");
+    assert!(joined(&h.command("/komoditas_ubah kecombrang, inggris, Torch Ginger")).contains("diubah"));
+    h.restart();
+    as_user(&mut h, "ani");
+    assert!(joined(&h.command("/cari kincung")).contains("Kecombrang"), "the new market word, after a restart");
+    let kecombrang = h.engine.catalog().named("honje").expect("kecombrang").clone();
+    assert_eq!((kecombrang.name_en.as_str(), kecombrang.unit.label()), ("Torch Ginger", "kg"));
+    assert!(kecombrang.aliases.contains(&"honje".to_string()), "aliases kept: {kecombrang:?}");
+    // Not for shoppers or traders.
+    as_user(&mut h, SRI);
+    assert!(joined(&h.command("/komoditas_tambah Lengkuas, bumbu, kg, 20000")).contains(UNKNOWN));
+}
+
+#[test]
+fn a_photo_captioned_foto_becomes_the_commodity_s_picture_in_that_market() {
+    let mut h = market();
+    let photo = |h: &mut Harness, caption: &str, file: &str| {
+        h.send(Inbound::Image { reference: file.into(), caption: Some(caption.into()) })
+    };
+    // A shopper's or trader's captioned photo sets nothing.
+    for who in ["ani", SRI] {
+        as_user(&mut h, who);
+        photo(&mut h, "/foto bawang merah", "AgAD-iseng");
+    }
+    let photos = "SELECT COUNT(*) FROM commodity_photos";
+    assert_eq!(h.count(photos), 0);
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/foto bawang merah")).contains("Kirim foto barangnya"), "no photo attached");
+    assert!(joined(&photo(&mut h, "/foto", "AgAD-x")).contains("Kirim foto barangnya"));
+    assert!(joined(&photo(&mut h, "/foto batu akik", "AgAD-x")).contains("batu akik"));
+    assert_eq!(h.count(photos), 0);
+    let r = joined(&photo(&mut h, "/foto brambang", "AgAD-bawang-merah"));
+    assert!(r.contains("Foto Bawang Merah terpasang di katalog Pasar Blimbing"), "{r}");
+    as_user(&mut h, CITY);
+    assert!(joined(&h.command("/audit 1")).contains("/foto brambang"), "audited");
+
+    as_user(&mut h, "ani");
+    let r = h.button(&Action::Commodity("bawang-merah".into()).encode());
+    let shown = r.iter().find(|m| m.text.contains("Bawang Merah")).expect("the commodity");
+    assert_eq!(shown.photo.as_deref(), Some("AgAD-bawang-merah"));
+    assert!(!shown.buttons.is_empty(), "the stalls' buttons come with it");
+    let r = h.button(&Action::Commodity("kangkung".into()).encode());
+    assert!(r.iter().all(|m| m.photo.is_none()), "no picture for the others");
+    // Another market's catalogue is its own.
+    let other = h.engine.catalog().photo("dinoyo", "bawang-merah", "console").map(str::to_string);
+    assert_eq!(other, None);
+
+    as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/foto bawang merah hapus")).contains("dihapus"));
+    as_user(&mut h, "ani");
+    let r = h.button(&Action::Commodity("bawang-merah".into()).encode());
+    assert!(r.iter().all(|m| m.photo.is_none()));
+}
+
+#[test]
+fn an_admin_who_also_trades_reaches_both_order_lists() {
+    let mut h = market();
+    let number = common::market::place_order(&mut h, "ani", None);
+    // Make Bu Sri's trader chat a market admin too.
+    as_user(&mut h, CITY);
+    let code = code_in(&h.command("/admin_tambah"));
+    as_user(&mut h, SRI);
+    assert!(joined(&h.command(&format!("/daftar {code}"))).contains("admin Pasar Blimbing"));
+    let own = joined(&h.command("/pesanan"));
+    assert!(own.contains(&number), "her stall's open orders: {own}");
+    let market_view = joined(&h.command(&format!("/pesanan {number}")));
+    assert!(market_view.contains("Ani Rahayu") && market_view.contains("Sayur Bu Sri"), "{market_view}");
 }

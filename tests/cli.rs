@@ -331,7 +331,7 @@ fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
     );
     // Finished a day ago at the most: a 30-day purge keeps it.
     let (ok, out, err) = run(pasar().args(["purge", "--older-than", "30", "--db"]).arg(&db));
-    assert!(ok && out.contains("purged: 0 orders"), "{out}{err}");
+    assert!(ok && out.contains("purged: 0 orders") && out.contains("0 saved shopper profiles"), "{out}{err}");
     let (ok, out, err) = run(pasar().args(["purge", "--older-than", "0", "--db"]).arg(&db));
     assert!(ok && out.contains("purged: 1 orders"), "{out}{err}");
     let conn = rusqlite::Connection::open(&db).expect("db");
@@ -351,6 +351,15 @@ fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
         )
         .expect("leaks");
     assert_eq!(leaks, 0, "no phone, address or comment left in messages, updates or ratings");
+    let saved: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM users WHERE phone IS NOT NULL OR address IS NOT NULL OR name IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("profiles");
+    assert_eq!(saved, 0, "saved shopper profiles of quiet shoppers are cleared too");
+    assert!(out.contains("1 saved shopper profiles"), "{out}");
     let lines: i64 = conn.query_row("SELECT COUNT(*) FROM order_lines", [], |r| r.get(0)).expect("lines");
     let paid: i64 =
         conn.query_row("SELECT SUM(amount) FROM ledger WHERE kind = 'payment'", [], |r| r.get(0)).expect("paid");

@@ -625,3 +625,25 @@ fn a_restart_while_the_cash_is_asked_loses_nothing() {
     assert!(r.contains("selesai diantar"), "{r}");
     assert_eq!(ledger(&h, &number), vec![payment_row(9_000, d)]);
 }
+
+#[test]
+fn a_courier_sees_the_shopper_s_phone_and_address_only_after_taking_the_job() {
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[BUDI]);
+    start_shift(&mut h, "budi");
+    let (_, d) = ready_order(&mut h, "ani", None);
+    let offer = last_to(&h, "budi");
+    assert!(offer.text.contains("Antar ke daerah: 📍 Jl. Borobudur Purwodadi"), "{}", offer.text);
+    assert!(!offer.text.contains("0812") && !offer.text.contains("Ani Rahayu"), "{}", offer.text);
+    as_user(&mut h, "budi");
+    let taken = joined(&h.button(&Action::CourierTake(d).encode()));
+    assert!(taken.contains("Ani Rahayu · 📞 0812-3456-7890") && taken.contains("Jl. Borobudur No. 12"), "{taken}");
+    // A shared location: only how far it is, until taken.
+    let mut h = Harness::new("blimbing");
+    market_with_couriers(&mut h, &[BUDI]);
+    start_shift(&mut h, "budi");
+    ready_order(&mut h, "rina", Some((-7.9290, 112.6520)));
+    let offer = last_to(&h, "budi");
+    assert!(offer.text.contains("± 1,0 km dari pasar"), "{}", offer.text);
+    assert!(!offer.text.contains("maps.google") && !offer.text.contains("0812"), "{}", offer.text);
+}

@@ -713,3 +713,25 @@ fn an_admin_gets_the_chart_as_a_png_and_the_orders_as_a_csv_document() {
     fake.wait_for(BLIMBING, ADMIN, "sebelum tanggal awal", 0);
     assert_eq!(fake.sent_to(BLIMBING, ADMIN).iter().filter(|m| m.document.is_some()).count(), 1);
 }
+
+#[test]
+fn an_admin_s_photo_captioned_foto_shows_with_the_commodity_on_telegram() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let _pasar = start(&fake, dir.path(), true);
+    fake.photo_with_caption(BLIMBING, ADMIN, "AgACAgUAAxkBAAIBbawang", "/foto bawang merah");
+    fake.wait_for(BLIMBING, ADMIN, "Foto Bawang Merah terpasang", 0);
+    fake.text(BLIMBING, SHOPPER, "/cari bawang merah");
+    let (shown, seen) = fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", 0);
+    assert_eq!(shown.photo_ref.as_deref(), Some("AgACAgUAAxkBAAIBbawang"), "sent by the bot's file id: {shown:?}");
+    assert!(shown.button("Rp").is_some(), "the stalls' buttons under the picture: {shown:?}");
+    // The picture on the other market's bot is its own: none there.
+    fake.text(DINOYO, SHOPPER, "/cari bawang merah");
+    let (other, _) = fake.wait_for(DINOYO, SHOPPER, "Bawang Merah", 0);
+    assert_eq!(other.photo_ref, None);
+    // A file id Telegram no longer takes: the words and buttons still come.
+    fake.refuse_photo_refs(BLIMBING);
+    fake.text(BLIMBING, SHOPPER, "/cari bawang merah");
+    let (again, _) = fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", seen);
+    assert!(again.photo_ref.is_none() && again.button("Rp").is_some(), "{again:?}");
+}

@@ -21,6 +21,14 @@ fn play(file: &Path) -> (String, String) {
     config.policy.invite_secret = Some("transcripts".into());
     // Virtual accounts offered too (the bank's news is played by `--- bank ... ---` lines).
     config.policy.payment.va_bank = Some("bni".into());
+    // The city trade office's admin, as the config names it (every market).
+    config.policy.admins.push(pasar_online::config::AdminEntry {
+        user: pasar_online::channel::UserKey {
+            channel: pasar_online::channel::ChannelKind::Console,
+            id: "kantor-kota".into(),
+        },
+        markets: Vec::new(),
+    });
     let open = || {
         pasar_online::runtime::open_engine(&config, &db, Arc::clone(&clock) as Arc<dyn Clock>)
             .map_err(|e| ConsoleError::Script(e.to_string()))

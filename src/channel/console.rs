@@ -216,9 +216,14 @@ impl<'e> ConsoleChat<'e> {
             Inbound::Command { name, args } if name == "kontak" || name == "contact" => {
                 Inbound::Contact { phone: args, name: None }
             }
-            // A photo, by a name standing for the platform's reference to it.
+            // A photo, by a name standing for the platform's reference to it, and the rest of the
+            // line as its caption: `/foto bm.jpg /foto bawang merah` is an admin's catalogue photo.
             Inbound::Command { name, args } if (name == "foto" || name == "photo") && !args.is_empty() => {
-                Inbound::Image { reference: args, caption: None }
+                let (reference, caption) = match args.split_once(char::is_whitespace) {
+                    Some((r, c)) => (r.to_string(), Some(c.trim().to_string())),
+                    None => (args, None),
+                };
+                Inbound::Image { reference, caption }
             }
             // A live location's next point, as a courier on the road sends it.
             Inbound::Command { name, args } if name == "lokasi_live" || name == "live_location" => {

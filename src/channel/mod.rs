@@ -239,6 +239,9 @@ pub struct CommandMenu {
     pub admin: bool,
     #[serde(default)]
     pub courier: bool,
+    /// A city admin (every market): the city's commands too.
+    #[serde(default)]
+    pub city: bool,
 }
 
 impl Outbound {

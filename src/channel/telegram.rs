@@ -124,6 +124,7 @@ pub enum Send {
         text: String,
         keyboard: Option<InlineKeyboardMarkup>,
     },
+    /// A picture by its URL, or by a file id of this bot (a photo someone sent it).
     Photo {
         url: String,
         caption: String,
@@ -210,6 +211,16 @@ fn chunks(text: &str) -> Vec<String> {
     out
 }
 
+/// A text as messages of at most [`MAX_TEXT`] characters, the buttons under the last.
+fn push_text(sends: &mut Vec<Send>, text: &str, keyboard: &Option<InlineKeyboardMarkup>) {
+    let pieces = chunks(text);
+    let last = pieces.len().saturating_sub(1);
+    for (i, text) in pieces.into_iter().enumerate() {
+        let text = if text.trim().is_empty() { "…".to_string() } else { text };
+        sends.push(Send::Text { text, keyboard: if i == last { keyboard.clone() } else { None } });
+    }
+}
+
 /// The Bot API calls for one outbound message, in order. `request_hint` is the text under a
 /// location/contact reply keyboard; `request_label` the button's label.
 pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Vec<Send> {
@@ -257,23 +268,18 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
         }
         (Some(content), _) => {
             sends.push(Send::Qr { content: content.clone(), caption: String::new(), keyboard: None });
-            let pieces = chunks(&message.text);
-            let last = pieces.len().saturating_sub(1);
-            for (i, text) in pieces.into_iter().enumerate() {
-                let text = if text.trim().is_empty() { "…".to_string() } else { text };
-                sends.push(Send::Text { text, keyboard: if i == last { keyboard.clone() } else { None } });
-            }
+            push_text(&mut sends, &message.text, &keyboard);
         }
         (None, Some(url)) if message.text.chars().count() <= MAX_CAPTION => {
             sends.push(Send::Photo { url: url.clone(), caption: message.text.clone(), keyboard });
         }
+        // A caption too long for a photo: the picture, then the text with the buttons.
+        (None, Some(url)) => {
+            sends.push(Send::Photo { url: url.clone(), caption: String::new(), keyboard: None });
+            push_text(&mut sends, &message.text, &keyboard);
+        }
         (None, _) => {
-            let pieces = chunks(&message.text);
-            let last = pieces.len().saturating_sub(1);
-            for (i, text) in pieces.into_iter().enumerate() {
-                let text = if text.trim().is_empty() { "…".to_string() } else { text };
-                sends.push(Send::Text { text, keyboard: if i == last { keyboard.clone() } else { None } });
-            }
+            push_text(&mut sends, &message.text, &keyboard);
         }
     }
     if let Some(request) = message.request {

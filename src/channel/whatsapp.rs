@@ -489,7 +489,11 @@ pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
     let picture = match (&message.qr, &message.chart, &message.photo) {
         (Some(content), _, _) => Some(("image", json!({QR_MARKER: content}))),
         (None, Some(chart), _) => Some(("image", json!({CHART_MARKER: chart}))),
-        (None, None, Some(url)) => Some(("image", json!({"link": url}))),
+        (None, None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(("image", json!({"link": url})))
+        }
+        // A photo someone sent this number (an admin's `/foto`), by its media id.
+        (None, None, Some(id)) => Some(("image", json!({"id": id}))),
         (None, None, None) => None,
     };
     let file = message
@@ -814,6 +818,15 @@ mod tests {
         let sent = with_media_id(&out[0], "media-3");
         assert_eq!(sent["document"], json!({"id": "media-3", "filename": "pesanan.csv", "caption": "📄 2 pesanan"}));
         assert_eq!(document_of(&sent), None);
+    }
+
+    #[test]
+    fn a_photo_sent_to_this_number_goes_by_its_media_id() {
+        let mut msg = Outbound::text("Bawang merah segar");
+        msg.photo = Some("1234567890".into());
+        let out = render(&msg, "62", &LABELS);
+        assert_eq!(out[0]["image"]["id"], "1234567890");
+        assert!(out[0]["image"]["link"].is_null());
     }
 
     #[test]

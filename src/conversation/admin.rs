@@ -8,6 +8,7 @@ use super::payment::PayOutcome;
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{Inbound, Outbound};
 use crate::domain::catalog::normalize;
+use crate::domain::catalog::{Category, Commodity};
 use crate::domain::delivery::{Courier, CourierProfile, ProfileError};
 use crate::domain::invite::{invite_code, lifetime};
 use crate::domain::money::Rupiah;
@@ -15,12 +16,28 @@ use crate::domain::order::{OrderNumber, OrderStatus, PaymentMethod};
 use crate::domain::payment::{
     Balance, LedgerEntry, LedgerKind, PaymentStatus, RefundRefusal, paid_in_advance, refund_entries,
 };
-use crate::domain::slot::local;
+use crate::domain::quantity::{PieceUnit, SaleUnit};
+use crate::domain::slot::{DeliverySlot, SlotChoice, local};
 use crate::text::Key;
 use chrono::{Datelike, NaiveDate};
 
 /// Answers one admin command. Admins have no multi-step dialogue yet, so there is no state.
 pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    // A photo captioned `/foto <komoditas>`: the commodity's picture (routed here only for admins).
+    if let Inbound::Image { reference, caption } = input {
+        let args = match caption.as_deref().map(Inbound::from_typed) {
+            Some(Inbound::Command { args, .. }) => args,
+            _ => String::new(),
+        };
+        repo.record_admin_action(&super::AdminAction {
+            actor: turn.user.clone(),
+            command: "foto".into(),
+            object: Some(args.chars().take(40).collect()),
+            detail: None,
+            at: turn.now,
+        })?;
+        return set_photo(&args, Some(reference), repo, turn);
+    }
     if let Inbound::Button(payload) = input {
         return match super::payload::Action::parse(payload) {
             Some(super::payload::Action::AdminOrders { filter, page }) => list_orders(filter, page, repo, turn),
@@ -35,7 +52,6 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         turn.say(Key::NotUnderstood);
         return Ok(());
     };
-    let name = super::admin_command(name).to_string();
     // Every admin command is audited, whatever came of it: who, when, what, on which object.
     if !matches!(name.as_str(), "bantuan" | "help" | "audit") {
         let mut words = args.split_whitespace();
@@ -80,6 +96,11 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
             }
         }
         "pasar_buka" => open_market(repo, turn),
+        "jam" => hours(args, repo, turn),
+        "kapasitas" => capacity(args, repo, turn),
+        "komoditas_tambah" => add_commodity(args, repo, turn),
+        "komoditas_ubah" => edit_commodity(args, repo, turn),
+        "foto" => set_photo(args, None, repo, turn),
         "admin_tambah" => invite_admin(repo, turn),
         "admin_hapus" => remove_admin(args, repo, turn),
         "cadangan" => {
@@ -609,11 +630,7 @@ fn remove_admin(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
         return Ok(());
     };
     repo.remove_admin(&user)?;
-    let menu = Some(crate::channel::CommandMenu {
-        trader: !repo.stalls_of(&user)?.is_empty(),
-        admin: turn.policy.is_config_admin(&turn.market.slug, &user),
-        courier: repo.courier_of(&user)?.is_some(),
-    });
+    let menu = Some(super::menu_for(repo, turn, &user)?);
     let lang = super::lifecycle::lang_of(repo, turn, &user)?;
     let notice = turn.tf_in(lang, Key::AdminRemovedNotice, &[("market", &turn.market.name)]);
     turn.send(&user, Outbound { menu, ..Outbound::text(notice) });
@@ -867,6 +884,313 @@ fn set_reference_price(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> 
             ("unit", &commodity.unit.label()),
         ],
     );
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/jam`: the market's hours, delivery slots and capacity; `/jam 04:00-13:00` sets the opening
+/// hours; `/jam antar 07:00-09:00, 09:00-11:00` the delivery slots (orders already placed keep
+/// theirs).
+fn hours(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let market = turn.market;
+    let slots_text = |slots: &[DeliverySlot]| slots.iter().map(DeliverySlot::to_string).collect::<Vec<_>>().join(", ");
+    let args = args.trim();
+    if args.is_empty() {
+        let text = turn.tf(
+            Key::HoursShow,
+            &[
+                ("market", &market.name),
+                ("hours", &market.hours()),
+                ("slots", &slots_text(&market.slots)),
+                ("capacity", &market.slot_capacity),
+            ],
+        );
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let (first, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    if matches!(normalize(first).as_str(), "antar" | "slot" | "delivery" | "slots") {
+        let Some(slots) = parse_slots(rest) else {
+            turn.say(Key::HoursUsage);
+            return Ok(());
+        };
+        repo.set_market_hours(market.opens, market.closes, &slots)?;
+        turn.catalog_changed = true;
+        let text = turn.tf(
+            Key::SlotsSet,
+            &[("market", &market.name), ("slots", &slots_text(&slots)), ("old", &slots_text(&market.slots))],
+        );
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    // Opening hours read like a slot: "04:00-13:00" (also "04.00 - 13.00").
+    let Ok(open) = args.replace('.', ":").replace(' ', "").parse::<DeliverySlot>() else {
+        turn.say(Key::HoursUsage);
+        return Ok(());
+    };
+    repo.set_market_hours(open.start, open.end, &market.slots)?;
+    turn.catalog_changed = true;
+    let text = turn.tf(Key::HoursSet, &[("market", &market.name), ("hours", &open), ("old", &market.hours())]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// The most delivery slots a day may have.
+const MAX_SLOTS: usize = 8;
+
+/// "07:00-09:00, 09:00-11:00": one to eight slots, in order of time, none overlapping another.
+fn parse_slots(text: &str) -> Option<Vec<DeliverySlot>> {
+    let mut slots = text
+        .split([',', ';', '\n'])
+        .flat_map(str::split_whitespace)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.replace('.', ":").parse::<DeliverySlot>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    slots.sort();
+    let overlapping = slots.windows(2).any(|w| w[1].start < w[0].end);
+    (!slots.is_empty() && slots.len() <= MAX_SLOTS && !overlapping).then_some(slots)
+}
+
+/// The most orders one delivery slot may be set to take.
+const MAX_CAPACITY: u32 = 500;
+
+/// `/kapasitas`: orders per delivery slot, and how full today's and tomorrow's slots are;
+/// `/kapasitas 40` sets it (a full slot is not offered at checkout).
+fn capacity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let market = turn.market;
+    let args = args.trim();
+    if args.is_empty() {
+        let today = local(turn.now).date_naive();
+        let choices: Vec<SlotChoice> = [Some(today), today.succ_opt()]
+            .into_iter()
+            .flatten()
+            .flat_map(|date| market.slots.iter().map(move |slot| SlotChoice { date, slot: *slot }))
+            .collect();
+        let booked = repo.slot_orders(&choices)?;
+        let lines: Vec<String> = choices
+            .iter()
+            .zip(&booked)
+            .map(|(c, n)| {
+                let key = if *n >= market.slot_capacity { Key::CapacityLineFull } else { Key::CapacityLine };
+                turn.tf(
+                    key,
+                    &[
+                        ("day", &c.date.format("%d/%m")),
+                        ("slot", &c.slot),
+                        ("booked", n),
+                        ("capacity", &market.slot_capacity),
+                    ],
+                )
+            })
+            .collect();
+        let text = turn.tf(
+            Key::CapacityShow,
+            &[("market", &market.name), ("capacity", &market.slot_capacity), ("lines", &lines.join("\n"))],
+        );
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let Some(capacity) = args.parse::<u32>().ok().filter(|c| (1..=MAX_CAPACITY).contains(c)) else {
+        turn.say(Key::CapacityUsage);
+        return Ok(());
+    };
+    repo.set_slot_capacity(capacity)?;
+    turn.catalog_changed = true;
+    let text =
+        turn.tf(Key::CapacitySet, &[("market", &market.name), ("capacity", &capacity), ("old", &market.slot_capacity)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// Characters of a commodity's name.
+const MAX_COMMODITY_NAME: usize = 40;
+
+/// The shelf an admin names: its id (`daging-ayam`) or its label without the emoji.
+fn parse_category(text: &str, turn: &Turn<'_>) -> Option<Category> {
+    let wanted = normalize(text);
+    Category::ALL
+        .into_iter()
+        .find(|c| normalize(c.slug()) == wanted || normalize(&turn.t(super::buyer::category_key(*c))) == wanted)
+}
+
+/// The sale unit an admin names: kg (kilo), liter, or a piece unit (ikat, biji...).
+fn parse_unit(text: &str) -> Option<SaleUnit> {
+    match normalize(text).as_str() {
+        "kilo" | "kilogram" | "kg" => Some(SaleUnit::Kilogram),
+        "l" | "liter" | "litre" => Some(SaleUnit::Liter),
+        other => other.parse().ok(),
+    }
+}
+
+/// A list of names separated by commas; `-` alone means none.
+fn name_list(parts: &[&str]) -> Vec<String> {
+    parts
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty() && *p != "-")
+        .map(|p| p.chars().take(MAX_COMMODITY_NAME).collect())
+        .collect()
+}
+
+/// Shows the usage of adding a commodity, with the categories and units to choose from.
+fn say_commodity_usage(turn: &mut Turn<'_>) {
+    let categories: Vec<&str> = Category::ALL.iter().map(|c| c.slug()).collect();
+    let units: Vec<&str> = ["kg", "liter"].into_iter().chain(PieceUnit::ALL.iter().map(|p| p.name())).collect();
+    let text = turn.tf(Key::CommodityAddUsage, &[("categories", &categories.join(", ")), ("units", &units.join(", "))]);
+    turn.reply(Outbound::text(text));
+}
+
+/// `/komoditas_tambah Kencur, bumbu, kg, 30000, cikur`: a new commodity in the city's catalogue
+/// (name, shelf, sale unit, the office's reference price, other names); every market's traders
+/// may then price it with `/harga`. A name that already means a commodity is refused.
+fn add_commodity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let parts: Vec<&str> = args.split([',', ';']).map(str::trim).collect();
+    if parts.len() < 4 {
+        say_commodity_usage(turn);
+        return Ok(());
+    }
+    let name = parts[0];
+    let (Some(category), Some(unit), Some(price)) =
+        (parse_category(parts[1], turn), parse_unit(parts[2]), Rupiah::parse(parts[3]))
+    else {
+        say_commodity_usage(turn);
+        return Ok(());
+    };
+    let id = normalize(name).replace(' ', "-");
+    if id.is_empty() || name.chars().count() > MAX_COMMODITY_NAME || price.value() <= 0 {
+        say_commodity_usage(turn);
+        return Ok(());
+    }
+    let aliases = name_list(&parts[4..]);
+    let catalog = turn.catalog;
+    let taken = std::iter::once(name)
+        .chain(aliases.iter().map(String::as_str))
+        .find_map(|n| catalog.named(n).map(|c| (n.to_string(), c.name.clone())))
+        .or_else(|| catalog.commodity(&id).map(|c| (name.to_string(), c.name.clone())));
+    if let Some((wanted, existing)) = taken {
+        let text = turn.tf(Key::CommodityExists, &[("name", &wanted), ("existing", &existing)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let commodity = Commodity {
+        id,
+        category,
+        name: name.to_string(),
+        name_en: name.to_string(),
+        unit,
+        aliases,
+        javanese: Vec::new(),
+        reference_price: price,
+    };
+    repo.add_commodity(&commodity)?;
+    turn.catalog_changed = true;
+    let category_name = turn.t(super::buyer::category_key(category));
+    let text = turn.tf(
+        Key::CommodityAdded,
+        &[("name", &commodity.name), ("category", &category_name), ("unit", &unit.label()), ("price", &price)],
+    );
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/komoditas_ubah kencur, alias, cikur, kencor`: a commodity's name, English name, shelf, other
+/// names or Javanese market words. Its unit stays: prices and orders are counted in it.
+fn edit_commodity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let parts: Vec<&str> = args.split([',', ';']).map(str::trim).collect();
+    if parts.len() < 3 || parts[2].is_empty() {
+        turn.say(Key::CommodityEditUsage);
+        return Ok(());
+    }
+    let catalog = turn.catalog;
+    let Some(found) = catalog.find_any(parts[0]) else {
+        let text = turn.tf(Key::TraderUnknownCommodity, &[("query", &parts[0])]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    let mut commodity = found.clone();
+    let value = parts[2..].join(", ");
+    // A new name must not already mean another commodity.
+    let clash = |n: &str| catalog.named(n).filter(|c| c.id != commodity.id).map(|c| (n.to_string(), c.name.clone()));
+    let taken = match normalize(parts[1]).as_str() {
+        "nama" | "name" => {
+            let taken = clash(parts[2]);
+            commodity.name = parts[2].chars().take(MAX_COMMODITY_NAME).collect();
+            taken
+        }
+        "inggris" | "english" | "en" => {
+            let taken = clash(parts[2]);
+            commodity.name_en = parts[2].chars().take(MAX_COMMODITY_NAME).collect();
+            taken
+        }
+        "alias" | "nama lain" => {
+            commodity.aliases = name_list(&parts[2..]);
+            commodity.aliases.iter().find_map(|n| clash(n))
+        }
+        "jawa" | "javanese" => {
+            commodity.javanese = name_list(&parts[2..]);
+            commodity.javanese.iter().find_map(|n| clash(n))
+        }
+        "kategori" | "category" => match parse_category(parts[2], turn) {
+            Some(c) => {
+                commodity.category = c;
+                None
+            }
+            None => {
+                turn.say(Key::CommodityEditUsage);
+                return Ok(());
+            }
+        },
+        "satuan" | "unit" => {
+            let text =
+                turn.tf(Key::CommodityUnitFixed, &[("name", &commodity.name), ("unit", &commodity.unit.label())]);
+            turn.reply(Outbound::text(text));
+            return Ok(());
+        }
+        "harga" | "harga acuan" | "price" => {
+            turn.say(Key::ReferenceUsage);
+            return Ok(());
+        }
+        _ => {
+            turn.say(Key::CommodityEditUsage);
+            return Ok(());
+        }
+    };
+    if let Some((wanted, existing)) = taken {
+        let text = turn.tf(Key::CommodityExists, &[("name", &wanted), ("existing", &existing)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    if normalize(&commodity.name).is_empty() || normalize(&commodity.name_en).is_empty() {
+        turn.say(Key::CommodityEditUsage);
+        return Ok(());
+    }
+    repo.update_commodity(&commodity)?;
+    turn.catalog_changed = true;
+    let text = turn
+        .tf(Key::CommodityEdited, &[("name", &commodity.name), ("field", &parts[1].to_lowercase()), ("value", &value)]);
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/foto <komoditas>` on a photo: its picture in this market's catalogue, on this channel;
+/// `/foto <komoditas> hapus` removes it. Without a photo, says how to send one.
+fn set_photo(args: &str, photo: Option<&str>, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let removing = photo.is_none() && words.last().is_some_and(|w| matches!(normalize(w).as_str(), "hapus" | "remove"));
+    let query = if removing { words[..words.len() - 1].join(" ") } else { words.join(" ") };
+    if query.is_empty() || (photo.is_none() && !removing) {
+        turn.say(Key::PhotoUsage);
+        return Ok(());
+    }
+    let Some(commodity) = turn.catalog.find_any(&query).cloned() else {
+        let text = turn.tf(Key::TraderUnknownCommodity, &[("query", &query)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    repo.set_commodity_photo(&commodity.id, photo, turn.user)?;
+    turn.catalog_changed = true;
+    let key = if photo.is_some() { Key::PhotoSet } else { Key::PhotoRemoved };
+    let text = turn.tf(key, &[("commodity", &commodity.display_name(turn.lang)), ("market", &turn.market.name)]);
     turn.reply(Outbound::text(text));
     Ok(())
 }

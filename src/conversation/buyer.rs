@@ -872,7 +872,9 @@ fn show_commodity(state: BuyerState, id: &str, repo: &mut dyn Repo, turn: &mut T
         Key::CommodityOffers,
         &[("commodity", &commodity.display_name(turn.lang)), ("unit", &unit), ("offers", &lines.join("\n"))],
     );
-    turn.reply(Outbound::with_buttons(text, buttons));
+    // The market's picture of it (an admin's `/foto`), on the channel it was sent on.
+    let photo = catalog.photo(&turn.market.slug, id, turn.user.channel.code()).map(str::to_string);
+    turn.reply(Outbound { photo, ..Outbound::with_buttons(text, buttons) });
     Ok(BuyerState::ViewingCommodity { commodity: id.to_string() })
 }
 

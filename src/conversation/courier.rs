@@ -8,7 +8,7 @@
 use super::delivery::{self, AtTheDoor, DoorStep, StepFail};
 use super::payload::Action;
 use super::{Repo, RepoResult, Turn};
-use crate::channel::{CommandMenu, Inbound, Outbound};
+use crate::channel::{Inbound, Outbound};
 use crate::domain::delivery::{Courier, DeliveryStatus};
 use crate::domain::money::Rupiah;
 use crate::text::Key;
@@ -63,9 +63,7 @@ pub fn registered(repo: &mut dyn Repo, turn: &mut Turn<'_>, courier: &Courier) -
             ("plate", &courier.profile.plate),
         ],
     );
-    let admin = turn.policy.is_config_admin(&turn.market.slug, turn.user) || repo.staff_admins()?.contains(turn.user);
-    let trader = !repo.stalls_of(turn.user)?.is_empty();
-    let menu = Some(CommandMenu { trader, admin, courier: true });
+    let menu = Some(super::menu_for(repo, turn, turn.user)?);
     turn.reply(Outbound { menu, ..Outbound::text(text) });
     turn.say(Key::CourierHelp);
     Ok(())

@@ -135,11 +135,28 @@ fn job_message(turn: &Turn<'_>, lang: Lang, order: &Order, d: &Delivery, header:
         }
     }
     text.push_str("\n\n");
-    text.push_str(&turn.tf_in(
-        lang,
-        Key::JobDropoff,
-        &[("name", &order.buyer_name), ("phone", &order.phone), ("address", &order.address)],
-    ));
+    // A courier only offered the job sees the area; the shopper's name, phone and address are
+    // for the courier who takes it (UU PDP: only those who need them).
+    if d.status == DeliveryStatus::Offered {
+        match (&order.address, order.area()) {
+            (crate::domain::contact::Address::Location { lat, lon }, _) => {
+                let km = crate::domain::contact::distance_km(turn.market.lat, turn.market.lon, *lat, *lon);
+                let km = format!("{km:.1}").replace('.', ",");
+                text.push_str(&turn.tf_in(lang, Key::JobDropoffDistance, &[("km", &km)]));
+            }
+            (_, area) => {
+                let area = area
+                    .unwrap_or_else(|| turn.texts.get(&turn.market.slug, lang, Key::AreaSharedLocation).to_string());
+                text.push_str(&turn.tf_in(lang, Key::JobDropoffArea, &[("area", &area)]));
+            }
+        }
+    } else {
+        text.push_str(&turn.tf_in(
+            lang,
+            Key::JobDropoff,
+            &[("name", &order.buyer_name), ("phone", &order.phone), ("address", &order.address)],
+        ));
+    }
     if let Some(note) = &order.note {
         text.push_str(&turn.tf_in(lang, Key::TraderNote, &[("note", note)]));
     }

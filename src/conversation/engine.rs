@@ -491,7 +491,9 @@ fn step_event(
     let mut repo = RepoTx { tx, market: &market.slug, user: &ev.user, now };
     // Only commands, photos and locations are routed by role (buttons carry their role, text
     // follows the state), so the role lookups are skipped for everything else.
-    let roles = if super::needs_roles(&ev.inbound) {
+    let inbound = super::canonical(&ev.inbound);
+    let inbound: &crate::channel::Inbound = &inbound;
+    let roles = if super::needs_roles(inbound) {
         let courier = crate::conversation::DeliveryRepo::courier_of(&mut repo, &ev.user)?;
         let courier_on_job = match &courier {
             Some(c) => crate::conversation::DeliveryRepo::deliveries_of(&mut repo, c.id)?.iter().any(|d| {
@@ -519,7 +521,7 @@ fn step_event(
     let trader_state: TraderState = decode_state(states.trader, &ev.user, &mut trader_reset);
     let courier_state: CourierState = decode_state(states.courier, &ev.user, &mut courier_reset);
     let busy = Busy { trader: trader_state.is_busy(), courier: courier_state.is_busy() };
-    let route = super::route(&ev.inbound, &roles, busy);
+    let route = super::route(inbound, &roles, busy);
     let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), StepError> {
         match route {
             Route::Buyer => {
@@ -528,7 +530,7 @@ fn step_event(
                 if reset || trader_reset {
                     turn.say(Key::StateReset);
                 }
-                let next = buyer::step(state, &ev.inbound, &mut repo, &mut turn)?;
+                let next = buyer::step(state, inbound, &mut repo, &mut turn)?;
                 let json = serde_json::to_string(&next).map_err(StoreError::from)?;
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Buyer, &json, now)?;
             }
@@ -536,7 +538,7 @@ fn step_event(
                 if trader_reset {
                     turn.say(Key::StateReset);
                 }
-                let next = trader::step(trader_state, &ev.inbound, &mut repo, &mut turn)?;
+                let next = trader::step(trader_state, inbound, &mut repo, &mut turn)?;
                 let json = serde_json::to_string(&next).map_err(StoreError::from)?;
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Trader, &json, now)?;
             }
@@ -544,18 +546,18 @@ fn step_event(
                 if courier_reset {
                     turn.say(Key::StateReset);
                 }
-                let next = courier::step(courier_state, &ev.inbound, &mut repo, &mut turn)?;
+                let next = courier::step(courier_state, inbound, &mut repo, &mut turn)?;
                 let json = serde_json::to_string(&next).map_err(StoreError::from)?;
                 crate::store::save_state(tx, &market.slug, &ev.user, Role::Courier, &json, now)?;
             }
-            Route::Admin => admin::step(&ev.inbound, &mut repo, &mut turn)?,
+            Route::Admin => admin::step(inbound, &mut repo, &mut turn)?,
             Route::Vendor => {
-                if let crate::channel::Inbound::VendorStatus(update) = &ev.inbound {
+                if let crate::channel::Inbound::VendorStatus(update) = inbound {
                     super::delivery::vendor_update(&mut repo, &mut turn, update)?;
                 }
             }
             Route::Bank => {
-                if let crate::channel::Inbound::BankNews(news) = &ev.inbound {
+                if let crate::channel::Inbound::BankNews(news) = inbound {
                     super::payment::bank_news(&mut repo, &mut turn, news)?;
                 }
             }

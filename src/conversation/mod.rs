@@ -340,6 +340,21 @@ pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo + ReportRepo {
     fn set_market_closed(&mut self, reason: Option<&str>) -> RepoResult<()>;
     /// Closes a stall for a day (`None` reopens it).
     fn set_closed(&mut self, stall_id: i64, on: Option<NaiveDate>) -> RepoResult<()>;
+    /// The market's opening hours and its daily delivery slots.
+    fn set_market_hours(
+        &mut self,
+        opens: chrono::NaiveTime,
+        closes: chrono::NaiveTime,
+        slots: &[crate::domain::slot::DeliverySlot],
+    ) -> RepoResult<()>;
+    /// Orders the market's couriers can take in one delivery slot.
+    fn set_slot_capacity(&mut self, capacity: u32) -> RepoResult<()>;
+    /// A new commodity in the city's catalogue (every market's traders may price it).
+    fn add_commodity(&mut self, commodity: &crate::domain::catalog::Commodity) -> RepoResult<()>;
+    /// A commodity's names, category and market words (its id and unit stay).
+    fn update_commodity(&mut self, commodity: &crate::domain::catalog::Commodity) -> RepoResult<()>;
+    /// The commodity's picture in this market on the admin's channel (`None` removes it).
+    fn set_commodity_photo(&mut self, commodity_id: &str, reference: Option<&str>, by: &UserKey) -> RepoResult<()>;
 }
 
 /// Both repositories: what the store hands a step.
@@ -473,18 +488,69 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "pedagang",
     "nonaktif",
     "aktif",
+    "jam",
+    "kapasitas",
+    "komoditas_tambah",
+    "komoditas_ubah",
+    "foto",
     "statistik",
     "ekspor",
 ];
-/// English names of admin commands: (alias, command).
-pub const ADMIN_ALIASES: &[(&str, &str)] = &[("stats", "statistik"), ("export", "ekspor")];
-
-/// The admin command a name stands for (an English alias becomes its command).
-pub fn admin_command(name: &str) -> &str {
-    ADMIN_ALIASES.iter().find(|(alias, _)| *alias == name).map(|(_, c)| *c).unwrap_or(name)
-}
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan"];
+
+/// English names of the role commands, each for its Indonesian command (the shopper's English
+/// names are read by the buyer conversation itself). Every name is unique across roles.
+pub const COMMAND_ALIASES: &[(&str, &str)] = &[
+    ("price", "harga"),
+    ("stock", "stok"),
+    ("close", "tutup"),
+    ("open", "buka"),
+    ("summary", "rekap"),
+    ("orders", "pesanan"),
+    ("on_duty", "mulai"),
+    ("off_duty", "selesai"),
+    ("jobs", "tugas"),
+    ("invite", "undang"),
+    ("invite_courier", "undang_kurir"),
+    ("couriers", "kurir"),
+    ("assign", "tugaskan"),
+    ("paid", "lunas"),
+    ("payments", "pembayaran"),
+    ("cancel_order", "batalkan"),
+    ("close_market", "pasar_tutup"),
+    ("open_market", "pasar_buka"),
+    ("traders", "pedagang"),
+    ("disable", "nonaktif"),
+    ("enable", "aktif"),
+    ("hours", "jam"),
+    ("capacity", "kapasitas"),
+    ("add_commodity", "komoditas_tambah"),
+    ("edit_commodity", "komoditas_ubah"),
+    ("photo", "foto"),
+    ("stats", "statistik"),
+    ("export", "ekspor"),
+    ("add_admin", "admin_tambah"),
+    ("remove_admin", "admin_hapus"),
+    ("backup", "cadangan"),
+    ("reference_price", "harga_acuan"),
+    ("register", "daftar"),
+];
+
+/// The input with an English command name replaced by its Indonesian one, so that every role
+/// reads one name per command; a photo captioned with a command (`/foto bawang merah`) is that
+/// command with the photo's reference after its arguments.
+pub fn canonical(inbound: &crate::channel::Inbound) -> std::borrow::Cow<'_, crate::channel::Inbound> {
+    use crate::channel::Inbound;
+    use std::borrow::Cow;
+    match inbound {
+        Inbound::Command { name, args } => match COMMAND_ALIASES.iter().find(|(en, _)| en == name) {
+            Some((_, id)) => Cow::Owned(Inbound::Command { name: (*id).to_string(), args: args.clone() }),
+            None => Cow::Borrowed(inbound),
+        },
+        _ => Cow::Borrowed(inbound),
+    }
+}
 
 /// Whether routing needs the user's roles for this input (looked up only then, to keep the
 /// common case of text and buttons cheap).
@@ -510,13 +576,16 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
             Some(a) if a.is_courier() => Route::Courier,
             _ => Route::Buyer,
         },
-        Inbound::Command { name, .. } => {
+        Inbound::Command { name, args } => {
             let name = name.as_str();
             let help = matches!(name, "bantuan" | "help");
-            if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty()) {
+            // An admin who also trades: `/pesanan` alone is their stall's, `/pesanan <nomor|status>`
+            // the market's.
+            let admin_orders = name == "pesanan" && roles.admin && !args.trim().is_empty();
+            if name == "daftar" || (TRADER_COMMANDS.contains(&name) && !roles.stalls.is_empty() && !admin_orders) {
                 Route::Trader
             } else if (CITY_ADMIN_COMMANDS.contains(&name) && roles.city_admin)
-                || ((ADMIN_COMMANDS.contains(&admin_command(name)) || help) && roles.admin)
+                || ((ADMIN_COMMANDS.contains(&name) || help) && roles.admin)
             {
                 Route::Admin
             } else if help && !roles.stalls.is_empty() {
@@ -529,11 +598,31 @@ pub fn route(inbound: &crate::channel::Inbound, roles: &Roles, busy: Busy) -> Ro
         }
         Inbound::Text(_) if busy.trader => Route::Trader,
         Inbound::Text(_) if busy.courier => Route::Courier,
-        // The photo at the door; any other photo (a shopping note with a caption) is shopping.
+        // The photo at the door; an admin's catalogue photo (captioned `/foto <komoditas>`); any
+        // other photo (a shopping note with a caption) is shopping.
         Inbound::Image { .. } if busy.courier => Route::Courier,
+        Inbound::Image { caption: Some(c), .. } if roles.admin && is_photo_command(c) => Route::Admin,
         Inbound::Location { live, .. } if roles.courier && (*live || roles.courier_on_job) => Route::Courier,
         _ => Route::Buyer,
     }
+}
+
+/// A caption that asks for a commodity's picture: `/foto ...` or `/photo ...`.
+pub fn is_photo_command(caption: &str) -> bool {
+    matches!(
+        crate::channel::Inbound::from_typed(caption),
+        crate::channel::Inbound::Command { ref name, .. } if name == "foto" || name == "photo"
+    )
+}
+
+/// The command menu a user's roles in this market give them (after a role changed).
+pub fn menu_for(repo: &mut dyn Repo, turn: &Turn<'_>, user: &UserKey) -> RepoResult<crate::channel::CommandMenu> {
+    Ok(crate::channel::CommandMenu {
+        trader: !repo.stalls_of(user)?.is_empty(),
+        admin: turn.policy.is_config_admin(&turn.market.slug, user) || repo.staff_admins()?.contains(user),
+        courier: repo.courier_of(user)?.is_some(),
+        city: turn.policy.is_city_admin(user),
+    })
 }
 
 /// Examples of amounts in the commodity's own unit.

@@ -87,21 +87,14 @@ fn command(
                     let (stall, number) = stall_names(turn, stall_id);
                     let text = turn
                         .tf(Key::Registered, &[("stall", &stall), ("number", &number), ("market", &turn.market.name)]);
-                    let admin = turn.policy.is_config_admin(&turn.market.slug, turn.user)
-                        || repo.staff_admins()?.contains(turn.user);
-                    let courier = repo.courier_of(turn.user)?.is_some();
-                    let menu = Some(crate::channel::CommandMenu { trader: true, admin, courier });
+                    let menu = Some(super::menu_for(repo, turn, turn.user)?);
                     turn.reply(Outbound { menu, ..Outbound::text(text) });
                     turn.say(Key::TraderHelp);
                 }
                 None => match repo.redeem_courier_invite(&code, turn.user)? {
                     Some(courier) => super::courier::registered(repo, turn, &courier)?,
                     None if repo.redeem_admin_invite(&code, turn.user)? => {
-                        let menu = Some(crate::channel::CommandMenu {
-                            trader: !stalls.is_empty(),
-                            admin: true,
-                            courier: repo.courier_of(turn.user)?.is_some(),
-                        });
+                        let menu = Some(super::menu_for(repo, turn, turn.user)?);
                         let text = turn.tf(Key::AdminRegistered, &[("market", &turn.market.name)]);
                         turn.reply(Outbound { menu, ..Outbound::text(text) });
                         turn.say(Key::AdminHelp);

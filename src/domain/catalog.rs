@@ -463,6 +463,18 @@ pub struct Catalog {
     /// market -> category -> commodity indexes sold there, by name.
     shelves: HashMap<String, HashMap<Category, Vec<usize>>>,
     search_terms: Vec<SearchTerm>,
+    /// (market, commodity, channel) -> the platform's reference to the commodity's picture
+    /// (a Telegram file id of that market's bot), set by an admin with `/foto`.
+    photos: HashMap<(String, String, String), String>,
+}
+
+/// A commodity's picture in one market, on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommodityPhoto {
+    pub market: String,
+    pub commodity: String,
+    pub channel: String,
+    pub reference: String,
 }
 
 /// A normalized name, alias or market word of a commodity, split once for matching.
@@ -548,7 +560,35 @@ impl Catalog {
                 }
             }
         }
-        Catalog { markets, commodities, commodity_index, stalls, offers, offers_by_item, shelves, search_terms }
+        Catalog {
+            markets,
+            commodities,
+            commodity_index,
+            stalls,
+            offers,
+            offers_by_item,
+            shelves,
+            search_terms,
+            photos: HashMap::new(),
+        }
+    }
+
+    /// The catalogue with the commodities' pictures.
+    pub fn with_photos(mut self, photos: Vec<CommodityPhoto>) -> Catalog {
+        self.photos = photos.into_iter().map(|p| ((p.market, p.commodity, p.channel), p.reference)).collect();
+        self
+    }
+
+    /// The picture of a commodity in a market, for one channel.
+    pub fn photo(&self, market: &str, commodity: &str, channel: &str) -> Option<&str> {
+        self.photos.get(&(market.to_string(), commodity.to_string(), channel.to_string())).map(String::as_str)
+    }
+
+    /// The commodity whose name, English name, alias or market word is exactly this (after
+    /// normalizing): a new commodity must not take a name that already means another.
+    pub fn named(&self, name: &str) -> Option<&Commodity> {
+        let q = normalize(name);
+        self.search_terms.iter().find(|t| !q.is_empty() && t.text == q).map(|t| &self.commodities[t.commodity])
     }
 
     pub fn markets(&self) -> &[Market] {

@@ -137,9 +137,22 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("pedagang", Key::CmdPedagang),
             ("nonaktif", Key::CmdNonaktif),
             ("aktif", Key::CmdAktif),
+            ("jam", Key::CmdJam),
+            ("kapasitas", Key::CmdKapasitas),
+            ("komoditas_tambah", Key::CmdKomoditasTambah),
+            ("komoditas_ubah", Key::CmdKomoditasUbah),
+            ("foto", Key::CmdFoto),
             ("statistik", Key::CmdStatistik),
             ("ekspor", Key::CmdEkspor),
         ]);
+        if menu.city {
+            list.extend([
+                ("admin_tambah", Key::CmdAdminTambah),
+                ("admin_hapus", Key::CmdAdminHapus),
+                ("cadangan", Key::CmdCadangan),
+                ("harga_acuan", Key::CmdHargaAcuan),
+            ]);
+        }
         // A trader's /pesanan is their stall's; one name, one meaning per menu.
         if !menu.trader {
             list.push(("pesanan", Key::CmdPesananAdmin));
@@ -218,7 +231,9 @@ pub(super) fn telegram_role_holders(
     let mut holders: HashMap<UserKey, CommandMenu> =
         store.role_holders(market, ChannelKind::Telegram)?.into_iter().collect();
     for admin in config.policy.config_admins(market).filter(|u| u.channel == ChannelKind::Telegram) {
-        holders.entry(admin.clone()).or_default().admin = true;
+        let menu = holders.entry(admin.clone()).or_default();
+        menu.admin = true;
+        menu.city = config.policy.is_city_admin(admin);
     }
     let mut out = Vec::new();
     for (user, menu) in holders {
@@ -307,6 +322,14 @@ enum Sent {
     Network(String),
 }
 
+/// How a failed call counts, without taking the error.
+fn classify_ref(e: &RequestError) -> Sent {
+    match e {
+        RequestError::Api(a) => classify(RequestError::Api(a.clone())),
+        other => Sent::Failed(other.to_string()),
+    }
+}
+
 fn classify(e: RequestError) -> Sent {
     match e {
         RequestError::RetryAfter(s) => Sent::RetryAfter(s.duration()),
@@ -338,16 +361,36 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
             }
             r.await.map(|_| ())
         }
-        Send::Photo { url, caption, keyboard } => match reqwest::Url::parse(&url) {
-            Ok(u) => {
-                let mut r = bot.send_photo(chat, InputFile::url(u)).caption(caption);
-                if let Some(k) = keyboard {
-                    r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-                }
-                r.await.map(|_| ())
+        Send::Photo { url, caption, keyboard } => {
+            // A URL, or else the file id of a photo sent to this bot (an admin's `/foto`).
+            let file = match reqwest::Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => InputFile::url(u),
+                _ => InputFile::file_id(teloxide::types::FileId(url)),
+            };
+            let mut r = bot.send_photo(chat, file);
+            if !caption.is_empty() {
+                r = r.caption(caption.clone());
             }
-            Err(_) => bot.send_message(chat, caption).await.map(|_| ()),
-        },
+            if let Some(k) = keyboard.clone() {
+                r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+            }
+            match r.await {
+                // A picture Telegram will not take (a file id gone stale): the words still go.
+                Err(e @ RequestError::Api(_)) if matches!(classify_ref(&e), Sent::Refused(_)) => {
+                    tracing::warn!(error = %e, "a photo was refused; sending its text alone");
+                    if caption.is_empty() {
+                        Ok(())
+                    } else {
+                        let mut r = bot.send_message(chat, caption);
+                        if let Some(k) = keyboard {
+                            r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+                        }
+                        r.await.map(|_| ())
+                    }
+                }
+                other => other.map(|_| ()),
+            }
+        }
         Send::Qr { content, caption, keyboard } => match crate::domain::qris::png(&content) {
             Ok(png) => {
                 let mut r = bot.send_photo(chat, InputFile::memory(png).file_name("qris.png"));
@@ -772,8 +815,15 @@ mod tests {
         for c in crate::conversation::ADMIN_COMMANDS {
             assert!(admin.iter().any(|a| a == c), "/{c} missing from the admin menu {admin:?}");
         }
+        let city = names(CommandMenu { admin: true, city: true, ..CommandMenu::default() });
+        for c in crate::conversation::CITY_ADMIN_COMMANDS {
+            assert!(city.iter().any(|a| a == c), "/{c} missing from the city admin menu {city:?}");
+            assert!(!admin.iter().any(|a| a == c), "/{c} is a city command, not in a market admin's menu");
+        }
+        assert!(names(CommandMenu { trader: true, ..CommandMenu::default() }).len() < 64, "Telegram's limit");
+        assert!(names(CommandMenu { admin: true, trader: true, courier: true, city: true }).len() <= 100);
         for menu in [
-            CommandMenu { admin: true, trader: true, courier: true },
+            CommandMenu { admin: true, trader: true, courier: true, city: true },
             CommandMenu { admin: true, ..CommandMenu::default() },
             CommandMenu::default(),
         ] {

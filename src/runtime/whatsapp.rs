@@ -304,7 +304,18 @@ async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde
         };
     }
     let Some(content) = whatsapp::qr_content(part) else {
-        return post(&s.client, messages_url, &s.access_token, part).await;
+        let sent = post(&s.client, messages_url, &s.access_token, part).await;
+        // A catalogue picture WhatsApp will not take (a media id gone stale): the words still go.
+        if let Sent::Refused(reason) = &sent
+            && part["type"] == "image"
+        {
+            tracing::warn!(market = %s.market, reason, "a picture was refused; sending its caption alone");
+            return match part["image"]["caption"].as_str() {
+                Some(_) => post(&s.client, messages_url, &s.access_token, &whatsapp::qr_as_text(part)).await,
+                None => Sent::Ok(String::new()),
+            };
+        }
+        return sent;
     };
     let png = match crate::domain::qris::png(content) {
         Ok(png) => png,

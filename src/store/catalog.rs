@@ -1,7 +1,7 @@
 //! Catalogue rows: seeding from `data/` and loading the in-memory [`Catalog`].
 
 use super::{Store, StoreError, StoreResult};
-use crate::domain::catalog::{Catalog, Category, Commodity, Market, Offer, SeedData, Stall};
+use crate::domain::catalog::{Catalog, Category, Commodity, CommodityPhoto, Market, Offer, SeedData, Stall};
 use crate::domain::money::Rupiah;
 use crate::domain::quantity::SaleUnit;
 use crate::domain::slot::DeliverySlot;
@@ -205,6 +205,12 @@ impl Store {
                 Ok(Offer { id: r.get(0)?, stall_id: r.get(1)?, commodity: r.get(2)?, price: Rupiah(r.get(3)?) })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Catalog::new(markets, commodities, stalls, offers, today))
+        let mut stmt = conn.prepare("SELECT market, commodity_id, channel, reference FROM commodity_photos")?;
+        let photos = stmt
+            .query_map([], |r| {
+                Ok(CommodityPhoto { market: r.get(0)?, commodity: r.get(1)?, channel: r.get(2)?, reference: r.get(3)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Catalog::new(markets, commodities, stalls, offers, today).with_photos(photos))
     }
 }

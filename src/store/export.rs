@@ -114,6 +114,8 @@ pub(super) fn write_orders_csv(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PurgeReport {
     pub orders: usize,
+    /// Saved contact details (name, phone, address) of shoppers gone quiet since before then.
+    pub profiles: usize,
     pub messages: usize,
     pub updates: usize,
 }
@@ -152,6 +154,17 @@ impl super::Store {
                 ),
                 params![cutoff, PURGED],
             )?;
+            // A shopper's saved details go too once they have been quiet since the cutoff: nothing
+            // written, no order open or placed since (they are asked again at their next checkout).
+            let profiles = tx.execute(
+                "UPDATE users SET name = NULL, phone = NULL, address = NULL
+                 WHERE updated_at < ?1 AND (name IS NOT NULL OR phone IS NOT NULL OR address IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.channel = users.channel AND i.user_id = users.user_id
+                                   AND i.received_at >= ?1)
+                   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.channel = users.channel AND o.user_id = users.user_id
+                                   AND (o.placed_at >= ?1 OR o.status NOT IN ('delivered', 'cancelled', 'rejected')))",
+                params![cutoff],
+            )?;
             let messages =
                 tx.execute("DELETE FROM outbox WHERE status = 'sent' AND created_at < ?1", params![cutoff])?;
             // Updates still referenced by a message not sent (failed, held) stay with it.
@@ -160,7 +173,7 @@ impl super::Store {
                    AND id NOT IN (SELECT inbox_id FROM outbox WHERE inbox_id IS NOT NULL)",
                 params![cutoff],
             )?;
-            Ok(PurgeReport { orders, messages, updates })
+            Ok(PurgeReport { orders, profiles, messages, updates })
         })
     }
 }

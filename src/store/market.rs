@@ -5,13 +5,14 @@ use super::shopper::{RepoTx, audit};
 use super::{StoreError, parse_ts, ts};
 use crate::channel::UserKey;
 use crate::conversation::{MarketRepo, RepoResult};
+use crate::domain::catalog::Commodity;
 use crate::domain::contact::{Address, PhoneNumber};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{Order, OrderLine, OrderNumber, OrderStatus, PaymentMethod, SubOrder, SubOrderStatus};
 use crate::domain::quantity::Quantity;
 use crate::domain::slot::{DeliverySlot, SlotChoice};
 use crate::text::Lang;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 fn corrupt(what: String) -> StoreError {
@@ -572,6 +573,80 @@ impl MarketRepo for RepoTx<'_> {
         self.tx
             .prepare_cached("UPDATE stalls SET closed_on = ?2 WHERE id = ?1")?
             .execute(params![stall_id, on.map(|d| d.format("%Y-%m-%d").to_string())])?;
+        self.bump_catalog_version()
+    }
+
+    fn set_market_hours(&mut self, opens: NaiveTime, closes: NaiveTime, slots: &[DeliverySlot]) -> RepoResult<()> {
+        let slots: Vec<String> = slots.iter().map(DeliverySlot::to_string).collect();
+        self.tx.prepare_cached("UPDATE markets SET opens = ?2, closes = ?3, slots = ?4 WHERE slug = ?1")?.execute(
+            params![
+                self.market,
+                opens.format("%H:%M").to_string(),
+                closes.format("%H:%M").to_string(),
+                slots.join(",")
+            ],
+        )?;
+        self.bump_catalog_version()
+    }
+
+    fn set_slot_capacity(&mut self, capacity: u32) -> RepoResult<()> {
+        self.tx
+            .prepare_cached("UPDATE markets SET slot_capacity = ?2 WHERE slug = ?1")?
+            .execute(params![self.market, capacity])?;
+        self.bump_catalog_version()
+    }
+
+    fn add_commodity(&mut self, c: &Commodity) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                c.id,
+                c.category.slug(),
+                c.name,
+                c.name_en,
+                c.unit.label(),
+                c.aliases.join("|"),
+                c.javanese.join("|"),
+                c.reference_price.value(),
+            ])?;
+        self.bump_catalog_version()
+    }
+
+    fn update_commodity(&mut self, c: &Commodity) -> RepoResult<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE commodities SET category = ?2, name = ?3, name_en = ?4, aliases = ?5, javanese = ?6 WHERE id = ?1",
+            )?
+            .execute(params![c.id, c.category.slug(), c.name, c.name_en, c.aliases.join("|"), c.javanese.join("|")])?;
+        self.bump_catalog_version()
+    }
+
+    fn set_commodity_photo(&mut self, commodity_id: &str, reference: Option<&str>, by: &UserKey) -> RepoResult<()> {
+        match reference {
+            Some(reference) => self
+                .tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO commodity_photos (market, commodity_id, channel, reference, set_by, set_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    self.market,
+                    commodity_id,
+                    by.channel.code(),
+                    reference,
+                    by.to_string(),
+                    ts(self.now)
+                ])?,
+            None => self
+                .tx
+                .prepare_cached(
+                    "DELETE FROM commodity_photos WHERE market = ?1 AND commodity_id = ?2 AND channel = ?3",
+                )?
+                .execute(params![self.market, commodity_id, by.channel.code()])?,
+        };
         self.bump_catalog_version()
     }
 }

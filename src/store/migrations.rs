@@ -472,4 +472,17 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE stalls ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE couriers ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 14: a commodity's picture in a market's catalogue (/foto), per channel: the platform's
+    // reference to a photo an admin sent (a Telegram file id belongs to the bot that got it).
+    r#"
+    CREATE TABLE commodity_photos (
+        market TEXT NOT NULL REFERENCES markets(slug),
+        commodity_id TEXT NOT NULL REFERENCES commodities(id),
+        channel TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (market, commodity_id, channel)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];

@@ -93,7 +93,10 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, trader, admin, courier) = row?;
-            out.push((crate::channel::UserKey { channel, id }, crate::channel::CommandMenu { trader, admin, courier }));
+            out.push((
+                crate::channel::UserKey { channel, id },
+                crate::channel::CommandMenu { trader, admin, courier, city: false },
+            ));
         }
         Ok(out)
     }

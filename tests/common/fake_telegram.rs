@@ -28,6 +28,8 @@ pub struct SentMessage {
     pub photo: Option<Vec<u8>>,
     /// The file uploaded with a `sendDocument` (multipart), if any: its name and bytes.
     pub document: Option<(String, Vec<u8>)>,
+    /// The picture a `sendPhoto` named instead (a file id or URL), if any.
+    pub photo_ref: Option<String>,
 }
 
 impl SentMessage {
@@ -55,6 +57,8 @@ struct BotState {
     blocked: Vec<i64>,
     /// The next getUpdates ignores the offset once (a lost acknowledgement).
     replay: bool,
+    /// Refuse every `sendPhoto` that names a file id or URL (a file id gone stale).
+    refuse_photo_refs: bool,
     get_updates_calls: usize,
     /// Language codes ("" for the default) of the command menus set for every chat.
     command_menus: Vec<String>,
@@ -206,6 +210,14 @@ async fn api(
                 )
                     .into_response();
             }
+            let photo_ref = params["photo"].as_str().map(String::from);
+            if photo_ref.is_some() && b.refuse_photo_refs {
+                return (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: wrong file identifier/HTTP URL specified"})),
+                )
+                    .into_response();
+            }
             if method.eq_ignore_ascii_case("editmessagetext") {
                 let target = params["message_id"].as_i64().unwrap_or(0);
                 let Some(old) = b.sent.iter().rev().find(|m| m.chat == chat && m.id == target).cloned() else {
@@ -231,6 +243,7 @@ async fn api(
                     at: Instant::now(),
                     photo: None,
                     document: None,
+                    photo_ref: None,
                 });
                 return ok(message_json(target, chat, &text));
             }
@@ -250,6 +263,7 @@ async fn api(
                 at: Instant::now(),
                 photo,
                 document,
+                photo_ref,
             });
             ok(message_json(id, chat, &text))
         }
@@ -337,6 +351,16 @@ impl FakeTelegram {
 
     /// A user sends a photo: Telegram gives several sizes of it, smallest first.
     pub fn photo(&self, token: &str, chat: i64, file_id: &str) -> u32 {
+        self.photo_with_caption(token, chat, file_id, "sudah diterima ibunya")
+    }
+
+    /// Sendings of photos by file id or URL are refused from now on (stale file ids).
+    pub fn refuse_photo_refs(&self, token: &str) {
+        self.with(token, |b| b.refuse_photo_refs = true);
+    }
+
+    /// The same with its caption.
+    pub fn photo_with_caption(&self, token: &str, chat: i64, file_id: &str, caption: &str) -> u32 {
         self.push(token, |id| {
             json!({"update_id": id, "message": {
                 "message_id": id, "date": 1_764_300_000,
@@ -347,7 +371,7 @@ impl FakeTelegram {
                     {"file_id": file_id, "file_unique_id": "l", "width": 960, "height": 1280, "file_size": 98000},
                     {"file_id": format!("{file_id}-medium"), "file_unique_id": "m", "width": 320, "height": 427, "file_size": 9000}
                 ],
-                "caption": "sudah diterima ibunya"
+                "caption": caption
             }})
         })
     }
