@@ -33,7 +33,8 @@ enum Role {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Chat with a market's bot in the terminal (buttons appear as numbered lines).
+    /// Chat with a market's bot in the terminal (buttons appear as numbered lines; files the
+    /// bot sends, such as an admin's /ekspor, are saved in the current directory).
     Chat {
         /// Market slug: blimbing, oro-oro-dowo, klojen, bunul, dinoyo, madyopuro, mergan,
         /// sawojajar, sukun, tawangmangu.
@@ -376,8 +377,10 @@ fn interactive(
         Role::Admin => "admin",
     };
     let mut user = switch_actor(&mut engine, market, &format!("{role_name} {user}"))?;
+    // Files the bot sends (an admin's /ekspor) are saved where the chat was started.
+    let files = std::env::current_dir()?;
     {
-        let mut chat = ConsoleChat::new(&mut engine, market, &user)?;
+        let mut chat = ConsoleChat::new(&mut engine, market, &user)?.save_files_to(files.clone());
         if !chat.resume(out)? && matches!(role, Role::Buyer) {
             chat.send("/start", out)?;
         }
@@ -400,7 +403,7 @@ fn interactive(
             Ok(line) => line,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 let mut shown = Vec::new();
-                ConsoleChat::new(&mut engine, market, &user)?.catch_up(&mut shown)?;
+                ConsoleChat::new(&mut engine, market, &user)?.save_files_to(files.clone()).catch_up(&mut shown)?;
                 if !shown.is_empty() {
                     writeln!(out)?;
                     out.write_all(&shown)?;
@@ -416,9 +419,9 @@ fn interactive(
         };
         if let Some(spec) = line.trim().strip_prefix(":as ") {
             user = switch_actor(&mut engine, market, spec)?;
-            ConsoleChat::new(&mut engine, market, &user)?.catch_up(out)?;
+            ConsoleChat::new(&mut engine, market, &user)?.save_files_to(files.clone()).catch_up(out)?;
         } else if !line.trim().is_empty() {
-            ConsoleChat::new(&mut engine, market, &user)?.send(&line, out)?;
+            ConsoleChat::new(&mut engine, market, &user)?.save_files_to(files.clone()).send(&line, out)?;
         }
         write!(out, "> ")?;
         out.flush()?;

@@ -295,6 +295,159 @@ fn the_office_sets_reference_prices_and_far_off_trader_prices_are_flagged() {
     assert_eq!(flagged(&h), 1, "close to the new reference: not flagged");
 }
 
+/// Four orders placed at 07:00 (Malang) today: A accepted after 6 minutes, B after 10, C
+/// refused by the trader after 2, D cancelled by its shopper; and E placed yesterday. Returns
+/// the numbers A to E.
+fn known_orders(h: &mut Harness) -> Vec<String> {
+    use common::market::{place_order, sub_of};
+    use pasar_online::conversation::engine::Clock;
+    use pasar_online::conversation::payload::{Action, ReasonCode};
+    let today = h.clock.now();
+    h.clock.set(today - chrono::Duration::days(1));
+    let e = place_order(h, "eko", None);
+    h.clock.set(today);
+    let numbers: Vec<String> = ["ani", "dewi", "rina", "sari"].iter().map(|b| place_order(h, b, None)).collect();
+    let (a, b, c, d) = (&numbers[0], &numbers[1], &numbers[2], &numbers[3]);
+    as_user(h, "sari");
+    assert!(joined(&h.command(&format!("/batal {d}"))).contains("dibatalkan"));
+    h.clock.set(today + chrono::Duration::minutes(2));
+    let sub = sub_of(h, c);
+    as_user(h, SRI);
+    h.button(&Action::TraderReject(sub).encode());
+    h.button(&Action::TraderReason { sub, reason: ReasonCode::Habis }.encode());
+    h.clock.set(today + chrono::Duration::minutes(6));
+    common::market::accept(h, a, false);
+    h.clock.set(today + chrono::Duration::minutes(10));
+    common::market::accept(h, b, false);
+    let mut all = numbers.clone();
+    all.push(e);
+    all
+}
+
+fn total_of(h: &Harness, number: &str) -> i64 {
+    h.count(&format!("SELECT total FROM orders WHERE number = '{number}'"))
+}
+
+/// Rupiah as the bot writes them.
+fn rp(value: i64) -> String {
+    pasar_online::domain::money::Rupiah(value).to_string()
+}
+
+#[test]
+fn statistik_counts_a_known_day_of_orders_and_draws_them_per_hour() {
+    let mut h = market();
+    let numbers = known_orders(&mut h);
+    assert_eq!(
+        h.count(&format!("SELECT COUNT(*) FROM orders WHERE number = '{}' AND status = 'rejected'", numbers[2])),
+        1
+    );
+    as_user(&mut h, "bu-lurah");
+    let replies = h.command("/statistik");
+    let text = joined(&replies);
+    let value = total_of(&h, &numbers[0]) + total_of(&h, &numbers[1]);
+    assert!(value > 0);
+    for needle in [
+        "📊 Statistik Pasar Blimbing, hari ini (28/11/2026)".to_string(),
+        format!("Pesanan: 4 · Nilai: {}", rp(value)),
+        // (6 + 10 + 2) / 3 answers: the refusal is an answer too; the cancelled one never had one.
+        "rata-rata 6 menit setelah pesanan masuk (3 jawaban)".to_string(),
+        "Ditolak: 1 (25%) · Dibatalkan: 1 (25%)".to_string(),
+        // Only what was sold: A and B's 3 ikat each.
+        format!("1. Kangkung — 6 ikat · {}", rp(18_000)),
+    ] {
+        assert!(text.contains(&needle), "{needle}\n{text}");
+    }
+    assert!(!text.contains("Semua pasar"), "a market admin sees their market: {text}");
+    let chart = replies.iter().find_map(|m| m.chart.clone()).expect("a chart");
+    assert_eq!(chart.x_labels.len(), 24);
+    assert_eq!(chart.series.len(), 1);
+    assert_eq!(chart.series[0].name, "Pasar Blimbing");
+    let mut expected = vec![0u32; 24];
+    expected[7] = 4; // 07:00 in Malang
+    assert_eq!(chart.series[0].values, expected);
+
+    // The week has yesterday's order too, drawn on its day.
+    let week = h.command("/statistik minggu");
+    let text = joined(&week);
+    assert!(text.contains("7 hari terakhir (22/11–28/11/2026)") && text.contains("Pesanan: 5 ·"), "{text}");
+    let chart = week.iter().find_map(|m| m.chart.clone()).expect("a chart");
+    assert_eq!(chart.x_labels.first().map(String::as_str), Some("22/11"));
+    assert_eq!(chart.series[0].values, vec![0, 0, 0, 0, 0, 1, 4]);
+    // The English name, and a wrong period.
+    assert!(joined(&h.command("/stats month")).contains("30 hari terakhir"));
+    let r = h.command("/statistik tahun");
+    assert!(joined(&r).contains("Tulis: /statistik") && r.iter().all(|m| m.chart.is_none()));
+}
+
+#[test]
+fn a_city_admin_s_statistik_has_every_market() {
+    let mut h = market();
+    known_orders(&mut h);
+    as_user(&mut h, CITY);
+    let replies = h.command("/statistik");
+    let text = joined(&replies);
+    assert!(text.contains("Semua pasar (pesanan"), "{text}");
+    let markets = h.engine.catalog().markets().to_vec();
+    assert_eq!(markets.len(), 10);
+    for m in &markets {
+        assert!(text.contains(&format!("\n{}: ", m.name)), "{}: {text}", m.name);
+    }
+    assert!(text.contains("Pasar Blimbing: 4 · ") && text.contains(" · 6 mnt · 25% · 25%"), "{text}");
+    let chart = replies.iter().find_map(|m| m.chart.clone()).expect("a chart");
+    assert_eq!(chart.series.len(), 10, "a line per market");
+    assert!(chart.title.contains("semua pasar"), "{}", chart.title);
+    let blimbing = chart.series.iter().find(|s| s.name == "Pasar Blimbing").expect("Blimbing's line");
+    assert_eq!(blimbing.values.iter().sum::<u32>(), 4);
+    assert!(chart.series.iter().filter(|s| s.name != "Pasar Blimbing").all(|s| s.values.iter().all(|v| *v == 0)));
+}
+
+#[test]
+fn ekspor_sends_the_range_s_orders_as_csv_and_refuses_bad_ranges() {
+    let mut h = market();
+    let numbers = known_orders(&mut h);
+    as_user(&mut h, "bu-lurah");
+    // This month so far: all five.
+    let r = h.command("/ekspor");
+    let doc = r.iter().find_map(|m| m.document.clone()).expect("a file");
+    assert_eq!(doc.mime, "text/csv");
+    assert_eq!(doc.file_name, "pesanan-blimbing-20261101-20261128.csv");
+    assert!(joined(&r).contains("5 pesanan Pasar Blimbing, 01/11/2026–28/11/2026"), "{}", joined(&r));
+    let mut cli = Vec::new();
+    let from = pasar_online::domain::slot::malang_midnight(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("day"));
+    let to = pasar_online::domain::slot::malang_midnight(chrono::NaiveDate::from_ymd_opt(2026, 11, 29).expect("day"));
+    h.engine.store().export_orders(from.expect("from"), to.expect("to"), Some("blimbing"), &mut cli).expect("export");
+    assert_eq!(doc.content.as_bytes(), &cli[..], "the same file as pasar export");
+    // Yesterday only: E; today only (the other way of writing dates): A to D.
+    let r = h.command("/ekspor 2026-11-27 27/11/2026");
+    let doc = r.iter().find_map(|m| m.document.clone()).expect("a file");
+    assert!(doc.content.contains(&numbers[4]) && !doc.content.contains(&numbers[0]), "{}", doc.content);
+    let r = h.command("/export 28/11/2026");
+    let doc = r.iter().find_map(|m| m.document.clone()).expect("a file");
+    assert!(numbers[..4].iter().all(|n| doc.content.contains(n.as_str())) && !doc.content.contains(&numbers[4]));
+    // Refused, nothing sent.
+    for (line, needle) in [
+        ("/ekspor 2026-11-20 2026-11-01", "sebelum tanggal awal"),
+        ("/ekspor 2025-01-01 2026-11-28", "paling panjang 366 hari"),
+        ("/ekspor kemarin", "Tulis: /ekspor"),
+        ("/ekspor 31/02/2026", "Tulis: /ekspor"),
+        ("/ekspor semua", "Tulis: /ekspor"), // a market admin's scope is their market
+        ("/ekspor 2026-11-01 dinoyo", "Tulis: /ekspor"),
+    ] {
+        let r = h.command(line);
+        assert!(joined(&r).contains(needle), "{line}: {}", joined(&r));
+        assert!(r.iter().all(|m| m.document.is_none()), "{line}");
+    }
+    assert!(joined(&h.command("/ekspor 2026-10-01 2026-10-31")).contains("Tidak ada pesanan Pasar Blimbing"));
+    // A city admin may take every market, or another one.
+    as_user(&mut h, CITY);
+    let r = h.command("/ekspor 2026-11-01 semua");
+    let doc = r.iter().find_map(|m| m.document.clone()).expect("a file");
+    assert_eq!(doc.file_name, "pesanan-semua-20261101-20261128.csv");
+    assert!(joined(&h.command("/ekspor dinoyo")).contains("Tidak ada pesanan Pasar Dinoyo"));
+    // Audited like every admin command.
+    assert!(joined(&h.command("/audit 20")).contains("console:bu-lurah · /ekspor 2026-11-20 2026-11-01"));
+}
+
 /// The labels of the delivery slots a shopper is offered at checkout now.
 fn offered_slots(h: &mut Harness, buyer: &str) -> Vec<String> {
     as_user(h, buyer);

@@ -369,3 +369,40 @@ fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
         run(pasar().args(["export", "--from", "2026-11-28", "--to", "2026-11-28", "--db"]).arg(&db));
     assert!(ok && csv_text.contains("(dihapus)") && !csv_text.contains("0812"), "{csv_text}{err}");
 }
+
+#[test]
+fn an_admin_s_ekspor_in_pasar_chat_saves_the_same_file_as_pasar_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pasar.db");
+    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
+    let ok = pasar()
+        .env("PASAR_INVITE_SECRET", "transcripts")
+        .args(["chat", "--script"])
+        .arg(&transcript)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .status()
+        .expect("chat")
+        .success();
+    assert!(ok, "the two-trader order is placed");
+    let here = tempfile::tempdir().expect("the admin's folder");
+    let mut child = pasar()
+        .current_dir(here.path())
+        .args(["chat", "--as", "admin", "--user", "kantor", "--now", "2026-11-28T18:00:00+07:00", "--db"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("chat");
+    child.stdin.take().expect("stdin").write_all(b"/ekspor\n").expect("type");
+    let out = child.wait_with_output().expect("chat ends with its input");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let saved = here.path().join("pesanan-blimbing-20261101-20261128.csv");
+    assert!(shown.contains(&format!("[disimpan: {}]", saved.display())), "{shown}");
+    let (ok, cli, err) = run(pasar()
+        .args(["export", "--from", "2026-11-01", "--to", "2026-11-28", "--market", "blimbing", "--db"])
+        .arg(&db));
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&saved).expect("the saved file"), cli);
+}

@@ -674,6 +674,46 @@ fn decode_qr(png_bytes: &[u8]) -> String {
     grids[0].decode().expect("decodes").1
 }
 
+/// The width and height in a PNG's header.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().expect("a PNG");
+    (reader.info().width, reader.info().height)
+}
+
+#[test]
+fn an_admin_gets_the_chart_as_a_png_and_the_orders_as_a_csv_document() {
+    let fake = FakeTelegram::start(&[BLIMBING]);
+    let mut h = common::Harness::new("blimbing");
+    // `pasar run` keeps real time: the orders are placed now.
+    h.clock.set(chrono::Utc::now());
+    common::market::market_with_couriers(&mut h, &[]);
+    let numbers: Vec<String> =
+        ["ani", "dewi"].iter().map(|b| common::market::place_order_for(&mut h, b, None, "Besok")).collect();
+    let _pasar = start(&fake, h.dir.path(), true);
+
+    fake.text(BLIMBING, ADMIN, "/statistik");
+    let (figures, _) = fake.wait_for(BLIMBING, ADMIN, "Statistik Pasar Blimbing", 0);
+    assert!(figures.text.contains("Pesanan: 2 ·"), "{}", figures.text);
+    let (chart, _) = fake.wait_for(BLIMBING, ADMIN, "Pesanan per jam", 0);
+    let png = chart.photo.as_deref().expect("the chart uploaded with sendPhoto");
+    assert_eq!(png_size(png), (pasar_online::channel::chart::WIDTH, pasar_online::channel::chart::HEIGHT));
+
+    fake.text(BLIMBING, ADMIN, "/ekspor");
+    let (sent, _) = fake.wait_for(BLIMBING, ADMIN, "2 pesanan Pasar Blimbing", 0);
+    let (name, bytes) = sent.document.clone().expect("the orders uploaded with sendDocument");
+    assert!(name.starts_with("pesanan-blimbing-") && name.ends_with(".csv"), "{name}");
+    let body = bytes.strip_prefix("\u{feff}".as_bytes()).expect("a byte-order mark");
+    let mut csv = csv::Reader::from_reader(body);
+    let header: Vec<String> = csv.headers().expect("header").iter().map(String::from).collect();
+    assert_eq!(header, pasar_online::store::EXPORT_COLUMNS);
+    let orders: Vec<String> = csv.records().map(|r| r.expect("a row")[1].to_string()).collect();
+    assert_eq!(orders, numbers);
+    // A bad range: the usage, no file.
+    fake.text(BLIMBING, ADMIN, "/ekspor 2026-11-20 2026-11-01");
+    fake.wait_for(BLIMBING, ADMIN, "sebelum tanggal awal", 0);
+    assert_eq!(fake.sent_to(BLIMBING, ADMIN).iter().filter(|m| m.document.is_some()).count(), 1);
+}
+
 #[test]
 fn an_admin_s_photo_captioned_foto_shows_with_the_commodity_on_telegram() {
     let dir = tempfile::tempdir().expect("dir");

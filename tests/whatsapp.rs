@@ -706,3 +706,37 @@ fn an_admin_s_photo_captioned_foto_shows_with_the_commodity_on_whatsapp() {
     graph.wait_for(other.from, "Kangkung (per ikat)", 0);
     assert!(graph.sent_to(other.from).iter().all(|m| m.body["type"] != "image"));
 }
+
+#[test]
+fn an_admin_on_whatsapp_gets_the_chart_and_the_csv_as_uploaded_media() {
+    let graph = FakeGraph::start();
+    let mut h = common::Harness::new("blimbing");
+    // `pasar run` keeps real time: the order is placed now.
+    h.clock.set(chrono::Utc::now());
+    common::market::market_with_couriers(&mut h, &[]);
+    let number = common::market::place_order_for(&mut h, "ani", None, "Besok");
+    let pasar = start(&graph, None, h.dir.path());
+    let mut admin = Chat { port: pasar.1, from: ADMIN, n: 0 };
+
+    admin.text("/statistik");
+    let (chart, seen) = graph.wait_for(ADMIN, "Pesanan per jam", 0);
+    let id = chart.media_id().expect("sent by its media id");
+    let upload = graph.uploads().into_iter().find(|u| u.id == id).expect("the chart was uploaded");
+    assert_eq!(upload.content_type.as_deref(), Some("image/png"));
+    let reader = png::Decoder::new(std::io::Cursor::new(upload.bytes)).read_info().expect("a PNG");
+    assert_eq!(
+        (reader.info().width, reader.info().height),
+        (pasar_online::channel::chart::WIDTH, pasar_online::channel::chart::HEIGHT)
+    );
+
+    admin.text("/export");
+    let (sent, _) = graph.wait_for(ADMIN, "1 pesanan Pasar Blimbing", seen);
+    let (id, file_name) = sent.document().expect("sent as a document by its media id");
+    assert!(file_name.starts_with("pesanan-blimbing-") && file_name.ends_with(".csv"), "{file_name}");
+    let upload = graph.uploads().into_iter().find(|u| u.id == id).expect("the file was uploaded");
+    assert_eq!(upload.content_type.as_deref(), Some("text/csv"));
+    assert_eq!(upload.file_name.as_deref(), Some(file_name));
+    let body = String::from_utf8(upload.bytes).expect("UTF-8");
+    let body = body.strip_prefix('\u{feff}').expect("a byte-order mark");
+    assert!(body.starts_with("market,order,placed_at_wib,") && body.contains(&number), "{body}");
+}

@@ -56,6 +56,9 @@ pub struct ConsoleChat<'e> {
     market: String,
     user: UserKey,
     menu: Menu,
+    /// Where files sent to the user are saved (`pasar chat`: the current directory); scripts
+    /// only show them.
+    files: Option<std::path::PathBuf>,
 }
 
 static LINE_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -73,6 +76,9 @@ pub enum ConsoleError {
 
 const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 
+/// Lines of a file the terminal shows.
+const DOCUMENT_PREVIEW: usize = 6;
+
 /// Renders a message as terminal lines.
 pub fn render(message: &Outbound) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
@@ -84,6 +90,22 @@ pub fn render(message: &Outbound) -> Vec<String> {
     }
     for l in message.text.lines() {
         lines.push(if l.is_empty() { "<".to_string() } else { format!("< {l}") });
+    }
+    // A chart as a small table under its caption (the title is the caption's).
+    if let Some(chart) = &message.chart {
+        lines.extend(super::chart::text_table(chart).into_iter().skip(1).map(|l| format!("<   {l}")));
+    }
+    // A file: its name and size, and its first lines (`pasar chat` also saves it).
+    if let Some(doc) = &message.document {
+        let content = doc.content.trim_start_matches('\u{feff}');
+        let rows: Vec<&str> = content.lines().collect();
+        lines.push(format!("<   [berkas: {}, {} baris]", doc.file_name, rows.len()));
+        for row in rows.iter().take(DOCUMENT_PREVIEW) {
+            lines.push(format!("<   | {row}"));
+        }
+        if rows.len() > DOCUMENT_PREVIEW {
+            lines.push(format!("<   | … {} baris lagi", rows.len() - DOCUMENT_PREVIEW));
+        }
     }
     for (i, b) in message.buttons.iter().enumerate() {
         let tag = if message.expects_text {
@@ -105,13 +127,19 @@ impl<'e> ConsoleChat<'e> {
     pub fn new(engine: &'e mut Engine, market: &str, user: &str) -> Result<ConsoleChat<'e>, ConsoleError> {
         check_market(engine, market)?;
         let user = UserKey { channel: ChannelKind::Console, id: user.to_string() };
-        let mut chat = ConsoleChat { engine, market: market.to_string(), user, menu: Menu::default() };
+        let mut chat = ConsoleChat { engine, market: market.to_string(), user, menu: Menu::default(), files: None };
         // Buttons of the last message survive a restart, like an inline keyboard on a phone.
         let recent = chat.engine.store().recent_sent_to(&chat.market, &chat.user, 20)?;
         if let Some(with_buttons) = recent.iter().find(|m| !m.buttons.is_empty()) {
             chat.remember(with_buttons);
         }
         Ok(chat)
+    }
+
+    /// Saves files sent to the user into `dir` (and says where).
+    pub fn save_files_to(mut self, dir: std::path::PathBuf) -> Self {
+        self.files = Some(dir);
+        self
     }
 
     /// After a restart: says where the conversation was, by showing the last message again.
@@ -264,6 +292,15 @@ impl<'e> ConsoleChat<'e> {
                 self.remember(&m.message);
                 for line in render(&m.message) {
                     writeln!(out, "{line}")?;
+                }
+                if let (Some(dir), Some(doc)) = (&self.files, &m.message.document) {
+                    // Only the file's own name: nothing in it may point elsewhere.
+                    let name = std::path::Path::new(&doc.file_name).file_name().unwrap_or_default();
+                    let path = dir.join(name);
+                    match std::fs::write(&path, &doc.content) {
+                        Ok(()) => writeln!(out, "<   [disimpan: {}]", path.display())?,
+                        Err(e) => writeln!(out, "<   [tidak bisa disimpan ke {}: {e}]", path.display())?,
+                    }
                 }
             }
         }

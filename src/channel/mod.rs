@@ -2,6 +2,7 @@
 //! renders [`Outbound`] messages from the outbox back onto the platform. No channel decides
 //! anything about shopping; that is the conversation core's job.
 
+pub mod chart;
 pub mod console;
 pub mod telegram;
 pub mod whatsapp;
@@ -145,6 +146,13 @@ pub struct Outbound {
     /// content, drawn by the channel when it sends (a terminal prints the content).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qr: Option<String>,
+    /// A chart to show as a picture with the text as its caption (`/statistik`): its data,
+    /// drawn by the channel when it sends, like a QR code (a terminal prints a small table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<Chart>,
+    /// A file to send with the text as its caption (`/ekspor`'s CSV). A terminal saves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<Document>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
     /// The question wants typed input (an amount, a phone number), so a typed number is an
@@ -164,6 +172,34 @@ pub struct Outbound {
     /// (WhatsApp: 24 hours) send it as the approved template for its kind, or hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeKind>,
+}
+
+/// A chart's data: one value per x label for each series (a market's orders per hour or day).
+/// The channel draws it (see [`chart`]); the core never handles pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chart {
+    pub title: String,
+    pub x_labels: Vec<String>,
+    /// What the values count, written along the y axis.
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+/// One line of a chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    /// One value per x label.
+    pub values: Vec<u32>,
+}
+
+/// A text file sent as a document. Text only, so it can live in the outbox row as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    pub file_name: String,
+    /// `text/csv`.
+    pub mime: String,
+    pub content: String,
 }
 
 /// What kind of notification a message is (WhatsApp templates are configured per kind).
@@ -215,6 +251,8 @@ impl Outbound {
             buttons: Vec::new(),
             photo: None,
             qr: None,
+            chart: None,
+            document: None,
             request: None,
             expects_text: false,
             replaces: None,
@@ -229,6 +267,8 @@ impl Outbound {
             buttons,
             photo: None,
             qr: None,
+            chart: None,
+            document: None,
             request: None,
             expects_text: false,
             replaces: None,
@@ -244,6 +284,8 @@ impl Outbound {
             buttons,
             photo: None,
             qr: None,
+            chart: None,
+            document: None,
             request: None,
             expects_text: true,
             replaces: None,

@@ -136,6 +136,18 @@ pub enum Send {
         caption: String,
         keyboard: Option<InlineKeyboardMarkup>,
     },
+    /// A chart drawn as a PNG when it is sent (`/statistik`), with its caption.
+    Chart {
+        chart: Box<crate::channel::Chart>,
+        caption: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
+    /// A file (`/ekspor`'s CSV) uploaded with `sendDocument`, with its caption.
+    Document {
+        document: Box<crate::channel::Document>,
+        caption: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
     /// The new text and buttons of a message already in the chat (a page turn).
     Edit {
         message_id: i32,
@@ -217,6 +229,8 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
     // An edit is one call: only a plain text with inline buttons that fits one message.
     let editable = message.photo.is_none()
         && message.qr.is_none()
+        && message.chart.is_none()
+        && message.document.is_none()
         && message.request.is_none()
         && message.text.chars().count() <= MAX_TEXT;
     if let Some(message_id) = message.replaces.as_deref().and_then(|r| r.parse::<i32>().ok())
@@ -224,6 +238,28 @@ pub fn render(message: &Outbound, request_label: &str, request_hint: &str) -> Ve
         && !message.text.trim().is_empty()
     {
         sends.push(Send::Edit { message_id, text: message.text.clone(), keyboard });
+        return sends;
+    }
+    // A chart or a file goes like a QR code: the text as its caption when it fits, else after it.
+    let fits = message.text.chars().count() <= MAX_CAPTION;
+    let attachment = |caption: String, keyboard: Option<InlineKeyboardMarkup>| {
+        if let Some(chart) = &message.chart {
+            Some(Send::Chart { chart: Box::new(chart.clone()), caption, keyboard })
+        } else {
+            message.document.as_ref().map(|d| Send::Document { document: Box::new(d.clone()), caption, keyboard })
+        }
+    };
+    if let Some(send) = attachment(if fits { message.text.clone() } else { String::new() }, None) {
+        if fits {
+            sends.push(attachment(message.text.clone(), keyboard).unwrap_or(send));
+        } else {
+            sends.push(send);
+            let pieces = chunks(&message.text);
+            let last = pieces.len().saturating_sub(1);
+            for (i, text) in pieces.into_iter().enumerate() {
+                sends.push(Send::Text { text, keyboard: if i == last { keyboard.clone() } else { None } });
+            }
+        }
         return sends;
     }
     match (&message.qr, &message.photo) {
@@ -316,6 +352,31 @@ mod tests {
         msg.text = "x".repeat(MAX_CAPTION + 1);
         let sends = render(&msg, "", "");
         assert!(matches!(&sends[..], [Send::Qr { keyboard: None, .. }, Send::Text { keyboard: Some(_), .. }]));
+    }
+
+    #[test]
+    fn a_chart_and_a_file_go_with_their_caption() {
+        let mut msg = Outbound::text("📈 Pesanan per jam");
+        msg.chart = Some(crate::channel::Chart {
+            title: "Pesanan per jam".into(),
+            x_labels: vec!["07".into()],
+            y_label: "pesanan".into(),
+            series: Vec::new(),
+        });
+        msg.replaces = Some("77".into());
+        let sends = render(&msg, "", "");
+        assert!(matches!(&sends[..], [Send::Chart { caption, .. }] if caption == "📈 Pesanan per jam"), "{sends:?}");
+        let mut msg = Outbound::text("x".repeat(MAX_CAPTION + 1));
+        msg.document = Some(crate::channel::Document {
+            file_name: "pesanan.csv".into(),
+            mime: "text/csv".into(),
+            content: "a,b\n".into(),
+        });
+        let sends = render(&msg, "", "");
+        assert!(
+            matches!(&sends[..], [Send::Document { caption, .. }, Send::Text { .. }] if caption.is_empty()),
+            "{sends:?}"
+        );
     }
 
     #[test]

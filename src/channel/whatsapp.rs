@@ -416,14 +416,50 @@ pub fn qr_content(body: &Value) -> Option<&str> {
     body["image"][QR_MARKER].as_str()
 }
 
-/// A rendered QR picture sent by the id of its uploaded image, its caption kept.
+/// The key under `image` of a rendered chart, holding the chart's data (drawn and uploaded by
+/// the sender like a QR code), and the key under `document` of a rendered file, holding its
+/// content and type (uploaded by the sender). Neither is a Graph API field.
+pub const CHART_MARKER: &str = "chart";
+pub const DOCUMENT_MARKER: &str = "content";
+const DOCUMENT_MIME: &str = "mime";
+
+/// The chart a rendered body still has to have drawn and uploaded, if any.
+pub fn chart_of(body: &Value) -> Option<crate::channel::Chart> {
+    serde_json::from_value(body["image"].get(CHART_MARKER)?.clone()).ok()
+}
+
+/// The file a rendered body still has to have uploaded, if any: its name, type and content.
+pub fn document_of(body: &Value) -> Option<crate::channel::Document> {
+    let d = &body["document"];
+    Some(crate::channel::Document {
+        file_name: d["filename"].as_str()?.to_string(),
+        mime: d[DOCUMENT_MIME].as_str()?.to_string(),
+        content: d[DOCUMENT_MARKER].as_str()?.to_string(),
+    })
+}
+
+/// A rendered QR picture, chart or file sent by the id of its upload, its caption kept.
 pub fn with_media_id(body: &Value, media_id: &str) -> Value {
     let mut body = body.clone();
-    if let Some(image) = body["image"].as_object_mut() {
-        image.remove(QR_MARKER);
-        image.insert("id".into(), json!(media_id));
+    for (kind, markers) in
+        [("image", &[QR_MARKER, CHART_MARKER][..]), ("document", &[DOCUMENT_MARKER, DOCUMENT_MIME][..])]
+    {
+        if let Some(media) = body[kind].as_object_mut()
+            && markers.iter().any(|m| media.contains_key(*m))
+        {
+            for m in markers {
+                media.remove(*m);
+            }
+            media.insert("id".into(), json!(media_id));
+        }
     }
     body
+}
+
+/// A rendered chart or file as a text message instead (when it cannot be drawn): its caption.
+pub fn caption_as_text(body: &Value) -> Value {
+    let caption = body["image"]["caption"].as_str().or(body["document"]["caption"].as_str()).unwrap_or("…");
+    text_message(body["to"].as_str().unwrap_or_default(), caption)
 }
 
 /// A rendered QR picture as a text message instead (when the code cannot be drawn): its caption,
@@ -448,19 +484,28 @@ pub fn render(message: &Outbound, to: &str, labels: &Labels<'_>) -> Vec<Value> {
         message.text.trim().to_string()
     };
     // A QR code goes like a photo, marked for the sender to draw and upload (see [`QR_MARKER`]).
-    let picture = match (&message.qr, &message.photo) {
-        (Some(content), _) => Some(json!({QR_MARKER: content})),
-        (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => Some(json!({"link": url})),
+    // So does a chart (its data marked for the sender to draw) and a file (its content marked
+    // for the sender to upload).
+    let picture = match (&message.qr, &message.chart, &message.photo) {
+        (Some(content), _, _) => Some(("image", json!({QR_MARKER: content}))),
+        (None, Some(chart), _) => Some(("image", json!({CHART_MARKER: chart}))),
+        (None, None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(("image", json!({"link": url})))
+        }
         // A photo someone sent this number (an admin's `/foto`), by its media id.
-        (None, Some(id)) => Some(json!({"id": id})),
-        (None, None) => None,
+        (None, None, Some(id)) => Some(("image", json!({"id": id}))),
+        (None, None, None) => None,
     };
-    if let Some(mut image) = picture {
+    let file = message
+        .document
+        .as_ref()
+        .map(|d| ("document", json!({"filename": d.file_name, DOCUMENT_MIME: d.mime, DOCUMENT_MARKER: d.content})));
+    for (kind, mut media) in picture.into_iter().chain(file) {
         if !interactive && !rest.is_empty() && rest.chars().count() <= MAX_CAPTION {
-            image["caption"] = json!(rest);
+            media["caption"] = json!(rest);
             rest.clear();
         }
-        out.push(envelope(to, "image", image));
+        out.push(envelope(to, kind, media));
     }
     let mut parts = chunks(&rest, if interactive { MAX_INTERACTIVE_BODY } else { MAX_TEXT });
     if interactive {
@@ -584,6 +629,8 @@ mod tests {
                     buttons: buttons.into_iter().map(|(label, payload)| Button { label, payload }).collect(),
                     photo: photo.then(|| "https://example.id/p.jpg".to_string()),
                     qr: qr.then(|| "00020101021226".to_string()),
+                    chart: None,
+                    document: None,
                     request,
                     expects_text,
                     replaces: None,
@@ -737,6 +784,40 @@ mod tests {
         let out = render(&msg, "62", &LABELS);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["image"]["caption"], "Bawang merah segar");
+    }
+
+    #[test]
+    fn a_chart_and_a_file_go_as_media_to_upload_with_their_caption() {
+        let chart = crate::channel::Chart {
+            title: "Pesanan per jam".into(),
+            x_labels: vec!["07".into(), "08".into()],
+            y_label: "pesanan".into(),
+            series: vec![crate::channel::Series { name: "Pasar Blimbing".into(), values: vec![1, 2] }],
+        };
+        let mut msg = Outbound::text("📈 Pesanan per jam");
+        msg.chart = Some(chart.clone());
+        let out = render(&msg, "6281", &LABELS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(chart_of(&out[0]), Some(chart));
+        assert_eq!(out[0]["image"]["caption"], "📈 Pesanan per jam");
+        let sent = with_media_id(&out[0], "media-2");
+        assert_eq!(sent["image"], json!({"id": "media-2", "caption": "📈 Pesanan per jam"}));
+        assert_eq!(caption_as_text(&out[0])["text"]["body"], "📈 Pesanan per jam");
+
+        let doc = crate::channel::Document {
+            file_name: "pesanan.csv".into(),
+            mime: "text/csv".into(),
+            content: "\u{feff}market,order\n".into(),
+        };
+        let mut msg = Outbound::text("📄 2 pesanan");
+        msg.document = Some(doc.clone());
+        let out = render(&msg, "6281", &LABELS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["type"], "document");
+        assert_eq!(document_of(&out[0]), Some(doc));
+        let sent = with_media_id(&out[0], "media-3");
+        assert_eq!(sent["document"], json!({"id": "media-3", "filename": "pesanan.csv", "caption": "📄 2 pesanan"}));
+        assert_eq!(document_of(&sent), None);
     }
 
     #[test]

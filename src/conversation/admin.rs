@@ -80,6 +80,8 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "harga_acuan" => set_reference_price(args, repo, turn),
         "nonaktif" => set_active(args, false, repo, turn),
         "aktif" => set_active(args, true, repo, turn),
+        "statistik" => super::report::statistics(args, repo, turn),
+        "ekspor" => super::report::export(args, repo, turn),
         "pesanan" => {
             let a = args.trim();
             if a.is_empty() {

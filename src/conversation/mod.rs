@@ -15,6 +15,7 @@ pub mod engine;
 pub mod lifecycle;
 pub mod payload;
 pub mod payment;
+pub mod report;
 pub mod review;
 pub mod trader;
 
@@ -223,9 +224,44 @@ pub trait AdminRepo {
     fn request_backup(&mut self, by: &UserKey) -> RepoResult<()>;
 }
 
+/// The admins' reports (`/statistik`, `/ekspor`), inside the current transaction: figures of the
+/// orders placed in a range, of this market or of every market.
+pub trait ReportRepo {
+    /// The figures of orders placed from `from` to before `to`: this market's, or one per
+    /// market that has orders then.
+    fn order_figures(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_market: bool,
+    ) -> RepoResult<Vec<crate::domain::report::MarketFigures>>;
+    /// This market's best-selling commodities of the range by value, at most `limit`.
+    fn top_commodities(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> RepoResult<Vec<crate::domain::report::CommodityFigures>>;
+    /// Orders placed per market and local (Malang) hour, for the chart.
+    fn orders_by_hour(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_market: bool,
+    ) -> RepoResult<Vec<crate::domain::report::HourCount>>;
+    /// The orders placed in the range as the CSV of `pasar export` (one market, or every market
+    /// for `None`), and how many there are.
+    fn orders_csv(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        market: Option<&str>,
+    ) -> RepoResult<(String, usize)>;
+}
+
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
 /// transaction. Implemented by the store, scoped to one market.
-pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo {
+pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo + ReportRepo {
     /// The language a user chose, if any.
     fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
     /// Admins of this market granted at run time (config admins come from the [`Policy`]).
@@ -457,6 +493,8 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "komoditas_tambah",
     "komoditas_ubah",
     "foto",
+    "statistik",
+    "ekspor",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan"];
@@ -490,6 +528,8 @@ pub const COMMAND_ALIASES: &[(&str, &str)] = &[
     ("add_commodity", "komoditas_tambah"),
     ("edit_commodity", "komoditas_ubah"),
     ("photo", "foto"),
+    ("stats", "statistik"),
+    ("export", "ekspor"),
     ("add_admin", "admin_tambah"),
     ("remove_admin", "admin_hapus"),
     ("backup", "cadangan"),

@@ -12,4 +12,5 @@ pub mod order;
 pub mod payment;
 pub mod qris;
 pub mod quantity;
+pub mod report;
 pub mod slot;

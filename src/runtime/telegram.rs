@@ -15,7 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use teloxide::payloads::{
-    EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters,
+    EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendMessageSetters, SendPhotoSetters,
+    SetMyCommandsSetters,
 };
 use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, BotCommandScope, ChatId, InputFile, ReplyMarkup};
@@ -141,6 +142,8 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("komoditas_tambah", Key::CmdKomoditasTambah),
             ("komoditas_ubah", Key::CmdKomoditasUbah),
             ("foto", Key::CmdFoto),
+            ("statistik", Key::CmdStatistik),
+            ("ekspor", Key::CmdEkspor),
         ]);
         if menu.city {
             list.extend([
@@ -405,6 +408,34 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 bot.send_message(chat, caption).await.map(|_| ())
             }
         },
+        Send::Chart { chart, caption, keyboard } => match crate::channel::chart::png(&chart) {
+            Ok(png) => {
+                let mut r = bot.send_photo(chat, InputFile::memory(png).file_name("statistik.png"));
+                if !caption.is_empty() {
+                    r = r.caption(caption);
+                }
+                if let Some(k) = keyboard {
+                    r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+                }
+                r.await.map(|_| ())
+            }
+            // The figures went as text before it; the caption still goes.
+            Err(e) => {
+                tracing::error!(error = %e, "drawing a chart failed; sending its caption alone");
+                bot.send_message(chat, caption).await.map(|_| ())
+            }
+        },
+        Send::Document { document, caption, keyboard } => {
+            let file = InputFile::memory(document.content.into_bytes()).file_name(document.file_name);
+            let mut r = bot.send_document(chat, file);
+            if !caption.is_empty() {
+                r = r.caption(caption);
+            }
+            if let Some(k) = keyboard {
+                r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+            }
+            r.await.map(|_| ())
+        }
         Send::Request { text, keyboard } => {
             bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
         }

@@ -246,7 +246,7 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: &serde_jso
 /// Uploads a PNG as the number's media (`POST /{phone_number_id}/media`): its media id, or the
 /// failure sorted like a message's.
 async fn upload_png(client: &reqwest::Client, url: &str, token: &str, png: Vec<u8>) -> Result<String, Sent> {
-    upload(client, url, token, png, "qris.png", "image/png").await
+    upload_media(client, url, token, png, "qris.png".into(), "image/png").await
 }
 
 /// How long an upload of ours may be sent by its id (WhatsApp keeps uploads 30 days).
@@ -288,24 +288,24 @@ async fn rehost(s: &Sender, media_url: &str, received: &str) -> Result<String, S
         return Err(Sent::Refused(format!("media {received} is {} bytes, over WhatsApp's 5 MB", bytes.len())));
     }
     let name = if mime == "image/png" { "foto.png" } else { "foto.jpg" };
-    let id = upload(&s.client, media_url, &s.access_token, bytes.to_vec(), name, &mime).await?;
+    let id = upload_media(&s.client, media_url, &s.access_token, bytes.to_vec(), name.into(), &mime).await?;
     if let Ok(mut cache) = s.rehosted.lock() {
         cache.insert(received.to_string(), (id.clone(), Instant::now()));
     }
     Ok(id)
 }
 
-/// Uploads a file as the number's media (`POST /{phone_number_id}/media`).
-async fn upload(
+/// Uploads a file as the number's media: its media id, or the failure sorted like a message's.
+async fn upload_media(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     bytes: Vec<u8>,
-    file_name: &str,
+    file_name: String,
     mime: &str,
 ) -> Result<String, Sent> {
     let file = reqwest::multipart::Part::bytes(bytes)
-        .file_name(file_name.to_string())
+        .file_name(file_name)
         .mime_str(mime)
         .map_err(|e| Sent::Refused(format!("the upload's content type: {e}")))?;
     let form = reqwest::multipart::Form::new()
@@ -322,10 +322,33 @@ async fn upload(
     }
 }
 
-/// Sends one rendered part. A QR picture is drawn and uploaded first, then sent by its media id;
+/// Sends one rendered part. A QR picture or a chart is drawn and uploaded first, a file uploaded,
+/// then sent by its media id;
 /// a failed upload ends like a failed send of the part (retried, paused or parked the same way),
 /// and the next try uploads again.
 async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde_json::Value) -> Sent {
+    if let Some(chart) = whatsapp::chart_of(part) {
+        let png = match crate::channel::chart::png(&chart) {
+            Ok(png) => png,
+            Err(e) => {
+                // The figures went as text before it: the caption still goes.
+                tracing::error!(market = %s.market, error = %e, "drawing a chart failed; sending its caption");
+                return post(&s.client, messages_url, &s.access_token, &whatsapp::caption_as_text(part)).await;
+            }
+        };
+        return match upload_media(&s.client, media_url, &s.access_token, png, "statistik.png".into(), "image/png").await
+        {
+            Ok(id) => post(&s.client, messages_url, &s.access_token, &whatsapp::with_media_id(part, &id)).await,
+            Err(sent) => sent,
+        };
+    }
+    if let Some(doc) = whatsapp::document_of(part) {
+        let bytes = doc.content.into_bytes();
+        return match upload_media(&s.client, media_url, &s.access_token, bytes, doc.file_name, &doc.mime).await {
+            Ok(id) => post(&s.client, messages_url, &s.access_token, &whatsapp::with_media_id(part, &id)).await,
+            Err(sent) => sent,
+        };
+    }
     let Some(content) = whatsapp::qr_content(part) else {
         // A picture someone sent this number (an admin's catalogue photo): WhatsApp sends media
         // by the ids of the number's own uploads, so it is uploaded again first (once a month).
@@ -333,7 +356,9 @@ async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde
         let part = match part["image"]["id"].as_str() {
             Some(received) if part["type"] == "image" => match rehost(s, media_url, received).await {
                 Ok(id) => {
-                    rehosted = whatsapp::with_media_id(part, &id);
+                    let mut body = part.clone();
+                    body["image"]["id"] = serde_json::json!(id);
+                    rehosted = body;
                     &rehosted
                 }
                 Err(Sent::Refused(reason)) => {

@@ -37,7 +37,20 @@ impl super::Store {
         market: Option<&str>,
         out: &mut dyn std::io::Write,
     ) -> StoreResult<usize> {
-        let mut stmt = self.conn().prepare(
+        write_orders_csv(self.conn(), from, to, market, out)
+    }
+}
+
+/// The CSV of `pasar export` and of the admins' `/ekspor`, from a connection or the current
+/// transaction: one writer, so both give the same file.
+pub(super) fn write_orders_csv(
+    conn: &rusqlite::Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    market: Option<&str>,
+    out: &mut dyn std::io::Write,
+) -> StoreResult<usize> {
+    let mut stmt = conn.prepare_cached(
             "SELECT o.market, o.number, o.placed_at, o.status, o.buyer_name, o.phone,
                     COALESCE(o.address, printf('%.5f, %.5f', o.lat, o.lon)), o.slot_date, o.slot, o.payment,
                     (SELECT group_concat(st.number || ' ' || st.name, '; ') FROM sub_orders s JOIN stalls st ON st.id = s.stall_id
@@ -51,54 +64,50 @@ impl super::Store {
              WHERE o.placed_at >= ?1 AND o.placed_at < ?2 AND (?3 IS NULL OR o.market = ?3)
              ORDER BY o.id",
         )?;
-        let mut lines = self.conn().prepare(
-            "SELECT l.commodity_name, l.quantity FROM order_lines l JOIN sub_orders s ON s.id = l.sub_order_id
+    let mut lines = conn.prepare_cached(
+        "SELECT l.commodity_name, l.quantity FROM order_lines l JOIN sub_orders s ON s.id = l.sub_order_id
              WHERE s.order_id = ?1 AND l.out_of_stock = 0 AND s.status NOT IN ('rejected', 'cancelled') ORDER BY l.id",
-        )?;
-        // The byte-order mark: spreadsheet programs then read the file as UTF-8.
-        out.write_all("\u{feff}".as_bytes()).map_err(|e| super::StoreError::Corrupt(format!("writing CSV: {e}")))?;
-        let mut w = csv::Writer::from_writer(out);
-        let io = |e: csv::Error| super::StoreError::Corrupt(format!("writing CSV: {e}"));
-        w.write_record(EXPORT_COLUMNS).map_err(io)?;
-        let mut rows = stmt.query(params![ts(from), ts(to), market])?;
-        let mut n = 0;
-        while let Some(r) = rows.next()? {
-            let placed: String = r.get(2)?;
-            let placed = super::parse_ts(&placed)?;
-            let text =
-                |i: usize| -> rusqlite::Result<String> { Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default()) };
-            let mut items = Vec::new();
-            for line in
-                lines.query_map([r.get::<_, i64>(11)?], |l| Ok((l.get::<_, String>(0)?, l.get::<_, String>(1)?)))?
-            {
-                let (name, quantity) = line?;
-                let q: crate::domain::quantity::Quantity = serde_json::from_str(&quantity)?;
-                items.push(format!("{name} {}", q.display(crate::text::Lang::Id)));
-            }
-            let record = [
-                text(0)?,
-                text(1)?,
-                local(placed).format("%Y-%m-%d %H:%M").to_string(),
-                text(3)?,
-                text(4)?,
-                text(5)?,
-                text(6)?,
-                text(7)?,
-                text(8)?,
-                text(9)?,
-                text(10)?,
-                items.join("; "),
-                r.get::<_, i64>(12)?.to_string(),
-                r.get::<_, i64>(13)?.to_string(),
-                r.get::<_, i64>(14)?.to_string(),
-                r.get::<_, i64>(15)?.to_string(),
-            ];
-            w.write_record(&record).map_err(io)?;
-            n += 1;
+    )?;
+    // The byte-order mark: spreadsheet programs then read the file as UTF-8.
+    out.write_all("\u{feff}".as_bytes()).map_err(|e| super::StoreError::Corrupt(format!("writing CSV: {e}")))?;
+    let mut w = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| super::StoreError::Corrupt(format!("writing CSV: {e}"));
+    w.write_record(EXPORT_COLUMNS).map_err(io)?;
+    let mut rows = stmt.query(params![ts(from), ts(to), market])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        let placed: String = r.get(2)?;
+        let placed = super::parse_ts(&placed)?;
+        let text = |i: usize| -> rusqlite::Result<String> { Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default()) };
+        let mut items = Vec::new();
+        for line in lines.query_map([r.get::<_, i64>(11)?], |l| Ok((l.get::<_, String>(0)?, l.get::<_, String>(1)?)))? {
+            let (name, quantity) = line?;
+            let q: crate::domain::quantity::Quantity = serde_json::from_str(&quantity)?;
+            items.push(format!("{name} {}", q.display(crate::text::Lang::Id)));
         }
-        w.flush().map_err(|e| super::StoreError::Corrupt(format!("writing CSV: {e}")))?;
-        Ok(n)
+        let record = [
+            text(0)?,
+            text(1)?,
+            local(placed).format("%Y-%m-%d %H:%M").to_string(),
+            text(3)?,
+            text(4)?,
+            text(5)?,
+            text(6)?,
+            text(7)?,
+            text(8)?,
+            text(9)?,
+            text(10)?,
+            items.join("; "),
+            r.get::<_, i64>(12)?.to_string(),
+            r.get::<_, i64>(13)?.to_string(),
+            r.get::<_, i64>(14)?.to_string(),
+            r.get::<_, i64>(15)?.to_string(),
+        ];
+        w.write_record(&record).map_err(io)?;
+        n += 1;
     }
+    w.flush().map_err(|e| super::StoreError::Corrupt(format!("writing CSV: {e}")))?;
+    Ok(n)
 }
 
 /// What `pasar purge` removed.

@@ -15,6 +15,7 @@ mod market;
 mod migrations;
 mod outbox;
 mod payment;
+mod report;
 mod shopper;
 
 pub use admin::BackupRequest;

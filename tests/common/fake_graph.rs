@@ -32,6 +32,7 @@ impl WaSent {
             .as_str()
             .or(b["interactive"]["body"]["text"].as_str())
             .or(b["image"]["caption"].as_str())
+            .or(b["document"]["caption"].as_str())
             .unwrap_or_default()
             .to_string()
     }
@@ -39,6 +40,11 @@ impl WaSent {
     /// The media id of a picture sent by its upload.
     pub fn media_id(&self) -> Option<&str> {
         self.body["image"]["id"].as_str()
+    }
+
+    /// The media id and file name of a document sent by its upload.
+    pub fn document(&self) -> Option<(&str, &str)> {
+        Some((self.body["document"]["id"].as_str()?, self.body["document"]["filename"].as_str()?))
     }
 
     /// Every choice offered: (title or description, id).

@@ -1,5 +1,5 @@
 //! A fake Telegram Bot API on 127.0.0.1 with a random port, for several bot tokens. It serves
-//! `getMe`, `getUpdates` (long poll, offsets), `sendMessage`, `sendPhoto`, `editMessageText`,
+//! `getMe`, `getUpdates` (long poll, offsets), `sendMessage`, `sendPhoto`, `sendDocument`, `editMessageText`,
 //! `answerCallbackQuery`, `setMyCommands`, `setWebhook`, `deleteWebhook`, records what the bots
 //! send, and lets a test inject updates, flood-control errors and blocked users.
 #![allow(dead_code)]
@@ -26,6 +26,8 @@ pub struct SentMessage {
     pub at: Instant,
     /// The picture uploaded with a `sendPhoto` (multipart), if any.
     pub photo: Option<Vec<u8>>,
+    /// The file uploaded with a `sendDocument` (multipart), if any: its name and bytes.
+    pub document: Option<(String, Vec<u8>)>,
     /// The picture a `sendPhoto` named instead (a file id or URL), if any.
     pub photo_ref: Option<String>,
 }
@@ -95,18 +97,18 @@ fn message_json(id: i64, chat: i64, text: &str) -> Value {
 
 /// A multipart body (a file upload, as teloxide sends `sendPhoto` with a picture): its text
 /// fields as parameters (each read as JSON where it is JSON, as `chat_id` and `reply_markup`
-/// are), and the bytes of its file.
-async fn multipart(boundary: String, body: Bytes) -> (Value, Option<Vec<u8>>) {
+/// are), and the name and bytes of its file.
+async fn multipart(boundary: String, body: Bytes) -> (Value, Option<(String, Vec<u8>)>) {
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
     let mut parts = multer::Multipart::new(stream, boundary);
     let mut params = serde_json::Map::new();
     let mut file = None;
     while let Ok(Some(field)) = parts.next_field().await {
         let name = field.name().unwrap_or("").to_string();
-        let is_file = field.file_name().is_some();
+        let file_name = field.file_name().map(String::from);
         let Ok(bytes) = field.bytes().await else { break };
-        if is_file {
-            file = Some(bytes.to_vec());
+        if let Some(file_name) = file_name {
+            file = Some((file_name, bytes.to_vec()));
         } else {
             let text = String::from_utf8_lossy(&bytes).to_string();
             let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -129,7 +131,7 @@ async fn api(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok());
-    let (params, photo) = match boundary {
+    let (params, file) = match boundary {
         Some(b) => multipart(b, body).await,
         None => (serde_json::from_slice(&body).unwrap_or(json!({})), None),
     };
@@ -173,7 +175,7 @@ async fn api(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        "sendmessage" | "sendphoto" | "editmessagetext" => {
+        "sendmessage" | "sendphoto" | "senddocument" | "editmessagetext" => {
             let mut fake = state.lock().expect("fake");
             let b = fake.bots.get_mut(&token).expect("bot");
             let chat = params["chat_id"].as_i64().unwrap_or(0);
@@ -240,12 +242,18 @@ async fn api(
                     markup: params["reply_markup"].clone(),
                     at: Instant::now(),
                     photo: None,
+                    document: None,
                     photo_ref: None,
                 });
                 return ok(message_json(target, chat, &text));
             }
             b.next_message += 1;
             let id = b.next_message;
+            let (photo, document) = match file {
+                Some((_, bytes)) if method.eq_ignore_ascii_case("sendphoto") => (Some(bytes), None),
+                Some(file) if method.eq_ignore_ascii_case("senddocument") => (None, Some(file)),
+                _ => (None, None),
+            };
             b.sent.push(SentMessage {
                 id,
                 edit_of: None,
@@ -254,6 +262,7 @@ async fn api(
                 markup: params["reply_markup"].clone(),
                 at: Instant::now(),
                 photo,
+                document,
                 photo_ref,
             });
             ok(message_json(id, chat, &text))
