@@ -141,6 +141,7 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("komoditas_tambah", Key::CmdKomoditasTambah),
             ("komoditas_ubah", Key::CmdKomoditasUbah),
             ("foto", Key::CmdFoto),
+            ("siaran", Key::CmdSiaran),
         ]);
         if menu.city {
             list.extend([
@@ -160,7 +161,13 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
         list.push(("pesanan", Key::CmdPesanan));
     }
     list.push(("status", Key::CmdStatus));
-    list.extend([("batal", Key::CmdBatal), ("bahasa", Key::CmdBahasa), ("bantuan", Key::CmdBantuan)]);
+    list.extend([
+        ("batal", Key::CmdBatal),
+        ("langganan", Key::CmdLangganan),
+        ("berhenti", Key::CmdBerhenti),
+        ("bahasa", Key::CmdBahasa),
+        ("bantuan", Key::CmdBantuan),
+    ]);
     list.into_iter().map(|(c, k)| BotCommand::new(c, texts.get(market, lang, k))).collect()
 }
 
@@ -349,14 +356,16 @@ fn is_server_error(description: &str) -> bool {
         .any(|s| d.contains(s))
 }
 
-async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
+/// Makes one call; on success also the id of the message it left in the chat (a new one, or the
+/// one an edit changed), which is recorded so a later edit can change it.
+async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
     let result = match part {
         Send::Text { text, keyboard } => {
             let mut r = bot.send_message(chat, text);
             if let Some(k) = keyboard {
                 r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
             }
-            r.await.map(|_| ())
+            r.await.map(|m| Some(m.id.0))
         }
         Send::Photo { url, caption, keyboard } => {
             // A URL, or else the file id of a photo sent to this bot (an admin's `/foto`).
@@ -376,16 +385,16 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 Err(e @ RequestError::Api(_)) if matches!(classify_ref(&e), Sent::Refused(_)) => {
                     tracing::warn!(error = %e, "a photo was refused; sending its text alone");
                     if caption.is_empty() {
-                        Ok(())
+                        Ok(None)
                     } else {
                         let mut r = bot.send_message(chat, caption);
                         if let Some(k) = keyboard {
                             r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                         }
-                        r.await.map(|_| ())
+                        r.await.map(|m| Some(m.id.0))
                     }
                 }
-                other => other.map(|_| ()),
+                other => other.map(|m| Some(m.id.0)),
             }
         }
         Send::Qr { content, caption, keyboard } => match crate::domain::qris::png(&content) {
@@ -397,16 +406,16 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 if let Some(k) = keyboard {
                     r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                 }
-                r.await.map(|_| ())
+                r.await.map(|m| Some(m.id.0))
             }
             // Cannot happen for a payload we made (it fits a QR code); the text still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a QR code failed; sending its caption alone");
-                bot.send_message(chat, caption).await.map(|_| ())
+                bot.send_message(chat, caption).await.map(|m| Some(m.id.0))
             }
         },
         Send::Request { text, keyboard } => {
-            bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
+            bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|m| Some(m.id.0))
         }
         Send::Edit { message_id, text, keyboard } => {
             let mut r = bot.edit_message_text(chat, teloxide::types::MessageId(message_id), text.clone());
@@ -414,9 +423,9 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 r = r.reply_markup(k);
             }
             match r.await {
-                Ok(_) => Ok(()),
+                Ok(m) => Ok(Some(m.id.0)),
                 // Pressed twice: the page already shows this.
-                Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+                Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(Some(message_id)),
                 // Too old, deleted, or not ours to edit: show it as a new message instead.
                 Err(RequestError::Api(
                     ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
@@ -425,15 +434,15 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                     if let Some(k) = keyboard {
                         r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                     }
-                    r.await.map(|_| ())
+                    r.await.map(|m| Some(m.id.0))
                 }
                 Err(e) => Err(e),
             }
         }
     };
     match result {
-        Ok(()) => Sent::Ok,
-        Err(e) => classify(e),
+        Ok(id) => (Sent::Ok, id),
+        Err(e) => (classify(e), None),
     }
 }
 
@@ -464,6 +473,9 @@ pub(super) async fn send(
     // defaults), at most eight.
     let per_round = (per_chat.floor() as usize).clamp(1, 8);
     let bot_gap = Duration::from_secs_f64(1.0 / per_bot);
+    // Broadcast messages a round takes: a second of the bot's sending, so ordinary messages
+    // queued during a broadcast wait about a second at most (see `outbox_heads_of`).
+    let bulk = (per_bot.ceil() as usize).max(1);
     // When each chat may get its next call (rate limit or retry backoff).
     let mut chat_ready: HashMap<String, Instant> = HashMap::new();
     let pacer = Arc::new(Pacer::default());
@@ -477,7 +489,7 @@ pub(super) async fn send(
         queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);
         let (heads, recipients) =
-            match start_round(&shared, ChannelKind::Telegram, &market, per_round, queued.as_mut()).await {
+            match start_round(&shared, ChannelKind::Telegram, &market, per_round, bulk, queued.as_mut()).await {
                 Round::Send(heads) => heads,
                 Round::Again => continue,
                 Round::Done => return,
@@ -539,7 +551,14 @@ pub(super) async fn send(
                 continue;
             }
             let message = run.messages.len();
-            run.messages.push(InFlight { id: m.id, attempts: m.attempts, start: done, done, total: parts.len() });
+            run.messages.push(InFlight {
+                id: m.id,
+                attempts: m.attempts,
+                start: done,
+                done,
+                total: parts.len(),
+                platform_id: None,
+            });
             if let Some(menu) = m.message.menu
                 && done == 0
             {
@@ -579,7 +598,11 @@ pub(super) async fn send(
                                 _ => continue,
                             }
                         }
-                        CallKind::Part(part) => deliver(&bot, ChatId(run.chat), part).await,
+                        CallKind::Part(part) => {
+                            let (sent, id) = deliver(&bot, ChatId(run.chat), part).await;
+                            message.platform_id = id.or(message.platform_id);
+                            sent
+                        }
                     };
                     match sent {
                         Sent::Ok => message.done += 1,
@@ -608,7 +631,14 @@ pub(super) async fn send(
                 if m.done > m.start {
                     network_backoff = Duration::from_secs(1);
                     delivered.insert(m.id, m.done);
-                    results.push((m.id, if m.done >= m.total { SendResult::Sent } else { SendResult::Parts(m.done) }));
+                    results.push((
+                        m.id,
+                        match (m.done >= m.total, m.platform_id) {
+                            (true, Some(id)) => SendResult::SentAs(id.to_string()),
+                            (true, None) => SendResult::Sent,
+                            (false, _) => SendResult::Parts(m.done),
+                        },
+                    ));
                 }
             }
             let Some((index, sent)) = run.failure else {
@@ -702,6 +732,8 @@ struct InFlight {
     start: usize,
     done: usize,
     total: usize,
+    /// The message id Telegram gave its last call.
+    platform_id: Option<i32>,
 }
 
 /// One chat's part of a round: its messages, the calls to make on their slots, and how it went.

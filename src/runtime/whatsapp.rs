@@ -470,6 +470,8 @@ pub(super) async fn send(s: Sender) {
     let url = format!("{}/{}/messages", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let media_url = format!("{}/{}/media", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let number_gap = Duration::from_secs_f64(1.0 / s.per_number_per_sec);
+    // Broadcast messages a round takes: about a second of this number's sending.
+    let bulk = (s.per_number_per_sec.ceil() as usize).max(1);
     let burst = f64::from(s.per_user_burst);
     let mut allowances: HashMap<String, Allowance> = HashMap::new();
     let mut held_until: HashMap<String, Instant> = HashMap::new();
@@ -483,7 +485,7 @@ pub(super) async fn send(s: Sender) {
         queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);
         let (heads, recipients) =
-            match start_round(&s.shared, ChannelKind::WhatsApp, &s.market, 1, queued.as_mut()).await {
+            match start_round(&s.shared, ChannelKind::WhatsApp, &s.market, 1, bulk, queued.as_mut()).await {
                 Round::Send(heads) => heads,
                 Round::Again => continue,
                 Round::Done => return,
