@@ -478,7 +478,7 @@ pub(super) async fn send(
     let bulk = (per_bot.ceil() as usize).max(1);
     // When each chat may get its next call (rate limit or retry backoff).
     let mut chat_ready: HashMap<String, Instant> = HashMap::new();
-    let pacer = Arc::new(Pacer::default());
+    let pacer = Arc::new(Pacer::new(per_bot));
     let mut network_backoff = Duration::from_secs(1);
     // Calls delivered but not yet recorded in the store (its write failed): outbox id -> parts.
     let mut delivered: HashMap<i64, usize> = HashMap::new();
@@ -585,6 +585,11 @@ pub(super) async fn send(
                         break; // Held by a 429: the rest waits for the next round.
                     };
                     tokio::time::sleep_until(at.into()).await;
+                    // A task woken late must not start right before one woken on time: the
+                    // calls actually started are counted too.
+                    while let Err(wait) = pacer.admit(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
                     if pacer.held() {
                         break;
                     }
@@ -755,18 +760,58 @@ struct Call {
     what: CallKind,
 }
 
-/// One bot's pace, shared by the runs of a round: when its next call may start, and until when
-/// a 429 holds all of them.
-#[derive(Default)]
+/// One bot's pace, shared by the runs of a round: when its next call may start, until when a
+/// 429 holds all of them, and the calls that actually started lately.
+///
+/// Slots are handed out `1/per_bot` apart, but a task may wake late and start right before
+/// the next one starts on time; so the starts themselves are counted too: at most the bot's
+/// limit in any [`Pacer::window`]. Telegram counts calls as they arrive, and one call's trip
+/// may be shorter than another's: the window is a little longer than the limit's second
+/// ([`ARRIVAL_MARGIN`]), so the API never sees more than the limit in a second.
 struct Pacer(std::sync::Mutex<PacerState>);
+
+/// How much shorter one call's trip to the API may be than another's without the API seeing
+/// more than the limit in one second.
+const ARRIVAL_MARGIN: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct PacerState {
     next: Option<Instant>,
     held_until: Option<Instant>,
+    /// When the latest calls started, oldest first (at most `per_window` of them).
+    started: std::collections::VecDeque<Instant>,
+    per_window: usize,
+    window: Duration,
 }
 
 impl Pacer {
+    fn new(per_bot: f64) -> Pacer {
+        // The limit as whole calls in a window: 30 a second is 30 in a second; 0.5 a second is
+        // one in two seconds.
+        let per_window = (per_bot.floor() as usize).max(1);
+        let window = Duration::from_secs_f64(per_window as f64 / per_bot) + ARRIVAL_MARGIN;
+        Pacer(std::sync::Mutex::new(PacerState { per_window, window, ..PacerState::default() }))
+    }
+
+    /// Counts a call starting `now`, or says how long to wait: the window's oldest start must
+    /// have left it.
+    fn admit(&self, now: Instant) -> Result<(), Duration> {
+        let Ok(mut p) = self.0.lock() else {
+            return Ok(());
+        };
+        if p.started.len() >= p.per_window
+            && let Some(oldest) = p.started.front().copied()
+            && now < oldest + p.window
+        {
+            return Err(oldest + p.window - now);
+        }
+        if p.started.len() >= p.per_window {
+            p.started.pop_front();
+        }
+        p.started.push_back(now);
+        Ok(())
+    }
+
     /// Takes the bot's next slot, no earlier than `not_before`; `None` while a 429 holds the bot.
     fn slot(&self, not_before: Instant, gap: Duration) -> Option<Instant> {
         let mut p = self.0.lock().ok()?;
@@ -856,7 +901,7 @@ mod tests {
 
     #[test]
     fn the_pacer_spaces_the_bots_calls_and_a_429_holds_them_all() {
-        let pacer = Pacer::default();
+        let pacer = Pacer::new(10.0);
         let gap = Duration::from_millis(100);
         let now = Instant::now();
         let first = pacer.slot(now, gap).expect("slot");
@@ -869,6 +914,20 @@ mod tests {
         pacer.hold(Duration::from_secs(1));
         assert!(pacer.held(), "a shorter 429 does not shorten a longer one");
         assert!(pacer.slot(now, gap).is_none(), "no call starts while the bot is held");
+    }
+
+    #[test]
+    fn the_pacer_counts_the_calls_that_started_so_late_wakers_never_crowd_a_second() {
+        let pacer = Pacer::new(3.0);
+        let t = Instant::now();
+        // Three calls woke late, all at once: they may start (three in the window)...
+        for _ in 0..3 {
+            assert_eq!(pacer.admit(t), Ok(()));
+        }
+        // ...but the fourth waits until the first has left the window (a second and a margin).
+        let wait = pacer.admit(t + Duration::from_millis(500)).expect_err("a fourth call in one second");
+        assert_eq!(wait, Duration::from_millis(500) + ARRIVAL_MARGIN);
+        assert_eq!(pacer.admit(t + Duration::from_secs(1) + ARRIVAL_MARGIN), Ok(()));
     }
 
     #[test]
