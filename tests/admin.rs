@@ -616,3 +616,21 @@ fn the_first_order_offers_the_news_once_and_english_shoppers_get_english() {
     assert!(joined(&h.text("berhenti")).contains("won't get news"));
     assert_eq!(h.count("SELECT subscribed FROM subscriptions WHERE user_id = 'ani'"), 0);
 }
+
+#[test]
+fn a_broadcast_under_way_finishes_after_a_restart() {
+    let mut h = market();
+    for who in ["ani", "dewi", "eko"] {
+        as_user(&mut h, who);
+        h.command("/langganan");
+    }
+    as_user(&mut h, "bu-lurah");
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    h.button(&common::payload(&preview, "Kirim"));
+    // The process stops before any count reached the admin; a new one picks the broadcast up
+    // from the database (nothing about it is kept in memory).
+    h.restart();
+    let end = joined(&drain_to(&mut h, "bu-lurah"));
+    assert!(end.contains("Siaran selesai: 3/3 terkirim"), "{end}");
+    assert_eq!(receivers(&h).len(), 3);
+}
