@@ -515,6 +515,14 @@ pub(super) async fn send(s: Sender) {
                 reply_with_number: s.texts.get(&s.market, lang, Key::WaReplyWithNumber),
             };
             let mut parts = whatsapp::render(&m.message, &user, &labels);
+            if !window_open(last_inbound) && m.message.notice.is_none() && m.broadcast {
+                // Market news is not held for when the shopper writes again (it would be old
+                // news by then, and each held message alerts the admins): the broadcast's
+                // counts show it as unreachable.
+                let reason = "unreachable: outside WhatsApp's 24-hour window (market news is not held)";
+                let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason.into())).await;
+                continue;
+            }
             if !window_open(last_inbound) {
                 // Only an approved template may open a conversation.
                 match m.message.notice.and_then(|k| s.templates.get(&k).map(|t| (k, t))) {
@@ -573,6 +581,10 @@ pub(super) async fn send(s: Sender) {
                     tracing::info!(market = %s.market, user = %user, %reason, "too many messages to one user: that chat waits");
                     let _ = mark(&s.shared, m.id, Mark::Error(reason)).await;
                     held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
+                }
+                Sent::OutsideWindow(reason) if m.broadcast => {
+                    let reason = format!("unreachable: outside WhatsApp's 24-hour window: {reason}");
+                    let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason)).await;
                 }
                 Sent::OutsideWindow(reason) => {
                     // WhatsApp knows better than our clock: held like any message outside it.

@@ -13,9 +13,9 @@ use crate::text::Lang;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-/// Why a broadcast message that was never sent is given up when its broadcast ends: an
-/// announcement ("closed tomorrow") delivered days later, when the shopper writes again, would
-/// mislead.
+/// Why a broadcast message still held when its broadcast ends (WhatsApp took it and then said
+/// the shopper was outside its window) is given up: an announcement ("closed tomorrow")
+/// delivered days later, when the shopper writes again, would mislead.
 const HELD_AT_END: &str = "unreachable: held outside the platform's window when the broadcast ended";
 
 /// The shopper's consent in this market (`None`: never asked or answered).

@@ -18,6 +18,8 @@ pub struct OutboxMessage {
     pub parts_sent: usize,
     /// Failed delivery attempts so far.
     pub attempts: u32,
+    /// One of a broadcast's messages (sent after the others; never held for later).
+    pub broadcast: bool,
 }
 
 /// What became of one delivery attempt, for [`Store::record_send_results`].
@@ -89,6 +91,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: 0,
                 attempts: 0,
+                broadcast: false,
             });
         }
         Ok(out)
@@ -113,6 +116,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: 0,
                 attempts: 0,
+                broadcast: false,
             });
         }
         Ok(out)
@@ -174,6 +178,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: usize::try_from(parts_sent).unwrap_or(0),
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                broadcast: is_bulk,
             });
         }
         Ok(out)
