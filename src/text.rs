@@ -467,6 +467,7 @@ keys! {
     CmdSiaran => "cmd_siaran",
     CmdLangganan => "cmd_langganan",
     CmdBerhenti => "cmd_berhenti",
+    AuditBroadcastRecipients => "audit_broadcast_recipients",
     CourierInactive => "courier_inactive",
     TraderListHeader => "trader_list_header",
     TraderListLine => "trader_list_line",

@@ -561,7 +561,7 @@ fn shoppers_opt_in_and_out_and_only_those_in_get_a_broadcast_once() {
 
     let audit = joined(&h.command("/audit 3"));
     assert!(audit.contains(&format!("/siaran {NEWS}")), "{audit}");
-    assert!(audit.contains("/siaran_kirim #1 2 penerima"), "{audit}");
+    assert!(audit.contains("/siaran_kirim #1 ke 2 pembeli"), "{audit}");
 }
 
 #[test]

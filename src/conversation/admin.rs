@@ -1280,7 +1280,7 @@ fn send_broadcast(id: i64, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResu
         actor: turn.user.clone(),
         command: "siaran_kirim".into(),
         object: Some(format!("#{id}")),
-        detail: Some(format!("{} penerima", messages.len())),
+        detail: Some(turn.tf(Key::AuditBroadcastRecipients, &[("count", &messages.len())])),
         at: turn.now,
     })?;
     Ok(())

@@ -76,14 +76,21 @@ impl Store {
     /// Pending messages of one channel, oldest first.
     pub fn pending_outbox(&self, channel: ChannelKind, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, market, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' ORDER BY id",
+            "SELECT id, market, recipient, message, broadcast_id IS NOT NULL FROM outbox
+             WHERE channel = ?1 AND status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map(params![channel.code()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
-            let (id, market, recipient, json) = row?;
+            let (id, market, recipient, json, broadcast) = row?;
             out.push(OutboxMessage {
                 id,
                 market,
@@ -91,7 +98,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: 0,
                 attempts: 0,
-                broadcast: false,
+                broadcast,
             });
         }
         Ok(out)
@@ -100,15 +107,15 @@ impl Store {
     /// Pending messages for one recipient in one market, oldest first.
     pub fn pending_outbox_for(&self, market: &str, to: &UserKey, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3
-             ORDER BY id",
+            "SELECT id, message, broadcast_id IS NOT NULL FROM outbox
+             WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![to.channel.code(), market, to.id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
-            let (id, json) = row?;
+            let (id, json, broadcast) = row?;
             out.push(OutboxMessage {
                 id,
                 market: market.to_string(),
@@ -116,7 +123,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: 0,
                 attempts: 0,
-                broadcast: false,
+                broadcast,
             });
         }
         Ok(out)
