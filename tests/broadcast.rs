@@ -149,6 +149,12 @@ fn a_broadcast_reaches_a_thousand_shoppers_once_within_the_limits_and_its_progre
         fake.sent_to(BLIMBING, ADMIN).into_iter().filter(|m| m.edit_of == Some(preview.id)).map(|m| m.text).collect();
     assert!(progress[0].contains("Siaran: 0/1000 terkirim"), "{progress:?}");
     assert_eq!(progress.iter().filter(|t| t.contains("Siaran selesai")).count(), 1, "{progress:?}");
+    // Sending takes ten seconds at least (1,000 at 100 a second) and the progress is edited
+    // every three: the admin saw it grow on the way.
+    let sent: Vec<u32> =
+        progress.iter().filter_map(|t| t.split(": ").nth(1)?.split('/').next()?.parse().ok()).collect();
+    assert!(sent.windows(2).all(|w| w[0] <= w[1]), "the count only grows: {progress:?}");
+    assert!(sent.iter().any(|n| (1..1000).contains(n)), "edited on the way: {progress:?}");
     // Never above the bot's limit in any second (as the fake saw the calls arrive), never two
     // calls to one chat within a second.
     let (busiest, closest) = busiest_second_and_closest_pair(&fake);
