@@ -321,7 +321,7 @@ impl Store {
         };
         let current: Option<Option<String>> = self
             .conn()
-            .prepare_cached("SELECT delivery FROM outbox WHERE platform_id = ?1")?
+            .prepare_cached("SELECT delivery FROM outbox WHERE platform_id = ?1 AND channel = 'whatsapp'")?
             .query_row([platform_id], |r| r.get(0))
             .optional()?;
         let Some(current) = current else {
@@ -330,7 +330,8 @@ impl Store {
         if rank(status) > current.as_deref().map(rank).unwrap_or(0) {
             self.conn()
                 .prepare_cached(
-                    "UPDATE outbox SET delivery = ?2, last_error = COALESCE(?3, last_error) WHERE platform_id = ?1",
+                    "UPDATE outbox SET delivery = ?2, last_error = COALESCE(?3, last_error)
+                     WHERE platform_id = ?1 AND channel = 'whatsapp'",
                 )?
                 .execute(params![platform_id, status, error])?;
         }
@@ -338,13 +339,17 @@ impl Store {
     }
 
     /// A message the platform accepted but could not deliver for now (WhatsApp's 131047,
-    /// reported later in a status): it is held again, whole, until the user writes.
+    /// reported later in a status): it is held again, whole, until the user writes; a
+    /// broadcast's message is given up instead (market news is not kept for later) and counts
+    /// as unreachable.
     pub fn hold_again(&mut self, platform_id: &str, reason: &str) -> StoreResult<bool> {
         let n = self
             .conn()
             .prepare_cached(
-                "UPDATE outbox SET status = 'held', parts_sent = 0, platform_id = NULL, last_error = ?2
-                 WHERE platform_id = ?1 AND status = 'sent'",
+                "UPDATE outbox SET parts_sent = 0, platform_id = NULL,
+                        status = CASE WHEN broadcast_id IS NULL THEN 'held' ELSE 'failed' END,
+                        last_error = CASE WHEN broadcast_id IS NULL THEN ?2 ELSE 'unreachable: ' || ?2 END
+                 WHERE platform_id = ?1 AND channel = 'whatsapp' AND status = 'sent'",
             )?
             .execute(params![platform_id, reason])?;
         Ok(n > 0)
