@@ -581,6 +581,15 @@ fn a_cancelled_draft_sends_nothing_and_its_buttons_are_stale() {
     assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"));
     assert!(joined(&h.button(&cancel)).contains("sudah tidak berlaku"));
     assert!(joined(&h.button("a:bc:999")).contains("sudah tidak berlaku"), "a forged id");
+    // The city admin's draft in Pasar Blimbing, pressed in Pasar Dinoyo's bot: not that market's.
+    as_user(&mut h, CITY);
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    let send = common::payload(&preview, "Kirim");
+    h.market = "dinoyo".into();
+    assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"), "another market's broadcast");
+    h.market = "blimbing".into();
+    assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts WHERE status = 'draft' AND market = 'blimbing'"), 1);
+    as_user(&mut h, "bu-lurah");
     assert!(receivers(&h).is_empty());
     assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts WHERE status = 'cancelled'"), 1);
     // A market admin's button is not for a shopper, even if they are subscribed.
