@@ -40,6 +40,7 @@ fn line(command: &str) -> String {
         "pembayaran" => "/pembayaran 31/02".into(),
         "admin_hapus" => "/admin_hapus".into(),
         "admin_tambah" => "/admin_tambah".into(),
+        "siaran" => "/siaran uji coba".into(),
         other => format!("/{other}"),
     }
 }
@@ -86,6 +87,7 @@ fn every_admin_command_by_every_role() {
         as_user(&mut h, who);
         let help = joined(&h.command("/bantuan"));
         assert_eq!(help.contains("/lunas"), admin, "{who}: {help}");
+        assert_eq!(help.contains("/siaran"), admin, "{who}: {help}");
         assert_eq!(help.contains("/admin_tambah"), city, "{who}: {help}");
     }
 }
@@ -617,4 +619,180 @@ fn an_admin_who_also_trades_reaches_both_order_lists() {
     assert!(own.contains(&number), "her stall's open orders: {own}");
     let market_view = joined(&h.command(&format!("/pesanan {number}")));
     assert!(market_view.contains("Ani Rahayu") && market_view.contains("Sayur Bu Sri"), "{market_view}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broadcasts (/siaran)
+
+const NEWS: &str = "Besok pasar tutup jam 12 untuk kerja bakti";
+
+/// Who got a broadcast message (its text contains `NEWS`), and how many times.
+fn receivers(h: &Harness) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    let mut stmt = conn
+        .prepare(
+            "SELECT recipient, COUNT(*) FROM outbox WHERE broadcast_id IS NOT NULL AND message LIKE '%kerja bakti%'
+             GROUP BY recipient ORDER BY recipient",
+        )
+        .expect("query");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").map(|r| r.expect("row")).collect()
+}
+
+/// The messages queued for `who` since the last time they were read (the engine's timers run
+/// first), marking them sent.
+fn drain_to(h: &mut Harness, who: &str) -> Vec<pasar_online::channel::Outbound> {
+    h.engine.process_pending().expect("process");
+    let pending = h.engine.store().pending_outbox(ChannelKind::Console, 10_000).expect("outbox");
+    let now = h.engine.now();
+    let mut mine = Vec::new();
+    for m in pending {
+        h.engine.store().mark_sent(m.id, now).expect("sent");
+        if m.to.id == who {
+            mine.push(m.message);
+        }
+    }
+    mine
+}
+
+#[test]
+fn shoppers_opt_in_and_out_and_only_those_in_get_a_broadcast_once() {
+    let mut h = market();
+    as_user(&mut h, "ani");
+    let r = joined(&h.command("/langganan"));
+    assert!(r.contains("akan dapat info dari Pasar Blimbing") && r.contains("/berhenti"), "{r}");
+    as_user(&mut h, "dewi");
+    h.command("/langganan");
+    as_user(&mut h, "eko");
+    h.command("/langganan");
+    let r = joined(&h.command("/berhenti"));
+    assert!(r.contains("tidak akan dapat info") && r.contains("/langganan"), "{r}");
+    as_user(&mut h, "fajar"); // never asked: not a subscriber
+    h.command("/start");
+
+    as_user(&mut h, "bu-lurah");
+    let r = joined(&h.command("/siaran"));
+    assert!(r.contains("Tulis: /siaran"), "empty: {r}");
+    let r = joined(&h.command(&format!("/siaran {}", "x".repeat(1001))));
+    assert!(r.contains("Tulis: /siaran") && r.contains("1000"), "too long: {r}");
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    let text = joined(&preview);
+    assert!(text.contains("Pratinjau siaran"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "📣 Info dari Pasar Blimbing:\n\n{NEWS}\n\n— Tidak mau dapat info lagi? Ketik /berhenti"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Akan dikirim ke 2 pembeli"), "{text}");
+    assert!(receivers(&h).is_empty(), "nothing goes before the confirm");
+    let send = common::payload(&preview, "Kirim");
+    common::payload(&preview, "Batal");
+
+    // Only the admin who wrote it may send it: another admin's press is stale.
+    as_user(&mut h, CITY);
+    assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"));
+    // A shopper's forged press: stale too, and the draft is untouched.
+    as_user(&mut h, "ani");
+    assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"));
+    assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts WHERE status = 'draft'"), 1);
+
+    as_user(&mut h, "bu-lurah");
+    let r = joined(&h.button(&send));
+    assert!(r.contains("Siaran: 0/2 terkirim, 0 gagal, 0 tidak terjangkau"), "{r}");
+    // Every message went (the harness delivers them): the terminal cannot edit, so the admin
+    // gets the final counts as a new message, and the broadcast is done.
+    let end = joined(&drain_to(&mut h, "bu-lurah"));
+    assert!(end.contains("Siaran selesai: 2/2 terkirim, 0 gagal, 0 tidak terjangkau"), "{end}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts WHERE status = 'done' AND sent = 2"), 1);
+    assert!(drain_to(&mut h, "bu-lurah").is_empty(), "the end is told once");
+    // Pressed again: nothing more is sent.
+    assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"));
+    assert_eq!(receivers(&h), vec![("ani".to_string(), 1), ("dewi".to_string(), 1)]);
+    let got =
+        h.count("SELECT COUNT(*) FROM outbox WHERE message LIKE '%kerja bakti%' AND recipient IN ('eko', 'fajar')");
+    assert_eq!(got, 0, "opted out and never opted in get nothing");
+
+    let audit = joined(&h.command("/audit 3"));
+    assert!(audit.contains(&format!("/siaran {NEWS}")), "{audit}");
+    assert!(audit.contains("/siaran_kirim #1 ke 2 pembeli"), "{audit}");
+}
+
+#[test]
+fn a_cancelled_draft_sends_nothing_and_its_buttons_are_stale() {
+    let mut h = market();
+    as_user(&mut h, "bu-lurah");
+    assert!(
+        joined(&h.command(&format!("/siaran {NEWS}"))).contains("Belum ada pembeli Pasar Blimbing yang berlangganan")
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts"), 0);
+    as_user(&mut h, "ani");
+    h.command("/langganan");
+    as_user(&mut h, "bu-lurah");
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    let (send, cancel) = (common::payload(&preview, "Kirim"), common::payload(&preview, "Batal"));
+    assert!(joined(&h.button(&cancel)).contains("Siaran dibatalkan"));
+    assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"));
+    assert!(joined(&h.button(&cancel)).contains("sudah tidak berlaku"));
+    assert!(joined(&h.button("a:bc:999")).contains("sudah tidak berlaku"), "a forged id");
+    // The city admin's draft in Pasar Blimbing, pressed in Pasar Dinoyo's bot: not that market's.
+    as_user(&mut h, CITY);
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    let send = common::payload(&preview, "Kirim");
+    h.market = "dinoyo".into();
+    assert!(joined(&h.button(&send)).contains("sudah tidak berlaku"), "another market's broadcast");
+    h.market = "blimbing".into();
+    assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts WHERE status = 'draft' AND market = 'blimbing'"), 1);
+    as_user(&mut h, "bu-lurah");
+    assert!(receivers(&h).is_empty());
+    assert_eq!(h.count("SELECT COUNT(*) FROM broadcasts WHERE status = 'cancelled'"), 1);
+    // A market admin's button is not for a shopper, even if they are subscribed.
+    as_user(&mut h, "ani");
+    assert!(joined(&h.command(&format!("/siaran {NEWS}"))).contains(UNKNOWN));
+}
+
+#[test]
+fn the_first_order_offers_the_news_once_and_english_shoppers_get_english() {
+    let mut h = market();
+    let number = common::market::place_order(&mut h, "ani", None);
+    let placed = h.engine.store().recent_sent_to("blimbing", &h.user, 20).expect("sent");
+    let offer = placed.iter().find(|m| m.text.contains(number.as_str())).expect("order placed message");
+    let button = offer.buttons.iter().find(|b| b.payload == "sub").expect("the news button under the first order");
+    assert!(button.label.contains("Mau dapat info dari pasar"), "{button:?}");
+    let second = common::market::place_order(&mut h, "ani", None);
+    let placed = h.engine.store().recent_sent_to("blimbing", &h.user, 20).expect("sent");
+    let again = placed.iter().find(|m| m.text.contains(second.as_str())).expect("second order placed");
+    assert!(again.buttons.iter().all(|b| b.payload != "sub"), "asked once: {again:?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM subscriptions"), 0, "an order is no consent");
+    h.command("/bahasa en");
+    let r = joined(&h.button("sub"));
+    assert!(r.contains("You'll get news from Pasar Blimbing"), "{r}");
+
+    as_user(&mut h, "bu-lurah");
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    h.button(&common::payload(&preview, "Kirim"));
+    as_user(&mut h, "ani");
+    let got = h.engine.store().recent_sent_to("blimbing", &h.user, 5).expect("sent");
+    let news = got.iter().find(|m| m.text.contains(NEWS)).expect("the broadcast");
+    assert!(news.text.starts_with("📣 News from Pasar Blimbing") && news.text.ends_with("Type /berhenti"), "{news:?}");
+    // Typed without the slash (as on WhatsApp) works too.
+    assert!(joined(&h.text("berhenti")).contains("won't get news"));
+    assert_eq!(h.count("SELECT subscribed FROM subscriptions WHERE user_id = 'ani'"), 0);
+}
+
+#[test]
+fn a_broadcast_under_way_finishes_after_a_restart() {
+    let mut h = market();
+    for who in ["ani", "dewi", "eko"] {
+        as_user(&mut h, who);
+        h.command("/langganan");
+    }
+    as_user(&mut h, "bu-lurah");
+    let preview = h.command(&format!("/siaran {NEWS}"));
+    h.button(&common::payload(&preview, "Kirim"));
+    // The process stops before any count reached the admin; a new one picks the broadcast up
+    // from the database (nothing about it is kept in memory).
+    h.restart();
+    let end = joined(&drain_to(&mut h, "bu-lurah"));
+    assert!(end.contains("Siaran selesai: 3/3 terkirim"), "{end}");
+    assert_eq!(receivers(&h).len(), 3);
 }

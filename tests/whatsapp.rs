@@ -740,3 +740,37 @@ fn an_admin_on_whatsapp_gets_the_chart_and_the_csv_as_uploaded_media() {
     let body = body.strip_prefix('\u{feff}').expect("a byte-order mark");
     assert!(body.starts_with("market,order,placed_at_wib,") && body.contains(&number), "{body}");
 }
+
+#[test]
+fn market_news_on_whatsapp_reaches_shoppers_in_the_window_and_counts_the_others_unreachable() {
+    const NEWS: &str = "Besok pasar tutup jam 12 untuk kerja bakti";
+    const AWAY: &str = "6285700003333";
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pasar = start(&graph, None, dir.path());
+    let port = pasar.1;
+    let mut admin = Chat { port, from: ADMIN, n: 0 };
+    let mut shopper = Chat { port, from: SHOPPER, n: 0 };
+    let mut away = Chat { port, from: AWAY, n: 0 };
+    shopper.text("/langganan");
+    graph.wait_for(SHOPPER, "akan dapat info dari Pasar Blimbing", 0);
+    away.text("langganan");
+    graph.wait_for(AWAY, "akan dapat info dari Pasar Blimbing", 0);
+    // This one last wrote two days ago: WhatsApp takes no free-form message to them now.
+    wrote_hours_ago(dir.path(), AWAY, 48);
+    let (shopper_seen, away_seen) = (graph.sent_to(SHOPPER).len(), graph.sent_to(AWAY).len());
+
+    admin.text(&format!("/siaran {NEWS}"));
+    let (preview, seen) = graph.wait_for(ADMIN, "Pratinjau siaran", 0);
+    assert!(preview.text().contains("Akan dikirim ke 2 pembeli"), "{}", preview.text());
+    admin.press(&preview.choice("Kirim").expect("Kirim"));
+    // WhatsApp cannot edit: the progress is a new message, and so is the end.
+    let (_, seen) = graph.wait_for(ADMIN, "Siaran: 0/2 terkirim", seen);
+    let (news, _) = graph.wait_for(SHOPPER, NEWS, shopper_seen);
+    assert!(news.text().ends_with("Ketik /berhenti"), "{}", news.text());
+    let (end, _) = graph.wait_for(ADMIN, "Siaran selesai", seen);
+    assert!(end.text().contains("1/2 terkirim, 0 gagal, 1 tidak terjangkau"), "{}", end.text());
+    assert_eq!(graph.sent_to(AWAY).len(), away_seen, "nothing outside the window");
+    assert!(graph.sent_to(ADMIN).iter().all(|m| !m.text().contains("ditahan")), "no held-message alerts");
+    assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM outbox WHERE status = 'held'"), 0, "old news is not kept");
+}

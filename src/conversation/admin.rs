@@ -42,6 +42,8 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         return match super::payload::Action::parse(payload) {
             Some(super::payload::Action::AdminOrders { filter, page }) => list_orders(filter, page, repo, turn),
             Some(super::payload::Action::AdminOrder(number)) => show_order(&number, repo, turn),
+            Some(super::payload::Action::BroadcastSend(id)) => send_broadcast(id, repo, turn),
+            Some(super::payload::Action::BroadcastCancel(id)) => cancel_broadcast(id, repo, turn),
             _ => {
                 turn.say(Key::StaleButton);
                 Ok(())
@@ -82,6 +84,7 @@ pub fn step(input: &Inbound, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         "aktif" => set_active(args, true, repo, turn),
         "statistik" => super::report::statistics(args, repo, turn),
         "ekspor" => super::report::export(args, repo, turn),
+        "siaran" => draft_broadcast(args, repo, turn),
         "pesanan" => {
             let a = args.trim();
             if a.is_empty() {
@@ -1192,5 +1195,113 @@ fn set_photo(args: &str, photo: Option<&str>, repo: &mut dyn Repo, turn: &mut Tu
     let key = if photo.is_some() { Key::PhotoSet } else { Key::PhotoRemoved };
     let text = turn.tf(key, &[("commodity", &commodity.display_name(turn.lang)), ("market", &turn.market.name)]);
     turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// A broadcast as one shopper gets it: the market's name, the admin's words, and how to stop.
+fn broadcast_message(turn: &Turn<'_>, lang: crate::text::Lang, text: &str) -> String {
+    turn.tf_in(lang, Key::BroadcastMessage, &[("market", &turn.market.name), ("text", &text)])
+}
+
+fn broadcast_counts_text(turn: &Turn<'_>, key: Key, total: usize) -> String {
+    turn.tf(key, &[("sent", &0), ("total", &total), ("failed", &0), ("unreachable", &0)])
+}
+
+/// `/siaran Besok pasar tutup jam 12 untuk kerja bakti`: a draft, shown to the admin exactly as
+/// shoppers will get it and with how many will get it, to send with a button (or cancel). Only
+/// shoppers who opted in (`/langganan`) get it.
+fn draft_broadcast(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let Some(text) = crate::domain::broadcast::BroadcastText::parse(args) else {
+        let text = turn.tf(Key::BroadcastUsage, &[("max", &crate::domain::broadcast::MAX_BROADCAST_CHARS)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    };
+    let count = repo.subscriber_count()?;
+    if count == 0 {
+        let text = turn.tf(Key::BroadcastNoSubscribers, &[("market", &turn.market.name)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let id = repo.create_broadcast(turn.user, &text)?;
+    let message = broadcast_message(turn, turn.lang, text.as_str());
+    let preview = turn.tf(Key::BroadcastPreview, &[("message", &message), ("count", &count)]);
+    let buttons = vec![
+        turn.button(Key::BtnBroadcastSend, super::payload::Action::BroadcastSend(id).encode()),
+        turn.button(Key::BtnBroadcastCancel, super::payload::Action::BroadcastCancel(id).encode()),
+    ];
+    turn.reply(Outbound::with_buttons(preview, buttons));
+    Ok(())
+}
+
+/// The admin's own draft of this market, still a draft: anything else is a stale or forged
+/// press.
+fn own_draft(id: i64, repo: &mut dyn Repo, turn: &Turn<'_>) -> RepoResult<Option<crate::domain::broadcast::Broadcast>> {
+    Ok(repo
+        .broadcast(id)?
+        .filter(|b| b.status == crate::domain::broadcast::BroadcastStatus::Draft && &b.by == turn.user))
+}
+
+/// "✅ Kirim" under a draft: one message per subscriber goes into the outbox (sent after
+/// ordinary messages, within the platform's limits), and the preview becomes the progress
+/// message the engine's timer keeps up to date. A second press finds no draft and sends nothing.
+fn send_broadcast(id: i64, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    let Some(draft) = own_draft(id, repo, turn)? else {
+        turn.say(Key::StaleButton);
+        return Ok(());
+    };
+    let subscribers = repo.subscribers()?;
+    let mut rendered: Vec<(crate::text::Lang, String)> = Vec::new();
+    let mut messages = Vec::with_capacity(subscribers.len());
+    for (user, lang) in &subscribers {
+        let lang = lang.unwrap_or(turn.default_lang);
+        let text = match rendered.iter().find(|(l, _)| *l == lang) {
+            Some((_, t)) => t.clone(),
+            None => {
+                let t = broadcast_message(turn, lang, &draft.text);
+                rendered.push((lang, t.clone()));
+                t
+            }
+        };
+        messages.push(crate::channel::Envelope {
+            market: turn.market.slug.clone(),
+            to: user.clone(),
+            message: Outbound::text(text),
+        });
+    }
+    let text = broadcast_counts_text(turn, Key::BroadcastProgress, messages.len());
+    let progress = crate::channel::Envelope {
+        market: turn.market.slug.clone(),
+        to: turn.user.clone(),
+        message: Outbound { replaces: turn.pressed_on.map(str::to_string), ..Outbound::text(text) },
+    };
+    if !repo.start_broadcast(id, &messages, &progress)? {
+        turn.say(Key::StaleButton);
+        return Ok(());
+    }
+    repo.record_admin_action(&super::AdminAction {
+        actor: turn.user.clone(),
+        command: "siaran_kirim".into(),
+        object: Some(format!("#{id}")),
+        detail: Some(turn.tf(Key::AuditBroadcastRecipients, &[("count", &messages.len())])),
+        at: turn.now,
+    })?;
+    Ok(())
+}
+
+/// "❌ Batal" under a draft: nothing is sent.
+fn cancel_broadcast(id: i64, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
+    if own_draft(id, repo, turn)?.is_none() || !repo.cancel_broadcast(id)? {
+        turn.say(Key::StaleButton);
+        return Ok(());
+    }
+    repo.record_admin_action(&super::AdminAction {
+        actor: turn.user.clone(),
+        command: "siaran_batal".into(),
+        object: Some(format!("#{id}")),
+        detail: None,
+        at: turn.now,
+    })?;
+    let text = turn.t(Key::BroadcastCancelled);
+    turn.reply(Outbound { replaces: turn.pressed_on.map(str::to_string), ..Outbound::text(text) });
     Ok(())
 }

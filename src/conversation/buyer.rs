@@ -212,6 +212,8 @@ fn command(
         }
         "menu" => show_menu(repo, turn),
         "bantuan" | "help" => act(state, Action::Help, repo, turn),
+        "langganan" | "subscribe" => act(state, Action::Subscribe, repo, turn),
+        "berhenti" | "unsubscribe" | "stop" => act(state, Action::Unsubscribe, repo, turn),
         "belanja" | "shop" => act(state, Action::Shop, repo, turn),
         "keranjang" | "cart" => act(state, Action::Cart, repo, turn),
         "pesanan" | "orders" => act(state, Action::Orders, repo, turn),
@@ -280,6 +282,8 @@ fn typed_action(text: &str) -> Option<Action> {
         "bahasa" | "language" => Action::LanguageMenu,
         "batal" | "cancel" | "gak jadi" | "nggak jadi" | "ora sido" => Action::Abort,
         "checkout" | "bayar" => Action::Checkout,
+        "langganan" | "subscribe" => Action::Subscribe,
+        "berhenti" | "stop" | "unsubscribe" => Action::Unsubscribe,
         _ => return None,
     })
 }
@@ -619,7 +623,21 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         | Action::TraderShortage(_)
         | Action::TraderDropLine(_)
         | Action::AdminOrders { .. }
-        | Action::AdminOrder(_) => stale(state, turn),
+        | Action::AdminOrder(_)
+        | Action::BroadcastSend(_)
+        | Action::BroadcastCancel(_) => stale(state, turn),
+        Action::Subscribe => {
+            repo.set_subscription(true)?;
+            let text = turn.tf(Key::SubscribeDone, &[("market", &turn.market.name)]);
+            turn.reply(Outbound::text(text));
+            Ok(state)
+        }
+        Action::Unsubscribe => {
+            repo.set_subscription(false)?;
+            let text = turn.tf(Key::UnsubscribeDone, &[("market", &turn.market.name)]);
+            turn.reply(Outbound::text(text));
+            Ok(state)
+        }
         Action::Language(lang) => {
             repo.set_language(lang)?;
             turn.lang = lang;
@@ -1494,8 +1512,12 @@ fn place_order(
             ("slot", &slot_label(turn, &checkout.slot)),
         ],
     );
-    let buttons =
+    let mut buttons =
         vec![turn.button(Key::BtnOrders, Action::Orders.encode()), turn.button(Key::BtnMenu, Action::Menu.encode())];
+    // Consent to the market's news is asked once, under the first order, and never assumed.
+    if repo.subscription()?.is_none() && repo.orders(2)?.len() == 1 {
+        buttons.push(turn.button(Key::BtnSubscribe, Action::Subscribe.encode()));
+    }
     turn.reply(Outbound::with_buttons(text, buttons));
     Ok(BuyerState::MainMenu)
 }

@@ -255,7 +255,49 @@ impl Engine {
         }
         handled += self.run_timers()?;
         handled += self.run_backups()?;
+        handled += self.run_broadcasts()?;
         Ok(handled)
+    }
+
+    /// Keeps each sending broadcast's admin told: the counts (sent, failed, unreachable) edited
+    /// into their progress message at most every few seconds where the platform can edit
+    /// (Telegram), and the final counts once every message is sent or given up (on other
+    /// platforms as a new message), which ends the broadcast. The counts come from the outbox
+    /// and the state is in the broadcast's row, so a restart picks up where it was. Returns how
+    /// many messages were queued.
+    pub fn run_broadcasts(&mut self) -> StoreResult<usize> {
+        use crate::domain::broadcast::{Report, next_report};
+        let now = self.clock.now();
+        let mut queued = 0;
+        for b in self.store.sending_broadcasts()? {
+            let counts = self.store.broadcast_counts(b.id)?;
+            let can_edit = b.by.channel == crate::channel::ChannelKind::Telegram;
+            let (replaces, key, finished) = match next_report(&b, &counts, now, can_edit) {
+                Report::Nothing => continue,
+                Report::Edit(id) => (Some(id), Key::BroadcastProgress, false),
+                Report::Final(id) => (id, Key::BroadcastDone, true),
+            };
+            let lang = self.store.language_of(&b.by)?.unwrap_or(self.default_lang);
+            let text = self.texts.render(
+                &b.market,
+                lang,
+                key,
+                &[
+                    ("sent", &counts.sent),
+                    ("total", &counts.total()),
+                    ("failed", &counts.failed),
+                    ("unreachable", &counts.unreachable),
+                ],
+            );
+            let message = Outbound { replaces, ..Outbound::text(text) };
+            let envelope = Envelope { market: b.market.clone(), to: b.by.clone(), message };
+            self.store.report_broadcast(b.id, &counts, &envelope, finished, now)?;
+            if finished {
+                tracing::info!(market = %b.market, broadcast = b.id, sent = counts.sent, failed = counts.failed, unreachable = counts.unreachable, "broadcast finished");
+            }
+            queued += 1;
+        }
+        Ok(queued)
     }
 
     /// Acts on every trader deadline that has passed (reminder, admin, cancel), every courier

@@ -92,6 +92,10 @@ pub trait ShopperRepo {
     fn slot_orders(&mut self, slots: &[crate::domain::slot::SlotChoice]) -> RepoResult<Vec<u32>>;
     /// Cancels the shopper's own order if no trader has confirmed any of it; returns its id.
     fn cancel_order(&mut self, number: &OrderNumber, now: DateTime<Utc>) -> RepoResult<Result<i64, CancelRefusal>>;
+    /// Whether the shopper agreed to this market's news (`None`: they never said).
+    fn subscription(&mut self) -> RepoResult<Option<bool>>;
+    /// The shopper opts in to this market's news (`/langganan`) or out (`/berhenti`).
+    fn set_subscription(&mut self, on: bool) -> RepoResult<()>;
 }
 
 /// A stored order.
@@ -259,9 +263,26 @@ pub trait ReportRepo {
     ) -> RepoResult<(String, usize)>;
 }
 
+/// A market's broadcasts (`/siaran`) and the shoppers who agreed to get them, inside the current
+/// transaction.
+pub trait BroadcastRepo {
+    /// The market's shoppers who opted in, each with their language.
+    fn subscribers(&mut self) -> RepoResult<Vec<(UserKey, Option<Lang>)>>;
+    fn subscriber_count(&mut self) -> RepoResult<usize>;
+    /// Stores a draft by this admin; returns its id.
+    fn create_broadcast(&mut self, by: &UserKey, text: &crate::domain::broadcast::BroadcastText) -> RepoResult<i64>;
+    /// A broadcast of this market.
+    fn broadcast(&mut self, id: i64) -> RepoResult<Option<crate::domain::broadcast::Broadcast>>;
+    /// A draft is cancelled; false (nothing changed) for anything else.
+    fn cancel_broadcast(&mut self, id: i64) -> RepoResult<bool>;
+    /// A draft starts sending: its messages (one per subscriber, sent after ordinary messages)
+    /// and the admin's progress message are queued. False (nothing queued) unless it was a draft.
+    fn start_broadcast(&mut self, id: i64, messages: &[Envelope], progress: &Envelope) -> RepoResult<bool>;
+}
+
 /// Market-wide data the order lifecycle, traders and admins work on, inside the current
 /// transaction. Implemented by the store, scoped to one market.
-pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo + ReportRepo {
+pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo + ReportRepo + BroadcastRepo {
     /// The language a user chose, if any.
     fn language_of(&mut self, user: &UserKey) -> RepoResult<Option<Lang>>;
     /// Admins of this market granted at run time (config admins come from the [`Policy`]).
@@ -495,6 +516,7 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "foto",
     "statistik",
     "ekspor",
+    "siaran",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
 pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan"];
@@ -530,6 +552,7 @@ pub const COMMAND_ALIASES: &[(&str, &str)] = &[
     ("photo", "foto"),
     ("stats", "statistik"),
     ("export", "ekspor"),
+    ("broadcast", "siaran"),
     ("add_admin", "admin_tambah"),
     ("remove_admin", "admin_hapus"),
     ("backup", "cadangan"),

@@ -72,6 +72,14 @@ pub enum Action {
     },
     /// An admin opens one order.
     AdminOrder(OrderNumber),
+    /// The admin confirms their broadcast draft: it is sent.
+    BroadcastSend(i64),
+    /// The admin drops their broadcast draft.
+    BroadcastCancel(i64),
+    /// The shopper agrees to get the market's news.
+    Subscribe,
+    /// The shopper no longer wants the market's news.
+    Unsubscribe,
     /// "Something ran out" on a part already accepted: choose the line (by sub-order).
     TraderShortage(i64),
     /// That line ran out after all (by line).
@@ -172,6 +180,10 @@ impl Action {
             Action::TraderPack(id) => format!("t:pack:{id}"),
             Action::AdminOrders { filter, page } => format!("a:list:{}:{page}", filter.code()),
             Action::AdminOrder(n) => format!("a:ord:{n}"),
+            Action::BroadcastSend(id) => format!("a:bc:{id}"),
+            Action::BroadcastCancel(id) => format!("a:bx:{id}"),
+            Action::Subscribe => "sub".into(),
+            Action::Unsubscribe => "unsub".into(),
             Action::TraderShortage(id) => format!("t:short:{id}"),
             Action::TraderDropLine(id) => format!("t:drop:{id}"),
             Action::Track(n) => format!("track:{n}"),
@@ -206,7 +218,10 @@ impl Action {
 
     /// Buttons only admins may press.
     pub fn is_admin(&self) -> bool {
-        matches!(self, Action::AdminOrders { .. } | Action::AdminOrder(_))
+        matches!(
+            self,
+            Action::AdminOrders { .. } | Action::AdminOrder(_) | Action::BroadcastSend(_) | Action::BroadcastCancel(_)
+        )
     }
 
     /// Buttons only a stall's trader may press.
@@ -270,6 +285,8 @@ impl Action {
                     }
                 }
                 "ord" => Action::AdminOrder(OrderNumber::parse(arg)?),
+                "bc" => Action::BroadcastSend(id(arg)?),
+                "bx" => Action::BroadcastCancel(id(arg)?),
                 _ => return None,
             });
         }
@@ -327,6 +344,8 @@ impl Action {
             ("lang", Some(r)) => Action::Language(Lang::from_code(r)?),
             ("help", None) => Action::Help,
             ("search", None) => Action::Search,
+            ("sub", None) => Action::Subscribe,
+            ("unsub", None) => Action::Unsubscribe,
             ("agree", Some(r)) => Action::AgreeChanges(id(r)?),
             ("dropst", Some(r)) => Action::DropStall(id(r)?),
             ("ack", Some(r)) => Action::AcknowledgeDrop(id(r)?),
@@ -396,6 +415,10 @@ mod tests {
             Action::TraderPack(1),
             Action::AdminOrders { filter: crate::domain::order::OrderFilter::Payment, page: 3 },
             Action::AdminOrder(OrderNumber::new("BLB", 12345)),
+            Action::BroadcastSend(123456789),
+            Action::BroadcastCancel(1),
+            Action::Subscribe,
+            Action::Unsubscribe,
             Action::TraderShortage(1),
             Action::TraderDropLine(1),
             Action::Track(OrderNumber::new("BLB", 12345)),
@@ -447,6 +470,10 @@ mod tests {
             "rate:1:2",
             "rate:1:x:3",
             "rate:1:2:3:4",
+            "a:bc:0",
+            "a:bc:x",
+            "a:bx:",
+            "sub:1",
             &"a".repeat(65),
         ] {
             assert_eq!(Action::parse(bad), None, "{bad}");

@@ -142,9 +142,10 @@ pub(crate) async fn read_heads(
     channel: crate::channel::ChannelKind,
     market: &str,
     per_chat: usize,
+    bulk: usize,
 ) -> Result<Heads, String> {
     let market = market.to_string();
-    store_job(shared, |done| StoreJob::Heads(HeadsRequest { channel, market, per_chat, done })).await
+    store_job(shared, |done| StoreJob::Heads(HeadsRequest { channel, market, per_chat, bulk, done })).await
 }
 
 /// How a sender's round starts.
@@ -157,17 +158,19 @@ pub(crate) enum Round {
     Done,
 }
 
-/// Reads the next round's messages; with none, waits for new ones (a quarter of a second at
-/// most) or ends the sender when stopping.
+/// Reads the next round's messages (broadcast messages last, at most `bulk` of them: about a
+/// second's worth for the sender, so that its round stays short); with none, waits for new ones
+/// (a quarter of a second at most) or ends the sender when stopping.
 pub(crate) async fn start_round(
     shared: &Shared,
     channel: crate::channel::ChannelKind,
     market: &str,
     per_chat: usize,
+    bulk: usize,
     queued: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
 ) -> Round {
     let stopping = shared.stop.load(Ordering::SeqCst);
-    match read_heads(shared, channel, market, per_chat).await {
+    match read_heads(shared, channel, market, per_chat, bulk).await {
         Ok(heads) if !heads.0.is_empty() => Round::Send(heads),
         Ok(_) if stopping => Round::Done,
         Ok(_) => {
@@ -557,6 +560,11 @@ fn engine_pass(
         Ok(_) => shared.outbox.notify_waiters(),
         Err(e) => tracing::error!(error = %e, "engine: store error in the timers; retrying"),
     }
+    match engine.run_broadcasts() {
+        Ok(0) => {}
+        Ok(_) => shared.outbox.notify_waiters(),
+        Err(e) => tracing::error!(error = %e, "engine: store error reporting broadcasts; retrying"),
+    }
 }
 
 /// Does the queued store work: writes in one transaction, then the reads. Returns whether new
@@ -571,7 +579,7 @@ fn serve(
     }
     let ingested = jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
     for r in run_jobs(engine.store(), jobs) {
-        let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat));
+        let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat, r.bulk));
     }
     ingested
 }
@@ -580,6 +588,7 @@ pub(crate) struct HeadsRequest {
     channel: crate::channel::ChannelKind,
     market: String,
     per_chat: usize,
+    bulk: usize,
     done: oneshot::Sender<Result<Heads, String>>,
 }
 
@@ -652,8 +661,9 @@ fn heads_of(
     channel: crate::channel::ChannelKind,
     market: &str,
     per_chat: usize,
+    bulk: usize,
 ) -> Result<Heads, String> {
-    let msgs = store.outbox_heads_of(channel, market, per_chat, 1000).map_err(|e| e.to_string())?;
+    let msgs = store.outbox_heads_of(channel, market, per_chat, 1000, bulk).map_err(|e| e.to_string())?;
     let mut recipients = HashMap::new();
     for m in &msgs {
         if !recipients.contains_key(&m.to.id) {

@@ -144,6 +144,7 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("foto", Key::CmdFoto),
             ("statistik", Key::CmdStatistik),
             ("ekspor", Key::CmdEkspor),
+            ("siaran", Key::CmdSiaran),
         ]);
         if menu.city {
             list.extend([
@@ -163,7 +164,13 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
         list.push(("pesanan", Key::CmdPesanan));
     }
     list.push(("status", Key::CmdStatus));
-    list.extend([("batal", Key::CmdBatal), ("bahasa", Key::CmdBahasa), ("bantuan", Key::CmdBantuan)]);
+    list.extend([
+        ("batal", Key::CmdBatal),
+        ("langganan", Key::CmdLangganan),
+        ("berhenti", Key::CmdBerhenti),
+        ("bahasa", Key::CmdBahasa),
+        ("bantuan", Key::CmdBantuan),
+    ]);
     list.into_iter().map(|(c, k)| BotCommand::new(c, texts.get(market, lang, k))).collect()
 }
 
@@ -352,14 +359,16 @@ fn is_server_error(description: &str) -> bool {
         .any(|s| d.contains(s))
 }
 
-async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
+/// Makes one call; on success also the id of the message it left in the chat (a new one, or the
+/// one an edit changed), which is recorded so a later edit can change it.
+async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
     let result = match part {
         Send::Text { text, keyboard } => {
             let mut r = bot.send_message(chat, text);
             if let Some(k) = keyboard {
                 r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
             }
-            r.await.map(|_| ())
+            r.await.map(|m| Some(m.id.0))
         }
         Send::Photo { url, caption, keyboard } => {
             // A URL, or else the file id of a photo sent to this bot (an admin's `/foto`).
@@ -379,16 +388,16 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 Err(e @ RequestError::Api(_)) if matches!(classify_ref(&e), Sent::Refused(_)) => {
                     tracing::warn!(error = %e, "a photo was refused; sending its text alone");
                     if caption.is_empty() {
-                        Ok(())
+                        Ok(None)
                     } else {
                         let mut r = bot.send_message(chat, caption);
                         if let Some(k) = keyboard {
                             r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                         }
-                        r.await.map(|_| ())
+                        r.await.map(|m| Some(m.id.0))
                     }
                 }
-                other => other.map(|_| ()),
+                other => other.map(|m| Some(m.id.0)),
             }
         }
         Send::Qr { content, caption, keyboard } => match crate::domain::qris::png(&content) {
@@ -400,12 +409,12 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 if let Some(k) = keyboard {
                     r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                 }
-                r.await.map(|_| ())
+                r.await.map(|m| Some(m.id.0))
             }
             // Cannot happen for a payload we made (it fits a QR code); the text still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a QR code failed; sending its caption alone");
-                bot.send_message(chat, caption).await.map(|_| ())
+                bot.send_message(chat, caption).await.map(|m| Some(m.id.0))
             }
         },
         Send::Chart { chart, caption, keyboard } => match crate::channel::chart::png(&chart) {
@@ -417,12 +426,12 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 if let Some(k) = keyboard {
                     r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                 }
-                r.await.map(|_| ())
+                r.await.map(|m| Some(m.id.0))
             }
             // The figures went as text before it; the caption still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a chart failed; sending its caption alone");
-                bot.send_message(chat, caption).await.map(|_| ())
+                bot.send_message(chat, caption).await.map(|m| Some(m.id.0))
             }
         },
         Send::Document { document, caption, keyboard } => {
@@ -434,10 +443,10 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
             if let Some(k) = keyboard {
                 r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
             }
-            r.await.map(|_| ())
+            r.await.map(|m| Some(m.id.0))
         }
         Send::Request { text, keyboard } => {
-            bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|_| ())
+            bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|m| Some(m.id.0))
         }
         Send::Edit { message_id, text, keyboard } => {
             let mut r = bot.edit_message_text(chat, teloxide::types::MessageId(message_id), text.clone());
@@ -445,9 +454,9 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                 r = r.reply_markup(k);
             }
             match r.await {
-                Ok(_) => Ok(()),
+                Ok(m) => Ok(Some(m.id.0)),
                 // Pressed twice: the page already shows this.
-                Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+                Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(Some(message_id)),
                 // Too old, deleted, or not ours to edit: show it as a new message instead.
                 Err(RequestError::Api(
                     ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
@@ -456,15 +465,15 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> Sent {
                     if let Some(k) = keyboard {
                         r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
                     }
-                    r.await.map(|_| ())
+                    r.await.map(|m| Some(m.id.0))
                 }
                 Err(e) => Err(e),
             }
         }
     };
     match result {
-        Ok(()) => Sent::Ok,
-        Err(e) => classify(e),
+        Ok(id) => (Sent::Ok, id),
+        Err(e) => (classify(e), None),
     }
 }
 
@@ -495,9 +504,12 @@ pub(super) async fn send(
     // defaults), at most eight.
     let per_round = (per_chat.floor() as usize).clamp(1, 8);
     let bot_gap = Duration::from_secs_f64(1.0 / per_bot);
+    // Broadcast messages a round takes: a second of the bot's sending, so ordinary messages
+    // queued during a broadcast wait about a second at most (see `outbox_heads_of`).
+    let bulk = (per_bot.ceil() as usize).max(1);
     // When each chat may get its next call (rate limit or retry backoff).
     let mut chat_ready: HashMap<String, Instant> = HashMap::new();
-    let pacer = Arc::new(Pacer::default());
+    let pacer = Arc::new(Pacer::new(per_bot));
     let mut network_backoff = Duration::from_secs(1);
     // Calls delivered but not yet recorded in the store (its write failed): outbox id -> parts.
     let mut delivered: HashMap<i64, usize> = HashMap::new();
@@ -508,7 +520,7 @@ pub(super) async fn send(
         queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);
         let (heads, recipients) =
-            match start_round(&shared, ChannelKind::Telegram, &market, per_round, queued.as_mut()).await {
+            match start_round(&shared, ChannelKind::Telegram, &market, per_round, bulk, queued.as_mut()).await {
                 Round::Send(heads) => heads,
                 Round::Again => continue,
                 Round::Done => return,
@@ -570,7 +582,14 @@ pub(super) async fn send(
                 continue;
             }
             let message = run.messages.len();
-            run.messages.push(InFlight { id: m.id, attempts: m.attempts, start: done, done, total: parts.len() });
+            run.messages.push(InFlight {
+                id: m.id,
+                attempts: m.attempts,
+                start: done,
+                done,
+                total: parts.len(),
+                platform_id: None,
+            });
             if let Some(menu) = m.message.menu
                 && done == 0
             {
@@ -597,6 +616,11 @@ pub(super) async fn send(
                         break; // Held by a 429: the rest waits for the next round.
                     };
                     tokio::time::sleep_until(at.into()).await;
+                    // A task woken late must not start right before one woken on time: the
+                    // calls actually started are counted too.
+                    while let Err(wait) = pacer.admit(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
                     if pacer.held() {
                         break;
                     }
@@ -610,7 +634,11 @@ pub(super) async fn send(
                                 _ => continue,
                             }
                         }
-                        CallKind::Part(part) => deliver(&bot, ChatId(run.chat), part).await,
+                        CallKind::Part(part) => {
+                            let (sent, id) = deliver(&bot, ChatId(run.chat), part).await;
+                            message.platform_id = id.or(message.platform_id);
+                            sent
+                        }
                     };
                     match sent {
                         Sent::Ok => message.done += 1,
@@ -639,7 +667,14 @@ pub(super) async fn send(
                 if m.done > m.start {
                     network_backoff = Duration::from_secs(1);
                     delivered.insert(m.id, m.done);
-                    results.push((m.id, if m.done >= m.total { SendResult::Sent } else { SendResult::Parts(m.done) }));
+                    results.push((
+                        m.id,
+                        match (m.done >= m.total, m.platform_id) {
+                            (true, Some(id)) => SendResult::SentAs(id.to_string()),
+                            (true, None) => SendResult::Sent,
+                            (false, _) => SendResult::Parts(m.done),
+                        },
+                    ));
                 }
             }
             let Some((index, sent)) = run.failure else {
@@ -733,6 +768,8 @@ struct InFlight {
     start: usize,
     done: usize,
     total: usize,
+    /// The message id Telegram gave its last call.
+    platform_id: Option<i32>,
 }
 
 /// One chat's part of a round: its messages, the calls to make on their slots, and how it went.
@@ -754,18 +791,58 @@ struct Call {
     what: CallKind,
 }
 
-/// One bot's pace, shared by the runs of a round: when its next call may start, and until when
-/// a 429 holds all of them.
-#[derive(Default)]
+/// One bot's pace, shared by the runs of a round: when its next call may start, until when a
+/// 429 holds all of them, and the calls that actually started lately.
+///
+/// Slots are handed out `1/per_bot` apart, but a task may wake late and start right before
+/// the next one starts on time; so the starts themselves are counted too: at most the bot's
+/// limit in any [`Pacer::window`]. Telegram counts calls as they arrive, and one call's trip
+/// may be shorter than another's: the window is a little longer than the limit's second
+/// ([`ARRIVAL_MARGIN`]), so the API never sees more than the limit in a second.
 struct Pacer(std::sync::Mutex<PacerState>);
+
+/// How much shorter one call's trip to the API may be than another's without the API seeing
+/// more than the limit in one second.
+const ARRIVAL_MARGIN: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct PacerState {
     next: Option<Instant>,
     held_until: Option<Instant>,
+    /// When the latest calls started, oldest first (at most `per_window` of them).
+    started: std::collections::VecDeque<Instant>,
+    per_window: usize,
+    window: Duration,
 }
 
 impl Pacer {
+    fn new(per_bot: f64) -> Pacer {
+        // The limit as whole calls in a window: 30 a second is 30 in a second; 0.5 a second is
+        // one in two seconds.
+        let per_window = (per_bot.floor() as usize).max(1);
+        let window = Duration::from_secs_f64(per_window as f64 / per_bot) + ARRIVAL_MARGIN;
+        Pacer(std::sync::Mutex::new(PacerState { per_window, window, ..PacerState::default() }))
+    }
+
+    /// Counts a call starting `now`, or says how long to wait: the window's oldest start must
+    /// have left it.
+    fn admit(&self, now: Instant) -> Result<(), Duration> {
+        let Ok(mut p) = self.0.lock() else {
+            return Ok(());
+        };
+        if p.started.len() >= p.per_window
+            && let Some(oldest) = p.started.front().copied()
+            && now < oldest + p.window
+        {
+            return Err(oldest + p.window - now);
+        }
+        if p.started.len() >= p.per_window {
+            p.started.pop_front();
+        }
+        p.started.push_back(now);
+        Ok(())
+    }
+
     /// Takes the bot's next slot, no earlier than `not_before`; `None` while a 429 holds the bot.
     fn slot(&self, not_before: Instant, gap: Duration) -> Option<Instant> {
         let mut p = self.0.lock().ok()?;
@@ -855,7 +932,7 @@ mod tests {
 
     #[test]
     fn the_pacer_spaces_the_bots_calls_and_a_429_holds_them_all() {
-        let pacer = Pacer::default();
+        let pacer = Pacer::new(10.0);
         let gap = Duration::from_millis(100);
         let now = Instant::now();
         let first = pacer.slot(now, gap).expect("slot");
@@ -868,6 +945,20 @@ mod tests {
         pacer.hold(Duration::from_secs(1));
         assert!(pacer.held(), "a shorter 429 does not shorten a longer one");
         assert!(pacer.slot(now, gap).is_none(), "no call starts while the bot is held");
+    }
+
+    #[test]
+    fn the_pacer_counts_the_calls_that_started_so_late_wakers_never_crowd_a_second() {
+        let pacer = Pacer::new(3.0);
+        let t = Instant::now();
+        // Three calls woke late, all at once: they may start (three in the window)...
+        for _ in 0..3 {
+            assert_eq!(pacer.admit(t), Ok(()));
+        }
+        // ...but the fourth waits until the first has left the window (a second and a margin).
+        let wait = pacer.admit(t + Duration::from_millis(500)).expect_err("a fourth call in one second");
+        assert_eq!(wait, Duration::from_millis(500) + ARRIVAL_MARGIN);
+        assert_eq!(pacer.admit(t + Duration::from_secs(1) + ARRIVAL_MARGIN), Ok(()));
     }
 
     #[test]

@@ -495,6 +495,8 @@ pub(super) async fn send(s: Sender) {
     let url = format!("{}/{}/messages", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let media_url = format!("{}/{}/media", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let number_gap = Duration::from_secs_f64(1.0 / s.per_number_per_sec);
+    // Broadcast messages a round takes: about a second of this number's sending.
+    let bulk = (s.per_number_per_sec.ceil() as usize).max(1);
     let burst = f64::from(s.per_user_burst);
     let mut allowances: HashMap<String, Allowance> = HashMap::new();
     let mut held_until: HashMap<String, Instant> = HashMap::new();
@@ -508,7 +510,7 @@ pub(super) async fn send(s: Sender) {
         queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);
         let (heads, recipients) =
-            match start_round(&s.shared, ChannelKind::WhatsApp, &s.market, 1, queued.as_mut()).await {
+            match start_round(&s.shared, ChannelKind::WhatsApp, &s.market, 1, bulk, queued.as_mut()).await {
                 Round::Send(heads) => heads,
                 Round::Again => continue,
                 Round::Done => return,
@@ -538,6 +540,14 @@ pub(super) async fn send(s: Sender) {
                 reply_with_number: s.texts.get(&s.market, lang, Key::WaReplyWithNumber),
             };
             let mut parts = whatsapp::render(&m.message, &user, &labels);
+            if !window_open(last_inbound) && m.message.notice.is_none() && m.broadcast {
+                // Market news is not held for when the shopper writes again (it would be old
+                // news by then, and each held message alerts the admins): the broadcast's
+                // counts show it as unreachable.
+                let reason = "unreachable: outside WhatsApp's 24-hour window (market news is not held)";
+                let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason.into())).await;
+                continue;
+            }
             if !window_open(last_inbound) {
                 // Only an approved template may open a conversation.
                 match m.message.notice.and_then(|k| s.templates.get(&k).map(|t| (k, t))) {
@@ -596,6 +606,10 @@ pub(super) async fn send(s: Sender) {
                     tracing::info!(market = %s.market, user = %user, %reason, "too many messages to one user: that chat waits");
                     let _ = mark(&s.shared, m.id, Mark::Error(reason)).await;
                     held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
+                }
+                Sent::OutsideWindow(reason) if m.broadcast => {
+                    let reason = format!("unreachable: outside WhatsApp's 24-hour window: {reason}");
+                    let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason)).await;
                 }
                 Sent::OutsideWindow(reason) => {
                     // WhatsApp knows better than our clock: held like any message outside it.

@@ -485,4 +485,42 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (market, commodity_id, channel)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 15: broadcasts (/siaran). A shopper's consent to a market's news, per (market, channel,
+    // user): given with /langganan (or the button under their first order), taken back with
+    // /berhenti; a row with 0 is a "no" we must remember (the first-order button is not offered
+    // again). A broadcast is a draft until its admin confirms it, then one outbox row per
+    // subscriber marks it (`outbox.broadcast_id`), so its progress is counted from the outbox.
+    r#"
+    CREATE TABLE subscriptions (
+        market TEXT NOT NULL REFERENCES markets(slug),
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        subscribed INTEGER NOT NULL,      -- 1 opted in, 0 opted out
+        changed_at TEXT NOT NULL,
+        PRIMARY KEY (market, channel, user_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE broadcasts (
+        id INTEGER PRIMARY KEY,
+        market TEXT NOT NULL REFERENCES markets(slug),
+        channel TEXT NOT NULL,            -- the admin who wrote it, and sees its progress
+        user_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'draft',  -- draft | cancelled | sending | done
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        recipients INTEGER NOT NULL DEFAULT 0,
+        progress_outbox_id INTEGER,       -- the admin's latest progress message (its platform id is edited)
+        reported TEXT,                    -- the counts last shown, "sent/failed/unreachable"
+        reported_at TEXT,
+        finished_at TEXT,
+        sent INTEGER,
+        failed INTEGER,
+        unreachable INTEGER
+    ) STRICT;
+    CREATE INDEX broadcasts_sending ON broadcasts (id) WHERE status = 'sending';
+
+    ALTER TABLE outbox ADD COLUMN broadcast_id INTEGER REFERENCES broadcasts(id);
+    CREATE INDEX outbox_by_broadcast ON outbox (broadcast_id, status) WHERE broadcast_id IS NOT NULL;
+    "#,
 ];

@@ -6,6 +6,7 @@
 //! mark commit together or not at all.
 
 mod admin;
+mod broadcast;
 mod catalog;
 mod conversations;
 mod delivery;

@@ -18,12 +18,16 @@ pub struct OutboxMessage {
     pub parts_sent: usize,
     /// Failed delivery attempts so far.
     pub attempts: u32,
+    /// One of a broadcast's messages (sent after the others; never held for later).
+    pub broadcast: bool,
 }
 
 /// What became of one delivery attempt, for [`Store::record_send_results`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendResult {
     Sent,
+    /// Sent, and the platform's id for it (a Telegram message id: an edit of it changes it).
+    SentAs(String),
     /// This many calls of a multi-call message went.
     Parts(usize),
     /// Failed for a reason that may pass: counted, retried later.
@@ -34,31 +38,59 @@ pub enum SendResult {
 
 /// Queues a message inside the current transaction.
 pub fn enqueue(tx: &Tx<'_>, envelope: &Envelope, inbox_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<()> {
+    enqueue_as(tx, envelope, inbox_id, None, now).map(|_| ())
+}
+
+/// Queues a message, of a broadcast if `broadcast_id` says so (senders send those after the
+/// other messages, see [`Store::outbox_heads_of`]); returns its outbox id.
+pub(super) fn enqueue_as(
+    tx: &Tx<'_>,
+    envelope: &Envelope,
+    inbox_id: Option<i64>,
+    broadcast_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
     let json = serde_json::to_string(&envelope.message)?;
     // A message to someone who blocked this bot is parked at once, with the reason.
     tx.prepare_cached(
-        "INSERT INTO outbox (market, channel, recipient, message, inbox_id, created_at, status, last_error)
+        "INSERT INTO outbox (market, channel, recipient, message, inbox_id, created_at, status, last_error, broadcast_id)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6,
                 CASE WHEN u.reason IS NULL THEN 'pending' ELSE 'failed' END,
-                CASE WHEN u.reason IS NULL THEN NULL ELSE 'unreachable since ' || u.since || ': ' || u.reason END
+                CASE WHEN u.reason IS NULL THEN NULL ELSE 'unreachable since ' || u.since || ': ' || u.reason END,
+                ?7
          FROM (SELECT 1) LEFT JOIN unreachable u ON u.market = ?1 AND u.channel = ?2 AND u.user_id = ?3",
     )?
-    .execute(params![envelope.market, envelope.to.channel.code(), envelope.to.id, json, inbox_id, ts(now)])?;
-    Ok(())
+    .execute(params![
+        envelope.market,
+        envelope.to.channel.code(),
+        envelope.to.id,
+        json,
+        inbox_id,
+        ts(now),
+        broadcast_id
+    ])?;
+    Ok(tx.last_insert_rowid())
 }
 
 impl Store {
     /// Pending messages of one channel, oldest first.
     pub fn pending_outbox(&self, channel: ChannelKind, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, market, recipient, message FROM outbox WHERE channel = ?1 AND status = 'pending' ORDER BY id",
+            "SELECT id, market, recipient, message, broadcast_id IS NOT NULL FROM outbox
+             WHERE channel = ?1 AND status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map(params![channel.code()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
-            let (id, market, recipient, json) = row?;
+            let (id, market, recipient, json, broadcast) = row?;
             out.push(OutboxMessage {
                 id,
                 market,
@@ -66,6 +98,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: 0,
                 attempts: 0,
+                broadcast,
             });
         }
         Ok(out)
@@ -74,15 +107,15 @@ impl Store {
     /// Pending messages for one recipient in one market, oldest first.
     pub fn pending_outbox_for(&self, market: &str, to: &UserKey, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, message FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3
-             ORDER BY id",
+            "SELECT id, message, broadcast_id IS NOT NULL FROM outbox
+             WHERE channel = ?1 AND status = 'pending' AND market = ?2 AND recipient = ?3 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![to.channel.code(), market, to.id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows.take(limit) {
-            let (id, json) = row?;
+            let (id, json, broadcast) = row?;
             out.push(OutboxMessage {
                 id,
                 market: market.to_string(),
@@ -90,29 +123,36 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: 0,
                 attempts: 0,
+                broadcast,
             });
         }
         Ok(out)
     }
 
-    /// The `per_chat` oldest pending messages of each chat of one market's bot on one channel,
-    /// oldest first: what a sender may send next without breaking the order within a chat.
-    /// Reading only the heads of the queues means a chat with a long queue never hides the
-    /// other chats.
+    /// The `per_chat` oldest pending messages of each chat of one market's bot on one channel:
+    /// what a sender may send next without breaking the order within a chat. Reading only the
+    /// heads of the queues means a chat with a long queue never hides the other chats.
+    ///
+    /// Broadcast messages come last and at most `bulk` of them (a sender passes what it sends
+    /// in about a second): a round of the sender then stays about a second long however big
+    /// the broadcast, and the next round takes the order messages queued meanwhile first, so a
+    /// broadcast never keeps a shopper or trader waiting for their order's news.
     pub fn outbox_heads_of(
         &self,
         channel: ChannelKind,
         market: &str,
         per_chat: usize,
         limit: usize,
+        bulk: usize,
     ) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, recipient, message, parts_sent, attempts FROM outbox WHERE id IN (
-                 SELECT id FROM (
-                     SELECT id, ROW_NUMBER() OVER (PARTITION BY recipient ORDER BY id) AS place
+            "SELECT o.id, o.recipient, o.message, o.parts_sent, o.attempts, h.bulk FROM outbox o JOIN (
+                 SELECT id, bulk FROM (
+                     SELECT id, broadcast_id IS NOT NULL AS bulk,
+                            ROW_NUMBER() OVER (PARTITION BY recipient ORDER BY id) AS place
                      FROM outbox WHERE channel = ?1 AND status = 'pending' AND market = ?2
                  ) WHERE place <= ?3
-             ) ORDER BY id",
+             ) h ON h.id = o.id ORDER BY h.bulk, o.id",
         )?;
         let per_chat = i64::try_from(per_chat.max(1)).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![channel.code(), market, per_chat], |r| {
@@ -122,11 +162,22 @@ impl Store {
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, bool>(5)?,
             ))
         })?;
         let mut out = Vec::new();
-        for row in rows.take(limit) {
-            let (id, recipient, json, parts_sent, attempts) = row?;
+        let mut bulk_taken = 0;
+        for row in rows {
+            if out.len() >= limit {
+                break;
+            }
+            let (id, recipient, json, parts_sent, attempts, is_bulk) = row?;
+            if is_bulk {
+                if bulk_taken >= bulk {
+                    break; // Broadcast messages are last: the rest are too.
+                }
+                bulk_taken += 1;
+            }
             out.push(OutboxMessage {
                 id,
                 market: market.to_string(),
@@ -134,6 +185,7 @@ impl Store {
                 message: serde_json::from_str(&json)?,
                 parts_sent: usize::try_from(parts_sent).unwrap_or(0),
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                broadcast: is_bulk,
             });
         }
         Ok(out)
@@ -189,7 +241,7 @@ impl Store {
             )?
             .execute(params![market, to.channel.code(), to.id, ts(now), reason])?;
             tx.prepare_cached(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?4
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = 'unreachable: ' || ?4
                  WHERE market = ?1 AND channel = ?2 AND recipient = ?3 AND status = 'pending'",
             )?
             .execute(params![market, to.channel.code(), to.id, reason])?;
@@ -269,7 +321,7 @@ impl Store {
         };
         let current: Option<Option<String>> = self
             .conn()
-            .prepare_cached("SELECT delivery FROM outbox WHERE platform_id = ?1")?
+            .prepare_cached("SELECT delivery FROM outbox WHERE platform_id = ?1 AND channel = 'whatsapp'")?
             .query_row([platform_id], |r| r.get(0))
             .optional()?;
         let Some(current) = current else {
@@ -278,7 +330,8 @@ impl Store {
         if rank(status) > current.as_deref().map(rank).unwrap_or(0) {
             self.conn()
                 .prepare_cached(
-                    "UPDATE outbox SET delivery = ?2, last_error = COALESCE(?3, last_error) WHERE platform_id = ?1",
+                    "UPDATE outbox SET delivery = ?2, last_error = COALESCE(?3, last_error)
+                     WHERE platform_id = ?1 AND channel = 'whatsapp'",
                 )?
                 .execute(params![platform_id, status, error])?;
         }
@@ -286,13 +339,17 @@ impl Store {
     }
 
     /// A message the platform accepted but could not deliver for now (WhatsApp's 131047,
-    /// reported later in a status): it is held again, whole, until the user writes.
+    /// reported later in a status): it is held again, whole, until the user writes; a
+    /// broadcast's message is given up instead (market news is not kept for later) and counts
+    /// as unreachable.
     pub fn hold_again(&mut self, platform_id: &str, reason: &str) -> StoreResult<bool> {
         let n = self
             .conn()
             .prepare_cached(
-                "UPDATE outbox SET status = 'held', parts_sent = 0, platform_id = NULL, last_error = ?2
-                 WHERE platform_id = ?1 AND status = 'sent'",
+                "UPDATE outbox SET parts_sent = 0, platform_id = NULL,
+                        status = CASE WHEN broadcast_id IS NULL THEN 'held' ELSE 'failed' END,
+                        last_error = CASE WHEN broadcast_id IS NULL THEN ?2 ELSE 'unreachable: ' || ?2 END
+                 WHERE platform_id = ?1 AND channel = 'whatsapp' AND status = 'sent'",
             )?
             .execute(params![platform_id, reason])?;
         Ok(n > 0)
@@ -331,6 +388,13 @@ pub fn record_send_results_in(tx: &Tx<'_>, results: &[(i64, SendResult)], now: D
                     "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
                 )?
                 .execute(params![id, ts(now)])?;
+            }
+            SendResult::SentAs(platform_id) => {
+                tx.prepare_cached(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, platform_id = ?3
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, ts(now), platform_id])?;
             }
             SendResult::Parts(n) => {
                 tx.prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1 AND status = 'pending'")?
@@ -375,11 +439,45 @@ mod tests {
             })
             .expect("queue");
         let texts = |per_chat| -> Vec<String> {
-            let heads = store.outbox_heads_of(ChannelKind::Telegram, "blimbing", per_chat, 100).expect("heads");
+            let heads = store.outbox_heads_of(ChannelKind::Telegram, "blimbing", per_chat, 100, 100).expect("heads");
             heads.into_iter().map(|m| m.message.text).collect()
         };
         assert_eq!(texts(1), ["a1", "b1"]);
         assert_eq!(texts(2), ["a1", "a2", "b1", "b2"]);
         assert_eq!(texts(8), ["a1", "a2", "b1", "a3", "b2"]);
+    }
+
+    #[test]
+    fn broadcast_messages_come_after_the_others_and_a_round_takes_few_of_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("open");
+        store.seed(&crate::domain::catalog::SeedData::builtin().expect("seed data")).expect("seed");
+        let now = Utc::now();
+        let to = |id: &str| UserKey { channel: ChannelKind::Telegram, id: id.into() };
+        store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO broadcasts (market, channel, user_id, text, status, created_at)
+                     VALUES ('blimbing', 'telegram', 'admin', 'x', 'sending', '2026-11-28T00:00:00.000Z')",
+                    [],
+                )?;
+                let b = tx.last_insert_rowid();
+                for (who, text, bulk) in
+                    [("s1", "news1", true), ("s2", "news2", true), ("s3", "news3", true), ("s4", "order", false)]
+                {
+                    let envelope = Envelope { market: "blimbing".into(), to: to(who), message: Outbound::text(text) };
+                    enqueue_as(tx, &envelope, None, bulk.then_some(b), now)?;
+                }
+                // Within a chat the order stays: the broadcast first, then the reply.
+                let envelope = Envelope { market: "blimbing".into(), to: to("s1"), message: Outbound::text("reply") };
+                enqueue(tx, &envelope, None, now)
+            })
+            .expect("queue");
+        let texts = |per_chat, bulk| -> Vec<String> {
+            let heads = store.outbox_heads_of(ChannelKind::Telegram, "blimbing", per_chat, 100, bulk).expect("heads");
+            heads.into_iter().map(|m| m.message.text).collect()
+        };
+        assert_eq!(texts(1, 2), ["order", "news1", "news2"]);
+        assert_eq!(texts(2, 100), ["order", "reply", "news1", "news2", "news3"]);
     }
 }

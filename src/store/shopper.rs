@@ -81,6 +81,14 @@ impl RepoTx<'_> {
 }
 
 impl ShopperRepo for RepoTx<'_> {
+    fn subscription(&mut self) -> RepoResult<Option<bool>> {
+        Ok(super::broadcast::subscription(self.tx, self.market, self.user)?)
+    }
+
+    fn set_subscription(&mut self, on: bool) -> RepoResult<()> {
+        Ok(super::broadcast::set_subscription(self.tx, self.market, self.user, on, self.now)?)
+    }
+
     fn profile(&mut self) -> RepoResult<Profile> {
         let row = self
             .tx

@@ -67,8 +67,8 @@ struct BotState {
     /// Sends whose text contains the needle fail: (needle, times left or None for always,
     /// HTTP status, Telegram's description).
     failures: Vec<(String, Option<u32>, u16, String)>,
-    /// Every send attempt's chat and text, failed or not.
-    attempts: Vec<(i64, String)>,
+    /// Every send attempt's chat and text, failed or not, and when it came.
+    attempts: Vec<(i64, String, Instant)>,
 }
 
 #[derive(Default)]
@@ -180,7 +180,7 @@ async fn api(
             let b = fake.bots.get_mut(&token).expect("bot");
             let chat = params["chat_id"].as_i64().unwrap_or(0);
             let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
-            b.attempts.push((chat, text.clone()));
+            b.attempts.push((chat, text.clone(), Instant::now()));
             if b.flood > 0 {
                 b.flood -= 1;
                 let secs = b.flood_seconds;
@@ -447,12 +447,18 @@ impl FakeTelegram {
 
     /// How many send attempts (failed or not) carried a text containing `needle`.
     pub fn attempts_with(&self, token: &str, needle: &str) -> usize {
-        self.with(token, |b| b.attempts.iter().filter(|(_, t)| t.contains(needle)).count())
+        self.with(token, |b| b.attempts.iter().filter(|(_, t, _)| t.contains(needle)).count())
     }
 
     /// How many send attempts (failed or not) went to one chat.
     pub fn attempts_to(&self, token: &str, chat: i64) -> usize {
-        self.with(token, |b| b.attempts.iter().filter(|(c, _)| *c == chat).count())
+        self.with(token, |b| b.attempts.iter().filter(|(c, _, _)| *c == chat).count())
+    }
+
+    /// Every send attempt (`sendMessage`, `sendPhoto`, `editMessageText`, failed or not): its
+    /// chat and when it came, in order.
+    pub fn attempt_times(&self, token: &str) -> Vec<(i64, Instant)> {
+        self.with(token, |b| b.attempts.iter().map(|(c, _, at)| (*c, *at)).collect())
     }
 
     pub fn unblock(&self, token: &str, chat: i64) {
