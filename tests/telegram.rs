@@ -735,3 +735,19 @@ fn an_admin_s_photo_captioned_foto_shows_with_the_commodity_on_telegram() {
     let (again, _) = fake.wait_for(BLIMBING, SHOPPER, "Bawang Merah", seen);
     assert!(again.photo_ref.is_none() && again.button("Rp").is_some(), "{again:?}");
 }
+
+#[test]
+fn a_city_admin_s_cadangan_makes_the_backup_under_pasar_run() {
+    const CITY: i64 = 9002;
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let city = format!("[[admins]]\nchannel = \"telegram\"\nuser = \"{CITY}\"\n");
+    let _pasar = start_with_limits(&fake, dir.path(), &city);
+    fake.text(BLIMBING, CITY, "/cadangan");
+    let (done, _) = fake.wait_for(BLIMBING, CITY, "Cadangan database dibuat", 0);
+    let file = done.text.split("dibuat: ").nth(1).and_then(|s| s.split(" (").next()).expect("the file");
+    let conn = rusqlite::Connection::open(file).expect("the backup opens");
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    let markets: i64 = conn.query_row("SELECT COUNT(*) FROM markets", [], |r| r.get(0)).expect("markets");
+    assert_eq!((ok.as_str(), markets), ("ok", 10));
+}

@@ -108,6 +108,10 @@ pub enum BuyerState {
     ReceiveReviewComment {
         order: i64,
     },
+    /// A typed order is shown line by line; nothing is in the cart until "add all".
+    ReviewingTypedOrder {
+        lines: Vec<super::typed_order::TypedLine>,
+    },
 }
 
 /// Answers one input of a shopper and returns the next state.
@@ -218,6 +222,7 @@ fn command(
         "keranjang" | "cart" => act(state, Action::Cart, repo, turn),
         "pesanan" | "orders" => act(state, Action::Orders, repo, turn),
         "checkout" => act(state, Action::Checkout, repo, turn),
+        "pesan" | "order" => super::typed_order::order_command(args, repo, turn),
         "cari" | "search" => {
             if args.is_empty() {
                 act(state, Action::Search, repo, turn)
@@ -396,13 +401,22 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
             }
             not_understood(state, repo, turn)
         }
-        // Anywhere else, typed words are a search.
+        BuyerState::ReviewingTypedOrder { .. }
+            if ["ya", "iya", "yes", "ok", "oke", "masukkan", "masukkan semua", "nggih"]
+                .contains(&text.to_lowercase().as_str()) =>
+        {
+            super::typed_order::act(state, Action::TypedAddAll, repo, turn)
+        }
+        // Asked for words to search: a search.
+        BuyerState::ReceiveSearch => search(text, repo, turn),
+        // Anywhere else, typed words are an order ("brambang sekilo, tempe 2"), a question
+        // ("harga cabe berapa?") or a search.
         BuyerState::MainMenu
         | BuyerState::Browsing { .. }
-        | BuyerState::ReceiveSearch
         | BuyerState::ViewingCommodity { .. }
         | BuyerState::ViewingCart
-        | BuyerState::ViewingCartLine { .. } => search(text, repo, turn),
+        | BuyerState::ViewingCartLine { .. }
+        | BuyerState::ReviewingTypedOrder { .. } => super::typed_order::typed(text, repo, turn),
     }
 }
 
@@ -626,6 +640,12 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         | Action::AdminOrder(_)
         | Action::BroadcastSend(_)
         | Action::BroadcastCancel(_) => stale(state, turn),
+        Action::TypedAddAll
+        | Action::TypedChange
+        | Action::TypedLine(_)
+        | Action::TypedStall { .. }
+        | Action::TypedDrop(_)
+        | Action::TypedReview => super::typed_order::act(state, action, repo, turn),
         Action::Subscribe => {
             repo.set_subscription(true)?;
             let text = turn.tf(Key::SubscribeDone, &[("market", &turn.market.name)]);
@@ -896,7 +916,7 @@ fn show_commodity(state: BuyerState, id: &str, repo: &mut dyn Repo, turn: &mut T
     Ok(BuyerState::ViewingCommodity { commodity: id.to_string() })
 }
 
-fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+pub(super) fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let catalog = turn.catalog;
     match catalog.search(&turn.market.slug, query) {
         SearchResult::Found(found) if found.len() == 1 => {

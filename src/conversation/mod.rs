@@ -18,6 +18,7 @@ pub mod payment;
 pub mod report;
 pub mod review;
 pub mod trader;
+pub mod typed_order;
 
 use crate::channel::{Button, Envelope, Outbound, UserKey};
 use crate::config::Policy;

@@ -112,6 +112,22 @@ pub enum Action {
         delivery: i64,
         reason: FailReason,
     },
+    // A typed order under review (its lines are in the shopper's state, by position).
+    /// Every line into the cart.
+    TypedAddAll,
+    /// Choose a line to change.
+    TypedChange,
+    /// One line: its stalls, or take it out.
+    TypedLine(usize),
+    /// Take this line from that stall.
+    TypedStall {
+        line: usize,
+        offer: i64,
+    },
+    /// Take the line out.
+    TypedDrop(usize),
+    /// Back to the whole review.
+    TypedReview,
 }
 
 /// The reasons a trader picks from when rejecting.
@@ -198,6 +214,12 @@ impl Action {
             Action::CourierCash { delivery, amount } => format!("k:cash:{delivery}:{}", amount.0),
             Action::CourierFail(id) => format!("k:fail:{id}"),
             Action::CourierFailReason { delivery, reason } => format!("k:why:{delivery}:{}", reason.code()),
+            Action::TypedAddAll => "ft:all".into(),
+            Action::TypedChange => "ft:chg".into(),
+            Action::TypedLine(i) => format!("ft:l:{i}"),
+            Action::TypedStall { line, offer } => format!("ft:s:{line}:{offer}"),
+            Action::TypedDrop(i) => format!("ft:d:{i}"),
+            Action::TypedReview => "ft:rev".into(),
         }
     }
 
@@ -270,6 +292,22 @@ impl Action {
                 "why" => {
                     let (delivery, reason) = arg.split_once(':')?;
                     Action::CourierFailReason { delivery: id(delivery)?, reason: reason.parse().ok()? }
+                }
+                _ => return None,
+            });
+        }
+        if let ("ft", Some(r)) = (head, rest) {
+            let line = |s: &str| s.parse::<usize>().ok().filter(|n| *n < crate::domain::free_text::MAX_ITEMS);
+            let (verb, arg) = r.split_once(':').unwrap_or((r, ""));
+            return Some(match (verb, arg) {
+                ("all", "") => Action::TypedAddAll,
+                ("chg", "") => Action::TypedChange,
+                ("rev", "") => Action::TypedReview,
+                ("l", i) => Action::TypedLine(line(i)?),
+                ("d", i) => Action::TypedDrop(line(i)?),
+                ("s", a) => {
+                    let (i, offer) = a.split_once(':')?;
+                    Action::TypedStall { line: line(i)?, offer: id(offer)? }
                 }
                 _ => return None,
             });
@@ -433,6 +471,12 @@ mod tests {
             Action::CourierCash { delivery: 123456789, amount: Rupiah(9_999_999_999) },
             Action::CourierFail(1),
             Action::CourierFailReason { delivery: 123456789, reason: FailReason::WrongAddress },
+            Action::TypedAddAll,
+            Action::TypedChange,
+            Action::TypedReview,
+            Action::TypedLine(29),
+            Action::TypedDrop(0),
+            Action::TypedStall { line: 29, offer: 123456789 },
         ];
         for a in actions {
             let p = a.encode();

@@ -565,6 +565,12 @@ fn engine_pass(
         Ok(_) => shared.outbox.notify_waiters(),
         Err(e) => tracing::error!(error = %e, "engine: store error reporting broadcasts; retrying"),
     }
+    // Backups admins asked for with /cadangan (made here, after their request committed).
+    match engine.run_backups() {
+        Ok(0) => {}
+        Ok(_) => shared.outbox.notify_waiters(),
+        Err(e) => tracing::error!(error = %e, "engine: store error making a backup; retrying"),
+    }
 }
 
 /// Does the queued store work: writes in one transaction, then the reads. Returns whether new

@@ -159,7 +159,7 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             list.push(("pesanan", Key::CmdPesananAdmin));
         }
     }
-    list.extend([("cari", Key::CmdCari), ("keranjang", Key::CmdKeranjang)]);
+    list.extend([("cari", Key::CmdCari), ("pesan", Key::CmdPesan), ("keranjang", Key::CmdKeranjang)]);
     if !menu.trader && !menu.admin {
         list.push(("pesanan", Key::CmdPesanan));
     }

@@ -1,0 +1,375 @@
+//! A shopper's order typed the way it is said ("bu, brambang sekilo, tempe 2 papan"): what the
+//! bot understood, line by line with the stall it would take each from (the market's cheapest
+//! open one, changeable) and the price, plus what it did not understand; nothing enters the cart
+//! until the shopper taps "add all". A question ("harga cabe berapa?") is answered with prices.
+//!
+//! The lines under review live in the shopper's state, so a button refers to a line by its
+//! position and every press is checked against that state and the catalogue of the moment.
+
+use super::buyer::BuyerState;
+use super::payload::Action;
+use super::{Repo, RepoResult, Turn};
+use crate::channel::{Button, Outbound};
+use crate::domain::cart::{MAX_CART_LINES, line_total};
+use crate::domain::catalog::{Commodity, Offer};
+use crate::domain::free_text::ReadOrder;
+use crate::domain::money::Rupiah;
+use crate::domain::quantity::{Quantity, QuantityError};
+use crate::text::Key;
+use serde::{Deserialize, Serialize};
+
+/// One line of a typed order under review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypedLine {
+    /// The stall's offer it would be taken from.
+    pub offer: i64,
+    /// The quantity in the commodity's base unit.
+    pub base: u64,
+    /// No amount was written: one of the commodity's unit is assumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assumed: bool,
+}
+
+/// Commodities one question is answered about, at most.
+const MAX_ASKED: usize = 5;
+
+/// Free text where the shopper may be shopping: a typed order goes to review, a question is
+/// answered, and a bare name is a search as before.
+pub fn typed(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let read = turn.catalog.read_order(text);
+    if let Some(asked) = &read.question {
+        return answer(asked, repo, turn);
+    }
+    let written = read.items.iter().filter(|i| !i.written.is_empty()).count();
+    let refused = read.not_understood.iter().any(|n| n.error.is_some());
+    if read.items.len() >= 2 || written >= 1 || refused {
+        return review_new(&read, turn);
+    }
+    super::buyer::search(text, repo, turn)
+}
+
+/// `/pesan <text>`: always read as an order.
+pub fn order_command(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    if args.trim().is_empty() {
+        turn.say(Key::TypedUsage);
+        return Ok(BuyerState::MainMenu);
+    }
+    let read = turn.catalog.read_order(args);
+    if let Some(asked) = &read.question {
+        return answer(asked, repo, turn);
+    }
+    review_new(&read, turn)
+}
+
+/// The review of a message just read: each item from the market's cheapest open stall.
+fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let catalog = turn.catalog;
+    let lang = turn.lang;
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    let mut not_sold = Vec::new();
+    for item in &read.items {
+        match catalog.offers_for(&turn.market.slug, &item.commodity).first() {
+            Some(offer) => {
+                lines.push(TypedLine { offer: offer.id, base: item.quantity.base(), assumed: item.written.is_empty() })
+            }
+            None => {
+                if let Some(c) = catalog.commodity(&item.commodity) {
+                    not_sold.push(c.display_name(lang).to_string());
+                }
+            }
+        }
+    }
+    for n in &read.not_understood {
+        let why = match &n.error {
+            Some(e) => why(e, turn),
+            None if n.problem.is_some() => turn.t(Key::TypedWhyAmbiguous),
+            None => String::new(),
+        };
+        let text: String = n.text.chars().take(60).collect();
+        notes.push(if why.is_empty() { format!("\"{text}\"") } else { format!("\"{text}\" ({why})") });
+    }
+    let mut extra = String::new();
+    if !not_sold.is_empty() {
+        extra.push_str(&turn.tf(Key::TypedNotSold, &[("market", &turn.market.name), ("items", &not_sold.join(", "))]));
+    }
+    if !notes.is_empty() {
+        extra.push_str(&turn.tf(Key::TypedNotUnderstood, &[("parts", &notes.join("; "))]));
+    }
+    if read.cut {
+        extra.push_str(&turn.t(Key::TypedCut));
+    }
+    if lines.is_empty() {
+        let text = format!("{}{extra}", turn.t(Key::TypedNothing));
+        let buttons = vec![
+            turn.button(Key::BtnSearch, Action::Search.encode()),
+            turn.button(Key::BtnMenu, Action::Menu.encode()),
+        ];
+        turn.reply(Outbound::with_buttons(text, buttons));
+        return Ok(BuyerState::MainMenu);
+    }
+    show(lines, &extra, None, turn)
+}
+
+/// The review message: the lines, the total, what else there was to say, and the buttons.
+fn show(lines: Vec<TypedLine>, extra: &str, replaces: Option<String>, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let lang = turn.lang;
+    let mut text = turn.t(Key::TypedHeader);
+    let mut total = Rupiah(0);
+    for (i, line) in lines.iter().enumerate() {
+        let Some((offer, commodity, quantity)) = resolve(turn, line) else {
+            continue;
+        };
+        let (stall, number) = stall_of(turn, offer);
+        let amount = line_total(offer.price, quantity);
+        total = Rupiah(total.value() + amount.value());
+        text.push('\n');
+        text.push_str(&turn.tf(
+            Key::TypedLine,
+            &[
+                ("n", &(i + 1)),
+                ("commodity", &commodity.display_name(lang)),
+                ("qty", &quantity.display(lang)),
+                ("stall", &stall),
+                ("number", &number),
+                ("amount", &amount),
+            ],
+        ));
+        if line.assumed {
+            text.push_str(&turn.t(Key::TypedAssumed));
+        }
+    }
+    text.push_str(&turn.tf(Key::TypedTotal, &[("total", &total)]));
+    text.push_str(extra);
+    let buttons = vec![
+        turn.button(Key::BtnTypedAddAll, Action::TypedAddAll.encode()),
+        turn.button(Key::BtnTypedChange, Action::TypedChange.encode()),
+        turn.button(Key::BtnCancel, Action::Menu.encode()),
+    ];
+    turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
+    Ok(BuyerState::ReviewingTypedOrder { lines })
+}
+
+/// A line's offer, commodity and quantity as the catalogue stands: `None` when its stall no
+/// longer sells here.
+fn resolve<'c>(turn: &Turn<'c>, line: &TypedLine) -> Option<(&'c Offer, &'c Commodity, Quantity)> {
+    let catalog = turn.catalog;
+    let offer = catalog.offer(line.offer)?;
+    let commodity = catalog.commodity(&offer.commodity)?;
+    let open = catalog.offers_for(&turn.market.slug, &commodity.id).iter().any(|o| o.id == offer.id);
+    let quantity = Quantity::new(line.base, commodity.unit).ok()?;
+    open.then_some((offer, commodity, quantity))
+}
+
+fn stall_of(turn: &Turn<'_>, offer: &Offer) -> (String, String) {
+    turn.catalog.stall(offer.stall_id).map(|s| (s.name.clone(), s.number.clone())).unwrap_or_default()
+}
+
+/// Why an amount was refused, in a few words.
+fn why(e: &QuantityError, turn: &Turn<'_>) -> String {
+    let lang = turn.lang;
+    match e {
+        QuantityError::TooLarge { max } => turn.tf(Key::TypedWhyTooLarge, &[("max", &max.display(lang))]),
+        QuantityError::TooSmall { min } => turn.tf(Key::TypedWhyTooSmall, &[("min", &min.display(lang))]),
+        QuantityError::WrongUnit { expected, .. } | QuantityError::NotWhole { unit: expected } => {
+            turn.tf(Key::TypedWhyUnit, &[("unit", &expected.label())])
+        }
+        QuantityError::NotANumber | QuantityError::NotPositive => turn.t(Key::TypedWhyAmount),
+    }
+}
+
+/// A press on a typed order's buttons, checked against the lines under review.
+pub fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let BuyerState::ReviewingTypedOrder { mut lines } = state else {
+        turn.say(Key::StaleButton);
+        return Ok(state);
+    };
+    let replaces = turn.pressed_on.map(str::to_string);
+    match action {
+        Action::TypedAddAll => add_all(&lines, repo, turn),
+        Action::TypedReview => show(lines, "", replaces, turn),
+        Action::TypedChange => {
+            let lang = turn.lang;
+            let mut buttons = Vec::new();
+            for (i, line) in lines.iter().enumerate() {
+                if let Some((_, commodity, quantity)) = resolve(turn, line) {
+                    buttons.push(Button {
+                        label: format!("{}. {} {}", i + 1, commodity.display_name(lang), quantity.display(lang)),
+                        payload: Action::TypedLine(i).encode(),
+                    });
+                }
+            }
+            buttons.push(turn.button(Key::BtnBack, Action::TypedReview.encode()));
+            let text = turn.t(Key::TypedChooseLine);
+            turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
+            Ok(BuyerState::ReviewingTypedOrder { lines })
+        }
+        Action::TypedLine(i) => {
+            let Some((_, commodity, quantity)) = lines.get(i).and_then(|l| resolve(turn, l)) else {
+                turn.say(Key::StaleButton);
+                return Ok(BuyerState::ReviewingTypedOrder { lines });
+            };
+            let lang = turn.lang;
+            let unit = commodity.unit.label();
+            let mut buttons = Vec::new();
+            for offer in turn.catalog.offers_for(&turn.market.slug, &commodity.id) {
+                let (stall, _) = stall_of(turn, offer);
+                buttons.push(Button {
+                    label: format!("{stall} · {}/{unit}", offer.price),
+                    payload: Action::TypedStall { line: i, offer: offer.id }.encode(),
+                });
+            }
+            buttons.push(turn.button(Key::BtnTypedDrop, Action::TypedDrop(i).encode()));
+            buttons.push(turn.button(Key::BtnBack, Action::TypedReview.encode()));
+            let text = turn.tf(
+                Key::TypedChooseStall,
+                &[("commodity", &commodity.display_name(lang)), ("qty", &quantity.display(lang))],
+            );
+            turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
+            Ok(BuyerState::ReviewingTypedOrder { lines })
+        }
+        Action::TypedStall { line, offer } => {
+            // The new stall must sell the same commodity here, now.
+            let same = lines.get(line).and_then(|l| resolve(turn, l)).and_then(|(current, _, _)| {
+                turn.catalog
+                    .offers_for(&turn.market.slug, &current.commodity)
+                    .iter()
+                    .find(|o| o.id == offer)
+                    .map(|o| o.id)
+            });
+            match same {
+                Some(id) => {
+                    lines[line].offer = id;
+                    show(lines, "", replaces, turn)
+                }
+                None => {
+                    turn.say(Key::StaleButton);
+                    Ok(BuyerState::ReviewingTypedOrder { lines })
+                }
+            }
+        }
+        Action::TypedDrop(i) if i < lines.len() => {
+            lines.remove(i);
+            if lines.is_empty() {
+                turn.say(Key::TypedAllDropped);
+                return Ok(BuyerState::MainMenu);
+            }
+            show(lines, "", replaces, turn)
+        }
+        _ => {
+            turn.say(Key::StaleButton);
+            Ok(BuyerState::ReviewingTypedOrder { lines })
+        }
+    }
+}
+
+/// Every line into the cart (added to what is there), each checked like a typed amount: the
+/// cart's size, the line's bounds and the stall's stock. What cannot go in is said.
+fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let lang = turn.lang;
+    let mut added = Vec::new();
+    let mut problems = Vec::new();
+    for line in lines {
+        let Some((offer, commodity, quantity)) = resolve(turn, line) else {
+            problems.push(turn.t(Key::TypedLineGone));
+            continue;
+        };
+        let name = commodity.display_name(lang).to_string();
+        let cart = repo.cart()?;
+        let existing = cart.iter().find(|l| l.offer_id == offer.id).map(|l| l.quantity.base());
+        if existing.is_none() && cart.len() >= MAX_CART_LINES {
+            problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &turn.t(Key::CartFull))]));
+            continue;
+        }
+        let wanted = match Quantity::new(existing.unwrap_or(0) + quantity.base(), commodity.unit) {
+            Ok(q) => q,
+            Err(e) => {
+                let why = why(&e, turn);
+                problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &why)]));
+                continue;
+            }
+        };
+        if let Some(left) = repo.stock_of(offer.id)?
+            && left < wanted.base()
+        {
+            let shown = Quantity::new(left, commodity.unit).map(|q| q.display(lang)).unwrap_or_else(|_| "0".into());
+            let why = turn.tf(Key::TypedWhyStock, &[("left", &shown)]);
+            problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &why)]));
+            continue;
+        }
+        repo.set_cart_line(offer.id, wanted, turn.now)?;
+        let (stall, _) = stall_of(turn, offer);
+        added.push(turn.tf(
+            Key::TypedAddedLine,
+            &[
+                ("commodity", &name),
+                ("qty", &quantity.display(lang)),
+                ("stall", &stall),
+                ("amount", &line_total(offer.price, quantity)),
+            ],
+        ));
+    }
+    let mut text = if added.is_empty() {
+        turn.t(Key::TypedNoneAdded)
+    } else {
+        turn.tf(Key::TypedAdded, &[("count", &added.len()), ("lines", &added.join("\n"))])
+    };
+    if !problems.is_empty() {
+        text.push_str(&turn.tf(Key::TypedNotAdded, &[("lines", &problems.join("\n"))]));
+    }
+    let buttons = vec![
+        turn.button(Key::BtnContinueShopping, Action::Shop.encode()),
+        turn.button(Key::BtnCart, Action::Cart.encode()),
+        turn.button(Key::BtnCheckout, Action::Checkout.encode()),
+    ];
+    turn.reply(Outbound::with_buttons(text, buttons));
+    Ok(BuyerState::MainMenu)
+}
+
+/// "harga cabe berapa?", "ada daging sapi?": each commodity's prices here and where.
+fn answer(asked: &[String], _repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let catalog = turn.catalog;
+    let lang = turn.lang;
+    if asked.is_empty() {
+        turn.say(Key::QuestionWhich);
+        return Ok(BuyerState::MainMenu);
+    }
+    let mut parts = Vec::new();
+    let mut buttons = Vec::new();
+    for id in asked.iter().take(MAX_ASKED) {
+        let Some(commodity) = catalog.commodity(id) else {
+            continue;
+        };
+        let name = commodity.display_name(lang);
+        let offers = catalog.offers_for(&turn.market.slug, id);
+        let (Some(cheapest), Some(dearest)) = (offers.first(), offers.iter().max_by_key(|o| o.price)) else {
+            parts.push(turn.tf(Key::AnswerNotSold, &[("commodity", &name), ("market", &turn.market.name)]));
+            continue;
+        };
+        let (stall, number) = stall_of(turn, cheapest);
+        let price = if dearest.price > cheapest.price {
+            format!("{}–{}", cheapest.price, dearest.price)
+        } else {
+            cheapest.price.to_string()
+        };
+        parts.push(turn.tf(
+            Key::AnswerPrice,
+            &[
+                ("commodity", &name),
+                ("price", &price),
+                ("unit", &commodity.unit.label()),
+                ("count", &offers.len()),
+                ("stall", &stall),
+                ("number", &number),
+            ],
+        ));
+        buttons.push(Button { label: name.to_string(), payload: Action::Commodity(id.clone()).encode() });
+    }
+    let mut text = parts.join("\n");
+    if !buttons.is_empty() {
+        text.push_str(&turn.t(Key::AnswerHint));
+    }
+    buttons.push(turn.button(Key::BtnMenu, Action::Menu.encode()));
+    turn.reply(Outbound::with_buttons(text, buttons));
+    Ok(BuyerState::MainMenu)
+}
