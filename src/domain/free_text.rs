@@ -358,49 +358,59 @@ fn read_piece(
     let words: Vec<&str> =
         words.iter().map(|w| w.trim_matches(|c: char| matches!(c, ',' | '.'))).filter(|w| !w.is_empty()).collect();
     let kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
-    // Names, longest first, then with a typo allowance.
+    // Names, longest first (exact before a typo at each length). A name may hold a unit word
+    // ("buah naga", "ayam potong", "tempe bungkus"), so spans run over amount words too, but
+    // an amount word alone is never a name.
     let mut mentions: Vec<Mention> = Vec::new();
     let mut unknown: Vec<&str> = Vec::new();
+    let mut named = vec![false; words.len()];
     let mut i = 0;
     while i < words.len() {
-        if kinds[i] != Kind::Word {
+        if kinds[i] == Kind::Filler {
             i += 1;
             continue;
         }
-        let run = (i..words.len()).take_while(|&j| kinds[j] == Kind::Word).count();
+        let run = (i..words.len()).take_while(|&j| kinds[j] != Kind::Filler).count();
         let mut matched = None;
         for n in (1..=run.min(index.longest)).rev() {
-            if let Some(found) = index.exact(&words[i..i + n]) {
+            let span = &words[i..i + n];
+            if n == 1 && kinds[i] == Kind::Amount {
+                break;
+            }
+            if let Some(found) = index.exact(span) {
                 matched = Some((n, if found.len() == 1 { Ok(found[0]) } else { Err(()) }));
                 break;
             }
-        }
-        if matched.is_none() {
-            for n in (1..=run.min(3)).rev() {
-                if let Some(c) = index.near(&words[i..i + n]) {
-                    matched = Some((n, Ok(c)));
-                    break;
-                }
+            let all_words = kinds[i..i + n].iter().all(|k| *k == Kind::Word);
+            if all_words
+                && n <= 3
+                && let Some(c) = index.near(span)
+            {
+                matched = Some((n, Ok(c)));
+                break;
             }
         }
         match matched {
             Some((n, found)) => {
+                named[i..i + n].iter_mut().for_each(|x| *x = true);
                 mentions.push(Mention { start: i, end: i + n, found });
                 i += n;
             }
-            None => {
+            None if kinds[i] == Kind::Word => {
                 unknown.push(words[i]);
                 i += 1;
             }
+            None => i += 1,
         }
     }
-    // Amounts: runs of number and unit words.
+    // Amounts: runs of number and unit words that are not part of a name.
+    let amount = |j: usize| kinds[j] == Kind::Amount && !named[j];
     let mut groups: Vec<(usize, usize)> = Vec::new();
     let mut j = 0;
     while j < words.len() {
-        if kinds[j] == Kind::Amount {
+        if amount(j) {
             let start = j;
-            while j < words.len() && kinds[j] == Kind::Amount {
+            while j < words.len() && amount(j) {
                 j += 1;
             }
             groups.push((start, j));
@@ -411,7 +421,7 @@ fn read_piece(
     // Amounts come before the names ("sekilo brambang") or after them ("brambang sekilo"), as
     // the piece starts.
     let first = kinds.iter().position(|k| *k != Kind::Filler);
-    let amount_first = first.is_some_and(|f| kinds[f] == Kind::Amount);
+    let amount_first = first.is_some_and(amount);
     let mut taken = vec![false; groups.len()];
     let mut chosen: Vec<Option<usize>> = Vec::with_capacity(mentions.len());
     for (m, mention) in mentions.iter().enumerate() {
