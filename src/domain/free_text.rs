@@ -534,3 +534,104 @@ pub fn to_json(catalog: &crate::domain::catalog::Catalog, market: &str, message:
     }
     json
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::SeedData;
+
+    fn reader() -> (FreeTextIndex, Vec<Commodity>) {
+        let commodities = SeedData::builtin().expect("seed").commodities;
+        (FreeTextIndex::new(&commodities), commodities)
+    }
+
+    fn items(message: &str) -> Vec<(String, u64)> {
+        let (index, commodities) = reader();
+        read(&index, &commodities, message).items.into_iter().map(|i| (i.commodity, i.quantity.base())).collect()
+    }
+
+    fn item(id: &str, base: u64) -> (String, u64) {
+        (id.to_string(), base)
+    }
+
+    #[test]
+    fn pieces_split_at_separators_but_not_at_a_decimal_comma() {
+        assert_eq!(
+            pieces("brambang 1,5 kg, tempe 2\n- tahu 5 dan kangkung + bayam"),
+            vec!["brambang 1,5 kg", "tempe 2", "tahu 5", "kangkung", "bayam"]
+        );
+        assert_eq!(strip_marker("1. bawang merah"), "bawang merah");
+        assert_eq!(strip_marker("12) tempe 2"), "tempe 2");
+        assert_eq!(strip_marker("1.5 kg"), "1.5 kg", "a decimal is not a list number");
+        assert_eq!(strip_marker("• telur"), "telur");
+    }
+
+    #[test]
+    fn amounts_before_or_after_the_names_as_the_piece_starts() {
+        assert_eq!(
+            items("brambang sekilo lombok seprapat tempe 2 papan"),
+            vec![item("bawang-merah", 1000), item("cabai-rawit", 250), item("tempe", 2)]
+        );
+        assert_eq!(
+            items("sekilo brambang setengah kilo lombok"),
+            vec![item("bawang-merah", 1000), item("cabai-rawit", 500)]
+        );
+        assert_eq!(items("gula sekilo setengah"), vec![item("gula-pasir", 1500)]);
+        assert_eq!(items("2 ons merica"), vec![item("merica", 200)]);
+        assert_eq!(items("selusin telur bebek"), vec![item("telur-bebek", 12)]);
+        assert_eq!(items("minyak setengah liter"), vec![item("minyak-goreng", 500)]);
+    }
+
+    #[test]
+    fn no_amount_means_one_of_the_unit_and_piece_words_count_pieces() {
+        assert_eq!(items("tempe, bawang putih"), vec![item("tempe", 1), item("bawang-putih", 1000)]);
+        assert_eq!(items("terasi 2 bungkus, tempe 3 bungkus"), vec![item("terasi", 2), item("tempe", 3)]);
+    }
+
+    #[test]
+    fn names_may_hold_unit_words_and_typos_of_longer_names_win() {
+        assert_eq!(items("buah naga 1 kg"), vec![item("buah-naga", 1000)]);
+        assert_eq!(items("ayam potong 3 kg"), vec![item("ayam-potong", 3000)]);
+        assert_eq!(items("tempe bungkus 10"), vec![item("tempe-daun", 10)]);
+        assert_eq!(items("telur bebekk 5"), vec![item("telur-bebek", 5)]);
+        assert_eq!(items("bawng merah 1/2kg"), vec![item("bawang-merah", 500)]);
+    }
+
+    #[test]
+    fn refused_amounts_and_ambiguous_names_are_not_understood_with_the_reason() {
+        let (index, commodities) = reader();
+        let r = read(&index, &commodities, "ayam 2 kwintal, tempe 1 kg, lombok abang sekilo");
+        assert!(r.items.is_empty(), "{r:?}");
+        let errors: Vec<_> = r.not_understood.iter().filter_map(|n| n.error.clone()).collect();
+        assert!(matches!(errors[0], QuantityError::TooLarge { .. }), "{errors:?}");
+        assert!(matches!(errors[1], QuantityError::WrongUnit { .. }), "{errors:?}");
+        assert!(r.not_understood.iter().any(|n| n.text == "lombok abang" && n.problem.as_deref() == Some("ambiguous")));
+    }
+
+    #[test]
+    fn questions_are_told_apart_from_orders() {
+        let (index, commodities) = reader();
+        let ask = |m: &str| read(&index, &commodities, m);
+        assert_eq!(ask("harga cabe berapa?").question, Some(vec!["cabai-rawit".to_string()]));
+        assert_eq!(ask("ada daging sapi").question, Some(vec!["daging-sapi".to_string()]));
+        assert_eq!(ask("brambang piro sekilo?").question, Some(vec!["bawang-merah".to_string()]));
+        let order = ask("brambang sekilo, tempe 2, kirim jam berapa?");
+        assert_eq!(order.question, None, "a list of amounts with a question at its end is an order");
+        assert_eq!(order.items.len(), 2);
+    }
+
+    #[test]
+    fn junk_and_huge_messages_are_bounded() {
+        let (index, commodities) = reader();
+        for junk in ["🥬🥬🥬", "123 456", "'; DROP TABLE orders; --", "", "   "] {
+            assert!(read(&index, &commodities, junk).items.is_empty(), "{junk}");
+        }
+        let huge = "tempe 1, ".repeat(5000);
+        let r = read(&index, &commodities, &huge);
+        assert!(r.cut && r.items.len() == MAX_ITEMS, "{}", r.items.len());
+        // Any text at all: no panic, whatever the characters.
+        for odd in ["1.", "1)", "½½½", "se", "sesese", "x2 x3", "٣ كيلو", "ｔｅｍｐｅ　２"] {
+            let _ = read(&index, &commodities, odd);
+        }
+    }
+}
