@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::fake_telegram::FakeTelegram;
-use std::process::{Child, Command, Stdio};
+use common::fake_telegram::{FakeTelegram, Running};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BLIMBING: &str = "111:blimbing-token";
@@ -14,15 +14,6 @@ const ADMIN: i64 = 9001;
 const TRADER: i64 = 2002;
 const TRADER2: i64 = 2003;
 const SHOPPER: i64 = 1001;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn start(fake: &FakeTelegram, dir: &std::path::Path, fast: bool) -> Running {
     start_with_limits(
@@ -33,27 +24,7 @@ fn start(fake: &FakeTelegram, dir: &std::path::Path, fast: bool) -> Running {
 }
 
 fn start_with_limits(fake: &FakeTelegram, dir: &std::path::Path, limits: &str) -> Running {
-    let config = format!(
-        "[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n{limits}\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
-        fake.url
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
-        .arg("--config")
-        .arg(&path)
-        .args(["run", "--db"])
-        .arg(dir.join("pasar.db"))
-        .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
-        .env("PASAR_DINOYO_TELEGRAM_TOKEN", DINOYO)
-        .env_remove("PASAR_DB")
-        .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "off".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("PASAR_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .expect("pasar run");
-    Running(child)
+    fake.run_pasar(dir, (BLIMBING, DINOYO), ADMIN, limits)
 }
 
 #[test]

@@ -1088,13 +1088,17 @@ fn add_to_cart(offer_id: i64, quantity: Quantity, repo: &mut dyn Repo, turn: &mu
             ("amount", &line_total(offer.price, new_qty)),
         ],
     );
-    let buttons = vec![
+    turn.reply(Outbound::with_buttons(text, after_adding(turn)));
+    Ok(BuyerState::MainMenu)
+}
+
+/// What a shopper may do after something went into the cart.
+pub(super) fn after_adding(turn: &Turn<'_>) -> Vec<Button> {
+    vec![
         turn.button(Key::BtnContinueShopping, Action::Shop.encode()),
         turn.button(Key::BtnCart, Action::Cart.encode()),
         turn.button(Key::BtnCheckout, Action::Checkout.encode()),
-    ];
-    turn.reply(Outbound::with_buttons(text, buttons));
-    Ok(BuyerState::MainMenu)
+    ]
 }
 
 /// A cart line with its current price, or `None` when the offer is gone.

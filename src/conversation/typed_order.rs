@@ -317,12 +317,7 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
     if !problems.is_empty() {
         text.push_str(&turn.tf(Key::TypedNotAdded, &[("lines", &problems.join("\n"))]));
     }
-    let buttons = vec![
-        turn.button(Key::BtnContinueShopping, Action::Shop.encode()),
-        turn.button(Key::BtnCart, Action::Cart.encode()),
-        turn.button(Key::BtnCheckout, Action::Checkout.encode()),
-    ];
-    turn.reply(Outbound::with_buttons(text, buttons));
+    turn.reply(Outbound::with_buttons(text, super::buyer::after_adding(turn)));
     Ok(BuyerState::MainMenu)
 }
 

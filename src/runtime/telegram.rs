@@ -329,6 +329,26 @@ enum Sent {
     Network(String),
 }
 
+/// A picture drawn here (a QR code, a chart) as a photo, with its caption and buttons; the
+/// message id it got.
+async fn send_png(
+    bot: &Bot,
+    chat: ChatId,
+    png: Vec<u8>,
+    file_name: &str,
+    caption: String,
+    keyboard: Option<teloxide::types::InlineKeyboardMarkup>,
+) -> Result<Option<i32>, RequestError> {
+    let mut r = bot.send_photo(chat, InputFile::memory(png).file_name(file_name.to_string()));
+    if !caption.is_empty() {
+        r = r.caption(caption);
+    }
+    if let Some(k) = keyboard {
+        r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
+    }
+    r.await.map(|m| Some(m.id.0))
+}
+
 /// How a failed call counts, without taking the error.
 fn classify_ref(e: &RequestError) -> Sent {
     match e {
@@ -401,16 +421,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
             }
         }
         Send::Qr { content, caption, keyboard } => match crate::domain::qris::png(&content) {
-            Ok(png) => {
-                let mut r = bot.send_photo(chat, InputFile::memory(png).file_name("qris.png"));
-                if !caption.is_empty() {
-                    r = r.caption(caption);
-                }
-                if let Some(k) = keyboard {
-                    r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-                }
-                r.await.map(|m| Some(m.id.0))
-            }
+            Ok(png) => send_png(bot, chat, png, "qris.png", caption, keyboard).await,
             // Cannot happen for a payload we made (it fits a QR code); the text still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a QR code failed; sending its caption alone");
@@ -418,16 +429,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
             }
         },
         Send::Chart { chart, caption, keyboard } => match crate::channel::chart::png(&chart) {
-            Ok(png) => {
-                let mut r = bot.send_photo(chat, InputFile::memory(png).file_name("statistik.png"));
-                if !caption.is_empty() {
-                    r = r.caption(caption);
-                }
-                if let Some(k) = keyboard {
-                    r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-                }
-                r.await.map(|m| Some(m.id.0))
-            }
+            Ok(png) => send_png(bot, chat, png, "statistik.png", caption, keyboard).await,
             // The figures went as text before it; the caption still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a chart failed; sending its caption alone");

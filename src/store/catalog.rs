@@ -64,20 +64,7 @@ impl Store {
                 )?;
             }
             for c in &seed.commodities {
-                tx.execute(
-                    "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        c.id,
-                        c.category.slug(),
-                        c.name,
-                        c.name_en,
-                        c.unit.label(),
-                        c.aliases.join("|"),
-                        c.javanese.join("|"),
-                        c.reference_price.value(),
-                    ],
-                )?;
+                insert_commodity(tx, c)?;
             }
             for s in &seed.stalls {
                 tx.execute(
@@ -213,4 +200,23 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Catalog::new(markets, commodities, stalls, offers, today).with_photos(photos))
     }
+}
+
+/// Adds a commodity to the city's catalogue (seeding, or an admin's `/komoditas_tambah`).
+pub(super) fn insert_commodity(conn: &rusqlite::Connection, c: &Commodity) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        c.id,
+        c.category.slug(),
+        c.name,
+        c.name_en,
+        c.unit.label(),
+        c.aliases.join("|"),
+        c.javanese.join("|"),
+        c.reference_price.value(),
+    ])?;
+    Ok(())
 }

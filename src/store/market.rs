@@ -597,21 +597,7 @@ impl MarketRepo for RepoTx<'_> {
     }
 
     fn add_commodity(&mut self, c: &Commodity) -> RepoResult<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                c.id,
-                c.category.slug(),
-                c.name,
-                c.name_en,
-                c.unit.label(),
-                c.aliases.join("|"),
-                c.javanese.join("|"),
-                c.reference_price.value(),
-            ])?;
+        super::catalog::insert_commodity(self.tx, c)?;
         self.bump_catalog_version()
     }
 
