@@ -268,18 +268,7 @@ fn backup_copies_the_database_online_and_checks_it() {
 fn export_writes_the_orders_as_csv_a_spreadsheet_opens() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("pasar.db");
-    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
-    let ok = pasar()
-        .env("PASAR_INVITE_SECRET", "transcripts")
-        .args(["chat", "--script"])
-        .arg(&transcript)
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null())
-        .status()
-        .expect("chat")
-        .success();
-    assert!(ok, "the two-trader order is placed");
+    two_trader_order(&db);
     let out = dir.path().join("orders.csv");
     let (ok, _, err) = run(pasar()
         .args(["export", "--from", "2026-11-28", "--to", "2026-11-28", "--db"])
@@ -316,19 +305,7 @@ fn export_writes_the_orders_as_csv_a_spreadsheet_opens() {
 fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("pasar.db");
-    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
-    assert!(
-        pasar()
-            .env("PASAR_INVITE_SECRET", "transcripts")
-            .args(["chat", "--script"])
-            .arg(&transcript)
-            .arg("--db")
-            .arg(&db)
-            .stdout(Stdio::null())
-            .status()
-            .expect("chat")
-            .success()
-    );
+    two_trader_order(&db);
     // Finished a day ago at the most: a 30-day purge keeps it.
     let (ok, out, err) = run(pasar().args(["purge", "--older-than", "30", "--db"]).arg(&db));
     assert!(ok && out.contains("purged: 0 orders") && out.contains("0 saved shopper profiles"), "{out}{err}");
@@ -374,18 +351,7 @@ fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
 fn an_admin_s_ekspor_in_pasar_chat_saves_the_same_file_as_pasar_export() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("pasar.db");
-    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
-    let ok = pasar()
-        .env("PASAR_INVITE_SECRET", "transcripts")
-        .args(["chat", "--script"])
-        .arg(&transcript)
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null())
-        .status()
-        .expect("chat")
-        .success();
-    assert!(ok, "the two-trader order is placed");
+    two_trader_order(&db);
     let here = tempfile::tempdir().expect("the admin's folder");
     let mut child = pasar()
         .current_dir(here.path())
@@ -405,4 +371,20 @@ fn an_admin_s_ekspor_in_pasar_chat_saves_the_same_file_as_pasar_export() {
         .arg(&db));
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(&saved).expect("the saved file"), cli);
+}
+
+/// Transcript 08 (an order from two traders, paid by QRIS) played into the database at `db`.
+fn two_trader_order(db: &std::path::Path) {
+    let transcript = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/08_two_traders.txt");
+    let ok = pasar()
+        .env("PASAR_INVITE_SECRET", "transcripts")
+        .args(["chat", "--script"])
+        .arg(&transcript)
+        .arg("--db")
+        .arg(db)
+        .stdout(Stdio::null())
+        .status()
+        .expect("chat")
+        .success();
+    assert!(ok, "the two-trader order is placed");
 }
