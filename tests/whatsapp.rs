@@ -774,3 +774,18 @@ fn market_news_on_whatsapp_reaches_shoppers_in_the_window_and_counts_the_others_
     assert!(graph.sent_to(ADMIN).iter().all(|m| !m.text().contains("ditahan")), "no held-message alerts");
     assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM outbox WHERE status = 'held'"), 0, "old news is not kept");
 }
+
+#[test]
+fn a_typed_order_on_whatsapp_is_reviewed_with_reply_buttons_and_added_in_one_tap() {
+    let dir = tempfile::tempdir().expect("dir");
+    let graph = FakeGraph::start();
+    let running = start(&graph, None, dir.path());
+    let mut shopper = Chat { port: running.1, from: SHOPPER, n: 0 };
+    shopper.text("bu, brambang sekilo, tempe 2 papan nggih");
+    let (review, seen) = graph.wait_for(SHOPPER, "Yang saya tangkap", 0);
+    assert_eq!(review.body["interactive"]["type"], "button", "three reply buttons fit: {}", review.body);
+    assert!(review.text().contains("1. Bawang Merah 1 kg") && review.text().contains("2. Tempe 2 papan"));
+    shopper.press(&review.choice("Masukkan").expect("the add-all button"));
+    graph.wait_for(SHOPPER, "2 barang masuk keranjang", seen);
+    assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM cart_lines WHERE user_id = '6281234567890'"), 2);
+}

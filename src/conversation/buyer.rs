@@ -402,7 +402,7 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
             not_understood(state, repo, turn)
         }
         BuyerState::ReviewingTypedOrder { .. }
-            if ["ya", "iya", "yes", "ok", "oke", "masukkan", "masukkan semua", "nggih"]
+            if ["ya", "iya", "yes", "ok", "oke", "masukkan", "masukkan semua", "masukkan keranjang", "nggih"]
                 .contains(&text.to_lowercase().as_str()) =>
         {
             super::typed_order::act(state, Action::TypedAddAll, repo, turn)
