@@ -657,7 +657,6 @@ keys! {
     TypedChooseLine => "typed_choose_line",
     TypedChooseStall => "typed_choose_stall",
     TypedAllDropped => "typed_all_dropped",
-    TypedLineGone => "typed_line_gone",
     TypedProblem => "typed_problem",
     TypedAddedLine => "typed_added_line",
     TypedAdded => "typed_added",
@@ -671,6 +670,14 @@ keys! {
     AnswerNotSold => "answer_not_sold",
     AnswerHint => "answer_hint",
     CmdPesan => "cmd_pesan",
+    TypedPart => "typed_part",
+    TypedPartWhy => "typed_part_why",
+    TypedLineClosed => "typed_line_closed",
+    TypedLineButton => "typed_line_button",
+    TypedStallButton => "typed_stall_button",
+    TypedWhyClosed => "typed_why_closed",
+    AnswerRange => "answer_range",
+    CommodityExactName => "commodity_exact_name",
 }
 
 /// Parsed catalog: key -> sentence.

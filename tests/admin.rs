@@ -489,7 +489,7 @@ fn admins_set_the_market_s_hours_delivery_slots_and_capacity() {
     );
     let r = joined(&h.command("/jam 05.00-12.00"));
     assert!(r.contains("05:00-12:00") && r.contains("sebelumnya 04:00-13:00"), "{r}");
-    let r = joined(&h.command("/jam antar 10:00-12:00, 08:00-10:00"));
+    let r = joined(&h.command("/jam antar 10:00 - 12:00, 08:00 - 10:00"));
     assert!(r.contains("08:00-10:00, 10:00-12:00"), "sorted: {r}");
     // Shoppers see the new hours and are offered only the new slots (07:00 WIB now: both today).
     as_user(&mut h, "ani");
@@ -518,13 +518,21 @@ fn admins_set_the_market_s_hours_delivery_slots_and_capacity() {
 #[test]
 fn admins_add_and_change_commodities_that_traders_then_sell() {
     let mut h = market();
+    // A market admin may not change the city's catalogue.
     as_user(&mut h, "bu-lurah");
+    assert!(joined(&h.command("/komoditas_tambah Kecombrang, bumbu, biji, 4000")).contains(UNKNOWN));
+    as_user(&mut h, CITY);
     // Refused: too few parts, an unknown shelf or unit, no price, a name already taken.
     for bad in [
         "/komoditas_tambah Kecombrang",
         "/komoditas_tambah Kecombrang, rempah-rempah, kg, 30000",
         "/komoditas_tambah Kecombrang, bumbu, karung, 30000",
         "/komoditas_tambah Kecombrang, bumbu, kg, murah",
+        // A "|" would split into two names when stored ("brambang" taken over).
+        "/komoditas_tambah Kecombrang, bumbu, biji, 4000, honje|brambang",
+        // An amount word is no name.
+        "/komoditas_tambah Kilo, bumbu, kg, 4000",
+        "/komoditas_tambah 123, bumbu, kg, 4000",
     ] {
         assert!(joined(&h.command(bad)).contains("Tulis: /komoditas_tambah"), "{bad}");
     }
@@ -546,7 +554,7 @@ fn admins_add_and_change_commodities_that_traders_then_sell() {
     assert!(r.contains("Kecombrang") && r.contains("Rp 28.000"), "{r}");
 
     // Changes: names, market words, shelf; never the unit; never a name another has.
-    as_user(&mut h, "bu-lurah");
+    as_user(&mut h, CITY);
     assert!(joined(&h.command("/komoditas_ubah kecombrang, satuan, ons")).contains("tidak bisa diubah"));
     assert!(joined(&h.command("/komoditas_ubah kecombrang, alias, brambang")).contains("sudah dipakai"));
     assert!(joined(&h.command("/komoditas_ubah kecombrang, warna, kuning")).contains("Tulis: /komoditas_ubah"));

@@ -18,27 +18,41 @@ fn cart(h: &Harness) -> Vec<(String, i64)> {
     stmt.query_map([&h.user.id], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").map(|r| r.expect("row")).collect()
 }
 
+/// The review number the buttons of these replies carry.
+fn review_of(replies: &[pasar_online::channel::Outbound]) -> u32 {
+    let add = payload(replies, "Masukkan keranjang");
+    add.split(':').nth(1).and_then(|r| r.parse().ok()).expect("a review number")
+}
+
 #[test]
 fn a_typed_order_is_shown_line_by_line_and_goes_into_the_cart_only_on_add_all() {
     let mut h = Harness::new("blimbing");
-    let r = joined(&h.text("bu, brambang sekilo, lombok rawit seprapat, tempe 2 papan, ayam 2 kwintal"));
+    let first = h.text("bu, brambang sekilo, lombok rawit seprapat, tempe 2 papan, ayam 2 kwintal");
+    let r = joined(&first);
     assert!(r.contains("1. Bawang Merah 1 kg — Bumbu Dapur Bu Kasiyem (lapak A-12) · Rp 33.500"), "{r}");
     assert!(r.contains("2. Cabai Rawit 250 gr — Bumbu Dapur Bu Kasiyem"), "{r}");
     assert!(r.contains("3. Tempe 2 papan — Tahu Tempe Bu Darmi"), "{r}");
     assert!(r.contains("\"ayam 2 kwintal\" (paling banyak 50 kg sekali pesan)"), "refused politely: {r}");
     assert!(cart(&h).is_empty(), "nothing before the tap");
     // The first line from the other stall that sells it.
-    h.button(&Action::TypedChange.encode());
-    let stalls = h.button(&Action::TypedLine(0).encode());
-    let other = payload(&stalls, "Sayur Bu Sri");
-    let r = joined(&h.button(&other));
+    let lines = h.button(&payload(&first, "Ubah"));
+    let stalls = h.button(&payload(&lines, "1. Bawang Merah"));
+    let second = h.button(&payload(&stalls, "Sayur Bu Sri"));
+    let r = joined(&second);
     assert!(r.contains("1. Bawang Merah 1 kg — Sayur Bu Sri (lapak A-07) · Rp 37.500"), "{r}");
-    // Forged: a stall of another commodity, a line that is not there.
+    // Stale: the first showing's buttons. Forged: a stall of another commodity, a line that is
+    // not there.
+    let review = review_of(&second);
     let tempe_offer = h.engine.catalog().offers_for("blimbing", "tempe")[0].id;
-    for forged in [Action::TypedStall { line: 0, offer: tempe_offer }.encode(), Action::TypedLine(9).encode()] {
+    for forged in [
+        payload(&first, "Masukkan keranjang"),
+        Action::TypedStall { review, line: 0, offer: tempe_offer }.encode(),
+        Action::TypedLine { review, line: 9 }.encode(),
+    ] {
         assert!(joined(&h.button(&forged)).contains("Tombol itu sudah tidak berlaku"), "{forged}");
     }
-    let r = joined(&h.button(&Action::TypedAddAll.encode()));
+    assert!(cart(&h).is_empty());
+    let r = joined(&h.button(&payload(&second, "Masukkan keranjang")));
     assert!(r.contains("3 barang masuk keranjang"), "{r}");
     assert_eq!(
         cart(&h),
@@ -46,22 +60,50 @@ fn a_typed_order_is_shown_line_by_line_and_goes_into_the_cart_only_on_add_all() 
         "exactly what was shown"
     );
     // Pressed again after: stale, nothing doubled.
-    assert!(joined(&h.button(&Action::TypedAddAll.encode())).contains("Tombol itu sudah tidak berlaku"));
-    assert_eq!(cart(&h).len(), 3);
+    assert!(joined(&h.button(&payload(&second, "Masukkan keranjang"))).contains("Tombol itu sudah tidak berlaku"));
     assert_eq!(cart(&h)[0].1, 1000);
 }
 
 #[test]
-fn lines_can_be_removed_and_typed_yes_adds_them() {
+fn lines_can_be_removed_once_and_typed_yes_adds_them() {
     let mut h = Harness::new("blimbing");
-    h.text("tahu 5\ntelur 1kg\nbeli kangkung 2 ikat");
-    h.button(&Action::TypedChange.encode());
-    h.button(&Action::TypedLine(1).encode());
-    let r = joined(&h.button(&Action::TypedDrop(1).encode()));
+    let review = h.text("tahu 5\ntelur 1kg\nbeli kangkung 2 ikat");
+    let lines = h.button(&payload(&review, "Ubah"));
+    let line = h.button(&payload(&lines, "2. Telur"));
+    let drop = payload(&line, "Hapus dari pesanan");
+    let r = joined(&h.button(&drop));
     assert!(!r.contains("Telur") && r.contains("Kangkung"), "{r}");
+    // A second tap on the same button (a double tap, an old message) removes nothing more.
+    assert!(joined(&h.button(&drop)).contains("Tombol itu sudah tidak berlaku"));
     let r = joined(&h.text("ya"));
     assert!(r.contains("2 barang masuk keranjang"), "{r}");
     assert_eq!(cart(&h), vec![("kangkung".into(), 2), ("tahu-putih".into(), 5)]);
+}
+
+#[test]
+fn a_line_whose_stall_stopped_selling_can_move_to_another_stall() {
+    let mut h = Harness::new("blimbing");
+    let review = h.text("brambang sekilo, tempe 2");
+    assert!(joined(&review).contains("Bawang Merah 1 kg — Bumbu Dapur Bu Kasiyem"));
+    // Bumbu Dapur Bu Kasiyem (A-12, the cheapest) is taken out of service meanwhile.
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    conn.execute("UPDATE stalls SET active = 0 WHERE number = 'A-12' AND market = 'blimbing'", []).expect("stall");
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'catalog_version'", []).expect("version");
+    h.restart();
+    let lines = h.button(&payload(&review, "Ubah"));
+    let stalls = h.button(&payload(&lines, "1. Bawang Merah"));
+    assert!(stalls.iter().flat_map(|m| &m.buttons).all(|b| !b.label.contains("Kasiyem")), "{stalls:?}");
+    let moved = h.button(&payload(&stalls, "Sayur Bu Sri"));
+    assert!(joined(&moved).contains("1. Bawang Merah 1 kg — Sayur Bu Sri"), "{}", joined(&moved));
+    let r = joined(&h.button(&payload(&moved, "Masukkan keranjang")));
+    assert!(r.contains("2 barang masuk keranjang"), "{r}");
+    // Added while its stall is closed: named, not added.
+    let review = h.text("tempe 1, kangkung 2");
+    conn.execute("UPDATE stalls SET active = 0 WHERE number = 'A-21' AND market = 'blimbing'", []).expect("stall");
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'catalog_version'", []).expect("version");
+    h.restart();
+    let r = joined(&h.button(&payload(&review, "Masukkan keranjang")));
+    assert!(r.contains("Tempe: lapaknya sudah tidak menjual"), "{r}");
 }
 
 #[test]
@@ -70,8 +112,8 @@ fn more_than_the_stall_has_is_not_added_and_says_why() {
     let offer = h.engine.catalog().offers_for("blimbing", "bawang-merah")[0].id;
     let conn = rusqlite::Connection::open(&h.db).expect("db");
     conn.execute("UPDATE offers SET stock = 500 WHERE id = ?1", [offer]).expect("stock");
-    h.text("brambang 2 kilo, tempe 1");
-    let r = joined(&h.button(&Action::TypedAddAll.encode()));
+    let review = h.text("brambang 2 kilo, tempe 1");
+    let r = joined(&h.button(&payload(&review, "Masukkan keranjang")));
     assert!(r.contains("1 barang masuk keranjang") && r.contains("Bawang Merah: stok tinggal 500 gr"), "{r}");
     assert_eq!(cart(&h), vec![("tempe".into(), 1)]);
 }

@@ -943,6 +943,8 @@ const MAX_SLOTS: usize = 8;
 
 /// "07:00-09:00, 09:00-11:00": one to eight slots, in order of time, none overlapping another.
 fn parse_slots(text: &str) -> Option<Vec<DeliverySlot>> {
+    // "07:00 - 09:00" is one slot.
+    let text = text.split('-').map(str::trim).collect::<Vec<_>>().join("-");
     let mut slots = text
         .split([',', ';', '\n'])
         .flat_map(str::split_whitespace)
@@ -1025,14 +1027,41 @@ fn parse_unit(text: &str) -> Option<SaleUnit> {
     }
 }
 
-/// A list of names separated by commas; `-` alone means none.
-fn name_list(parts: &[&str]) -> Vec<String> {
-    parts
-        .iter()
-        .map(|p| p.trim())
-        .filter(|p| !p.is_empty() && *p != "-")
-        .map(|p| p.chars().take(MAX_COMMODITY_NAME).collect())
-        .collect()
+/// A list of names separated by commas; `-` alone means none. `None` when one cannot be a
+/// name (see [`fit_name`]).
+fn name_list(parts: &[&str]) -> Option<Vec<String>> {
+    parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty() && *p != "-").map(fit_name).collect()
+}
+
+/// A name as the catalogue can keep it: at most 40 characters, with a letter in it, no `|`
+/// (it separates names in the store) or control characters, and not an amount or unit word
+/// (`kilo`, `2`), which the typed-order reader would take for an amount.
+fn fit_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_COMMODITY_NAME
+        && name.chars().any(char::is_alphabetic)
+        && !name.chars().any(|c| c == '|' || c.is_control())
+        && !name.split_whitespace().all(|w| {
+            let w = w.to_lowercase();
+            crate::domain::quantity::is_unit_word(&w) || crate::domain::quantity::parse_number(&w).is_some()
+        });
+    ok.then(|| name.to_string())
+}
+
+/// A commodity's id from its name: ASCII letters and digits with dashes, at most 32 bytes (it
+/// travels in button payloads).
+fn commodity_id(name: &str) -> String {
+    let mut id = String::new();
+    for c in normalize(name).chars() {
+        match c {
+            'a'..='z' | '0'..='9' => id.push(c),
+            ' ' if !id.ends_with('-') => id.push('-'),
+            _ => {}
+        }
+    }
+    id.truncate(32);
+    id.trim_matches('-').to_string()
 }
 
 /// Shows the usage of adding a commodity, with the categories and units to choose from.
@@ -1052,19 +1081,22 @@ fn add_commodity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         say_commodity_usage(turn);
         return Ok(());
     }
-    let name = parts[0];
-    let (Some(category), Some(unit), Some(price)) =
-        (parse_category(parts[1], turn), parse_unit(parts[2]), Rupiah::parse(parts[3]))
-    else {
+    let (Some(name), Some(category), Some(unit), Some(price), Some(aliases)) = (
+        fit_name(parts[0]),
+        parse_category(parts[1], turn),
+        parse_unit(parts[2]),
+        Rupiah::parse(parts[3]),
+        name_list(&parts[4..]),
+    ) else {
         say_commodity_usage(turn);
         return Ok(());
     };
-    let id = normalize(name).replace(' ', "-");
-    if id.is_empty() || name.chars().count() > MAX_COMMODITY_NAME || price.value() <= 0 {
+    let name = name.as_str();
+    let id = commodity_id(name);
+    if id.is_empty() || price.value() <= 0 {
         say_commodity_usage(turn);
         return Ok(());
     }
-    let aliases = name_list(&parts[4..]);
     let catalog = turn.catalog;
     let taken = std::iter::once(name)
         .chain(aliases.iter().map(String::as_str))
@@ -1105,8 +1137,9 @@ fn edit_commodity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoR
         return Ok(());
     }
     let catalog = turn.catalog;
-    let Some(found) = catalog.find_any(parts[0]) else {
-        let text = turn.tf(Key::TraderUnknownCommodity, &[("query", &parts[0])]);
+    // Exactly a name the commodity has: a change for every market never lands on a guess.
+    let Some(found) = catalog.named(parts[0]) else {
+        let text = turn.tf(Key::CommodityExactName, &[("query", &parts[0])]);
         turn.reply(Outbound::text(text));
         return Ok(());
     };
@@ -1114,23 +1147,37 @@ fn edit_commodity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoR
     let value = parts[2..].join(", ");
     // A new name must not already mean another commodity.
     let clash = |n: &str| catalog.named(n).filter(|c| c.id != commodity.id).map(|c| (n.to_string(), c.name.clone()));
-    let taken = match normalize(parts[1]).as_str() {
+    let field = normalize(parts[1]);
+    let names_field = matches!(
+        field.as_str(),
+        "nama" | "name" | "inggris" | "english" | "en" | "alias" | "nama lain" | "jawa" | "javanese"
+    );
+    let names = if names_field { name_list(&parts[2..]) } else { Some(Vec::new()) };
+    let Some(names) = names else {
+        turn.say(Key::CommodityEditUsage);
+        return Ok(());
+    };
+    let taken = match field.as_str() {
+        "nama" | "name" | "inggris" | "english" | "en" if names.len() != 1 => {
+            turn.say(Key::CommodityEditUsage);
+            return Ok(());
+        }
         "nama" | "name" => {
-            let taken = clash(parts[2]);
-            commodity.name = parts[2].chars().take(MAX_COMMODITY_NAME).collect();
+            let taken = clash(&names[0]);
+            commodity.name = names[0].clone();
             taken
         }
         "inggris" | "english" | "en" => {
-            let taken = clash(parts[2]);
-            commodity.name_en = parts[2].chars().take(MAX_COMMODITY_NAME).collect();
+            let taken = clash(&names[0]);
+            commodity.name_en = names[0].clone();
             taken
         }
         "alias" | "nama lain" => {
-            commodity.aliases = name_list(&parts[2..]);
+            commodity.aliases = names;
             commodity.aliases.iter().find_map(|n| clash(n))
         }
         "jawa" | "javanese" => {
-            commodity.javanese = name_list(&parts[2..]);
+            commodity.javanese = names;
             commodity.javanese.iter().find_map(|n| clash(n))
         }
         "kategori" | "category" => match parse_category(parts[2], turn) {

@@ -110,6 +110,9 @@ pub enum BuyerState {
     },
     /// A typed order is shown line by line; nothing is in the cart until "add all".
     ReviewingTypedOrder {
+        /// This showing of the review (its buttons carry it).
+        #[serde(default)]
+        review: u32,
         lines: Vec<super::typed_order::TypedLine>,
     },
 }
@@ -401,14 +404,14 @@ fn typed(state: BuyerState, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>
             }
             not_understood(state, repo, turn)
         }
-        BuyerState::ReviewingTypedOrder { .. }
+        BuyerState::ReviewingTypedOrder { review, .. }
             if ["ya", "iya", "yes", "ok", "oke", "masukkan", "masukkan semua", "masukkan keranjang", "nggih"]
                 .contains(&text.to_lowercase().as_str()) =>
         {
-            super::typed_order::act(state, Action::TypedAddAll, repo, turn)
+            super::typed_order::act(state, Action::TypedAddAll(review), repo, turn)
         }
-        // Asked for words to search: a search.
-        BuyerState::ReceiveSearch => search(text, repo, turn),
+        // Asked for words to search: a search, unless it is plainly an order.
+        BuyerState::ReceiveSearch => super::typed_order::typed_after_search(text, repo, turn),
         // Anywhere else, typed words are an order ("brambang sekilo, tempe 2"), a question
         // ("harga cabe berapa?") or a search.
         BuyerState::MainMenu
@@ -640,12 +643,12 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
         | Action::AdminOrder(_)
         | Action::BroadcastSend(_)
         | Action::BroadcastCancel(_) => stale(state, turn),
-        Action::TypedAddAll
-        | Action::TypedChange
-        | Action::TypedLine(_)
+        Action::TypedAddAll(_)
+        | Action::TypedChange(_)
+        | Action::TypedLine { .. }
         | Action::TypedStall { .. }
-        | Action::TypedDrop(_)
-        | Action::TypedReview => super::typed_order::act(state, action, repo, turn),
+        | Action::TypedDrop { .. }
+        | Action::TypedReview(_) => super::typed_order::act(state, action, repo, turn),
         Action::Subscribe => {
             repo.set_subscription(true)?;
             let text = turn.tf(Key::SubscribeDone, &[("market", &turn.market.name)]);
@@ -696,6 +699,11 @@ fn lifecycle_answer(state: BuyerState, outcome: lifecycle::Outcome, turn: &mut T
         turn.say(r.key());
     }
     Ok(state)
+}
+
+/// A press that no longer applies: said, nothing changed.
+pub(super) fn stale_press(state: BuyerState, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    stale(state, turn)
 }
 
 fn stale(state: BuyerState, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {

@@ -512,15 +512,14 @@ pub const ADMIN_COMMANDS: &[&str] = &[
     "aktif",
     "jam",
     "kapasitas",
-    "komoditas_tambah",
-    "komoditas_ubah",
     "foto",
     "statistik",
     "ekspor",
     "siaran",
 ];
 /// Commands only city admins (admins of every market, from the config) have.
-pub const CITY_ADMIN_COMMANDS: &[&str] = &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan"];
+pub const CITY_ADMIN_COMMANDS: &[&str] =
+    &["admin_tambah", "admin_hapus", "cadangan", "harga_acuan", "komoditas_tambah", "komoditas_ubah"];
 
 /// English names of the role commands, each for its Indonesian command (the shopper's English
 /// names are read by the buyer conversation itself). Every name is unique across roles.

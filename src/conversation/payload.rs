@@ -112,22 +112,30 @@ pub enum Action {
         delivery: i64,
         reason: FailReason,
     },
-    // A typed order under review (its lines are in the shopper's state, by position).
+    // A typed order under review: its lines are in the shopper's state, by position, and every
+    // showing of the review has its own number, so a press on an older one is stale.
     /// Every line into the cart.
-    TypedAddAll,
+    TypedAddAll(u32),
     /// Choose a line to change.
-    TypedChange,
+    TypedChange(u32),
     /// One line: its stalls, or take it out.
-    TypedLine(usize),
+    TypedLine {
+        review: u32,
+        line: usize,
+    },
     /// Take this line from that stall.
     TypedStall {
+        review: u32,
         line: usize,
         offer: i64,
     },
     /// Take the line out.
-    TypedDrop(usize),
+    TypedDrop {
+        review: u32,
+        line: usize,
+    },
     /// Back to the whole review.
-    TypedReview,
+    TypedReview(u32),
 }
 
 /// The reasons a trader picks from when rejecting.
@@ -214,12 +222,12 @@ impl Action {
             Action::CourierCash { delivery, amount } => format!("k:cash:{delivery}:{}", amount.0),
             Action::CourierFail(id) => format!("k:fail:{id}"),
             Action::CourierFailReason { delivery, reason } => format!("k:why:{delivery}:{}", reason.code()),
-            Action::TypedAddAll => "ft:all".into(),
-            Action::TypedChange => "ft:chg".into(),
-            Action::TypedLine(i) => format!("ft:l:{i}"),
-            Action::TypedStall { line, offer } => format!("ft:s:{line}:{offer}"),
-            Action::TypedDrop(i) => format!("ft:d:{i}"),
-            Action::TypedReview => "ft:rev".into(),
+            Action::TypedAddAll(r) => format!("ft:{r}:all"),
+            Action::TypedChange(r) => format!("ft:{r}:chg"),
+            Action::TypedLine { review, line } => format!("ft:{review}:l:{line}"),
+            Action::TypedStall { review, line, offer } => format!("ft:{review}:s:{line}:{offer}"),
+            Action::TypedDrop { review, line } => format!("ft:{review}:d:{line}"),
+            Action::TypedReview(r) => format!("ft:{r}:rev"),
         }
     }
 
@@ -298,16 +306,18 @@ impl Action {
         }
         if let ("ft", Some(r)) = (head, rest) {
             let line = |s: &str| s.parse::<usize>().ok().filter(|n| *n < crate::domain::free_text::MAX_ITEMS);
+            let (review, r) = r.split_once(':')?;
+            let review: u32 = review.parse().ok()?;
             let (verb, arg) = r.split_once(':').unwrap_or((r, ""));
             return Some(match (verb, arg) {
-                ("all", "") => Action::TypedAddAll,
-                ("chg", "") => Action::TypedChange,
-                ("rev", "") => Action::TypedReview,
-                ("l", i) => Action::TypedLine(line(i)?),
-                ("d", i) => Action::TypedDrop(line(i)?),
+                ("all", "") => Action::TypedAddAll(review),
+                ("chg", "") => Action::TypedChange(review),
+                ("rev", "") => Action::TypedReview(review),
+                ("l", i) => Action::TypedLine { review, line: line(i)? },
+                ("d", i) => Action::TypedDrop { review, line: line(i)? },
                 ("s", a) => {
                     let (i, offer) = a.split_once(':')?;
-                    Action::TypedStall { line: line(i)?, offer: id(offer)? }
+                    Action::TypedStall { review, line: line(i)?, offer: id(offer)? }
                 }
                 _ => return None,
             });
@@ -471,12 +481,12 @@ mod tests {
             Action::CourierCash { delivery: 123456789, amount: Rupiah(9_999_999_999) },
             Action::CourierFail(1),
             Action::CourierFailReason { delivery: 123456789, reason: FailReason::WrongAddress },
-            Action::TypedAddAll,
-            Action::TypedChange,
-            Action::TypedReview,
-            Action::TypedLine(29),
-            Action::TypedDrop(0),
-            Action::TypedStall { line: 29, offer: 123456789 },
+            Action::TypedAddAll(u32::MAX),
+            Action::TypedChange(7),
+            Action::TypedReview(0),
+            Action::TypedLine { review: u32::MAX, line: 29 },
+            Action::TypedDrop { review: 1, line: 0 },
+            Action::TypedStall { review: u32::MAX, line: 29, offer: 123456789 },
         ];
         for a in actions {
             let p = a.encode();

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 /// One line of a typed order under review.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypedLine {
+    /// The commodity (the line stays the same thing whatever stall it is taken from).
+    pub commodity: String,
     /// The stall's offer it would be taken from.
     pub offer: i64,
     /// The quantity in the commodity's base unit.
@@ -48,16 +50,24 @@ pub fn typed(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult
     super::buyer::search(text, repo, turn)
 }
 
-/// `/pesan <text>`: always read as an order.
-pub fn order_command(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+/// After "Cari": words to search, unless the reader finds an order in them (several items or a
+/// written amount).
+pub fn typed_after_search(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+    let read = turn.catalog.read_order(text);
+    let written = read.items.iter().any(|i| !i.written.is_empty());
+    if read.question.is_none() && (read.items.len() >= 2 || written) {
+        return review_new(&read, turn);
+    }
+    super::buyer::search(text, repo, turn)
+}
+
+/// `/pesan <text>`: always read as an order (a question mark in it changes nothing).
+pub fn order_command(args: &str, _repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     if args.trim().is_empty() {
         turn.say(Key::TypedUsage);
         return Ok(BuyerState::MainMenu);
     }
-    let read = turn.catalog.read_order(args);
-    if let Some(asked) = &read.question {
-        return answer(asked, repo, turn);
-    }
+    let read = turn.catalog.read_order_only(args);
     review_new(&read, turn)
 }
 
@@ -70,9 +80,12 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let mut not_sold = Vec::new();
     for item in &read.items {
         match catalog.offers_for(&turn.market.slug, &item.commodity).first() {
-            Some(offer) => {
-                lines.push(TypedLine { offer: offer.id, base: item.quantity.base(), assumed: item.written.is_empty() })
-            }
+            Some(offer) => lines.push(TypedLine {
+                commodity: item.commodity.clone(),
+                offer: offer.id,
+                base: item.quantity.base(),
+                assumed: item.written.is_empty(),
+            }),
             None => {
                 if let Some(c) = catalog.commodity(&item.commodity) {
                     not_sold.push(c.display_name(lang).to_string());
@@ -87,7 +100,11 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
             None => String::new(),
         };
         let text: String = n.text.chars().take(60).collect();
-        notes.push(if why.is_empty() { format!("\"{text}\"") } else { format!("\"{text}\" ({why})") });
+        notes.push(if why.is_empty() {
+            turn.tf(Key::TypedPart, &[("text", &text)])
+        } else {
+            turn.tf(Key::TypedPartWhy, &[("text", &text), ("why", &why)])
+        });
     }
     let mut extra = String::new();
     if !not_sold.is_empty() {
@@ -111,54 +128,73 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     show(lines, &extra, None, turn)
 }
 
-/// The review message: the lines, the total, what else there was to say, and the buttons.
+/// The review message: the lines, the total, what else there was to say, and the buttons. Each
+/// showing gets a new number, so the buttons of an older one are stale.
 fn show(lines: Vec<TypedLine>, extra: &str, replaces: Option<String>, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let lang = turn.lang;
+    let review = review_number(turn);
     let mut text = turn.t(Key::TypedHeader);
     let mut total = Rupiah(0);
     for (i, line) in lines.iter().enumerate() {
-        let Some((offer, commodity, quantity)) = resolve(turn, line) else {
-            continue;
-        };
-        let (stall, number) = stall_of(turn, offer);
-        let amount = line_total(offer.price, quantity);
-        total = Rupiah(total.value() + amount.value());
         text.push('\n');
-        text.push_str(&turn.tf(
-            Key::TypedLine,
-            &[
-                ("n", &(i + 1)),
-                ("commodity", &commodity.display_name(lang)),
-                ("qty", &quantity.display(lang)),
-                ("stall", &stall),
-                ("number", &number),
-                ("amount", &amount),
-            ],
-        ));
-        if line.assumed {
-            text.push_str(&turn.t(Key::TypedAssumed));
+        match resolve(turn, line) {
+            Some((offer, commodity, quantity)) => {
+                let (stall, number) = stall_of(turn, offer);
+                let amount = line_total(offer.price, quantity);
+                total = Rupiah(total.value() + amount.value());
+                text.push_str(&turn.tf(
+                    Key::TypedLine,
+                    &[
+                        ("n", &(i + 1)),
+                        ("commodity", &commodity.display_name(lang)),
+                        ("qty", &quantity.display(lang)),
+                        ("stall", &stall),
+                        ("number", &number),
+                        ("amount", &amount),
+                    ],
+                ));
+                if line.assumed {
+                    text.push_str(&turn.t(Key::TypedAssumed));
+                }
+            }
+            // Its stall stopped selling it meanwhile: another stall can be chosen.
+            None => {
+                let name = line_name(turn, line);
+                text.push_str(&turn.tf(Key::TypedLineClosed, &[("n", &(i + 1)), ("commodity", &name)]));
+            }
         }
     }
     text.push_str(&turn.tf(Key::TypedTotal, &[("total", &total)]));
     text.push_str(extra);
     let buttons = vec![
-        turn.button(Key::BtnTypedAddAll, Action::TypedAddAll.encode()),
-        turn.button(Key::BtnTypedChange, Action::TypedChange.encode()),
+        turn.button(Key::BtnTypedAddAll, Action::TypedAddAll(review).encode()),
+        turn.button(Key::BtnTypedChange, Action::TypedChange(review).encode()),
         turn.button(Key::BtnCancel, Action::Menu.encode()),
     ];
     turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
-    Ok(BuyerState::ReviewingTypedOrder { lines })
+    Ok(BuyerState::ReviewingTypedOrder { review, lines })
+}
+
+/// A number for one showing of a review, from the event that showed it (stable if the event
+/// is handled again).
+fn review_number(turn: &Turn<'_>) -> u32 {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    CRC.checksum(turn.event_key.as_bytes())
+}
+
+/// The commodity's name of a line, whatever its stall.
+fn line_name(turn: &Turn<'_>, line: &TypedLine) -> String {
+    turn.catalog.commodity(&line.commodity).map(|c| c.display_name(turn.lang).to_string()).unwrap_or_default()
 }
 
 /// A line's offer, commodity and quantity as the catalogue stands: `None` when its stall no
-/// longer sells here.
+/// longer sells it here.
 fn resolve<'c>(turn: &Turn<'c>, line: &TypedLine) -> Option<(&'c Offer, &'c Commodity, Quantity)> {
     let catalog = turn.catalog;
-    let offer = catalog.offer(line.offer)?;
-    let commodity = catalog.commodity(&offer.commodity)?;
-    let open = catalog.offers_for(&turn.market.slug, &commodity.id).iter().any(|o| o.id == offer.id);
+    let offer = catalog.offers_for(&turn.market.slug, &line.commodity).into_iter().find(|o| o.id == line.offer)?;
+    let commodity = catalog.commodity(&line.commodity)?;
     let quantity = Quantity::new(line.base, commodity.unit).ok()?;
-    open.then_some((offer, commodity, quantity))
+    Some((offer, commodity, quantity))
 }
 
 fn stall_of(turn: &Turn<'_>, offer: &Offer) -> (String, String) {
@@ -178,88 +214,95 @@ fn why(e: &QuantityError, turn: &Turn<'_>) -> String {
     }
 }
 
-/// A press on a typed order's buttons, checked against the lines under review.
+/// A press on a typed order's buttons, checked against the review on show now.
 pub fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let BuyerState::ReviewingTypedOrder { mut lines } = state else {
-        turn.say(Key::StaleButton);
-        return Ok(state);
+    let pressed = match action {
+        Action::TypedAddAll(r)
+        | Action::TypedChange(r)
+        | Action::TypedReview(r)
+        | Action::TypedLine { review: r, .. }
+        | Action::TypedStall { review: r, .. }
+        | Action::TypedDrop { review: r, .. } => r,
+        _ => return super::buyer::stale_press(state, turn),
+    };
+    let (review, mut lines) = match state {
+        BuyerState::ReviewingTypedOrder { review, lines } if review == pressed => (review, lines),
+        other => return super::buyer::stale_press(other, turn),
     };
     let replaces = turn.pressed_on.map(str::to_string);
+    let same = |lines: Vec<TypedLine>| Ok(BuyerState::ReviewingTypedOrder { review, lines });
+    let lang = turn.lang;
     match action {
-        Action::TypedAddAll => add_all(&lines, repo, turn),
-        Action::TypedReview => show(lines, "", replaces, turn),
-        Action::TypedChange => {
-            let lang = turn.lang;
+        Action::TypedAddAll(_) => add_all(&lines, repo, turn),
+        Action::TypedReview(_) => show(lines, "", replaces, turn),
+        Action::TypedChange(_) => {
             let mut buttons = Vec::new();
             for (i, line) in lines.iter().enumerate() {
-                if let Some((_, commodity, quantity)) = resolve(turn, line) {
-                    buttons.push(Button {
-                        label: format!("{}. {} {}", i + 1, commodity.display_name(lang), quantity.display(lang)),
-                        payload: Action::TypedLine(i).encode(),
-                    });
-                }
+                let label = match resolve(turn, line) {
+                    Some((_, commodity, quantity)) => turn.tf(
+                        Key::TypedLineButton,
+                        &[
+                            ("n", &(i + 1)),
+                            ("commodity", &commodity.display_name(lang)),
+                            ("qty", &quantity.display(lang)),
+                        ],
+                    ),
+                    None => turn.tf(
+                        Key::TypedLineButton,
+                        &[("n", &(i + 1)), ("commodity", &line_name(turn, line)), ("qty", &"")],
+                    ),
+                };
+                buttons.push(Button { label, payload: Action::TypedLine { review, line: i }.encode() });
             }
-            buttons.push(turn.button(Key::BtnBack, Action::TypedReview.encode()));
+            buttons.push(turn.button(Key::BtnBack, Action::TypedReview(review).encode()));
             let text = turn.t(Key::TypedChooseLine);
             turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
-            Ok(BuyerState::ReviewingTypedOrder { lines })
+            same(lines)
         }
-        Action::TypedLine(i) => {
-            let Some((_, commodity, quantity)) = lines.get(i).and_then(|l| resolve(turn, l)) else {
-                turn.say(Key::StaleButton);
-                return Ok(BuyerState::ReviewingTypedOrder { lines });
+        Action::TypedLine { line: i, .. } => {
+            let Some(line) = lines.get(i) else {
+                return super::buyer::stale_press(BuyerState::ReviewingTypedOrder { review, lines }, turn);
             };
-            let lang = turn.lang;
+            let Some(commodity) = turn.catalog.commodity(&line.commodity) else {
+                return super::buyer::stale_press(BuyerState::ReviewingTypedOrder { review, lines }, turn);
+            };
             let unit = commodity.unit.label();
+            let qty = Quantity::new(line.base, commodity.unit).map(|q| q.display(lang)).unwrap_or_default();
             let mut buttons = Vec::new();
             for offer in turn.catalog.offers_for(&turn.market.slug, &commodity.id) {
                 let (stall, _) = stall_of(turn, offer);
                 buttons.push(Button {
-                    label: format!("{stall} · {}/{unit}", offer.price),
-                    payload: Action::TypedStall { line: i, offer: offer.id }.encode(),
+                    label: turn
+                        .tf(Key::TypedStallButton, &[("stall", &stall), ("price", &offer.price), ("unit", &unit)]),
+                    payload: Action::TypedStall { review, line: i, offer: offer.id }.encode(),
                 });
             }
-            buttons.push(turn.button(Key::BtnTypedDrop, Action::TypedDrop(i).encode()));
-            buttons.push(turn.button(Key::BtnBack, Action::TypedReview.encode()));
-            let text = turn.tf(
-                Key::TypedChooseStall,
-                &[("commodity", &commodity.display_name(lang)), ("qty", &quantity.display(lang))],
-            );
+            buttons.push(turn.button(Key::BtnTypedDrop, Action::TypedDrop { review, line: i }.encode()));
+            buttons.push(turn.button(Key::BtnBack, Action::TypedReview(review).encode()));
+            let text = turn.tf(Key::TypedChooseStall, &[("commodity", &commodity.display_name(lang)), ("qty", &qty)]);
             turn.reply(Outbound { replaces, ..Outbound::with_buttons(text, buttons) });
-            Ok(BuyerState::ReviewingTypedOrder { lines })
+            same(lines)
         }
-        Action::TypedStall { line, offer } => {
-            // The new stall must sell the same commodity here, now.
-            let same = lines.get(line).and_then(|l| resolve(turn, l)).and_then(|(current, _, _)| {
-                turn.catalog
-                    .offers_for(&turn.market.slug, &current.commodity)
-                    .iter()
-                    .find(|o| o.id == offer)
-                    .map(|o| o.id)
+        Action::TypedStall { line, offer, .. } => {
+            // The new stall must sell the line's commodity here, now.
+            let open = lines.get(line).is_some_and(|l| {
+                turn.catalog.offers_for(&turn.market.slug, &l.commodity).iter().any(|o| o.id == offer)
             });
-            match same {
-                Some(id) => {
-                    lines[line].offer = id;
-                    show(lines, "", replaces, turn)
-                }
-                None => {
-                    turn.say(Key::StaleButton);
-                    Ok(BuyerState::ReviewingTypedOrder { lines })
-                }
+            if !open {
+                return super::buyer::stale_press(BuyerState::ReviewingTypedOrder { review, lines }, turn);
             }
+            lines[line].offer = offer;
+            show(lines, "", replaces, turn)
         }
-        Action::TypedDrop(i) if i < lines.len() => {
-            lines.remove(i);
+        Action::TypedDrop { line, .. } if line < lines.len() => {
+            lines.remove(line);
             if lines.is_empty() {
                 turn.say(Key::TypedAllDropped);
                 return Ok(BuyerState::MainMenu);
             }
             show(lines, "", replaces, turn)
         }
-        _ => {
-            turn.say(Key::StaleButton);
-            Ok(BuyerState::ReviewingTypedOrder { lines })
-        }
+        _ => super::buyer::stale_press(BuyerState::ReviewingTypedOrder { review, lines }, turn),
     }
 }
 
@@ -271,7 +314,8 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
     let mut problems = Vec::new();
     for line in lines {
         let Some((offer, commodity, quantity)) = resolve(turn, line) else {
-            problems.push(turn.t(Key::TypedLineGone));
+            let why = turn.t(Key::TypedWhyClosed);
+            problems.push(turn.tf(Key::TypedProblem, &[("commodity", &line_name(turn, line)), ("why", &why)]));
             continue;
         };
         let name = commodity.display_name(lang).to_string();
@@ -343,7 +387,7 @@ fn answer(asked: &[String], _repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         };
         let (stall, number) = stall_of(turn, cheapest);
         let price = if dearest.price > cheapest.price {
-            format!("{}–{}", cheapest.price, dearest.price)
+            turn.tf(Key::AnswerRange, &[("low", &cheapest.price), ("high", &dearest.price)])
         } else {
             cheapest.price.to_string()
         };

@@ -582,6 +582,11 @@ impl Catalog {
         crate::domain::free_text::read(&self.free_text, &self.commodities, message)
     }
 
+    /// Reads a message as an order only (`/pesan`), never as a question.
+    pub fn read_order_only(&self, message: &str) -> crate::domain::free_text::ReadOrder {
+        crate::domain::free_text::read_order_only(&self.free_text, &self.commodities, message)
+    }
+
     /// The catalogue with the commodities' pictures.
     pub fn with_photos(mut self, photos: Vec<CommodityPhoto>) -> Catalog {
         self.photos = photos.into_iter().map(|p| ((p.market, p.commodity, p.channel), p.reference)).collect();

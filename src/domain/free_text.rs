@@ -93,14 +93,46 @@ const FILLER: &[&str] = &[
     "besok",
     "buat",
     "untuk",
+    "bayar",
+    "cod",
+    "antar",
+    "diantar",
+    "dikirim",
+    "ongkir",
+    "jam",
+    "alamat",
+    "nanti",
+    "cepat",
+    "segera",
+    "sekarang",
 ];
 
 /// Words that join two items in one line.
 const JOINERS: &[&str] = &["dan", "sama", "karo", "terus", "lalu", "plus", "ambek", "kalih", "serta"];
 
 /// Words that make a message a question, not an order.
-const QUESTION_WORDS: &[&str] =
-    &["harga", "berapa", "brp", "piro", "pira", "ready", "ono", "onok", "tersedia", "apakah", "gak", "nggak", "enggak"];
+/// Words that ask a price: a message with one is a question unless it lists several amounts.
+const PRICE_WORDS: &[&str] = &["harga", "berapa", "brp", "piro", "pira", "pinten", "regane", "hargane"];
+/// Words that ask whether something is sold: a question only when no amount is written.
+const ASKING_WORDS: &[&str] = &["ready", "ono", "onok", "tersedia", "apakah"];
+
+/// Greetings and small talk that hold a word of the catalogue ("salam"): dropped before reading.
+const SMALL_TALK: &[&str] = &[
+    "salam kenal",
+    "salam sehat",
+    "salam hangat",
+    "selamat pagi",
+    "selamat siang",
+    "selamat sore",
+    "selamat malam",
+    "sugeng enjing",
+    "sugeng siang",
+    "sugeng sonten",
+];
+
+/// Words that continue a number ("dua belas", "tiga puluh"): an amount followed by one that was
+/// not read with it is not understood rather than read short.
+const NUMBER_TAILS: &[&str] = &["belas", "puluh", "ratus", "ribu", "juta", "puluhan", "belasan"];
 
 /// One item of an order, as read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -235,8 +267,17 @@ fn kind(word: &str) -> Kind {
     }
 }
 
-/// Reads a message against the catalogue's commodities.
+/// Reads a message against the catalogue's commodities: an order, or a question.
 pub fn read(index: &FreeTextIndex, commodities: &[Commodity], message: &str) -> ReadOrder {
+    read_as(index, commodities, message, true)
+}
+
+/// Reads a message as an order only (`/pesan`): question words change nothing.
+pub fn read_order_only(index: &FreeTextIndex, commodities: &[Commodity], message: &str) -> ReadOrder {
+    read_as(index, commodities, message, false)
+}
+
+fn read_as(index: &FreeTextIndex, commodities: &[Commodity], message: &str, questions: bool) -> ReadOrder {
     let mut out = ReadOrder::default();
     let text: String = if message.chars().count() > MAX_CHARS {
         out.cut = true;
@@ -244,12 +285,17 @@ pub fn read(index: &FreeTextIndex, commodities: &[Commodity], message: &str) -> 
     } else {
         message.to_string()
     };
-    let lowered = text.to_lowercase();
+    let mut lowered = text.to_lowercase();
+    for phrase in SMALL_TALK {
+        lowered = lowered.replace(phrase, " ");
+    }
+    let words: Vec<&str> = lowered.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    // A question mark asks as plainly as a price word.
+    let asks_price = words.iter().any(|w| PRICE_WORDS.contains(w)) || lowered.trim_end().ends_with('?');
     let asks = lowered.contains('?')
-        || lowered.split(|c: char| !c.is_alphanumeric()).any(|w| QUESTION_WORDS.contains(&w))
-        || lowered.trim_start().starts_with("ada ")
-        || lowered.contains("apa ada")
-        || lowered.contains("masih ada");
+        || words.iter().any(|w| ASKING_WORDS.contains(w))
+        || words.first() == Some(&"ada")
+        || words.windows(2).any(|p| matches!(p, ["apa" | "masih" | "enek" | "onok", "ada"]));
     let mut explicit = 0;
     let mut mentioned = Vec::new();
     for piece in pieces(&lowered) {
@@ -260,9 +306,10 @@ pub fn read(index: &FreeTextIndex, commodities: &[Commodity], message: &str) -> 
             break;
         }
     }
-    // A question names commodities without ordering them ("brambang piro sekilo?"); a list of
-    // several amounts with a question at its end is still an order.
-    if asks && explicit < 2 {
+    // A question names commodities without ordering them: asking a price or ending with a
+    // question mark ("brambang piro sekilo?") unless several amounts are listed; asking whether
+    // it is sold ("ada daging sapi", "ready?" inside) unless an amount is written.
+    if questions && ((asks_price && explicit < 2) || (asks && explicit == 0)) {
         let mut ids: Vec<String> = Vec::new();
         for i in mentioned {
             let id = commodities[i].id.clone();
@@ -273,6 +320,37 @@ pub fn read(index: &FreeTextIndex, commodities: &[Commodity], message: &str) -> 
         out.items.clear();
         out.not_understood.retain(|n| n.error.is_none());
         out.question = Some(ids);
+    }
+    out
+}
+
+/// Number words written in two ("dua belas", "tiga puluh lima", "seratus") as one number.
+fn join_numbers(words: Vec<String>) -> Vec<String> {
+    let small = |w: &str| match crate::domain::quantity::number_word(w) {
+        Some(r) if r.den == 1 && r.num < 10 => Some(r.num),
+        _ => w.parse::<u64>().ok().filter(|n| *n < 10),
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        let next = words.get(i + 1).map(String::as_str);
+        let (value, used) = match (w, small(w), next) {
+            ("sebelas", ..) => (Some(11), 1),
+            ("seratus", ..) => (Some(100), 1),
+            (_, Some(n), Some("belas")) => (Some(10 + n), 2),
+            (_, Some(n), Some("ratus")) => (Some(100 * n), 2),
+            (_, Some(n), Some("puluh")) => match words.get(i + 2).and_then(|t| small(t)) {
+                Some(m) if m > 0 => (Some(10 * n + m), 3),
+                _ => (Some(10 * n), 2),
+            },
+            _ => (None, 1),
+        };
+        match value {
+            Some(v) => out.push(v.to_string()),
+            None => out.push(words[i].clone()),
+        }
+        i += used;
     }
     out
 }
@@ -344,6 +422,8 @@ struct Mention {
     start: usize,
     end: usize,
     found: Result<usize, ()>,
+    /// Found only with the typo allowance.
+    typo: bool,
 }
 
 fn read_piece(
@@ -354,7 +434,7 @@ fn read_piece(
     explicit: &mut usize,
     mentioned: &mut Vec<usize>,
 ) {
-    let words = tokens(&clean(piece));
+    let words = join_numbers(tokens(&clean(piece)));
     let words: Vec<&str> =
         words.iter().map(|w| w.trim_matches(|c: char| matches!(c, ',' | '.'))).filter(|w| !w.is_empty()).collect();
     let kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
@@ -378,7 +458,7 @@ fn read_piece(
                 break;
             }
             if let Some(found) = index.exact(span) {
-                matched = Some((n, if found.len() == 1 { Ok(found[0]) } else { Err(()) }));
+                matched = Some((n, if found.len() == 1 { Ok(found[0]) } else { Err(()) }, false));
                 break;
             }
             let all_words = kinds[i..i + n].iter().all(|k| *k == Kind::Word);
@@ -386,14 +466,14 @@ fn read_piece(
                 && n <= 3
                 && let Some(c) = index.near(span)
             {
-                matched = Some((n, Ok(c)));
+                matched = Some((n, Ok(c), true));
                 break;
             }
         }
         match matched {
-            Some((n, found)) => {
+            Some((n, found, typo)) => {
                 named[i..i + n].iter_mut().for_each(|x| *x = true);
-                mentions.push(Mention { start: i, end: i + n, found });
+                mentions.push(Mention { start: i, end: i + n, found, typo });
                 i += n;
             }
             None if kinds[i] == Kind::Word => {
@@ -436,12 +516,32 @@ fn read_piece(
         }
         chosen.push(pick);
     }
+    let chatter = !unknown.is_empty();
     for (mention, group) in mentions.iter().zip(chosen) {
         let named = words[mention.start..mention.end].join(" ");
         let Ok(c) = mention.found else {
             out.not_understood.push(NotUnderstood { text: named, problem: Some("ambiguous".into()), error: None });
             continue;
         };
+        // One word that only looks like a name, with no amount, among other words ("bayar cod
+        // ya" is not bayam): chatter, not an item.
+        if mention.typo && mention.end - mention.start == 1 && group.is_none() && chatter {
+            unknown.push(words[mention.start]);
+            continue;
+        }
+        // An amount that goes on in words the reader did not take ("dua belas" written oddly):
+        // not read short.
+        if let Some(g) = group
+            && words.get(groups[g].1).is_some_and(|w| NUMBER_TAILS.contains(w))
+        {
+            let written = words[groups[g].0..=groups[g].1].join(" ");
+            out.not_understood.push(NotUnderstood {
+                text: format!("{named} {written}"),
+                problem: Some(QuantityError::NotANumber.to_string()),
+                error: Some(QuantityError::NotANumber),
+            });
+            continue;
+        }
         mentioned.push(c);
         let commodity = &commodities[c];
         let written = group.map(|g| words[groups[g].0..groups[g].1].join(" ")).unwrap_or_default();
@@ -618,6 +718,37 @@ mod tests {
         let order = ask("brambang sekilo, tempe 2, kirim jam berapa?");
         assert_eq!(order.question, None, "a list of amounts with a question at its end is an order");
         assert_eq!(order.items.len(), 2);
+    }
+
+    #[test]
+    fn negations_and_words_containing_ada_do_not_make_a_question() {
+        let (index, commodities) = reader();
+        for order in ["brambang sekilo, nggak pakai plastik", "kelapa ada 2 butir", "ada pesanan bu: tempe 2 papan"] {
+            let r = read(&index, &commodities, order);
+            assert_eq!(r.question, None, "{order}");
+            assert!(!r.items.is_empty(), "{order}");
+        }
+        let r = read_order_only(&index, &commodities, "brambang sekilo?");
+        assert_eq!((r.question, r.items.len()), (None, 1), "/pesan never answers a question");
+    }
+
+    #[test]
+    fn numbers_in_two_words_are_read_whole_or_not_at_all() {
+        assert_eq!(items("tempe dua puluh"), vec![item("tempe", 20)]);
+        assert_eq!(items("sebelas tahu"), vec![item("tahu-putih", 11)]);
+        assert_eq!(items("telur bebek dua belas butir"), vec![item("telur-bebek", 12)]);
+        assert_eq!(items("tahu tiga puluh lima"), vec![item("tahu-putih", 35)]);
+        let (index, commodities) = reader();
+        let r = read(&index, &commodities, "tempe 2 puluhan");
+        assert!(r.items.is_empty() && r.not_understood[0].error.is_some(), "not read short: {r:?}");
+    }
+
+    #[test]
+    fn chatter_is_not_read_as_items() {
+        assert_eq!(items("tempe 2, bayar cod ya"), vec![item("tempe", 2)]);
+        assert_eq!(items("tempe 2, salam kenal bu"), vec![item("tempe", 2)]);
+        assert_eq!(items("selamat pagi bu, bayam 2"), vec![item("bayam", 2)]);
+        assert_eq!(items("bayem"), vec![item("bayam", 1)], "a market word alone is still an item");
     }
 
     #[test]

@@ -139,8 +139,6 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
             ("aktif", Key::CmdAktif),
             ("jam", Key::CmdJam),
             ("kapasitas", Key::CmdKapasitas),
-            ("komoditas_tambah", Key::CmdKomoditasTambah),
-            ("komoditas_ubah", Key::CmdKomoditasUbah),
             ("foto", Key::CmdFoto),
             ("statistik", Key::CmdStatistik),
             ("ekspor", Key::CmdEkspor),
@@ -152,6 +150,8 @@ fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: Comm
                 ("admin_hapus", Key::CmdAdminHapus),
                 ("cadangan", Key::CmdCadangan),
                 ("harga_acuan", Key::CmdHargaAcuan),
+                ("komoditas_tambah", Key::CmdKomoditasTambah),
+                ("komoditas_ubah", Key::CmdKomoditasUbah),
             ]);
         }
         // A trader's /pesanan is their stall's; one name, one meaning per menu.

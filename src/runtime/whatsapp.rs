@@ -274,6 +274,10 @@ async fn rehost(s: &Sender, media_url: &str, received: &str) -> Result<String, S
     };
     let mime = info["mime_type"].as_str().unwrap_or("image/jpeg").to_string();
     let bytes = match s.client.get(file_url).bearer_auth(&s.access_token).send().await {
+        // Too big to send: not downloaded at all.
+        Ok(resp) if resp.content_length().is_some_and(|n| n > MAX_IMAGE_BYTES as u64) => {
+            return Err(Sent::Refused(format!("media {received} is over WhatsApp's 5 MB")));
+        }
         Ok(resp) if resp.status().is_success() => {
             resp.bytes().await.map_err(|e| Sent::Failed(format!("downloading media {received}: {e}")))?
         }
