@@ -388,3 +388,46 @@ fn two_trader_order(db: &std::path::Path) {
         .success();
     assert!(ok, "the two-trader order is placed");
 }
+
+#[test]
+fn parse_prints_one_json_line_per_message_and_writes_no_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("none.db");
+    let (ok, out, err) = run(pasar()
+        .args(["parse", "--market", "blimbing", "--db"])
+        .arg(&db)
+        .arg("bu, brambang sekilo, tempe 2 papan, ayam 2 kwintal"));
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    let items = json["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{json}");
+    assert_eq!(
+        (items[0]["commodity"].as_str(), items[0]["quantity"].as_u64(), items[0]["unit"].as_str()),
+        (Some("bawang-merah"), Some(1000), Some("g"))
+    );
+    assert_eq!((items[1]["commodity"].as_str(), items[1]["quantity"].as_u64()), (Some("tempe"), Some(2)));
+    assert_eq!(items[0]["stall"], "A-12", "the market's cheapest open stall");
+    assert_eq!(json["not_understood"][0]["text"], "ayam 2 kwintal");
+    assert!(!db.exists(), "parse writes no database");
+    // Standard input: one message a line, `\n` for a new line inside one.
+    let mut child = pasar()
+        .args(["parse", "--market", "dinoyo", "--db"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("parse");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"tahu 5\\ntelur 1kg\nharga cabe berapa?\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("output");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(lines[1]["question"][0], "cabai-rawit");
+    let (ok, _, err) = run(pasar().args(["parse", "--market", "atlantis", "tempe"]));
+    assert!(!ok && err.contains("unknown market"), "{err}");
+}
