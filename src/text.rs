@@ -678,6 +678,7 @@ keys! {
     TypedWhyClosed => "typed_why_closed",
     AnswerRange => "answer_range",
     CommodityExactName => "commodity_exact_name",
+    PhotoGone => "photo_gone",
 }
 
 /// Parsed catalog: key -> sentence.

@@ -705,6 +705,21 @@ fn an_admin_s_photo_captioned_foto_shows_with_the_commodity_on_whatsapp() {
     other.text("kangkung");
     graph.wait_for(other.from, "Kangkung (per ikat)", 0);
     assert!(graph.sent_to(other.from).iter().all(|m| m.body["type"] != "image"));
+    // ...and it leaves the catalogue, its admin asked to send it again.
+    graph.wait_for(ADMIN, "Foto Kangkung di katalog sudah tidak tersedia", 0);
+    assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM commodity_photos WHERE commodity_id = 'kangkung'"), 0);
+    // The upload is remembered in the database: after a restart it is not uploaded again.
+    drop(running);
+    let running = start(&graph, None, dir.path());
+    let mut shopper = Chat { port: running.1, from: SHOPPER, n: 10 };
+    let before = graph.sent_to(SHOPPER).iter().filter(|m| m.body["type"] == "image").count();
+    shopper.text("bawang merah");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while graph.sent_to(SHOPPER).iter().filter(|m| m.body["type"] == "image").count() == before {
+        assert!(std::time::Instant::now() < deadline, "the picture never came after the restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(graph.uploads().len(), 1, "the stored upload is reused");
 }
 
 #[test]

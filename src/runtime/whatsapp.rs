@@ -264,6 +264,23 @@ async fn rehost(s: &Sender, media_url: &str, received: &str) -> Result<String, S
     {
         return Ok(id.clone());
     }
+    // Uploaded before (by this process or an earlier one) and still kept by WhatsApp.
+    let stored = {
+        let (store, market, received) = (Arc::clone(&s.store), s.market.clone(), received.to_string());
+        tokio::task::spawn_blocking(move || store.lock().ok().and_then(|g| g.photo_upload(&market, &received).ok()))
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+    };
+    if let Some((id, at)) = stored
+        && Utc::now().signed_duration_since(at).to_std().is_ok_and(|age| age < UPLOAD_LIFETIME)
+    {
+        if let Ok(mut cache) = s.rehosted.lock() {
+            cache.insert(received.to_string(), (id.clone(), Instant::now()));
+        }
+        return Ok(id);
+    }
     let info_url = format!("{}/{received}", s.graph_url.trim_end_matches('/'));
     let (status, info) = call(s.client.get(&info_url).bearer_auth(&s.access_token)).await?;
     if !(200..300).contains(&status) {
@@ -296,7 +313,47 @@ async fn rehost(s: &Sender, media_url: &str, received: &str) -> Result<String, S
     if let Ok(mut cache) = s.rehosted.lock() {
         cache.insert(received.to_string(), (id.clone(), Instant::now()));
     }
+    let (store, market, received, upload) = (Arc::clone(&s.store), s.market.clone(), received.to_string(), id.clone());
+    let saved = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        guard.save_photo_upload(&market, &received, &upload, Utc::now()).map_err(|e| e.to_string())
+    })
+    .await;
+    if !matches!(saved, Ok(Ok(()))) {
+        tracing::warn!(market = %s.market, "remembering a photo's upload failed; it is uploaded again next time");
+    }
     Ok(id)
+}
+
+/// A catalogue photo WhatsApp no longer has (received media is kept about a month): out of the
+/// catalogue, and the admin who set it is asked to send it again.
+async fn photo_gone(s: &Sender, received: &str) {
+    let (store, market, texts, default_lang) =
+        (Arc::clone(&s.store), s.market.clone(), Arc::clone(&s.texts), s.default_lang);
+    let received = received.to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<bool, String> {
+        let mut guard = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        let Some((commodity, admin)) =
+            guard.photo_setter(&market, ChannelKind::WhatsApp, &received).map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        let lang = guard.language_of(&admin).ok().flatten().unwrap_or(default_lang);
+        let name = guard.commodity_name(&commodity, lang).map_err(|e| e.to_string())?.unwrap_or(commodity);
+        let text = texts.render(&market, lang, Key::PhotoGone, &[("commodity", &name)]);
+        let message = Outbound { notice: Some(NoticeKind::AdminAlert), ..Outbound::text(text) };
+        let tell = Envelope { market: market.clone(), to: admin, message };
+        guard.drop_photo(&market, ChannelKind::WhatsApp, &received, Some(&tell), Utc::now()).map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(true)) => {
+            tracing::warn!(market = %s.market, "a catalogue photo WhatsApp no longer has was removed; its admin is told");
+            s.shared.outbox.notify_waiters();
+        }
+        Ok(Ok(false)) => {}
+        other => tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "removing a stale photo failed"),
+    }
 }
 
 /// Uploads a file as the number's media: its media id, or the failure sorted like a message's.
@@ -368,6 +425,7 @@ async fn send_part(s: &Sender, messages_url: &str, media_url: &str, part: &serde
                 Err(Sent::Refused(reason)) => {
                     // Gone for good (WhatsApp keeps received media about a month): the words go.
                     tracing::warn!(market = %s.market, reason, "a picture could not be fetched; sending its caption alone");
+                    photo_gone(s, received).await;
                     return match part["image"]["caption"].as_str() {
                         Some(_) => post(&s.client, messages_url, &s.access_token, &whatsapp::qr_as_text(part)).await,
                         None => Sent::Ok(String::new()),

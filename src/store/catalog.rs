@@ -220,3 +220,103 @@ pub(super) fn insert_commodity(conn: &rusqlite::Connection, c: &Commodity) -> ru
     ])?;
     Ok(())
 }
+
+impl Store {
+    /// The number's own upload of a catalogue photo a user sent it (by the platform's
+    /// reference to that photo), and when it was made.
+    pub fn photo_upload(
+        &self,
+        market: &str,
+        reference: &str,
+    ) -> StoreResult<Option<(String, chrono::DateTime<chrono::Utc>)>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT upload_id, uploaded_at FROM commodity_photos
+                 WHERE market = ?1 AND channel = 'whatsapp' AND reference = ?2 LIMIT 1",
+            )?
+            .query_row(params![market, reference], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match row {
+            Some((Some(id), Some(at))) => super::parse_ts(&at).ok().map(|at| (id, at)),
+            _ => None,
+        })
+    }
+
+    /// Remembers the number's upload of a catalogue photo.
+    pub fn save_photo_upload(
+        &mut self,
+        market: &str,
+        reference: &str,
+        upload_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE commodity_photos SET upload_id = ?3, uploaded_at = ?4
+                 WHERE market = ?1 AND channel = 'whatsapp' AND reference = ?2",
+            )?
+            .execute(params![market, reference, upload_id, super::ts(now)])?;
+        Ok(())
+    }
+
+    /// A catalogue photo the platform no longer has: which commodity it showed and who set it.
+    pub fn photo_setter(
+        &self,
+        market: &str,
+        channel: crate::channel::ChannelKind,
+        reference: &str,
+    ) -> StoreResult<Option<(String, crate::channel::UserKey)>> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT commodity_id, set_by FROM commodity_photos WHERE market = ?1 AND channel = ?2 AND reference = ?3",
+            )?
+            .query_row(params![market, channel.code(), reference], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.and_then(|(commodity, by)| {
+            let (ch, id) = by.split_once(':')?;
+            Some((commodity, crate::channel::UserKey { channel: ch.parse().ok()?, id: id.to_string() }))
+        }))
+    }
+
+    /// A commodity's name in a language.
+    pub fn commodity_name(&self, id: &str, lang: crate::text::Lang) -> StoreResult<Option<String>> {
+        let column = match lang {
+            crate::text::Lang::Id => "name",
+            crate::text::Lang::En => "name_en",
+        };
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("SELECT {column} FROM commodities WHERE id = ?1"))?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Takes a photo the platform no longer has out of the catalogue (every process reloads it)
+    /// and queues the message that tells its admin, in one transaction.
+    pub fn drop_photo(
+        &mut self,
+        market: &str,
+        channel: crate::channel::ChannelKind,
+        reference: &str,
+        tell: Option<&crate::channel::Envelope>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            let gone = tx
+                .prepare_cached("DELETE FROM commodity_photos WHERE market = ?1 AND channel = ?2 AND reference = ?3")?
+                .execute(params![market, channel.code(), reference])?;
+            if gone > 0 {
+                tx.execute(
+                    "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'",
+                    [],
+                )?;
+                if let Some(envelope) = tell {
+                    super::outbox::enqueue(tx, envelope, None, now)?;
+                }
+            }
+            Ok::<_, StoreError>(gone > 0)
+        })
+    }
+}

@@ -523,4 +523,12 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN broadcast_id INTEGER REFERENCES broadcasts(id);
     CREATE INDEX outbox_by_broadcast ON outbox (broadcast_id, status) WHERE broadcast_id IS NOT NULL;
     "#,
+    // 16: orders by when they were placed (/statistik, /ekspor, pasar export read ranges), and a
+    // WhatsApp number's own upload of a catalogue photo a user sent it (WhatsApp sends only
+    // its own uploads, kept 30 days), so a restart does not upload it again.
+    r#"
+    CREATE INDEX orders_by_placed ON orders (placed_at);
+    ALTER TABLE commodity_photos ADD COLUMN upload_id TEXT;
+    ALTER TABLE commodity_photos ADD COLUMN uploaded_at TEXT;
+    "#,
 ];
