@@ -144,3 +144,16 @@ fn questions_get_prices_and_bad_input_changes_nothing() {
     assert!(cart(&h).is_empty());
     assert_eq!(h.count("SELECT COUNT(*) FROM orders"), 0);
 }
+
+#[test]
+fn a_typed_order_instead_of_an_amount_is_read_as_an_order() {
+    let mut h = Harness::new("blimbing");
+    let kk = h.engine.catalog().offers_for("blimbing", "kangkung")[0].id;
+    h.button(&Action::Offer(kk).encode());
+    let r = joined(&h.text("tempe 2, tahu 5"));
+    assert!(r.contains("1. Tempe 2 papan") && r.contains("2. Tahu Putih 5 biji"), "{r}");
+    // A plain wrong amount is still a wrong amount.
+    h.button(&Action::Offer(kk).encode());
+    let r = joined(&h.text("banyak"));
+    assert!(!r.contains("Yang saya tangkap"), "{r}");
+}

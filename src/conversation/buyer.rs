@@ -1039,6 +1039,10 @@ fn add_typed_quantity(offer_id: i64, text: &str, repo: &mut dyn Repo, turn: &mut
         {
             search(text, repo, turn)
         }
+        // A whole typed order instead of an amount ("tempe 2, tahu 5"): read as one.
+        Err(QuantityError::NotANumber) if super::typed_order::is_order(turn, text) => {
+            super::typed_order::typed(text, repo, turn)
+        }
         Err(e) => {
             quantity_error(&e, commodity, turn);
             Ok(BuyerState::ReceiveQuantity { offer: offer_id })

@@ -50,6 +50,12 @@ pub fn typed(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult
     super::buyer::search(text, repo, turn)
 }
 
+/// Whether typed words read plainly as an order: several items, or one with its amount.
+pub fn is_order(turn: &Turn<'_>, text: &str) -> bool {
+    let read = turn.catalog.read_order(text);
+    read.question.is_none() && (read.items.len() >= 2 || read.items.iter().any(|i| !i.written.is_empty()))
+}
+
 /// After "Cari": words to search, unless the reader finds an order in them (several items or a
 /// written amount).
 pub fn typed_after_search(text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
