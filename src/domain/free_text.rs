@@ -751,6 +751,37 @@ mod tests {
         assert_eq!(items("bayem"), vec![item("bayam", 1)], "a market word alone is still an item");
     }
 
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any text at all, market words and amounts mixed with anything: no panic, a bounded
+        /// reading, and every item within its commodity's limits.
+        #[test]
+        fn any_text_reads_without_panic_and_within_limits(
+            words in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(vec![
+                        "brambang", "tempe", "sekilo", "setengah", "1/2", "2", "1,5", "kg", "ons", "biji",
+                        "dan", ",", "\n", "-", "1.", "?", "ada", "harga", "buah", "naga", "lusin", "kwintal",
+                        "dua", "belas", "puluh", "se", "½", "telur", "bebekk", "x",
+                    ]).prop_map(String::from),
+                    "\\PC{0,12}".prop_map(|s: String| s),
+                ],
+                0..40,
+            )
+        ) {
+            let (index, commodities) = reader();
+            let message = words.join(" ");
+            let r = read(&index, &commodities, &message);
+            prop_assert!(r.items.len() <= MAX_ITEMS);
+            for item in &r.items {
+                let c = commodities.iter().find(|c| c.id == item.commodity).expect("a commodity");
+                prop_assert!(Quantity::new(item.quantity.base(), c.unit).is_ok());
+            }
+        }
+    }
+
     #[test]
     fn junk_and_huge_messages_are_bounded() {
         let (index, commodities) = reader();
