@@ -102,7 +102,7 @@ fn a_whole_order_through_two_market_bots() {
         "{}",
         request.text
     );
-    let payload = decode_qr(request.photo.as_deref().expect("sent as a photo"));
+    let payload = common::decode_qr(request.photo.as_deref().expect("sent as a photo"));
     let qris = pasar_online::domain::qris::read_dynamic(&payload).expect("a dynamic QRIS");
     assert_eq!(qris.amount, pasar_online::domain::money::Rupiah(25_750));
     assert!(request.button("Batalkan").is_some());
@@ -630,19 +630,6 @@ fn a_courier_on_telegram_shares_a_live_location_and_delivers_with_a_photo() {
         }
     };
     assert!(["mulai", "selesai", "tugas"].iter().all(|c| menu.iter().any(|m| m == c)), "{menu:?}");
-}
-
-/// The text of the one QR code in a PNG.
-fn decode_qr(png_bytes: &[u8]) -> String {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("frame");
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
-    let grids = img.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR code");
-    grids[0].decode().expect("decodes").1
 }
 
 /// The width and height in a PNG's header.

@@ -554,20 +554,6 @@ fn a_courier_on_whatsapp_shares_a_location_and_delivers_with_a_photo() {
     );
 }
 
-/// What a QR picture shows: the content of the one code it holds.
-fn decode_qr(png_bytes: &[u8]) -> String {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("frame");
-    assert_eq!(info.color_type, png::ColorType::Grayscale, "one byte a pixel");
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
-    let grids = img.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR code in the picture");
-    grids[0].decode().expect("the QR code decodes").1
-}
-
 /// A shopper on WhatsApp orders kangkung paying by QRIS and the trader (on WhatsApp) accepts:
 /// the payment request reaches the shopper. Returns the fake, the running server, its
 /// directory, and how many messages the shopper had before the request.
@@ -627,7 +613,7 @@ fn check_qris_request(graph: &FakeGraph, dir: &std::path::Path, seen: usize) -> 
     for field in [("messaging_product", "whatsapp"), ("type", "image/png")] {
         assert!(upload.fields.iter().any(|(k, v)| (k.as_str(), v.as_str()) == field), "{:?}", upload.fields);
     }
-    let payload = decode_qr(&upload.bytes);
+    let payload = common::decode_qr(&upload.bytes);
     let qris = pasar_online::domain::qris::read_dynamic(&payload).expect("a valid dynamic QRIS");
     assert_eq!(qris.amount, amount);
     let stored: String = rusqlite::Connection::open(dir.join("pasar.db"))

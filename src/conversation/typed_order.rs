@@ -318,6 +318,9 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
     let lang = turn.lang;
     let mut added = Vec::new();
     let mut problems = Vec::new();
+    // The cart read once: what each offer has in it so far, kept up to date as lines go in.
+    let mut in_cart: std::collections::HashMap<i64, u64> =
+        repo.cart()?.iter().map(|l| (l.offer_id, l.quantity.base())).collect();
     for line in lines {
         let Some((offer, commodity, quantity)) = resolve(turn, line) else {
             let why = turn.t(Key::TypedWhyClosed);
@@ -325,9 +328,8 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
             continue;
         };
         let name = commodity.display_name(lang).to_string();
-        let cart = repo.cart()?;
-        let existing = cart.iter().find(|l| l.offer_id == offer.id).map(|l| l.quantity.base());
-        if existing.is_none() && cart.len() >= MAX_CART_LINES {
+        let existing = in_cart.get(&offer.id).copied();
+        if existing.is_none() && in_cart.len() >= MAX_CART_LINES {
             problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &turn.t(Key::CartFull))]));
             continue;
         }
@@ -348,6 +350,7 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
             continue;
         }
         repo.set_cart_line(offer.id, wanted, turn.now)?;
+        in_cart.insert(offer.id, wanted.base());
         let (stall, _) = stall_of(turn, offer);
         added.push(turn.tf(
             Key::TypedAddedLine,

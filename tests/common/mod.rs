@@ -252,3 +252,17 @@ pub fn wait_for(h: &Harness, sql: &str, want: i64) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The text of the one QR code in a PNG (a QRIS payment request as a channel sent it).
+pub fn decode_qr(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    assert_eq!(info.color_type, png::ColorType::Grayscale, "one byte a pixel");
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the picture");
+    grids[0].decode().expect("the QR code decodes").1
+}
