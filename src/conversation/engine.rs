@@ -28,11 +28,20 @@ use std::sync::{Arc, Mutex};
 pub const MAX_ATTEMPTS: i64 = 3;
 
 /// Most inbox events handled in one transaction.
-pub const MAX_BATCH: usize = 32;
+pub const MAX_BATCH: usize = 64;
 
 /// A batch commits once its events have taken this long, so that group commit never makes one
 /// shopper wait long for another's work.
-pub const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(300);
+pub const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(3000);
+
+/// What a batch did: the inbox rows it took up, whether more are waiting (it stopped at its
+/// size, its time budget or a catalogue change, or left a user's later events for the next),
+/// and what the writes before it returned.
+pub struct Batch<T> {
+    pub taken: usize,
+    pub more: bool,
+    pub before: T,
+}
 
 /// Where time comes from. Tests and transcripts use a [`FixedClock`].
 pub trait Clock: Send + Sync {
@@ -374,6 +383,18 @@ impl Engine {
     /// the whole batch is rolled back and run again with a savepoint per event, so that only the
     /// failing event is undone (and retried or parked) while the others commit.
     pub fn process_batch(&mut self, max: usize) -> StoreResult<usize> {
+        self.process_batch_after(max, |_| Ok(())).map(|b| b.taken)
+    }
+
+    /// [`Engine::process_batch`], with `before`'s writes (the pollers' new updates, the
+    /// senders' results) at the start of the same transaction, so that one commit serves both.
+    /// `before` runs again if the batch has to be run with care; if it fails, nothing of the
+    /// batch is done and its error is returned.
+    pub fn process_batch_after<T>(
+        &mut self,
+        max: usize,
+        mut before: impl FnMut(&Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Batch<T>> {
         self.refresh_catalog()?;
         let now = self.clock.now();
         let catalog = Arc::clone(&self.catalog);
@@ -387,6 +408,7 @@ impl Engine {
             default_lang: self.default_lang,
         };
         let fast = self.store.write(|tx| {
+            let early = before(tx)?;
             let pending = crate::store::pending_in(tx, max)?;
             let started = std::time::Instant::now();
             let mut taken = 0;
@@ -404,18 +426,22 @@ impl Engine {
                     Err(_) => return Err(BatchOutcome::NeedsCare),
                 }
             }
-            Ok(taken)
+            Ok(Batch { taken, more: taken < pending.len() || pending.len() >= max, before: early })
         });
         match fast {
-            Ok(taken) => Ok(taken),
+            Ok(done) => Ok(done),
             Err(BatchOutcome::Store(e)) => Err(e),
-            Err(BatchOutcome::NeedsCare) => self.process_batch_carefully(max),
+            Err(BatchOutcome::NeedsCare) => self.process_batch_carefully(max, before),
         }
     }
 
     /// The batch again, one savepoint per event: a failing or panicking step is rolled back
     /// alone, retried up to [`MAX_ATTEMPTS`] times, then parked with an apology to its user.
-    fn process_batch_carefully(&mut self, max: usize) -> StoreResult<usize> {
+    fn process_batch_carefully<T>(
+        &mut self,
+        max: usize,
+        mut before: impl FnMut(&Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Batch<T>> {
         self.refresh_catalog()?;
         let now = self.clock.now();
         let catalog = Arc::clone(&self.catalog);
@@ -429,6 +455,7 @@ impl Engine {
             default_lang: self.default_lang,
         };
         self.store.write(|tx| {
+            let early = before(tx)?;
             let pending = crate::store::pending_in(tx, max)?;
             // A user whose event must be retried keeps their later events for the next batch, so
             // each user's messages are handled in the order they were sent.
@@ -482,7 +509,7 @@ impl Engine {
                     }
                 }
             }
-            Ok(taken)
+            Ok(Batch { taken, more: taken < pending.len() || pending.len() >= max, before: early })
         })
     }
 }

@@ -491,16 +491,26 @@ fn drive_engine(
         // another one).
         let mut due = true;
         let mut last_pass = tokio::time::Instant::now();
+        // When the deadlines, broadcasts and backups were last looked at (not at every pass:
+        // each look is its own read of the store).
+        let mut last_chores: Option<tokio::time::Instant> = None;
         loop {
             // Listening before looking: an update stored while the engine works still wakes it.
             let stored = shared.inbox.notified();
             tokio::pin!(stored);
             stored.as_mut().enable();
-            due |= serve(&mut engine, &mut queue, std::mem::take(&mut carried));
+            let jobs = take_jobs(&mut queue, std::mem::take(&mut carried));
+            due |= jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
             if due || last_pass.elapsed() >= TIMER_PASS {
                 due = false;
                 last_pass = tokio::time::Instant::now();
-                engine_pass(&mut engine, &shared, &mut queue);
+                let chores = last_chores.is_none_or(|t| t.elapsed() >= TIMER_PASS);
+                if chores {
+                    last_chores = Some(last_pass);
+                }
+                engine_pass(&mut engine, &shared, &mut queue, jobs, chores);
+            } else {
+                serve(engine.store(), jobs);
             }
             if shared.engine_stop.load(Ordering::SeqCst) {
                 break;
@@ -515,8 +525,8 @@ fn drive_engine(
     // Everything else has stopped: answer what is left, and one more pass for updates stored
     // just before the stop.
     queue.close();
-    serve(&mut engine, &mut queue, Vec::new());
-    engine_pass(&mut engine, &shared, &mut queue);
+    let jobs = take_jobs(&mut queue, Vec::new());
+    engine_pass(&mut engine, &shared, &mut queue, jobs, true);
 }
 
 /// Stops the process if the engine thread ends before it is told to.
@@ -534,26 +544,62 @@ impl Drop for EngineGuard {
     }
 }
 
-/// Handles the inbox batch by batch, serving the pollers' and senders' store work between
-/// batches (so a long queue of updates never holds up sending), then the due deadlines; wakes
-/// the senders whenever something was queued.
+/// `jobs` and whatever else is queued.
+fn take_jobs(queue: &mut tokio::sync::mpsc::UnboundedReceiver<StoreJob>, mut jobs: Vec<StoreJob>) -> Vec<StoreJob> {
+    while let Ok(job) = queue.try_recv() {
+        jobs.push(job);
+    }
+    jobs
+}
+
+/// Handles the inbox batch by batch, each batch in one transaction with the store work queued
+/// before it (the pollers' new updates, the senders' results: one commit for all), answering
+/// the senders' reads after each commit (so a long queue of updates never holds up sending);
+/// then, with `chores`, the due deadlines, broadcasts' progress and backups. Wakes the senders
+/// whenever something was queued.
 fn engine_pass(
     engine: &mut crate::conversation::engine::Engine,
     shared: &Shared,
     queue: &mut tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
+    mut jobs: Vec<StoreJob>,
+    chores: bool,
 ) {
+    use crate::conversation::engine::MAX_BATCH;
     loop {
-        match engine.process_batch(crate::conversation::engine::MAX_BATCH) {
-            Ok(0) => break,
-            Ok(_) => {
-                shared.outbox.notify_waiters();
-                serve(engine, queue, Vec::new());
+        let now = Utc::now();
+        let (writes, reads) = split_jobs(engine.store(), jobs, now);
+        let batch = match engine.process_batch_after(MAX_BATCH, |tx| write_jobs_in(tx, &writes, now)) {
+            Ok(batch) => {
+                answer_writes(writes, batch.before);
+                Ok((batch.taken, batch.more))
             }
+            Err(_) => {
+                // The writes on their own (one bad job must not fail the others), then the batch.
+                write_jobs_alone(engine.store(), writes, now);
+                engine.process_batch_after(MAX_BATCH, |_| Ok(())).map(|b| (b.taken, b.more))
+            }
+        };
+        if matches!(batch, Ok((n, _)) if n > 0) {
+            shared.outbox.notify_waiters();
+        }
+        answer_reads(engine.store(), reads);
+        jobs = take_jobs(queue, Vec::new());
+        match batch {
+            // Nothing left in the inbox but what new work brought (stored with the next batch).
+            Ok((_, false)) if !jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..))) => {
+                serve(engine.store(), jobs);
+                break;
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "engine: store error; retrying");
+                serve(engine.store(), jobs);
                 break;
             }
         }
+    }
+    if !chores {
+        return;
     }
     match engine.run_timers() {
         Ok(0) => {}
@@ -573,21 +619,17 @@ fn engine_pass(
     }
 }
 
-/// Does the queued store work: writes in one transaction, then the reads. Returns whether new
-/// updates were stored.
-fn serve(
-    engine: &mut crate::conversation::engine::Engine,
-    queue: &mut tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
-    mut jobs: Vec<StoreJob>,
-) -> bool {
-    while let Ok(job) = queue.try_recv() {
-        jobs.push(job);
+/// The store work between passes: the writes in one transaction, then the reads.
+fn serve(store: &mut Store, jobs: Vec<StoreJob>) {
+    let now = Utc::now();
+    let (writes, reads) = split_jobs(store, jobs, now);
+    if !writes.is_empty() {
+        match store.write(|tx| write_jobs_in(tx, &writes, now)) {
+            Ok(answers) => answer_writes(writes, answers),
+            Err(_) => write_jobs_alone(store, writes, now),
+        }
     }
-    let ingested = jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
-    for r in run_jobs(engine.store(), jobs) {
-        let _ = r.done.send(heads_of(engine.store(), r.channel, &r.market, r.per_chat, r.bulk));
-    }
-    ingested
+    answer_reads(store, reads);
 }
 
 pub(crate) struct HeadsRequest {
@@ -598,10 +640,13 @@ pub(crate) struct HeadsRequest {
     done: oneshot::Sender<Result<Heads, String>>,
 }
 
-/// Runs a pass's writes in one transaction (each job on its own if that fails) and answers
-/// them; returns the reads, for the caller to answer.
-fn run_jobs(store: &mut Store, jobs: Vec<StoreJob>) -> Vec<HeadsRequest> {
-    let now = Utc::now();
+/// Sorts store work: a single message's fate is written (and answered) at once; the other
+/// writes and the reads are returned, in that order.
+fn split_jobs(
+    store: &mut Store,
+    jobs: Vec<StoreJob>,
+    now: chrono::DateTime<Utc>,
+) -> (Vec<StoreJob>, Vec<HeadsRequest>) {
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     for job in jobs {
@@ -613,53 +658,70 @@ fn run_jobs(store: &mut Store, jobs: Vec<StoreJob>) -> Vec<HeadsRequest> {
             other => writes.push(other),
         }
     }
-    if writes.is_empty() {
-        return reads;
+    (writes, reads)
+}
+
+/// The pollers' updates and the senders' results inside an open transaction: for each job,
+/// the number of new updates stored (0 for results).
+fn write_jobs_in(
+    tx: &crate::store::Tx<'_>,
+    writes: &[StoreJob],
+    now: chrono::DateTime<Utc>,
+) -> crate::store::StoreResult<Vec<usize>> {
+    let mut answers = Vec::with_capacity(writes.len());
+    for job in writes {
+        answers.push(match job {
+            StoreJob::Ingest(events, _) => {
+                let mut new = 0;
+                for e in events {
+                    new += usize::from(crate::store::ingest_in(tx, e)?);
+                }
+                new
+            }
+            StoreJob::Record(results, _) => {
+                crate::store::record_send_results_in(tx, results, now)?;
+                0
+            }
+            _ => 0,
+        });
     }
-    let together = store.write(|tx| {
-        let mut answers = Vec::with_capacity(writes.len());
-        for job in &writes {
-            answers.push(match job {
-                StoreJob::Ingest(events, _) => {
-                    let mut new = 0;
-                    for e in events {
-                        new += usize::from(crate::store::ingest_in(tx, e)?);
-                    }
-                    new
-                }
-                StoreJob::Record(results, _) => {
-                    crate::store::record_send_results_in(tx, results, now)?;
-                    0
-                }
-                _ => 0,
-            });
+    Ok(answers)
+}
+
+/// Tells the pollers and senders their work is committed.
+fn answer_writes(writes: Vec<StoreJob>, answers: Vec<usize>) {
+    for (job, n) in writes.into_iter().zip(answers) {
+        match job {
+            StoreJob::Ingest(_, done) => drop(done.send(Ok(n))),
+            StoreJob::Record(_, done) => drop(done.send(Ok(()))),
+            _ => {}
         }
-        Ok::<_, crate::store::StoreError>(answers)
+    }
+}
+
+/// The writes each in its own transaction (after they failed together), answered one by one.
+fn write_jobs_alone(store: &mut Store, writes: Vec<StoreJob>, now: chrono::DateTime<Utc>) {
+    for job in writes {
+        match job {
+            StoreJob::Ingest(events, done) => drop(done.send(store.ingest(&events).map_err(|e| e.to_string()))),
+            StoreJob::Record(results, done) => {
+                drop(done.send(store.record_send_results(&results, now).map_err(|e| e.to_string())))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Answers the senders' reads.
+fn answer_reads(store: &Store, reads: Vec<HeadsRequest>) {
+    if reads.is_empty() {
+        return;
+    }
+    store.read_together(|store| {
+        for r in reads {
+            let _ = r.done.send(heads_of(store, r.channel, &r.market, r.per_chat, r.bulk));
+        }
     });
-    match together {
-        Ok(answers) => {
-            for (job, n) in writes.into_iter().zip(answers) {
-                match job {
-                    StoreJob::Ingest(_, done) => drop(done.send(Ok(n))),
-                    StoreJob::Record(_, done) => drop(done.send(Ok(()))),
-                    _ => {}
-                }
-            }
-        }
-        // One bad job must not fail the others: each on its own.
-        Err(_) => {
-            for job in writes {
-                match job {
-                    StoreJob::Ingest(events, done) => drop(done.send(store.ingest(&events).map_err(|e| e.to_string()))),
-                    StoreJob::Record(results, done) => {
-                        drop(done.send(store.record_send_results(&results, now).map_err(|e| e.to_string())))
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    reads
 }
 
 fn heads_of(
@@ -744,9 +806,7 @@ pub(crate) async fn drain_requests<R, O, P, F>(
     }
 }
 
-/// Long-polls one bot. Each batch of updates is written to the inbox before the next
-/// `getUpdates` (whose offset acknowledges them) is sent: a crash loses none, a redelivery is
-/// ignored by the inbox.
+/// Returns once the process is stopping.
 pub(crate) async fn shared_stopped(shared: &Shared) {
     loop {
         if shared.stop.load(Ordering::SeqCst) {
@@ -777,8 +837,7 @@ pub(crate) fn stored_answer(
     }
 }
 
-/// The commands a menu lists, described in one language. Traders' `/pesanan` lists their
-/// stall's open orders, so it is described as such.
+/// What became of one outbox message, written on its own.
 pub(crate) enum Mark {
     Sent,
     /// Sent, with the platform's id for it (a WhatsApp wamid).

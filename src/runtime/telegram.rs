@@ -44,6 +44,9 @@ pub fn telegram_plan(config: &Config) -> anyhow::Result<Vec<BotPlan>> {
         .collect())
 }
 
+/// Long-polls one bot. Each batch of updates is written to the inbox before the next
+/// `getUpdates` (whose offset acknowledges them) is sent: a crash loses none, a redelivery is
+/// ignored by the inbox.
 pub(super) async fn poll(bot: Bot, market: String, shared: Arc<Shared>, timeout_secs: u32) {
     let handler = telegram::handler();
     let mut offset: Option<i32> = None;
@@ -106,6 +109,8 @@ pub(super) async fn poll(bot: Bot, market: String, shared: Arc<Shared>, timeout_
     }
 }
 
+/// The commands a menu lists, described in one language. Traders' `/pesanan` lists their
+/// stall's open orders, so it is described as such.
 fn command_list(texts: &crate::text::Texts, market: &str, lang: Lang, menu: CommandMenu) -> Vec<BotCommand> {
     let mut list: Vec<(&str, Key)> = vec![("start", Key::CmdStart)];
     if menu.trader {

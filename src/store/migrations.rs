@@ -531,4 +531,43 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE commodity_photos ADD COLUMN upload_id TEXT;
     ALTER TABLE commodity_photos ADD COLUMN uploaded_at TEXT;
     "#,
+    // 17: how many orders each delivery slot holds, kept by triggers as orders are placed,
+    // cancelled or rejected, so that checking a slot's room reads one row instead of counting
+    // its orders (the count grew with every order of the day).
+    r#"
+    CREATE TABLE slot_bookings (
+        market TEXT NOT NULL,
+        slot_date TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        orders INTEGER NOT NULL,
+        PRIMARY KEY (market, slot_date, slot)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO slot_bookings (market, slot_date, slot, orders)
+        SELECT market, slot_date, slot, COUNT(*) FROM orders
+        WHERE status NOT IN ('cancelled', 'rejected') GROUP BY market, slot_date, slot;
+    CREATE TRIGGER slot_bookings_on_insert AFTER INSERT ON orders
+    WHEN NEW.status NOT IN ('cancelled', 'rejected')
+    BEGIN
+        INSERT INTO slot_bookings (market, slot_date, slot, orders) VALUES (NEW.market, NEW.slot_date, NEW.slot, 1)
+        ON CONFLICT (market, slot_date, slot) DO UPDATE SET orders = orders + 1;
+    END;
+    CREATE TRIGGER slot_bookings_off_on_update AFTER UPDATE OF status, market, slot_date, slot ON orders
+    WHEN OLD.status NOT IN ('cancelled', 'rejected')
+    BEGIN
+        UPDATE slot_bookings SET orders = orders - 1
+        WHERE market = OLD.market AND slot_date = OLD.slot_date AND slot = OLD.slot;
+    END;
+    CREATE TRIGGER slot_bookings_on_on_update AFTER UPDATE OF status, market, slot_date, slot ON orders
+    WHEN NEW.status NOT IN ('cancelled', 'rejected')
+    BEGIN
+        INSERT INTO slot_bookings (market, slot_date, slot, orders) VALUES (NEW.market, NEW.slot_date, NEW.slot, 1)
+        ON CONFLICT (market, slot_date, slot) DO UPDATE SET orders = orders + 1;
+    END;
+    CREATE TRIGGER slot_bookings_on_delete AFTER DELETE ON orders
+    WHEN OLD.status NOT IN ('cancelled', 'rejected')
+    BEGIN
+        UPDATE slot_bookings SET orders = orders - 1
+        WHERE market = OLD.market AND slot_date = OLD.slot_date AND slot = OLD.slot;
+    END;
+    "#,
 ];

@@ -278,6 +278,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `f`'s reads in one read transaction: one snapshot, and one take of the WAL's read
+    /// lock rather than one per statement. If the transaction cannot begin, `f` runs anyway
+    /// (each statement then reads on its own).
+    pub fn read_together<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        let began = self.conn.is_autocommit() && self.conn.execute_batch("BEGIN DEFERRED").is_ok();
+        let out = f(self);
+        if began && let Err(e) = self.conn.execute_batch("COMMIT") {
+            tracing::warn!(error = %e, "ending a read transaction failed");
+        }
+        out
+    }
+
     /// `PRAGMA integrity_check`: `ok` for a healthy file.
     pub fn integrity_check(&self) -> StoreResult<String> {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
@@ -291,6 +303,60 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
+
+    /// The slot counts the triggers keep equal a count of the orders, whatever happens to them.
+    #[test]
+    fn slot_bookings_follow_every_order_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("open");
+        store.seed(&crate::domain::catalog::SeedData::builtin().expect("seed data")).expect("seed");
+        let conn = store.conn();
+        let place = |n: usize, market: &str, date: &str, slot: &str, status: &str| {
+            conn.execute(
+                "INSERT INTO orders (market, number, channel, user_id, status, buyer_name, phone, slot_date, slot,
+                                     payment, total, placed_at, updated_at)
+                 VALUES (?1, ?2, 'telegram', 'u', ?3, 'B', '08', ?4, ?5, 'cod', 1000, 'x', 'x')",
+                params![market, format!("N{n}"), status, date, slot],
+            )
+            .expect("order");
+        };
+        let statuses = ["placed", "confirmed", "cancelled", "rejected", "delivered"];
+        let slots = ["07:00-09:00", "09:00-11:00"];
+        let mut n = 0;
+        for market in ["blimbing", "dinoyo"] {
+            for date in ["2026-11-28", "2026-11-29"] {
+                for slot in slots {
+                    for status in statuses {
+                        n += 1;
+                        place(n, market, date, slot, status);
+                    }
+                }
+            }
+        }
+        let exec = |sql: &str| conn.execute(sql, []).expect(sql);
+        exec("UPDATE orders SET status = 'cancelled' WHERE number IN ('N1', 'N2', 'N3')");
+        exec("UPDATE orders SET status = 'placed' WHERE number IN ('N4', 'N9')");
+        exec("UPDATE orders SET slot = '09:00-11:00' WHERE number = 'N12'");
+        exec("UPDATE orders SET slot_date = '2026-11-30', status = 'rejected' WHERE number = 'N13'");
+        exec("DELETE FROM orders WHERE number IN ('N21', 'N23')");
+        exec("UPDATE orders SET phone = '' WHERE number = 'N22'");
+        let rows = |sql: &str| -> Vec<(String, String, String, i64)> {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows")
+        };
+        let counted = rows(
+            "SELECT market, slot_date, slot, COUNT(*) FROM orders WHERE status NOT IN ('cancelled', 'rejected')
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        );
+        let kept = rows("SELECT market, slot_date, slot, orders FROM slot_bookings WHERE orders > 0 ORDER BY 1, 2, 3");
+        assert_eq!(kept, counted);
+        assert_eq!(counted.len(), 8);
+        assert!(rows("SELECT market, slot_date, slot, orders FROM slot_bookings WHERE orders < 0").is_empty());
+    }
 
     #[test]
     fn migrates_a_new_file_once_in_wal_mode() {

@@ -317,8 +317,7 @@ impl ShopperRepo for RepoTx<'_> {
             return Ok(Vec::new());
         };
         let mut stmt = self.tx.prepare_cached(
-            "SELECT slot_date, slot, COUNT(*) FROM orders WHERE market = ?1 AND slot_date BETWEEN ?2 AND ?3
-             AND status NOT IN ('cancelled', 'rejected') GROUP BY slot_date, slot",
+            "SELECT slot_date, slot, orders FROM slot_bookings WHERE market = ?1 AND slot_date BETWEEN ?2 AND ?3",
         )?;
         let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
         let rows = stmt.query_map(params![self.market, day(first), day(last)], |r| {
