@@ -15,8 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use teloxide::payloads::{
-    EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendMessageSetters, SendPhotoSetters,
-    SetMyCommandsSetters,
+    EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendPhotoSetters, SetMyCommandsSetters,
 };
 use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, BotCommandScope, ChatId, InputFile, ReplyMarkup};
@@ -384,17 +383,42 @@ fn is_server_error(description: &str) -> bool {
         .any(|s| d.contains(s))
 }
 
+/// `sendMessage`, reading back only the new message's id: teloxide's own output type decodes
+/// the whole message Telegram echoes back, which under load cost the senders about a tenth of
+/// their CPU.
+async fn send_text(
+    bot: &Bot,
+    chat: ChatId,
+    text: String,
+    markup: Option<ReplyMarkup>,
+) -> Result<Option<i32>, RequestError> {
+    let mut payload = teloxide::payloads::SendMessage::new(chat, text);
+    payload.reply_markup = markup;
+    let sent = teloxide::requests::JsonRequest::new(bot.clone(), SendMessageForId(payload)).await?;
+    Ok(Some(sent.message_id))
+}
+
+/// [`teloxide::payloads::SendMessage`], sent as is, with only the message id decoded from the answer.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct SendMessageForId(teloxide::payloads::SendMessage);
+
+/// The part of Telegram's answer to `sendMessage` the sender keeps.
+#[derive(serde::Deserialize)]
+struct SentMessageId {
+    message_id: i32,
+}
+
+impl teloxide::requests::Payload for SendMessageForId {
+    type Output = SentMessageId;
+    const NAME: &'static str = "SendMessage";
+}
+
 /// Makes one call; on success also the id of the message it left in the chat (a new one, or the
 /// one an edit changed), which is recorded so a later edit can change it.
 async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
     let result = match part {
-        Send::Text { text, keyboard } => {
-            let mut r = bot.send_message(chat, text);
-            if let Some(k) = keyboard {
-                r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-            }
-            r.await.map(|m| Some(m.id.0))
-        }
+        Send::Text { text, keyboard } => send_text(bot, chat, text, keyboard.map(ReplyMarkup::InlineKeyboard)).await,
         Send::Photo { url, caption, keyboard } => {
             // A URL, or else the file id of a photo sent to this bot (an admin's `/foto`).
             let file = match reqwest::Url::parse(&url) {
@@ -415,11 +439,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
                     if caption.is_empty() {
                         Ok(None)
                     } else {
-                        let mut r = bot.send_message(chat, caption);
-                        if let Some(k) = keyboard {
-                            r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-                        }
-                        r.await.map(|m| Some(m.id.0))
+                        send_text(bot, chat, caption, keyboard.map(ReplyMarkup::InlineKeyboard)).await
                     }
                 }
                 other => other.map(|m| Some(m.id.0)),
@@ -430,7 +450,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
             // Cannot happen for a payload we made (it fits a QR code); the text still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a QR code failed; sending its caption alone");
-                bot.send_message(chat, caption).await.map(|m| Some(m.id.0))
+                send_text(bot, chat, caption, None).await
             }
         },
         Send::Chart { chart, caption, keyboard } => match crate::channel::chart::png(&chart) {
@@ -438,7 +458,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
             // The figures went as text before it; the caption still goes.
             Err(e) => {
                 tracing::error!(error = %e, "drawing a chart failed; sending its caption alone");
-                bot.send_message(chat, caption).await.map(|m| Some(m.id.0))
+                send_text(bot, chat, caption, None).await
             }
         },
         Send::Document { document, caption, keyboard } => {
@@ -452,9 +472,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
             }
             r.await.map(|m| Some(m.id.0))
         }
-        Send::Request { text, keyboard } => {
-            bot.send_message(chat, text).reply_markup(ReplyMarkup::Keyboard(keyboard)).await.map(|m| Some(m.id.0))
-        }
+        Send::Request { text, keyboard } => send_text(bot, chat, text, Some(ReplyMarkup::Keyboard(keyboard))).await,
         Send::Edit { message_id, text, keyboard } => {
             let mut r = bot.edit_message_text(chat, teloxide::types::MessageId(message_id), text.clone());
             if let Some(k) = keyboard.clone() {
@@ -467,13 +485,7 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
                 // Too old, deleted, or not ours to edit: show it as a new message instead.
                 Err(RequestError::Api(
                     ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
-                )) => {
-                    let mut r = bot.send_message(chat, text);
-                    if let Some(k) = keyboard {
-                        r = r.reply_markup(ReplyMarkup::InlineKeyboard(k));
-                    }
-                    r.await.map(|m| Some(m.id.0))
-                }
+                )) => send_text(bot, chat, text, keyboard.map(ReplyMarkup::InlineKeyboard)).await,
                 Err(e) => Err(e),
             }
         }
