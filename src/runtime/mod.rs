@@ -195,14 +195,51 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Pollers stored new updates.
     inbox: Notify,
-    /// The engine queued messages.
+    /// The engine queued messages (wakes the vendor and bank drains, and on shutdown, after
+    /// deadlines and the like, every sender).
     outbox: Notify,
+    /// Each sender's own bell, by channel and market: after a batch the engine rings only the
+    /// senders whose markets got new messages (ringing all of them made every sender read the
+    /// store after every batch).
+    bells: Mutex<HashMap<(crate::channel::ChannelKind, String), Arc<Notify>>>,
     /// Store work for the engine thread.
     jobs: tokio::sync::mpsc::UnboundedSender<StoreJob>,
     /// Everything else has stopped: the engine thread finishes and exits.
     engine_stop: AtomicBool,
     /// The engine thread ended before it was told to (a panic): the process stops.
     engine_failed: AtomicBool,
+}
+
+impl Shared {
+    /// The bell of one market's sender on one channel.
+    pub(crate) fn bell(&self, channel: crate::channel::ChannelKind, market: &str) -> Arc<Notify> {
+        let mut bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(bells.entry((channel, market.to_string())).or_default())
+    }
+
+    /// Wakes the senders of these channels and markets, and the drains.
+    fn ring(&self, places: &[(crate::channel::ChannelKind, String)]) {
+        {
+            let bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
+            for place in places {
+                if let Some(bell) = bells.get(place) {
+                    bell.notify_waiters();
+                }
+            }
+        }
+        self.outbox.notify_waiters();
+    }
+
+    /// Wakes every sender and the drains.
+    pub(crate) fn ring_all(&self) {
+        {
+            let bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
+            for bell in bells.values() {
+                bell.notify_waiters();
+            }
+        }
+        self.outbox.notify_waiters();
+    }
 }
 
 /// Runs every market's bot that has a token until SIGINT/SIGTERM.
@@ -245,6 +282,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         stop: AtomicBool::new(false),
         inbox: Notify::new(),
         outbox: Notify::new(),
+        bells: Mutex::new(HashMap::new()),
         jobs,
         engine_stop: AtomicBool::new(false),
         engine_failed: AtomicBool::new(false),
@@ -428,7 +466,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     tracing::info!("shutting down: no new updates; finishing what is in flight");
     shared.stop.store(true, Ordering::SeqCst);
     shared.inbox.notify_waiters();
-    shared.outbox.notify_waiters();
+    shared.ring_all();
     if let Some(s) = server {
         let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
     }
@@ -482,6 +520,9 @@ fn drive_engine(
     mut queue: tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
 ) {
     let _guard = EngineGuard(Arc::clone(&shared));
+    // Messages up to this outbox id have woken their senders (the senders read what was queued
+    // before the start when they start).
+    let mut queued = engine.store().outbox_newest_id().unwrap_or(0);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
     let Ok(rt) = rt else { return };
     rt.block_on(async {
@@ -508,7 +549,7 @@ fn drive_engine(
                 if chores {
                     last_chores = Some(last_pass);
                 }
-                engine_pass(&mut engine, &shared, &mut queue, jobs, chores);
+                engine_pass(&mut engine, &shared, &mut queue, jobs, chores, &mut queued);
             } else {
                 serve(engine.store(), jobs);
             }
@@ -526,7 +567,7 @@ fn drive_engine(
     // just before the stop.
     queue.close();
     let jobs = take_jobs(&mut queue, Vec::new());
-    engine_pass(&mut engine, &shared, &mut queue, jobs, true);
+    engine_pass(&mut engine, &shared, &mut queue, jobs, true, &mut queued);
 }
 
 /// Stops the process if the engine thread ends before it is told to.
@@ -539,7 +580,7 @@ impl Drop for EngineGuard {
             self.0.engine_failed.store(true, Ordering::SeqCst);
             self.0.stop.store(true, Ordering::SeqCst);
             self.0.inbox.notify_waiters();
-            self.0.outbox.notify_waiters();
+            self.0.ring_all();
         }
     }
 }
@@ -563,6 +604,7 @@ fn engine_pass(
     queue: &mut tokio::sync::mpsc::UnboundedReceiver<StoreJob>,
     mut jobs: Vec<StoreJob>,
     chores: bool,
+    queued: &mut i64,
 ) {
     use crate::conversation::engine::MAX_BATCH;
     loop {
@@ -580,7 +622,7 @@ fn engine_pass(
             }
         };
         if matches!(batch, Ok((n, _)) if n > 0) {
-            shared.outbox.notify_waiters();
+            wake_senders(engine.store(), shared, queued);
         }
         answer_reads(engine.store(), reads);
         jobs = take_jobs(queue, Vec::new());
@@ -598,24 +640,34 @@ fn engine_pass(
             }
         }
     }
-    if !chores {
-        return;
+    if chores {
+        if let Err(e) = engine.run_timers() {
+            tracing::error!(error = %e, "engine: store error in the timers; retrying");
+        }
+        if let Err(e) = engine.run_broadcasts() {
+            tracing::error!(error = %e, "engine: store error reporting broadcasts; retrying");
+        }
+        // Backups admins asked for with /cadangan (made here, after their request committed).
+        if let Err(e) = engine.run_backups() {
+            tracing::error!(error = %e, "engine: store error making a backup; retrying");
+        }
     }
-    match engine.run_timers() {
-        Ok(0) => {}
-        Ok(_) => shared.outbox.notify_waiters(),
-        Err(e) => tracing::error!(error = %e, "engine: store error in the timers; retrying"),
-    }
-    match engine.run_broadcasts() {
-        Ok(0) => {}
-        Ok(_) => shared.outbox.notify_waiters(),
-        Err(e) => tracing::error!(error = %e, "engine: store error reporting broadcasts; retrying"),
-    }
-    // Backups admins asked for with /cadangan (made here, after their request committed).
-    match engine.run_backups() {
-        Ok(0) => {}
-        Ok(_) => shared.outbox.notify_waiters(),
-        Err(e) => tracing::error!(error = %e, "engine: store error making a backup; retrying"),
+    // Whatever else queued messages since (the chores, the bank's and vendor's answers).
+    wake_senders(engine.store(), shared, queued);
+}
+
+/// Rings the senders of the markets whose messages were queued after outbox id `queued` (all
+/// of them if the store cannot tell), and moves `queued` on.
+fn wake_senders(store: &Store, shared: &Shared, queued: &mut i64) {
+    match store.queued_since(*queued) {
+        Ok((places, newest)) => {
+            *queued = newest;
+            shared.ring(&places);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading where new messages go failed; waking every sender");
+            shared.ring_all();
+        }
     }
 }
 

@@ -532,9 +532,10 @@ pub(super) async fn send(
     let mut network_backoff = Duration::from_secs(1);
     // Calls delivered but not yet recorded in the store (its write failed): outbox id -> parts.
     let mut delivered: HashMap<i64, usize> = HashMap::new();
+    let bell = shared.bell(ChannelKind::Telegram, &market);
     loop {
         // Listening before looking: messages queued while this round runs still wake it.
-        let queued = shared.outbox.notified();
+        let queued = bell.notified();
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = shared.stop.load(Ordering::SeqCst);

@@ -349,7 +349,7 @@ async fn photo_gone(s: &Sender, received: &str) {
     match result {
         Ok(Ok(true)) => {
             tracing::warn!(market = %s.market, "a catalogue photo WhatsApp no longer has was removed; its admin is told");
-            s.shared.outbox.notify_waiters();
+            s.shared.ring_all();
         }
         Ok(Ok(false)) => {}
         other => tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "removing a stale photo failed"),
@@ -541,7 +541,7 @@ async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKi
     match result {
         Ok(Ok(())) => {
             tracing::warn!(market = %s.market, user = %m.to.id, reason = %logged, "held until the user writes again; admins told");
-            s.shared.outbox.notify_waiters();
+            s.shared.ring_all();
         }
         other => tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "holding a message failed"),
     }
@@ -565,9 +565,10 @@ pub(super) async fn send(s: Sender) {
     let mut last_any = Instant::now() - number_gap;
     let mut pause_backoff = Duration::from_secs(1);
     let mut delivered: HashMap<i64, usize> = HashMap::new();
+    let bell = s.shared.bell(ChannelKind::WhatsApp, &s.market);
     loop {
         // Listening before looking: messages queued while this round runs still wake it.
-        let queued = s.shared.outbox.notified();
+        let queued = bell.notified();
         tokio::pin!(queued);
         queued.as_mut().enable();
         let stopping = s.shared.stop.load(Ordering::SeqCst);

@@ -104,6 +104,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Where the messages queued after outbox id `since` go (each channel and market once), and
+    /// the newest id: the engine wakes only those markets' senders.
+    pub fn queued_since(&self, since: i64) -> StoreResult<(Vec<(ChannelKind, String)>, i64)> {
+        let mut stmt = self.conn().prepare_cached("SELECT id, channel, market FROM outbox WHERE id > ?1")?;
+        let rows =
+            stmt.query_map([since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let mut newest = since;
+        let mut places: Vec<(ChannelKind, String)> = Vec::new();
+        for row in rows {
+            let (id, channel, market) = row?;
+            newest = newest.max(id);
+            if let Ok(channel) = channel.parse::<ChannelKind>()
+                && !places.iter().any(|(c, m)| *c == channel && *m == market)
+            {
+                places.push((channel, market));
+            }
+        }
+        Ok((places, newest))
+    }
+
+    /// The newest outbox id (0 for none).
+    pub fn outbox_newest_id(&self) -> StoreResult<i64> {
+        Ok(self.conn().query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?)
+    }
+
     /// Pending messages for one recipient in one market, oldest first.
     pub fn pending_outbox_for(&self, market: &str, to: &UserKey, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
         let mut stmt = self.conn().prepare_cached(
