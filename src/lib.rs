@@ -18,7 +18,8 @@
 //! - [`text`]: dialogue catalogs (`dialogues/*.toml`), looked up by typed keys.
 //! - [`config`], [`runtime`]: configuration and wiring; `pasar run` serves every market's
 //!   Telegram bot and WhatsApp number from one process (pollers, one HTTP server, senders,
-//!   timers, graceful shutdown).
+//!   timers, graceful shutdown, `/healthz` and `/metrics`).
+//! - [`logging`]: `tracing` output (text or JSON) with tokens and phone numbers redacted.
 
 pub mod bench;
 pub mod channel;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod conversation;
 pub mod domain;
 pub mod integration;
+pub mod logging;
 pub mod runtime;
 pub mod store;
 pub mod text;

@@ -8,6 +8,7 @@ use pasar_online::channel::console::{
 use pasar_online::config::Config;
 use pasar_online::conversation::engine::Clock;
 use pasar_online::domain::catalog::SeedData;
+use pasar_online::logging::LogFormat;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ struct Cli {
     /// Configuration file (see config.example.toml). Without one, built-in defaults are used.
     #[arg(long, global = true, env = "PASAR_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text or as one JSON object per line (stderr; `PASAR_LOG` sets the level,
+    /// default warn). Tokens and phone numbers are never written either way.
+    #[arg(long, global = true, env = "PASAR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -177,11 +182,8 @@ fn main() {
     {
         eprintln!("warning: .env: {e}");
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PASAR_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    pasar_online::logging::init(cli.log_format);
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -104,7 +104,12 @@ pub struct Engine {
     secret: String,
     /// Where `/cadangan` writes backups (`None`: backups are refused with a reason).
     backup_dir: Option<std::path::PathBuf>,
+    /// Told of each update's step and how long it took (`pasar run`'s metrics).
+    step_observer: Option<StepObserver>,
 }
+
+/// Called after each update's step: its market, its channel and the step's time.
+pub type StepObserver = Arc<dyn Fn(&str, crate::channel::ChannelKind, std::time::Duration) + Send + Sync>;
 
 /// What every event's step shares.
 struct Shared<'a> {
@@ -159,7 +164,13 @@ impl Engine {
             policy: Arc::new(policy),
             secret,
             backup_dir: None,
+            step_observer: None,
         })
+    }
+
+    /// Has `observer` told of every update's step from now on.
+    pub fn observe_steps(&mut self, observer: StepObserver) {
+        self.step_observer = Some(observer);
     }
 
     /// Where backups asked for with `/cadangan` go.
@@ -407,6 +418,7 @@ impl Engine {
             secret: &self.secret,
             default_lang: self.default_lang,
         };
+        let observer = self.step_observer.clone();
         let fast = self.store.write(|tx| {
             let early = before(tx)?;
             let pending = crate::store::pending_in(tx, max)?;
@@ -420,7 +432,12 @@ impl Engine {
                     return Err(BatchOutcome::NeedsCare);
                 };
                 taken += 1;
-                match step_event(tx, p.id, ev, now, &shared) {
+                let step_started = std::time::Instant::now();
+                let stepped = step_event(tx, p.id, ev, now, &shared);
+                if let (Ok(_), Some(observe)) = (&stepped, &observer) {
+                    observe(&ev.market, ev.user.channel, step_started.elapsed());
+                }
+                match stepped {
                     Ok(true) => break, // later events must see the new catalogue
                     Ok(false) => {}
                     Err(_) => return Err(BatchOutcome::NeedsCare),
@@ -454,6 +471,7 @@ impl Engine {
             secret: &self.secret,
             default_lang: self.default_lang,
         };
+        let observer = self.step_observer.clone();
         self.store.write(|tx| {
             let early = before(tx)?;
             let pending = crate::store::pending_in(tx, max)?;
@@ -480,8 +498,12 @@ impl Engine {
                 }
                 taken += 1;
                 crate::store::savepoint(tx)?;
+                let step_started = std::time::Instant::now();
                 match step_event(tx, p.id, ev, now, &shared) {
                     Ok(catalog_changed) => {
+                        if let Some(observe) = &observer {
+                            observe(&ev.market, ev.user.channel, step_started.elapsed());
+                        }
                         crate::store::release_savepoint(tx)?;
                         // Later events must see the new prices: end the batch here.
                         if catalog_changed {

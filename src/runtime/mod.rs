@@ -75,6 +75,7 @@ use teloxide::prelude::Requester;
 use tokio::sync::{Notify, oneshot};
 
 mod bank;
+mod ops;
 mod telegram;
 mod vendor;
 mod whatsapp;
@@ -208,6 +209,8 @@ pub(crate) struct Shared {
     engine_stop: AtomicBool,
     /// The engine thread ended before it was told to (a panic): the process stops.
     engine_failed: AtomicBool,
+    /// Metrics and health for `/metrics` and `/healthz`.
+    ops: Arc<ops::Ops>,
 }
 
 impl Shared {
@@ -275,7 +278,10 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         }
     };
     // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
-    let engine = open_engine(&config, &db, Arc::new(SystemClock))?;
+    let mut engine = open_engine(&config, &db, Arc::new(SystemClock))?;
+    let ops = Arc::new(ops::Ops::new());
+    let observer = Arc::clone(&ops);
+    engine.observe_steps(Arc::new(move |market, channel, took| observer.stepped(market, channel, took)));
     let texts = Arc::new(engine.texts().clone());
     let (jobs, job_queue) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -286,6 +292,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         jobs,
         engine_stop: AtomicBool::new(false),
         engine_failed: AtomicBool::new(false),
+        ops: Arc::clone(&ops),
     });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
     // The pollers' and senders' store work runs on the engine thread (`StoreJob`); the webhook
@@ -328,6 +335,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             Arc::clone(&texts),
             config.default_language,
         )));
+        let intake = if webhook.is_some() { ops::Intake::Webhook } else { ops::Intake::Polling };
+        ops.bot_started(crate::channel::ChannelKind::Telegram, &plan.market, intake);
         match &webhook {
             None => {
                 tasks.push(tokio::spawn(poll(
@@ -385,6 +394,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             let client = reqwest::Client::builder().timeout(config.whatsapp.timeout).build()?;
             for (phone_number_id, market) in &plan.numbers {
                 tracing::info!(market = %market, phone_number_id = %phone_number_id, "WhatsApp number running");
+                ops.bot_started(crate::channel::ChannelKind::WhatsApp, market, ops::Intake::Webhook);
                 tasks.push(tokio::spawn(whatsapp::send(whatsapp::Sender {
                     client: client.clone(),
                     market: market.clone(),
@@ -445,10 +455,18 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             listen = listen.or_else(|| config.server_listen.clone());
         }
     }
+    // `/healthz` and `/metrics` for operators, on the same server: it runs whenever
+    // `[server] listen` is set, even with no webhook.
+    app = app.merge(ops::routes(ops::OpsState {
+        ops: Arc::clone(&ops),
+        store: Arc::clone(&io_store),
+        shared: Arc::clone(&shared),
+    }));
+    let listen = listen.or_else(|| config.server_listen.clone());
     let mut server = None;
     if let Some(listen) = listen {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
-        tracing::info!(listen = %listener.local_addr()?, "webhook server listening");
+        tracing::info!(listen = %listener.local_addr()?, "HTTP server listening (webhooks, /healthz, /metrics)");
         let stop = Arc::clone(&shared);
         server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shared_stopped(&stop).await }).await;

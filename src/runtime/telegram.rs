@@ -62,6 +62,7 @@ pub(super) async fn poll(bot: Bot, market: String, shared: Arc<Shared>, timeout_
         let updates = match updates {
             Ok(u) => {
                 backoff = Duration::from_millis(500);
+                shared.ops.bot_ok(ChannelKind::Telegram, &market);
                 u
             }
             Err(e) => {
@@ -304,6 +305,7 @@ pub(super) async fn telegram_webhook(
     match stored {
         Ok(Ok(_)) => {
             state.shared.inbox.notify_waiters();
+            state.shared.ops.bot_ok(ChannelKind::Telegram, &market);
             if let Some(cb) = callback {
                 let bot = bot.clone();
                 tokio::spawn(async move {
@@ -682,6 +684,24 @@ pub(super) async fn send(
                 let next = last + chat_gap;
                 let ready = chat_ready.entry(run.to.id.clone()).or_insert(next);
                 *ready = (*ready).max(next);
+            }
+            shared.ops.sent(
+                &market,
+                ChannelKind::Telegram,
+                run.messages.iter().map(|m| (m.done - m.start) as u64).sum(),
+            );
+            if let Some((_, failure)) = &run.failure {
+                let code = match failure {
+                    Sent::Ok => None,
+                    Sent::RetryAfter(_) => Some("429"),
+                    Sent::Unreachable(_) => Some("403"),
+                    Sent::Refused(_) => Some("400"),
+                    Sent::Failed(_) => Some("5xx"),
+                    Sent::Network(_) => Some("network"),
+                };
+                if let Some(code) = code {
+                    shared.ops.send_error(&market, ChannelKind::Telegram, code);
+                }
             }
             for m in &run.messages {
                 if m.done > m.start {

@@ -152,6 +152,9 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
                 events.push(event);
             }
             let new = store.ingest(&events).map_err(|e| e.to_string())?;
+            for e in &events {
+                state.shared.ops.bot_ok(ChannelKind::WhatsApp, &e.market);
+            }
             for s in &parsed.statuses {
                 let error = s.error.as_ref().map(|(code, title)| format!("{code}: {title}"));
                 if s.status == "failed" && s.error.as_ref().is_some_and(|(code, _)| *code == 131047) {
@@ -640,7 +643,21 @@ pub(super) async fn send(s: Sender) {
                 tokio::time::sleep(last_any + number_gap - now).await;
             }
             last_any = Instant::now();
-            match send_part(&s, &url, &media_url, &parts[done]).await {
+            let sent = send_part(&s, &url, &media_url, &parts[done]).await;
+            let code = match &sent {
+                Sent::Ok(_) => None,
+                Sent::NumberLimited | Sent::UserLimited(_) => Some("429"),
+                Sent::OutsideWindow(_) => Some("window"),
+                Sent::Refused(_) => Some("400"),
+                Sent::Failed(_) => Some("5xx"),
+                Sent::Unauthorized(_) => Some("401"),
+                Sent::Network(_) => Some("network"),
+            };
+            match code {
+                None => s.shared.ops.sent(&s.market, ChannelKind::WhatsApp, 1),
+                Some(code) => s.shared.ops.send_error(&s.market, ChannelKind::WhatsApp, code),
+            }
+            match sent {
                 Sent::Ok(wamid) => {
                     pause_backoff = Duration::from_secs(1);
                     if let Some(a) = allowances.get_mut(&user) {

@@ -27,7 +27,7 @@ pub use inbox::PendingEvent;
 pub use inbox::{
     ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
 };
-pub use outbox::{OutboxMessage, SendResult};
+pub use outbox::{OutboxDepth, OutboxMessage, SendResult};
 pub use outbox::{enqueue, record_send_results_in};
 pub use payment::BankRequest;
 pub use shopper::RepoTx;
@@ -288,6 +288,12 @@ impl Store {
             tracing::warn!(error = %e, "ending a read transaction failed");
         }
         out
+    }
+
+    /// Whether a write could start now: takes the write lock and lets it go (`/healthz`).
+    pub fn check_writable(&self) -> StoreResult<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        Ok(())
     }
 
     /// `PRAGMA integrity_check`: `ok` for a healthy file.

@@ -6,6 +6,16 @@ use crate::channel::{ChannelKind, Envelope, Outbound, UserKey};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+/// One market's queue on one channel (`/metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxDepth {
+    pub market: String,
+    pub channel: String,
+    pub pending: i64,
+    /// When the oldest waiting message was queued.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// An outbox row to deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxMessage {
@@ -122,6 +132,46 @@ impl Store {
             }
         }
         Ok((places, newest))
+    }
+
+    /// Messages waiting to be sent, per market and channel: how many, and when the oldest was
+    /// queued (for `/metrics`).
+    pub fn outbox_depth(&self) -> StoreResult<Vec<OutboxDepth>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT market, channel, COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'
+             GROUP BY market, channel ORDER BY market, channel",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(market, channel, pending, oldest)| {
+                Ok(OutboxDepth {
+                    market,
+                    channel,
+                    pending,
+                    oldest: oldest.as_deref().map(super::parse_ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Orders per market and status (for `/metrics`).
+    pub fn order_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT market, status, COUNT(*) FROM orders GROUP BY market, status ORDER BY market, status",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// The newest outbox id (0 for none).

@@ -1,0 +1,200 @@
+//! What operators see of `pasar run`: `/healthz`, `/metrics` in Prometheus' text format, and
+//! logs (text or JSON) that never show a bot token, a phone number or an address.
+
+mod common;
+
+use common::fake_telegram::{FakeTelegram, Running};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+// Real-looking tokens, so that the redaction is tested on what Telegram issues.
+const BLIMBING: &str = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ";
+const DINOYO: &str = "7087654321:AAFq9ZzXw8YtR5uVb3nMk2LpQ7sDfGhJkLs";
+const ADMIN: i64 = 9001;
+const SHOPPER: i64 = 1001;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// `pasar run` against `api_url` with `[server] listen` on `port`, its stderr in `log`.
+fn run(dir: &std::path::Path, api_url: &str, port: u16, log: &std::path::Path, json: bool) -> Running {
+    let config = format!(
+        "[telegram]\napi_url = \"{api_url}\"\npoll_timeout_secs = 1\n\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n"
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pasar"));
+    cmd.arg("--config").arg(&path);
+    if json {
+        cmd.args(["--log-format", "json"]);
+    }
+    let child = cmd
+        .args(["run", "--db"])
+        .arg(dir.join("pasar.db"))
+        .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
+        .env("PASAR_DINOYO_TELEGRAM_TOKEN", DINOYO)
+        .env_remove("PASAR_DB")
+        .env_remove("PASAR_LOG_FORMAT")
+        .env("PASAR_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("pasar run");
+    Running(child)
+}
+
+/// GET `path` on 127.0.0.1:`port`: status and body (None while nothing listens).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // Chunked bodies (axum streams JSON that way): the chunk sizes are lines of hex digits.
+    let body = if raw.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body.lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        body
+    };
+    Some((status, body))
+}
+
+/// Waits until `check` holds for `GET path`, then returns the body.
+fn wait_get(port: u16, path: &str, what: &str, check: impl Fn(u16, &str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Some((status, body)) = get(port, path) {
+            if check(status, &body) {
+                return body;
+            }
+            last = Some((status, body));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: last answer {last:?}");
+}
+
+/// The value of one metric line (`name{labels} value`).
+fn metric(body: &str, line_start: &str) -> Option<f64> {
+    body.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn healthz_and_metrics_report_the_bots_the_database_and_the_traffic() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let _pasar = run(dir.path(), &fake.url, port, &dir.path().join("pasar.log"), false);
+
+    // Healthy once both bots have polled: database writable, engine running.
+    let health = wait_get(port, "/healthz", "healthy with both bots polling", |status, body| {
+        status == 200 && body.matches("\"ok\":true").count() == 2 && !body.contains("\"last_ok_seconds_ago\":null")
+    });
+    let health: serde_json::Value = serde_json::from_str(&health).expect("healthz is JSON");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], "writable");
+    assert_eq!(health["engine"], "running");
+    let bots = health["bots"].as_array().expect("bots");
+    assert_eq!(bots.len(), 2, "{health}");
+    assert!(bots.iter().all(|b| b["channel"] == "telegram" && b["intake"] == "polling"), "{health}");
+    assert!(bots.iter().all(|b| b["last_ok_seconds_ago"].as_f64().is_some_and(|s| s < 30.0)), "{health}");
+
+    // Traffic: a shopper's /start and a search on Blimbing; the second reply fails twice with a
+    // server error before it goes.
+    fake.server_error(BLIMBING, "Sayur Bu Sri", 2);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    let (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
+    fake.text(BLIMBING, SHOPPER, "kangkung");
+    fake.wait_for(BLIMBING, SHOPPER, "Sayur Bu Sri", seen);
+    let body = wait_get(port, "/metrics", "metrics after the traffic", |status, body| {
+        status == 200
+            && metric(body, "pasar_send_errors_total{market=\"blimbing\",channel=\"telegram\",code=\"5xx\"}")
+                == Some(2.0)
+    });
+    assert_eq!(metric(&body, "pasar_updates_total{market=\"blimbing\",channel=\"telegram\"}"), Some(2.0), "{body}");
+    assert_eq!(metric(&body, "pasar_updates_total{market=\"dinoyo\""), None, "{body}");
+    // /start answers with two messages, the search with one.
+    assert!(
+        metric(&body, "pasar_messages_sent_total{market=\"blimbing\",channel=\"telegram\"}") >= Some(3.0),
+        "{body}"
+    );
+    assert_eq!(metric(&body, "pasar_step_seconds_count"), Some(2.0), "{body}");
+    assert!(body.contains("# TYPE pasar_step_seconds histogram"), "{body}");
+    // Everything went: no queue is left (gauges with no market show no line at all).
+    assert_eq!(metric(&body, "pasar_outbox_pending{"), None, "{body}");
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+
+    // A database nobody can write to (another process holds the write lock) is unhealthy.
+    let db = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("open");
+    db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let (status, body) = get(port, "/healthz").expect("an answer while locked");
+    assert_eq!(status, 503, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(report["status"], "unhealthy");
+    assert!(report["database"].as_str().is_some_and(|d| d.starts_with("not writable")), "{report}");
+    db.execute_batch("ROLLBACK").expect("unlock");
+    wait_get(port, "/healthz", "healthy again", |status, _| status == 200);
+}
+
+#[test]
+fn json_logs_never_show_tokens_phone_numbers_or_addresses() {
+    // Nothing listens at this API address: every getMe fails, and the HTTP client's error
+    // carries the URL, whose path holds the bot token.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead_api = format!("http://127.0.0.1:{}", free_port());
+    let log = dir.path().join("dead.log");
+    let mut pasar = run(dir.path(), &dead_api, free_port(), &log, true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && std::fs::read_to_string(&log).unwrap_or_default().matches("getMe").count() < 2 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = pasar.0.kill();
+    let _ = pasar.0.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("getMe"), "{text}");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+    }
+    assert!(text.contains("error sending request for url"), "the failing URL is logged: {text}");
+    for secret in [BLIMBING, DINOYO, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"] {
+        assert!(!text.contains(secret), "a token in the log: {text}");
+    }
+
+    // A shopper's checkout with a phone number and a typed address, logged at debug level.
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let log = dir.path().join("shop.log");
+    let _pasar = run(dir.path(), &fake.url, free_port(), &log, true);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    let (_, mut seen) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
+    fake.text(BLIMBING, SHOPPER, "kangkung");
+    let (offer, n) = fake.wait_for(BLIMBING, SHOPPER, "Sayur Bu Sri", seen);
+    fake.press(BLIMBING, SHOPPER, &offer.button("Sayur Bu Sri").expect("the stall's button"));
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau berapa", n);
+    fake.text(BLIMBING, SHOPPER, "3 ikat");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "masuk keranjang", seen);
+    fake.press(BLIMBING, SHOPPER, "checkout");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "atas nama siapa", seen);
+    fake.text(BLIMBING, SHOPPER, "Ani Rahayu");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Nomor HP", seen);
+    fake.text(BLIMBING, SHOPPER, "0812-3456-7890");
+    (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Kirim ke mana", seen);
+    fake.text(BLIMBING, SHOPPER, "Jl. Borobudur No. 12 RT 3 RW 4, Purwodadi, Blimbing");
+    fake.wait_for(BLIMBING, SHOPPER, "jam berapa", seen);
+    // The log is written as things happen; give the last lines a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.lines().count() > 5, "debug logging is on: {text}");
+    for secret in [BLIMBING, DINOYO, "0812-3456-7890", "081234567890", "3456-7890", "Borobudur No. 12", "RT 3 RW 4"] {
+        assert!(!text.contains(secret), "{secret:?} in the log: {text}");
+    }
+}
