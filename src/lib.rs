@@ -19,6 +19,8 @@
 //! - [`config`], [`runtime`]: configuration and wiring; `pasar run` serves every market's
 //!   Telegram bot and WhatsApp number from one process (pollers, one HTTP server, senders,
 //!   timers, graceful shutdown, `/healthz` and `/metrics`).
+//! - [`loadtest`]: load on `pasar run` through a fake Telegram Bot API (`pasar loadtest`, the
+//!   Telegram benchmark).
 //! - [`logging`]: `tracing` output (text or JSON) with tokens and phone numbers redacted.
 
 pub mod bench;
@@ -27,6 +29,7 @@ pub mod config;
 pub mod conversation;
 pub mod domain;
 pub mod integration;
+pub mod loadtest;
 pub mod logging;
 pub mod runtime;
 pub mod store;

@@ -33,6 +33,13 @@ struct Cli {
     command: Command,
 }
 
+/// A `pasar loadtest` scenario.
+#[derive(Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// 250 updates/s (10x the expected morning peak) of whole orders for 5 minutes.
+    Rush,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Role {
     Buyer,
@@ -124,6 +131,30 @@ enum Command {
         db: Option<PathBuf>,
         /// The message; without it, one message per line of standard input.
         text: Vec<String>,
+    },
+    /// Load scenarios against `pasar run` on a fake Telegram Bot API (on 127.0.0.1, in this
+    /// process) and a temporary database with stored conversations. `rush`: the morning rush,
+    /// shoppers on all ten market bots doing whole orders at --rate updates/s (10x the expected
+    /// peak) for --seconds; prints updates/s, p50/p99/max update-to-reply, peak RSS and CPU, and
+    /// fails if any step goes unanswered for a minute or `pasar run` exits.
+    Loadtest {
+        #[arg(value_enum)]
+        scenario: Scenario,
+        /// Updates per second.
+        #[arg(long, default_value_t = 250.0)]
+        rate: f64,
+        /// Measured seconds (after the warm-up).
+        #[arg(long, default_value_t = 300.0)]
+        seconds: f64,
+        /// Seconds at the same rate before measuring.
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        /// Shoppers taking turns.
+        #[arg(long, default_value_t = 1000)]
+        shoppers: usize,
+        /// Conversations stored in the database before `pasar run` starts.
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
     },
     /// Make an online backup of the database (SQLite's backup API; the bots may keep running)
     /// into the backup folder ([backup] dir, next to the database) or --to, check it with
@@ -271,6 +302,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 before.format("%Y-%m-%d %H:%M UTC")
             );
             Ok(())
+        }
+        Command::Loadtest { scenario: Scenario::Rush, rate, seconds, warmup, shoppers, conversations } => {
+            anyhow::ensure!(
+                rate > 0.0 && seconds > 0.0 && shoppers > 0,
+                "--rate, --seconds and --shoppers must be positive"
+            );
+            let load = pasar_online::loadtest::LoadArgs {
+                mode: pasar_online::loadtest::Mode::Open,
+                shoppers: 1,
+                journeys: 1,
+                rate,
+                seconds,
+                warmup,
+                open_shoppers: shoppers,
+                open_echo: false,
+                conversations,
+                trace: false,
+            };
+            pasar_online::loadtest::run_load(&load, &std::env::current_exe()?, &[])
         }
         Command::Backup { db, to } => {
             let db = db.unwrap_or_else(|| config.database_path.clone());

@@ -25,7 +25,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 fn help_lists_the_commands_and_options() {
     let (ok, out, _) = run(pasar().arg("--help"));
     assert!(ok);
-    for word in ["chat", "bench", "check-data", "qris", "backup", "export", "--config"] {
+    for word in ["chat", "bench", "check-data", "qris", "backup", "export", "loadtest", "--config", "--log-format"] {
         assert!(out.contains(word), "--help lacks {word}:\n{out}");
     }
     let (ok, out, _) = run(pasar().args(["chat", "--help"]));
@@ -430,4 +430,42 @@ fn parse_prints_one_json_line_per_message_and_writes_no_database() {
     assert_eq!(lines[1]["question"][0], "cabai-rawit");
     let (ok, _, err) = run(pasar().args(["parse", "--market", "atlantis", "tempe"]));
     assert!(!ok && err.contains("unknown market"), "{err}");
+}
+
+/// `pasar loadtest rush`, test-sized: shoppers on all ten bots through a fake Bot API, every step
+/// answered, the figures printed.
+#[test]
+fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
+    let (ok, out, err) = run(pasar().args([
+        "loadtest",
+        "rush",
+        "--rate",
+        "40",
+        "--seconds",
+        "3",
+        "--warmup",
+        "1",
+        "--shoppers",
+        "40",
+        "--conversations",
+        "100",
+    ]));
+    assert!(ok, "loadtest failed:\n{out}\n{err}");
+    assert!(err.contains("polling all ten bots after"), "{err}");
+    let row = out.lines().find(|l| l.starts_with("open 40/s: pasar run ")).expect("the report's row");
+    let figures: Vec<f64> =
+        row["open 40/s: pasar run".len()..].split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    // updates/s, p50, p99, max, step p50, step p99, peak MB, CPU s, gen s
+    assert_eq!(figures.len(), 9, "{row}");
+    assert!((figures[0] - 40.0).abs() < 1.0, "the rate held: {row}");
+    assert!(figures[1] > 0.0 && figures[1] <= figures[2] && figures[2] <= figures[3], "{row}");
+    assert!(figures[6] > 1.0, "peak RSS read: {row}");
+    // About 120 updates in the 3 measured seconds (ticks that found every shopper waiting fall
+    // behind, never ahead).
+    let count: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("open 40/s: pasar run: ")?.split(' ').next()?.parse().ok())
+        .expect("the update count");
+    assert!((60..=121).contains(&count), "{out}");
+    assert!(out.contains("errors: none"), "{out}");
 }

@@ -1,0 +1,1082 @@
+//! Load on `pasar run` through a fake Telegram Bot API on 127.0.0.1: issue 4's benchmark
+//! (`cargo bench --bench telegram_load`: `pasar run`, ten market bots with the full ordering
+//! flow and durable SQLite, against a minimal teloxide echo bot) and `pasar loadtest rush`
+//! (issue 10: the morning rush, 250 updates/s for 5 minutes by default).
+//!
+//! ```sh
+//! cargo bench --bench telegram_load                        # everything, default sizes
+//! cargo bench --bench telegram_load -- --mode closed --shoppers 200 --journeys 10
+//! cargo bench --bench telegram_load -- --mode open --rate 250 --seconds 30
+//! pasar loadtest rush                                      # 250 updates/s for 300 s
+//! ```
+//!
+//! - The fake Bot API (axum) serves ten tokens; `getUpdates` long-polls, woken by a
+//!   `tokio::sync::Notify` when an update is queued. Every update's time of queueing is noted
+//!   per chat; the first `sendMessage`/`sendPhoto`/`editMessageText` to that chat after it is
+//!   its reply, and the difference is the update-to-reply latency.
+//! - Before `pasar run` starts, its database is seeded (through the library's engine) with
+//!   10,000 stored Telegram conversations, each with a cart, so peak RSS is measured with them.
+//! - The baseline is the calling binary re-executed with `--echo-bot <url>`: ten teloxide
+//!   dispatchers on one tokio runtime (two workers, as `pasar run`), each echoing a message's
+//!   text or a button's data, and answering button presses.
+//! - Closed loop: N shoppers spread over the ten bots do whole journeys (`/start`, `kangkung`,
+//!   the stall's button, `3 ikat`, checkout, name, phone, shared location, a slot, `pay:cod`,
+//!   `note:none`, `place`); each sends its next update only once the step's last reply came.
+//!   The echo bot gets the same updates from the same shoppers (one echo is the whole answer).
+//! - Open loop: updates at a fixed rate (default 250/s) for a fixed time, each from the next
+//!   shopper in line whose previous step is answered; p50/p99/max update-to-reply latency.
+//!
+//! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
+
+use crate::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
+use crate::config::Config;
+use crate::conversation::engine::{Clock, SystemClock};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clap::ValueEnum;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Shoppers' chat ids start here (shopper `i` is chat `CHAT_BASE + i`).
+const CHAT_BASE: i64 = 10_000_000;
+/// The pre-seeded conversations' chat ids start here.
+const SEEDED_CHAT_BASE: i64 = 50_000_000;
+/// How long one step may take before the run is declared broken.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Closed loop (pasar and echo) and open loop (pasar).
+    All,
+    /// Closed loop only: updates/s of pasar and of the echo bot.
+    Closed,
+    /// Open loop only: latency at a fixed rate.
+    Open,
+}
+
+/// What to run and how big.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    #[arg(long, value_enum, default_value_t = Mode::All)]
+    pub mode: Mode,
+    /// Closed loop: simulated shoppers, spread over the ten bots.
+    #[arg(long, default_value_t = 200)]
+    pub shoppers: usize,
+    /// Closed loop: whole journeys per shopper (12 updates each).
+    #[arg(long, default_value_t = 10)]
+    pub journeys: usize,
+    /// Open loop: updates per second.
+    #[arg(long, default_value_t = 250.0)]
+    pub rate: f64,
+    /// Open loop: measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Open loop: seconds at the same rate before measuring.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Open loop: shoppers taking turns (each sends its next update when its turn comes and
+    /// its previous one is answered).
+    #[arg(long, default_value_t = 1000)]
+    pub open_shoppers: usize,
+    /// Open loop: also against the echo bot (a floor for the fake and teloxide themselves).
+    #[arg(long)]
+    pub open_echo: bool,
+    /// Conversations stored in pasar's database before it starts.
+    #[arg(long, default_value_t = 10_000)]
+    pub conversations: usize,
+    /// Print the replies of shopper 0's first journey (checks the script against the bot).
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// One market's bot.
+#[derive(Debug, Clone)]
+struct MarketInfo {
+    slug: String,
+    token: String,
+    lat: f64,
+    lon: f64,
+}
+
+fn markets() -> anyhow::Result<Vec<MarketInfo>> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let seed = crate::domain::catalog::SeedData::load(&data)?;
+    Ok(seed
+        .markets
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MarketInfo {
+            slug: m.slug.clone(),
+            token: format!("{}:bench-{}", 7001 + i, m.slug),
+            // A little way from the market, well inside its delivery area.
+            lat: m.lat + 0.001,
+            lon: m.lon + 0.001,
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake Bot API.
+
+#[derive(Default)]
+struct Queue {
+    next_id: i64,
+    /// Updates not yet acknowledged by an offset: (update_id, JSON).
+    pending: VecDeque<(i64, String)>,
+}
+
+struct BotQueue {
+    token: String,
+    queue: Mutex<Queue>,
+    notify: Notify,
+    polled: AtomicBool,
+}
+
+struct Reply {
+    id: i64,
+    text: String,
+    markup: Value,
+}
+
+#[derive(Default)]
+struct ChatInner {
+    /// When the update now awaiting its first reply was queued.
+    since: Option<Instant>,
+    /// Update-to-first-reply time of the latest update.
+    first: Option<Duration>,
+    /// Replies since the latest update.
+    replies: Vec<Reply>,
+    next_message: i64,
+}
+
+#[derive(Default)]
+struct ChatSlot {
+    inner: Mutex<ChatInner>,
+    /// `notify_one`: a reply that comes while the shopper is not waiting is not lost.
+    notify: Notify,
+}
+
+struct Fake {
+    bots: Vec<BotQueue>,
+    by_token: HashMap<String, usize>,
+    chats: Vec<ChatSlot>,
+    other_messages: AtomicI64,
+    replies: AtomicU64,
+    callbacks_answered: AtomicU64,
+}
+
+impl Fake {
+    fn new(markets: &[MarketInfo], chats: usize) -> Fake {
+        Fake {
+            bots: markets
+                .iter()
+                .map(|m| BotQueue {
+                    token: m.token.clone(),
+                    queue: Mutex::new(Queue::default()),
+                    notify: Notify::new(),
+                    polled: AtomicBool::new(false),
+                })
+                .collect(),
+            by_token: markets.iter().enumerate().map(|(i, m)| (m.token.clone(), i)).collect(),
+            chats: (0..chats).map(|_| ChatSlot::default()).collect(),
+            other_messages: AtomicI64::new(1_000_000),
+            replies: AtomicU64::new(0),
+            callbacks_answered: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(&self, chat: i64) -> Option<&ChatSlot> {
+        usize::try_from(chat - CHAT_BASE).ok().and_then(|i| self.chats.get(i))
+    }
+
+    fn all_polled(&self) -> bool {
+        self.bots.iter().all(|b| b.polled.load(Ordering::SeqCst))
+    }
+
+    /// Makes an update available to `bot`'s `getUpdates`; the chat's clock starts now.
+    fn push(&self, bot: usize, chat: i64, body: impl FnOnce(i64) -> Value) -> Instant {
+        let now = Instant::now();
+        if let Some(slot) = self.slot(chat) {
+            let mut c = slot.inner.lock().expect("chat lock");
+            c.replies.clear();
+            c.first = None;
+            c.since = Some(now);
+        }
+        let b = &self.bots[bot];
+        {
+            let mut q = b.queue.lock().expect("queue lock");
+            q.next_id += 1;
+            let id = q.next_id;
+            let json = body(id).to_string();
+            q.pending.push_back((id, json));
+        }
+        b.notify.notify_waiters();
+        now
+    }
+
+    /// A reply to `chat` was sent: the first one after an update stops its clock.
+    fn reply(&self, chat: i64, edit_of: Option<i64>, text: &str, markup: Value) -> i64 {
+        self.replies.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = self.slot(chat) else {
+            return edit_of.unwrap_or_else(|| self.other_messages.fetch_add(1, Ordering::Relaxed));
+        };
+        let now = Instant::now();
+        let id = {
+            let mut c = slot.inner.lock().expect("chat lock");
+            if let Some(t) = c.since.take() {
+                c.first = Some(now.duration_since(t));
+            }
+            let id = edit_of.unwrap_or_else(|| {
+                c.next_message += 1;
+                c.next_message
+            });
+            c.replies.push(Reply { id, text: text.to_string(), markup });
+            id
+        };
+        slot.notify.notify_one();
+        id
+    }
+}
+
+fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn ok(result: Value) -> Response {
+    json_response(json!({"ok": true, "result": result}).to_string())
+}
+
+fn error(status: StatusCode, description: &str) -> Response {
+    (status, axum::Json(json!({"ok": false, "error_code": status.as_u16(), "description": description})))
+        .into_response()
+}
+
+fn user_json(chat: i64) -> Value {
+    json!({"id": chat, "is_bot": false, "first_name": "Pembeli", "last_name": format!("{chat}")})
+}
+
+fn chat_json(chat: i64) -> Value {
+    json!({"id": chat, "type": "private", "first_name": "Pembeli"})
+}
+
+fn bot_message_json(id: i64, chat: i64, text: &str) -> Value {
+    json!({
+        "message_id": id,
+        "date": 1_764_300_000,
+        "chat": chat_json(chat),
+        "from": {"id": 42, "is_bot": true, "first_name": "Pasar", "username": "pasar_bot"},
+        "text": text
+    })
+}
+
+async fn api(
+    State(fake): State<Arc<Fake>>,
+    UrlPath((bot, method)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(&b) = bot.strip_prefix("bot").and_then(|t| fake.by_token.get(t)) else {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let mut params: Value =
+        if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or_default() };
+    // Bot API method names are case-insensitive (teloxide sends `GetMe`).
+    match method.to_ascii_lowercase().as_str() {
+        "getme" => {
+            let id = fake.bots[b].token.split(':').next().and_then(|n| n.parse::<i64>().ok()).unwrap_or(42);
+            ok(json!({
+                "id": id, "is_bot": true, "first_name": "Pasar", "username": format!("pasar_bench_{id}_bot"),
+                "can_join_groups": false, "can_read_all_group_messages": false, "supports_inline_queries": false,
+                "can_connect_to_business": false, "has_main_web_app": false
+            }))
+        }
+        "getupdates" => get_updates(&fake, b, &params).await,
+        m @ ("sendmessage" | "sendphoto" | "editmessagetext") => {
+            let chat = params["chat_id"].as_i64().unwrap_or(0);
+            let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
+            let edit_of = if m == "editmessagetext" { params["message_id"].as_i64() } else { None };
+            let markup = params["reply_markup"].take();
+            let id = fake.reply(chat, edit_of, &text, markup);
+            ok(bot_message_json(id, chat, &text))
+        }
+        "answercallbackquery" => {
+            fake.callbacks_answered.fetch_add(1, Ordering::Relaxed);
+            ok(json!(true))
+        }
+        "setmycommands" | "deletewebhook" | "setwebhook" => ok(json!(true)),
+        "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
+        _ => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// Long poll: returns the unacknowledged updates at once, or waits (up to `timeout`) for the
+/// next one to be pushed.
+async fn get_updates(fake: &Fake, b: usize, params: &Value) -> Response {
+    let offset = params["offset"].as_i64().unwrap_or(0);
+    let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
+    let timeout = Duration::from_secs(params["timeout"].as_u64().unwrap_or(0).min(60));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let bot = &fake.bots[b];
+    bot.polled.store(true, Ordering::SeqCst);
+    loop {
+        // Registered before looking, so a push between the look and the wait is not missed.
+        let notified = bot.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut q = bot.queue.lock().expect("queue lock");
+            while q.pending.front().is_some_and(|(id, _)| *id < offset) {
+                q.pending.pop_front();
+            }
+            if !q.pending.is_empty() {
+                let updates: Vec<&str> = q.pending.iter().take(limit).map(|(_, u)| u.as_str()).collect();
+                return json_response(format!("{{\"ok\":true,\"result\":[{}]}}", updates.join(",")));
+            }
+        }
+        if timeout.is_zero() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return json_response("{\"ok\":true,\"result\":[]}".to_string());
+        }
+    }
+}
+
+/// Serves the fake on 127.0.0.1 with a random port; returns its URL and the server task.
+async fn serve(fake: Arc<Fake>) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = Router::new().route("/{bot}/{method}", axum::routing::post(api).get(api)).with_state(fake);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("fake Bot API stopped: {e}");
+        }
+    });
+    Ok((url, task))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shoppers.
+
+#[derive(Clone, Copy)]
+enum Input {
+    Text(&'static str),
+    /// A button whose data is known in advance.
+    Press(&'static str),
+    /// The button found in the previous step's reply (the fixed data for the echo bot).
+    Captured(&'static str),
+    Location,
+}
+
+struct Step {
+    input: Input,
+    /// The step is answered once a reply contains this (the last message of the step's answer).
+    needle: &'static str,
+    /// Keep the data of the first button in that reply starting with this.
+    capture: Option<&'static str>,
+}
+
+/// The whole journey of tests/telegram.rs: search, the stall's button, an amount, checkout
+/// (name, phone, shared location, slot, cash on delivery, no note), place the order.
+const JOURNEY: [Step; 12] = [
+    Step { input: Input::Text("/start"), needle: "Mau belanja apa", capture: None },
+    Step { input: Input::Text("kangkung"), needle: "Pilih lapak", capture: Some("off:") },
+    Step { input: Input::Captured("off:1"), needle: "Mau berapa", capture: None },
+    Step { input: Input::Text("3 ikat"), needle: "masuk keranjang", capture: None },
+    Step { input: Input::Press("checkout"), needle: "atas nama siapa", capture: None },
+    // A contact request: the question, then the hint under the reply keyboard.
+    Step { input: Input::Text("Ani Rahayu"), needle: "tombol di bawah", capture: None },
+    // A location request, likewise.
+    Step { input: Input::Text("0812-3456-7890"), needle: "tombol di bawah", capture: None },
+    Step { input: Input::Location, needle: "jam berapa", capture: Some("slot:") },
+    Step { input: Input::Captured("slot:x"), needle: "Bayar pakai apa", capture: None },
+    Step { input: Input::Press("pay:cod"), needle: "catatan", capture: None },
+    Step { input: Input::Press("note:none"), needle: "Ringkasan", capture: None },
+    Step { input: Input::Press("place"), needle: "sudah kami terima", capture: None },
+];
+
+struct Shopper {
+    index: usize,
+    bot: usize,
+    chat: i64,
+    lat: f64,
+    lon: f64,
+    captured: Option<String>,
+    /// The id of the latest message in the chat (a pressed button sits on it).
+    last_message: i64,
+    /// Against the echo bot: any reply answers a step.
+    echo: bool,
+    trace: bool,
+}
+
+/// One update's timings.
+#[derive(Clone, Copy)]
+struct Sample {
+    queued: Instant,
+    /// Update to the first reply in the chat.
+    first: Duration,
+    /// Update to the step's last reply.
+    complete: Duration,
+}
+
+impl Shopper {
+    fn new(index: usize, markets: &[MarketInfo], echo: bool, trace: bool) -> Shopper {
+        let bot = index % markets.len();
+        Shopper {
+            index,
+            bot,
+            chat: CHAT_BASE + index as i64,
+            lat: markets[bot].lat,
+            lon: markets[bot].lon,
+            captured: None,
+            last_message: 0,
+            echo,
+            trace,
+        }
+    }
+
+    async fn step(&mut self, fake: &Fake, step: &Step) -> anyhow::Result<Sample> {
+        let chat = self.chat;
+        let queued = match step.input {
+            Input::Text(text) => fake.push(self.bot, chat, |id| {
+                json!({"update_id": id, "message": {
+                    "message_id": id, "date": 1_764_300_000, "chat": chat_json(chat), "from": user_json(chat),
+                    "text": text
+                }})
+            }),
+            Input::Location => {
+                let (lat, lon) = (self.lat, self.lon);
+                fake.push(self.bot, chat, |id| {
+                    json!({"update_id": id, "message": {
+                        "message_id": id, "date": 1_764_300_000, "chat": chat_json(chat), "from": user_json(chat),
+                        "location": {"latitude": lat, "longitude": lon}
+                    }})
+                })
+            }
+            Input::Press(_) | Input::Captured(_) => {
+                let data = match step.input {
+                    Input::Press(d) => d.to_string(),
+                    Input::Captured(fallback) => self.captured.take().unwrap_or_else(|| fallback.to_string()),
+                    _ => unreachable!("a button"),
+                };
+                let on = self.last_message;
+                fake.push(self.bot, chat, |id| {
+                    json!({"update_id": id, "callback_query": {
+                        "id": format!("cb{id}"), "from": user_json(chat), "chat_instance": "ci", "data": data,
+                        "message": bot_message_json(on, chat, "menu")
+                    }})
+                })
+            }
+        };
+        let slot = fake.slot(chat).expect("a shopper's chat");
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            {
+                let c = slot.inner.lock().expect("chat lock");
+                let answer =
+                    if self.echo { c.replies.first() } else { c.replies.iter().find(|r| r.text.contains(step.needle)) };
+                if let Some(answer) = answer {
+                    let complete = queued.elapsed();
+                    if !self.echo
+                        && let Some(prefix) = step.capture
+                    {
+                        self.captured = buttons(&answer.markup).into_iter().find(|d| d.starts_with(prefix));
+                        anyhow::ensure!(self.captured.is_some(), "no `{prefix}` button in {:?}", answer.text);
+                    }
+                    self.last_message = c.replies.last().map_or(answer.id, |r| r.id);
+                    if self.trace && self.index == 0 {
+                        for r in &c.replies {
+                            println!("  < {} {}", r.text.replace('\n', " ⏎ "), buttons(&r.markup).join(" | "));
+                        }
+                    }
+                    return Ok(Sample { queued, first: c.first.unwrap_or(complete), complete });
+                }
+            }
+            if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
+                let c = slot.inner.lock().expect("chat lock");
+                let got: Vec<&str> = c.replies.iter().map(|r| r.text.as_str()).collect();
+                anyhow::bail!("chat {chat}: no reply with {:?} within {STEP_TIMEOUT:?}; got {got:?}", step.needle);
+            }
+        }
+    }
+}
+
+/// The callback data of every inline button.
+fn buttons(markup: &Value) -> Vec<String> {
+    markup["inline_keyboard"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r.as_array())
+                .flatten()
+                .filter_map(|b| b["callback_data"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets: `pasar run` and the echo bot, as child processes.
+
+struct Target {
+    name: &'static str,
+    child: Child,
+}
+
+impl Target {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_pasar(exe: &Path, url: &str, dir: &Path, db: &Path, markets: &[MarketInfo]) -> anyhow::Result<Target> {
+    // The data and dialogues built into the binary (the run's folder has none).
+    let config = format!(
+        "[telegram]\napi_url = \"{url}\"\npoll_timeout_secs = 10\n\n\
+         [telegram.limits]\nper_chat_per_sec = 10000\nper_bot_per_sec = 10000\n"
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config").arg(&path).args(["run", "--db"]).arg(db).current_dir(dir);
+    for m in markets {
+        cmd.env(crate::channel::telegram::token_variable(&m.slug), &m.token);
+    }
+    let child = cmd
+        .env_remove("PASAR_DB")
+        .env_remove("PASAR_CONFIG")
+        .env("PASAR_LOG", std::env::var("PASAR_BENCH_LOG").unwrap_or_else(|_| "off".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("PASAR_BENCH_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .spawn()?;
+    Ok(Target { name: "pasar run", child })
+}
+
+fn spawn_echo(echo: &[String], url: &str) -> anyhow::Result<Target> {
+    let (exe, args) = echo.split_first().ok_or_else(|| anyhow::anyhow!("no echo bot command"))?;
+    let child = Command::new(exe)
+        .args(args)
+        .args(["--echo-bot", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok(Target { name: "teloxide echo", child })
+}
+
+/// Waits until every bot has called `getUpdates`.
+async fn wait_ready(fake: &Fake, target: &mut Target) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    while !fake.all_polled() {
+        if let Some(status) = target.child.try_wait()? {
+            anyhow::bail!("{} exited before polling: {status}", target.name);
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(60), "{} did not start polling", target.name);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(t0.elapsed())
+}
+
+/// A `/proc/<pid>/status` field in kB.
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU seconds of a process (clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) close with ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// What one run measured.
+struct RunReport {
+    updates: usize,
+    elapsed: Duration,
+    first: Vec<Duration>,
+    complete: Vec<Duration>,
+    peak_rss_kb: u64,
+    rss_kb: u64,
+    target_cpu: f64,
+    bench_cpu: f64,
+    stalls: usize,
+}
+
+impl RunReport {
+    fn rate(&self) -> f64 {
+        self.updates as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two loads.
+
+/// Every shopper does `journeys` whole journeys, each step after the previous one's answer.
+async fn closed_loop(
+    fake: Arc<Fake>,
+    markets: &[MarketInfo],
+    shoppers: usize,
+    journeys: usize,
+    echo: bool,
+    trace: bool,
+) -> anyhow::Result<(Vec<Sample>, Duration)> {
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..shoppers {
+        let fake = Arc::clone(&fake);
+        let mut shopper = Shopper::new(i, markets, echo, trace);
+        tasks.spawn(async move {
+            let mut samples = Vec::with_capacity(journeys * JOURNEY.len());
+            for j in 0..journeys {
+                shopper.trace = trace && j == 0;
+                for step in &JOURNEY {
+                    if shopper.trace && shopper.index == 0 {
+                        println!("> {}", describe(step.input));
+                    }
+                    samples.push(shopper.step(&fake, step).await?);
+                }
+            }
+            Ok::<_, anyhow::Error>(samples)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r??);
+    }
+    Ok((all, t0.elapsed()))
+}
+
+fn describe(input: Input) -> String {
+    match input {
+        Input::Text(t) => t.to_string(),
+        Input::Press(d) => format!("[press {d}]"),
+        Input::Captured(_) => "[press the button found]".into(),
+        Input::Location => "[share location]".into(),
+    }
+}
+
+/// Updates at `rate` per second for `warmup + seconds`; each goes to the shopper first in line
+/// whose previous step is answered. Samples queued during the warm-up are dropped.
+async fn open_loop(
+    fake: Arc<Fake>,
+    markets: &[MarketInfo],
+    shoppers: usize,
+    rate: f64,
+    warmup: Duration,
+    seconds: Duration,
+    echo: bool,
+) -> anyhow::Result<(Vec<Sample>, Duration, usize)> {
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut turns = Vec::with_capacity(shoppers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..shoppers {
+        let (turn_tx, mut turn_rx) = tokio::sync::mpsc::channel::<()>(1);
+        turns.push(turn_tx);
+        let fake = Arc::clone(&fake);
+        let ready = ready_tx.clone();
+        let mut shopper = Shopper::new(i, markets, echo, false);
+        ready.send(i).ok();
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            let mut next = 0usize;
+            while turn_rx.recv().await.is_some() {
+                samples.push(shopper.step(&fake, &JOURNEY[next % JOURNEY.len()]).await?);
+                next += 1;
+                let _ = ready.send(i);
+            }
+            Ok::<_, anyhow::Error>(samples)
+        });
+    }
+    drop(ready_tx);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + seconds;
+    let mut stalls = 0usize;
+    loop {
+        ticks.tick().await;
+        if Instant::now() >= end {
+            break;
+        }
+        let next = match ready_rx.try_recv() {
+            Ok(i) => i,
+            Err(_) => {
+                // Every shopper is waiting for an answer: the target is behind.
+                stalls += 1;
+                match ready_rx.recv().await {
+                    Some(i) => i,
+                    None => break,
+                }
+            }
+        };
+        turns[next].send(()).await?;
+    }
+    drop(turns);
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r??.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
+    }
+    Ok((all, seconds, stalls))
+}
+
+enum Load {
+    Closed { shoppers: usize, journeys: usize, trace: bool },
+    Open { shoppers: usize, rate: f64, warmup: Duration, seconds: Duration },
+}
+
+/// Starts a fake and the target on it, runs the load, reads the target's memory and CPU.
+async fn run(
+    markets: &[MarketInfo],
+    load: &Load,
+    pasar: Option<(&Path, &Path, &Path)>,
+    echo: &[String],
+) -> anyhow::Result<RunReport> {
+    let chats = match load {
+        Load::Closed { shoppers, .. } | Load::Open { shoppers, .. } => *shoppers,
+    };
+    let fake = Arc::new(Fake::new(markets, chats));
+    let (url, server) = serve(Arc::clone(&fake)).await?;
+    let is_echo = pasar.is_none();
+    let mut target = match pasar {
+        Some((exe, dir, db)) => spawn_pasar(exe, &url, dir, db, markets)?,
+        None => spawn_echo(echo, &url)?,
+    };
+    let startup = wait_ready(&fake, &mut target).await?;
+    let pid = target.pid();
+    eprintln!("  {} (pid {pid}) polling all ten bots after {:.2} s", target.name, startup.as_secs_f64());
+    let cpu0 = cpu_seconds(&pid.to_string()).unwrap_or(0.0);
+    let self0 = cpu_seconds("self").unwrap_or(0.0);
+    let (samples, elapsed, stalls) = match *load {
+        Load::Closed { shoppers, journeys, trace } => {
+            let (s, e) = closed_loop(Arc::clone(&fake), markets, shoppers, journeys, is_echo, trace).await?;
+            (s, e, 0)
+        }
+        Load::Open { shoppers, rate, warmup, seconds } => {
+            open_loop(Arc::clone(&fake), markets, shoppers, rate, warmup, seconds, is_echo).await?
+        }
+    };
+    let target_cpu = cpu_seconds(&pid.to_string()).unwrap_or(0.0) - cpu0;
+    let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
+    let peak_rss_kb = proc_status_kb(pid, "VmHWM:").unwrap_or(0);
+    let rss_kb = proc_status_kb(pid, "VmRSS:").unwrap_or(0);
+    if let Some(status) = target.child.try_wait()? {
+        anyhow::bail!("{} exited during the run: {status}", target.name);
+    }
+    drop(target);
+    server.abort();
+    let mut first: Vec<Duration> = samples.iter().map(|s| s.first).collect();
+    let mut complete: Vec<Duration> = samples.iter().map(|s| s.complete).collect();
+    first.sort_unstable();
+    complete.sort_unstable();
+    Ok(RunReport {
+        updates: samples.len(),
+        elapsed,
+        first,
+        complete,
+        peak_rss_kb,
+        rss_kb,
+        target_cpu,
+        bench_cpu,
+        stalls,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database with stored conversations.
+
+/// Creates a database at `db` with `n` Telegram conversations spread over the markets, each
+/// after `/start`, a search, the stall's button and an amount (a conversation with a cart).
+/// Their replies are marked sent, so `pasar run` starts with an empty outbox.
+fn seed_database(db: &Path, markets: &[MarketInfo], n: usize) -> anyhow::Result<i64> {
+    let config = Config::default();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut engine = crate::runtime::open_engine(&config, db, clock)?;
+    let offers: Vec<i64> = markets
+        .iter()
+        .map(|m| {
+            engine
+                .catalog()
+                .offers_for(&m.slug, "kangkung")
+                .first()
+                .map(|o| o.id)
+                .ok_or_else(|| anyhow::anyhow!("no kangkung at {}", m.slug))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let now = engine.now();
+    let chunk = 1000;
+    for start in (0..n).step_by(chunk) {
+        let mut events = Vec::new();
+        for i in start..(start + chunk).min(n) {
+            let m = i % markets.len();
+            let user = UserKey { channel: ChannelKind::Telegram, id: (SEEDED_CHAT_BASE + i as i64).to_string() };
+            let inputs = [
+                Inbound::from_typed("/start"),
+                Inbound::Text("kangkung".into()),
+                Inbound::Button(format!("off:{}", offers[m])),
+                Inbound::Text("2 ikat".into()),
+            ];
+            for (k, inbound) in inputs.into_iter().enumerate() {
+                events.push(InboundEvent {
+                    source_id: format!("telegram:{}:seed-{i}-{k}", markets[m].slug),
+                    market: markets[m].slug.clone(),
+                    user: user.clone(),
+                    display_name: Some(format!("Pembeli {i}")),
+                    received_at: now,
+                    inbound,
+                    pressed_on: None,
+                });
+            }
+        }
+        engine.store().ingest(&events)?;
+        engine.process_pending()?;
+        loop {
+            let pending = engine.store().pending_outbox(ChannelKind::Telegram, 5000)?;
+            if pending.is_empty() {
+                break;
+            }
+            for m in pending {
+                engine.store().mark_sent(m.id, now)?;
+            }
+        }
+    }
+    drop(engine);
+    let conn = rusqlite::Connection::open(db)?;
+    // Every journey ends in an order, thousands in a few slots: slot capacity is not measured.
+    conn.execute("UPDATE markets SET slot_capacity = 10000", [])?;
+    let conversations: i64 = conn.query_row("SELECT COUNT(*) FROM conversations", [], |r| r.get(0))?;
+    let carts: i64 = conn.query_row("SELECT COUNT(DISTINCT user_id) FROM cart_lines", [], |r| r.get(0)).unwrap_or(-1);
+    let pending: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))?;
+    eprintln!("  seeded: {conversations} conversations, {carts} carts, {pending} pending outbox rows");
+    Ok(conversations)
+}
+
+/// A copy of the seeded database for one run of `pasar run`.
+fn fresh_copy(seeded: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let db = dir.join("pasar.db");
+    std::fs::copy(seeded, &db)?;
+    for suffix in ["-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", seeded.display()));
+        if from.exists() {
+            std::fs::copy(&from, PathBuf::from(format!("{}{suffix}", db.display())))?;
+        }
+    }
+    Ok(db)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The echo bot.
+
+/// The baseline: ten teloxide dispatchers echoing against the fake at `url` (the calling binary
+/// runs this when re-executed with `--echo-bot <url>`).
+pub fn echo_bot(url: &str) -> anyhow::Result<()> {
+    let markets = markets()?;
+    let markets = &markets;
+    use teloxide::dispatching::UpdateFilterExt;
+    use teloxide::error_handlers::LoggingErrorHandler;
+    use teloxide::prelude::*;
+    use teloxide::update_listeners::Polling;
+
+    let api = reqwest::Url::parse(url)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let mut bots = tokio::task::JoinSet::new();
+        for m in markets {
+            let bot = Bot::new(m.token.clone()).set_api_url(api.clone());
+            bots.spawn(async move {
+                let handler = dptree::entry()
+                    .branch(Update::filter_message().endpoint(|bot: Bot, msg: Message| async move {
+                        let text = msg.text().map(String::from).unwrap_or_else(|| "📍".to_string());
+                        bot.send_message(msg.chat.id, text).await?;
+                        Ok::<(), teloxide::RequestError>(())
+                    }))
+                    .branch(Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery| async move {
+                        if let Some(chat) = q.message.as_ref().map(|m| m.chat().id) {
+                            bot.send_message(chat, q.data.clone().unwrap_or_default()).await?;
+                        }
+                        bot.answer_callback_query(q.id.clone()).await?;
+                        Ok(())
+                    }));
+                let listener = Polling::builder(bot.clone()).timeout(Duration::from_secs(10)).build();
+                Dispatcher::builder(bot, handler)
+                    .build()
+                    .dispatch_with_listener(listener, LoggingErrorHandler::new())
+                    .await;
+            });
+        }
+        while bots.join_next().await.is_some() {}
+    });
+    // Any unanswered step or exit of a target ended the run with an error before this.
+    println!("errors: none (every step answered within a minute; every target ran throughout)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn print_report(label: &str, r: &RunReport) {
+    println!(
+        "{label:<28} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9.1} {:>8.1} {:>7.1}",
+        r.rate(),
+        ms(percentile(&r.first, 0.50)),
+        ms(percentile(&r.first, 0.99)),
+        ms(r.first.last().copied().unwrap_or_default()),
+        ms(percentile(&r.complete, 0.50)),
+        ms(percentile(&r.complete, 0.99)),
+        kb_to_mb(r.peak_rss_kb),
+        r.target_cpu,
+        r.bench_cpu,
+    );
+}
+
+fn print_header() {
+    println!(
+        "{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
+        "run", "updates/s", "p50 ms", "p99 ms", "max ms", "step p50", "step p99", "peak MB", "CPU s", "gen s"
+    );
+}
+
+/// Runs `args` against `pasar` (the `pasar` binary) and, where asked, the echo bot (`echo`: the
+/// command that runs [`echo_bot`], without its `--echo-bot <url>`), and prints the report.
+/// Fails if a shopper's step went unanswered for a minute or the target exited.
+pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Result<()> {
+    let markets = markets()?;
+    anyhow::ensure!(args.rate > 0.0 && args.shoppers > 0 && args.open_shoppers > 0, "nothing to run");
+    let dir = tempfile::tempdir()?;
+    let seeded = dir.path().join("seeded.db");
+    eprintln!("seeding {} conversations...", args.conversations);
+    let t0 = Instant::now();
+    let conversations = seed_database(&seeded, &markets, args.conversations)?;
+    eprintln!("  in {:.1} s", t0.elapsed().as_secs_f64());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut reports: Vec<(String, RunReport)> = Vec::new();
+    runtime.block_on(async {
+        if matches!(args.mode, Mode::All | Mode::Closed) {
+            let load = Load::Closed { shoppers: args.shoppers, journeys: args.journeys, trace: args.trace };
+            eprintln!("closed loop, pasar: {} shoppers x {} journeys", args.shoppers, args.journeys);
+            let run_dir = dir.path().join("closed");
+            let db = fresh_copy(&seeded, &run_dir)?;
+            reports.push(("closed: pasar run".into(), run(&markets, &load, Some((pasar, &run_dir, &db)), echo).await?));
+            eprintln!("closed loop, echo bot");
+            let load = Load::Closed { shoppers: args.shoppers, journeys: args.journeys, trace: false };
+            reports.push(("closed: teloxide echo".into(), run(&markets, &load, None, echo).await?));
+        }
+        if matches!(args.mode, Mode::All | Mode::Open) {
+            let load = Load::Open {
+                shoppers: args.open_shoppers,
+                rate: args.rate,
+                warmup: Duration::from_secs_f64(args.warmup),
+                seconds: Duration::from_secs_f64(args.seconds),
+            };
+            eprintln!("open loop, pasar: {} updates/s for {} s", args.rate, args.seconds);
+            let run_dir = dir.path().join("open");
+            let db = fresh_copy(&seeded, &run_dir)?;
+            reports.push((
+                format!("open {}/s: pasar run", args.rate),
+                run(&markets, &load, Some((pasar, &run_dir, &db)), echo).await?,
+            ));
+            if args.open_echo {
+                eprintln!("open loop, echo bot");
+                reports.push((format!("open {}/s: teloxide echo", args.rate), run(&markets, &load, None, echo).await?));
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+
+    println!();
+    let mut sizes = Vec::new();
+    if matches!(args.mode, Mode::All | Mode::Closed) {
+        sizes.push(format!(
+            "closed loop: {} shoppers x {} journeys x {} updates",
+            args.shoppers,
+            args.journeys,
+            JOURNEY.len()
+        ));
+    }
+    if matches!(args.mode, Mode::All | Mode::Open) {
+        sizes.push(format!("open loop: {} shoppers", args.open_shoppers));
+    }
+    println!(
+        "Telegram load: ten bots on a fake Bot API, {conversations} stored conversations in pasar's database ({})",
+        sizes.join("; ")
+    );
+    println!("p50/p99/max: update queued -> first reply in that chat; step: -> the step's last reply");
+    println!("peak MB: VmHWM of the target process; CPU s: its CPU time in the run; gen s: the generator's");
+    print_header();
+    for (label, r) in &reports {
+        print_report(label, r);
+    }
+    for (label, r) in &reports {
+        if r.stalls > 0 {
+            println!("{label}: {} ticks found every shopper waiting (the target fell behind)", r.stalls);
+        }
+        println!(
+            "{label}: {} updates in {:.2} s, RSS at end {:.1} MB",
+            r.updates,
+            r.elapsed.as_secs_f64(),
+            kb_to_mb(r.rss_kb)
+        );
+    }
+    let closed_pasar = reports.iter().find(|(l, _)| l == "closed: pasar run").map(|(_, r)| r);
+    let closed_echo = reports.iter().find(|(l, _)| l == "closed: teloxide echo").map(|(_, r)| r);
+    println!();
+    if let (Some(p), Some(e)) = (closed_pasar, closed_echo) {
+        let ratio = p.rate() / e.rate();
+        println!(
+            "throughput ratio pasar/echo: {ratio:.2} (target >= 0.70: {})",
+            if ratio >= 0.7 { "met" } else { "NOT met" }
+        );
+    }
+    if let Some((_, r)) = reports.iter().find(|(l, _)| l.starts_with("open") && l.ends_with("pasar run")) {
+        let p99 = percentile(&r.first, 0.99);
+        println!(
+            "open loop p99 at {:.0} updates/s: {} ms (target < 50 ms: {})",
+            args.rate,
+            ms(p99),
+            if p99 < Duration::from_millis(50) { "met" } else { "NOT met" }
+        );
+    }
+    let peak = reports.iter().filter(|(l, _)| l.ends_with("pasar run")).map(|(_, r)| r.peak_rss_kb).max();
+    if let Some(peak) = peak {
+        println!(
+            "pasar peak RSS: {:.1} MB with ten bots and {conversations} stored conversations (target < 60 MB: {})",
+            kb_to_mb(peak),
+            if kb_to_mb(peak) < 60.0 { "met" } else { "NOT met" }
+        );
+    }
+    // Any unanswered step or exit of a target ended the run with an error before this.
+    println!("errors: none (every step answered within a minute; every target ran throughout)");
+    Ok(())
+}
