@@ -73,14 +73,18 @@ fn from_edited(msg: Message) -> Option<Converted> {
 }
 
 fn from_callback(q: CallbackQuery) -> Option<Converted> {
-    let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
+    // The press is the presser's, whatever chat the message is in: a user's private chat has the
+    // user's id, and a button on a message elsewhere (a group, a forged update) must not act in
+    // the name of that chat's owner.
+    let chat = q.from.id.0 as i64;
     let payload = q.data.clone().unwrap_or_default();
+    let pressed_on = q.message.as_ref().filter(|m| m.chat().id.0 == chat).map(|m| m.id().0);
     Some(Converted {
         chat,
         display_name: Some(q.from.full_name()),
         inbound: Inbound::Button(payload),
         callback_id: Some(q.id.0.clone()),
-        pressed_on: q.message.as_ref().map(|m| m.id().0),
+        pressed_on,
     })
 }
 

@@ -69,6 +69,11 @@ struct BotState {
     failures: Vec<(String, Option<u32>, u16, String)>,
     /// Every send attempt's chat and text, failed or not, and when it came.
     attempts: Vec<(i64, String, Instant)>,
+    /// Refuse what the real Bot API refuses: an empty or too long text (4096 characters, 1024
+    /// for a caption), a button's `callback_data` over 64 bytes.
+    strict: bool,
+    /// The sends refused by `strict`: chat, text and Telegram's description.
+    refused: Vec<(i64, String, String)>,
 }
 
 #[derive(Default)]
@@ -118,6 +123,30 @@ async fn multipart(boundary: String, body: Bytes) -> (Value, Option<(String, Vec
     (Value::Object(params), file)
 }
 
+/// What the real Bot API says to a send it refuses for its text or buttons, if it does.
+fn strict_refusal(method: &str, params: &Value, text: &str) -> Option<String> {
+    let captioned = method.eq_ignore_ascii_case("sendphoto") || method.eq_ignore_ascii_case("senddocument");
+    let length = text.encode_utf16().count();
+    if captioned && length > 1024 {
+        return Some("Bad Request: message caption is too long".into());
+    }
+    if !captioned && text.trim().is_empty() {
+        return Some("Bad Request: message text is empty".into());
+    }
+    if !captioned && length > 4096 {
+        return Some("Bad Request: message is too long".into());
+    }
+    let buttons = params["reply_markup"]["inline_keyboard"].as_array().cloned().unwrap_or_default();
+    for button in buttons.iter().flat_map(|row| row.as_array().cloned().unwrap_or_default()) {
+        let data = button["callback_data"].as_str().unwrap_or_default();
+        let label = button["text"].as_str().unwrap_or_default();
+        if data.len() > 64 || label.trim().is_empty() {
+            return Some("Bad Request: BUTTON_DATA_INVALID".into());
+        }
+    }
+    None
+}
+
 async fn api(
     State(state): State<Arc<Mutex<Fake>>>,
     Path((bot, method)): Path<(String, String)>,
@@ -152,6 +181,8 @@ async fn api(
         "getupdates" => {
             let offset = params["offset"].as_i64().unwrap_or(0);
             let wait = params["timeout"].as_u64().unwrap_or(0).min(1);
+            // As many updates as asked for, 100 at most (Telegram's default and limit).
+            let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
             let deadline = Instant::now() + Duration::from_secs(wait);
             loop {
                 {
@@ -163,6 +194,7 @@ async fn api(
                         .updates
                         .iter()
                         .filter(|u| replay || u["update_id"].as_i64().unwrap_or(0) >= offset)
+                        .take(limit)
                         .cloned()
                         .collect();
                     if !out.is_empty() {
@@ -181,6 +213,16 @@ async fn api(
             let chat = params["chat_id"].as_i64().unwrap_or(0);
             let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
             b.attempts.push((chat, text.clone(), Instant::now()));
+            if b.strict
+                && let Some(description) = strict_refusal(&method, &params, &text)
+            {
+                b.refused.push((chat, text.clone(), description.clone()));
+                return (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"ok": false, "error_code": 400, "description": description})),
+                )
+                    .into_response();
+            }
             if b.flood > 0 {
                 b.flood -= 1;
                 let secs = b.flood_seconds;
@@ -414,6 +456,35 @@ impl FakeTelegram {
                 "message": message_json(message_id, chat, &text)
             }})
         })
+    }
+
+    /// A user presses a button of a message in another chat (a forged callback query: `from`
+    /// is not the chat the message is in).
+    pub fn press_as(&self, token: &str, from: i64, chat: i64, message_id: i64, data: &str) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "callback_query": {
+                "id": format!("cb{id}"),
+                "from": {"id": from, "is_bot": false, "first_name": format!("user{from}")},
+                "chat_instance": "ci",
+                "data": data,
+                "message": message_json(message_id, chat, "menu")
+            }})
+        })
+    }
+
+    /// Refuse from now on what the real Bot API refuses (see `BotState::strict`).
+    pub fn strict(&self, token: &str) {
+        self.with(token, |b| b.strict = true);
+    }
+
+    /// The sends refused for their text or buttons: chat, text, description.
+    pub fn refused(&self, token: &str) -> Vec<(i64, String, String)> {
+        self.with(token, |b| b.refused.clone())
+    }
+
+    /// How many updates were pushed so far.
+    pub fn updates_pushed(&self, token: &str) -> usize {
+        self.with(token, |b| b.updates.len())
     }
 
     /// The next `getUpdates` returns every update again, as after a lost acknowledgement.

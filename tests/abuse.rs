@@ -1,0 +1,830 @@
+//! Abuse (issue 10): `pasar run` against the fake Telegram Bot API and the WhatsApp webhook with
+//! a fake Graph API, fed a few thousand seeded random inputs from about fifty users: market words
+//! and amounts, emoji, control characters, 4,000+ character messages, SQL-looking text, every
+//! slash command (admin ones from non-admins), forged and foreign buttons, absurd locations, and
+//! on WhatsApp malformed, wrongly signed and unsigned bodies. The process must stay up without a
+//! panic, no webhook answer may be a 5xx, every input must be answered, and a shopper who built a
+//! cart before the storm must find exactly that cart (and the catalogue its prices) afterwards.
+
+mod common;
+
+use common::fake_graph::FakeGraph;
+use common::fake_telegram::FakeTelegram;
+use pasar_online::channel::whatsapp::sign;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "111:blimbing-token";
+const NUMBER: &str = "1001";
+const APP_SECRET: &str = "app-secret-for-abuse";
+const TG_ADMIN: i64 = 9001;
+const WA_ADMIN: &str = "6281100002222";
+const VICTIM: i64 = 5005;
+/// The fuzzing users: Telegram chats and WhatsApp numbers.
+const TG_USERS: i64 = 35;
+const WA_USERS: u64 = 15;
+const TG_INPUTS: usize = 2400;
+const WA_INPUTS: usize = 900;
+
+/// A small deterministic generator (xorshift64*): the same inputs on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const WORDS: &[&str] = &[
+    "brambang",
+    "bawang merah",
+    "bawang putih",
+    "lombok rawit",
+    "cabe",
+    "tempe",
+    "tahu",
+    "endog",
+    "telur",
+    "kobis",
+    "kangkung",
+    "ayam",
+    "daging sapi",
+    "beras",
+    "gula",
+    "minyak",
+    "bawamg",
+    "keranjang",
+    "pesan sekarang",
+    "batal",
+    "ya",
+    "tidak",
+    "menu",
+    "bu",
+    "tolong",
+    "nggih",
+    "harga cabe berapa?",
+    "ada daging sapi",
+    "brambang piro sekilo?",
+    "bu, brambang sekilo, lombok rawit seprapat, tempe 2 papan",
+    "Ani Rahayu",
+    "0812-3456-7890",
+    "+62 812 3456 7890",
+    "Jl. Borobudur 12, Malang",
+    "BLB-0001",
+    "BLB-9999",
+];
+
+const AMOUNTS: &[&str] = &[
+    "2 kg",
+    "1/2 kg",
+    "1,5 kg",
+    "500 gr",
+    "2 ons",
+    "3 ikat",
+    "setengah kilo",
+    "sekilo setengah",
+    "selusin",
+    "2 papan",
+    "0 kg",
+    "-5 kg",
+    "1/0 kg",
+    "0/0",
+    "99999999999999999999 kg",
+    "18446744073709551616",
+    "9223372036854775807 gr",
+    "1e308 kg",
+    "NaN kg",
+    "inf",
+    "0,0000001 kg",
+    "1.000.000.000 kg",
+    "2 kwintal",
+    "½ kg",
+    "٣ kg",
+    "1",
+    "2",
+    "3",
+    "0",
+    "-1",
+    "10",
+];
+
+const ODD: &[&str] = &[
+    "🛒",
+    "🥬🧅🌶️",
+    "👍🏽",
+    "🇮🇩",
+    "👨‍👩‍👧",
+    "\u{0}",
+    "\u{7}\u{8}\u{1b}[31m",
+    "\r\n\r\n",
+    "\t",
+    "\u{202E}gnabmarb",
+    "\u{FEFF}",
+    "\u{200B}\u{200D}",
+    "Z\u{0351}\u{0352}\u{0357}a\u{0300}\u{0301}l\u{0316}g\u{0317}o",
+    "<b>tebal</b>",
+    "<script>alert(1)</script>",
+    "*_`[link](http://example.invalid)`_*",
+    "'; DROP TABLE orders; --",
+    "1 OR 1=1",
+    "\" OR \"\"=\"",
+    "Robert'); DROP TABLE cart_lines;--",
+    "%s%s%s%n",
+    "{{name}} {price}",
+    "../../etc/passwd",
+    "\\",
+    "\"",
+    "'",
+    "",
+    " ",
+    "ꦧꦮꦁ",
+    "بصل",
+    "洋葱",
+];
+
+const COMMANDS: &[&str] = &[
+    "/start",
+    "/menu",
+    "/cari",
+    "/keranjang",
+    "/pesanan",
+    "/batal",
+    "/langganan",
+    "/berhenti",
+    "/bahasa",
+    "/bantuan",
+    "/pesan",
+    "/status",
+    "/help",
+    "/cart",
+    "/orders",
+    "/daftar",
+    "/mulai",
+    "/selesai",
+    "/tugas",
+    "/harga",
+    "/stok",
+    "/tutup",
+    "/buka",
+    "/rekap",
+    "/undang",
+    "/undang_kurir",
+    "/tugaskan",
+    "/kurir",
+    "/lunas",
+    "/refund",
+    "/pembayaran",
+    "/batalkan",
+    "/audit",
+    "/pasar_tutup",
+    "/pasar_buka",
+    "/pedagang",
+    "/nonaktif",
+    "/aktif",
+    "/jam",
+    "/kapasitas",
+    "/foto",
+    "/statistik",
+    "/ekspor",
+    "/siaran",
+    "/admin_tambah",
+    "/admin_hapus",
+    "/cadangan",
+    "/harga_acuan",
+    "/komoditas_tambah",
+    "/komoditas_ubah",
+    "/invite",
+    "/broadcast",
+    "/backup",
+    "/",
+    "//",
+    "/@@@",
+    "/start@pasar_111_bot",
+    "/UNDANG",
+    "/tidak_ada",
+];
+
+const COMMAND_ARGS: &[&str] = &[
+    "A-07",
+    "A-12",
+    "Z-99",
+    "BLB-0001",
+    "BLB-0000",
+    "XYZ-1",
+    "bawang merah 99999999999",
+    "cabe -1",
+    "tempe habis",
+    "kangkung ada",
+    "1 telegram:9001",
+    "telegram 5005",
+    "whatsapp 6281100002222",
+    "semua",
+    "06:00-10:00",
+    "25:99-00:00",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "Budi, 0812-1111-2222, Honda Beat, N 1234 AB",
+    "Promo! Semua diskon",
+    "bawang merah 38000",
+];
+
+/// Random text: a few pieces of market talk, amounts, oddities and commands run together.
+fn random_text(rng: &mut Rng) -> String {
+    match rng.below(100) {
+        // A very long message: Telegram allows 4,096 characters, a forger more.
+        0..=2 => {
+            let piece = rng.pick(&["a", "brambang ", "🥬", "1/2 kg, ", "\u{0}", "ꦧ"]).to_string();
+            piece.repeat(4_100 / piece.chars().count() + rng.below(2_000))
+        }
+        3..=27 => {
+            let mut s = rng.pick(COMMANDS).to_string();
+            if rng.chance(60) {
+                s.push(' ');
+                s.push_str(if rng.chance(70) { rng.pick(COMMAND_ARGS) } else { rng.pick(WORDS) });
+            }
+            s
+        }
+        _ => {
+            let mut s = String::new();
+            for i in 0..1 + rng.below(4) {
+                if i > 0 {
+                    s.push_str(rng.pick(&[" ", ", ", "\n", "", " dan ", " + ", "\n- "]));
+                }
+                let piece = match rng.below(10) {
+                    0..=3 => rng.pick(WORDS).to_string(),
+                    4..=6 => rng.pick(AMOUNTS).to_string(),
+                    7 => (rng.next() as i64).to_string(),
+                    _ => rng.pick(ODD).to_string(),
+                };
+                s.push_str(&piece);
+            }
+            s
+        }
+    }
+}
+
+const NUMBERS: &[&str] =
+    &["0", "-1", "1", "2", "7", "42", "999999", "9223372036854775807", "99999999999999999999999", "x", ""];
+
+/// A button payload: shaped like a real one with numbers that may be anyone's, or junk.
+fn random_payload(rng: &mut Rng) -> String {
+    let n = |rng: &mut Rng| {
+        if rng.chance(50) { (1 + rng.below(60)).to_string() } else { rng.pick(NUMBERS).to_string() }
+    };
+    match rng.below(40) {
+        0 => "menu".into(),
+        1 => "shop".into(),
+        2 => format!("cat:{}:{}", rng.pick(&["sayur", "bumbu", "daging", "x", ""]), n(rng)),
+        3 => format!("com:{}", rng.pick(&["bawang-merah", "kangkung", "../", "", "🥬"])),
+        4 => format!("off:{}", n(rng)),
+        5 => format!("qty:{}:{}", n(rng), n(rng)),
+        6 => "cart".into(),
+        7 => format!("line:{}", n(rng)),
+        8 => format!("edit:{}", n(rng)),
+        9 => format!("del:{}", n(rng)),
+        10 => rng.pick(&["empty", "empty!", "checkout", "place", "abort", "orders", "note:none"]).to_string(),
+        11 => rng.pick(&["name:saved", "phone:saved", "addr:saved", "lang", "lang:en", "lang:id", "lang:fr"]).to_string(),
+        12 => format!("slot:{}", rng.pick(&["2026-11-29:0", "2026-11-28:9", "1999-01-01:1", "x", ""])),
+        13 => format!("pay:{}", rng.pick(&["qris", "cod", "transfer", "bitcoin", ""])),
+        14 => format!("cancel:BLB-{}", n(rng)),
+        15 => format!("cancel!:BLB-{}", n(rng)),
+        16 => format!("agree:{}", n(rng)),
+        17 => format!("dropst:{}", n(rng)),
+        18 => format!("t:{}:{}", rng.pick(&["ok", "chg", "no", "line", "oos", "done", "pack", "short", "drop"]), n(rng)),
+        19 => format!("t:why:{}:{}", n(rng), rng.pick(&["habis", "tutup", "lain", "x"])),
+        20 => format!("a:list:{}:{}", rng.pick(&["all", "open", "x"]), n(rng)),
+        21 => format!("a:ord:BLB-{}", n(rng)),
+        22 => format!("a:{}:{}", rng.pick(&["bc", "bx"]), n(rng)),
+        23 => rng.pick(&["sub", "unsub", "help", "search"]).to_string(),
+        24 => format!("track:BLB-{}", n(rng)),
+        25 => format!("rate:BLB-{}:{}:{}", n(rng), rng.pick(&["k", "1", "x"]), n(rng)),
+        26 => format!("rvskip:BLB-{}", n(rng)),
+        27 => format!("k:{}:{}", rng.pick(&["take", "skip", "go", "done", "fail"]), n(rng)),
+        28 => format!("k:pick:{}:{}", n(rng), n(rng)),
+        29 => format!("k:cash:{}:{}", n(rng), n(rng)),
+        30 => format!("k:why:{}:{}", n(rng), rng.pick(&["absent", "address", "refused", "lost"])),
+        31 => format!("ft:{}:{}", n(rng), rng.pick(&["all", "chg", "rev", "x"])),
+        32 => format!("ft:{}:{}:{}", n(rng), rng.pick(&["l", "d"]), n(rng)),
+        33 => format!("ft:{}:s:{}:{}", n(rng), n(rng), n(rng)),
+        // Junk of every kind.
+        _ => {
+            let len = rng.below(80);
+            (0..len).map(|_| rng.pick(&['a', ':', '0', '9', '-', '!', '🥬', '\u{0}', ' ', 'ß', '/', '%'])).collect()
+        }
+    }
+}
+
+const LOCATIONS: &[(f64, f64)] = &[
+    (-7.9361, 112.6440),
+    (0.0, 0.0),
+    (90.0, 180.0),
+    (-90.0, -180.0),
+    (1000.0, -1000.0),
+    (1e300, -1e300),
+    (f64::MIN_POSITIVE, f64::MAX),
+    (-7.0, 112.0),
+    (51.5, -0.12),
+];
+
+/// `pasar run` with the Blimbing bot on Telegram and its WhatsApp number, its standard error
+/// kept in a file.
+struct Pasar {
+    child: Child,
+    port: u16,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for Pasar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(telegram: &FakeTelegram, graph: &FakeGraph, dir: &std::path::Path) -> Pasar {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let verify = format!("verify-abuse-{}-{port}", std::process::id());
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
+             [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 2\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n\
+             [telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\
+             [[admins]]\nchannel = \"telegram\"\nuser = \"{TG_ADMIN}\"\nmarkets = [\"blimbing\"]\n\
+             [[admins]]\nchannel = \"whatsapp\"\nuser = \"{WA_ADMIN}\"\nmarkets = [\"blimbing\"]\n",
+            graph.url, telegram.url
+        );
+        let path = dir.join("config.toml");
+        std::fs::write(&path, config).expect("config");
+        let stderr = dir.join(format!("stderr-{attempt}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+            .arg("--config")
+            .arg(&path)
+            .args(["run", "--db"])
+            .arg(dir.join("pasar.db"))
+            .env("PASAR_BLIMBING_TELEGRAM_TOKEN", TOKEN)
+            .env("WHATSAPP_ACCESS_TOKEN", "graph-token")
+            .env("WHATSAPP_APP_SECRET", APP_SECRET)
+            .env("WHATSAPP_VERIFY_TOKEN", &verify)
+            .env_remove("PASAR_DB")
+            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("pasar run");
+        let mut pasar = Pasar { child, port, stderr };
+        let check = format!(
+            "GET /whatsapp?hub.mode=subscribe&hub.verify_token={verify}&hub.challenge=42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, check.as_bytes()).0 == 200 {
+                return pasar;
+            }
+            if pasar.child.try_wait().ok().flatten().is_some() {
+                break; // The port was taken meanwhile: another one.
+            }
+            assert!(Instant::now() < deadline, "pasar run did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    unreachable!()
+}
+
+/// A raw HTTP request; returns the status and body.
+fn http(port: u16, request: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Posts a body to the WhatsApp webhook with this `X-Hub-Signature-256` (or none).
+fn post(port: u16, body: &[u8], signature: Option<&str>) -> u16 {
+    let mut req = format!(
+        "POST /whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(sig) = signature {
+        req.push_str(&format!("X-Hub-Signature-256: {sig}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    http(port, &bytes).0
+}
+
+fn signed(body: &[u8]) -> String {
+    sign(APP_SECRET.as_bytes(), body)
+}
+
+/// A WhatsApp delivery of one message from `from`.
+fn wa_delivery(from: &str, number: &str, message: Value) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "6281130000001", "phone_number_id": number},
+            "contacts": [{"profile": {"name": "Pembeli"}, "wa_id": from}],
+            "messages": [message]
+        }}]}]
+    })
+    .to_string()
+}
+
+/// What the store says about one user: their cart lines and conversation states.
+fn user_rows(db: &rusqlite::Connection, channel: &str, user: &str) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut q = db
+        .prepare("SELECT offer_id, quantity, seq FROM cart_lines WHERE channel = ?1 AND user_id = ?2 ORDER BY seq")
+        .expect("cart query");
+    let lines = q
+        .query_map([channel, user], |r| {
+            Ok(format!("cart {} {} {}", r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })
+        .expect("cart rows");
+    rows.extend(lines.map(|l| l.expect("cart row")));
+    let mut q = db
+        .prepare("SELECT market, role, state, updated_at FROM conversations WHERE channel = ?1 AND user_id = ?2 ORDER BY role")
+        .expect("state query");
+    let states = q
+        .query_map([channel, user], |r| {
+            Ok(format!(
+                "state {} {} {} {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?
+            ))
+        })
+        .expect("state rows");
+    rows.extend(states.map(|s| s.expect("state row")));
+    rows
+}
+
+fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every offer's price and stock, and the tables only staff can fill.
+fn guarded(db: &rusqlite::Connection) -> Vec<String> {
+    let mut q = db.prepare("SELECT * FROM offers ORDER BY id").expect("offers");
+    let columns = q.column_count();
+    let mut out: Vec<String> = q
+        .query_map([], |r| {
+            let mut row = Vec::new();
+            for i in 0..columns {
+                row.push(format!("{:?}", r.get_ref(i)?));
+            }
+            Ok(row.join("|"))
+        })
+        .expect("offers")
+        .map(|r| r.expect("offer"))
+        .collect();
+    for table in [
+        "invites",
+        "courier_invites",
+        "admin_invites",
+        "admin_audit",
+        "broadcasts",
+        "stall_traders",
+        "couriers",
+        "payments",
+        "ledger",
+        "commodity_photos",
+    ] {
+        out.push(format!("{table}: {}", count(db, &format!("SELECT COUNT(*) FROM {table}"))));
+    }
+    out.push(format!("markets: {}", count(db, "SELECT COUNT(*) FROM markets WHERE 1")));
+    out
+}
+
+#[test]
+fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_untouched() {
+    let started = Instant::now();
+    let telegram = FakeTelegram::start(&[TOKEN]);
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pasar = start(&telegram, &graph, dir.path());
+    let port = pasar.port;
+    telegram.strict(TOKEN);
+
+    // The victim fills a cart before the storm: kangkung and bawang merah from two stalls.
+    telegram.text(TOKEN, VICTIM, "/start");
+    let (_, mut seen) = telegram.wait_for(TOKEN, VICTIM, "Mau belanja apa", 0);
+    for (search, found, stall, amount) in
+        [("kangkung", "Kangkung (per ikat)", "Sayur Bu Sri", "3 ikat"), ("brambang", "Bawang Merah", "Bu Kasiyem", "1/2 kg")]
+    {
+        telegram.text(TOKEN, VICTIM, search);
+        let (offers, n) = telegram.wait_for(TOKEN, VICTIM, found, seen);
+        telegram.press(TOKEN, VICTIM, &offers.button(stall).expect("stall button"));
+        let (_, n) = telegram.wait_for(TOKEN, VICTIM, "Mau berapa", n);
+        telegram.text(TOKEN, VICTIM, amount);
+        (_, seen) = telegram.wait_for(TOKEN, VICTIM, "masuk keranjang", n);
+    }
+    telegram.text(TOKEN, VICTIM, "/keranjang");
+    telegram.wait_for(TOKEN, VICTIM, "Rp", seen);
+    let db_path = dir.path().join("pasar.db");
+    let (victim_before, guarded_before) = {
+        let db = rusqlite::Connection::open(&db_path).expect("db");
+        // Settled: every update handled, every reply sent.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(&db, "SELECT COUNT(*) FROM inbox WHERE status = 'pending'") > 0
+            || count(&db, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'") > 0
+        {
+            assert!(Instant::now() < deadline, "the victim's setup did not settle");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (user_rows(&db, "telegram", &VICTIM.to_string()), guarded(&db))
+    };
+    assert_eq!(victim_before.iter().filter(|r| r.starts_with("cart ")).count(), 2, "{victim_before:#?}");
+    let victim_messages = telegram.sent_to(TOKEN, VICTIM);
+    let victim_presses = 2; // Pressed so far: the two stall buttons.
+
+    // The storm on Telegram, in waves (as users would type), and on WhatsApp between waves.
+    let mut rng = Rng(0x5EED_0A0B_05E5_2026);
+    let tg_user = |rng: &mut Rng| 10_000 + rng.below(TG_USERS as usize) as i64;
+    let mut presses = victim_presses;
+    let mut tg_senders = BTreeSet::new(); // Users who sent a message (not only button presses).
+    let mut tg_pressers = BTreeSet::new();
+    let wa_user = |rng: &mut Rng| format!("62812000{:05}", rng.below(WA_USERS as usize));
+    let mut wa_senders = BTreeSet::new();
+    let mut statuses: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
+    let mut bad_statuses = Vec::new();
+    let mut wamid = 0u64;
+    let waves = 12;
+    for wave in 0..waves {
+        let sent_so_far = telegram.sent(TOKEN);
+        for _ in 0..TG_INPUTS / waves {
+            let user = tg_user(&mut rng);
+            match rng.below(100) {
+                0..=54 => {
+                    tg_senders.insert(user);
+                    telegram.text(TOKEN, user, &random_text(&mut rng));
+                }
+                55..=74 => {
+                    tg_pressers.insert(user);
+                    presses += 1;
+                    telegram.press(TOKEN, user, &random_payload(&mut rng));
+                }
+                // A real button of a message the bot sent someone, the victim's included, pressed
+                // by this user on their own chat or forged onto the other's message.
+                75..=89 if !sent_so_far.is_empty() => {
+                    let message = rng.pick(&sent_so_far);
+                    let buttons: Vec<String> = message.markup["inline_keyboard"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+                        .filter_map(|b| b["callback_data"].as_str().map(String::from))
+                        .collect();
+                    let data = if buttons.is_empty() { random_payload(&mut rng) } else { rng.pick(&buttons) };
+                    tg_pressers.insert(user);
+                    presses += 1;
+                    if rng.chance(50) {
+                        telegram.press_as(TOKEN, user, message.chat, message.id, &data);
+                    } else {
+                        telegram.press(TOKEN, user, &data);
+                    }
+                }
+                75..=89 => {
+                    tg_pressers.insert(user);
+                    presses += 1;
+                    telegram.press(TOKEN, user, &random_payload(&mut rng));
+                }
+                90..=95 => {
+                    tg_senders.insert(user);
+                    let (lat, lon) = rng.pick(LOCATIONS);
+                    telegram.location(TOKEN, user, lat, lon);
+                }
+                96..=97 => {
+                    let (lat, lon) = rng.pick(LOCATIONS);
+                    telegram.live_location(TOKEN, user, rng.below(1000) as i64, lat, lon);
+                }
+                _ => {
+                    tg_senders.insert(user);
+                    let caption = if rng.chance(50) { "/foto bawang merah".to_string() } else { random_text(&mut rng) };
+                    telegram.photo_with_caption(TOKEN, user, &format!("file-{}", rng.below(100)), &caption);
+                }
+            }
+        }
+        // WhatsApp: good deliveries, and bodies that must be refused with a 4xx.
+        for _ in 0..WA_INPUTS / waves {
+            let from = wa_user(&mut rng);
+            wamid += 1;
+            let id = format!("wamid.abuse.{wamid}");
+            let kind = rng.below(100);
+            let (label, body, signature, must): (&str, Vec<u8>, Option<String>, Option<u16>) = match kind {
+                0..=39 => {
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "timestamp": "1764300000", "type": "text", "text": {"body": random_text(&mut rng)}}),
+                    );
+                    wa_senders.insert(from.clone());
+                    let sig = signed(body.as_bytes());
+                    ("text", body.into_bytes(), Some(sig), Some(200))
+                }
+                40..=54 => {
+                    let payload = random_payload(&mut rng);
+                    let interactive = if rng.chance(50) {
+                        json!({"type": "button_reply", "button_reply": {"id": payload, "title": "Pilih"}})
+                    } else {
+                        json!({"type": "list_reply", "list_reply": {"id": payload, "title": "Pilih", "description": "x"}})
+                    };
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "timestamp": "1764300001", "type": "interactive", "interactive": interactive}),
+                    );
+                    wa_senders.insert(from.clone());
+                    let sig = signed(body.as_bytes());
+                    ("button", body.into_bytes(), Some(sig), Some(200))
+                }
+                55..=59 => {
+                    let (lat, lon) = rng.pick(LOCATIONS);
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "timestamp": "1764300003", "type": "location",
+                               "location": {"latitude": lat, "longitude": lon, "name": random_text(&mut rng)}}),
+                    );
+                    wa_senders.insert(from.clone());
+                    let sig = signed(body.as_bytes());
+                    ("location", body.into_bytes(), Some(sig), Some(200))
+                }
+                60..=63 => {
+                    let kind = rng.pick(&["sticker", "reaction", "audio", "video", "contacts", "order", "system", "", "🥬"]);
+                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "timestamp": "1764300004", "type": kind}));
+                    let sig = signed(body.as_bytes());
+                    ("odd type", body.into_bytes(), Some(sig), None)
+                }
+                64..=66 => {
+                    // A good-looking message for a number that is no market's.
+                    let body = wa_delivery(
+                        &from,
+                        &rng.next().to_string(),
+                        json!({"from": from, "id": id, "timestamp": "1764300000", "type": "text", "text": {"body": "halo"}}),
+                    );
+                    let sig = signed(body.as_bytes());
+                    ("unknown number", body.into_bytes(), Some(sig), None)
+                }
+                67..=71 => {
+                    // Well signed, not JSON (or cut short).
+                    let good = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "x"}}));
+                    let body: Vec<u8> = match rng.below(5) {
+                        0 => good.as_bytes()[..rng.below(good.len())].to_vec(),
+                        1 => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+                        2 => b"{not json".to_vec(),
+                        3 => Vec::new(),
+                        _ => "\u{FEFF}{}".as_bytes().to_vec(),
+                    };
+                    let sig = signed(&body);
+                    ("malformed", body, Some(sig), Some(400))
+                }
+                72..=76 => {
+                    // Well signed JSON of the wrong shape.
+                    let body = rng
+                        .pick(&[
+                            r#"{"object":"page","entry":[]}"#,
+                            r#"{"object":"whatsapp_business_account"}"#,
+                            r#"{"object":"whatsapp_business_account","entry":"x"}"#,
+                            r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"from":1,"id":2}]}}]}]}"#,
+                            r#"[]"#,
+                            r#"null"#,
+                            r#"42"#,
+                            r#""whatsapp""#,
+                        ])
+                        .as_bytes()
+                        .to_vec();
+                    let sig = signed(&body);
+                    ("wrong shape", body, Some(sig), None)
+                }
+                77..=84 => {
+                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/start"}}));
+                    let sig = sign(b"not-the-secret", body.as_bytes());
+                    ("wrong secret", body.into_bytes(), Some(sig), Some(403))
+                }
+                85..=89 => {
+                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/undang A-07"}}));
+                    let sig = rng
+                        .pick(&["sha256=nothex", "sha256=", "", "sha1=abcd", "sha256=00", "🥬", "sha256=zz"])
+                        .to_string();
+                    ("bad signature", body.into_bytes(), Some(sig), Some(403))
+                }
+                90..=94 => {
+                    // Signed, then changed (a forged field): the signature no longer matches.
+                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/lunas BLB-0001"}}));
+                    let sig = signed(body.as_bytes());
+                    let forged = body.replace(&from, WA_ADMIN);
+                    ("tampered", forged.into_bytes(), Some(sig), Some(403))
+                }
+                _ => {
+                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/start"}}));
+                    ("unsigned", body.into_bytes(), None, Some(401))
+                }
+            };
+            let status = post(port, &body, signature.as_deref());
+            if label == "wrong shape" && status == 200 {
+                eprintln!("wrong shape taken: {}", String::from_utf8_lossy(&body));
+            }
+            *statuses.entry(label.to_string()).or_default().entry(status).or_default() += 1;
+            let wrong = match must {
+                Some(200) => status != 200,
+                Some(_) => !(400..500).contains(&status),
+                None => status >= 500 || status == 0,
+            };
+            if wrong || status >= 500 {
+                bad_statuses.push((label, status, String::from_utf8_lossy(&body).chars().take(200).collect::<String>()));
+            }
+        }
+        eprintln!("wave {wave}: {:?}", started.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let inputs = telegram.updates_pushed(TOKEN);
+    eprintln!("{inputs} Telegram updates, {wamid} WhatsApp bodies pushed in {:?}", started.elapsed());
+
+    // Wait until every update is handled and every reply out, and every press answered.
+    let db = rusqlite::Connection::open(&db_path).expect("db");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let pending = count(&db, "SELECT COUNT(*) FROM inbox WHERE status = 'pending'")
+            + count(&db, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'");
+        let handled = count(&db, "SELECT COUNT(*) FROM inbox WHERE channel = 'telegram'") as usize;
+        if pending == 0 && handled + 5 >= inputs && telegram.callbacks_answered(TOKEN) >= presses {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("not settled: {pending} pending, {handled} of {inputs} updates stored");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    eprintln!("settled after {:?}; WhatsApp answers: {statuses:?}", started.elapsed());
+
+    // Still running, and never panicked (a caught panic prints too).
+    assert!(pasar.child.try_wait().expect("wait").is_none(), "pasar run exited");
+    let log = std::fs::read_to_string(&pasar.stderr).unwrap_or_default();
+    let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
+    assert!(panics.is_empty(), "panics:\n{}", panics.join("\n"));
+    assert!(bad_statuses.is_empty(), "wrong webhook answers: {bad_statuses:#?}");
+
+    // Every input answered: a reply to every user who wrote, an answer to every press, and
+    // nothing the platform refused.
+    let refused = telegram.refused(TOKEN);
+    assert!(refused.is_empty(), "Telegram refused {} sends, e.g. {:?}", refused.len(), &refused[..refused.len().min(3)]);
+    let unanswered: Vec<i64> = tg_senders.iter().copied().filter(|u| telegram.sent_to(TOKEN, *u).is_empty()).collect();
+    assert!(unanswered.is_empty(), "Telegram users never answered: {unanswered:?}");
+    assert_eq!(telegram.callbacks_answered(TOKEN), presses, "every button press answered once");
+    let wa_unanswered: Vec<&String> = wa_senders.iter().filter(|u| graph.sent_to(u).is_empty()).collect();
+    assert!(wa_unanswered.is_empty(), "WhatsApp users never answered: {wa_unanswered:?}");
+    let stuck = count(&db, "SELECT COUNT(*) FROM inbox WHERE status <> 'done'");
+    let failed: Vec<String> = db
+        .prepare("SELECT channel || ' ' || recipient || ': ' || COALESCE(last_error, '') FROM outbox WHERE status NOT IN ('sent')")
+        .expect("outbox")
+        .query_map([], |r| r.get(0))
+        .expect("outbox")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(stuck, 0, "inbox rows not done");
+    assert!(failed.is_empty(), "{} replies not sent, e.g. {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    drop(db);
+
+    // Nobody touched the victim, and no outsider changed what only staff may.
+    pasar.child.kill().expect("kill");
+    pasar.child.wait().expect("wait");
+    let db = rusqlite::Connection::open(&db_path).expect("db");
+    assert_eq!(user_rows(&db, "telegram", &VICTIM.to_string()), victim_before, "the victim's cart and state");
+    assert_eq!(guarded(&db), guarded_before, "prices, stock and staff tables");
+    let victim_after = telegram.sent_to(TOKEN, VICTIM);
+    assert_eq!(victim_after.len(), victim_messages.len(), "nothing more was sent to the victim");
+    let users = tg_senders.union(&tg_pressers).count() + wa_senders.len();
+    eprintln!(
+        "{inputs} Telegram updates ({presses} presses) and {wamid} WhatsApp bodies from {users} users; {} Telegram and {} WhatsApp replies; {:?}",
+        telegram.sent(TOKEN).len(),
+        wa_senders.iter().map(|u| graph.sent_to(u).len()).sum::<usize>(),
+        started.elapsed()
+    );
+}
