@@ -60,6 +60,8 @@ struct BotState {
     /// Refuse every `sendPhoto` that names a file id or URL (a file id gone stale).
     refuse_photo_refs: bool,
     get_updates_calls: usize,
+    /// The highest `offset` a `getUpdates` asked with: every update below it is acknowledged.
+    acknowledged: i64,
     /// Language codes ("" for the default) of the command menus set for every chat.
     command_menus: Vec<String>,
     /// The commands of the menus set for one chat (`scope` chat), latest last.
@@ -189,6 +191,7 @@ async fn api(
                     let mut fake = state.lock().expect("fake");
                     let b = fake.bots.get_mut(&token).expect("bot");
                     b.get_updates_calls += 1;
+                    b.acknowledged = b.acknowledged.max(offset);
                     let replay = std::mem::take(&mut b.replay);
                     let out: Vec<Value> = b
                         .updates
@@ -367,6 +370,11 @@ impl FakeTelegram {
         })
     }
 
+    /// Any update: `body` gets the update id and returns the whole update.
+    pub fn update(&self, token: &str, body: impl FnOnce(u32) -> Value) -> u32 {
+        self.push(token, body)
+    }
+
     /// A user types a message in their private chat with the bot.
     pub fn text(&self, token: &str, chat: i64, text: &str) -> u32 {
         self.push(token, |id| {
@@ -480,6 +488,11 @@ impl FakeTelegram {
     /// The sends refused for their text or buttons: chat, text, description.
     pub fn refused(&self, token: &str) -> Vec<(i64, String, String)> {
         self.with(token, |b| b.refused.clone())
+    }
+
+    /// Whether the bot has acknowledged every update pushed so far (asked for the ones after).
+    pub fn all_acknowledged(&self, token: &str) -> bool {
+        self.with(token, |b| b.acknowledged >= i64::from(b.next_update))
     }
 
     /// How many updates were pushed so far.
