@@ -313,6 +313,33 @@ mod tests {
         assert_eq!(token_variable("oro-oro-dowo"), "PASAR_ORO_ORO_DOWO_TELEGRAM_TOKEN");
     }
 
+    fn callback(from: i64, chat: i64) -> CallbackQuery {
+        serde_json::from_value(serde_json::json!({
+            "id": "cb1",
+            "from": {"id": from, "is_bot": false, "first_name": "Ani"},
+            "chat_instance": "ci",
+            "data": "checkout",
+            "message": {
+                "message_id": 77, "date": 1_764_300_000,
+                "chat": {"id": chat, "type": "private", "first_name": "Budi"},
+                "from": {"id": 42, "is_bot": true, "first_name": "Pasar"},
+                "text": "menu"
+            }
+        }))
+        .expect("a callback query")
+    }
+
+    #[test]
+    fn a_press_acts_for_the_presser_never_for_the_chat_of_the_message_it_names() {
+        let own = from_callback(callback(1001, 1001)).expect("converted");
+        assert_eq!((own.chat, own.pressed_on), (1001, Some(77)));
+        // A forged update (or a message in someone else's chat): the presser's own chat, and no
+        // message of theirs to edit.
+        let forged = from_callback(callback(1001, 5005)).expect("converted");
+        assert_eq!((forged.chat, forged.pressed_on), (1001, None));
+        assert_eq!(forged.callback_id.as_deref(), Some("cb1"), "still answered");
+    }
+
     #[test]
     fn long_texts_are_split_and_buttons_go_last() {
         let text = "baris\n".repeat(1500);

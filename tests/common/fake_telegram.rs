@@ -51,6 +51,8 @@ struct BotState {
     sent: Vec<SentMessage>,
     next_message: i64,
     callbacks_answered: usize,
+    /// The ids of the callback queries answered (once each however often answered).
+    callback_ids_answered: std::collections::BTreeSet<String>,
     /// Answer this many sends with 429 retry_after.
     flood: u32,
     flood_seconds: u32,
@@ -314,7 +316,9 @@ async fn api(
         }
         "answercallbackquery" => {
             let mut fake = state.lock().expect("fake");
-            fake.bots.get_mut(&token).expect("bot").callbacks_answered += 1;
+            let b = fake.bots.get_mut(&token).expect("bot");
+            b.callbacks_answered += 1;
+            b.callback_ids_answered.insert(params["callback_query_id"].as_str().unwrap_or_default().to_string());
             ok(json!(true))
         }
         "setmycommands" => {
@@ -495,6 +499,11 @@ impl FakeTelegram {
         self.with(token, |b| b.acknowledged >= i64::from(b.next_update))
     }
 
+    /// Every update pushed so far.
+    pub fn updates(&self, token: &str) -> Vec<Value> {
+        self.with(token, |b| b.updates.clone())
+    }
+
     /// How many updates were pushed so far.
     pub fn updates_pushed(&self, token: &str) -> usize {
         self.with(token, |b| b.updates.len())
@@ -568,6 +577,11 @@ impl FakeTelegram {
     /// The commands of the latest menu set for one chat, if any.
     pub fn chat_menu(&self, token: &str, chat: i64) -> Option<Vec<String>> {
         self.with(token, |b| b.chat_menus.get(&chat).and_then(|m| m.last().cloned()))
+    }
+
+    /// The ids of the callback queries answered, each once.
+    pub fn callback_ids_answered(&self, token: &str) -> std::collections::BTreeSet<String> {
+        self.with(token, |b| b.callback_ids_answered.clone())
     }
 
     pub fn callbacks_answered(&self, token: &str) -> usize {
