@@ -299,14 +299,18 @@ fn random_payload(rng: &mut Rng) -> String {
         8 => format!("edit:{}", n(rng)),
         9 => format!("del:{}", n(rng)),
         10 => rng.pick(&["empty", "empty!", "checkout", "place", "abort", "orders", "note:none"]).to_string(),
-        11 => rng.pick(&["name:saved", "phone:saved", "addr:saved", "lang", "lang:en", "lang:id", "lang:fr"]).to_string(),
+        11 => {
+            rng.pick(&["name:saved", "phone:saved", "addr:saved", "lang", "lang:en", "lang:id", "lang:fr"]).to_string()
+        }
         12 => format!("slot:{}", rng.pick(&["2026-11-29:0", "2026-11-28:9", "1999-01-01:1", "x", ""])),
         13 => format!("pay:{}", rng.pick(&["qris", "cod", "transfer", "bitcoin", ""])),
         14 => format!("cancel:BLB-{}", n(rng)),
         15 => format!("cancel!:BLB-{}", n(rng)),
         16 => format!("agree:{}", n(rng)),
         17 => format!("dropst:{}", n(rng)),
-        18 => format!("t:{}:{}", rng.pick(&["ok", "chg", "no", "line", "oos", "done", "pack", "short", "drop"]), n(rng)),
+        18 => {
+            format!("t:{}:{}", rng.pick(&["ok", "chg", "no", "line", "oos", "done", "pack", "short", "drop"]), n(rng))
+        }
         19 => format!("t:why:{}:{}", n(rng), rng.pick(&["habis", "tutup", "lain", "x"])),
         20 => format!("a:list:{}:{}", rng.pick(&["all", "open", "x"]), n(rng)),
         21 => format!("a:ord:BLB-{}", n(rng)),
@@ -545,9 +549,10 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
     // The victim fills a cart before the storm: kangkung and bawang merah from two stalls.
     telegram.text(TOKEN, VICTIM, "/start");
     let (_, mut seen) = telegram.wait_for(TOKEN, VICTIM, "Mau belanja apa", 0);
-    for (search, found, stall, amount) in
-        [("kangkung", "Kangkung (per ikat)", "Sayur Bu Sri", "3 ikat"), ("brambang", "Bawang Merah", "Bu Kasiyem", "1/2 kg")]
-    {
+    for (search, found, stall, amount) in [
+        ("kangkung", "Kangkung (per ikat)", "Sayur Bu Sri", "3 ikat"),
+        ("brambang", "Bawang Merah", "Bu Kasiyem", "1/2 kg"),
+    ] {
         telegram.text(TOKEN, VICTIM, search);
         let (offers, n) = telegram.wait_for(TOKEN, VICTIM, found, seen);
         telegram.press(TOKEN, VICTIM, &offers.button(stall).expect("stall button"));
@@ -641,7 +646,8 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                     let from = json!({"id": user, "is_bot": false, "first_name": random_text(&mut rng)});
                     let private = json!({"id": user, "type": "private", "first_name": "u"});
                     let message = |id: u32, chat: Value, extra: Value| {
-                        let mut m = json!({"message_id": id, "date": 1_764_300_000, "chat": chat, "from": from.clone()});
+                        let mut m =
+                            json!({"message_id": id, "date": 1_764_300_000, "chat": chat, "from": from.clone()});
                         if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
                             m.extend(extra.clone());
                         }
@@ -733,8 +739,13 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                     ("location", body.into_bytes(), Some(sig), Some(200))
                 }
                 60..=63 => {
-                    let kind = wa_rng.pick(&["sticker", "reaction", "audio", "video", "contacts", "order", "system", "", "🥬"]);
-                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "timestamp": "1764300004", "type": kind}));
+                    let kind = wa_rng
+                        .pick(&["sticker", "reaction", "audio", "video", "contacts", "order", "system", "", "🥬"]);
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "timestamp": "1764300004", "type": kind}),
+                    );
                     let sig = signed(body.as_bytes());
                     ("odd type", body.into_bytes(), Some(sig), None)
                 }
@@ -750,7 +761,11 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                 }
                 67..=71 => {
                     // Well signed, not JSON (or cut short).
-                    let good = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "x"}}));
+                    let good = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "type": "text", "text": {"body": "x"}}),
+                    );
                     let body: Vec<u8> = match wa_rng.below(5) {
                         0 => good.as_bytes()[..wa_rng.below(good.len())].to_vec(),
                         1 => (0..wa_rng.below(300)).map(|_| wa_rng.next() as u8).collect(),
@@ -771,8 +786,12 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                                           "timestamp": "1764300000", "recipient_id": from}]}}]}]})
                         .to_string()
                     } else {
-                        wa_delivery(&from, NUMBER, json!({"from": from, "id": format!("wamid.abuse.{}", 1 + wa_rng.below(wamid as usize)),
-                            "timestamp": "1764300000", "type": "text", "text": {"body": "/start"}}))
+                        wa_delivery(
+                            &from,
+                            NUMBER,
+                            json!({"from": from, "id": format!("wamid.abuse.{}", 1 + wa_rng.below(wamid as usize)),
+                            "timestamp": "1764300000", "type": "text", "text": {"body": "/start"}}),
+                        )
                     };
                     let sig = signed(body.as_bytes());
                     ("status or redelivery", body.into_bytes(), Some(sig), None)
@@ -796,12 +815,20 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                     ("wrong shape", body, Some(sig), None)
                 }
                 77..=84 => {
-                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/start"}}));
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "type": "text", "text": {"body": "/start"}}),
+                    );
                     let sig = sign(b"not-the-secret", body.as_bytes());
                     ("wrong secret", body.into_bytes(), Some(sig), Some(403))
                 }
                 85..=89 => {
-                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/undang A-07"}}));
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "type": "text", "text": {"body": "/undang A-07"}}),
+                    );
                     let sig = wa_rng
                         .pick(&["sha256=nothex", "sha256=", "", "sha1=abcd", "sha256=00", "🥬", "sha256=zz"])
                         .to_string();
@@ -809,18 +836,29 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                 }
                 90..=94 => {
                     // Signed, then changed (a forged field): the signature no longer matches.
-                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/lunas BLB-0001"}}));
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "type": "text", "text": {"body": "/lunas BLB-0001"}}),
+                    );
                     let sig = signed(body.as_bytes());
                     let forged = body.replace(&from, WA_ADMIN);
                     ("tampered", forged.into_bytes(), Some(sig), Some(403))
                 }
                 _ => {
-                    let body = wa_delivery(&from, NUMBER, json!({"from": from, "id": id, "type": "text", "text": {"body": "/start"}}));
+                    let body = wa_delivery(
+                        &from,
+                        NUMBER,
+                        json!({"from": from, "id": id, "type": "text", "text": {"body": "/start"}}),
+                    );
                     ("unsigned", body.into_bytes(), None, Some(401))
                 }
             };
             let status = post(port, &body, signature.as_deref());
-            wa_digest = wa_digest.rotate_left(5) ^ body.iter().fold(signature.as_ref().map_or(0, |s| s.len() as u64), |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b)));
+            wa_digest = wa_digest.rotate_left(5)
+                ^ body.iter().fold(signature.as_ref().map_or(0, |s| s.len() as u64), |h, b| {
+                    h.wrapping_mul(31).wrapping_add(u64::from(*b))
+                });
             if label == "wrong shape" && status == 200 {
                 eprintln!("wrong shape taken: {}", String::from_utf8_lossy(&body));
             }
@@ -831,7 +869,11 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                 None => status >= 500 || status == 0,
             };
             if wrong || status >= 500 {
-                bad_statuses.push((label, status, String::from_utf8_lossy(&body).chars().take(200).collect::<String>()));
+                bad_statuses.push((
+                    label,
+                    status,
+                    String::from_utf8_lossy(&body).chars().take(200).collect::<String>(),
+                ));
             }
         }
         if wave == waves / 2 {
@@ -874,7 +916,12 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
     // Every input answered: a reply to every user who wrote, an answer to every press, and
     // nothing the platform refused.
     let refused = telegram.refused(TOKEN);
-    assert!(refused.is_empty(), "Telegram refused {} sends, e.g. {:?}", refused.len(), &refused[..refused.len().min(3)]);
+    assert!(
+        refused.is_empty(),
+        "Telegram refused {} sends, e.g. {:?}",
+        refused.len(),
+        &refused[..refused.len().min(3)]
+    );
     let wa_refused = graph.refused();
     assert!(
         wa_refused.is_empty(),
@@ -886,11 +933,8 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
     assert!(unanswered.is_empty(), "Telegram users never answered: {unanswered:?}");
     // Every press answered (a press given again after the lost acknowledgement may be answered
     // again: its first answer may have been lost too).
-    let pressed: BTreeSet<String> = telegram
-        .updates(TOKEN)
-        .iter()
-        .filter_map(|u| u["callback_query"]["id"].as_str().map(String::from))
-        .collect();
+    let pressed: BTreeSet<String> =
+        telegram.updates(TOKEN).iter().filter_map(|u| u["callback_query"]["id"].as_str().map(String::from)).collect();
     assert_eq!(pressed.len(), presses);
     let answered = telegram.callback_ids_answered(TOKEN);
     let unanswered_presses: Vec<&String> = pressed.difference(&answered).collect();
@@ -919,10 +963,8 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
         .map(|r| r.expect("row"))
         .collect();
     let silent_presses = silent.iter().filter(|(_, e)| e.contains(r#""inbound":{"Button""#)).count();
-    let silent: Vec<&(String, String)> = silent
-        .iter()
-        .filter(|(_, e)| !e.contains(r#""inbound":{"Button""#) && !e.contains(r#""live":true"#))
-        .collect();
+    let silent: Vec<&(String, String)> =
+        silent.iter().filter(|(_, e)| !e.contains(r#""inbound":{"Button""#) && !e.contains(r#""live":true"#)).collect();
     assert!(silent.is_empty(), "{} inputs got no reply, e.g. {:#?}", silent.len(), &silent[..silent.len().min(5)]);
     let stored = count(&db, "SELECT COUNT(*) FROM inbox");
     assert!(failed.is_empty(), "{} replies not sent, e.g. {:?}", failed.len(), &failed[..failed.len().min(5)]);

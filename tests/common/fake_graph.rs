@@ -117,7 +117,8 @@ struct Graph {
 /// with titles up to 24, descriptions up to 72, ids up to 200, and a button label up to 20.
 pub fn strict_refusal(body: &Value) -> Option<String> {
     let chars = |v: &Value| v.as_str().map(|s| s.chars().count()).unwrap_or(0);
-    let too_long = |what: &str, v: &Value, max: usize| (chars(v) > max).then(|| format!("{what} over {max} characters"));
+    let too_long =
+        |what: &str, v: &Value, max: usize| (chars(v) > max).then(|| format!("{what} over {max} characters"));
     match body["type"].as_str().unwrap_or_default() {
         "text" => {
             let text = &body["text"]["body"];
@@ -234,7 +235,9 @@ async fn messages(
         g.refused.push((to, body, why.clone()));
         return (
             axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": {"message": format!("(#131009) Parameter value is not valid: {why}"), "code": 131009}})),
+            axum::Json(
+                json!({"error": {"message": format!("(#131009) Parameter value is not valid: {why}"), "code": 131009}}),
+            ),
         )
             .into_response();
     }
