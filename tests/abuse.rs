@@ -23,6 +23,7 @@ const APP_SECRET: &str = "app-secret-for-abuse";
 const TG_ADMIN: i64 = 9001;
 const WA_ADMIN: &str = "6281100002222";
 const VICTIM: i64 = 5005;
+const WA_VICTIM: &str = "6289900005005";
 /// The fuzzing users: Telegram chats and WhatsApp numbers.
 const TG_USERS: i64 = 35;
 const WA_USERS: u64 = 15;
@@ -563,6 +564,24 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
     }
     telegram.text(TOKEN, VICTIM, "/keranjang");
     telegram.wait_for(TOKEN, VICTIM, "Rp", seen);
+    // And a victim on WhatsApp: kangkung, picked from the list, typed amount.
+    let wa_victim_say = |n: u32, message: Value| {
+        let mut message = message;
+        message["from"] = json!(WA_VICTIM);
+        message["id"] = json!(format!("wamid.victim.{n}"));
+        message["timestamp"] = json!("1764300000");
+        let body = wa_delivery(WA_VICTIM, NUMBER, message);
+        assert_eq!(post(port, body.as_bytes(), Some(&signed(body.as_bytes()))), 200);
+    };
+    wa_victim_say(1, json!({"type": "text", "text": {"body": "kangkung"}}));
+    let (choice, n) = graph.wait_for_choice(WA_VICTIM, "Sayur Bu Sri", 0);
+    wa_victim_say(
+        2,
+        json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": choice, "title": "x"}}}),
+    );
+    let (_, n) = graph.wait_for(WA_VICTIM, "Mau berapa", n);
+    wa_victim_say(3, json!({"type": "text", "text": {"body": "2 ikat"}}));
+    graph.wait_for(WA_VICTIM, "masuk keranjang", n);
     let db_path = dir.path().join("pasar.db");
     let (victim_before, guarded_before) = {
         let db = rusqlite::Connection::open(&db_path).expect("db");
@@ -576,8 +595,11 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
         }
         (user_rows(&db, "telegram", &VICTIM.to_string()), guarded(&db))
     };
+    let wa_victim_before = user_rows(&rusqlite::Connection::open(&db_path).expect("db"), "whatsapp", WA_VICTIM);
     assert_eq!(victim_before.iter().filter(|r| r.starts_with("cart ")).count(), 2, "{victim_before:#?}");
+    assert_eq!(wa_victim_before.iter().filter(|r| r.starts_with("cart ")).count(), 1, "{wa_victim_before:#?}");
     let victim_messages = telegram.sent_to(TOKEN, VICTIM);
+    let wa_victim_messages = graph.sent_to(WA_VICTIM).len();
     let victim_presses = 2; // Pressed so far: the two stall buttons.
 
     // The storm on Telegram, in waves (as users would type), and on WhatsApp between waves.
@@ -853,7 +875,7 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
                         json!({"from": from, "id": id, "type": "text", "text": {"body": "/lunas BLB-0001"}}),
                     );
                     let sig = signed(body.as_bytes());
-                    let forged = body.replace(&from, WA_ADMIN);
+                    let forged = body.replace(&from, if wa_rng.chance(50) { WA_ADMIN } else { WA_VICTIM });
                     ("tampered", forged.into_bytes(), Some(sig), Some(403))
                 }
                 _ => {
@@ -1012,6 +1034,8 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
     assert_eq!(graph.sent_to(WA_ADMIN).len(), 0, "the WhatsApp admin");
     let victim_after = telegram.sent_to(TOKEN, VICTIM);
     assert_eq!(victim_after.len(), victim_messages.len(), "nothing more was sent to the victim");
+    assert_eq!(user_rows(&db, "whatsapp", WA_VICTIM), wa_victim_before, "the WhatsApp victim's cart and state");
+    assert_eq!(graph.sent_to(WA_VICTIM).len(), wa_victim_messages, "nothing more was sent to the WhatsApp victim");
     let users = tg_senders.union(&tg_pressers).count() + wa_senders.len();
     eprintln!(
         "{inputs} Telegram updates ({presses} presses, {silent_presses} answered by the toast alone) and {wamid} WhatsApp bodies from {users} users; {stored} inputs stored; {} Telegram and {} WhatsApp replies; {:?}",
