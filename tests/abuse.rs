@@ -1081,6 +1081,10 @@ fn tg_update(id: u32, user: i64, rng: &mut Rng) -> (Value, bool) {
     }
 }
 
+/// A post to the Telegram webhook: what it is, its path, secret header and body, and the answer
+/// it must get (any but a 5xx when `None`).
+type WebhookPost = (&'static str, String, Option<String>, Vec<u8>, Option<u16>);
+
 /// Posts to the Telegram webhook with this secret header (or none); returns the status.
 fn post_telegram(port: u16, path: &str, secret: Option<&str>, body: &[u8]) -> u16 {
     let mut req = format!(
@@ -1150,7 +1154,7 @@ fn the_telegram_webhook_refuses_junk_with_a_4xx_and_answers_every_update() {
     let port = pasar.port;
 
     let mut rng = Rng(0x7E1E_6A3A_0000_0042);
-    let mut requests: Vec<(&str, String, Option<String>, Vec<u8>, Option<u16>)> = Vec::new();
+    let mut requests: Vec<WebhookPost> = Vec::new();
     let mut callbacks = BTreeSet::new();
     let path = "/telegram/blimbing".to_string();
     for id in 1..=1200u32 {
