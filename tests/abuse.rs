@@ -5,6 +5,12 @@
 //! on WhatsApp malformed, wrongly signed and unsigned bodies. The process must stay up without a
 //! panic, no webhook answer may be a 5xx, every input must be answered, and a shopper who built a
 //! cart before the storm must find exactly that cart (and the catalogue its prices) afterwards.
+//! The fakes are strict here: they refuse what the real APIs refuse for its size (a text over
+//! 4,096 characters, callback data over 64 bytes, a WhatsApp button title over 20...), so a reply
+//! the platform would bounce fails the test. A second test throws the same at the Telegram
+//! webhook mode. The inputs are the same on every run (a seeded generator; the WhatsApp bodies'
+//! digest is printed), but for which of the bot's real buttons are pressed back, which depends on
+//! what it had sent by then.
 
 mod common;
 
@@ -533,7 +539,7 @@ fn guarded(db: &rusqlite::Connection) -> Vec<String> {
     ] {
         out.push(format!("{table}: {}", count(db, &format!("SELECT COUNT(*) FROM {table}"))));
     }
-    out.push(format!("markets: {}", count(db, "SELECT COUNT(*) FROM markets WHERE 1")));
+    out.push(format!("markets: {}", count(db, "SELECT COUNT(*) FROM markets")));
     out
 }
 
