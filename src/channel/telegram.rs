@@ -73,14 +73,18 @@ fn from_edited(msg: Message) -> Option<Converted> {
 }
 
 fn from_callback(q: CallbackQuery) -> Option<Converted> {
-    let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
+    // The press is the presser's, whatever chat the message is in: a user's private chat has the
+    // user's id, and a button on a message elsewhere (a group, a forged update) must not act in
+    // the name of that chat's owner.
+    let chat = q.from.id.0 as i64;
     let payload = q.data.clone().unwrap_or_default();
+    let pressed_on = q.message.as_ref().filter(|m| m.chat().id.0 == chat).map(|m| m.id().0);
     Some(Converted {
         chat,
         display_name: Some(q.from.full_name()),
         inbound: Inbound::Button(payload),
         callback_id: Some(q.id.0.clone()),
-        pressed_on: q.message.as_ref().map(|m| m.id().0),
+        pressed_on,
     })
 }
 
@@ -307,6 +311,33 @@ mod tests {
     fn token_variables_follow_the_slug() {
         assert_eq!(token_variable("blimbing"), "PASAR_BLIMBING_TELEGRAM_TOKEN");
         assert_eq!(token_variable("oro-oro-dowo"), "PASAR_ORO_ORO_DOWO_TELEGRAM_TOKEN");
+    }
+
+    fn callback(from: i64, chat: i64) -> CallbackQuery {
+        serde_json::from_value(serde_json::json!({
+            "id": "cb1",
+            "from": {"id": from, "is_bot": false, "first_name": "Ani"},
+            "chat_instance": "ci",
+            "data": "checkout",
+            "message": {
+                "message_id": 77, "date": 1_764_300_000,
+                "chat": {"id": chat, "type": "private", "first_name": "Budi"},
+                "from": {"id": 42, "is_bot": true, "first_name": "Pasar"},
+                "text": "menu"
+            }
+        }))
+        .expect("a callback query")
+    }
+
+    #[test]
+    fn a_press_acts_for_the_presser_never_for_the_chat_of_the_message_it_names() {
+        let own = from_callback(callback(1001, 1001)).expect("converted");
+        assert_eq!((own.chat, own.pressed_on), (1001, Some(77)));
+        // A forged update (or a message in someone else's chat): the presser's own chat, and no
+        // message of theirs to edit.
+        let forged = from_callback(callback(1001, 5005)).expect("converted");
+        assert_eq!((forged.chat, forged.pressed_on), (1001, None));
+        assert_eq!(forged.callback_id.as_deref(), Some("cb1"), "still answered");
     }
 
     #[test]

@@ -105,6 +105,78 @@ struct Graph {
     received: std::collections::HashMap<String, (String, Vec<u8>)>,
     /// Where `GET /{media_id}` says a received file can be downloaded.
     base: String,
+    /// Refuse what the Cloud API refuses for its size (see [`strict_refusal`]).
+    strict: bool,
+    /// The messages refused by `strict`: recipient, body and why.
+    refused: Vec<(String, Value, String)>,
+}
+
+/// Why the Cloud API would refuse a message for the length of its parts, if it would: text up
+/// to 4,096 characters (not empty), an interactive body up to 1,024, a caption up to 1,024, at
+/// most 3 reply buttons of 20 characters with ids up to 256, a list of at most 10 rows in all
+/// with titles up to 24, descriptions up to 72, ids up to 200, and a button label up to 20.
+pub fn strict_refusal(body: &Value) -> Option<String> {
+    let chars = |v: &Value| v.as_str().map(|s| s.chars().count()).unwrap_or(0);
+    let too_long =
+        |what: &str, v: &Value, max: usize| (chars(v) > max).then(|| format!("{what} over {max} characters"));
+    match body["type"].as_str().unwrap_or_default() {
+        "text" => {
+            let text = &body["text"]["body"];
+            if text.as_str().is_none_or(|t| t.trim().is_empty()) {
+                return Some("empty text body".into());
+            }
+            too_long("text body", text, 4096)
+        }
+        "image" | "document" => {
+            let kind = body["type"].as_str().unwrap_or_default();
+            too_long("caption", &body[kind]["caption"], 1024)
+        }
+        "interactive" => {
+            let i = &body["interactive"];
+            if i["type"] != "location_request_message" && chars(&i["body"]["text"]) == 0 {
+                return Some("empty interactive body".into());
+            }
+            if let Some(why) = too_long("interactive body", &i["body"]["text"], 1024)
+                .or_else(|| too_long("header", &i["header"]["text"], 60))
+                .or_else(|| too_long("footer", &i["footer"]["text"], 60))
+                .or_else(|| too_long("list button", &i["action"]["button"], 20))
+            {
+                return Some(why);
+            }
+            let buttons = i["action"]["buttons"].as_array().cloned().unwrap_or_default();
+            if buttons.len() > 3 {
+                return Some("more than 3 buttons".into());
+            }
+            for b in &buttons {
+                if let Some(why) = too_long("button title", &b["reply"]["title"], 20)
+                    .or_else(|| too_long("button id", &b["reply"]["id"], 256))
+                {
+                    return Some(why);
+                }
+            }
+            let sections = i["action"]["sections"].as_array().cloned().unwrap_or_default();
+            let rows: Vec<Value> =
+                sections.iter().flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default()).collect();
+            if rows.len() > 10 {
+                return Some("more than 10 rows".into());
+            }
+            for s in &sections {
+                if let Some(why) = too_long("section title", &s["title"], 24) {
+                    return Some(why);
+                }
+            }
+            for r in &rows {
+                if let Some(why) = too_long("row title", &r["title"], 24)
+                    .or_else(|| too_long("row description", &r["description"], 72))
+                    .or_else(|| too_long("row id", &r["id"], 200))
+                {
+                    return Some(why);
+                }
+            }
+            None
+        }
+        _ => None,
+    }
 }
 
 pub struct FakeGraph {
@@ -153,6 +225,19 @@ async fn messages(
         return (
             axum::http::StatusCode::BAD_REQUEST,
             axum::Json(json!({"error": {"message": "(#100) Invalid parameter", "code": 100}})),
+        )
+            .into_response();
+    }
+    if g.strict
+        && let Some(why) = strict_refusal(&body)
+    {
+        g.calls.push((to.clone(), false));
+        g.refused.push((to, body, why.clone()));
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error": {"message": format!("(#131009) Parameter value is not valid: {why}"), "code": 131009}}),
+            ),
         )
             .into_response();
     }
@@ -304,6 +389,16 @@ impl FakeGraph {
         let addr = super::serve_on_thread(app);
         state.lock().expect("fake graph").base = format!("http://{addr}");
         FakeGraph { url: format!("http://{addr}/v21.0"), state }
+    }
+
+    /// Refuse from now on what the Cloud API refuses for its size (see [`strict_refusal`]).
+    pub fn strict(&self) {
+        self.state.lock().expect("fake").strict = true;
+    }
+
+    /// The messages refused for their size: recipient, body, why.
+    pub fn refused(&self) -> Vec<(String, Value, String)> {
+        self.state.lock().expect("fake").refused.clone()
     }
 
     /// A file a user sends the number (a photo): downloadable by its media id.

@@ -51,6 +51,8 @@ struct BotState {
     sent: Vec<SentMessage>,
     next_message: i64,
     callbacks_answered: usize,
+    /// The ids of the callback queries answered (once each however often answered).
+    callback_ids_answered: std::collections::BTreeSet<String>,
     /// Answer this many sends with 429 retry_after.
     flood: u32,
     flood_seconds: u32,
@@ -60,6 +62,8 @@ struct BotState {
     /// Refuse every `sendPhoto` that names a file id or URL (a file id gone stale).
     refuse_photo_refs: bool,
     get_updates_calls: usize,
+    /// The highest `offset` a `getUpdates` asked with: every update below it is acknowledged.
+    acknowledged: i64,
     /// Language codes ("" for the default) of the command menus set for every chat.
     command_menus: Vec<String>,
     /// The commands of the menus set for one chat (`scope` chat), latest last.
@@ -69,6 +73,11 @@ struct BotState {
     failures: Vec<(String, Option<u32>, u16, String)>,
     /// Every send attempt's chat and text, failed or not, and when it came.
     attempts: Vec<(i64, String, Instant)>,
+    /// Refuse what the real Bot API refuses: an empty or too long text (4096 characters, 1024
+    /// for a caption), a button's `callback_data` over 64 bytes.
+    strict: bool,
+    /// The sends refused by `strict`: chat, text and Telegram's description.
+    refused: Vec<(i64, String, String)>,
 }
 
 #[derive(Default)]
@@ -118,6 +127,30 @@ async fn multipart(boundary: String, body: Bytes) -> (Value, Option<(String, Vec
     (Value::Object(params), file)
 }
 
+/// What the real Bot API says to a send it refuses for its text or buttons, if it does.
+fn strict_refusal(method: &str, params: &Value, text: &str) -> Option<String> {
+    let captioned = method.eq_ignore_ascii_case("sendphoto") || method.eq_ignore_ascii_case("senddocument");
+    let length = text.encode_utf16().count();
+    if captioned && length > 1024 {
+        return Some("Bad Request: message caption is too long".into());
+    }
+    if !captioned && text.trim().is_empty() {
+        return Some("Bad Request: message text is empty".into());
+    }
+    if !captioned && length > 4096 {
+        return Some("Bad Request: message is too long".into());
+    }
+    let buttons = params["reply_markup"]["inline_keyboard"].as_array().cloned().unwrap_or_default();
+    for button in buttons.iter().flat_map(|row| row.as_array().cloned().unwrap_or_default()) {
+        let data = button["callback_data"].as_str().unwrap_or_default();
+        let label = button["text"].as_str().unwrap_or_default();
+        if data.len() > 64 || label.trim().is_empty() {
+            return Some("Bad Request: BUTTON_DATA_INVALID".into());
+        }
+    }
+    None
+}
+
 async fn api(
     State(state): State<Arc<Mutex<Fake>>>,
     Path((bot, method)): Path<(String, String)>,
@@ -152,17 +185,21 @@ async fn api(
         "getupdates" => {
             let offset = params["offset"].as_i64().unwrap_or(0);
             let wait = params["timeout"].as_u64().unwrap_or(0).min(1);
+            // As many updates as asked for, 100 at most (Telegram's default and limit).
+            let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
             let deadline = Instant::now() + Duration::from_secs(wait);
             loop {
                 {
                     let mut fake = state.lock().expect("fake");
                     let b = fake.bots.get_mut(&token).expect("bot");
                     b.get_updates_calls += 1;
+                    b.acknowledged = b.acknowledged.max(offset);
                     let replay = std::mem::take(&mut b.replay);
                     let out: Vec<Value> = b
                         .updates
                         .iter()
                         .filter(|u| replay || u["update_id"].as_i64().unwrap_or(0) >= offset)
+                        .take(limit)
                         .cloned()
                         .collect();
                     if !out.is_empty() {
@@ -181,6 +218,16 @@ async fn api(
             let chat = params["chat_id"].as_i64().unwrap_or(0);
             let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
             b.attempts.push((chat, text.clone(), Instant::now()));
+            if b.strict
+                && let Some(description) = strict_refusal(&method, &params, &text)
+            {
+                b.refused.push((chat, text.clone(), description.clone()));
+                return (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"ok": false, "error_code": 400, "description": description})),
+                )
+                    .into_response();
+            }
             if b.flood > 0 {
                 b.flood -= 1;
                 let secs = b.flood_seconds;
@@ -269,7 +316,9 @@ async fn api(
         }
         "answercallbackquery" => {
             let mut fake = state.lock().expect("fake");
-            fake.bots.get_mut(&token).expect("bot").callbacks_answered += 1;
+            let b = fake.bots.get_mut(&token).expect("bot");
+            b.callbacks_answered += 1;
+            b.callback_ids_answered.insert(params["callback_query_id"].as_str().unwrap_or_default().to_string());
             ok(json!(true))
         }
         "setmycommands" => {
@@ -323,6 +372,11 @@ impl FakeTelegram {
             b.updates.push(body(id));
             id
         })
+    }
+
+    /// Any update: `body` gets the update id and returns the whole update.
+    pub fn update(&self, token: &str, body: impl FnOnce(u32) -> Value) -> u32 {
+        self.push(token, body)
     }
 
     /// A user types a message in their private chat with the bot.
@@ -416,6 +470,45 @@ impl FakeTelegram {
         })
     }
 
+    /// A user presses a button of a message in another chat (a forged callback query: `from`
+    /// is not the chat the message is in).
+    pub fn press_as(&self, token: &str, from: i64, chat: i64, message_id: i64, data: &str) -> u32 {
+        self.push(token, |id| {
+            json!({"update_id": id, "callback_query": {
+                "id": format!("cb{id}"),
+                "from": {"id": from, "is_bot": false, "first_name": format!("user{from}")},
+                "chat_instance": "ci",
+                "data": data,
+                "message": message_json(message_id, chat, "menu")
+            }})
+        })
+    }
+
+    /// Refuse from now on what the real Bot API refuses (see `BotState::strict`).
+    pub fn strict(&self, token: &str) {
+        self.with(token, |b| b.strict = true);
+    }
+
+    /// The sends refused for their text or buttons: chat, text, description.
+    pub fn refused(&self, token: &str) -> Vec<(i64, String, String)> {
+        self.with(token, |b| b.refused.clone())
+    }
+
+    /// Whether the bot has acknowledged every update pushed so far (asked for the ones after).
+    pub fn all_acknowledged(&self, token: &str) -> bool {
+        self.with(token, |b| b.acknowledged >= i64::from(b.next_update))
+    }
+
+    /// Every update pushed so far.
+    pub fn updates(&self, token: &str) -> Vec<Value> {
+        self.with(token, |b| b.updates.clone())
+    }
+
+    /// How many updates were pushed so far.
+    pub fn updates_pushed(&self, token: &str) -> usize {
+        self.with(token, |b| b.updates.len())
+    }
+
     /// The next `getUpdates` returns every update again, as after a lost acknowledgement.
     pub fn replay_all(&self, token: &str) {
         self.with(token, |b| b.replay = true);
@@ -484,6 +577,11 @@ impl FakeTelegram {
     /// The commands of the latest menu set for one chat, if any.
     pub fn chat_menu(&self, token: &str, chat: i64) -> Option<Vec<String>> {
         self.with(token, |b| b.chat_menus.get(&chat).and_then(|m| m.last().cloned()))
+    }
+
+    /// The ids of the callback queries answered, each once.
+    pub fn callback_ids_answered(&self, token: &str) -> std::collections::BTreeSet<String> {
+        self.with(token, |b| b.callback_ids_answered.clone())
     }
 
     pub fn callbacks_answered(&self, token: &str) -> usize {
