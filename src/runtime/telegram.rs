@@ -90,7 +90,10 @@ pub(super) async fn poll(bot: Bot, market: String, shared: Arc<Shared>, timeout_
         }
         match super::ingest(&shared, events).await {
             Ok(_) => {
-                offset = i32::try_from(u64::from(last) + 1).ok();
+                // Never backwards: a batch of only older updates (redelivered) must not ask
+                // for the newer ones again.
+                let next = i32::try_from(u64::from(last) + 1).ok();
+                offset = offset.max(next);
                 // Stops the spinners on the pressed buttons (the answers come as messages),
                 // without holding up the next poll.
                 let bot = bot.clone();

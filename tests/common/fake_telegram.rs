@@ -59,6 +59,15 @@ struct BotState {
     blocked: Vec<i64>,
     /// The next getUpdates ignores the offset once (a lost acknowledgement).
     replay: bool,
+    /// Every update comes this many times more after it was acknowledged: newest first, after
+    /// the new updates of a later batch (out of order); without new ones only once `flush`.
+    redeliver: u32,
+    /// How many times each update (by id) came again so far.
+    redelivered: HashMap<i64, u32>,
+    /// Owed redeliveries may come in a batch of their own.
+    flush: bool,
+    /// `getUpdates` requests (a long poll counts once).
+    polls: usize,
     /// Refuse every `sendPhoto` that names a file id or URL (a file id gone stale).
     refuse_photo_refs: bool,
     get_updates_calls: usize,
@@ -188,6 +197,7 @@ async fn api(
             // As many updates as asked for, 100 at most (Telegram's default and limit).
             let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
             let deadline = Instant::now() + Duration::from_secs(wait);
+            state.lock().expect("fake").bots.get_mut(&token).expect("bot").polls += 1;
             loop {
                 {
                     let mut fake = state.lock().expect("fake");
@@ -195,13 +205,29 @@ async fn api(
                     b.get_updates_calls += 1;
                     b.acknowledged = b.acknowledged.max(offset);
                     let replay = std::mem::take(&mut b.replay);
-                    let out: Vec<Value> = b
+                    let mut out: Vec<Value> = b
                         .updates
                         .iter()
                         .filter(|u| replay || u["update_id"].as_i64().unwrap_or(0) >= offset)
                         .take(limit)
                         .cloned()
                         .collect();
+                    if b.redeliver > 0 && (!out.is_empty() || b.flush) {
+                        let owed: Vec<Value> = b
+                            .updates
+                            .iter()
+                            .rev()
+                            .filter(|u| {
+                                let id = u["update_id"].as_i64().unwrap_or(0);
+                                id < offset && b.redelivered.get(&id).copied().unwrap_or(0) < b.redeliver
+                            })
+                            .cloned()
+                            .collect();
+                        for u in &owed {
+                            *b.redelivered.entry(u["update_id"].as_i64().unwrap_or(0)).or_default() += 1;
+                        }
+                        out.extend(owed);
+                    }
                     if !out.is_empty() {
                         return ok(Value::Array(out));
                     }
@@ -512,6 +538,42 @@ impl FakeTelegram {
     /// The next `getUpdates` returns every update again, as after a lost acknowledgement.
     pub fn replay_all(&self, token: &str) {
         self.with(token, |b| b.replay = true);
+    }
+
+    /// From now on every update comes `times` more times after it was acknowledged (as if the
+    /// acknowledgements were lost): each time after the new updates of a later batch, so older
+    /// updates come after newer ones. Until `flush_redeliveries`, only together with new ones.
+    pub fn redeliver_each(&self, token: &str, times: u32) {
+        self.with(token, |b| b.redeliver = times);
+    }
+
+    /// The redeliveries still owed may now come in batches of their own.
+    pub fn flush_redeliveries(&self, token: &str) {
+        self.with(token, |b| b.flush = true);
+    }
+
+    /// How many redeliveries are still owed (updates acknowledged but not yet sent again
+    /// `times` times).
+    pub fn redeliveries_owed(&self, token: &str) -> u32 {
+        self.with(token, |b| {
+            let n = b.redeliver;
+            b.updates
+                .iter()
+                .map(|u| {
+                    n.saturating_sub(b.redelivered.get(&u["update_id"].as_i64().unwrap_or(0)).copied().unwrap_or(0))
+                })
+                .sum()
+        })
+    }
+
+    /// How many times each update came again, by update id.
+    pub fn redelivered(&self, token: &str) -> HashMap<i64, u32> {
+        self.with(token, |b| b.redelivered.clone())
+    }
+
+    /// `getUpdates` requests so far (a long poll counts once).
+    pub fn polls(&self, token: &str) -> usize {
+        self.with(token, |b| b.polls)
     }
 
     pub fn flood(&self, token: &str, times: u32, seconds: u32) {
