@@ -415,8 +415,11 @@ fn journeys(replay: bool) -> (Harness, World, BTreeMap<String, Vec<String>>) {
             assert!(Instant::now() < deadline, "the poller stopped");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let redelivered = w.telegram.redelivered(BLIMBING);
-        assert!(redelivered.len() >= 3 * 11 && redelivered.values().all(|n| *n == 2), "{redelivered:?}");
+        // Each update came exactly three times: once new, twice again.
+        let deliveries = w.telegram.deliveries(BLIMBING);
+        assert_eq!(deliveries.len(), 3 * 11, "{deliveries:?}");
+        assert!(deliveries.values().all(|n| *n == 3), "{deliveries:?}");
+        assert!(w.telegram.redelivered(BLIMBING).values().all(|n| *n == 2));
     }
     w.wait_quiet();
     let mut messages = BTreeMap::new();
@@ -520,8 +523,10 @@ fn twenty_shoppers_racing_for_the_last_kilos_never_oversell() {
     assert_eq!(w.one("SELECT COUNT(DISTINCT number) FROM orders"), accepted.len() as i64);
     assert!(!accepted.is_empty() && !refused.is_empty(), "a race has winners and losers");
     assert_eq!(w.integrity_check(), "ok");
+    let spread =
+        w.one("SELECT CAST((julianday(MAX(placed_at)) - julianday(MIN(placed_at))) * 86400000 AS INTEGER) FROM orders");
     eprintln!(
-        "last unit: {} shoppers, {} orders ({sold} g of {RACE_STOCK} g), {} refused, {left} g left, {:?}",
+        "last unit: {} shoppers, {} orders ({sold} g of {RACE_STOCK} g) placed within {spread} ms, {} refused, {left} g left, {:?}",
         answers.len(),
         accepted.len(),
         refused.len(),

@@ -60,12 +60,15 @@ struct BotState {
     /// The next getUpdates ignores the offset once (a lost acknowledgement).
     replay: bool,
     /// Every update comes this many times more after it was acknowledged: newest first, after
-    /// the new updates of a later batch (out of order); without new ones only once `flush`.
+    /// the new updates of a later batch (out of order); without new ones only once `flush`, and
+    /// then one a batch, the oldest first.
     redeliver: u32,
     /// How many times each update (by id) came again so far.
     redelivered: HashMap<i64, u32>,
     /// Owed redeliveries may come in a batch of their own.
     flush: bool,
+    /// How many times each update (by id) was in a `getUpdates` answer.
+    deliveries: HashMap<i64, u32>,
     /// `getUpdates` requests (a long poll counts once).
     polls: usize,
     /// Refuse every `sendPhoto` that names a file id or URL (a file id gone stale).
@@ -213,7 +216,7 @@ async fn api(
                         .cloned()
                         .collect();
                     if b.redeliver > 0 && (!out.is_empty() || b.flush) {
-                        let owed: Vec<Value> = b
+                        let mut owed: Vec<Value> = b
                             .updates
                             .iter()
                             .rev()
@@ -223,10 +226,17 @@ async fn api(
                             })
                             .cloned()
                             .collect();
+                        if out.is_empty() {
+                            // A batch of its own: only the oldest, with nothing newer.
+                            owed = owed.split_off(owed.len().saturating_sub(1));
+                        }
                         for u in &owed {
                             *b.redelivered.entry(u["update_id"].as_i64().unwrap_or(0)).or_default() += 1;
                         }
                         out.extend(owed);
+                    }
+                    for u in &out {
+                        *b.deliveries.entry(u["update_id"].as_i64().unwrap_or(0)).or_default() += 1;
                     }
                     if !out.is_empty() {
                         return ok(Value::Array(out));
@@ -542,7 +552,8 @@ impl FakeTelegram {
 
     /// From now on every update comes `times` more times after it was acknowledged (as if the
     /// acknowledgements were lost): each time after the new updates of a later batch, so older
-    /// updates come after newer ones. Until `flush_redeliveries`, only together with new ones.
+    /// updates come after newer ones. Until `flush_redeliveries`, only together with new ones;
+    /// after it, also one at a time in batches of their own (the oldest first).
     pub fn redeliver_each(&self, token: &str, times: u32) {
         self.with(token, |b| b.redeliver = times);
     }
@@ -569,6 +580,11 @@ impl FakeTelegram {
     /// How many times each update came again, by update id.
     pub fn redelivered(&self, token: &str) -> HashMap<i64, u32> {
         self.with(token, |b| b.redelivered.clone())
+    }
+
+    /// How many times each update was in a `getUpdates` answer, by update id.
+    pub fn deliveries(&self, token: &str) -> HashMap<i64, u32> {
+        self.with(token, |b| b.deliveries.clone())
     }
 
     /// `getUpdates` requests so far (a long poll counts once).
