@@ -22,6 +22,9 @@ const BLIMBING: &str = "111:blimbing-token";
 const DINOYO: &str = "222:dinoyo-token";
 const NUMBER: &str = "1001"; // Pasar Blimbing's WhatsApp number id
 const APP_SECRET: &str = "app-secret-for-tests";
+/// Blimbing's admin (from the config) and the trader of the stall, both on Telegram.
+const ADMIN: i64 = 9001;
+const TRADER: i64 = 2002;
 
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
 
@@ -32,9 +35,10 @@ struct World {
     graph: FakeGraph,
     db: std::path::PathBuf,
     pasar: Option<common::Running>,
-    /// The offer raced for and its stall's name (what its button or list row shows).
+    /// The offer raced for, its stall's name (what its button or list row shows) and number.
     offer: i64,
     stall: String,
+    stall_number: String,
 }
 
 /// The harness (which made the temp database and keeps it) goes beside: it is not `Sync`.
@@ -42,10 +46,11 @@ fn world(stock_grams: i64) -> (Harness, World) {
     let telegram = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let graph = FakeGraph::start();
     let h = Harness::new("blimbing");
-    let (offer, stall) = {
+    let (offer, stall, stall_number) = {
         let catalog = h.engine.catalog();
         let offer = catalog.offers_for("blimbing", "bawang-merah")[0];
-        (offer.id, catalog.stall(offer.stall_id).expect("stall").name.clone())
+        let stall = catalog.stall(offer.stall_id).expect("stall");
+        (offer.id, stall.name.clone(), stall.number.clone())
     };
     {
         let conn = rusqlite::Connection::open(&h.db).expect("db");
@@ -60,7 +65,8 @@ fn world(stock_grams: i64) -> (Harness, World) {
              [whatsapp]\ngraph_url = \"{wa_url}\"\ntimeout_secs = 5\n\
              [whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n\
              [telegram]\napi_url = \"{tg_url}\"\npoll_timeout_secs = 1\n\
-             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n"
+             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\
+             [[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n"
         )
     };
     let ready = |port: u16| {
@@ -80,7 +86,7 @@ fn world(stock_grams: i64) -> (Harness, World) {
     ];
     let pasar = common::run_pasar(&h, config, &env, ready);
     let db = h.db.clone();
-    (h, World { telegram, graph, db, pasar: Some(pasar), offer, stall })
+    (h, World { telegram, graph, db, pasar: Some(pasar), offer, stall, stall_number })
 }
 
 impl World {
@@ -383,25 +389,59 @@ const JOURNEYS: [(Channel, &str, &str, i64); 6] = [
 ];
 const REPLAY_STOCK: i64 = 20_000;
 
-/// Every shopper of `JOURNEYS` orders at once (each on their own thread); returns each one's
-/// messages (shaped), after everything went out, and the world (stopped).
+/// The admin invites the stall's trader; every shopper of `JOURNEYS` orders at once (each on
+/// their own thread); the trader accepts every order and each shopper is told. Returns each
+/// one's messages (shaped; the trader's sorted, as the orders come in any order; the admin's only
+/// counted, the invite code being random) after everything went out, and the world (stopped).
 fn journeys(replay: bool) -> (Harness, World, BTreeMap<String, Vec<String>>) {
     let (h, mut w) = world(REPLAY_STOCK);
     if replay {
         w.telegram.redeliver_each(BLIMBING, 2);
     }
-    std::thread::scope(|s| {
-        for (channel, name, amount, _) in JOURNEYS {
-            let w = &w;
-            s.spawn(move || {
-                let mut shopper = Shopper::new(w, channel, replay);
-                shopper.up_to_the_summary(name, amount);
-                let placed = shopper.step(Input::Press("place"), Expect::Says("sudah kami terima"));
-                assert!(placed.contains("BLB-"), "{placed}");
-                shopper.finish();
-            });
-        }
+    let mut admin = Shopper::new(&w, Channel::Telegram(ADMIN), replay);
+    let invite = admin.step(Input::Text(&format!("/undang {}", w.stall_number)), Expect::Says("Kode undangan"));
+    let code = invite.split("/daftar ").nth(1).expect("code").trim().to_string();
+    let mut trader = Shopper::new(&w, Channel::Telegram(TRADER), replay);
+    trader.step(Input::Text(&format!("/daftar {code}")), Expect::Says("Selamat bergabung"));
+    let mut shoppers: Vec<Shopper> = std::thread::scope(|s| {
+        let handles: Vec<_> = JOURNEYS
+            .iter()
+            .map(|&(channel, name, amount, _)| {
+                let w = &w;
+                s.spawn(move || {
+                    let mut shopper = Shopper::new(w, channel, replay);
+                    shopper.up_to_the_summary(name, amount);
+                    let placed = shopper.step(Input::Press("place"), Expect::Says("sudah kami terima"));
+                    assert!(placed.contains("BLB-"), "{placed}");
+                    shopper
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("shopper")).collect()
     });
+    // The trader accepts each order (the presses redelivered like everything else).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let orders = loop {
+        let orders: Vec<_> = w
+            .telegram
+            .sent_to(BLIMBING, TRADER)
+            .into_iter()
+            .filter(|m| m.text.starts_with("🛒 Pesanan baru"))
+            .collect();
+        if orders.len() >= JOURNEYS.len() {
+            break orders;
+        }
+        assert!(Instant::now() < deadline, "the trader got {} orders", orders.len());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(orders.len(), JOURNEYS.len(), "one new order each");
+    for order in &orders {
+        w.telegram.press(BLIMBING, TRADER, &order.button("Terima").expect("Terima"));
+    }
+    for shopper in &mut shoppers {
+        shopper.expect(Expect::Says("menerima pesanan"));
+        shopper.finish();
+    }
     if replay {
         // The redeliveries still owed come now, in batches of their own; once they all came,
         // the poll after the last of them shows it was stored.
@@ -418,16 +458,21 @@ fn journeys(replay: bool) -> (Harness, World, BTreeMap<String, Vec<String>>) {
         }
         // Each update came exactly three times: once new, twice again.
         let deliveries = w.telegram.deliveries(BLIMBING);
-        assert_eq!(deliveries.len(), 3 * 11, "{deliveries:?}");
+        let updates = 2 + 3 * 11 + JOURNEYS.len();
+        assert_eq!(deliveries.len(), updates, "{deliveries:?}");
         assert!(deliveries.values().all(|n| *n == 3), "{deliveries:?}");
         assert!(w.telegram.redelivered(BLIMBING).values().all(|n| *n == 2));
     }
     w.wait_quiet();
     let mut messages = BTreeMap::new();
-    for (channel, ..) in JOURNEYS {
-        let shopper = Shopper::new(&w, channel, replay);
+    for shopper in &shoppers {
         messages.insert(shopper.user_id(), shopper.texts().iter().map(|t| shape(t)).collect());
     }
+    let mut trader_messages: Vec<String> = trader.texts().iter().map(|t| shape(t)).collect();
+    trader_messages.sort();
+    messages.insert("trader".into(), trader_messages);
+    messages.insert("admin".into(), vec![admin.texts().len().to_string()]);
+    drop(shoppers);
     w.stop();
     (h, w, messages)
 }
@@ -443,7 +488,13 @@ fn every_update_delivered_three_times_and_out_of_order_has_one_effect() {
         let got = &replayed[user];
         assert_eq!(got, want, "the replies to {user}");
     }
-    let per_journey: Vec<usize> = reference.values().map(Vec::len).collect();
+    let replies: usize = reference.iter().filter(|(k, _)| *k != "admin").map(|(_, v)| v.len()).sum();
+    assert_eq!(
+        w.one("SELECT COUNT(*) FROM sub_orders WHERE status = 'accepted'"),
+        JOURNEYS.len() as i64,
+        "each order accepted once"
+    );
+    assert_eq!(w.one("SELECT COUNT(*) FROM inbox WHERE user_id IN ('9001', '2002')"), 2 + JOURNEYS.len() as i64);
     // Each update stored once (the eleven steps of a journey), each handled.
     for (channel, ..) in JOURNEYS {
         let user = Shopper::new(&w, channel, true).user_id();
@@ -463,7 +514,12 @@ fn every_update_delivered_three_times_and_out_of_order_has_one_effect() {
     assert_eq!(w.one(&format!("SELECT SUM(quantity_base) FROM order_lines WHERE offer_id = {}", w.offer)), ordered);
     assert_eq!(w.one(&format!("SELECT stock FROM offers WHERE id = {}", w.offer)), REPLAY_STOCK - ordered);
     assert_eq!(w.integrity_check(), "ok");
-    eprintln!("replay: {} journeys, replies per journey {per_journey:?}, {:?}", JOURNEYS.len(), started.elapsed());
+    eprintln!(
+        "replay: {} journeys and the trader's acceptances, {} updates each delivered 3 times, {replies} replies each sent once, {:?}",
+        JOURNEYS.len(),
+        w.one("SELECT COUNT(*) FROM inbox"),
+        started.elapsed()
+    );
 }
 
 /// Shoppers a channel in a race.
