@@ -363,19 +363,31 @@ impl<'w> Shopper<'w> {
     }
 }
 
-/// Digits vary between runs (order numbers, stock left, times): compared as `#`.
+/// Numbers vary between runs (order numbers, stock left as `19,5 kg` or `20 kg`, amounts):
+/// each is compared as one `#`.
 fn shape(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            if !out.ends_with('#') {
+    let mut in_number = false;
+    for (i, &c) in chars.iter().enumerate() {
+        let separator = matches!(c, ',' | '.') && in_number && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+        if c.is_ascii_digit() || separator {
+            if !in_number {
                 out.push('#');
             }
+            in_number = true;
         } else {
+            in_number = false;
             out.push(c);
         }
     }
     out
+}
+
+#[test]
+fn shapes_hide_every_number() {
+    assert_eq!(shape("BLB-0001: sisa 19,5 kg, Rp 33.500/kg."), shape("BLB-0012: sisa 20 kg, Rp 100.500/kg."));
+    assert_eq!(shape("1. a, 2."), "#. a, #.");
 }
 
 /// The replay scenario's shoppers: three on Telegram, three on WhatsApp, each with an amount.
