@@ -230,6 +230,7 @@ async fn api(
                             // A batch of its own: only the oldest, with nothing newer.
                             owed = owed.split_off(owed.len().saturating_sub(1));
                         }
+                        owed.truncate(limit - out.len()); // Still no more than asked for.
                         for u in &owed {
                             *b.redelivered.entry(u["update_id"].as_i64().unwrap_or(0)).or_default() += 1;
                         }
