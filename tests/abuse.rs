@@ -14,12 +14,13 @@
 
 mod common;
 
+use common::{http, post_whatsapp as post};
+
 use common::fake_graph::FakeGraph;
 use common::fake_telegram::FakeTelegram;
 use pasar_online::channel::whatsapp::sign;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -428,34 +429,6 @@ fn start(telegram: &FakeTelegram, graph: &FakeGraph, dir: &std::path::Path) -> P
         }
     }
     unreachable!()
-}
-
-/// A raw HTTP request; returns the status and body.
-fn http(port: u16, request: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let _ = s.write_all(request);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-/// Posts a body to the WhatsApp webhook with this `X-Hub-Signature-256` (or none).
-fn post(port: u16, body: &[u8], signature: Option<&str>) -> u16 {
-    let mut req = format!(
-        "POST /whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Hub-Signature-256: {sig}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    http(port, &bytes).0
 }
 
 fn signed(body: &[u8]) -> String {

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::http;
+
 use common::Harness;
 use common::fake_graph::FakeGraph;
 use common::fake_telegram::FakeTelegram;
@@ -72,9 +74,10 @@ fn world(stock_grams: i64) -> (Harness, World) {
     let ready = |port: u16| {
         http(
             port,
-            &format!(
+            format!(
                 "GET /whatsapp?hub.mode=subscribe&hub.verify_token={verify}&hub.challenge=42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            ),
+            )
+            .as_bytes(),
         ) == (200, "42".to_string())
     };
     let env = [
@@ -122,20 +125,6 @@ impl World {
         let conn = rusqlite::Connection::open(&self.db).expect("db");
         conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check")
     }
-}
-
-/// A raw HTTP request; returns the status and body.
-fn http(port: u16, request: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let _ = s.write_all(request.as_bytes());
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
 }
 
 /// Posts a webhook body signed with the app secret, as Meta does; returns the status.

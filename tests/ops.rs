@@ -47,24 +47,12 @@ fn run(dir: &std::path::Path, api_url: &str, port: u16, log: &std::path::Path, j
 
 /// GET `path` on 127.0.0.1:`port`: status and body (None while nothing listens).
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    // Chunked bodies (axum streams JSON that way): the chunk sizes are lines of hex digits.
-    let body = if raw.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        body.lines()
-            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n")
-    } else {
-        body
-    };
-    Some((status, body))
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let (status, body) = common::http(port, request.as_bytes());
+    // Chunked bodies (axum streams them so): drop the chunk-size lines (hex digits alone; no
+    // JSON or metrics line is one).
+    let body = body.lines().filter(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_hexdigit())).collect::<Vec<_>>();
+    (status != 0).then(|| (status, body.join("\n")))
 }
 
 /// Waits until `check` holds for `GET path`, then returns the body.

@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::{http, post_whatsapp as post};
+
 use common::fake_graph::FakeGraph;
 use common::fake_telegram::FakeTelegram;
 use pasar_online::channel::whatsapp::sign;
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -88,33 +89,6 @@ fn start_with(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::pat
         }
         drop(running);
     }
-}
-
-/// A raw HTTP request; returns the status and body.
-fn http(port: u16, request: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let _ = s.write_all(request);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-fn post(port: u16, body: &[u8], signature: Option<&str>) -> u16 {
-    let mut req = format!(
-        "POST /whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Hub-Signature-256: {sig}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    http(port, &bytes).0
 }
 
 /// Posts a body signed with the app secret, as Meta does.
