@@ -1080,3 +1080,43 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
     println!("errors: none (every step answered within a minute; every target ran throughout)");
     Ok(())
 }
+
+/// `pasar run` with ten bots polling the fake and nothing to do: how long until every bot polls,
+/// and the CPU and memory it then uses over `seconds` (the database holds `conversations`).
+pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(seconds > 0.0, "--seconds must be positive");
+    let markets = markets()?;
+    let dir = tempfile::tempdir()?;
+    let seeded = dir.path().join("seeded.db");
+    eprintln!("seeding {conversations} conversations...");
+    let stored = seed_database(&seeded, &markets, conversations)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let fake = Arc::new(Fake::new(&markets, 1));
+        let (url, server) = serve(Arc::clone(&fake)).await?;
+        let run_dir = dir.path().join("idle");
+        let db = fresh_copy(&seeded, &run_dir)?;
+        let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
+        let startup = wait_ready(&fake, &mut target).await?;
+        let pid = target.pid().to_string();
+        // Settled: the start's own work (menus, first reads) is done.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cpu0 = cpu_seconds(&pid).unwrap_or(0.0);
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        let cpu = cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
+        let rss = proc_status_kb(target.pid(), "VmRSS:").unwrap_or(0);
+        if let Some(status) = target.child.try_wait()? {
+            anyhow::bail!("pasar run exited while idle: {status}");
+        }
+        drop(target);
+        server.abort();
+        println!("idle: ten bots polling a fake Bot API, {stored} stored conversations");
+        println!("startup: every bot polling {:.2} s after the start (target < 1 s)", startup.as_secs_f64());
+        println!(
+            "idle CPU: {cpu:.2} s in {seconds:.0} s ({:.2} % of one core); RSS {:.1} MB",
+            100.0 * cpu / seconds,
+            kb_to_mb(rss)
+        );
+        Ok(())
+    })
+}

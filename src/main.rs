@@ -38,6 +38,8 @@ struct Cli {
 enum Scenario {
     /// 250 updates/s (10x the expected morning peak) of whole orders for 5 minutes.
     Rush,
+    /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
+    Idle,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -136,7 +138,8 @@ enum Command {
     /// process) and a temporary database with stored conversations. `rush`: the morning rush,
     /// shoppers on all ten market bots doing whole orders at --rate updates/s (10x the expected
     /// peak) for --seconds; prints updates/s, p50/p99/max update-to-reply, peak RSS and CPU, and
-    /// fails if any step goes unanswered for a minute or `pasar run` exits.
+    /// fails if any step goes unanswered for a minute or `pasar run` exits. `idle`: no traffic;
+    /// the startup time of all ten bots and the CPU used over --seconds.
     Loadtest {
         #[arg(value_enum)]
         scenario: Scenario,
@@ -302,6 +305,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 before.format("%Y-%m-%d %H:%M UTC")
             );
             Ok(())
+        }
+        Command::Loadtest { scenario: Scenario::Idle, seconds, conversations, .. } => {
+            pasar_online::loadtest::idle(&std::env::current_exe()?, seconds, conversations)
         }
         Command::Loadtest { scenario: Scenario::Rush, rate, seconds, warmup, shoppers, conversations } => {
             anyhow::ensure!(

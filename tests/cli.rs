@@ -469,3 +469,16 @@ fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
     assert!((60..=121).contains(&count), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }
+
+/// `pasar loadtest idle`: ten bots polling, nothing to do; the figures are printed (their size
+/// is for BENCHMARKS.md, not for a test on a shared machine).
+#[test]
+fn loadtest_idle_reports_startup_and_idle_cpu() {
+    let (ok, out, err) = run(pasar().args(["loadtest", "idle", "--seconds", "2", "--conversations", "50"]));
+    assert!(ok, "loadtest idle failed:\n{out}\n{err}");
+    assert!(out.contains("idle: ten bots polling a fake Bot API, 50 stored conversations"), "{out}");
+    let startup = out.lines().find_map(|l| l.strip_prefix("startup: every bot polling ")).expect("startup line");
+    assert!(startup.split(' ').next().and_then(|s| s.parse::<f64>().ok()).is_some(), "{out}");
+    let cpu = out.lines().find_map(|l| l.strip_prefix("idle CPU: ")).expect("idle CPU line");
+    assert!(cpu.contains(" s in 2 s (") && cpu.contains("% of one core); RSS "), "{out}");
+}
