@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{http, post_whatsapp as post};
+use common::{http, post_telegram, post_whatsapp as post};
 
 use common::fake_graph::FakeGraph;
 use common::fake_telegram::FakeTelegram;
@@ -373,6 +373,35 @@ struct Pasar {
     stderr: std::path::PathBuf,
 }
 
+impl Pasar {
+    /// `pasar run` with this config and database, the Blimbing bot's token and `env`, its
+    /// stderr in `stderr`; its HTTP server on `port`.
+    fn start(
+        config: &std::path::Path,
+        db: &std::path::Path,
+        port: u16,
+        stderr: std::path::PathBuf,
+        env: &[(&str, &str)],
+    ) -> Pasar {
+        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+            .arg("--config")
+            .arg(config)
+            .args(["run", "--db"])
+            .arg(db)
+            .env("PASAR_BLIMBING_TELEGRAM_TOKEN", TOKEN)
+            .envs(env.iter().copied())
+            .env_remove("PASAR_DB")
+            .env("NO_COLOR", "1")
+            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("pasar run");
+        Pasar { child, port, stderr }
+    }
+}
+
 impl Drop for Pasar {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -396,24 +425,12 @@ fn start(telegram: &FakeTelegram, graph: &FakeGraph, dir: &std::path::Path) -> P
         let path = dir.join("config.toml");
         std::fs::write(&path, config).expect("config");
         let stderr = dir.join(format!("stderr-{attempt}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
-            .arg("--config")
-            .arg(&path)
-            .args(["run", "--db"])
-            .arg(dir.join("pasar.db"))
-            .env("PASAR_BLIMBING_TELEGRAM_TOKEN", TOKEN)
-            .env("WHATSAPP_ACCESS_TOKEN", "graph-token")
-            .env("WHATSAPP_APP_SECRET", APP_SECRET)
-            .env("WHATSAPP_VERIFY_TOKEN", &verify)
-            .env_remove("PASAR_DB")
-            .env("NO_COLOR", "1")
-            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("pasar run");
-        let mut pasar = Pasar { child, port, stderr };
+        let env = [
+            ("WHATSAPP_ACCESS_TOKEN", "graph-token"),
+            ("WHATSAPP_APP_SECRET", APP_SECRET),
+            ("WHATSAPP_VERIFY_TOKEN", verify.as_str()),
+        ];
+        let mut pasar = Pasar::start(&path, &dir.join("pasar.db"), port, stderr, &env);
         let check = format!(
             "GET /whatsapp?hub.mode=subscribe&hub.verify_token={verify}&hub.challenge=42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         );
@@ -1064,21 +1081,6 @@ fn tg_update(id: u32, user: i64, rng: &mut Rng) -> (Value, bool) {
 /// it must get (any but a 5xx when `None`).
 type WebhookPost = (&'static str, String, Option<String>, Vec<u8>, Option<u16>);
 
-/// Posts to the Telegram webhook with this secret header (or none); returns the status.
-fn post_telegram(port: u16, path: &str, secret: Option<&str>, body: &[u8]) -> u16 {
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(secret) = secret {
-        req.push_str(&format!("X-Telegram-Bot-Api-Secret-Token: {secret}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    http(port, &bytes).0
-}
-
 #[test]
 fn the_telegram_webhook_refuses_junk_with_a_4xx_and_answers_every_update() {
     let started = Instant::now();
@@ -1097,22 +1099,8 @@ fn the_telegram_webhook_refuses_junk_with_a_4xx_and_answers_every_update() {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("config");
         let stderr = dir.path().join(format!("stderr-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
-            .arg("--config")
-            .arg(&path)
-            .args(["run", "--db"])
-            .arg(dir.path().join("pasar.db"))
-            .env("PASAR_BLIMBING_TELEGRAM_TOKEN", TOKEN)
-            .env("PASAR_TELEGRAM_WEBHOOK_SECRET", &secret)
-            .env_remove("PASAR_DB")
-            .env("NO_COLOR", "1")
-            .env("PASAR_LOG", std::env::var("PASAR_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("pasar run");
-        let mut pasar = Pasar { child, port, stderr };
+        let env = [("PASAR_TELEGRAM_WEBHOOK_SECRET", secret.as_str())];
+        let mut pasar = Pasar::start(&path, &dir.path().join("pasar.db"), port, stderr, &env);
         // Ours when a bad body with our secret gets 400 (another server would say 401).
         let up = loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()

@@ -4,6 +4,11 @@
 
 mod common;
 
+/// Posts to the Telegram webhook; the HTTP status.
+fn post(port: u16, path: &str, secret: Option<&str>, body: &str) -> u16 {
+    common::post_telegram(port, path, secret, body.as_bytes())
+}
+
 use common::fake_telegram::{FakeTelegram, Running};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -282,21 +287,6 @@ fn kill_9_and_a_replayed_batch_make_exactly_one_order() {
     assert_eq!(n, 1);
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
-}
-
-/// Posts to the webhook server; returns the HTTP status.
-fn post(port: u16, path: &str, secret: Option<&str>, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let secret_header = secret.map(|s| format!("X-Telegram-Bot-Api-Secret-Token: {s}\r\n")).unwrap_or_default();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{secret_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn update_json(id: u32, chat: i64, text: &str) -> String {

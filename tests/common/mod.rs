@@ -235,24 +235,9 @@ pub fn http(port: u16, request: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-/// Posts `body` to the WhatsApp webhook with this `X-Hub-Signature-256` (or none); the status.
-pub fn post_whatsapp(port: u16, body: &[u8], signature: Option<&str>) -> u16 {
-    let mut req = format!(
-        "POST /whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Hub-Signature-256: {sig}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    http(port, &bytes).0
-}
-
-/// Posts `body` as JSON to `path` on 127.0.0.1:`port` with extra headers; returns the status.
-pub fn post_json(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) -> u16 {
-    use std::io::{Read, Write};
+/// Posts `body` as JSON to `path` on 127.0.0.1:`port` with extra headers; the status (0 when
+/// nothing listens).
+pub fn post_bytes(port: u16, path: &str, body: &[u8], headers: &[(&str, &str)]) -> u16 {
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -261,13 +246,26 @@ pub fn post_json(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) ->
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    req.push_str(body);
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-    let _ = s.write_all(req.as_bytes());
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    http(port, &bytes).0
+}
+
+/// [`post_bytes`] with a text body.
+pub fn post_json(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) -> u16 {
+    post_bytes(port, path, body.as_bytes(), headers)
+}
+
+/// Posts `body` to the WhatsApp webhook with this `X-Hub-Signature-256` (or none); the status.
+pub fn post_whatsapp(port: u16, body: &[u8], signature: Option<&str>) -> u16 {
+    let headers: Vec<(&str, &str)> = signature.map(|s| ("X-Hub-Signature-256", s)).into_iter().collect();
+    post_bytes(port, "/whatsapp", body, &headers)
+}
+
+/// Posts `body` to the Telegram webhook at `path` with this secret header (or none); the status.
+pub fn post_telegram(port: u16, path: &str, secret: Option<&str>, body: &[u8]) -> u16 {
+    let headers: Vec<(&str, &str)> = secret.map(|s| ("X-Telegram-Bot-Api-Secret-Token", s)).into_iter().collect();
+    post_bytes(port, path, body, &headers)
 }
 
 /// Waits (up to 30 s) until a query on the database gives `want`.
