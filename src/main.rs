@@ -33,15 +33,6 @@ struct Cli {
     command: Command,
 }
 
-/// A `pasar loadtest` scenario.
-#[derive(Clone, Copy, ValueEnum)]
-enum Scenario {
-    /// 250 updates/s (10x the expected morning peak) of whole orders for 5 minutes.
-    Rush,
-    /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
-    Idle,
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum Role {
     Buyer,
@@ -134,31 +125,10 @@ enum Command {
         /// The message; without it, one message per line of standard input.
         text: Vec<String>,
     },
-    /// Load scenarios against `pasar run` on a fake Telegram Bot API (on 127.0.0.1, in this
-    /// process) and a temporary database with stored conversations. `rush`: the morning rush,
-    /// shoppers on all ten market bots doing whole orders at --rate updates/s (10x the expected
-    /// peak) for --seconds; prints updates/s, p50/p99/max update-to-reply, peak RSS and CPU, and
-    /// fails if any step goes unanswered for a minute or `pasar run` exits. `idle`: no traffic;
-    /// the startup time of all ten bots and the CPU used over --seconds.
-    Loadtest {
-        #[arg(value_enum)]
-        scenario: Scenario,
-        /// Updates per second.
-        #[arg(long, default_value_t = 250.0)]
-        rate: f64,
-        /// Measured seconds (after the warm-up).
-        #[arg(long, default_value_t = 300.0)]
-        seconds: f64,
-        /// Seconds at the same rate before measuring.
-        #[arg(long, default_value_t = 3.0)]
-        warmup: f64,
-        /// Shoppers taking turns.
-        #[arg(long, default_value_t = 1000)]
-        shoppers: usize,
-        /// Conversations stored in the database before `pasar run` starts.
-        #[arg(long, default_value_t = 10_000)]
-        conversations: usize,
-    },
+    /// Load and fault scenarios against `pasar run` (a child process) on fake chat APIs on
+    /// 127.0.0.1 and a temporary database with stored conversations; each scenario prints its
+    /// figures and fails if one of its checks fails.
+    Loadtest(pasar_online::loadtest::LoadtestArgs),
     /// Make an online backup of the database (SQLite's backup API; the bots may keep running)
     /// into the backup folder ([backup] dir, next to the database) or --to, check it with
     /// PRAGMA integrity_check, and print the file and its size.
@@ -306,28 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Loadtest { scenario: Scenario::Idle, seconds, conversations, .. } => {
-            pasar_online::loadtest::idle(&std::env::current_exe()?, seconds, conversations)
-        }
-        Command::Loadtest { scenario: Scenario::Rush, rate, seconds, warmup, shoppers, conversations } => {
-            anyhow::ensure!(
-                rate > 0.0 && seconds > 0.0 && shoppers > 0,
-                "--rate, --seconds and --shoppers must be positive"
-            );
-            let load = pasar_online::loadtest::LoadArgs {
-                mode: pasar_online::loadtest::Mode::Open,
-                shoppers: 1,
-                journeys: 1,
-                rate,
-                seconds,
-                warmup,
-                open_shoppers: shoppers,
-                open_echo: false,
-                conversations,
-                trace: false,
-            };
-            pasar_online::loadtest::run_load(&load, &std::env::current_exe()?, &[])
-        }
+        Command::Loadtest(args) => pasar_online::loadtest::main(&args, &std::env::current_exe()?),
         Command::Backup { db, to } => {
             let db = db.unwrap_or_else(|| config.database_path.clone());
             if !db.exists() {

@@ -98,6 +98,66 @@ pub struct LoadArgs {
     pub trace: bool,
 }
 
+/// A `pasar loadtest` scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// The morning rush: shoppers on all ten market bots doing whole orders at --rate
+    /// updates/s (10x the expected peak) for --seconds; prints updates/s, p50/p99/max
+    /// update-to-reply, peak RSS and CPU, and fails if any step goes unanswered for a minute or
+    /// `pasar run` exits.
+    Rush,
+    /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
+    Idle,
+}
+
+/// `pasar loadtest`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadtestArgs {
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Updates per second.
+    #[arg(long, default_value_t = 250.0)]
+    pub rate: f64,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 300.0)]
+    pub seconds: f64,
+    /// Seconds at the same rate before measuring.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Shoppers taking turns.
+    #[arg(long, default_value_t = 1000)]
+    pub shoppers: usize,
+    /// Conversations stored in the database before `pasar run` starts.
+    #[arg(long, default_value_t = 10_000)]
+    pub conversations: usize,
+}
+
+/// Runs `args.scenario` against `pasar` (the `pasar` binary, started as a child process).
+pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rate > 0.0 && args.seconds > 0.0 && args.shoppers > 0,
+        "--rate, --seconds and --shoppers must be positive"
+    );
+    match args.scenario {
+        Scenario::Idle => idle(pasar, args.seconds, args.conversations),
+        Scenario::Rush => {
+            let load = LoadArgs {
+                mode: Mode::Open,
+                shoppers: 1,
+                journeys: 1,
+                rate: args.rate,
+                seconds: args.seconds,
+                warmup: args.warmup,
+                open_shoppers: args.shoppers,
+                open_echo: false,
+                conversations: args.conversations,
+                trace: false,
+            };
+            run_load(&load, pasar, &[])
+        }
+    }
+}
+
 /// One market's bot.
 #[derive(Debug, Clone)]
 struct MarketInfo {
