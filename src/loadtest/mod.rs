@@ -46,6 +46,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+mod crash;
+
 /// Shoppers' chat ids start here (shopper `i` is chat `CHAT_BASE + i`).
 const CHAT_BASE: i64 = 10_000_000;
 /// The pre-seeded conversations' chat ids start here.
@@ -108,6 +110,11 @@ pub enum Scenario {
     Rush,
     /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
     Idle,
+    /// The rush with `pasar run` killed (SIGKILL) at --kills random moments and restarted each
+    /// time; then checks that every update was stored once and handled, every order a shopper
+    /// was told about exists exactly once, every message was sent (calls repeated after a kill
+    /// are counted: Telegram has no idempotency key), stock adds up, and integrity_check is ok.
+    Crash,
 }
 
 /// `pasar loadtest`'s arguments.
@@ -130,6 +137,12 @@ pub struct LoadtestArgs {
     /// Conversations stored in the database before `pasar run` starts.
     #[arg(long, default_value_t = 10_000)]
     pub conversations: usize,
+    /// crash: how many times `pasar run` is killed.
+    #[arg(long, default_value_t = 100)]
+    pub kills: usize,
+    /// crash: the seed of the kill moments (default: a random one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Runs `args.scenario` against `pasar` (the `pasar` binary, started as a child process).
@@ -140,6 +153,7 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     );
     match args.scenario {
         Scenario::Idle => idle(pasar, args.seconds, args.conversations),
+        Scenario::Crash => crash::crash(pasar, args),
         Scenario::Rush => {
             let load = LoadArgs {
                 mode: Mode::Open,
@@ -216,6 +230,8 @@ struct ChatInner {
     /// Replies since the latest update.
     replies: Vec<Reply>,
     next_message: i64,
+    /// Every send and edit to the chat in the run (a repeated call counts again).
+    calls: u64,
 }
 
 #[derive(Default)]
@@ -232,6 +248,8 @@ struct Fake {
     other_messages: AtomicI64,
     replies: AtomicU64,
     callbacks_answered: AtomicU64,
+    /// The orders shoppers were told were placed: (chat, order number), each time told.
+    told: Mutex<Vec<(i64, String)>>,
 }
 
 impl Fake {
@@ -251,6 +269,7 @@ impl Fake {
             other_messages: AtomicI64::new(1_000_000),
             replies: AtomicU64::new(0),
             callbacks_answered: AtomicU64::new(0),
+            told: Mutex::new(Vec::new()),
         }
     }
 
@@ -289,9 +308,13 @@ impl Fake {
         let Some(slot) = self.slot(chat) else {
             return edit_of.unwrap_or_else(|| self.other_messages.fetch_add(1, Ordering::Relaxed));
         };
+        if let Some(number) = placed_order_number(text) {
+            self.told.lock().expect("told lock").push((chat, number.to_string()));
+        }
         let now = Instant::now();
         let id = {
             let mut c = slot.inner.lock().expect("chat lock");
+            c.calls += 1;
             if let Some(t) = c.since.take() {
                 c.first = Some(now.duration_since(t));
             }
@@ -305,6 +328,13 @@ impl Fake {
         slot.notify.notify_one();
         id
     }
+}
+
+/// The order number in "🎉 Pesanan BLB-... sudah kami terima!" (the shopper's confirmation).
+fn placed_order_number(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("🎉 Pesanan ")?;
+    let (number, after) = rest.split_once(' ')?;
+    after.starts_with("sudah kami terima").then_some(number)
 }
 
 fn json_response(body: String) -> Response {
@@ -742,6 +772,18 @@ fn describe(input: Input) -> String {
     }
 }
 
+/// What an open loop did.
+struct OpenRun {
+    /// The samples of the updates queued after the warm-up.
+    samples: Vec<Sample>,
+    /// Ticks that found every shopper waiting (the target fell behind).
+    stalls: usize,
+    /// Steps answered, warm-up included.
+    steps: usize,
+    /// Whole journeys finished (orders placed), warm-up included.
+    journeys: usize,
+}
+
 /// Updates at `rate` per second for `warmup + seconds`; each goes to the shopper first in line
 /// whose previous step is answered. Samples queued during the warm-up are dropped.
 async fn open_loop(
@@ -752,7 +794,7 @@ async fn open_loop(
     warmup: Duration,
     seconds: Duration,
     echo: bool,
-) -> anyhow::Result<(Vec<Sample>, Duration, usize)> {
+) -> anyhow::Result<OpenRun> {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut turns = Vec::with_capacity(shoppers);
     let mut tasks = tokio::task::JoinSet::new();
@@ -771,7 +813,7 @@ async fn open_loop(
                 next += 1;
                 let _ = ready.send(i);
             }
-            Ok::<_, anyhow::Error>(samples)
+            Ok::<_, anyhow::Error>((samples, next / JOURNEY.len()))
         });
     }
     drop(ready_tx);
@@ -800,11 +842,14 @@ async fn open_loop(
         turns[next].send(()).await?;
     }
     drop(turns);
-    let mut all = Vec::new();
+    let mut run = OpenRun { samples: Vec::new(), stalls, steps: 0, journeys: 0 };
     while let Some(r) = tasks.join_next().await {
-        all.extend(r??.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
+        let (samples, journeys) = r??;
+        run.steps += samples.len();
+        run.journeys += journeys;
+        run.samples.extend(samples.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
     }
-    Ok((all, seconds, stalls))
+    Ok(run)
 }
 
 enum Load {
@@ -840,7 +885,8 @@ async fn run(
             (s, e, 0)
         }
         Load::Open { shoppers, rate, warmup, seconds } => {
-            open_loop(Arc::clone(&fake), markets, shoppers, rate, warmup, seconds, is_echo).await?
+            let run = open_loop(Arc::clone(&fake), markets, shoppers, rate, warmup, seconds, is_echo).await?;
+            (run.samples, seconds, run.stalls)
         }
     };
     let target_cpu = cpu_seconds(&pid.to_string()).unwrap_or(0.0) - cpu0;
