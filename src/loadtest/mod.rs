@@ -634,7 +634,7 @@ impl Drop for Target {
 fn spawn_pasar(exe: &Path, url: &str, dir: &Path, db: &Path, markets: &[MarketInfo]) -> anyhow::Result<Target> {
     // The data and dialogues built into the binary (the run's folder has none).
     let config = format!(
-        "[telegram]\napi_url = \"{url}\"\npoll_timeout_secs = 10\n\n\
+        "[telegram]\napi_url = \"{url}\"\n\n\
          [telegram.limits]\nper_chat_per_sec = 10000\nper_bot_per_sec = 10000\n"
     );
     let path = dir.join("config.toml");

@@ -175,7 +175,10 @@ pub(crate) async fn start_round(
         Ok(heads) if !heads.0.is_empty() => Round::Send(heads),
         Ok(_) if stopping => Round::Done,
         Ok(_) => {
-            let _ = tokio::time::timeout(Duration::from_millis(250), queued).await;
+            // The engine rings the bell for every message it queues (and, at its timer pass,
+            // for rows any other process queued), and the bell was listened for before this
+            // read: the timeout is only a safety net, long enough not to poll an idle store.
+            let _ = tokio::time::timeout(IDLE_LOOK, queued).await;
             Round::Again
         }
         Err(error) => {
@@ -527,8 +530,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// How often the engine looks at the inbox and the deadlines without being woken.
+/// How often the engine looks at the inbox and the deadlines without being woken, while it
+/// has work (anything in the last [`BUSY_FOR`]).
 const TIMER_PASS: Duration = Duration::from_millis(500);
+/// The same when idle: deadlines are minutes apart, so a look every five seconds keeps them
+/// punctual without polling an idle store.
+const IDLE_PASS: Duration = Duration::from_secs(5);
+/// How long after its last work (updates, send results) the engine counts as busy.
+const BUSY_FOR: Duration = Duration::from_secs(5);
+/// How long an idle sender waits for its bell before looking at the store anyway.
+pub(crate) const IDLE_LOOK: Duration = Duration::from_secs(30);
 
 /// The engine's own thread: the store work of the pollers and senders, stored updates and due
 /// timers; wakes the senders.
@@ -553,6 +564,8 @@ fn drive_engine(
         // When the deadlines, broadcasts and backups were last looked at (not at every pass:
         // each look is its own read of the store).
         let mut last_chores: Option<tokio::time::Instant> = None;
+        // The last time there was work: updates, or send results (not the idle senders' reads).
+        let mut last_work = tokio::time::Instant::now();
         loop {
             // Listening before looking: an update stored while the engine works still wakes it.
             let stored = shared.inbox.notified();
@@ -560,7 +573,11 @@ fn drive_engine(
             stored.as_mut().enable();
             let jobs = take_jobs(&mut queue, std::mem::take(&mut carried));
             due |= jobs.iter().any(|j| matches!(j, StoreJob::Ingest(..)));
-            if due || last_pass.elapsed() >= TIMER_PASS {
+            if due || jobs.iter().any(|j| !matches!(j, StoreJob::Heads(..))) {
+                last_work = tokio::time::Instant::now();
+            }
+            let every = if last_work.elapsed() < BUSY_FOR { TIMER_PASS } else { IDLE_PASS };
+            if due || last_pass.elapsed() >= every {
                 due = false;
                 last_pass = tokio::time::Instant::now();
                 let chores = last_chores.is_none_or(|t| t.elapsed() >= TIMER_PASS);
@@ -577,7 +594,7 @@ fn drive_engine(
             tokio::select! {
                 _ = &mut stored => due = true,
                 job = queue.recv() => carried.extend(job),
-                _ = tokio::time::sleep_until(last_pass + TIMER_PASS) => {}
+                _ = tokio::time::sleep_until(last_pass + every) => {}
             }
         }
     });

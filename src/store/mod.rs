@@ -162,8 +162,11 @@ pub struct Store {
     _checkpointer: Option<Checkpointer>,
 }
 
-/// How often the background thread copies the WAL back into the database file.
+/// How often the background thread copies the WAL back into the database file while the
+/// database is being written.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// The longest wait between two looks when nothing was written (idle: no checkpoint to do).
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
 
 /// A thread with its own connection that runs passive WAL checkpoints. A checkpoint copies pages
 /// and fsyncs the database file; done by the committing writer (SQLite's default), it stalls the
@@ -182,9 +185,24 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                // `data_version` changes when another connection commits: an unchanged one means
+                // nothing new to copy, and the waits grow (up to CHECKPOINT_IDLE).
+                let version = |conn: &Connection| conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
+                let mut checkpointed: Option<i64> = None;
+                let mut wait = CHECKPOINT_EVERY;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                    let now = version(&conn).ok();
+                    if now.is_some() && now == checkpointed {
+                        wait = (wait * 2).min(CHECKPOINT_IDLE);
+                        continue;
+                    }
+                    wait = CHECKPOINT_EVERY;
+                    // (busy, frames in the WAL, frames copied): all copied means done.
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+                    }) {
+                        Ok(done) => checkpointed = if done { now } else { None },
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
                     }
                 }
             })
