@@ -46,6 +46,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+mod outage;
+
 /// Shoppers' chat ids start here (shopper `i` is chat `CHAT_BASE + i`).
 const CHAT_BASE: i64 = 10_000_000;
 /// The pre-seeded conversations' chat ids start here.
@@ -108,6 +110,13 @@ pub enum Scenario {
     Rush,
     /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
     Idle,
+    /// Telegram down and back: shoppers doing whole orders at --rate on all ten bots while the
+    /// fake Bot API is calm for --calm seconds, down (502 to every call) for --down, answers every
+    /// send with 429 for --storm, answers slowly (2 s a call) for --slow, then is calm again for
+    /// --calm. Fails unless nothing is lost (every step answered, every order told of in the
+    /// database), each chat's replies come in the order the bot made them, and the backlog is
+    /// answered within 64 s of the API coming back.
+    Outage,
 }
 
 /// `pasar loadtest`'s arguments.
@@ -130,6 +139,18 @@ pub struct LoadtestArgs {
     /// Conversations stored in the database before `pasar run` starts.
     #[arg(long, default_value_t = 10_000)]
     pub conversations: usize,
+    /// outage: seconds of calm (no faults) before the outage, and again after it.
+    #[arg(long, default_value_t = 30.0)]
+    pub calm: f64,
+    /// outage: seconds the Bot API is down.
+    #[arg(long, default_value_t = 120.0)]
+    pub down: f64,
+    /// outage: seconds of 429 answers to every send once the API is back.
+    #[arg(long, default_value_t = 30.0)]
+    pub storm: f64,
+    /// outage: seconds of slow (2 s) answers after the storm.
+    #[arg(long, default_value_t = 60.0)]
+    pub slow: f64,
 }
 
 /// Runs `args.scenario` against `pasar` (the `pasar` binary, started as a child process).
@@ -140,6 +161,7 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     );
     match args.scenario {
         Scenario::Idle => idle(pasar, args.seconds, args.conversations),
+        Scenario::Outage => outage::run(args, pasar),
         Scenario::Rush => {
             let load = LoadArgs {
                 mode: Mode::Open,
@@ -216,6 +238,9 @@ struct ChatInner {
     /// Replies since the latest update.
     replies: Vec<Reply>,
     next_message: i64,
+    /// The latest update's id, and every reply in the order it came (checked by the outage).
+    update: i64,
+    log: Vec<outage::Arrival>,
 }
 
 #[derive(Default)]
@@ -232,6 +257,8 @@ struct Fake {
     other_messages: AtomicI64,
     replies: AtomicU64,
     callbacks_answered: AtomicU64,
+    /// What is wrong with the API now (`pasar loadtest outage`); nothing by default.
+    faults: outage::Faults,
 }
 
 impl Fake {
@@ -251,6 +278,7 @@ impl Fake {
             other_messages: AtomicI64::new(1_000_000),
             replies: AtomicU64::new(0),
             callbacks_answered: AtomicU64::new(0),
+            faults: outage::Faults::default(),
         }
     }
 
@@ -276,6 +304,9 @@ impl Fake {
             let mut q = b.queue.lock().expect("queue lock");
             q.next_id += 1;
             let id = q.next_id;
+            if let Some(slot) = self.slot(chat) {
+                slot.inner.lock().expect("chat lock").update = id;
+            }
             let json = body(id).to_string();
             q.pending.push_back((id, json));
         }
@@ -300,6 +331,8 @@ impl Fake {
                 c.next_message
             });
             c.replies.push(Reply { id, text: text.to_string(), markup });
+            let arrival = outage::Arrival { message: id, edit: edit_of.is_some(), update: c.update };
+            c.log.push(arrival);
             id
         };
         slot.notify.notify_one();
@@ -346,6 +379,9 @@ async fn api(
     let Some(&b) = bot.strip_prefix("bot").and_then(|t| fake.by_token.get(t)) else {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
+    if let Some(answer) = fake.faults.intercept(b, &method).await {
+        return answer;
+    }
     let mut params: Value =
         if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or_default() };
     // Bot API method names are case-insensitive (teloxide sends `GetMe`).
@@ -391,6 +427,9 @@ async fn get_updates(fake: &Fake, b: usize, params: &Value) -> Response {
         let notified = bot.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if let Some(cut) = fake.faults.cut_off() {
+            return cut; // The API went down during the long poll (the outage wakes it).
+        }
         {
             let mut q = bot.queue.lock().expect("queue lock");
             while q.pending.front().is_some_and(|(id, _)| *id < offset) {
@@ -472,6 +511,8 @@ struct Shopper {
     /// Against the echo bot: any reply answers a step.
     echo: bool,
     trace: bool,
+    /// How long a step may go unanswered before the run is declared broken.
+    patience: Duration,
 }
 
 /// One update's timings.
@@ -497,6 +538,7 @@ impl Shopper {
             last_message: 0,
             echo,
             trace,
+            patience: STEP_TIMEOUT,
         }
     }
 
@@ -534,7 +576,7 @@ impl Shopper {
             }
         };
         let slot = fake.slot(chat).expect("a shopper's chat");
-        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.patience;
         loop {
             {
                 let c = slot.inner.lock().expect("chat lock");
@@ -560,7 +602,7 @@ impl Shopper {
             if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
                 let c = slot.inner.lock().expect("chat lock");
                 let got: Vec<&str> = c.replies.iter().map(|r| r.text.as_str()).collect();
-                anyhow::bail!("chat {chat}: no reply with {:?} within {STEP_TIMEOUT:?}; got {got:?}", step.needle);
+                anyhow::bail!("chat {chat}: no reply with {:?} within {:?}; got {got:?}", step.needle, self.patience);
             }
         }
     }
