@@ -114,8 +114,8 @@ pub enum Scenario {
     /// fake Bot API is calm for --calm seconds, down (502 to every call) for --down, answers every
     /// send with 429 for --storm, answers slowly (2 s a call) for --slow, then is calm again for
     /// --calm. Fails unless nothing is lost (every step answered, every order told of in the
-    /// database), each chat's replies come in the order the bot made them, and the backlog is
-    /// answered within 64 s of the API coming back.
+    /// database), each chat's replies come in the order the bot made them, every 429's
+    /// retry_after is honoured, and the backlog is answered within 64 s of the API coming back.
     Outage,
 }
 
