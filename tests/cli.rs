@@ -470,6 +470,64 @@ fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
     assert!(out.contains("errors: none"), "{out}");
 }
 
+/// `pasar loadtest outage`, test-sized: the fake Bot API down (502s) for 5 s, then 429s to every
+/// send, then slow answers, while shoppers keep ordering; the scenario's own checks (nothing
+/// lost, each chat's order kept, 429s honoured, recovery within 64 s) all pass, and the figures
+/// are printed. `src/loadtest/outage.rs` tests that the order check fails on reordered or late
+/// replies.
+#[test]
+fn loadtest_outage_loses_nothing_keeps_each_chats_order_and_recovers() {
+    let (ok, out, err) = run(pasar().args([
+        "loadtest",
+        "outage",
+        "--calm",
+        "4",
+        "--down",
+        "5",
+        "--storm",
+        "8",
+        "--slow",
+        "4",
+        "--rate",
+        "20",
+        "--shoppers",
+        "10",
+        "--conversations",
+        "50",
+    ]));
+    assert!(ok, "loadtest outage failed:\n{out}\n{err}");
+    for check in [
+        "every step answered",
+        "every update stored and handled",
+        "every order told of is in the database",
+        "every reply to a shopper sent",
+        "each chat's replies in the bot's order",
+        "429s honoured",
+        "recovery within 64 s of the API coming back",
+    ] {
+        assert!(out.contains(&format!("  ok     {check}: ")), "{check} not passed:\n{out}");
+    }
+    assert!(!out.contains("FAILED"), "{out}");
+    for phase in ["calm before", "down (502)", "429 storm", "slow (2 s)", "calm after"] {
+        let row = out.lines().find(|l| l.starts_with(phase)).unwrap_or_else(|| panic!("no {phase} row:\n{out}"));
+        let figures: Vec<f64> = row[phase.len()..].split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        // updates, replies, step p50, p99, max
+        assert_eq!(figures.len(), 5, "{row}");
+    }
+    let orders: usize = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("  ok     every order told of is in the database: ")?.split(' ').next()?.parse().ok()
+        })
+        .expect("the order count");
+    assert!(orders > 0, "whole orders were placed: {out}");
+    let answers = out.lines().find_map(|l| l.strip_prefix("API answers: ")).expect("the API's answers");
+    let bad_gateways: u64 = answers.split(' ').next().and_then(|n| n.parse().ok()).expect("502 count");
+    assert!(bad_gateways > 0, "the API was down: {answers}");
+    assert!(out.contains("recovery: first reply ") && out.contains("(target <= 64 s: met)"), "{out}");
+    assert!(out.contains("errors: none"), "{out}");
+}
+
 /// `pasar loadtest idle`: ten bots polling, nothing to do; the figures are printed (their size
 /// is for BENCHMARKS.md, not for a test on a shared machine).
 #[test]

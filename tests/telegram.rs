@@ -448,6 +448,38 @@ fn a_message_sent_in_two_calls_resends_only_the_call_that_failed() {
 }
 
 #[test]
+fn a_bot_api_outage_pauses_the_bot_without_counting_against_the_message() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    // The API is down: its front answers 502, once as JSON, once as nginx's HTML page.
+    fake.bad_gateway(BLIMBING, "Mau belanja apa", 2);
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    assert_eq!(fake.attempts_with(BLIMBING, "Mau belanja apa"), 3, "two 502s, then the API is back");
+    // Unlike a server error about one message (three attempts on record in the test above),
+    // an outage is not the message's fault: only the attempt that went counts, so a long
+    // outage never uses up its attempts and parks it.
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row: (String, i64) = conn
+            .query_row(
+                "SELECT status, attempts FROM outbox WHERE recipient = ?1 AND message LIKE '%Mau belanja apa%'",
+                [SHOPPER.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("outbox row");
+        if row.0 == "sent" {
+            assert_eq!(row.1, 1, "the 502s are not counted against the message");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never marked sent: {row:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn a_message_telegram_refuses_is_parked_and_the_chat_goes_on() {
     let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let dir = tempfile::tempdir().expect("tempdir");

@@ -347,5 +347,6 @@ mod tests {
         assert_eq!(placed_order_number("🎉 Pesanan BLB-0428-017 sudah kami terima!\nTotal"), Some("BLB-0428-017"));
         assert_eq!(placed_order_number("💰 Pembayaran pesanan BLB-1 (Rp 5.000) sudah kami terima."), None);
         assert_eq!(placed_order_number("🎉 Pesanan BLB-1 dibatalkan"), None);
+        assert_eq!(placed_order_number("Pesanan sudah kami terima"), None);
     }
 }

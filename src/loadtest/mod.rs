@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 mod crash;
+mod outage;
 
 /// Shoppers' chat ids start here (shopper `i` is chat `CHAT_BASE + i`).
 const CHAT_BASE: i64 = 10_000_000;
@@ -115,6 +116,13 @@ pub enum Scenario {
     /// was told about exists exactly once, every message was sent (calls repeated after a kill
     /// are counted: Telegram has no idempotency key), stock adds up, and integrity_check is ok.
     Crash,
+    /// Telegram down and back: shoppers doing whole orders at --rate on all ten bots while the
+    /// fake Bot API is calm for --calm seconds, down (502 to every call) for --down, answers every
+    /// send with 429 for --storm, answers slowly (2 s a call) for --slow, then is calm again for
+    /// --calm. Fails unless nothing is lost (every step answered, every order told of in the
+    /// database), each chat's replies come in the order the bot made them, every 429's
+    /// retry_after is honoured, and the backlog is answered within 64 s of the API coming back.
+    Outage,
 }
 
 /// `pasar loadtest`'s arguments.
@@ -143,6 +151,18 @@ pub struct LoadtestArgs {
     /// crash: the seed of the kill moments (default: a random one, printed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// outage: seconds of calm (no faults) before the outage, and again after it.
+    #[arg(long, default_value_t = 30.0)]
+    pub calm: f64,
+    /// outage: seconds the Bot API is down.
+    #[arg(long, default_value_t = 120.0)]
+    pub down: f64,
+    /// outage: seconds of 429 answers to every send once the API is back.
+    #[arg(long, default_value_t = 30.0)]
+    pub storm: f64,
+    /// outage: seconds of slow (2 s) answers after the storm.
+    #[arg(long, default_value_t = 60.0)]
+    pub slow: f64,
 }
 
 /// Runs `args.scenario` against `pasar` (the `pasar` binary, started as a child process).
@@ -154,6 +174,7 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Idle => idle(pasar, args.seconds, args.conversations),
         Scenario::Crash => crash::crash(pasar, args),
+        Scenario::Outage => outage::run(args, pasar),
         Scenario::Rush => {
             let load = LoadArgs {
                 mode: Mode::Open,
@@ -232,6 +253,9 @@ struct ChatInner {
     next_message: i64,
     /// Every send and edit to the chat in the run (a repeated call counts again).
     calls: u64,
+    /// The latest update's id, and every reply in the order it came (checked by the outage).
+    update: i64,
+    log: Vec<outage::Arrival>,
 }
 
 #[derive(Default)]
@@ -250,6 +274,8 @@ struct Fake {
     callbacks_answered: AtomicU64,
     /// The orders shoppers were told were placed: (chat, order number), each time told.
     told: Mutex<Vec<(i64, String)>>,
+    /// What is wrong with the API now (`pasar loadtest outage`); nothing by default.
+    faults: outage::Faults,
 }
 
 impl Fake {
@@ -270,6 +296,7 @@ impl Fake {
             replies: AtomicU64::new(0),
             callbacks_answered: AtomicU64::new(0),
             told: Mutex::new(Vec::new()),
+            faults: outage::Faults::default(),
         }
     }
 
@@ -295,6 +322,9 @@ impl Fake {
             let mut q = b.queue.lock().expect("queue lock");
             q.next_id += 1;
             let id = q.next_id;
+            if let Some(slot) = self.slot(chat) {
+                slot.inner.lock().expect("chat lock").update = id;
+            }
             let json = body(id).to_string();
             q.pending.push_back((id, json));
         }
@@ -323,6 +353,8 @@ impl Fake {
                 c.next_message
             });
             c.replies.push(Reply { id, text: text.to_string(), markup });
+            let arrival = outage::Arrival { message: id, edit: edit_of.is_some(), update: c.update };
+            c.log.push(arrival);
             id
         };
         slot.notify.notify_one();
@@ -376,6 +408,9 @@ async fn api(
     let Some(&b) = bot.strip_prefix("bot").and_then(|t| fake.by_token.get(t)) else {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
+    if let Some(answer) = fake.faults.intercept(b, &method).await {
+        return answer;
+    }
     let mut params: Value =
         if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or_default() };
     // Bot API method names are case-insensitive (teloxide sends `GetMe`).
@@ -421,6 +456,9 @@ async fn get_updates(fake: &Fake, b: usize, params: &Value) -> Response {
         let notified = bot.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if let Some(cut) = fake.faults.cut_off() {
+            return cut; // The API went down during the long poll (the outage wakes it).
+        }
         {
             let mut q = bot.queue.lock().expect("queue lock");
             while q.pending.front().is_some_and(|(id, _)| *id < offset) {
@@ -502,6 +540,8 @@ struct Shopper {
     /// Against the echo bot: any reply answers a step.
     echo: bool,
     trace: bool,
+    /// How long a step may go unanswered before the run is declared broken.
+    patience: Duration,
 }
 
 /// One update's timings.
@@ -527,6 +567,7 @@ impl Shopper {
             last_message: 0,
             echo,
             trace,
+            patience: STEP_TIMEOUT,
         }
     }
 
@@ -564,7 +605,7 @@ impl Shopper {
             }
         };
         let slot = fake.slot(chat).expect("a shopper's chat");
-        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.patience;
         loop {
             {
                 let c = slot.inner.lock().expect("chat lock");
@@ -590,7 +631,7 @@ impl Shopper {
             if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
                 let c = slot.inner.lock().expect("chat lock");
                 let got: Vec<&str> = c.replies.iter().map(|r| r.text.as_str()).collect();
-                anyhow::bail!("chat {chat}: no reply with {:?} within {STEP_TIMEOUT:?}; got {got:?}", step.needle);
+                anyhow::bail!("chat {chat}: no reply with {:?} within {:?}; got {got:?}", step.needle, self.patience);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `pasar run` on Telegram: the pollers (inbox before the offset acknowledges), the webhook
 //! handler, the command menus and the rate-limited sender of each market's bot.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Round, Shared, backoff, mark, shared_stopped, start_round};
+use super::{API_DOWN_MAX_WAIT, MAX_ATTEMPTS, Mark, Round, Shared, backoff, mark, shared_stopped, start_round};
 use crate::channel::telegram::{self, Send};
 use crate::channel::{ChannelKind, CommandMenu, UserKey};
 use crate::config::Config;
@@ -68,7 +68,8 @@ pub(super) async fn poll(bot: Bot, market: String, shared: Arc<Shared>, timeout_
             Err(e) => {
                 tracing::warn!(market = %market, error = %e, "getUpdates failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                // Capped low: after an outage the updates queued at Telegram come soon.
+                backoff = (backoff * 2).min(API_DOWN_MAX_WAIT);
                 continue;
             }
         };
@@ -336,6 +337,10 @@ enum Sent {
     Failed(String),
     /// The Bot API could not be reached at all: the whole bot waits, no message is blamed.
     Network(String),
+    /// The Bot API's front answered for it: a gateway error (502, 503, 504), or an error page
+    /// instead of the API's JSON. That is the whole API down (as in Telegram's outages), not
+    /// trouble with this message: like [`Sent::Network`], the bot waits and no message is blamed.
+    Unavailable(String),
 }
 
 /// A picture drawn here (a QR code, a chart) as a photo, with its caption and buttons; the
@@ -373,19 +378,28 @@ fn classify(e: RequestError) -> Sent {
             ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked,
         ) => Sent::Unreachable(e.to_string()),
         // teloxide keeps only the description; Telegram's 5xx descriptions are the ones below.
+        RequestError::Api(ApiError::Unknown(ref d)) if is_gateway_error(d) => Sent::Unavailable(e.to_string()),
         RequestError::Api(ApiError::Unknown(ref d)) if is_server_error(d) => Sent::Failed(e.to_string()),
         RequestError::Api(_) | RequestError::MigrateToChatId(_) => Sent::Refused(e.to_string()),
-        // A proxy's HTML error page, or a reply cut short.
+        // Not JSON at all: the front's (nginx's) HTML error page, the API behind it down.
+        RequestError::InvalidJson { ref raw, .. } if !raw.trim_start().starts_with('{') => {
+            Sent::Unavailable(e.to_string())
+        }
+        // JSON that did not decode, or a reply cut short: this call's trouble.
         RequestError::InvalidJson { .. } => Sent::Failed(e.to_string()),
         RequestError::Network(_) | RequestError::Io(_) => Sent::Network(e.to_string()),
     }
 }
 
+/// A gateway's answer for an API that is not there (502, 503, 504), in Telegram's words.
+fn is_gateway_error(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    ["bad gateway", "service unavailable", "gateway timeout"].iter().any(|s| d.contains(s))
+}
+
 fn is_server_error(description: &str) -> bool {
     let d = description.to_ascii_lowercase();
-    ["internal server error", "bad gateway", "service unavailable", "gateway timeout", "timeout", "restart"]
-        .iter()
-        .any(|s| d.contains(s))
+    ["internal server error", "timeout", "restart"].iter().any(|s| d.contains(s))
 }
 
 /// `sendMessage`, reading back only the new message's id: teloxide's own output type decodes
@@ -509,9 +523,11 @@ async fn deliver(bot: &Bot, chat: ChatId, part: Send) -> (Sent, Option<i32>) {
 /// second to one chat (a message sent as several calls, a long text in pieces or a request
 /// keyboard after the text, counts each call, and a retry sends only the calls that did not go)
 /// and `per_bot` a second in all. A failed call stops its chat's round there. A 429 pauses this
-/// bot only; a server error holds that chat alone with a capped backoff, up to
+/// bot only; an internal server error holds that chat alone with a capped backoff, up to
 /// [`MAX_ATTEMPTS`]; a bad request or a user who blocked the bot parks the message at once; an
-/// unreachable API pauses the bot without blaming any message. A delivered call whose marking
+/// unreachable API, or one whose front answers for it (a 502/503/504 or an error page: the API
+/// is down), pauses the bot without blaming any message, trying again at least every
+/// [`API_DOWN_MAX_WAIT`]. A delivered call whose marking
 /// fails is remembered and marked again, never sent twice.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn send(
@@ -701,6 +717,7 @@ pub(super) async fn send(
                     Sent::Refused(_) => Some("400"),
                     Sent::Failed(_) => Some("5xx"),
                     Sent::Network(_) => Some("network"),
+                    Sent::Unavailable(_) => Some("5xx"),
                 };
                 if let Some(code) = code {
                     shared.ops.send_error(&market, ChannelKind::Telegram, code);
@@ -751,7 +768,7 @@ pub(super) async fn send(
                         chat_ready.insert(run.to.id.clone(), Instant::now() + backoff(attempts));
                     }
                 }
-                Sent::Network(reason) => {
+                Sent::Network(reason) | Sent::Unavailable(reason) => {
                     tracing::warn!(market = %market, %reason, wait_secs = network_backoff.as_secs(), "Bot API unreachable; this bot waits");
                     pause = Some(pause.map_or(network_backoff, |p| p.max(network_backoff)));
                     network_failed = true;
@@ -760,7 +777,9 @@ pub(super) async fn send(
             }
         }
         if network_failed {
-            network_backoff = (network_backoff * 2).min(MAX_BACKOFF);
+            // Capped low: the API answers nothing while down, and the outbox should go soon after
+            // it is back (no message's attempts are counted meanwhile).
+            network_backoff = (network_backoff * 2).min(API_DOWN_MAX_WAIT);
         }
         if !results.is_empty() {
             let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
@@ -964,7 +983,17 @@ mod tests {
         assert!(matches!(api(ApiError::MessageIsTooLong), Sent::Refused(_)));
         assert!(matches!(api(ApiError::Unknown("Bad Request: can't parse entities".into())), Sent::Refused(_)));
         assert!(matches!(api(ApiError::Unknown("Internal Server Error".into())), Sent::Failed(_)));
-        assert!(matches!(api(ApiError::Unknown("Bad Gateway".into())), Sent::Failed(_)));
+        assert!(matches!(api(ApiError::Unknown("Timeout: restart".into())), Sent::Failed(_)));
+        // The whole API down: its front answers 502 (JSON or nginx's page); the bot waits.
+        assert!(matches!(api(ApiError::Unknown("Bad Gateway".into())), Sent::Unavailable(_)));
+        assert!(matches!(api(ApiError::Unknown("Service Unavailable".into())), Sent::Unavailable(_)));
+        let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n</html>";
+        let invalid = |raw: &str| RequestError::InvalidJson {
+            source: Arc::new(serde_json::from_str::<serde_json::Value>(raw).expect_err("not JSON")),
+            raw: raw.into(),
+        };
+        assert!(matches!(classify(invalid(page)), Sent::Unavailable(_)));
+        assert!(matches!(classify(invalid("{\"ok\":true,\"result\":")), Sent::Failed(_)), "a JSON answer cut short");
         assert_eq!(
             classify(RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(7))),
             Sent::RetryAfter(Duration::from_secs(7))
@@ -1009,7 +1038,7 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(2), Duration::from_secs(2));
         assert_eq!(backoff(5), Duration::from_secs(16));
-        assert_eq!(backoff(30), MAX_BACKOFF);
+        assert_eq!(backoff(30), crate::runtime::MAX_BACKOFF);
         let total: Duration = (1..MAX_ATTEMPTS).map(backoff).sum();
         assert!(total >= Duration::from_secs(3600), "a message is retried for over an hour: {total:?}");
     }

@@ -288,6 +288,11 @@ async fn api(
                     *left -= 1;
                 }
                 let (status, description) = (rule.2, rule.3.clone());
+                if description.starts_with('<') {
+                    // A gateway's own page, not the API's JSON.
+                    let status = axum::http::StatusCode::from_u16(status).expect("status");
+                    return (status, [(axum::http::header::CONTENT_TYPE, "text/html")], description).into_response();
+                }
                 return (
                     axum::http::StatusCode::from_u16(status).expect("status"),
                     axum::Json(json!({"ok": false, "error_code": status, "description": description})),
@@ -603,6 +608,21 @@ impl FakeTelegram {
     /// The next `times` sends whose text contains `needle` get a 500 Internal Server Error.
     pub fn server_error(&self, token: &str, needle: &str, times: u32) {
         self.with(token, |b| b.failures.push((needle.into(), Some(times), 500, "Internal Server Error".into())));
+    }
+
+    /// The next `times` sends whose text contains `needle` get a 502 Bad Gateway, as Telegram's
+    /// front answers while the API behind it is down: alternately its JSON and nginx's HTML page.
+    pub fn bad_gateway(&self, token: &str, needle: &str, times: u32) {
+        self.with(token, |b| {
+            for i in 0..times {
+                let description = if i.is_multiple_of(2) {
+                    "Bad Gateway".to_string()
+                } else {
+                    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n".to_string()
+                };
+                b.failures.push((needle.into(), Some(1), 502, description));
+            }
+        });
     }
 
     /// Every send whose text contains `needle` is refused as a bad request, for good.

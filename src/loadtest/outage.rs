@@ -1,0 +1,712 @@
+//! `pasar loadtest outage` (issue 10): Telegram down and back. Shoppers do whole orders on all
+//! ten bots while the fake Bot API goes through five phases:
+//!
+//! 1. calm (`--calm` s): no faults;
+//! 2. down (`--down` s): every call is answered `502 Bad Gateway`, as Telegram's front (nginx)
+//!    answers while the Bot API behind it is down: alternately its JSON
+//!    (`{"ok":false,"error_code":502,"description":"Bad Gateway"}`) and nginx's HTML page, the
+//!    two shapes bots have seen in Telegram's outages. Refusing connections would be the other
+//!    shape; a 502 is the harder one for a client, since teloxide treats it as an answer (and
+//!    waits 10 s after any 5xx before returning it), not as a network error. Shoppers keep
+//!    writing: their updates queue at the fake, as at Telegram;
+//! 3. storm (`--storm` s): the API is back, but every send (`sendMessage`, `setMyCommands`...)
+//!    is answered `429 Too Many Requests` with `parameters.retry_after` = 5 s; `getUpdates`
+//!    works, so the backlog reaches the bot and its replies wait;
+//! 4. slow (`--slow` s): every call is answered after 2 s;
+//! 5. calm again (`--calm` s), then the shoppers finish their steps and `pasar run` is stopped.
+//!
+//! The checks, each printed, and the run fails if one does not hold:
+//! - nothing lost: every step of every shopper answered (each waits as long as the outage and
+//!   a minute more), every update stored and handled, every reply to a shopper marked sent,
+//!   every order a shopper was told of in the database (read after `pasar run` exits);
+//! - each chat's order kept ([`check_chat_order`]): the fake numbers a chat's messages as they
+//!   arrive, as Telegram does, so the bot's messages must have rising numbers in the order the
+//!   bot made them (its outbox ids); and every reply must come while its shopper is still on
+//!   the step that caused it (a step's reply arriving after the next step began fails);
+//! - 429s honoured: no send more than a second after a 429 and before its `retry_after` is up;
+//! - recovery within 64 s of the API coming back (the end of the down phase): the first reply
+//!   delivered, and the last reply to every step that was waiting (queued before the API came
+//!   back and unanswered when it went down).
+
+use super::{
+    CHAT_BASE, Fake, JOURNEY, LoadtestArgs, STEP_TIMEOUT, Shopper, fresh_copy, markets, ms, percentile, proc_status_kb,
+    seed_database, serve, spawn_pasar, wait_ready,
+};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long each call takes in the slow phase.
+const SLOW_ANSWER: Duration = Duration::from_secs(2);
+/// The `retry_after` of the storm's 429s (Telegram's are a few seconds to a few tens).
+const RETRY_AFTER_SECS: u64 = 5;
+/// A call in flight when a 429 was answered may still arrive: only calls later than this after
+/// it count as not waiting for the `retry_after`.
+const RETRY_AFTER_GRACE: Duration = Duration::from_secs(1);
+/// The backlog must be answered within this of the API coming back.
+const RECOVERY_TARGET: Duration = Duration::from_secs(64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Before = 0,
+    Down = 1,
+    Storm = 2,
+    Slow = 3,
+    After = 4,
+}
+
+const PHASES: [Phase; 5] = [Phase::Before, Phase::Down, Phase::Storm, Phase::Slow, Phase::After];
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Before => "calm before",
+            Phase::Down => "down (502)",
+            Phase::Storm => "429 storm",
+            Phase::Slow => "slow (2 s)",
+            Phase::After => "calm after",
+        }
+    }
+
+    fn from_index(i: u8) -> Phase {
+        PHASES.get(usize::from(i)).copied().unwrap_or(Phase::Before)
+    }
+}
+
+/// What is wrong with the fake Bot API now, and what it answered. `Fake::api` asks
+/// [`Faults::intercept`] first; with no outage running (the default) it lets every call through.
+#[derive(Default)]
+pub(super) struct Faults {
+    phase: AtomicU8,
+    /// When the API came back (the down phase ended).
+    back_at: Mutex<Option<Instant>>,
+    /// The first reply delivered after that.
+    first_reply: Mutex<Option<Instant>>,
+    bad_gateways: AtomicU64,
+    too_many: AtomicU64,
+    slowed: AtomicU64,
+    /// Sends that came after a 429's grace and before its `retry_after` was up.
+    early: AtomicU64,
+    /// Per bot: when its latest 429 was answered.
+    last_429: Mutex<HashMap<usize, Instant>>,
+    /// Replies let through, by the phase they came in.
+    replies: [AtomicU64; 5],
+}
+
+/// One reply as it reached a chat (noted by `Fake::reply`, in order).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Arrival {
+    /// The message id it got (an edit: the id of the message it changed).
+    pub(super) message: i64,
+    pub(super) edit: bool,
+    /// The chat's latest update when it came: the step the shopper was on.
+    pub(super) update: i64,
+}
+
+impl Faults {
+    fn phase(&self) -> Phase {
+        Phase::from_index(self.phase.load(Ordering::SeqCst))
+    }
+
+    fn set(&self, phase: Phase) {
+        if self.phase() == Phase::Down && phase != Phase::Down {
+            *self.back_at.lock().expect("faults lock") = Some(Instant::now());
+        }
+        self.phase.store(phase as u8, Ordering::SeqCst);
+    }
+
+    /// While the API is down: its front's answer, `502 Bad Gateway`, alternately as the API's
+    /// JSON and as nginx's HTML page.
+    pub(super) fn cut_off(&self) -> Option<Response> {
+        if self.phase() != Phase::Down {
+            return None;
+        }
+        let n = self.bad_gateways.fetch_add(1, Ordering::Relaxed);
+        Some(if n.is_multiple_of(2) {
+            let body = json!({"ok": false, "error_code": 502, "description": "Bad Gateway"});
+            (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
+        } else {
+            let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+                        <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                        </body>\r\n</html>\r\n";
+            (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+        })
+    }
+
+    /// The fault's answer to a call of bot `bot`'s `method`, or `None` to answer it as usual
+    /// (after the slow phase's wait).
+    pub(super) async fn intercept(&self, bot: usize, method: &str) -> Option<Response> {
+        let method = method.to_ascii_lowercase();
+        let reply = matches!(method.as_str(), "sendmessage" | "sendphoto" | "senddocument" | "editmessagetext");
+        // The messages and menus the senders pace (not the poller's answers to button presses).
+        let send = reply || method == "setmycommands";
+        let phase = self.phase();
+        if send && phase != Phase::Down {
+            let now = Instant::now();
+            let mut last = self.last_429.lock().expect("faults lock");
+            let held = last.get(&bot).copied();
+            if let Some(at) = held
+                && now > at + RETRY_AFTER_GRACE
+                && now < at + Duration::from_secs(RETRY_AFTER_SECS)
+            {
+                self.early.fetch_add(1, Ordering::Relaxed);
+            }
+            if phase == Phase::Storm {
+                // A fresh wait once the last one is up (Telegram's own answer to an early call
+                // would be another 429, as here).
+                if held.is_none_or(|at| now >= at + Duration::from_secs(RETRY_AFTER_SECS)) {
+                    last.insert(bot, now);
+                }
+                self.too_many.fetch_add(1, Ordering::Relaxed);
+                let description = format!("Too Many Requests: retry after {RETRY_AFTER_SECS}");
+                let body = json!({"ok": false, "error_code": 429, "description": description,
+                    "parameters": {"retry_after": RETRY_AFTER_SECS}});
+                return Some((StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response());
+            }
+        }
+        match phase {
+            Phase::Down => return self.cut_off(),
+            Phase::Slow => {
+                self.slowed.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(SLOW_ANSWER).await;
+            }
+            _ => {}
+        }
+        if reply {
+            // Counted in the phase the call came in.
+            self.replies[phase as usize].fetch_add(1, Ordering::Relaxed);
+            if self.back_at.lock().expect("faults lock").is_some() {
+                self.first_reply.lock().expect("faults lock").get_or_insert_with(Instant::now);
+            }
+        }
+        None
+    }
+}
+
+/// A message the bot made for a chat, as its outbox row says after the run.
+#[derive(Debug, Clone)]
+struct Produced {
+    /// Its outbox id: the order the bot made the chat's messages in.
+    id: i64,
+    /// The id of the chat message its last call left (for an edit, the message it changed);
+    /// none if it never went.
+    platform: Option<i64>,
+    /// The update (its id at the fake) it answers; none for a message of the bot's own accord.
+    cause: Option<i64>,
+    /// It replaces an earlier message (an edit, a page turned).
+    edit: bool,
+}
+
+/// Whether one chat got the bot's messages in order: `produced` in the bot's (outbox) order,
+/// `arrivals` as they came. The fake numbers a chat's messages as they arrive (as Telegram
+/// does), so the messages' numbers must rise in the bot's order; every arrival (one of a
+/// message's calls: the calls of a message come after the previous message's and up to its own
+/// number) must have come while its shopper was still on the step that caused it.
+fn check_chat_order(produced: &[Produced], arrivals: &[Arrival]) -> Result<(), String> {
+    let mut previous: Option<(i64, i64)> = None;
+    let mut messages: Vec<(i64, &Produced)> = Vec::new();
+    let mut edits: HashMap<i64, VecDeque<&Produced>> = HashMap::new();
+    for p in produced {
+        let Some(platform) = p.platform else {
+            return Err(format!("message {} never went", p.id));
+        };
+        if p.edit {
+            edits.entry(platform).or_default().push_back(p);
+            continue;
+        }
+        if let Some((before, its)) = previous
+            && platform <= its
+        {
+            return Err(format!(
+                "message {} arrived as #{platform}, before message {before} (#{its}) which the bot made first",
+                p.id
+            ));
+        }
+        previous = Some((p.id, platform));
+        messages.push((platform, p));
+    }
+    for a in arrivals {
+        let owner = if a.edit {
+            edits.get_mut(&a.message).and_then(|q| q.pop_front())
+        } else {
+            messages.iter().find(|(platform, _)| *platform >= a.message).map(|(_, p)| *p)
+        };
+        let Some(owner) = owner else {
+            return Err(format!("reply #{} is none of the messages the bot made", a.message));
+        };
+        if let Some(cause) = owner.cause
+            && cause != a.update
+        {
+            return Err(format!(
+                "reply #{} (message {}, answering update {cause}) came when the shopper had sent update {}",
+                a.message, owner.id, a.update
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One step's timings and when its update was queued.
+struct StepSample {
+    queued: Instant,
+    phase: Phase,
+    complete: Duration,
+}
+
+/// What one shopper did.
+#[derive(Default)]
+struct ShopperReport {
+    chat: i64,
+    samples: Vec<StepSample>,
+    /// Order numbers the bot told this shopper.
+    orders: Vec<String>,
+    error: Option<String>,
+}
+
+/// `pasar loadtest outage`.
+pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.down > 0.0 && args.calm >= 0.0 && args.storm >= 0.0 && args.slow >= 0.0,
+        "--down must be positive; --calm, --storm and --slow not negative"
+    );
+    let markets = markets()?;
+    let dir = tempfile::tempdir()?;
+    let seeded = dir.path().join("seeded.db");
+    eprintln!("seeding {} conversations...", args.conversations);
+    let stored = seed_database(&seeded, &markets, args.conversations)?;
+    let db = fresh_copy(&seeded, &dir.path().join("outage"))?;
+    let schedule = [
+        (Phase::Before, args.calm),
+        (Phase::Down, args.down),
+        (Phase::Storm, args.storm),
+        (Phase::Slow, args.slow),
+        (Phase::After, args.calm),
+    ];
+    let patience = Duration::from_secs_f64(args.down + args.storm + args.slow) + STEP_TIMEOUT;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let outcome = runtime.block_on(async {
+        let fake = Arc::new(Fake::new(&markets, args.shoppers));
+        let (url, server) = serve(Arc::clone(&fake)).await?;
+        let run_dir = dir.path().join("outage");
+        let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
+        let startup = wait_ready(&fake, &mut target).await?;
+        eprintln!("  pasar run (pid {}) polling all ten bots after {:.2} s", target.pid(), startup.as_secs_f64());
+        let driven = drive(&fake, &markets, args, &schedule, patience).await;
+        let peak_rss_kb = proc_status_kb(target.pid(), "VmHWM:").unwrap_or(0);
+        if let Some(status) = target.child.try_wait()? {
+            anyhow::bail!("pasar run exited during the outage: {status}");
+        }
+        // The last deliveries recorded, then a graceful stop, so the database is read whole.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = std::process::Command::new("kill").args(["-TERM", &target.pid().to_string()]).status();
+        let t = Instant::now();
+        while target.child.try_wait()?.is_none() && t.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(target);
+        server.abort();
+        Ok::<_, anyhow::Error>((fake, driven?, peak_rss_kb))
+    })?;
+    let (fake, (reports, down_at, stalls), peak_rss_kb) = outcome;
+    report(args, &fake, &db, stored, &reports, down_at, stalls, peak_rss_kb)
+}
+
+/// Runs the shoppers at `args.rate` through the phases of `schedule`; returns each shopper's
+/// report, when the API went down, and the ticks skipped because every shopper was waiting.
+async fn drive(
+    fake: &Arc<Fake>,
+    markets: &[super::MarketInfo],
+    args: &LoadtestArgs,
+    schedule: &[(Phase, f64)],
+    patience: Duration,
+) -> anyhow::Result<(Vec<ShopperReport>, Instant, usize)> {
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut turns = Vec::with_capacity(args.shoppers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.shoppers {
+        let (turn_tx, mut turn_rx) = tokio::sync::mpsc::channel::<()>(1);
+        turns.push(turn_tx);
+        let fake = Arc::clone(fake);
+        let ready = ready_tx.clone();
+        let mut shopper = Shopper::new(i, markets, false, false);
+        shopper.patience = patience;
+        ready.send(i).ok();
+        tasks.spawn(async move {
+            let mut report = ShopperReport { chat: shopper.chat, ..ShopperReport::default() };
+            let mut next = 0usize;
+            while turn_rx.recv().await.is_some() {
+                let step = &JOURNEY[next % JOURNEY.len()];
+                let phase = fake.faults.phase();
+                match shopper.step(&fake, step).await {
+                    Ok(sample) => {
+                        report.samples.push(StepSample { queued: sample.queued, phase, complete: sample.complete })
+                    }
+                    Err(e) => {
+                        report.error = Some(e.to_string());
+                        break;
+                    }
+                }
+                if step.needle == "sudah kami terima"
+                    && let Some(slot) = fake.slot(shopper.chat)
+                {
+                    let c = slot.inner.lock().expect("chat lock");
+                    let told = c.replies.iter().find_map(|r| super::placed_order_number(&r.text).map(String::from));
+                    report.orders.extend(told);
+                }
+                next += 1;
+                let _ = ready.send(i);
+            }
+            report
+        });
+    }
+    drop(ready_tx);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let start = Instant::now();
+    let mut ends = Vec::new();
+    let mut at = start;
+    for (phase, seconds) in schedule {
+        at += Duration::from_secs_f64(*seconds);
+        ends.push((*phase, at));
+    }
+    let mut down_at = start;
+    let mut current = 0usize;
+    let mut stalls = 0usize;
+    eprintln!("  phase: {}", schedule[0].0.name());
+    loop {
+        ticks.tick().await;
+        let now = Instant::now();
+        while current < ends.len() && now >= ends[current].1 {
+            current += 1;
+            if let Some((phase, _)) = ends.get(current) {
+                fake.faults.set(*phase);
+                if *phase == Phase::Down {
+                    down_at = now;
+                    // The long polls in progress end too (with the 502).
+                    for bot in &fake.bots {
+                        bot.notify.notify_waiters();
+                    }
+                }
+                eprintln!("  phase: {} at {:.1} s", phase.name(), now.duration_since(start).as_secs_f64());
+            }
+        }
+        if current >= ends.len() {
+            break;
+        }
+        // During the outage every shopper ends up waiting for an answer: the tick is skipped
+        // (nobody writes twice without an answer), never waited for, so the phases keep time.
+        match ready_rx.try_recv() {
+            Ok(next) => turns[next].send(()).await?,
+            Err(_) => stalls += 1,
+        }
+    }
+    fake.faults.set(Phase::After);
+    drop(turns);
+    eprintln!("  every shopper finishing their step...");
+    let mut reports = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        reports.push(r?);
+    }
+    Ok((reports, down_at, stalls))
+}
+
+/// A check's outcome for the report.
+struct Check {
+    name: &'static str,
+    passed: bool,
+    detail: String,
+}
+
+/// Reads the database `pasar run` left, checks, prints the summary; an error if a check failed.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &LoadtestArgs,
+    fake: &Fake,
+    db: &Path,
+    stored: i64,
+    reports: &[ShopperReport],
+    down_at: Instant,
+    stalls: usize,
+    peak_rss_kb: u64,
+) -> anyhow::Result<()> {
+    let faults = &fake.faults;
+    let back_at = faults.back_at.lock().expect("faults lock").unwrap_or(down_at);
+    let conn = rusqlite::Connection::open(db)?;
+    let mut checks = Vec::new();
+
+    // Nothing lost.
+    let errors: Vec<&str> = reports.iter().filter_map(|r| r.error.as_deref()).collect();
+    let steps: usize = reports.iter().map(|r| r.samples.len()).sum();
+    checks.push(Check {
+        name: "every step answered",
+        passed: errors.is_empty(),
+        detail: if errors.is_empty() {
+            format!("{steps} steps by {} shoppers", reports.len())
+        } else {
+            format!("{} shoppers stuck, e.g. {}", errors.len(), errors[0])
+        },
+    });
+    let pushed: i64 = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum();
+    let (stored_updates, handled): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(status = 'done'), 0) FROM inbox
+         WHERE channel = 'telegram' AND source_id NOT LIKE '%:seed-%'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    checks.push(Check {
+        name: "every update stored and handled",
+        passed: stored_updates == pushed && handled == pushed,
+        detail: format!("{pushed} queued at the fake, {stored_updates} in the inbox, {handled} handled"),
+    });
+    let mut told = 0usize;
+    let mut missing = Vec::new();
+    for r in reports {
+        let user = r.chat.to_string();
+        for number in &r.orders {
+            told += 1;
+            let found: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM orders WHERE number = ?1 AND user_id = ?2 AND channel = 'telegram'",
+                rusqlite::params![number, user],
+                |row| row.get(0),
+            )?;
+            if found != 1 {
+                missing.push(format!("{number} (chat {user})"));
+            }
+        }
+    }
+    checks.push(Check {
+        name: "every order told of is in the database",
+        passed: missing.is_empty() && told > 0,
+        detail: if missing.is_empty() {
+            format!("{told} orders")
+        } else {
+            format!("{} of {told} missing, e.g. {}", missing.len(), missing[0])
+        },
+    });
+
+    // Order per chat.
+    let mut produced: HashMap<i64, Vec<Produced>> = HashMap::new();
+    let mut unsent = Vec::new();
+    {
+        let mut statement = conn.prepare(
+            "SELECT o.id, o.recipient, o.status, o.platform_id, i.source_id,
+                    json_extract(o.message, '$.replaces') IS NOT NULL
+             FROM outbox o LEFT JOIN inbox i ON i.id = o.inbox_id
+             WHERE o.channel = 'telegram' ORDER BY o.id",
+        )?;
+        let rows = statement.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, recipient, status, platform, source, edit) = row?;
+            let Some(chat) =
+                recipient.parse::<i64>().ok().filter(|c| (CHAT_BASE..CHAT_BASE + reports.len() as i64).contains(c))
+            else {
+                continue; // Not a shopper of this run (the seeded conversations' rows were sent before).
+            };
+            if status != "sent" {
+                unsent.push(format!("{id} to {chat}: {status}"));
+            }
+            // `telegram:<market>:<update_id>`.
+            let cause = source.as_deref().and_then(|s| s.rsplit(':').next()).and_then(|u| u.parse().ok());
+            let platform = platform.and_then(|p| p.parse().ok());
+            produced.entry(chat).or_default().push(Produced { id, platform, cause, edit });
+        }
+    }
+    let replies_made: usize = produced.values().map(Vec::len).sum();
+    checks.push(Check {
+        name: "every reply to a shopper sent",
+        passed: unsent.is_empty() && replies_made > 0,
+        detail: if unsent.is_empty() {
+            format!("{replies_made} messages")
+        } else {
+            format!("{} of {replies_made} not sent, e.g. {}", unsent.len(), unsent[0])
+        },
+    });
+    let mut disorder = Vec::new();
+    let mut arrivals = 0usize;
+    for i in 0..reports.len() {
+        let chat = CHAT_BASE + i as i64;
+        let Some(slot) = fake.slot(chat) else { continue };
+        let log = slot.inner.lock().expect("chat lock").log.clone();
+        arrivals += log.len();
+        let made = produced.get(&chat).map(Vec::as_slice).unwrap_or_default();
+        if let Err(e) = check_chat_order(made, &log) {
+            disorder.push(format!("chat {chat}: {e}"));
+        }
+    }
+    checks.push(Check {
+        name: "each chat's replies in the bot's order",
+        passed: disorder.is_empty(),
+        detail: if disorder.is_empty() {
+            format!("{arrivals} calls arrived in {} chats", reports.len())
+        } else {
+            format!("{} chats out of order, e.g. {}", disorder.len(), disorder[0])
+        },
+    });
+    let early = faults.early.load(Ordering::Relaxed);
+    checks.push(Check {
+        name: "429s honoured",
+        passed: early == 0,
+        detail: format!("{early} sends within a 429's retry_after ({RETRY_AFTER_SECS} s, after a 1 s grace)"),
+    });
+
+    // Recovery.
+    let first_reply = faults.first_reply.lock().expect("faults lock").map(|t| t.saturating_duration_since(back_at));
+    let backlog: Vec<&StepSample> = reports
+        .iter()
+        .flat_map(|r| &r.samples)
+        .filter(|s| s.queued < back_at && s.queued + s.complete > down_at)
+        .collect();
+    let backlog_done =
+        backlog.iter().map(|s| (s.queued + s.complete).saturating_duration_since(back_at)).max().unwrap_or_default();
+    let recovered = first_reply.is_some_and(|f| f <= RECOVERY_TARGET) && backlog_done <= RECOVERY_TARGET;
+    let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    checks.push(Check {
+        name: "recovery within 64 s of the API coming back",
+        passed: recovered && errors.is_empty(),
+        detail: format!(
+            "first reply {} after, the backlog ({} steps) answered {} after",
+            first_reply.map_or_else(|| "never".to_string(), secs),
+            backlog.len(),
+            secs(backlog_done)
+        ),
+    });
+
+    println!();
+    println!(
+        "outage: ten bots on a fake Bot API, {stored} stored conversations, {} shoppers at {} updates/s",
+        args.shoppers, args.rate
+    );
+    println!(
+        "phases: calm {} s, down {} s (502 to every call), 429 storm {} s (retry_after {RETRY_AFTER_SECS} s to every \
+         send), slow {} s ({} s a call), calm {} s",
+        args.calm,
+        args.down,
+        args.storm,
+        args.slow,
+        SLOW_ANSWER.as_secs(),
+        args.calm
+    );
+    println!("updates: queued in the phase; replies: delivered in it; step: update queued -> the step's last reply");
+    println!(
+        "{:<14} {:>8} {:>8} {:>12} {:>12} {:>12}",
+        "phase", "updates", "replies", "step p50 ms", "step p99 ms", "step max ms"
+    );
+    for phase in PHASES {
+        let mut times: Vec<Duration> =
+            reports.iter().flat_map(|r| &r.samples).filter(|s| s.phase == phase).map(|s| s.complete).collect();
+        times.sort_unstable();
+        println!(
+            "{:<14} {:>8} {:>8} {:>12} {:>12} {:>12}",
+            phase.name(),
+            times.len(),
+            faults.replies[phase as usize].load(Ordering::Relaxed),
+            ms(percentile(&times, 0.50)),
+            ms(percentile(&times, 0.99)),
+            ms(times.last().copied().unwrap_or_default()),
+        );
+    }
+    println!(
+        "recovery: first reply {} after the API came back; the backlog of {} steps answered {} after it (target <= \
+         64 s: {})",
+        first_reply.map_or_else(|| "never".to_string(), secs),
+        backlog.len(),
+        secs(backlog_done),
+        if recovered { "met" } else { "NOT met" }
+    );
+    println!(
+        "API answers: {} x 502, {} x 429, {} slowed; {} calls arrived; {stalls} ticks skipped (every shopper waiting); \
+         pasar peak RSS {:.1} MB",
+        faults.bad_gateways.load(Ordering::Relaxed),
+        faults.too_many.load(Ordering::Relaxed),
+        faults.slowed.load(Ordering::Relaxed),
+        arrivals,
+        super::kb_to_mb(peak_rss_kb)
+    );
+    println!("checks:");
+    for c in &checks {
+        println!("  {} {}: {}", if c.passed { "ok    " } else { "FAILED" }, c.name, c.detail);
+    }
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+    for d in disorder.iter().skip(1).take(4) {
+        println!("  also {d}");
+    }
+    anyhow::ensure!(failed.is_empty(), "outage: {} check(s) failed: {}", failed.len(), failed.join("; "));
+    println!("errors: none (every check passed)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn made(id: i64, platform: i64, cause: i64) -> Produced {
+        Produced { id, platform: Some(platform), cause: Some(cause), edit: false }
+    }
+
+    fn came(message: i64, update: i64) -> Arrival {
+        Arrival { message, edit: false, update }
+    }
+
+    /// Update 1 answered by a message in one call (#1) and one in two calls (#2, #3: a question
+    /// and the hint under its keyboard); update 2 by one message (#4).
+    fn chat() -> (Vec<Produced>, Vec<Arrival>) {
+        (vec![made(10, 1, 1), made(11, 3, 1), made(12, 4, 2)], vec![came(1, 1), came(2, 1), came(3, 1), came(4, 2)])
+    }
+
+    #[test]
+    fn a_chat_served_in_order_passes() {
+        let (produced, arrivals) = chat();
+        assert_eq!(check_chat_order(&produced, &arrivals), Ok(()));
+        // An edit of #1 while on update 2, and a message of the bot's own accord, are in order too.
+        let mut produced = produced;
+        produced.push(Produced { id: 13, platform: Some(1), cause: Some(2), edit: true });
+        produced.push(Produced { id: 14, platform: Some(5), cause: None, edit: false });
+        let mut arrivals = arrivals;
+        arrivals.push(Arrival { message: 1, edit: true, update: 2 });
+        arrivals.push(came(5, 2));
+        assert_eq!(check_chat_order(&produced, &arrivals), Ok(()));
+    }
+
+    #[test]
+    fn two_messages_sent_the_other_way_round_fail() {
+        // The sender sent message 11 before message 10: 11 got the lower number.
+        let produced = vec![made(10, 3, 1), made(11, 2, 1), made(12, 4, 2)];
+        let arrivals = vec![came(1, 1), came(2, 1), came(3, 1), came(4, 2)];
+        let e = check_chat_order(&produced, &arrivals).expect_err("reordered");
+        assert!(e.contains("before message 10"), "{e}");
+    }
+
+    #[test]
+    fn a_reply_that_comes_after_the_next_step_began_fails() {
+        // The two calls of message 11 swapped: the hint (with the step's needle) came first,
+        // the shopper went on (update 2), and the question came after.
+        let (produced, mut arrivals) = chat();
+        arrivals[2].update = 2;
+        let e = check_chat_order(&produced, &arrivals).expect_err("late");
+        assert!(e.contains("answering update 1") && e.contains("sent update 2"), "{e}");
+    }
+
+    #[test]
+    fn a_message_that_never_went_or_a_stray_reply_fails() {
+        let (mut produced, arrivals) = chat();
+        produced[2].platform = None;
+        assert!(check_chat_order(&produced, &arrivals).expect_err("lost").contains("never went"));
+        let (produced, mut arrivals) = chat();
+        arrivals.push(came(9, 2));
+        assert!(check_chat_order(&produced, &arrivals).expect_err("stray").contains("none of the messages"));
+    }
+}
