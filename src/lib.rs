@@ -21,6 +21,8 @@
 //!   timers, graceful shutdown, `/healthz` and `/metrics`).
 //! - [`loadtest`]: load on `pasar run` through a fake Telegram Bot API (`pasar loadtest`, the
 //!   Telegram benchmark).
+//! - [`fakes`]: fake Telegram Bot API and WhatsApp Graph API on 127.0.0.1, for `pasar loadtest`
+//!   and the tests.
 //! - [`logging`]: `tracing` output (text or JSON) with tokens and phone numbers redacted.
 
 pub mod bench;
@@ -28,6 +30,7 @@ pub mod channel;
 pub mod config;
 pub mod conversation;
 pub mod domain;
+pub mod fakes;
 pub mod integration;
 pub mod loadtest;
 pub mod logging;

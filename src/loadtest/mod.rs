@@ -28,6 +28,10 @@
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
 
+pub mod last_unit;
+pub mod replay;
+mod world;
+
 use crate::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
 use crate::config::Config;
 use crate::conversation::engine::{Clock, SystemClock};
@@ -108,6 +112,16 @@ pub enum Scenario {
     Rush,
     /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
     Idle,
+    /// Every update delivered 3 times, some out of order: --markets markets (default all ten),
+    /// --per-channel shoppers a channel in each (default 6) each place an order the trader
+    /// accepts, once clean and once replayed; fails unless each update had exactly one effect
+    /// (the same replies, one order each, stock taken once).
+    Replay,
+    /// Shoppers on both channels racing for one stall's last stock (--per-channel a channel,
+    /// default 60): everyone presses "Pesan sekarang" at once for the last kilo, then for the
+    /// last kilos in different amounts; fails if oversold, anyone unanswered, or refused while
+    /// enough was left.
+    LastUnit,
 }
 
 /// `pasar loadtest`'s arguments.
@@ -130,6 +144,12 @@ pub struct LoadtestArgs {
     /// Conversations stored in the database before `pasar run` starts.
     #[arg(long, default_value_t = 10_000)]
     pub conversations: usize,
+    /// replay: markets served (the first of the ten).
+    #[arg(long, default_value_t = 10)]
+    pub markets: usize,
+    /// replay: shoppers a channel in each market; last-unit: shoppers a channel in a race.
+    #[arg(long)]
+    pub per_channel: Option<usize>,
 }
 
 /// Runs `args.scenario` against `pasar` (the `pasar` binary, started as a child process).
@@ -140,6 +160,18 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     );
     match args.scenario {
         Scenario::Idle => idle(pasar, args.seconds, args.conversations),
+        Scenario::Replay => {
+            let size = replay::ReplayArgs { markets: args.markets, per_channel: args.per_channel.unwrap_or(6) };
+            replay::print(&replay::run(pasar, &size)?);
+            Ok(())
+        }
+        Scenario::LastUnit => {
+            for race in last_unit::run(pasar, args.per_channel.unwrap_or(60))? {
+                last_unit::print(&race);
+            }
+            println!("errors: none (every check held)");
+            Ok(())
+        }
         Scenario::Rush => {
             let load = LoadArgs {
                 mode: Mode::Open,
