@@ -28,6 +28,7 @@
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
 
+pub mod abuse;
 pub mod last_unit;
 pub mod replay;
 mod world;
@@ -122,6 +123,10 @@ pub enum Scenario {
     /// last kilos in different amounts; fails if oversold, anyone unanswered, or refused while
     /// enough was left.
     LastUnit,
+    /// --inputs fuzzed inputs (random text, emoji, huge messages, forged button payloads,
+    /// malformed and wrongly signed webhooks) from --users random users on both channels; fails
+    /// on a panic, a 5xx, a user left unanswered, or another user's state touched.
+    Abuse,
 }
 
 /// `pasar loadtest`'s arguments.
@@ -144,6 +149,15 @@ pub struct LoadtestArgs {
     /// Conversations stored in the database before `pasar run` starts.
     #[arg(long, default_value_t = 10_000)]
     pub conversations: usize,
+    /// abuse: fuzzed inputs (three in four on Telegram).
+    #[arg(long, default_value_t = 10_000)]
+    pub inputs: usize,
+    /// abuse: fuzzing users (seven in ten on Telegram).
+    #[arg(long, default_value_t = 150)]
+    pub users: usize,
+    /// abuse: the random generators' seed.
+    #[arg(long, default_value_t = abuse::DEFAULT_SEED)]
+    pub seed: u64,
     /// replay: markets served (the first of the ten).
     #[arg(long, default_value_t = 10)]
     pub markets: usize,
@@ -163,6 +177,11 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
         Scenario::Replay => {
             let size = replay::ReplayArgs { markets: args.markets, per_channel: args.per_channel.unwrap_or(6) };
             replay::print(&replay::run(pasar, &size)?);
+            Ok(())
+        }
+        Scenario::Abuse => {
+            let size = abuse::AbuseArgs { inputs: args.inputs, users: args.users, seed: args.seed };
+            abuse::print(&abuse::run(pasar, &size)?);
             Ok(())
         }
         Scenario::LastUnit => {

@@ -111,7 +111,7 @@ fn journeys(
     args: &ReplayArgs,
     replay: bool,
 ) -> anyhow::Result<(World, BTreeMap<String, Vec<String>>, usize)> {
-    let mut w = World::start(
+    let w = World::start(
         pasar,
         &WorldOptions { markets: args.markets, stock: Some(stock(args)), admins: &[], strict: false },
     )?;

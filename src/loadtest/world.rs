@@ -42,6 +42,8 @@ pub(super) struct MarketSetup {
     pub offer: i64,
     pub stall: String,
     pub stall_number: String,
+    /// A typed address in its delivery area.
+    pub address: String,
 }
 
 /// What to start.
@@ -64,7 +66,7 @@ pub(super) struct World {
     pub db: PathBuf,
     pub port: u16,
     stderr: PathBuf,
-    pasar: Option<Child>,
+    pasar: std::sync::Mutex<Option<Child>>,
     _dir: tempfile::TempDir,
 }
 
@@ -89,6 +91,10 @@ impl World {
                         .first()
                         .ok_or_else(|| anyhow!("no bawang merah at {}", m.slug))?;
                     let stall = catalog.stall(offer.stall_id).ok_or_else(|| anyhow!("no stall {}", offer.stall_id))?;
+                    let kelurahan = catalog
+                        .market(&m.slug)
+                        .and_then(|market| market.kelurahan.first())
+                        .ok_or_else(|| anyhow!("{} delivers to no kelurahan", m.slug))?;
                     Ok(MarketSetup {
                         slug: m.slug.clone(),
                         token: format!("{}:loadtest-{}", 7101 + i, m.slug),
@@ -96,6 +102,7 @@ impl World {
                         offer: offer.id,
                         stall: stall.name.clone(),
                         stall_number: stall.number.clone(),
+                        address: format!("Jl. Pasar No. 12, {kelurahan}"),
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?
@@ -120,7 +127,16 @@ impl World {
             }
             graph.strict();
         }
-        let mut world = World { telegram, graph, markets, db, port: 0, stderr: PathBuf::new(), pasar: None, _dir: dir };
+        let mut world = World {
+            telegram,
+            graph,
+            markets,
+            db,
+            port: 0,
+            stderr: PathBuf::new(),
+            pasar: std::sync::Mutex::new(None),
+            _dir: dir,
+        };
         world.spawn(pasar, options)?;
         Ok(world)
     }
@@ -180,7 +196,7 @@ impl World {
             );
             loop {
                 if http(port, check.as_bytes()) == (200, "42".to_string()) {
-                    (self.port, self.stderr, self.pasar) = (port, stderr, Some(child));
+                    (self.port, self.stderr, self.pasar) = (port, stderr, std::sync::Mutex::new(Some(child)));
                     return Ok(());
                 }
                 if child.try_wait()?.is_some() {
@@ -199,8 +215,9 @@ impl World {
     }
 
     /// Fails if `pasar run` exited or wrote a panic to its log.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(child) = self.pasar.as_mut()
+    pub fn check_alive(&self) -> anyhow::Result<()> {
+        let mut pasar = self.pasar.lock().map_err(|_| anyhow!("a thread panicked holding pasar run"))?;
+        if let Some(child) = pasar.as_mut()
             && let Some(status) = child.try_wait()?
         {
             bail!("pasar run exited: {status}");
@@ -211,9 +228,15 @@ impl World {
         Ok(())
     }
 
+    /// `pasar run`'s log (its standard error) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// Stops `pasar run` (SIGKILL: everything it did is committed or not at all).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.pasar.take() {
+    pub fn stop(&self) {
+        let child = self.pasar.lock().map(|mut p| p.take()).unwrap_or_else(|poisoned| poisoned.into_inner().take());
+        if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -530,16 +553,17 @@ impl<'w> Shopper<'w> {
     }
 
     /// From the search to the order's summary: `amount` of bawang merah from the market's
-    /// raced-for stall, a typed address, tomorrow's first slot, cash on delivery (10 steps).
+    /// raced-for stall, a typed address in its delivery area, tomorrow's first slot, cash on
+    /// delivery (10 steps).
     pub fn up_to_the_summary(&mut self, name: &str, amount: &str) -> anyhow::Result<()> {
-        let stall = self.w.markets[self.market].stall.clone();
+        let (stall, address) = (self.w.markets[self.market].stall.clone(), self.w.markets[self.market].address.clone());
         self.step(Input::Text("brambang"), Expect::Offers(&stall))?;
         self.step(Input::Choice, Expect::Says("Mau berapa"))?;
         self.step(Input::Text(amount), Expect::Says("masuk keranjang"))?;
         self.step(Input::Press("checkout"), Expect::Says("atas nama siapa"))?;
         self.step(Input::Text(name), Expect::Says("Nomor HP"))?;
         self.step(Input::Text("0812-3456-7890"), Expect::Says("Kirim ke mana"))?;
-        self.step(Input::Text("Jl. Borobudur No. 12, Purwodadi"), Expect::Offers("Besok"))?;
+        self.step(Input::Text(&address), Expect::Offers("Besok"))?;
         self.step(Input::Choice, Expect::Says("Bayar pakai apa"))?;
         self.step(Input::Press("pay:cod"), Expect::Says("catatan"))?;
         self.step(Input::Press("note:none"), Expect::Says("Ringkasan"))?;
