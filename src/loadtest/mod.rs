@@ -27,6 +27,10 @@
 //!   shopper in line whose previous step is answered; p50/p99/max update-to-reply latency.
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
+//!
+//! The fault scenarios (`replay`, `last-unit`, `abuse`: every update three times, the last stock
+//! raced for, fuzzed input) have modules of their own on `world.rs`: `pasar run` on Telegram and
+//! WhatsApp at once, through the fakes of [`crate::fakes`], checked for exactness, not speed.
 
 pub mod abuse;
 pub mod last_unit;
@@ -161,7 +165,8 @@ pub struct LoadtestArgs {
     /// replay: markets served (the first of the ten).
     #[arg(long, default_value_t = 10)]
     pub markets: usize,
-    /// replay: shoppers a channel in each market; last-unit: shoppers a channel in a race.
+    /// replay: shoppers a channel in each market (default 6); last-unit: shoppers a channel in a
+    /// race (default 60).
     #[arg(long)]
     pub per_channel: Option<usize>,
 }
