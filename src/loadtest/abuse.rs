@@ -506,8 +506,12 @@ pub fn run(pasar: &Path, args: &AbuseArgs) -> anyhow::Result<AbuseReport> {
     let (victim_presses, victim_before, wa_victim_before, guarded_before, victim_messages, wa_victim_messages) = {
         let mut victim = Shopper::new(&w, 0, Channel::Telegram(TG_VICTIM), false);
         victim.step(Input::Text("/start"), Expect::Says("Mau belanja apa"))?;
-        for (search, stall, amount) in [("kangkung", "Sayur Bu Sri", "3 ikat"), ("brambang", "Bu Kasiyem", "1/2 kg")] {
-            victim.step(Input::Text(search), Expect::Offers(stall))?;
+        for (search, found, stall, amount) in [
+            ("kangkung", "Kangkung (per ikat)", "Sayur Bu Sri", "3 ikat"),
+            ("brambang", "Bawang Merah", "Bu Kasiyem", "1/2 kg"),
+        ] {
+            let offers = victim.step(Input::Text(search), Expect::Offers(stall))?;
+            ensure!(offers.contains(found), "{search} did not find {found}: {offers}");
             victim.step(Input::Choice, Expect::Says("Mau berapa"))?;
             victim.step(Input::Text(amount), Expect::Says("masuk keranjang"))?;
         }

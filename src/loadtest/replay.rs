@@ -143,7 +143,10 @@ fn journeys(
                                     let (channel, name, (amount, _)) = journey(m, j, args.per_channel);
                                     let mut shopper = Shopper::new(w, m, channel, replay);
                                     shopper.up_to_the_summary(name, amount)?;
-                                    shopper.step(Input::Press("place"), Expect::Says("sudah kami terima"))?;
+                                    let placed =
+                                        shopper.step(Input::Press("place"), Expect::Says("sudah kami terima"))?;
+                                    let code = &w.markets[m].code;
+                                    ensure!(placed.contains(&format!("{code}-")), "no {code} order number: {placed}");
                                     Ok(shopper)
                                 })
                             })

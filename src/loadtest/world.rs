@@ -44,6 +44,8 @@ pub(super) struct MarketSetup {
     pub stall_number: String,
     /// A typed address in its delivery area.
     pub address: String,
+    /// The three letters its order numbers start with (`BLB`).
+    pub code: String,
 }
 
 /// What to start.
@@ -91,10 +93,9 @@ impl World {
                         .first()
                         .ok_or_else(|| anyhow!("no bawang merah at {}", m.slug))?;
                     let stall = catalog.stall(offer.stall_id).ok_or_else(|| anyhow!("no stall {}", offer.stall_id))?;
-                    let kelurahan = catalog
-                        .market(&m.slug)
-                        .and_then(|market| market.kelurahan.first())
-                        .ok_or_else(|| anyhow!("{} delivers to no kelurahan", m.slug))?;
+                    let market = catalog.market(&m.slug).ok_or_else(|| anyhow!("no market {}", m.slug))?;
+                    let kelurahan =
+                        market.kelurahan.first().ok_or_else(|| anyhow!("{} delivers to no kelurahan", m.slug))?;
                     Ok(MarketSetup {
                         slug: m.slug.clone(),
                         token: format!("{}:loadtest-{}", 7101 + i, m.slug),
@@ -103,6 +104,7 @@ impl World {
                         stall: stall.name.clone(),
                         stall_number: stall.number.clone(),
                         address: format!("Jl. Pasar No. 12, {kelurahan}"),
+                        code: market.code.clone(),
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?
