@@ -2,8 +2,8 @@
 //! one stall of Pasar Blimbing are never oversold.
 //!
 //! Two races, each on a fresh `pasar run` and database: everyone wants the stall's last kilo
-//! (exactly one gets it), then the stall's last kilos (0.7 kg a shopper in the race) in different
-//! amounts. Each shopper goes, on a thread of their own, up to the order's summary, waits until
+//! (exactly one gets it), then the stall's last kilos (0.7 kg a shopper in the race, 2 kg at
+//! least) in different amounts. Each shopper goes, on a thread of their own, up to the order's summary, waits until
 //! everyone is there, and then all press "Pesan sekarang" at the same moment. Checked: never
 //! oversold (the stock left is what was not sold, never below zero), everyone answered, nobody
 //! refused while enough was left for them, the database agreeing with the answers (one order per
@@ -130,9 +130,12 @@ pub fn last_kilo(pasar: &Path, per_channel: usize) -> anyhow::Result<RaceReport>
     Ok(r)
 }
 
-/// The last kilos: 0.7 kg a shopper in the race, wanted in 1, 1/2, 1,5 and 2 kg.
+/// The last kilos: 0.7 kg a shopper in the race (2 kg at least, so that every amount fits in
+/// a cart), wanted in 1, 1/2, 1,5 and 2 kg. Needs two shoppers a channel or more (with fewer,
+/// everyone's amounts fit and nobody loses).
 pub fn last_kilos(pasar: &Path, per_channel: usize) -> anyhow::Result<RaceReport> {
-    let stock = 350 * 2 * per_channel as i64;
+    ensure!(per_channel >= 2, "the last kilos race needs two shoppers a channel or more");
+    let stock = (350 * 2 * per_channel as i64).max(2000);
     race(pasar, "last kilos", per_channel, stock, &[("1 kg", 1000), ("1/2 kg", 500), ("1,5 kg", 1500), ("2 kg", 2000)])
 }
 
