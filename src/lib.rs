@@ -19,8 +19,11 @@
 //! - [`config`], [`runtime`]: configuration and wiring; `pasar run` serves every market's
 //!   Telegram bot and WhatsApp number from one process (pollers, one HTTP server, senders,
 //!   timers, graceful shutdown, `/healthz` and `/metrics`).
-//! - [`loadtest`]: load on `pasar run` through a fake Telegram Bot API (`pasar loadtest`, the
-//!   Telegram benchmark).
+//! - [`loadtest`]: load and faults on `pasar run` through fake platform APIs (`pasar loadtest`:
+//!   the morning rush, idle, replayed updates, the last unit raced for, abuse; the Telegram
+//!   benchmark).
+//! - [`fakes`]: fake Telegram Bot API and WhatsApp Graph API on 127.0.0.1, for `pasar loadtest`
+//!   and the tests.
 //! - [`logging`]: `tracing` output (text or JSON) with tokens and phone numbers redacted.
 
 pub mod bench;
@@ -28,6 +31,7 @@ pub mod channel;
 pub mod config;
 pub mod conversation;
 pub mod domain;
+pub mod fakes;
 pub mod integration;
 pub mod loadtest;
 pub mod logging;

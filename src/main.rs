@@ -126,8 +126,8 @@ enum Command {
         text: Vec<String>,
     },
     /// Load and fault scenarios against `pasar run` (a child process) on fake chat APIs on
-    /// 127.0.0.1 and a temporary database with stored conversations; each scenario prints its
-    /// figures and fails if one of its checks fails.
+    /// 127.0.0.1 and a temporary database (rush and idle: with stored conversations); each
+    /// scenario prints its figures and fails if one of its checks fails.
     Loadtest(pasar_online::loadtest::LoadtestArgs),
     /// Make an online backup of the database (SQLite's backup API; the bots may keep running)
     /// into the backup folder ([backup] dir, next to the database) or --to, check it with

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::fake_telegram::{FakeTelegram, Running};
+use common::fake_telegram::{FakeTelegram, RunPasar, Running};
 use std::time::Duration;
 
 const BLIMBING: &str = "111:blimbing-token";

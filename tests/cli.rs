@@ -579,3 +579,25 @@ fn loadtest_crash_kills_pasar_run_and_loses_nothing() {
     assert!(out.contains("none lost"), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }
+
+/// `pasar loadtest replay`, `last-unit` and `abuse` at a few shoppers and inputs, through the
+/// command line: each prints its summary and exits 0 when every check held (replay over two
+/// markets, so each market's shoppers type an address of its own delivery area); a size the
+/// scenario cannot run is an error and a non-zero exit.
+#[test]
+fn loadtest_fault_scenarios_print_their_summaries() {
+    let (ok, out, err) = run(pasar().args(["loadtest", "replay", "--markets", "2", "--per-channel", "1"]));
+    assert!(ok, "loadtest replay failed:\n{out}\n{err}");
+    assert!(out.contains("replay: 2 markets, 2 shoppers on Telegram and 2 on WhatsApp"), "{out}");
+    assert!(out.contains("4 orders") && out.contains("errors: none"), "{out}");
+    let (ok, out, err) = run(pasar().args(["loadtest", "last-unit", "--per-channel", "2"]));
+    assert!(ok, "loadtest last-unit failed:\n{out}\n{err}");
+    assert!(out.contains("last kilo: 4 shoppers") && out.contains(": 1 orders (1000 g), 3 refused"), "{out}");
+    assert!(out.contains("last kilos: 4 shoppers") && out.contains("errors: none"), "{out}");
+    let (ok, out, err) = run(pasar().args(["loadtest", "abuse", "--inputs", "200", "--users", "10"]));
+    assert!(ok, "loadtest abuse failed:\n{out}\n{err}");
+    assert!(out.contains("abuse: 200 fuzzed inputs from ") && out.contains("errors: none"), "{out}");
+    let (ok, out, err) = run(pasar().args(["loadtest", "replay", "--markets", "11"]));
+    assert!(!ok, "eleven markets ran:\n{out}");
+    assert!(err.contains("between 1 and 10 markets"), "{err}");
+}

@@ -9,7 +9,7 @@ fn post(port: u16, path: &str, secret: Option<&str>, body: &str) -> u16 {
     common::post_telegram(port, path, secret, body.as_bytes())
 }
 
-use common::fake_telegram::{FakeTelegram, Running};
+use common::fake_telegram::{FakeTelegram, RunPasar, Running};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -27,6 +27,15 @@
 //!   shopper in line whose previous step is answered; p50/p99/max update-to-reply latency.
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
+//!
+//! The fault scenarios (`replay`, `last-unit`, `abuse`: every update three times, the last stock
+//! raced for, fuzzed input) have modules of their own on `world.rs`: `pasar run` on Telegram and
+//! WhatsApp at once, through the fakes of [`crate::fakes`], checked for exactness, not speed.
+
+pub mod abuse;
+pub mod last_unit;
+pub mod replay;
+mod world;
 
 use crate::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
 use crate::config::Config;
@@ -123,6 +132,20 @@ pub enum Scenario {
     /// database), each chat's replies come in the order the bot made them, every 429's
     /// retry_after is honoured, and the backlog is answered within 64 s of the API coming back.
     Outage,
+    /// Every update delivered 3 times, some out of order: --markets markets (default all ten),
+    /// --per-channel shoppers a channel in each (default 6) each place an order the trader
+    /// accepts, once clean and once replayed; fails unless each update had exactly one effect
+    /// (the same replies, one order each, stock taken once).
+    Replay,
+    /// Shoppers on both channels racing for one stall's last stock (--per-channel a channel,
+    /// default 60): everyone presses "Pesan sekarang" at once for the last kilo, then for the
+    /// last kilos in different amounts; fails if oversold, anyone unanswered, or refused while
+    /// enough was left.
+    LastUnit,
+    /// --inputs fuzzed inputs (random text, emoji, huge messages, forged button payloads,
+    /// malformed and wrongly signed webhooks) from --users random users on both channels; fails
+    /// on a panic, a 5xx, a user left unanswered, or another user's state touched.
+    Abuse,
 }
 
 /// `pasar loadtest`'s arguments.
@@ -148,7 +171,8 @@ pub struct LoadtestArgs {
     /// crash: how many times `pasar run` is killed.
     #[arg(long, default_value_t = 100)]
     pub kills: usize,
-    /// crash: the seed of the kill moments (default: a random one, printed).
+    /// crash: the seed of the kill moments (default: a random one, printed); abuse: the random
+    /// generators' seed (default: the one the test suite uses).
     #[arg(long)]
     pub seed: Option<u64>,
     /// outage: seconds of calm (no faults) before the outage, and again after it.
@@ -163,6 +187,19 @@ pub struct LoadtestArgs {
     /// outage: seconds of slow (2 s) answers after the storm.
     #[arg(long, default_value_t = 60.0)]
     pub slow: f64,
+    /// abuse: fuzzed inputs (three in four on Telegram).
+    #[arg(long, default_value_t = 10_000)]
+    pub inputs: usize,
+    /// abuse: fuzzing users (seven in ten on Telegram).
+    #[arg(long, default_value_t = 150)]
+    pub users: usize,
+    /// replay: markets served (the first of the ten).
+    #[arg(long, default_value_t = 10)]
+    pub markets: usize,
+    /// replay: shoppers a channel in each market (default 6); last-unit: shoppers a channel in a
+    /// race (default 60).
+    #[arg(long)]
+    pub per_channel: Option<usize>,
 }
 
 /// Runs `args.scenario` against `pasar` (the `pasar` binary, started as a child process).
@@ -175,6 +212,27 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
         Scenario::Idle => idle(pasar, args.seconds, args.conversations),
         Scenario::Crash => crash::crash(pasar, args),
         Scenario::Outage => outage::run(args, pasar),
+        Scenario::Replay => {
+            let size = replay::ReplayArgs { markets: args.markets, per_channel: args.per_channel.unwrap_or(6) };
+            replay::print(&replay::run(pasar, &size)?);
+            Ok(())
+        }
+        Scenario::Abuse => {
+            let size = abuse::AbuseArgs {
+                inputs: args.inputs,
+                users: args.users,
+                seed: args.seed.unwrap_or(abuse::DEFAULT_SEED),
+            };
+            abuse::print(&abuse::run(pasar, &size)?);
+            Ok(())
+        }
+        Scenario::LastUnit => {
+            for race in last_unit::run(pasar, args.per_channel.unwrap_or(60))? {
+                last_unit::print(&race);
+            }
+            println!("errors: none (every check held)");
+            Ok(())
+        }
         Scenario::Rush => {
             let load = LoadArgs {
                 mode: Mode::Open,

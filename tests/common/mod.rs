@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod fake_bank;
-pub mod fake_graph;
 pub mod fake_telegram;
+// The fakes live in the library (`pasar loadtest` uses them too); not every test uses both.
+#[allow(unused_imports)]
+pub use pasar_online::fakes::{graph as fake_graph, serve_on_thread};
 pub mod fake_vendor;
 pub mod market;
 
@@ -18,21 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// 07:00 WIB on 28 November 2026.
-/// Serves a fake platform API on 127.0.0.1 with a random port, on its own thread and runtime
-/// (tests are synchronous); returns the address.
-pub fn serve_on_thread(app: axum::Router) -> std::net::SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("addr");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    rx.recv().expect("fake server started")
-}
-
 pub fn morning() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).single().expect("time")
 }

@@ -2,8 +2,8 @@
 //! /{phone_number_id}/messages` answers like Meta (a wamid per message), records every body with
 //! the bearer token, and lets a test inject Graph API errors for one recipient; `POST
 //! /{phone_number_id}/media` takes a multipart upload, records it and answers its media id
-//! (`media-N`), or an injected error.
-#![allow(dead_code)]
+//! (`media-N`), or an injected error. For the tests and `pasar loadtest`; like the fake Bot API it
+//! keeps everything behind one lock, to see exactly what was sent.
 
 use axum::Router;
 use axum::body::Bytes;
