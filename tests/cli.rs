@@ -529,16 +529,19 @@ fn loadtest_outage_loses_nothing_keeps_each_chats_order_and_recovers() {
 }
 
 /// `pasar loadtest idle`: ten bots polling, nothing to do; the figures are printed (their size
-/// is for BENCHMARKS.md, not for a test on a shared machine).
+/// is for BENCHMARKS.md, not for a test on a shared machine). It runs 20 s, past teloxide's
+/// default 17 s client timeout, so a long poll (25 s by default) given up before the fake
+/// answers fails it: that was every poll, each time with an error and a new connection.
 #[test]
 fn loadtest_idle_reports_startup_and_idle_cpu() {
-    let (ok, out, err) = run(pasar().args(["loadtest", "idle", "--seconds", "2", "--conversations", "50"]));
+    let (ok, out, err) = run(pasar().args(["loadtest", "idle", "--seconds", "18", "--conversations", "50"]));
     assert!(ok, "loadtest idle failed:\n{out}\n{err}");
     assert!(out.contains("idle: ten bots polling a fake Bot API, 50 stored conversations"), "{out}");
     let startup = out.lines().find_map(|l| l.strip_prefix("startup: every bot polling ")).expect("startup line");
     assert!(startup.split(' ').next().and_then(|s| s.parse::<f64>().ok()).is_some(), "{out}");
     let cpu = out.lines().find_map(|l| l.strip_prefix("idle CPU: ")).expect("idle CPU line");
-    assert!(cpu.contains(" s in 2 s (") && cpu.contains("% of one core); RSS "), "{out}");
+    assert!(cpu.contains(" s in 18 s (") && cpu.contains("% of one core); RSS "), "{out}");
+    assert!(out.contains("long polls given up by pasar run before the answer: 0"), "{out}");
 }
 
 /// `pasar loadtest crash`, test-sized: `pasar run` killed with SIGKILL five times during a small

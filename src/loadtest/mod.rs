@@ -330,6 +330,9 @@ struct Fake {
     other_messages: AtomicI64,
     replies: AtomicU64,
     callbacks_answered: AtomicU64,
+    /// Long polls the client gave up on before the fake answered (a client timeout shorter
+    /// than the poll's, or a killed process).
+    polls_cut: AtomicU64,
     /// The orders shoppers were told were placed: (chat, order number), each time told.
     told: Mutex<Vec<(i64, String)>>,
     /// What is wrong with the API now (`pasar loadtest outage`); nothing by default.
@@ -353,6 +356,7 @@ impl Fake {
             other_messages: AtomicI64::new(1_000_000),
             replies: AtomicU64::new(0),
             callbacks_answered: AtomicU64::new(0),
+            polls_cut: AtomicU64::new(0),
             told: Mutex::new(Vec::new()),
             faults: outage::Faults::default(),
         }
@@ -509,6 +513,30 @@ async fn get_updates(fake: &Fake, b: usize, params: &Value) -> Response {
     let deadline = tokio::time::Instant::now() + timeout;
     let bot = &fake.bots[b];
     bot.polled.store(true, Ordering::SeqCst);
+    /// Counts the poll as cut unless it was answered (axum drops the handler when the client
+    /// leaves first).
+    struct Cut<'a>(&'a AtomicU64, bool);
+    impl Drop for Cut<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut cut = Cut(&fake.polls_cut, false);
+    let answer = get_updates_answer(fake, bot, offset, limit, timeout, deadline).await;
+    cut.1 = true;
+    answer
+}
+
+async fn get_updates_answer(
+    fake: &Fake,
+    bot: &BotQueue,
+    offset: i64,
+    limit: usize,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Response {
     loop {
         // Registered before looking, so a push between the look and the wait is not missed.
         let notified = bot.notify.notified();
@@ -1310,6 +1338,7 @@ pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
         let cpu = cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
         let rss = proc_status_kb(target.pid(), "VmRSS:").unwrap_or(0);
+        let cut = fake.polls_cut.load(Ordering::Relaxed);
         if let Some(status) = target.child.try_wait()? {
             anyhow::bail!("pasar run exited while idle: {status}");
         }
@@ -1322,6 +1351,10 @@ pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<
             100.0 * cpu / seconds,
             kb_to_mb(rss)
         );
+        // pasar run polls with its default long-poll timeout (25 s): a client that gives up
+        // sooner leaves every poll with an error and a new connection.
+        println!("long polls given up by pasar run before the answer: {cut}");
+        anyhow::ensure!(cut == 0, "{cut} long polls were given up by pasar run before the fake answered");
         Ok(())
     })
 }

@@ -204,6 +204,8 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Pollers stored new updates.
     inbox: Notify,
+    /// Rung once, when `stop` is set (see [`shared_stopped`]).
+    halt: Notify,
     /// The engine queued messages (wakes the vendor and bank drains, and on shutdown, after
     /// deadlines and the like, every sender).
     outbox: Notify,
@@ -222,6 +224,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Sets `stop` and wakes everything waiting in [`shared_stopped`].
+    fn halt_all(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.halt.notify_waiters();
+    }
+
     /// The bell of one market's sender on one channel.
     pub(crate) fn bell(&self, channel: crate::channel::ChannelKind, market: &str) -> Arc<Notify> {
         let mut bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
@@ -295,6 +303,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         inbox: Notify::new(),
+        halt: Notify::new(),
         outbox: Notify::new(),
         bells: Mutex::new(HashMap::new()),
         jobs,
@@ -310,6 +319,12 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     let mut tasks = Vec::new();
     let mut running = 0;
     let mut webhook_bots: HashMap<String, Bot> = HashMap::new();
+    // The pollers' own client: teloxide's default one gives up on any request after 17 s (it
+    // does not stretch that for getUpdates' `timeout`), which cut every long poll of
+    // `poll_timeout_secs` (25 s by default) short with an error, a new connection and a pause.
+    let poll_client = teloxide::net::default_reqwest_settings()
+        .timeout(Duration::from_secs(u64::from(config.telegram.poll_timeout_secs) + 15))
+        .build()?;
     for plan in telegram_plan(&config)? {
         let Some(token) = plan.token else {
             tracing::info!(market = %plan.market, "no {} set: Telegram bot skipped", plan.token_variable);
@@ -347,8 +362,9 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         ops.bot_started(crate::channel::ChannelKind::Telegram, &plan.market, intake);
         match &webhook {
             None => {
+                let polling = Bot::with_client(bot.token(), poll_client.clone()).set_api_url(api_url.clone());
                 tasks.push(tokio::spawn(poll(
-                    bot.clone(),
+                    polling,
                     plan.market.clone(),
                     Arc::clone(&shared),
                     config.telegram.poll_timeout_secs,
@@ -490,7 +506,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         _ = shared_stopped(&shared) => {}
     }
     tracing::info!("shutting down: no new updates; finishing what is in flight");
-    shared.stop.store(true, Ordering::SeqCst);
+    shared.halt_all();
     shared.inbox.notify_waiters();
     shared.ring_all();
     if let Some(s) = server {
@@ -538,9 +554,10 @@ async fn shutdown_signal() {
 /// How often the engine looks at the inbox and the deadlines without being woken, while it
 /// has work (anything in the last [`BUSY_FOR`]).
 const TIMER_PASS: Duration = Duration::from_millis(500);
-/// The same when idle: deadlines are minutes apart, so a look every five seconds keeps them
-/// punctual without polling an idle store.
-const IDLE_PASS: Duration = Duration::from_secs(5);
+/// The same when idle: deadlines are minutes apart (a trader's reminder, a payment's expiry, a
+/// courier's lateness), so a look every fifteen seconds keeps them punctual without polling an
+/// idle store (each pass is a few reads and a commit: `pasar loadtest idle` measures it).
+const IDLE_PASS: Duration = Duration::from_secs(15);
 /// How long after its last work (updates, send results) the engine counts as busy.
 const BUSY_FOR: Duration = Duration::from_secs(5);
 /// How long an idle sender waits for its bell before looking at the store anyway.
@@ -618,7 +635,7 @@ impl Drop for EngineGuard {
         if !self.0.engine_stop.load(Ordering::SeqCst) {
             tracing::error!("the engine thread stopped unexpectedly: shutting down");
             self.0.engine_failed.store(true, Ordering::SeqCst);
-            self.0.stop.store(true, Ordering::SeqCst);
+            self.0.halt_all();
             self.0.inbox.notify_waiters();
             self.0.ring_all();
         }
@@ -898,13 +915,17 @@ pub(crate) async fn drain_requests<R, O, P, F>(
     }
 }
 
-/// Returns once the process is stopping.
+/// Returns once the process is stopping. Waits on the `halt` bell, so an idle process does not
+/// wake to look (listening before looking: a stop between the look and the wait still rings).
 pub(crate) async fn shared_stopped(shared: &Shared) {
     loop {
+        let halted = shared.halt.notified();
+        tokio::pin!(halted);
+        halted.as_mut().enable();
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let _ = tokio::time::timeout(Duration::from_millis(200), shared.inbox.notified()).await;
+        halted.await;
     }
 }
 

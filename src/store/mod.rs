@@ -165,55 +165,74 @@ pub struct Store {
 /// How often the background thread copies the WAL back into the database file while the
 /// database is being written.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-/// The longest wait between two looks when nothing was written (idle: no checkpoint to do).
-const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
+/// When nothing was committed on the store's connection: the thread sleeps until a commit
+/// wakes it, or this long (for other connections' writes).
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(60);
 
 /// A thread with its own connection that runs passive WAL checkpoints. A checkpoint copies pages
 /// and fsyncs the database file; done by the committing writer (SQLite's default), it stalls the
 /// unlucky event that crosses the threshold for milliseconds. Passive checkpoints never block
-/// the writer.
+/// the writer. The store's connection wakes it with each commit (a commit hook), so an idle
+/// process does not wake to look; it stops when that connection (and so the hook) is dropped.
 struct Checkpointer {
-    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    fn start(path: &Path) -> StoreResult<Checkpointer> {
+    /// Starts the thread; `watched` gets the commit hook that wakes it.
+    fn start(path: &Path, watched: &Connection) -> StoreResult<Checkpointer> {
+        use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(1))?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
             .spawn(move || {
-                // `data_version` changes when another connection commits: an unchanged one means
-                // nothing new to copy, and the waits grow (up to CHECKPOINT_IDLE).
-                let version = |conn: &Connection| conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
-                let mut checkpointed: Option<i64> = None;
-                let mut wait = CHECKPOINT_EVERY;
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
-                    let now = version(&conn).ok();
-                    if now.is_some() && now == checkpointed {
-                        wait = (wait * 2).min(CHECKPOINT_IDLE);
-                        continue;
+                let checkpoint = || {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
                     }
-                    wait = CHECKPOINT_EVERY;
-                    // (busy, frames in the WAL, frames copied): all copied means done.
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
-                    }) {
-                        Ok(done) => checkpointed = if done { now } else { None },
-                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
+                };
+                loop {
+                    // Idle until a commit (or, for other connections' writes, a while).
+                    if let Err(RecvTimeoutError::Disconnected) = nudged.recv_timeout(CHECKPOINT_IDLE) {
+                        return;
+                    }
+                    // Writing: a checkpoint every CHECKPOINT_EVERY while commits keep coming.
+                    loop {
+                        std::thread::sleep(CHECKPOINT_EVERY);
+                        let mut committed = false;
+                        loop {
+                            match nudged.try_recv() {
+                                Ok(()) => committed = true,
+                                Err(TryRecvError::Empty) => break,
+                                Err(TryRecvError::Disconnected) => {
+                                    checkpoint();
+                                    return;
+                                }
+                            }
+                        }
+                        checkpoint();
+                        if !committed {
+                            break;
+                        }
                     }
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+        watched.commit_hook(Some(move || {
+            // Full means a wake-up is already waiting.
+            let _ = nudge.try_send(());
+            false
+        }));
+        Ok(Checkpointer { thread: Some(thread) })
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        // The store's connection (declared before this) is gone, and with it the hook: the
+        // thread sees the channel closed.
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -236,7 +255,7 @@ impl Store {
     /// checkpointer for its WAL.
     pub fn open(path: &Path) -> StoreResult<Store> {
         let mut store = Store::open_companion(path)?;
-        store._checkpointer = Some(Checkpointer::start(path)?);
+        store._checkpointer = Some(Checkpointer::start(path, &store.conn)?);
         Ok(store)
     }
 
