@@ -1,7 +1,9 @@
 //! Load on `pasar run` through a fake Telegram Bot API on 127.0.0.1: issue 4's benchmark
 //! (`cargo bench --bench telegram_load`: `pasar run`, ten market bots with the full ordering
 //! flow and durable SQLite, against a minimal teloxide echo bot) and `pasar loadtest rush`
-//! (issue 10: the morning rush, 250 updates/s for 5 minutes by default).
+//! (issue 10: the morning rush, 250 updates/s for 5 minutes by default), which `crash.rs`
+//! (kills and restarts) and `outage.rs` (the API down, 429s, slow) put faults into; the fault
+//! scenarios on both channels (`replay.rs`, `last_unit.rs`, `abuse.rs`) run on `world.rs`.
 //!
 //! ```sh
 //! cargo bench --bench telegram_load                        # everything, default sizes
