@@ -24,3 +24,38 @@ pub fn serve_on_thread(app: axum::Router) -> std::net::SocketAddr {
     });
     rx.recv().expect("fake server started")
 }
+
+/// A raw HTTP request to 127.0.0.1:`port`: the status and the body (status 0 when nothing
+/// listens or the answer is not HTTP).
+pub fn http(port: u16, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    if s.set_read_timeout(Some(std::time::Duration::from_secs(30))).is_err() {
+        return (0, String::new());
+    }
+    // A server may answer (413) and close before it read all of an oversized request: the
+    // write fails, the answer is still there to read.
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Posts `body` as JSON to `path` on 127.0.0.1:`port` with extra headers; the status (0 when
+/// nothing listens).
+pub fn post_bytes(port: u16, path: &str, body: &[u8], headers: &[(&str, &str)]) -> u16 {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    http(port, &bytes).0
+}

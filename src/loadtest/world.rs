@@ -289,37 +289,7 @@ impl Drop for World {
     }
 }
 
-/// A raw HTTP request to 127.0.0.1:`port`: the status and the body (status 0 when nothing
-/// listens or the answer is not HTTP).
-pub(super) fn http(port: u16, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
-    if s.set_read_timeout(Some(Duration::from_secs(30))).is_err() || s.write_all(request).is_err() {
-        return (0, String::new());
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-/// Posts `body` as JSON to `path` on 127.0.0.1:`port` with extra headers; the status (0 when
-/// nothing listens).
-pub(super) fn post(port: u16, path: &str, body: &[u8], headers: &[(&str, &str)]) -> u16 {
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    http(port, &bytes).0
-}
+pub(super) use crate::fakes::{http, post_bytes as post};
 
 /// A WhatsApp delivery of one message from `from` to the number `number`.
 pub(super) fn wa_delivery(from: &str, number: &str, message: Value) -> String {
