@@ -107,6 +107,17 @@ fn ok(result: Value) -> axum::response::Response {
     axum::Json(json!({"ok": true, "result": result})).into_response()
 }
 
+/// A `callback_query` update: `chat`'s user pressed the button `data` on the message `on`.
+fn callback_json(id: u32, chat: i64, data: &str, on: Value) -> Value {
+    json!({"update_id": id, "callback_query": {
+        "id": format!("cb{id}"),
+        "from": {"id": chat, "is_bot": false, "first_name": format!("user{chat}")},
+        "chat_instance": "ci",
+        "data": data,
+        "message": on
+    }})
+}
+
 fn message_json(id: i64, chat: i64, text: &str) -> Value {
     json!({
         "message_id": id,
@@ -487,30 +498,14 @@ impl FakeTelegram {
 
     /// A user presses an inline button.
     pub fn press(&self, token: &str, chat: i64, data: &str) -> u32 {
-        self.push(token, |id| {
-            json!({"update_id": id, "callback_query": {
-                "id": format!("cb{id}"),
-                "from": {"id": chat, "is_bot": false, "first_name": format!("user{chat}")},
-                "chat_instance": "ci",
-                "data": data,
-                "message": message_json(9_000 + i64::from(id), chat, "menu")
-            }})
-        })
+        self.push(token, |id| callback_json(id, chat, data, message_json(9_000 + i64::from(id), chat, "menu")))
     }
 
     /// A user presses an inline button of a message the bot sent.
     pub fn press_on(&self, token: &str, message: &SentMessage, data: &str) -> u32 {
         let chat = message.chat;
-        let (message_id, text) = (message.id, message.text.clone());
-        self.push(token, |id| {
-            json!({"update_id": id, "callback_query": {
-                "id": format!("cb{id}"),
-                "from": {"id": chat, "is_bot": false, "first_name": format!("user{chat}")},
-                "chat_instance": "ci",
-                "data": data,
-                "message": message_json(message_id, chat, &text)
-            }})
-        })
+        let on = message_json(message.id, chat, &message.text);
+        self.push(token, |id| callback_json(id, chat, data, on))
     }
 
     /// A user presses a button of a message in another chat (a forged callback query: `from`

@@ -150,13 +150,11 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
 
         // Every step was answered; wait until the last messages are out, then the last kill.
         let deadline = Instant::now() + STEP_TIMEOUT;
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         loop {
-            let pending = {
-                let conn = rusqlite::Connection::open(&db)?;
-                conn.busy_timeout(Duration::from_secs(5))?;
-                one(&conn, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")?
-                    + one(&conn, "SELECT COUNT(*) FROM inbox WHERE status = 'pending'")?
-            };
+            let pending = one(&conn, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")?
+                + one(&conn, "SELECT COUNT(*) FROM inbox WHERE status = 'pending'")?;
             if pending == 0 {
                 break;
             }
