@@ -432,8 +432,10 @@ fn parse_prints_one_json_line_per_message_and_writes_no_database() {
     assert!(!ok && err.contains("unknown market"), "{err}");
 }
 
-/// `pasar loadtest rush`, test-sized: shoppers on all ten bots through a fake Bot API, every step
-/// answered, the figures printed.
+/// `pasar loadtest rush`, test-sized: shoppers on all ten bots through a fake Bot API, and the
+/// markets' traders and couriers: every step answered, every order placed taken all the way to
+/// the shopper's door (the trader accepts and packs, a courier takes it, collects it, delivers
+/// it, records the cash and sends the photo), the figures printed.
 #[test]
 fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
     let (ok, out, err) = run(pasar().args([
@@ -442,16 +444,17 @@ fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
         "--rate",
         "40",
         "--seconds",
-        "3",
+        "6",
         "--warmup",
         "1",
         "--shoppers",
-        "40",
+        "10",
         "--conversations",
         "100",
     ]));
     assert!(ok, "loadtest failed:\n{out}\n{err}");
     assert!(err.contains("polling all ten bots after"), "{err}");
+    assert!(err.contains("10 traders and 30 couriers"), "{err}");
     let row = out.lines().find(|l| l.starts_with("open 40/s: pasar run ")).expect("the report's row");
     let figures: Vec<f64> =
         row["open 40/s: pasar run".len()..].split_whitespace().filter_map(|v| v.parse().ok()).collect();
@@ -460,13 +463,20 @@ fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
     assert!((figures[0] - 40.0).abs() < 1.0, "the rate held: {row}");
     assert!(figures[1] > 0.0 && figures[1] <= figures[2] && figures[2] <= figures[3], "{row}");
     assert!(figures[6] > 1.0, "peak RSS read: {row}");
-    // About 120 updates in the 3 measured seconds (ticks that found every shopper waiting fall
+    // About 240 updates in the 6 measured seconds (ticks that found everyone waiting fall
     // behind, never ahead).
     let count: usize = out
         .lines()
         .find_map(|l| l.strip_prefix("open 40/s: pasar run: ")?.split(' ').next()?.parse().ok())
         .expect("the update count");
-    assert!((60..=121).contains(&count), "{out}");
+    assert!((120..=241).contains(&count), "{out}");
+    // 280 updates over 10 shoppers: each placed an order (12 steps), and each order went to the
+    // door (the tool fails unless every order placed is delivered).
+    let orders = out.lines().find_map(|l| l.strip_prefix("open 40/s: pasar run: whole orders: ")).expect("orders");
+    let placed: usize = orders.split(' ').next().and_then(|n| n.parse().ok()).expect("orders placed");
+    assert!(placed >= 10, "{orders}");
+    assert!(orders.contains(&format!("{placed} placed, {placed} accepted and packed")), "{orders}");
+    assert!(orders.ends_with("; 0 presses refused"), "{orders}");
     assert!(out.contains("errors: none"), "{out}");
 }
 
@@ -500,7 +510,8 @@ fn loadtest_outage_loses_nothing_keeps_each_chats_order_and_recovers() {
         "every step answered",
         "every update stored and handled",
         "every order told of is in the database",
-        "every reply to a shopper sent",
+        "every order delivered, its cash recorded",
+        "every message to a shopper, trader or courier sent",
         "each chat's replies in the bot's order",
         "429s honoured",
         "recovery within 64 s of the API coming back",
@@ -574,11 +585,19 @@ fn loadtest_crash_kills_pasar_run_and_loses_nothing() {
             .find_map(|l| l.strip_prefix(prefix)?.split(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {prefix:?} line:\n{out}"))
     };
-    // About 450 updates (9 s at 50/s), so each of the 20 shoppers finished journeys of 12 steps.
+    // About 450 updates (9 s at 50/s), shoppers', traders' and couriers': each of the 20
+    // shoppers placed an order (12 steps) and it was delivered (8 steps of its trader and
+    // courier).
     assert!(figure("updates: ") > 200, "{out}");
     let journeys = figure("orders: ");
     assert!(journeys >= 20, "{out}");
-    assert!(out.contains(&format!("{journeys} journeys finished, {journeys} orders")), "{out}");
+    assert!(out.contains(&format!("{journeys} placed by shoppers, {journeys} stored")), "{out}");
+    // Each order went all the way: its trader, a courier, the cash and the photo at the door.
+    assert!(
+        out.contains(&format!("taken and delivered by a courier ({journeys} deliveries, cash recorded once each)")),
+        "{out}"
+    );
+    assert!(out.contains("; 0 presses refused"), "{out}");
     assert!(out.contains("none lost"), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }

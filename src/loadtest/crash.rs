@@ -22,6 +22,11 @@ pub(super) struct CrashReport {
     pub updates: usize,
     pub journeys: usize,
     pub orders: usize,
+    /// Deliveries the couriers finished (cash and photo), presses refused to traders and
+    /// couriers, ratings stored.
+    pub delivered: usize,
+    pub refused: usize,
+    pub ratings: i64,
     pub sent_rows: usize,
     pub calls_expected: u64,
     pub calls_made: u64,
@@ -66,8 +71,9 @@ fn one(conn: &rusqlite::Connection, sql: &str) -> anyhow::Result<i64> {
     Ok(conn.query_row(sql, [], |r| r.get(0))?)
 }
 
-fn is_shopper(user: &str) -> Option<i64> {
-    user.parse::<i64>().ok().filter(|c| (CHAT_BASE..SEEDED_CHAT_BASE).contains(c))
+/// A chat of the run: a shopper's, a trader's or a courier's (not the seeded conversations').
+fn in_run(user: &str) -> Option<i64> {
+    user.parse::<i64>().ok().filter(|c| (CHAT_BASE..staff::STAFF_BASE + 1_000_000).contains(c))
 }
 
 /// Runs the crash scenario and prints its report; fails when a check fails.
@@ -76,7 +82,8 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let seeded = dir.path().join("seeded.db");
     eprintln!("seeding {} conversations...", args.conversations);
-    seed_database(&seeded, &markets, args.conversations)?;
+    let Seeded { staff, .. } = seed_database(&seeded, &markets, args.conversations, true)?;
+    let staff_count = staff.len();
     let db = fresh_copy(&seeded, &dir.path().join("crash"))?;
     let before = {
         let conn = rusqlite::Connection::open(&db)?;
@@ -98,7 +105,7 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (report, told, calls) = runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, args.shoppers));
+        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()));
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = db.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.path().to_path_buf());
         let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
@@ -140,6 +147,7 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
             Arc::clone(&fake),
             &markets,
             args.shoppers,
+            &staff,
             args.rate,
             Duration::from_secs_f64(args.warmup),
             Duration::from_secs_f64(args.seconds),
@@ -172,18 +180,17 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
         server.abort();
         let updates: i64 = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum();
         let told = std::mem::take(&mut *fake.told.lock().expect("told lock"));
-        let calls: BTreeMap<i64, u64> = (0..args.shoppers)
-            .map(|i| {
-                let chat = CHAT_BASE + i as i64;
-                let calls = fake.slot(chat).map_or(0, |s| s.inner.lock().expect("chat lock").calls);
-                (chat, calls)
-            })
-            .collect();
+        let chats = (0..args.shoppers as i64).map(|i| CHAT_BASE + i).chain(staff.iter().map(|m| m.chat));
+        let calls: BTreeMap<i64, u64> =
+            chats.map(|chat| (chat, fake.slot(chat).map_or(0, |s| s.inner.lock().expect("chat lock").calls))).collect();
         let report = CrashReport {
             kills,
             updates: usize::try_from(updates).unwrap_or(0),
             journeys: load.journeys,
             orders: 0,
+            delivered: load.delivered,
+            refused: load.refused,
+            ratings: 0,
             sent_rows: 0,
             calls_expected: 0,
             calls_made: calls.values().sum(),
@@ -201,9 +208,12 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
         args.rate,
         report.restart_max.as_secs_f64() * 1e3
     );
-    println!("updates: {} sent by {} shoppers, each stored once and handled", report.updates, args.shoppers);
     println!(
-        "orders: {} journeys finished, {} orders, each told to its shopper and stored exactly once",
+        "updates: {} sent by {} shoppers and {} traders and couriers, each stored once and handled",
+        report.updates, args.shoppers, staff_count
+    );
+    println!(
+        "orders: {} placed by shoppers, {} stored, each told to its shopper and stored exactly once",
         report.journeys, report.orders
     );
     println!(
@@ -212,6 +222,11 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
         report.calls_expected,
         report.calls_made,
         report.calls_made - report.calls_expected
+    );
+    println!(
+        "whole orders: every one accepted and packed by its trader, taken and delivered by a courier ({} deliveries, \
+         cash recorded once each), {} ratings; {} presses refused",
+        report.delivered, report.ratings, report.refused
     );
     println!("stock: every counted offer lost exactly what its orders hold; integrity_check ok");
     println!("errors: none");
@@ -248,7 +263,7 @@ fn check(
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (number, user) = row?;
-            if let Some(chat) = is_shopper(&user) {
+            if let Some(chat) = in_run(&user) {
                 let entry = orders.entry(number).or_insert((user, chat));
                 anyhow::ensure!(entry.1 == chat, "order number {} stored twice", entry.0);
             }
@@ -278,16 +293,40 @@ fn check(
     );
     report.orders = orders.len();
 
+    // Whole orders: each accepted, packed, delivered once, its cash recorded once.
+    let undelivered = one(&conn, "SELECT COUNT(*) FROM orders WHERE status <> 'delivered'")?;
+    anyhow::ensure!(undelivered == 0, "{undelivered} of {} orders not delivered", orders.len());
+    anyhow::ensure!(
+        report.delivered == orders.len(),
+        "{} orders, but the couriers finished {} deliveries",
+        orders.len(),
+        report.delivered
+    );
+    let deliveries = one(&conn, "SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")?;
+    anyhow::ensure!(deliveries as usize == orders.len(), "{} orders, {deliveries} deliveries done", orders.len());
+    let wrong_cash = one(
+        &conn,
+        "SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM ledger l
+         WHERE l.order_id = o.id AND l.kind = 'payment' AND l.method = 'cod') <> 1",
+    )?;
+    anyhow::ensure!(wrong_cash == 0, "{wrong_cash} orders without exactly one cash payment recorded");
+    anyhow::ensure!(report.refused == 0, "{} presses of traders and couriers refused", report.refused);
+    report.ratings = one(&conn, "SELECT COUNT(*) FROM ratings")?;
+
     // Messages: every row to a shopper sent; each chat got at least its calls.
     let unsent = one(&conn, "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'")?;
     anyhow::ensure!(unsent == 0, "{unsent} outbox rows not sent");
     let mut expected: BTreeMap<i64, u64> = BTreeMap::new();
     {
-        let mut stmt = conn.prepare("SELECT recipient, message FROM outbox WHERE channel = 'telegram'")?;
+        // Not the rows of the traders' and couriers' enrolment (marked sent before the run).
+        let mut stmt = conn.prepare(
+            "SELECT o.recipient, o.message FROM outbox o LEFT JOIN inbox i ON i.id = o.inbox_id
+             WHERE o.channel = 'telegram' AND COALESCE(i.source_id, '') NOT LIKE '%:seed-%'",
+        )?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (recipient, message) = row?;
-            let Some(chat) = is_shopper(&recipient) else { continue };
+            let Some(chat) = in_run(&recipient) else { continue };
             let message: Outbound = serde_json::from_str(&message)?;
             *expected.entry(chat).or_default() += crate::channel::telegram::render(&message, "", "").len() as u64;
             report.sent_rows += 1;

@@ -59,6 +59,7 @@ use tokio::sync::Notify;
 
 mod crash;
 mod outage;
+mod staff;
 
 /// Shoppers' chat ids start here (shopper `i` is chat `CHAT_BASE + i`).
 const CHAT_BASE: i64 = 10_000_000;
@@ -110,6 +111,10 @@ pub struct LoadArgs {
     /// Print the replies of shopper 0's first journey (checks the script against the bot).
     #[arg(long)]
     pub trace: bool,
+    /// Open loop: whole orders, with traders and couriers (`pasar loadtest rush`); the
+    /// benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do.
+    #[arg(skip)]
+    pub whole_orders: bool,
 }
 
 /// A `pasar loadtest` scenario.
@@ -247,6 +252,7 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
                 open_echo: false,
                 conversations: args.conversations,
                 trace: false,
+                whole_orders: true,
             };
             run_load(&load, pasar, &[])
         }
@@ -316,6 +322,9 @@ struct ChatInner {
     /// The latest update's id, and every reply in the order it came (checked by the outage).
     update: i64,
     log: Vec<outage::Arrival>,
+    /// A trader's or courier's chat: its messages stay until the worker reads them (a new
+    /// update does not clear them: an order or an offer may come in between).
+    keep: bool,
 }
 
 #[derive(Default)]
@@ -328,7 +337,9 @@ struct ChatSlot {
 struct Fake {
     bots: Vec<BotQueue>,
     by_token: HashMap<String, usize>,
+    /// The shoppers' chats, then the traders' and couriers'.
     chats: Vec<ChatSlot>,
+    shoppers: usize,
     other_messages: AtomicI64,
     replies: AtomicU64,
     callbacks_answered: AtomicU64,
@@ -342,7 +353,8 @@ struct Fake {
 }
 
 impl Fake {
-    fn new(markets: &[MarketInfo], chats: usize) -> Fake {
+    /// A fake with `shoppers` shoppers' chats and `staff` traders' and couriers'.
+    fn new(markets: &[MarketInfo], shoppers: usize, staff: usize) -> Fake {
         Fake {
             bots: markets
                 .iter()
@@ -354,7 +366,14 @@ impl Fake {
                 })
                 .collect(),
             by_token: markets.iter().enumerate().map(|(i, m)| (m.token.clone(), i)).collect(),
-            chats: (0..chats).map(|_| ChatSlot::default()).collect(),
+            chats: (0..shoppers + staff)
+                .map(|i| {
+                    let slot = ChatSlot::default();
+                    slot.inner.lock().expect("chat lock").keep = i >= shoppers;
+                    slot
+                })
+                .collect(),
+            shoppers,
             other_messages: AtomicI64::new(1_000_000),
             replies: AtomicU64::new(0),
             callbacks_answered: AtomicU64::new(0),
@@ -365,7 +384,12 @@ impl Fake {
     }
 
     fn slot(&self, chat: i64) -> Option<&ChatSlot> {
-        usize::try_from(chat - CHAT_BASE).ok().and_then(|i| self.chats.get(i))
+        let index = if chat >= staff::STAFF_BASE {
+            usize::try_from(chat - staff::STAFF_BASE).ok().map(|k| self.shoppers + k)
+        } else {
+            usize::try_from(chat - CHAT_BASE).ok().filter(|i| *i < self.shoppers)
+        };
+        index.and_then(|i| self.chats.get(i))
     }
 
     fn all_polled(&self) -> bool {
@@ -377,7 +401,9 @@ impl Fake {
         let now = Instant::now();
         if let Some(slot) = self.slot(chat) {
             let mut c = slot.inner.lock().expect("chat lock");
-            c.replies.clear();
+            if !c.keep {
+                c.replies.clear();
+            }
             c.first = None;
             c.since = Some(now);
         }
@@ -587,33 +613,75 @@ enum Input {
     /// The button found in the previous step's reply (the fixed data for the echo bot).
     Captured(&'static str),
     Location,
+    /// Nothing sent: the shopper waits for news (their order delivered) and takes no turn.
+    Await,
 }
 
+/// Which button of the answer to keep for the next step.
+#[derive(Clone, Copy)]
+enum Capture {
+    None,
+    /// The first whose data starts with this.
+    First(&'static str),
+    /// The last whose data starts with this (the fifth star).
+    Last(&'static str),
+}
+
+#[derive(Clone, Copy)]
 struct Step {
     input: Input,
     /// The step is answered once a reply contains this (the last message of the step's answer).
     needle: &'static str,
-    /// Keep the data of the first button in that reply starting with this.
-    capture: Option<&'static str>,
+    capture: Capture,
 }
+
+/// What the shopper is told when the order is placed.
+const PLACED: &str = "sudah kami terima";
 
 /// The whole journey of tests/telegram.rs: search, the stall's button, an amount, checkout
 /// (name, phone, shared location, slot, cash on delivery, no note), place the order.
 const JOURNEY: [Step; 12] = [
-    Step { input: Input::Text("/start"), needle: "Mau belanja apa", capture: None },
-    Step { input: Input::Text("kangkung"), needle: "Pilih lapak", capture: Some("off:") },
-    Step { input: Input::Captured("off:1"), needle: "Mau berapa", capture: None },
-    Step { input: Input::Text("3 ikat"), needle: "masuk keranjang", capture: None },
-    Step { input: Input::Press("checkout"), needle: "atas nama siapa", capture: None },
+    Step { input: Input::Text("/start"), needle: "Mau belanja apa", capture: Capture::None },
+    Step { input: Input::Text("kangkung"), needle: "Pilih lapak", capture: Capture::First("off:") },
+    Step { input: Input::Captured("off:1"), needle: "Mau berapa", capture: Capture::None },
+    Step { input: Input::Text("3 ikat"), needle: "masuk keranjang", capture: Capture::None },
+    Step { input: Input::Press("checkout"), needle: "atas nama siapa", capture: Capture::None },
     // A contact request: the question, then the hint under the reply keyboard.
-    Step { input: Input::Text("Ani Rahayu"), needle: "tombol di bawah", capture: None },
+    Step { input: Input::Text("Ani Rahayu"), needle: "tombol di bawah", capture: Capture::None },
     // A location request, likewise.
-    Step { input: Input::Text("0812-3456-7890"), needle: "tombol di bawah", capture: None },
-    Step { input: Input::Location, needle: "jam berapa", capture: Some("slot:") },
-    Step { input: Input::Captured("slot:x"), needle: "Bayar pakai apa", capture: None },
-    Step { input: Input::Press("pay:cod"), needle: "catatan", capture: None },
-    Step { input: Input::Press("note:none"), needle: "Ringkasan", capture: None },
-    Step { input: Input::Press("place"), needle: "sudah kami terima", capture: None },
+    Step { input: Input::Text("0812-3456-7890"), needle: "tombol di bawah", capture: Capture::None },
+    Step { input: Input::Location, needle: "jam berapa", capture: Capture::First("slot:") },
+    Step { input: Input::Captured("slot:x"), needle: "Bayar pakai apa", capture: Capture::None },
+    Step { input: Input::Press("pay:cod"), needle: "catatan", capture: Capture::None },
+    Step { input: Input::Press("note:none"), needle: "Ringkasan", capture: Capture::None },
+    Step { input: Input::Press("place"), needle: PLACED, capture: Capture::None },
+];
+
+/// A whole order (`pasar loadtest rush`, `crash`, `outage`): the journey, then, while the
+/// trader and the courier do their part ([`staff`]), the wait until the order is at the door
+/// (paid in cash to the courier), and the shopper's ratings: five stars for the courier and
+/// for the stall, and a word.
+const WHOLE_ORDER: [Step; 16] = [
+    JOURNEY[0],
+    JOURNEY[1],
+    JOURNEY[2],
+    JOURNEY[3],
+    JOURNEY[4],
+    JOURNEY[5],
+    JOURNEY[6],
+    JOURNEY[7],
+    JOURNEY[8],
+    JOURNEY[9],
+    JOURNEY[10],
+    JOURNEY[11],
+    Step { input: Input::Await, needle: "pengantaran oleh kurir", capture: Capture::Last("rate:") },
+    Step { input: Input::Captured("rate:x"), needle: "Bagaimana belanjaan", capture: Capture::Last("rate:") },
+    Step { input: Input::Captured("rate:x"), needle: "Ada pesan atau saran", capture: Capture::None },
+    Step {
+        input: Input::Text("Sayurnya segar, kurirnya ramah"),
+        needle: "Penilaian Anda membantu",
+        capture: Capture::None,
+    },
 ];
 
 struct Shopper {
@@ -636,6 +704,8 @@ struct Shopper {
 #[derive(Clone, Copy)]
 struct Sample {
     queued: Instant,
+    /// The outage's phase when it was queued.
+    phase: outage::Phase,
     /// Update to the first reply in the chat.
     first: Duration,
     /// Update to the step's last reply.
@@ -677,6 +747,8 @@ impl Shopper {
                     }})
                 })
             }
+            // The news comes by itself (the replies since the last update are kept).
+            Input::Await => Instant::now(),
             Input::Press(_) | Input::Captured(_) => {
                 let data = match step.input {
                     Input::Press(d) => d.to_string(),
@@ -692,6 +764,7 @@ impl Shopper {
                 })
             }
         };
+        let phase = fake.faults.phase();
         let slot = fake.slot(chat).expect("a shopper's chat");
         let deadline = tokio::time::Instant::now() + self.patience;
         loop {
@@ -701,11 +774,17 @@ impl Shopper {
                     if self.echo { c.replies.first() } else { c.replies.iter().find(|r| r.text.contains(step.needle)) };
                 if let Some(answer) = answer {
                     let complete = queued.elapsed();
-                    if !self.echo
-                        && let Some(prefix) = step.capture
-                    {
-                        self.captured = buttons(&answer.markup).into_iter().find(|d| d.starts_with(prefix));
-                        anyhow::ensure!(self.captured.is_some(), "no `{prefix}` button in {:?}", answer.text);
+                    if !self.echo {
+                        let found = buttons(&answer.markup);
+                        let (prefix, found) = match step.capture {
+                            Capture::None => ("", None),
+                            Capture::First(p) => (p, found.into_iter().find(|d| d.starts_with(p))),
+                            Capture::Last(p) => (p, found.into_iter().rfind(|d| d.starts_with(p))),
+                        };
+                        if !prefix.is_empty() {
+                            anyhow::ensure!(found.is_some(), "no `{prefix}` button in {:?}", answer.text);
+                            self.captured = found;
+                        }
                     }
                     self.last_message = c.replies.last().map_or(answer.id, |r| r.id);
                     if self.trace && self.index == 0 {
@@ -713,7 +792,7 @@ impl Shopper {
                             println!("  < {} {}", r.text.replace('\n', " ⏎ "), buttons(&r.markup).join(" | "));
                         }
                     }
-                    return Ok(Sample { queued, first: c.first.unwrap_or(complete), complete });
+                    return Ok(Sample { queued, phase, first: c.first.unwrap_or(complete), complete });
                 }
             }
             if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
@@ -838,6 +917,18 @@ struct RunReport {
     target_cpu: f64,
     bench_cpu: f64,
     stalls: usize,
+    /// Whole orders: how many were placed and delivered.
+    orders: Option<WholeOrders>,
+}
+
+/// What the traders and couriers of a run did.
+struct WholeOrders {
+    placed: usize,
+    delivered: usize,
+    /// Orders the shopper rated (the run may end before the last ones are).
+    rated: usize,
+    /// Presses the bot refused them.
+    refused: usize,
 }
 
 impl RunReport {
@@ -898,54 +989,255 @@ fn describe(input: Input) -> String {
         Input::Press(d) => format!("[press {d}]"),
         Input::Captured(_) => "[press the button found]".into(),
         Input::Location => "[share location]".into(),
+        Input::Await => "[wait for the delivery]".into(),
     }
+}
+
+/// What one shopper did.
+#[derive(Default)]
+struct ShopperRun {
+    chat: i64,
+    /// One for each update sent (a wait sends none).
+    samples: Vec<Sample>,
+    /// The order numbers the bot told this shopper, in order.
+    orders: Vec<String>,
+    /// Times the script was done to its end (for a whole order: rated).
+    finished: usize,
+    /// Why the shopper stopped early: a step unanswered.
+    error: Option<String>,
+}
+
+/// Who gets the next turn.
+#[derive(Clone, Copy)]
+enum Who {
+    Shopper(usize),
+    Worker(usize),
+}
+
+/// The people of a run, each a task that sends its next update when given a turn: shoppers
+/// (in line once their previous step is answered) and, for whole orders, traders and couriers
+/// (in a line of their own while they have something to do, served first: the order in hand
+/// before a new one).
+struct Crowd {
+    shopper_turns: Vec<tokio::sync::mpsc::Sender<()>>,
+    worker_turns: Vec<tokio::sync::mpsc::Sender<()>>,
+    ready: tokio::sync::mpsc::UnboundedReceiver<usize>,
+    busy: tokio::sync::mpsc::UnboundedReceiver<usize>,
+    shoppers: tokio::task::JoinSet<ShopperRun>,
+    workers: tokio::task::JoinSet<staff::WorkerRun>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Crowd {
+    /// `shoppers` shoppers following `script` (over and over), and a worker for each of `staff`;
+    /// each waits up to `patience` for an answer.
+    fn start(
+        fake: &Arc<Fake>,
+        markets: &[MarketInfo],
+        shoppers: usize,
+        script: &'static [Step],
+        staff: &[staff::Member],
+        patience: Duration,
+        echo: bool,
+    ) -> Crowd {
+        let (ready_tx, ready) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let (busy_tx, busy) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let mut crowd = Crowd {
+            shopper_turns: Vec::with_capacity(shoppers),
+            worker_turns: Vec::with_capacity(staff.len()),
+            ready,
+            busy,
+            shoppers: tokio::task::JoinSet::new(),
+            workers: tokio::task::JoinSet::new(),
+            stop,
+        };
+        for i in 0..shoppers {
+            let (turn_tx, turn_rx) = tokio::sync::mpsc::channel::<()>(1);
+            crowd.shopper_turns.push(turn_tx);
+            let mut shopper = Shopper::new(i, markets, echo, false);
+            shopper.patience = patience;
+            crowd.shoppers.spawn(shopper_turns(Arc::clone(fake), shopper, script, turn_rx, ready_tx.clone(), i));
+        }
+        for (k, member) in staff.iter().enumerate() {
+            let (turn_tx, turn_rx) = tokio::sync::mpsc::channel::<()>(1);
+            crowd.worker_turns.push(turn_tx);
+            let worker = staff::Worker::new(member.clone(), patience);
+            let stop = crowd.stop.subscribe();
+            crowd.workers.spawn(worker_turns(Arc::clone(fake), worker, turn_rx, busy_tx.clone(), k, stop));
+        }
+        crowd
+    }
+
+    /// The next one whose turn it is, if anyone is waiting for one now.
+    fn try_next(&mut self) -> Option<Who> {
+        if let Ok(k) = self.busy.try_recv() {
+            return Some(Who::Worker(k));
+        }
+        self.ready.try_recv().ok().map(Who::Shopper)
+    }
+
+    /// The next one whose turn it is, waiting for one to be ready.
+    async fn next(&mut self) -> Option<Who> {
+        tokio::select! {
+            biased;
+            Some(k) = self.busy.recv() => Some(Who::Worker(k)),
+            i = self.ready.recv() => i.map(Who::Shopper),
+        }
+    }
+
+    async fn give(&self, who: Who) -> anyhow::Result<()> {
+        let turn = match who {
+            Who::Shopper(i) => &self.shopper_turns[i],
+            Who::Worker(k) => &self.worker_turns[k],
+        };
+        turn.send(()).await.map_err(|_| anyhow::anyhow!("a shopper or worker stopped"))
+    }
+
+    /// Ends the run: no shopper starts another step; the traders and couriers go on until every
+    /// shopper's order in hand is at their door (each shopper waits as patiently as for any
+    /// answer), then stop.
+    async fn finish(mut self) -> (Vec<ShopperRun>, Vec<staff::WorkerRun>) {
+        self.shopper_turns.clear();
+        let mut shoppers = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(k) = self.busy.recv() => {
+                    let _ = self.worker_turns[k].send(()).await;
+                }
+                done = self.shoppers.join_next() => match done {
+                    Some(Ok(run)) => shoppers.push(run),
+                    Some(Err(e)) => shoppers.push(ShopperRun { error: Some(format!("a shopper's task failed: {e}")), ..ShopperRun::default() }),
+                    None => break,
+                },
+            }
+        }
+        let _ = self.stop.send(true);
+        self.worker_turns.clear();
+        let mut workers = Vec::new();
+        while let Some(done) = self.workers.join_next().await {
+            workers.push(done.unwrap_or_else(|e| staff::WorkerRun {
+                error: Some(format!("a worker's task failed: {e}")),
+                ..staff::WorkerRun::default()
+            }));
+        }
+        (shoppers, workers)
+    }
+}
+
+/// A shopper's task: a step each time their turn comes (a wait takes no turn).
+async fn shopper_turns(
+    fake: Arc<Fake>,
+    mut shopper: Shopper,
+    script: &'static [Step],
+    mut turn: tokio::sync::mpsc::Receiver<()>,
+    ready: tokio::sync::mpsc::UnboundedSender<usize>,
+    i: usize,
+) -> ShopperRun {
+    let mut run = ShopperRun { chat: shopper.chat, ..ShopperRun::default() };
+    let _ = ready.send(i);
+    for next in 0.. {
+        let step = &script[next % script.len()];
+        let waits = matches!(step.input, Input::Await);
+        if !waits && turn.recv().await.is_none() {
+            break;
+        }
+        match shopper.step(&fake, step).await {
+            Ok(sample) if !waits => run.samples.push(sample),
+            Ok(_) => {}
+            Err(e) => {
+                run.error = Some(e.to_string());
+                break;
+            }
+        }
+        if next % script.len() == script.len() - 1 {
+            run.finished += 1;
+        }
+        if step.needle == PLACED
+            && let Some(slot) = fake.slot(shopper.chat)
+        {
+            let c = slot.inner.lock().expect("chat lock");
+            run.orders.extend(c.replies.iter().find_map(|r| placed_order_number(&r.text).map(String::from)));
+        }
+        if !matches!(script[(next + 1) % script.len()].input, Input::Await) {
+            let _ = ready.send(i);
+        }
+    }
+    run
+}
+
+/// A trader's or courier's task: whenever their chat brings something to do, a turn for it.
+async fn worker_turns(
+    fake: Arc<Fake>,
+    mut worker: staff::Worker,
+    mut turn: tokio::sync::mpsc::Receiver<()>,
+    busy: tokio::sync::mpsc::UnboundedSender<usize>,
+    k: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> staff::WorkerRun {
+    let mut run = staff::WorkerRun::default();
+    let Some(slot) = fake.slot(worker.member.chat) else {
+        run.error = Some(format!("no chat {} at the fake", worker.member.chat));
+        return run;
+    };
+    'work: loop {
+        while !worker.look(&fake) {
+            tokio::select! {
+                _ = slot.notify.notified() => {}
+                _ = stop.changed() => break 'work,
+            }
+        }
+        let _ = busy.send(k);
+        if turn.recv().await.is_none() {
+            break;
+        }
+        match worker.act(&fake).await {
+            Ok(sample) => run.samples.push(sample),
+            Err(e) => {
+                run.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    run.refused = worker.refused;
+    run.delivered = worker.delivered;
+    run
 }
 
 /// What an open loop did.
 struct OpenRun {
     /// The samples of the updates queued after the warm-up.
     samples: Vec<Sample>,
-    /// Ticks that found every shopper waiting (the target fell behind).
+    /// Ticks that found everyone waiting (the target fell behind).
     stalls: usize,
-    /// Steps answered, warm-up included.
+    /// Updates answered, warm-up included.
     steps: usize,
-    /// Whole journeys finished (orders placed), warm-up included.
+    /// Orders placed (the shoppers were told so), warm-up included.
     journeys: usize,
+    /// Presses the bot refused a trader or courier, deliveries finished, orders rated.
+    refused: usize,
+    delivered: usize,
+    rated: usize,
 }
 
-/// Updates at `rate` per second for `warmup + seconds`; each goes to the shopper first in line
-/// whose previous step is answered. Samples queued during the warm-up are dropped.
+/// Updates at `rate` per second for `warmup + seconds`; each goes to the trader or courier
+/// first in line with something to do or else the shopper first in line whose previous step is
+/// answered. Samples queued during the warm-up are dropped. With `staff`, shoppers follow
+/// [`WHOLE_ORDER`] and every order ends at the door before the run does.
+#[allow(clippy::too_many_arguments)]
 async fn open_loop(
     fake: Arc<Fake>,
     markets: &[MarketInfo],
     shoppers: usize,
+    staff: &[staff::Member],
     rate: f64,
     warmup: Duration,
     seconds: Duration,
     echo: bool,
 ) -> anyhow::Result<OpenRun> {
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let mut turns = Vec::with_capacity(shoppers);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..shoppers {
-        let (turn_tx, mut turn_rx) = tokio::sync::mpsc::channel::<()>(1);
-        turns.push(turn_tx);
-        let fake = Arc::clone(&fake);
-        let ready = ready_tx.clone();
-        let mut shopper = Shopper::new(i, markets, echo, false);
-        ready.send(i).ok();
-        tasks.spawn(async move {
-            let mut samples = Vec::new();
-            let mut next = 0usize;
-            while turn_rx.recv().await.is_some() {
-                samples.push(shopper.step(&fake, &JOURNEY[next % JOURNEY.len()]).await?);
-                next += 1;
-                let _ = ready.send(i);
-            }
-            Ok::<_, anyhow::Error>((samples, next / JOURNEY.len()))
-        });
-    }
-    drop(ready_tx);
+    let script: &'static [Step] = if staff.is_empty() { &JOURNEY } else { &WHOLE_ORDER };
+    let mut crowd = Crowd::start(&fake, markets, shoppers, script, staff, STEP_TIMEOUT, echo);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
@@ -957,33 +1249,56 @@ async fn open_loop(
         if Instant::now() >= end {
             break;
         }
-        let next = match ready_rx.try_recv() {
-            Ok(i) => i,
-            Err(_) => {
-                // Every shopper is waiting for an answer: the target is behind.
+        let next = match crowd.try_next() {
+            Some(who) => who,
+            None => {
+                // Everyone is waiting for an answer: the target is behind.
                 stalls += 1;
-                match ready_rx.recv().await {
-                    Some(i) => i,
+                match crowd.next().await {
+                    Some(who) => who,
                     None => break,
                 }
             }
         };
-        turns[next].send(()).await?;
+        crowd.give(next).await?;
     }
-    drop(turns);
-    let mut run = OpenRun { samples: Vec::new(), stalls, steps: 0, journeys: 0 };
-    while let Some(r) = tasks.join_next().await {
-        let (samples, journeys) = r??;
-        run.steps += samples.len();
-        run.journeys += journeys;
-        run.samples.extend(samples.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
+    let (shopper_runs, worker_runs) = crowd.finish().await;
+    let mut run = OpenRun { samples: Vec::new(), stalls, steps: 0, journeys: 0, refused: 0, delivered: 0, rated: 0 };
+    for r in shopper_runs {
+        if let Some(e) = r.error {
+            anyhow::bail!(e);
+        }
+        run.steps += r.samples.len();
+        run.journeys += r.orders.len();
+        run.rated += r.finished;
+        run.samples.extend(r.samples.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
+    }
+    for r in worker_runs {
+        if let Some(e) = r.error {
+            anyhow::bail!(e);
+        }
+        run.steps += r.samples.len();
+        run.refused += r.refused;
+        run.delivered += r.delivered;
+        run.samples.extend(r.samples.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
     }
     Ok(run)
 }
 
 enum Load {
-    Closed { shoppers: usize, journeys: usize, trace: bool },
-    Open { shoppers: usize, rate: f64, warmup: Duration, seconds: Duration },
+    Closed {
+        shoppers: usize,
+        journeys: usize,
+        trace: bool,
+    },
+    /// With `staff`, whole orders (traders and couriers included).
+    Open {
+        shoppers: usize,
+        staff: Vec<staff::Member>,
+        rate: f64,
+        warmup: Duration,
+        seconds: Duration,
+    },
 }
 
 /// Starts a fake and the target on it, runs the load, reads the target's memory and CPU.
@@ -993,10 +1308,11 @@ async fn run(
     pasar: Option<(&Path, &Path, &Path)>,
     echo: &[String],
 ) -> anyhow::Result<RunReport> {
-    let chats = match load {
-        Load::Closed { shoppers, .. } | Load::Open { shoppers, .. } => *shoppers,
+    let (chats, staff) = match load {
+        Load::Closed { shoppers, .. } => (*shoppers, 0),
+        Load::Open { shoppers, staff, .. } => (*shoppers, staff.len()),
     };
-    let fake = Arc::new(Fake::new(markets, chats));
+    let fake = Arc::new(Fake::new(markets, chats, staff));
     let (url, server) = serve(Arc::clone(&fake)).await?;
     let is_echo = pasar.is_none();
     let mut target = match pasar {
@@ -1008,14 +1324,22 @@ async fn run(
     eprintln!("  {} (pid {pid}) polling all ten bots after {:.2} s", target.name, startup.as_secs_f64());
     let cpu0 = cpu_seconds(&pid.to_string()).unwrap_or(0.0);
     let self0 = cpu_seconds("self").unwrap_or(0.0);
-    let (samples, elapsed, stalls) = match *load {
+    let mut orders = None;
+    let (samples, elapsed, stalls) = match load {
         Load::Closed { shoppers, journeys, trace } => {
-            let (s, e) = closed_loop(Arc::clone(&fake), markets, shoppers, journeys, is_echo, trace).await?;
+            let (s, e) = closed_loop(Arc::clone(&fake), markets, *shoppers, *journeys, is_echo, *trace).await?;
             (s, e, 0)
         }
-        Load::Open { shoppers, rate, warmup, seconds } => {
-            let run = open_loop(Arc::clone(&fake), markets, shoppers, rate, warmup, seconds, is_echo).await?;
-            (run.samples, seconds, run.stalls)
+        Load::Open { shoppers, staff, rate, warmup, seconds } => {
+            let run =
+                open_loop(Arc::clone(&fake), markets, *shoppers, staff, *rate, *warmup, *seconds, is_echo).await?;
+            orders = Some(WholeOrders {
+                placed: run.journeys,
+                delivered: run.delivered,
+                rated: run.rated,
+                refused: run.refused,
+            });
+            (run.samples, *seconds, run.stalls)
         }
     };
     let target_cpu = cpu_seconds(&pid.to_string()).unwrap_or(0.0) - cpu0;
@@ -1041,6 +1365,7 @@ async fn run(
         target_cpu,
         bench_cpu,
         stalls,
+        orders: orders.filter(|_| staff > 0),
     })
 }
 
@@ -1049,11 +1374,14 @@ async fn run(
 
 /// Creates a database at `db` with `n` Telegram conversations spread over the markets, each
 /// after `/start`, a search, the stall's button and an amount (a conversation with a cart).
-/// Their replies are marked sent, so `pasar run` starts with an empty outbox.
-fn seed_database(db: &Path, markets: &[MarketInfo], n: usize) -> anyhow::Result<i64> {
+/// Their replies are marked sent, so `pasar run` starts with an empty outbox. With `staff`,
+/// traders and couriers are enrolled first ([`staff::enrol`]) and every market gets a delivery
+/// slot each hour.
+fn seed_database(db: &Path, markets: &[MarketInfo], n: usize, staff: bool) -> anyhow::Result<Seeded> {
     let config = Config::default();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut engine = crate::runtime::open_engine(&config, db, clock)?;
+    let members = if staff { staff::enrol(&mut engine, markets)? } else { Vec::new() };
     let offers: Vec<i64> = markets
         .iter()
         .map(|m| {
@@ -1106,11 +1434,26 @@ fn seed_database(db: &Path, markets: &[MarketInfo], n: usize) -> anyhow::Result<
     let conn = rusqlite::Connection::open(db)?;
     // Every journey ends in an order, thousands in a few slots: slot capacity is not measured.
     conn.execute("UPDATE markets SET slot_capacity = 10000", [])?;
+    if staff {
+        conn.execute("UPDATE markets SET slots = ?1", [staff::hourly_slots()])?;
+    }
     let conversations: i64 = conn.query_row("SELECT COUNT(*) FROM conversations", [], |r| r.get(0))?;
     let carts: i64 = conn.query_row("SELECT COUNT(DISTINCT user_id) FROM cart_lines", [], |r| r.get(0)).unwrap_or(-1);
     let pending: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))?;
-    eprintln!("  seeded: {conversations} conversations, {carts} carts, {pending} pending outbox rows");
-    Ok(conversations)
+    let traders = members.iter().filter(|m| m.role == staff::Role::Trader).count();
+    eprintln!(
+        "  seeded: {conversations} conversations, {carts} carts, {traders} traders and {} couriers, {pending} pending \
+         outbox rows",
+        members.len() - traders
+    );
+    Ok(Seeded { conversations, staff: members })
+}
+
+/// What [`seed_database`] made.
+struct Seeded {
+    /// Conversations stored (the seeded shoppers', and the traders' and couriers').
+    conversations: i64,
+    staff: Vec<staff::Member>,
 }
 
 /// A copy of the seeded database for one run of `pasar run`.
@@ -1212,7 +1555,7 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
     let seeded = dir.path().join("seeded.db");
     eprintln!("seeding {} conversations...", args.conversations);
     let t0 = Instant::now();
-    let conversations = seed_database(&seeded, &markets, args.conversations)?;
+    let Seeded { conversations, staff } = seed_database(&seeded, &markets, args.conversations, args.whole_orders)?;
     eprintln!("  in {:.1} s", t0.elapsed().as_secs_f64());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -1231,6 +1574,7 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
         if matches!(args.mode, Mode::All | Mode::Open) {
             let load = Load::Open {
                 shoppers: args.open_shoppers,
+                staff: staff.clone(),
                 rate: args.rate,
                 warmup: Duration::from_secs_f64(args.warmup),
                 seconds: Duration::from_secs_f64(args.seconds),
@@ -1283,6 +1627,15 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
             r.elapsed.as_secs_f64(),
             kb_to_mb(r.rss_kb)
         );
+        if let Some(o) = &r.orders {
+            println!(
+                "{label}: whole orders: {} placed, {} accepted and packed by their traders, taken, collected and \
+                 handed over by couriers (cash and photo); {} rated by their shoppers; {} presses refused",
+                o.placed, o.delivered, o.rated, o.refused
+            );
+            anyhow::ensure!(o.delivered == o.placed, "{} orders placed but {} delivered", o.placed, o.delivered);
+            anyhow::ensure!(o.refused == 0, "{} presses of traders and couriers refused", o.refused);
+        }
     }
     let closed_pasar = reports.iter().find(|(l, _)| l == "closed: pasar run").map(|(_, r)| r);
     let closed_echo = reports.iter().find(|(l, _)| l == "closed: teloxide echo").map(|(_, r)| r);
@@ -1324,10 +1677,10 @@ pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let seeded = dir.path().join("seeded.db");
     eprintln!("seeding {conversations} conversations...");
-    let stored = seed_database(&seeded, &markets, conversations)?;
+    let stored = seed_database(&seeded, &markets, conversations, false)?.conversations;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, 1));
+        let fake = Arc::new(Fake::new(&markets, 1, 0));
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("idle");
         let db = fresh_copy(&seeded, &run_dir)?;

@@ -28,9 +28,10 @@
 //!   delivered, and the last reply to every step that was waiting (queued before the API came
 //!   back and unanswered when it went down).
 
+use super::staff::{self, WorkerRun};
 use super::{
-    CHAT_BASE, Fake, JOURNEY, LoadtestArgs, STEP_TIMEOUT, Shopper, fresh_copy, markets, ms, percentile, proc_status_kb,
-    seed_database, serve, spawn_pasar, wait_ready,
+    CHAT_BASE, Crowd, Fake, LoadtestArgs, STEP_TIMEOUT, Sample, Seeded, ShopperRun, WHOLE_ORDER, fresh_copy, markets,
+    ms, percentile, proc_status_kb, seed_database, serve, spawn_pasar, wait_ready,
 };
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,8 +52,9 @@ const RETRY_AFTER_GRACE: Duration = Duration::from_secs(1);
 /// The backlog must be answered within this of the API coming back.
 const RECOVERY_TARGET: Duration = Duration::from_secs(64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Phase {
+    #[default]
     Before = 0,
     Down = 1,
     Storm = 2,
@@ -109,7 +111,7 @@ pub(super) struct Arrival {
 }
 
 impl Faults {
-    fn phase(&self) -> Phase {
+    pub(super) fn phase(&self) -> Phase {
         Phase::from_index(self.phase.load(Ordering::SeqCst))
     }
 
@@ -251,23 +253,6 @@ fn check_chat_order(produced: &[Produced], arrivals: &[Arrival]) -> Result<(), S
     Ok(())
 }
 
-/// One step's timings and when its update was queued.
-struct StepSample {
-    queued: Instant,
-    phase: Phase,
-    complete: Duration,
-}
-
-/// What one shopper did.
-#[derive(Default)]
-struct ShopperReport {
-    chat: i64,
-    samples: Vec<StepSample>,
-    /// Order numbers the bot told this shopper.
-    orders: Vec<String>,
-    error: Option<String>,
-}
-
 /// `pasar loadtest outage`.
 pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -278,7 +263,7 @@ pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let seeded = dir.path().join("seeded.db");
     eprintln!("seeding {} conversations...", args.conversations);
-    let stored = seed_database(&seeded, &markets, args.conversations)?;
+    let Seeded { conversations: stored, staff } = seed_database(&seeded, &markets, args.conversations, true)?;
     let db = fresh_copy(&seeded, &dir.path().join("outage"))?;
     let schedule = [
         (Phase::Before, args.calm),
@@ -290,13 +275,13 @@ pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     let patience = Duration::from_secs_f64(args.down + args.storm + args.slow) + STEP_TIMEOUT;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let outcome = runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, args.shoppers));
+        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()));
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("outage");
         let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
         let startup = wait_ready(&fake, &mut target).await?;
         eprintln!("  pasar run (pid {}) polling all ten bots after {:.2} s", target.pid(), startup.as_secs_f64());
-        let driven = drive(&fake, &markets, args, &schedule, patience).await;
+        let driven = drive(&fake, &markets, &staff, args, &schedule, patience).await;
         let peak_rss_kb = proc_status_kb(target.pid(), "VmHWM:").unwrap_or(0);
         if let Some(status) = target.child.try_wait()? {
             anyhow::bail!("pasar run exited during the outage: {status}");
@@ -312,59 +297,35 @@ pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
         server.abort();
         Ok::<_, anyhow::Error>((fake, driven?, peak_rss_kb))
     })?;
-    let (fake, (reports, down_at, stalls), peak_rss_kb) = outcome;
-    report(args, &fake, &db, stored, &reports, down_at, stalls, peak_rss_kb)
+    let (fake, (reports, workers, down_at, stalls), peak_rss_kb) = outcome;
+    let driven = Driven { shoppers: reports, workers, staff, down_at, stalls };
+    report(args, &fake, &db, stored, &driven, peak_rss_kb)
 }
 
-/// Runs the shoppers at `args.rate` through the phases of `schedule`; returns each shopper's
-/// report, when the API went down, and the ticks skipped because every shopper was waiting.
+/// What [`drive`] did.
+struct Driven {
+    shoppers: Vec<ShopperRun>,
+    workers: Vec<WorkerRun>,
+    staff: Vec<staff::Member>,
+    /// When the API went down.
+    down_at: Instant,
+    /// Ticks skipped because everyone was waiting.
+    stalls: usize,
+}
+
+/// Runs the shoppers, traders and couriers at `args.rate` through the phases of `schedule`;
+/// returns what each did, when the API went down, and the ticks skipped because everyone was
+/// waiting.
+#[allow(clippy::type_complexity)]
 async fn drive(
     fake: &Arc<Fake>,
     markets: &[super::MarketInfo],
+    staff: &[staff::Member],
     args: &LoadtestArgs,
     schedule: &[(Phase, f64)],
     patience: Duration,
-) -> anyhow::Result<(Vec<ShopperReport>, Instant, usize)> {
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let mut turns = Vec::with_capacity(args.shoppers);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..args.shoppers {
-        let (turn_tx, mut turn_rx) = tokio::sync::mpsc::channel::<()>(1);
-        turns.push(turn_tx);
-        let fake = Arc::clone(fake);
-        let ready = ready_tx.clone();
-        let mut shopper = Shopper::new(i, markets, false, false);
-        shopper.patience = patience;
-        ready.send(i).ok();
-        tasks.spawn(async move {
-            let mut report = ShopperReport { chat: shopper.chat, ..ShopperReport::default() };
-            let mut next = 0usize;
-            while turn_rx.recv().await.is_some() {
-                let step = &JOURNEY[next % JOURNEY.len()];
-                let phase = fake.faults.phase();
-                match shopper.step(&fake, step).await {
-                    Ok(sample) => {
-                        report.samples.push(StepSample { queued: sample.queued, phase, complete: sample.complete })
-                    }
-                    Err(e) => {
-                        report.error = Some(e.to_string());
-                        break;
-                    }
-                }
-                if step.needle == "sudah kami terima"
-                    && let Some(slot) = fake.slot(shopper.chat)
-                {
-                    let c = slot.inner.lock().expect("chat lock");
-                    let told = c.replies.iter().find_map(|r| super::placed_order_number(&r.text).map(String::from));
-                    report.orders.extend(told);
-                }
-                next += 1;
-                let _ = ready.send(i);
-            }
-            report
-        });
-    }
-    drop(ready_tx);
+) -> anyhow::Result<(Vec<ShopperRun>, Vec<WorkerRun>, Instant, usize)> {
+    let mut crowd = Crowd::start(fake, markets, args.shoppers, &WHOLE_ORDER, staff, patience, false);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let start = Instant::now();
@@ -398,21 +359,17 @@ async fn drive(
         if current >= ends.len() {
             break;
         }
-        // During the outage every shopper ends up waiting for an answer: the tick is skipped
-        // (nobody writes twice without an answer), never waited for, so the phases keep time.
-        match ready_rx.try_recv() {
-            Ok(next) => turns[next].send(()).await?,
-            Err(_) => stalls += 1,
+        // During the outage everyone ends up waiting for an answer: the tick is skipped (nobody
+        // writes twice without an answer), never waited for, so the phases keep time.
+        match crowd.try_next() {
+            Some(who) => crowd.give(who).await?,
+            None => stalls += 1,
         }
     }
     fake.faults.set(Phase::After);
-    drop(turns);
-    eprintln!("  every shopper finishing their step...");
-    let mut reports = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        reports.push(r?);
-    }
-    Ok((reports, down_at, stalls))
+    eprintln!("  every shopper finishing their step, and their order at the door...");
+    let (shoppers, workers) = crowd.finish().await;
+    Ok((shoppers, workers, down_at, stalls))
 }
 
 /// A check's outcome for the report.
@@ -423,32 +380,35 @@ struct Check {
 }
 
 /// Reads the database `pasar run` left, checks, prints the summary; an error if a check failed.
-#[allow(clippy::too_many_arguments)]
 fn report(
     args: &LoadtestArgs,
     fake: &Fake,
     db: &Path,
     stored: i64,
-    reports: &[ShopperReport],
-    down_at: Instant,
-    stalls: usize,
+    driven: &Driven,
     peak_rss_kb: u64,
 ) -> anyhow::Result<()> {
+    let (reports, down_at, stalls) = (&driven.shoppers, driven.down_at, driven.stalls);
+    let samples = || reports.iter().flat_map(|r| &r.samples).chain(driven.workers.iter().flat_map(|w| &w.samples));
     let faults = &fake.faults;
     let back_at = faults.back_at.lock().expect("faults lock").unwrap_or(down_at);
     let conn = rusqlite::Connection::open(db)?;
     let mut checks = Vec::new();
 
     // Nothing lost.
-    let errors: Vec<&str> = reports.iter().filter_map(|r| r.error.as_deref()).collect();
-    let steps: usize = reports.iter().map(|r| r.samples.len()).sum();
+    let errors: Vec<&str> = reports
+        .iter()
+        .filter_map(|r| r.error.as_deref())
+        .chain(driven.workers.iter().filter_map(|w| w.error.as_deref()))
+        .collect();
+    let steps = samples().count();
     checks.push(Check {
         name: "every step answered",
         passed: errors.is_empty(),
         detail: if errors.is_empty() {
-            format!("{steps} steps by {} shoppers", reports.len())
+            format!("{steps} steps by {} shoppers and {} traders and couriers", reports.len(), driven.workers.len())
         } else {
-            format!("{} shoppers stuck, e.g. {}", errors.len(), errors[0])
+            format!("{} shoppers or workers stuck, e.g. {}", errors.len(), errors[0])
         },
     });
     let pushed: i64 = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum();
@@ -488,16 +448,39 @@ fn report(
             format!("{} of {told} missing, e.g. {}", missing.len(), missing[0])
         },
     });
+    let undelivered: i64 =
+        conn.query_row("SELECT COUNT(*) FROM orders WHERE status <> 'delivered'", [], |r| r.get(0))?;
+    let cash: i64 = conn.query_row(
+        "SELECT COUNT(DISTINCT order_id) FROM ledger WHERE kind = 'payment' AND method = 'cod'",
+        [],
+        |r| r.get(0),
+    )?;
+    let delivered: usize = driven.workers.iter().map(|w| w.delivered).sum();
+    let refused: usize = driven.workers.iter().map(|w| w.refused).sum();
+    checks.push(Check {
+        name: "every order delivered, its cash recorded",
+        passed: undelivered == 0 && delivered == told && cash as usize == told,
+        detail: format!(
+            "{delivered} of {told} orders handed over by couriers, {undelivered} not delivered, {cash} with the cash \
+             recorded; {refused} presses refused (an offer that lapsed while the API was down goes to another courier)"
+        ),
+    });
 
     // Order per chat.
+    let chats: Vec<i64> =
+        (0..reports.len() as i64).map(|i| CHAT_BASE + i).chain(driven.staff.iter().map(|m| m.chat)).collect();
+    let in_run: std::collections::HashSet<i64> = chats.iter().copied().collect();
     let mut produced: HashMap<i64, Vec<Produced>> = HashMap::new();
     let mut unsent = Vec::new();
     {
         let mut statement = conn.prepare(
-            "SELECT o.id, o.recipient, o.status, o.platform_id, i.source_id,
+            // The update a message answers: one of the recipient's own (a notification caused
+            // by someone else's update is, for this chat, of the bot's own accord).
+            "SELECT o.id, o.recipient, o.status, o.platform_id,
+                    CASE WHEN i.user_id = o.recipient THEN i.source_id END,
                     json_extract(o.message, '$.replaces') IS NOT NULL
              FROM outbox o LEFT JOIN inbox i ON i.id = o.inbox_id
-             WHERE o.channel = 'telegram' ORDER BY o.id",
+             WHERE o.channel = 'telegram' AND COALESCE(i.source_id, '') NOT LIKE '%:seed-%' ORDER BY o.id",
         )?;
         let rows = statement.query_map([], |r| {
             Ok((
@@ -511,10 +494,8 @@ fn report(
         })?;
         for row in rows {
             let (id, recipient, status, platform, source, edit) = row?;
-            let Some(chat) =
-                recipient.parse::<i64>().ok().filter(|c| (CHAT_BASE..CHAT_BASE + reports.len() as i64).contains(c))
-            else {
-                continue; // Not a shopper of this run (the seeded conversations' rows were sent before).
+            let Some(chat) = recipient.parse::<i64>().ok().filter(|c| in_run.contains(c)) else {
+                continue; // Not a chat of this run (the seeded conversations' rows were sent before).
             };
             if status != "sent" {
                 unsent.push(format!("{id} to {chat}: {status}"));
@@ -527,7 +508,7 @@ fn report(
     }
     let replies_made: usize = produced.values().map(Vec::len).sum();
     checks.push(Check {
-        name: "every reply to a shopper sent",
+        name: "every message to a shopper, trader or courier sent",
         passed: unsent.is_empty() && replies_made > 0,
         detail: if unsent.is_empty() {
             format!("{replies_made} messages")
@@ -537,8 +518,7 @@ fn report(
     });
     let mut disorder = Vec::new();
     let mut arrivals = 0usize;
-    for i in 0..reports.len() {
-        let chat = CHAT_BASE + i as i64;
+    for &chat in &chats {
         let Some(slot) = fake.slot(chat) else { continue };
         let log = slot.inner.lock().expect("chat lock").log.clone();
         arrivals += log.len();
@@ -551,7 +531,7 @@ fn report(
         name: "each chat's replies in the bot's order",
         passed: disorder.is_empty(),
         detail: if disorder.is_empty() {
-            format!("{arrivals} calls arrived in {} chats", reports.len())
+            format!("{arrivals} calls arrived in {} chats", chats.len())
         } else {
             format!("{} chats out of order, e.g. {}", disorder.len(), disorder[0])
         },
@@ -565,11 +545,7 @@ fn report(
 
     // Recovery.
     let first_reply = faults.first_reply.lock().expect("faults lock").map(|t| t.saturating_duration_since(back_at));
-    let backlog: Vec<&StepSample> = reports
-        .iter()
-        .flat_map(|r| &r.samples)
-        .filter(|s| s.queued < back_at && s.queued + s.complete > down_at)
-        .collect();
+    let backlog: Vec<&Sample> = samples().filter(|s| s.queued < back_at && s.queued + s.complete > down_at).collect();
     let backlog_done =
         backlog.iter().map(|s| (s.queued + s.complete).saturating_duration_since(back_at)).max().unwrap_or_default();
     let recovered = first_reply.is_some_and(|f| f <= RECOVERY_TARGET) && backlog_done <= RECOVERY_TARGET;
@@ -606,8 +582,7 @@ fn report(
         "phase", "updates", "replies", "step p50 ms", "step p99 ms", "step max ms"
     );
     for phase in PHASES {
-        let mut times: Vec<Duration> =
-            reports.iter().flat_map(|r| &r.samples).filter(|s| s.phase == phase).map(|s| s.complete).collect();
+        let mut times: Vec<Duration> = samples().filter(|s| s.phase == phase).map(|s| s.complete).collect();
         times.sort_unstable();
         println!(
             "{:<14} {:>8} {:>8} {:>12} {:>12} {:>12}",
