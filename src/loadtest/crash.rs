@@ -5,7 +5,9 @@
 //! - every update the shoppers sent was stored exactly once and handled (`inbox`);
 //! - every order a shopper was told about ("Pesanan … sudah kami terima") exists exactly once,
 //!   for that shopper, and there is one order per finished journey and no other;
-//! - every outbox row to a shopper was sent, and the fake got at least its calls (none lost);
+//! - every order went all the way: accepted and packed by its trader, delivered by a courier
+//!   (the `staff` of the run), its cash recorded once in the ledger, no press refused;
+//! - every outbox row to a shopper, trader or courier was sent, and the fake got at least its calls (none lost);
 //!   calls repeated after a kill are counted and printed: Telegram's Bot API has no idempotency
 //!   key, so a kill between a call and its record in the store means the call is made again
 //!   after the restart (at least once, never lost; exactly once everywhere else);

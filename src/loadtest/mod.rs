@@ -27,6 +27,11 @@
 //!   The echo bot gets the same updates from the same shoppers (one echo is the whole answer).
 //! - Open loop: updates at a fixed rate (default 250/s) for a fixed time, each from the next
 //!   shopper in line whose previous step is answered; p50/p99/max update-to-reply latency.
+//! - Whole orders (`pasar loadtest rush`, `crash`, `outage`; [`staff`]): each market's traders
+//!   and couriers are enrolled in the database first and press their buttons as orders come
+//!   (served before the shoppers in line); the shoppers' script goes on past "Pesan sekarang" to
+//!   the wait for the door and the ratings ([`WHOLE_ORDER`]), and the run ends when every order
+//!   placed is delivered. The benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do.
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
 //!
@@ -121,8 +126,10 @@ pub struct LoadArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// The morning rush: shoppers on all ten market bots doing whole orders at --rate
-    /// updates/s (10x the expected peak) for --seconds; prints updates/s, p50/p99/max
-    /// update-to-reply, peak RSS and CPU, and fails if any step goes unanswered for a minute or
+    /// updates/s (10x the expected peak) for --seconds, with each market's traders (accept,
+    /// pack) and three couriers (take, pick up, go, deliver, the cash, the photo) and the
+    /// shoppers' ratings; prints updates/s, p50/p99/max update-to-reply, peak RSS and CPU, and
+    /// fails if any step goes unanswered for a minute, an order placed is not delivered, or
     /// `pasar run` exits.
     Rush,
     /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
@@ -130,13 +137,14 @@ pub enum Scenario {
     /// The rush with `pasar run` killed (SIGKILL) at --kills random moments and restarted each
     /// time; then checks that every update was stored once and handled, every order a shopper
     /// was told about exists exactly once, every message was sent (calls repeated after a kill
-    /// are counted: Telegram has no idempotency key), stock adds up, and integrity_check is ok.
+    /// are counted: Telegram has no idempotency key), every order was delivered with its cash
+    /// recorded once, stock adds up, and integrity_check is ok.
     Crash,
     /// Telegram down and back: shoppers doing whole orders at --rate on all ten bots while the
     /// fake Bot API is calm for --calm seconds, down (502 to every call) for --down, answers every
     /// send with 429 for --storm, answers slowly (2 s a call) for --slow, then is calm again for
     /// --calm. Fails unless nothing is lost (every step answered, every order told of in the
-    /// database), each chat's replies come in the order the bot made them, every 429's
+    /// database and delivered), each chat's replies come in the order the bot made them, every 429's
     /// retry_after is honoured, and the backlog is answered within 64 s of the API coming back.
     Outage,
     /// Every update delivered 3 times, some out of order: --markets markets (default all ten),
