@@ -455,6 +455,14 @@ fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
     assert!(ok, "loadtest failed:\n{out}\n{err}");
     assert!(err.contains("polling all ten bots after"), "{err}");
     assert!(err.contains("10 traders and 30 couriers"), "{err}");
+    // Every second shopper on WhatsApp: their updates are signed webhooks to pasar run.
+    let webhooks: usize = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("open 40/s: pasar run: every second shopper on WhatsApp (")?.split(' ').next()?.parse().ok()
+        })
+        .expect("the WhatsApp line");
+    assert!(webhooks > 50, "{out}");
     let row = out.lines().find(|l| l.starts_with("open 40/s: pasar run ")).expect("the report's row");
     let figures: Vec<f64> =
         row["open 40/s: pasar run".len()..].split_whitespace().filter_map(|v| v.parse().ok()).collect();
@@ -599,6 +607,10 @@ fn loadtest_crash_kills_pasar_run_and_loses_nothing() {
     );
     assert!(out.contains("; 0 presses refused"), "{out}");
     assert!(out.contains("none lost"), "{out}");
+    // Half the shoppers on WhatsApp: their webhooks, made again while pasar run was down, are
+    // among the updates stored once.
+    let webhooks = out.lines().find_map(|l| l.split("(half on WhatsApp: ").nth(1)).expect("the WhatsApp figures");
+    assert!(webhooks.split(' ').next().and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > 50), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }
 

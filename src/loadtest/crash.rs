@@ -22,6 +22,10 @@ use std::collections::BTreeMap;
 pub(super) struct CrashReport {
     pub kills: usize,
     pub updates: usize,
+    /// Of the updates, the WhatsApp shoppers' messages, and their webhook posts made again
+    /// because `pasar run` was down (each message is stored once however often it came).
+    pub wa_messages: u64,
+    pub wa_retried: u64,
     pub journeys: usize,
     pub orders: usize,
     /// Deliveries the couriers finished (cash and photo), presses refused to traders and
@@ -75,7 +79,7 @@ fn one(conn: &rusqlite::Connection, sql: &str) -> anyhow::Result<i64> {
 
 /// A chat of the run: a shopper's, a trader's or a courier's (not the seeded conversations').
 fn in_run(user: &str) -> Option<i64> {
-    user.parse::<i64>().ok().filter(|c| (CHAT_BASE..staff::STAFF_BASE + 1_000_000).contains(c))
+    chat_of(user).filter(|c| (CHAT_BASE..staff::STAFF_BASE + 1_000_000).contains(c))
 }
 
 /// Runs the crash scenario and prints its report; fails when a check fails.
@@ -107,10 +111,10 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (report, told, calls) = runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()));
+        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()).with_whatsapp()?);
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = db.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.path().to_path_buf());
-        let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
+        let mut target = spawn_pasar(pasar, &fake, &url, &run_dir, &db, &markets)?;
         let startup = wait_ready(&fake, &mut target).await?;
         eprintln!("  pasar run polling all ten bots after {:.2} s", startup.as_secs_f64());
 
@@ -137,7 +141,7 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
                     for bot in &fake.bots {
                         bot.polled.store(false, Ordering::SeqCst);
                     }
-                    *t = spawn_pasar(&pasar, &url, &run_dir, &db, &markets)?;
+                    *t = spawn_pasar(&pasar, &fake, &url, &run_dir, &db, &markets)?;
                     wait_ready(&fake, &mut t).await?;
                     restart_max = restart_max.max(t0.elapsed());
                     done += 1;
@@ -180,7 +184,11 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
             t.child.wait()?;
         }
         server.abort();
-        let updates: i64 = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum();
+        let wa = fake
+            .wa
+            .as_ref()
+            .map_or((0, 0), |w| (w.messages.load(Ordering::Relaxed), w.retried.load(Ordering::Relaxed)));
+        let updates = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum::<i64>() + wa.0 as i64;
         let told = std::mem::take(&mut *fake.told.lock().expect("told lock"));
         let chats = (0..args.shoppers as i64).map(|i| CHAT_BASE + i).chain(staff.iter().map(|m| m.chat));
         let calls: BTreeMap<i64, u64> =
@@ -188,6 +196,8 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
         let report = CrashReport {
             kills,
             updates: usize::try_from(updates).unwrap_or(0),
+            wa_messages: wa.0,
+            wa_retried: wa.1,
             journeys: load.journeys,
             orders: 0,
             delivered: load.delivered,
@@ -211,15 +221,17 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
         report.restart_max.as_secs_f64() * 1e3
     );
     println!(
-        "updates: {} sent by {} shoppers and {} traders and couriers, each stored once and handled",
-        report.updates, args.shoppers, staff_count
+        "updates: {} sent by {} shoppers (half on WhatsApp: {} webhooks, {} posts made again while pasar run was \
+         down) and {} traders and couriers, each stored once and handled",
+        report.updates, args.shoppers, report.wa_messages, report.wa_retried, staff_count
     );
     println!(
         "orders: {} placed by shoppers, {} stored, each told to its shopper and stored exactly once",
         report.journeys, report.orders
     );
     println!(
-        "messages: {} outbox rows sent, {} Bot API calls expected, {} made: none lost, {} repeated after a kill",
+        "messages: {} outbox rows sent, {} calls to the Bot API and the Graph API expected, {} made: none lost, {} \
+         repeated after a kill",
         report.sent_rows,
         report.calls_expected,
         report.calls_made,
@@ -322,15 +334,26 @@ fn check(
     {
         // Not the rows of the traders' and couriers' enrolment (marked sent before the run).
         let mut stmt = conn.prepare(
-            "SELECT o.recipient, o.message FROM outbox o LEFT JOIN inbox i ON i.id = o.inbox_id
-             WHERE o.channel = 'telegram' AND COALESCE(i.source_id, '') NOT LIKE '%:seed-%'",
+            "SELECT o.channel, o.recipient, o.message FROM outbox o LEFT JOIN inbox i ON i.id = o.inbox_id
+             WHERE COALESCE(i.source_id, '') NOT LIKE '%:seed-%'",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let labels = crate::channel::whatsapp::Labels {
+            open_list: "",
+            more_choices: "",
+            share_location: "",
+            reply_with_number: "",
+        };
         for row in rows {
-            let (recipient, message) = row?;
+            let (channel, recipient, message) = row?;
             let Some(chat) = in_run(&recipient) else { continue };
             let message: Outbound = serde_json::from_str(&message)?;
-            *expected.entry(chat).or_default() += crate::channel::telegram::render(&message, "", "").len() as u64;
+            let calls = match channel.as_str() {
+                "whatsapp" => crate::channel::whatsapp::render(&message, &recipient, &labels).len(),
+                _ => crate::channel::telegram::render(&message, "", "").len(),
+            };
+            *expected.entry(chat).or_default() += calls as u64;
             report.sent_rows += 1;
         }
     }
@@ -379,6 +402,17 @@ mod tests {
             let (lo, hi) = (span * third / 3, span * (third + 1) / 3);
             assert!(a.iter().filter(|d| **d >= lo && **d < hi).count() >= 20, "{a:?}");
         }
+    }
+
+    #[test]
+    fn users_are_the_run_s_chats_on_either_channel() {
+        assert_eq!(chat_of(&wa_user(7)), Some(CHAT_BASE + 7), "a WhatsApp shopper's number");
+        assert_eq!(in_run(&wa_user(7)), Some(CHAT_BASE + 7));
+        assert_eq!(in_run("10000003"), Some(CHAT_BASE + 3), "a Telegram shopper");
+        assert_eq!(in_run(&staff::STAFF_BASE.to_string()), Some(staff::STAFF_BASE), "a trader");
+        assert_eq!(in_run(&(SEEDED_CHAT_BASE + 1).to_string()), None, "a seeded conversation");
+        assert_eq!(in_run("30000000"), None, "the admin who invited the staff");
+        assert_eq!(in_run("6281234567890"), None, "another WhatsApp number");
     }
 
     #[test]

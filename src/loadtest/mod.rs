@@ -358,6 +358,45 @@ struct Fake {
     told: Mutex<Vec<(i64, String)>>,
     /// What is wrong with the API now (`pasar loadtest outage`); nothing by default.
     faults: outage::Faults,
+    /// WhatsApp's side, for runs where every second shopper chats there.
+    wa: Option<WaSide>,
+}
+
+/// WhatsApp's side of the fake: the Graph API `pasar run` sends its replies to (at
+/// `/graph/{phone_number_id}/messages` on the same server), and the signed webhooks the
+/// shoppers who chat there post to `pasar run`'s HTTP server, made again until it takes them
+/// (as Meta does: a webhook that fails is retried, so one may come twice if `pasar run` dies
+/// after storing it).
+struct WaSide {
+    /// `pasar run`'s HTTP server.
+    port: u16,
+    client: reqwest::Client,
+    /// Messages the shoppers sent (one wamid each), and the posts that failed and were made
+    /// again (`pasar run` down or restarting).
+    messages: AtomicU64,
+    retried: AtomicU64,
+}
+
+/// The app secret the webhooks are signed with (`WHATSAPP_APP_SECRET` of `pasar run`).
+const WA_SECRET: &str = "app-secret-for-loadtest";
+
+/// A WhatsApp shopper's number: `628` and nine digits, the shopper's index.
+fn wa_user(index: usize) -> String {
+    format!("628{index:09}")
+}
+
+/// A market's WhatsApp phone number id.
+fn wa_number(bot: usize) -> String {
+    (1001 + bot).to_string()
+}
+
+/// The fake's chat of a user id: a Telegram chat id as it is, a WhatsApp shopper's number as
+/// their shopper's chat.
+fn chat_of(user: &str) -> Option<i64> {
+    match user.strip_prefix("628").filter(|n| n.len() == 9) {
+        Some(n) => n.parse::<i64>().ok().map(|n| CHAT_BASE + n),
+        None => user.parse().ok(),
+    }
 }
 
 impl Fake {
@@ -388,6 +427,64 @@ impl Fake {
             polls_cut: AtomicU64::new(0),
             told: Mutex::new(Vec::new()),
             faults: outage::Faults::default(),
+            wa: None,
+        }
+    }
+
+    /// The same with every second shopper (odd indexes) on WhatsApp; `pasar run`'s HTTP server
+    /// gets a free port.
+    fn with_whatsapp(mut self) -> anyhow::Result<Fake> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        self.wa = Some(WaSide { port, client, messages: AtomicU64::new(0), retried: AtomicU64::new(0) });
+        Ok(self)
+    }
+
+    /// Whether shopper `index` chats on WhatsApp.
+    fn on_whatsapp(&self, index: usize) -> bool {
+        self.wa.is_some() && index % 2 == 1
+    }
+
+    /// A shopper's update is on its way: their chat's clock starts now and the replies to the
+    /// previous one are put away.
+    fn begin(&self, chat: i64) -> Instant {
+        let now = Instant::now();
+        if let Some(slot) = self.slot(chat) {
+            let mut c = slot.inner.lock().expect("chat lock");
+            if !c.keep {
+                c.replies.clear();
+            }
+            c.first = None;
+            c.since = Some(now);
+        }
+        now
+    }
+
+    /// Posts a WhatsApp webhook body to `pasar run`, signed, until it is taken (200) or
+    /// `patience` runs out; a 4xx (a signed body refused) fails at once.
+    async fn post_webhook(&self, body: String, patience: Duration) -> anyhow::Result<()> {
+        let wa = self.wa.as_ref().ok_or_else(|| anyhow::anyhow!("no WhatsApp in this run"))?;
+        wa.messages.fetch_add(1, Ordering::Relaxed);
+        let signature = crate::channel::whatsapp::sign(WA_SECRET.as_bytes(), body.as_bytes());
+        let url = format!("http://127.0.0.1:{}/whatsapp", wa.port);
+        let deadline = Instant::now() + patience;
+        loop {
+            let sent = wa
+                .client
+                .post(&url)
+                .header("X-Hub-Signature-256", &signature)
+                .header("Content-Type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_client_error() => anyhow::bail!("a signed webhook was refused: {}", r.status()),
+                _ => {}
+            }
+            anyhow::ensure!(Instant::now() < deadline, "pasar run took no webhook for {patience:?}");
+            wa.retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -406,15 +503,7 @@ impl Fake {
 
     /// Makes an update available to `bot`'s `getUpdates`; the chat's clock starts now.
     fn push(&self, bot: usize, chat: i64, body: impl FnOnce(i64) -> Value) -> Instant {
-        let now = Instant::now();
-        if let Some(slot) = self.slot(chat) {
-            let mut c = slot.inner.lock().expect("chat lock");
-            if !c.keep {
-                c.replies.clear();
-            }
-            c.first = None;
-            c.since = Some(now);
-        }
+        let now = self.begin(chat);
         let b = &self.bots[bot];
         {
             let mut q = b.queue.lock().expect("queue lock");
@@ -540,6 +629,32 @@ async fn api(
     }
 }
 
+/// The Graph API's `messages`: a reply to a WhatsApp shopper, noted like a Telegram one (its
+/// buttons and list rows as the inline keyboard's callback data), answered with a wamid.
+async fn graph(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let to = body["to"].as_str().unwrap_or_default();
+    let Some(chat) = chat_of(to).filter(|_| fake.wa.is_some()) else {
+        return error(StatusCode::BAD_REQUEST, "(#131030) Recipient phone number not in allowed list");
+    };
+    let i = &body["interactive"];
+    let text = body["text"]["body"]
+        .as_str()
+        .or(i["body"]["text"].as_str())
+        .or(body["image"]["caption"].as_str())
+        .unwrap_or_default();
+    let buttons = i["action"]["buttons"].as_array().into_iter().flatten().map(|b| &b["reply"]["id"]);
+    let sections = i["action"]["sections"].as_array().into_iter().flatten();
+    let rows = sections.flat_map(|s| s["rows"].as_array().into_iter().flatten().map(|r| &r["id"]));
+    let row: Vec<Value> = buttons.chain(rows).map(|id| json!({"callback_data": id})).collect();
+    let id = fake.reply(chat, None, text, json!({"inline_keyboard": [row]}));
+    json_response(
+        json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+               "messages": [{"id": format!("wamid.out.{chat}.{id}")}]})
+        .to_string(),
+    )
+}
+
 /// Long poll: returns the unacknowledged updates at once, or waits (up to `timeout`) for the
 /// next one to be pushed.
 async fn get_updates(fake: &Fake, b: usize, params: &Value) -> Response {
@@ -601,7 +716,10 @@ async fn get_updates_answer(
 async fn serve(fake: Arc<Fake>) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let app = Router::new().route("/{bot}/{method}", axum::routing::post(api).get(api)).with_state(fake);
+    let app = Router::new()
+        .route("/{bot}/{method}", axum::routing::post(api).get(api))
+        .route("/graph/{number}/messages", axum::routing::post(graph))
+        .with_state(fake);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("fake Bot API stopped: {e}");
@@ -692,6 +810,27 @@ const WHOLE_ORDER: [Step; 16] = [
     },
 ];
 
+/// The same on WhatsApp: no reply keyboards (the phone and the address are asked in words),
+/// and the slots (one an hour: more than a list holds) come as a numbered menu, answered "1".
+const WHOLE_ORDER_WA: [Step; 16] = [
+    JOURNEY[0],
+    JOURNEY[1],
+    JOURNEY[2],
+    JOURNEY[3],
+    JOURNEY[4],
+    Step { input: Input::Text("Ani Rahayu"), needle: "Nomor HP", capture: Capture::None },
+    Step { input: Input::Text("0812-3456-7890"), needle: "Kirim ke mana", capture: Capture::None },
+    Step { input: Input::Location, needle: "jam berapa", capture: Capture::None },
+    Step { input: Input::Text("1"), needle: "Bayar pakai apa", capture: Capture::None },
+    JOURNEY[9],
+    JOURNEY[10],
+    JOURNEY[11],
+    WHOLE_ORDER[12],
+    WHOLE_ORDER[13],
+    WHOLE_ORDER[14],
+    WHOLE_ORDER[15],
+];
+
 struct Shopper {
     index: usize,
     bot: usize,
@@ -706,6 +845,9 @@ struct Shopper {
     trace: bool,
     /// How long a step may go unanswered before the run is declared broken.
     patience: Duration,
+    /// On WhatsApp: their number, and how many messages they sent (their wamids count up).
+    wa: Option<String>,
+    sent: u64,
 }
 
 /// One update's timings.
@@ -721,7 +863,7 @@ struct Sample {
 }
 
 impl Shopper {
-    fn new(index: usize, markets: &[MarketInfo], echo: bool, trace: bool) -> Shopper {
+    fn new(index: usize, markets: &[MarketInfo], echo: bool, trace: bool, whatsapp: bool) -> Shopper {
         let bot = index % markets.len();
         Shopper {
             index,
@@ -734,12 +876,53 @@ impl Shopper {
             echo,
             trace,
             patience: STEP_TIMEOUT,
+            wa: whatsapp.then(|| wa_user(index)),
+            sent: 0,
         }
     }
 
+    /// What the shopper's updates are stored under (`orders.user_id`).
+    fn user(&self) -> String {
+        self.wa.clone().unwrap_or_else(|| self.chat.to_string())
+    }
+
+    /// Sends a step's input to the market's number on WhatsApp (a signed webhook, as Meta posts
+    /// it); the chat's clock starts before the first attempt.
+    async fn send_whatsapp(&mut self, fake: &Fake, from: String, input: Input) -> anyhow::Result<Instant> {
+        let mut message = match input {
+            Input::Text(text) => json!({"type": "text", "text": {"body": text}}),
+            Input::Location => json!({"type": "location", "location": {"latitude": self.lat, "longitude": self.lon}}),
+            Input::Press(data) => json!({"type": "interactive",
+                "interactive": {"type": "button_reply", "button_reply": {"id": data, "title": "Pilih"}}}),
+            Input::Captured(fallback) => {
+                let data = self.captured.take().unwrap_or_else(|| fallback.to_string());
+                json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": data, "title": "Pilih"}}})
+            }
+            Input::Await => anyhow::bail!("nothing to send while waiting"),
+        };
+        self.sent += 1;
+        message["from"] = json!(from);
+        message["id"] = json!(format!("wamid.rush.{from}.{}", self.sent));
+        message["timestamp"] = json!("1764300000");
+        let body = world::wa_delivery(&from, &wa_number(self.bot), message);
+        let queued = fake.begin(self.chat);
+        fake.post_webhook(body, self.patience).await?;
+        Ok(queued)
+    }
+
     async fn step(&mut self, fake: &Fake, step: &Step) -> anyhow::Result<Sample> {
+        let queued = match (step.input, self.wa.clone()) {
+            (Input::Await, _) => Instant::now(),
+            (input, Some(from)) => self.send_whatsapp(fake, from, input).await?,
+            (_, None) => self.push_telegram(fake, step),
+        };
+        self.answer(fake, step, queued).await
+    }
+
+    /// Queues a step's input at the market's bot.
+    fn push_telegram(&mut self, fake: &Fake, step: &Step) -> Instant {
         let chat = self.chat;
-        let queued = match step.input {
+        match step.input {
             Input::Text(text) => fake.push(self.bot, chat, |id| {
                 json!({"update_id": id, "message": {
                     "message_id": id, "date": 1_764_300_000, "chat": chat_json(chat), "from": user_json(chat),
@@ -755,7 +938,7 @@ impl Shopper {
                     }})
                 })
             }
-            // The news comes by itself (the replies since the last update are kept).
+            // Never here (nothing is sent): the news comes by itself.
             Input::Await => Instant::now(),
             Input::Press(_) | Input::Captured(_) => {
                 let data = match step.input {
@@ -771,7 +954,13 @@ impl Shopper {
                     }})
                 })
             }
-        };
+        }
+    }
+
+    /// Waits for the step's answer (the reply containing its needle) and keeps the button it
+    /// captures.
+    async fn answer(&mut self, fake: &Fake, step: &Step, queued: Instant) -> anyhow::Result<Sample> {
+        let chat = self.chat;
         let phase = fake.faults.phase();
         let slot = fake.slot(chat).expect("a shopper's chat");
         let deadline = tokio::time::Instant::now() + self.patience;
@@ -847,18 +1036,42 @@ impl Drop for Target {
     }
 }
 
-fn spawn_pasar(exe: &Path, url: &str, dir: &Path, db: &Path, markets: &[MarketInfo]) -> anyhow::Result<Target> {
+/// Starts `pasar run` on `db` with the fake at `url` as its Bot API (and, if the fake has
+/// WhatsApp's side, as its Graph API, with its HTTP server on the fake's port for the webhooks).
+fn spawn_pasar(
+    exe: &Path,
+    fake: &Fake,
+    url: &str,
+    dir: &Path,
+    db: &Path,
+    markets: &[MarketInfo],
+) -> anyhow::Result<Target> {
     // The data and dialogues built into the binary (the run's folder has none).
-    let config = format!(
+    let mut config = format!(
         "[telegram]\napi_url = \"{url}\"\n\n\
          [telegram.limits]\nper_chat_per_sec = 10000\nper_bot_per_sec = 10000\n"
     );
+    if let Some(wa) = &fake.wa {
+        config.push_str(&format!(
+            "\n[server]\nlisten = \"127.0.0.1:{}\"\n\n[whatsapp]\ngraph_url = \"{url}/graph\"\ntimeout_secs = 10\n\n\
+             [whatsapp.limits]\nper_number_per_sec = 10000\nper_user_interval_secs = 0\n",
+            wa.port
+        ));
+        for (i, m) in markets.iter().enumerate() {
+            config.push_str(&format!("\n[markets.{}]\nwhatsapp_phone_number_id = \"{}\"\n", m.slug, wa_number(i)));
+        }
+    }
     let path = dir.join("config.toml");
     std::fs::write(&path, config)?;
     let mut cmd = Command::new(exe);
     cmd.arg("--config").arg(&path).args(["run", "--db"]).arg(db).current_dir(dir);
     for m in markets {
         cmd.env(crate::channel::telegram::token_variable(&m.slug), &m.token);
+    }
+    if fake.wa.is_some() {
+        cmd.env("WHATSAPP_ACCESS_TOKEN", "graph-token")
+            .env("WHATSAPP_APP_SECRET", WA_SECRET)
+            .env("WHATSAPP_VERIFY_TOKEN", "verify-loadtest");
     }
     let child = cmd
         .env_remove("PASAR_DB")
@@ -931,6 +1144,8 @@ struct RunReport {
 
 /// What the traders and couriers of a run did.
 struct WholeOrders {
+    /// Updates the WhatsApp shoppers sent (webhooks posted to `pasar run`).
+    webhooks: u64,
     placed: usize,
     delivered: usize,
     /// Orders the shopper rated (the run may end before the last ones are).
@@ -969,7 +1184,7 @@ async fn closed_loop(
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..shoppers {
         let fake = Arc::clone(&fake);
-        let mut shopper = Shopper::new(i, markets, echo, trace);
+        let mut shopper = Shopper::new(i, markets, echo, trace, false);
         tasks.spawn(async move {
             let mut samples = Vec::with_capacity(journeys * JOURNEY.len());
             for j in 0..journeys {
@@ -1005,6 +1220,10 @@ fn describe(input: Input) -> String {
 #[derive(Default)]
 struct ShopperRun {
     chat: i64,
+    /// What their updates are stored under (a Telegram chat id, a WhatsApp number).
+    user: String,
+    /// "telegram" or "whatsapp".
+    channel: &'static str,
     /// One for each update sent (a wait sends none).
     samples: Vec<Sample>,
     /// The order numbers the bot told this shopper, in order.
@@ -1037,13 +1256,15 @@ struct Crowd {
 }
 
 impl Crowd {
-    /// `shoppers` shoppers following `script` (over and over), and a worker for each of `staff`;
-    /// each waits up to `patience` for an answer.
+    /// `shoppers` shoppers following their script over and over ([`WHOLE_ORDER`] or, on
+    /// WhatsApp, [`WHOLE_ORDER_WA`] if `whole`, else [`JOURNEY`]), and a worker for each of
+    /// `staff`; each waits up to `patience` for an answer.
+    #[allow(clippy::too_many_arguments)]
     fn start(
         fake: &Arc<Fake>,
         markets: &[MarketInfo],
         shoppers: usize,
-        script: &'static [Step],
+        whole: bool,
         staff: &[staff::Member],
         patience: Duration,
         echo: bool,
@@ -1063,8 +1284,14 @@ impl Crowd {
         for i in 0..shoppers {
             let (turn_tx, turn_rx) = tokio::sync::mpsc::channel::<()>(1);
             crowd.shopper_turns.push(turn_tx);
-            let mut shopper = Shopper::new(i, markets, echo, false);
+            let wa = fake.on_whatsapp(i);
+            let mut shopper = Shopper::new(i, markets, echo, false, wa);
             shopper.patience = patience;
+            let script: &'static [Step] = match (whole, wa) {
+                (false, _) => &JOURNEY,
+                (true, false) => &WHOLE_ORDER,
+                (true, true) => &WHOLE_ORDER_WA,
+            };
             crowd.shoppers.spawn(shopper_turns(Arc::clone(fake), shopper, script, turn_rx, ready_tx.clone(), i));
         }
         for (k, member) in staff.iter().enumerate() {
@@ -1143,7 +1370,8 @@ async fn shopper_turns(
     ready: tokio::sync::mpsc::UnboundedSender<usize>,
     i: usize,
 ) -> ShopperRun {
-    let mut run = ShopperRun { chat: shopper.chat, ..ShopperRun::default() };
+    let channel = if shopper.wa.is_some() { "whatsapp" } else { "telegram" };
+    let mut run = ShopperRun { chat: shopper.chat, user: shopper.user(), channel, ..ShopperRun::default() };
     let _ = ready.send(i);
     for next in 0.. {
         let step = &script[next % script.len()];
@@ -1244,8 +1472,7 @@ async fn open_loop(
     seconds: Duration,
     echo: bool,
 ) -> anyhow::Result<OpenRun> {
-    let script: &'static [Step] = if staff.is_empty() { &JOURNEY } else { &WHOLE_ORDER };
-    let mut crowd = Crowd::start(&fake, markets, shoppers, script, staff, STEP_TIMEOUT, echo);
+    let mut crowd = Crowd::start(&fake, markets, shoppers, !staff.is_empty(), staff, STEP_TIMEOUT, echo);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
@@ -1320,11 +1547,13 @@ async fn run(
         Load::Closed { shoppers, .. } => (*shoppers, 0),
         Load::Open { shoppers, staff, .. } => (*shoppers, staff.len()),
     };
-    let fake = Arc::new(Fake::new(markets, chats, staff));
+    let fake = Fake::new(markets, chats, staff);
+    // Whole orders: every second shopper on WhatsApp.
+    let fake = Arc::new(if staff > 0 && pasar.is_some() { fake.with_whatsapp()? } else { fake });
     let (url, server) = serve(Arc::clone(&fake)).await?;
     let is_echo = pasar.is_none();
     let mut target = match pasar {
-        Some((exe, dir, db)) => spawn_pasar(exe, &url, dir, db, markets)?,
+        Some((exe, dir, db)) => spawn_pasar(exe, &fake, &url, dir, db, markets)?,
         None => spawn_echo(echo, &url)?,
     };
     let startup = wait_ready(&fake, &mut target).await?;
@@ -1341,7 +1570,9 @@ async fn run(
         Load::Open { shoppers, staff, rate, warmup, seconds } => {
             let run =
                 open_loop(Arc::clone(&fake), markets, *shoppers, staff, *rate, *warmup, *seconds, is_echo).await?;
+            let webhooks = fake.wa.as_ref().map_or(0, |w| w.messages.load(Ordering::Relaxed));
             orders = Some(WholeOrders {
+                webhooks,
                 placed: run.journeys,
                 delivered: run.delivered,
                 rated: run.rated,
@@ -1637,6 +1868,11 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
         );
         if let Some(o) = &r.orders {
             println!(
+                "{label}: every second shopper on WhatsApp ({} of the updates were their signed webhooks, the rest \
+                 Telegram updates)",
+                o.webhooks
+            );
+            println!(
                 "{label}: whole orders: {} placed, {} accepted and packed by their traders, taken, collected and \
                  handed over by couriers (cash and photo); {} rated by their shoppers; {} presses refused",
                 o.placed, o.delivered, o.rated, o.refused
@@ -1692,7 +1928,7 @@ pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("idle");
         let db = fresh_copy(&seeded, &run_dir)?;
-        let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
+        let mut target = spawn_pasar(pasar, &fake, &url, &run_dir, &db, &markets)?;
         let startup = wait_ready(&fake, &mut target).await?;
         let pid = target.pid().to_string();
         // Settled: the start's own work (menus, first reads) is done.

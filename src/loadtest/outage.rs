@@ -30,8 +30,8 @@
 
 use super::staff::{self, WorkerRun};
 use super::{
-    CHAT_BASE, Crowd, Fake, LoadtestArgs, STEP_TIMEOUT, Sample, Seeded, ShopperRun, WHOLE_ORDER, fresh_copy, markets,
-    ms, percentile, proc_status_kb, seed_database, serve, spawn_pasar, wait_ready,
+    Crowd, Fake, LoadtestArgs, STEP_TIMEOUT, Sample, Seeded, ShopperRun, fresh_copy, markets, ms, percentile,
+    proc_status_kb, seed_database, serve, spawn_pasar, wait_ready,
 };
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -275,10 +275,10 @@ pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     let patience = Duration::from_secs_f64(args.down + args.storm + args.slow) + STEP_TIMEOUT;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let outcome = runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()));
+        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()).with_whatsapp()?);
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("outage");
-        let mut target = spawn_pasar(pasar, &url, &run_dir, &db, &markets)?;
+        let mut target = spawn_pasar(pasar, &fake, &url, &run_dir, &db, &markets)?;
         let startup = wait_ready(&fake, &mut target).await?;
         eprintln!("  pasar run (pid {}) polling all ten bots after {:.2} s", target.pid(), startup.as_secs_f64());
         let driven = drive(&fake, &markets, &staff, args, &schedule, patience).await;
@@ -325,7 +325,7 @@ async fn drive(
     schedule: &[(Phase, f64)],
     patience: Duration,
 ) -> anyhow::Result<(Vec<ShopperRun>, Vec<WorkerRun>, Instant, usize)> {
-    let mut crowd = Crowd::start(fake, markets, args.shoppers, &WHOLE_ORDER, staff, patience, false);
+    let mut crowd = Crowd::start(fake, markets, args.shoppers, true, staff, patience, false);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let start = Instant::now();
@@ -411,27 +411,29 @@ fn report(
             format!("{} shoppers or workers stuck, e.g. {}", errors.len(), errors[0])
         },
     });
-    let pushed: i64 = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum();
+    let webhooks = fake.wa.as_ref().map_or(0, |w| w.messages.load(Ordering::Relaxed) as i64);
+    let pushed: i64 = fake.bots.iter().map(|b| b.queue.lock().expect("queue lock").next_id).sum::<i64>() + webhooks;
     let (stored_updates, handled): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(status = 'done'), 0) FROM inbox
-         WHERE channel = 'telegram' AND source_id NOT LIKE '%:seed-%'",
+        "SELECT COUNT(*), COALESCE(SUM(status = 'done'), 0) FROM inbox WHERE source_id NOT LIKE '%:seed-%'",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     checks.push(Check {
         name: "every update stored and handled",
         passed: stored_updates == pushed && handled == pushed,
-        detail: format!("{pushed} queued at the fake, {stored_updates} in the inbox, {handled} handled"),
+        detail: format!(
+            "{pushed} sent ({webhooks} of them WhatsApp webhooks), {stored_updates} in the inbox, {handled} handled"
+        ),
     });
     let mut told = 0usize;
     let mut missing = Vec::new();
     for r in reports {
-        let user = r.chat.to_string();
+        let user = &r.user;
         for number in &r.orders {
             told += 1;
             let found: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM orders WHERE number = ?1 AND user_id = ?2 AND channel = 'telegram'",
-                rusqlite::params![number, user],
+                "SELECT COUNT(*) FROM orders WHERE number = ?1 AND user_id = ?2 AND channel = ?3",
+                rusqlite::params![number, user, r.channel],
                 |row| row.get(0),
             )?;
             if found != 1 {
@@ -467,8 +469,9 @@ fn report(
     });
 
     // Order per chat.
-    let chats: Vec<i64> =
-        (0..reports.len() as i64).map(|i| CHAT_BASE + i).chain(driven.staff.iter().map(|m| m.chat)).collect();
+    // The Telegram chats (a WhatsApp chat's messages have no numbers to check their order by).
+    let telegram = reports.iter().filter(|r| r.channel == "telegram").map(|r| r.chat);
+    let chats: Vec<i64> = telegram.chain(driven.staff.iter().map(|m| m.chat)).collect();
     let in_run: std::collections::HashSet<i64> = chats.iter().copied().collect();
     let mut produced: HashMap<i64, Vec<Produced>> = HashMap::new();
     let mut unsent = Vec::new();
@@ -507,11 +510,19 @@ fn report(
         }
     }
     let replies_made: usize = produced.values().map(Vec::len).sum();
+    let (wa_made, wa_unsent): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(status <> 'sent'), 0) FROM outbox WHERE channel = 'whatsapp'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if wa_unsent > 0 {
+        unsent.push(format!("{wa_unsent} WhatsApp messages"));
+    }
     checks.push(Check {
         name: "every message to a shopper, trader or courier sent",
         passed: unsent.is_empty() && replies_made > 0,
         detail: if unsent.is_empty() {
-            format!("{replies_made} messages")
+            format!("{replies_made} on Telegram, {wa_made} on WhatsApp")
         } else {
             format!("{} of {replies_made} not sent, e.g. {}", unsent.len(), unsent[0])
         },
