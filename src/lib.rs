@@ -20,8 +20,9 @@
 //!   Telegram bot and WhatsApp number from one process (pollers, one HTTP server, senders,
 //!   timers, graceful shutdown, `/healthz` and `/metrics`).
 //! - [`loadtest`]: load and faults on `pasar run` through fake platform APIs (`pasar loadtest`:
-//!   the morning rush, idle, replayed updates, the last unit raced for, abuse; the Telegram
-//!   benchmark).
+//!   the morning rush of whole orders with shoppers on both channels, traders and couriers, and
+//!   the same killed and restarted or with Telegram down; idle, replayed updates, the last unit
+//!   raced for, abuse; the Telegram benchmark).
 //! - [`fakes`]: fake Telegram Bot API and WhatsApp Graph API on 127.0.0.1, for `pasar loadtest`
 //!   and the tests.
 //! - [`logging`]: `tracing` output (text or JSON) with tokens and phone numbers redacted.

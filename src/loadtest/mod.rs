@@ -31,7 +31,11 @@
 //!   and couriers are enrolled in the database first and press their buttons as orders come
 //!   (served before the shoppers in line); the shoppers' script goes on past "Pesan sekarang" to
 //!   the wait for the door and the ratings ([`WHOLE_ORDER`]), and the run ends when every order
-//!   placed is delivered. The benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do.
+//!   placed is delivered. Every second shopper chats on WhatsApp ([`WHOLE_ORDER_WA`]): their
+//!   messages are webhooks signed with the app secret, posted to `pasar run`'s HTTP server (and
+//!   posted again until it takes them, as Meta does), and its replies come to a Graph API on the
+//!   same fake. The benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do, and are
+//!   all on Telegram.
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
 //!
@@ -72,6 +76,8 @@ const CHAT_BASE: i64 = 10_000_000;
 const SEEDED_CHAT_BASE: i64 = 50_000_000;
 /// How long one step may take before the run is declared broken.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The wait for the order at the door may take this many steps' time.
+const AWAIT_STEPS: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -125,8 +131,9 @@ pub struct LoadArgs {
 /// A `pasar loadtest` scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// The morning rush: shoppers on all ten market bots doing whole orders at --rate
-    /// updates/s (10x the expected peak) for --seconds, with each market's traders (accept,
+    /// The morning rush: shoppers on all ten market bots (every second one on WhatsApp) doing
+    /// whole orders at --rate updates/s (10x the expected peak) for --seconds, with each
+    /// market's traders (accept,
     /// pack) and three couriers (take, pick up, go, deliver, the cash, the photo) and the
     /// shoppers' ratings; prints updates/s, p50/p99/max update-to-reply, peak RSS and CPU, and
     /// fails if any step goes unanswered for a minute, an order placed is not delivered, or
@@ -135,16 +142,17 @@ pub enum Scenario {
     /// No traffic: the time until every bot polls, then CPU and memory over --seconds.
     Idle,
     /// The rush with `pasar run` killed (SIGKILL) at --kills random moments and restarted each
-    /// time; then checks that every update was stored once and handled, every order a shopper
-    /// was told about exists exactly once, every message was sent (calls repeated after a kill
-    /// are counted: Telegram has no idempotency key), every order was delivered with its cash
-    /// recorded once, stock adds up, and integrity_check is ok.
+    /// time (WhatsApp webhooks that fail meanwhile are posted again, as Meta does); then checks
+    /// that every update and webhook was stored once and handled, every order a shopper was
+    /// told about exists exactly once, every message was sent (calls repeated after a kill are
+    /// counted: neither the Bot API nor the Graph API has an idempotency key), every order was
+    /// delivered with its cash recorded once, stock adds up, and integrity_check is ok.
     Crash,
     /// Telegram down and back: shoppers doing whole orders at --rate on all ten bots while the
     /// fake Bot API is calm for --calm seconds, down (502 to every call) for --down, answers every
     /// send with 429 for --storm, answers slowly (2 s a call) for --slow, then is calm again for
     /// --calm. Fails unless nothing is lost (every step answered, every order told of in the
-    /// database and delivered), each chat's replies come in the order the bot made them, every 429's
+    /// database and delivered), each Telegram chat's replies come in the bot's order, every 429's
     /// retry_after is honoured, and the backlog is answered within 64 s of the API coming back.
     Outage,
     /// Every update delivered 3 times, some out of order: --markets markets (default all ten),
@@ -168,16 +176,18 @@ pub enum Scenario {
 pub struct LoadtestArgs {
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// Updates per second.
+    /// rush, crash, outage: updates per second.
     #[arg(long, default_value_t = 250.0)]
     pub rate: f64,
-    /// Measured seconds (after the warm-up).
+    /// rush, crash: measured seconds (after the warm-up); idle: seconds watched (the outage's
+    /// length is its phases').
     #[arg(long, default_value_t = 300.0)]
     pub seconds: f64,
-    /// Seconds at the same rate before measuring.
+    /// rush, crash: seconds at the same rate before measuring.
     #[arg(long, default_value_t = 3.0)]
     pub warmup: f64,
-    /// Shoppers taking turns.
+    /// rush, crash, outage: shoppers taking turns (every second one on WhatsApp), with the
+    /// markets' traders and couriers.
     #[arg(long, default_value_t = 1000)]
     pub shoppers: usize,
     /// Conversations stored in the database before `pasar run` starts.
@@ -193,7 +203,9 @@ pub struct LoadtestArgs {
     /// outage: seconds of calm (no faults) before the outage, and again after it.
     #[arg(long, default_value_t = 30.0)]
     pub calm: f64,
-    /// outage: seconds the Bot API is down.
+    /// outage: seconds the Bot API is down (with --storm and --slow, keep it well under the 5
+    /// minutes after which a courier's offer passes on and the 10 after which an unanswered
+    /// order is cancelled: the bot's timers run on through an outage).
     #[arg(long, default_value_t = 120.0)]
     pub down: f64,
     /// outage: seconds of 429 answers to every send once the API is back.
@@ -375,6 +387,9 @@ struct WaSide {
     /// again (`pasar run` down or restarting).
     messages: AtomicU64,
     retried: AtomicU64,
+    /// The longest a webhook post took to be answered (µs), and how many took over 100 ms.
+    post_max_us: AtomicU64,
+    posts_slow: AtomicU64,
 }
 
 /// The app secret the webhooks are signed with (`WHATSAPP_APP_SECRET` of `pasar run`).
@@ -436,7 +451,14 @@ impl Fake {
     fn with_whatsapp(mut self) -> anyhow::Result<Fake> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        self.wa = Some(WaSide { port, client, messages: AtomicU64::new(0), retried: AtomicU64::new(0) });
+        self.wa = Some(WaSide {
+            port,
+            client,
+            messages: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            post_max_us: AtomicU64::new(0),
+            posts_slow: AtomicU64::new(0),
+        });
         Ok(self)
     }
 
@@ -469,6 +491,7 @@ impl Fake {
         let url = format!("http://127.0.0.1:{}/whatsapp", wa.port);
         let deadline = Instant::now() + patience;
         loop {
+            let t0 = Instant::now();
             let sent = wa
                 .client
                 .post(&url)
@@ -477,6 +500,11 @@ impl Fake {
                 .body(body.clone())
                 .send()
                 .await;
+            let took = t0.elapsed();
+            wa.post_max_us.fetch_max(took.as_micros() as u64, Ordering::Relaxed);
+            if took > Duration::from_millis(100) {
+                wa.posts_slow.fetch_add(1, Ordering::Relaxed);
+            }
             match sent {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if r.status().is_client_error() => anyhow::bail!("a signed webhook was refused: {}", r.status()),
@@ -631,11 +659,18 @@ async fn api(
 
 /// The Graph API's `messages`: a reply to a WhatsApp shopper, noted like a Telegram one (its
 /// buttons and list rows as the inline keyboard's callback data), answered with a wamid.
-async fn graph(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
+async fn graph(State(fake): State<Arc<Fake>>, UrlPath(number): UrlPath<String>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let to = body["to"].as_str().unwrap_or_default();
-    let Some(chat) = chat_of(to).filter(|_| fake.wa.is_some()) else {
-        return error(StatusCode::BAD_REQUEST, "(#131030) Recipient phone number not in allowed list");
+    // Only a WhatsApp shopper of the run, from their market's number.
+    let shopper = to
+        .strip_prefix("628")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|i| to == wa_user(*i) && fake.on_whatsapp(*i) && number == wa_number(*i % fake.bots.len()));
+    let Some(chat) = shopper.map(|i| CHAT_BASE + i as i64) else {
+        let refusal = json!({"error": {"message": "(#131030) Recipient phone number not in allowed list",
+            "type": "OAuthException", "code": 131030}});
+        return (StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response();
     };
     let i = &body["interactive"];
     let text = body["text"]["body"]
@@ -856,6 +891,8 @@ struct Sample {
     queued: Instant,
     /// The outage's phase when it was queued.
     phase: outage::Phase,
+    /// A WhatsApp shopper's message (a webhook), not a Telegram update.
+    whatsapp: bool,
     /// Update to the first reply in the chat.
     first: Duration,
     /// Update to the step's last reply.
@@ -963,7 +1000,10 @@ impl Shopper {
         let chat = self.chat;
         let phase = fake.faults.phase();
         let slot = fake.slot(chat).expect("a shopper's chat");
-        let deadline = tokio::time::Instant::now() + self.patience;
+        // The wait for the door is the trader's and the courier's eight steps, each waiting its
+        // turn behind the rest of the market's orders.
+        let patience = if matches!(step.input, Input::Await) { self.patience * AWAIT_STEPS } else { self.patience };
+        let deadline = tokio::time::Instant::now() + patience;
         loop {
             {
                 let c = slot.inner.lock().expect("chat lock");
@@ -989,13 +1029,14 @@ impl Shopper {
                             println!("  < {} {}", r.text.replace('\n', " ⏎ "), buttons(&r.markup).join(" | "));
                         }
                     }
-                    return Ok(Sample { queued, phase, first: c.first.unwrap_or(complete), complete });
+                    let whatsapp = self.wa.is_some();
+                    return Ok(Sample { queued, phase, whatsapp, first: c.first.unwrap_or(complete), complete });
                 }
             }
             if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
                 let c = slot.inner.lock().expect("chat lock");
                 let got: Vec<&str> = c.replies.iter().map(|r| r.text.as_str()).collect();
-                anyhow::bail!("chat {chat}: no reply with {:?} within {:?}; got {got:?}", step.needle, self.patience);
+                anyhow::bail!("chat {chat}: no reply with {:?} within {patience:?}; got {got:?}", step.needle);
             }
         }
     }
@@ -1140,12 +1181,17 @@ struct RunReport {
     stalls: usize,
     /// Whole orders: how many were placed and delivered.
     orders: Option<WholeOrders>,
+    /// Update-to-first-reply of the WhatsApp shoppers' messages (sorted; in `first` too).
+    on_whatsapp: Vec<Duration>,
 }
 
 /// What the traders and couriers of a run did.
 struct WholeOrders {
-    /// Updates the WhatsApp shoppers sent (webhooks posted to `pasar run`).
+    /// Updates the WhatsApp shoppers sent (webhooks posted to `pasar run`); the longest a post
+    /// took to be answered, and how many took over 100 ms.
     webhooks: u64,
+    post_max: Duration,
+    posts_slow: u64,
     placed: usize,
     delivered: usize,
     /// Orders the shopper rated (the run may end before the last ones are).
@@ -1499,6 +1545,10 @@ async fn open_loop(
     }
     let (shopper_runs, worker_runs) = crowd.finish().await;
     let mut run = OpenRun { samples: Vec::new(), stalls, steps: 0, journeys: 0, refused: 0, delivered: 0, rated: 0 };
+    // A trader or courier stuck leaves their market's shoppers waiting: theirs is the cause.
+    if let Some(e) = worker_runs.iter().find_map(|r| r.error.clone()) {
+        anyhow::bail!(e);
+    }
     for r in shopper_runs {
         if let Some(e) = r.error {
             anyhow::bail!(e);
@@ -1509,9 +1559,6 @@ async fn open_loop(
         run.samples.extend(r.samples.into_iter().filter(|s| s.queued >= measure_from && s.queued < end));
     }
     for r in worker_runs {
-        if let Some(e) = r.error {
-            anyhow::bail!(e);
-        }
         run.steps += r.samples.len();
         run.refused += r.refused;
         run.delivered += r.delivered;
@@ -1571,8 +1618,13 @@ async fn run(
             let run =
                 open_loop(Arc::clone(&fake), markets, *shoppers, staff, *rate, *warmup, *seconds, is_echo).await?;
             let webhooks = fake.wa.as_ref().map_or(0, |w| w.messages.load(Ordering::Relaxed));
+            let (post_max_us, posts_slow) = fake.wa.as_ref().map_or((0, 0), |w| {
+                (w.post_max_us.load(Ordering::Relaxed), w.posts_slow.load(Ordering::Relaxed))
+            });
             orders = Some(WholeOrders {
                 webhooks,
+                post_max: Duration::from_micros(post_max_us),
+                posts_slow,
                 placed: run.journeys,
                 delivered: run.delivered,
                 rated: run.rated,
@@ -1594,7 +1646,10 @@ async fn run(
     let mut complete: Vec<Duration> = samples.iter().map(|s| s.complete).collect();
     first.sort_unstable();
     complete.sort_unstable();
+    let mut on_whatsapp: Vec<Duration> = samples.iter().filter(|s| s.whatsapp).map(|s| s.first).collect();
+    on_whatsapp.sort_unstable();
     Ok(RunReport {
+        on_whatsapp,
         updates: samples.len(),
         elapsed,
         first,
@@ -1858,7 +1913,11 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
     }
     for (label, r) in &reports {
         if r.stalls > 0 {
-            println!("{label}: {} ticks found every shopper waiting (the target fell behind)", r.stalls);
+            println!(
+                "{label}: {} ticks found nobody ready (everyone waiting for an answer{})",
+                r.stalls,
+                if r.orders.is_some() { " or for their order at the door" } else { ": the target fell behind" }
+            );
         }
         println!(
             "{label}: {} updates in {:.2} s, RSS at end {:.1} MB",
@@ -1868,9 +1927,15 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
         );
         if let Some(o) = &r.orders {
             println!(
-                "{label}: every second shopper on WhatsApp ({} of the updates were their signed webhooks, the rest \
-                 Telegram updates)",
-                o.webhooks
+                "{label}: every second shopper on WhatsApp ({} signed webhooks in the whole run, warm-up and the \
+                 last deliveries included; theirs: p50 {} ms, p99 {} ms, max {} ms to the first reply; the longest \
+                 post took {} ms to be answered, {} over 100 ms)",
+                o.webhooks,
+                ms(percentile(&r.on_whatsapp, 0.50)),
+                ms(percentile(&r.on_whatsapp, 0.99)),
+                ms(r.on_whatsapp.last().copied().unwrap_or_default()),
+                ms(o.post_max),
+                o.posts_slow
             );
             println!(
                 "{label}: whole orders: {} placed, {} accepted and packed by their traders, taken, collected and \

@@ -1,5 +1,6 @@
-//! `pasar loadtest outage` (issue 10): Telegram down and back. Shoppers do whole orders on all
-//! ten bots while the fake Bot API goes through five phases:
+//! `pasar loadtest outage` (issue 10): Telegram down and back. Shoppers (every second one on
+//! WhatsApp, which stays up) do whole orders on all ten bots with the markets' traders and
+//! couriers (on Telegram) while the fake Bot API goes through five phases:
 //!
 //! 1. calm (`--calm` s): no faults;
 //! 2. down (`--down` s): every call is answered `502 Bad Gateway`, as Telegram's front (nginx)
@@ -13,16 +14,23 @@
 //!    is answered `429 Too Many Requests` with `parameters.retry_after` = 5 s; `getUpdates`
 //!    works, so the backlog reaches the bot and its replies wait;
 //! 4. slow (`--slow` s): every call is answered after 2 s;
-//! 5. calm again (`--calm` s), then the shoppers finish their steps and `pasar run` is stopped.
+//! 5. calm again (`--calm` s), then the shoppers finish their steps, the traders and couriers
+//!    take every order placed to its door, and `pasar run` is stopped.
+//!
+//! The bot's timers run on through the outage: a courier's offer not taken in 5 minutes goes to
+//! the next courier, and an order no trader answered in 10 minutes is cancelled. Outages near
+//! those lengths (`--down` plus `--storm` plus `--slow`) end in orders not delivered.
 //!
 //! The checks, each printed, and the run fails if one does not hold:
-//! - nothing lost: every step of every shopper answered (each waits as long as the outage and
-//!   a minute more), every update stored and handled, every reply to a shopper marked sent,
-//!   every order a shopper was told of in the database (read after `pasar run` exits);
-//! - each chat's order kept ([`check_chat_order`]): the fake numbers a chat's messages as they
-//!   arrive, as Telegram does, so the bot's messages must have rising numbers in the order the
-//!   bot made them (its outbox ids); and every reply must come while its shopper is still on
-//!   the step that caused it (a step's reply arriving after the next step began fails);
+//! - nothing lost: every step of every shopper, trader and courier answered (each waits as
+//!   long as the outage and a minute more), every update stored and handled, every message to
+//!   them marked sent (on both channels), every order a shopper was told of in the database and
+//!   delivered with its cash recorded (read after `pasar run` exits);
+//! - each Telegram chat's order kept ([`check_chat_order`]): the fake numbers a chat's messages
+//!   as they arrive, as Telegram does, so the bot's messages must have rising numbers in the
+//!   order the bot made them (its outbox ids); and every reply must come while its shopper,
+//!   trader or courier is still on the step that caused it (a step's reply arriving after the
+//!   next step began fails);
 //! - 429s honoured: no send more than a second after a 429 and before its `retry_after` is up;
 //! - recovery within 64 s of the API coming back (the end of the down phase): the first reply
 //!   delivered, and the last reply to every step that was waiting (queued before the API came
@@ -367,7 +375,7 @@ async fn drive(
         }
     }
     fake.faults.set(Phase::After);
-    eprintln!("  every shopper finishing their step, and their order at the door...");
+    eprintln!("  every shopper finishing their step, and every order placed taken to its door...");
     let (shoppers, workers) = crowd.finish().await;
     Ok((shoppers, workers, down_at, stalls))
 }
@@ -396,10 +404,12 @@ fn report(
     let mut checks = Vec::new();
 
     // Nothing lost.
-    let errors: Vec<&str> = reports
+    // A trader or courier stuck first: their market's shoppers wait for them.
+    let errors: Vec<&str> = driven
+        .workers
         .iter()
-        .filter_map(|r| r.error.as_deref())
-        .chain(driven.workers.iter().filter_map(|w| w.error.as_deref()))
+        .filter_map(|w| w.error.as_deref())
+        .chain(reports.iter().filter_map(|r| r.error.as_deref()))
         .collect();
     let steps = samples().count();
     checks.push(Check {
@@ -614,7 +624,7 @@ fn report(
         if recovered { "met" } else { "NOT met" }
     );
     println!(
-        "API answers: {} x 502, {} x 429, {} slowed; {} calls arrived; {stalls} ticks skipped (every shopper waiting); \
+        "API answers: {} x 502, {} x 429, {} slowed; {} calls arrived; {stalls} ticks skipped (nobody ready: waiting for an answer or an order at the door); \
          pasar peak RSS {:.1} MB",
         faults.bad_gateways.load(Ordering::Relaxed),
         faults.too_many.load(Ordering::Relaxed),

@@ -41,8 +41,17 @@ pub(super) fn hourly_slots() -> String {
 
 /// The buttons that move an order on (never "Ubah", "Tolak", "Lewati", "Gagal kirim").
 const FORWARD: [&str; 7] = ["t:ok:", "t:pack:", "k:take:", "k:pick:", "k:go:", "k:done:", "k:cash:"];
-/// What the bot answers a press it refuses.
-const REFUSED: [&str; 2] = ["tidak ada yang diubah", "Masih ada lapak"];
+/// What the bot answers an input of a trader or courier it refuses (a stale or forged button,
+/// a step out of order, a photo or a cash amount it was not waiting for).
+const REFUSED: [&str; 7] = [
+    "tidak ada yang diubah",
+    "Masih ada lapak",
+    "belum selesai mengemas",
+    "sudah tidak berlaku",
+    "Foto hanya dibutuhkan",
+    "Yang dibutuhkan fotonya",
+    "Catat dulu uang",
+];
 /// What asks a courier for the photo at the door.
 const PHOTO_ASKED: &str = "Kirim foto bukti serah terima pesanan ";
 
@@ -61,8 +70,8 @@ pub(super) struct Member {
 }
 
 /// Invites and registers the traders of every stall selling kangkung and three couriers in
-/// each market, through the engine (their replies are marked sent by the caller), and starts
-/// the couriers' shifts.
+/// each market, through the engine (the replies marked sent, as if read before the run), and
+/// starts the couriers' shifts.
 pub(super) fn enrol(engine: &mut Engine, markets: &[MarketInfo]) -> anyhow::Result<Vec<Member>> {
     let code = regex::Regex::new(r"/daftar ([A-Z0-9]+)")?;
     let admin = UserKey { channel: ChannelKind::Telegram, id: ADMIN_CHAT.to_string() };
@@ -256,9 +265,13 @@ impl Worker {
                 } else if r.text.contains(needle) {
                     answered = true;
                     next = tasks;
+                    if matches!(task, Task::Photo(_)) {
+                        self.delivered += 1;
+                    }
                 } else if REFUSED.iter().any(|n| r.text.contains(n)) {
                     answered = true;
                     self.refused += 1;
+                    self.todo.extend(tasks);
                 } else {
                     self.todo.extend(tasks);
                 }
@@ -268,11 +281,8 @@ impl Worker {
                 for t in next.into_iter().rev() {
                     self.todo.push_front(t);
                 }
-                if matches!(task, Task::Photo(_)) {
-                    self.delivered += 1;
-                }
                 let complete = queued.elapsed();
-                return Ok(Sample { queued, phase, first: complete, complete });
+                return Ok(Sample { queued, phase, whatsapp: false, first: complete, complete });
             }
             if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
                 anyhow::bail!(

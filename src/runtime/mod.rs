@@ -401,7 +401,6 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         let state = Arc::new(WebhookState {
             secret: secret.clone(),
             bots: webhook_bots,
-            store: Arc::clone(&io_store),
             shared: Arc::clone(&shared),
             handler: crate::channel::telegram::handler(),
         });
@@ -950,33 +949,20 @@ pub(crate) fn stored_answer(
     }
 }
 
-/// What became of one outbox message, written on its own.
+/// What became of one outbox message, written on its own (the senders' ordinary outcomes go
+/// in their round's batch, [`record`]).
 pub(crate) enum Mark {
-    Sent,
-    /// Sent, with the platform's id for it (a WhatsApp wamid).
-    SentAs(String),
-    Unreachable {
-        market: String,
-        to: UserKey,
-        reason: String,
-    },
-    Parts(usize),
-    Error(String),
-    Undeliverable(String),
+    /// The user blocked the bot or is gone: their messages are parked.
+    Unreachable { market: String, to: UserKey, reason: String },
 }
 
 pub(crate) async fn mark(shared: &Shared, id: i64, how: Mark) -> Result<(), String> {
     store_job(shared, |done| StoreJob::Mark(id, how, done)).await
 }
 
-fn mark_now(store: &mut Store, id: i64, how: Mark, now: chrono::DateTime<Utc>) -> Result<(), String> {
+fn mark_now(store: &mut Store, _id: i64, how: Mark, now: chrono::DateTime<Utc>) -> Result<(), String> {
     let r = match how {
-        Mark::Sent => store.mark_sent(id, now),
-        Mark::SentAs(platform_id) => store.mark_sent_as(id, &platform_id, now),
         Mark::Unreachable { market, to, reason } => store.mark_unreachable(&market, &to, &reason, now),
-        Mark::Parts(n) => store.record_parts_sent(id, n),
-        Mark::Error(e) => store.record_send_error(id, &e),
-        Mark::Undeliverable(e) => store.mark_undeliverable(id, &e),
     };
     r.map_err(|e| e.to_string())
 }

@@ -6,11 +6,11 @@
 //! A delivery is in the inbox (keyed by each message's wamid) before the 200, so Meta's
 //! redeliveries, which go on for days, are ignored; processing happens after the answer.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Mark, Round, Shared, backoff, mark, start_round};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, Round, Shared, backoff, start_round};
 use crate::channel::whatsapp::{self, Labels};
 use crate::channel::{ChannelKind, Envelope, Inbound, InboundEvent, NoticeKind, Outbound, UserKey};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{SendResult, Store};
 use crate::text::{Key, Lang};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -124,9 +124,14 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
         }
     };
     let now = Utc::now();
-    let stored = {
+    // The messages become events here (a typed number read against the menu it answers) and
+    // the statuses are recorded; the events are then stored by the engine thread with the
+    // pollers' updates, in its own transaction: a second connection writing them would wait
+    // for the engine's write lock behind its steps (SQLite has one writer), seconds under a
+    // rush.
+    let events = {
         let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || -> Result<usize, String> {
+        tokio::task::spawn_blocking(move || -> Result<Vec<InboundEvent>, String> {
             let mut store = state.store.lock().map_err(|_| "store lock poisoned".to_string())?;
             let mut events: Vec<InboundEvent> = Vec::new();
             for m in &parsed.messages {
@@ -151,10 +156,6 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
                 }
                 events.push(event);
             }
-            let new = store.ingest(&events).map_err(|e| e.to_string())?;
-            for e in &events {
-                state.shared.ops.bot_ok(ChannelKind::WhatsApp, &e.market);
-            }
             for s in &parsed.statuses {
                 let error = s.error.as_ref().map(|(code, title)| format!("{code}: {title}"));
                 if s.status == "failed" && s.error.as_ref().is_some_and(|(code, _)| *code == 131047) {
@@ -168,9 +169,24 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
                 }
                 store.record_delivery(&s.wamid, &s.status, error.as_deref()).map_err(|e| e.to_string())?;
             }
-            Ok(new)
+            Ok(events)
         })
         .await
+    };
+    let stored = match events {
+        Ok(Ok(events)) if events.is_empty() => Ok(Ok(0)),
+        Ok(Ok(events)) => {
+            let markets: Vec<String> = events.iter().map(|e| e.market.clone()).collect();
+            let new = super::ingest(&state.shared, events).await;
+            if new.is_ok() {
+                for m in &markets {
+                    state.shared.ops.bot_ok(ChannelKind::WhatsApp, m);
+                }
+            }
+            Ok(new)
+        }
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(e) => Err(e),
     };
     // Not stored: Meta delivers it again.
     super::stored_answer(stored, &state.shared, "a WhatsApp delivery")
@@ -556,7 +572,18 @@ async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKi
 /// The number's limit pauses the number; a user's limit holds that user; a server error
 /// retries that user's message with a capped backoff; what WhatsApp refuses for good is parked
 /// with the reason.
+/// One call of a round: the next part of a message to one user.
+struct Call {
+    m: crate::store::OutboxMessage,
+    user: String,
+    /// Parts of the message already sent, and how many it has.
+    done: usize,
+    total: usize,
+    part: serde_json::Value,
+}
+
 pub(super) async fn send(s: Sender) {
+    let s = Arc::new(s);
     let url = format!("{}/{}/messages", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let media_url = format!("{}/{}/media", s.graph_url.trim_end_matches('/'), s.phone_number_id);
     let number_gap = Duration::from_secs_f64(1.0 / s.per_number_per_sec);
@@ -583,6 +610,8 @@ pub(super) async fn send(s: Sender) {
             };
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
+        let mut results: Vec<(i64, SendResult)> = Vec::new();
+        let mut calls: Vec<Call> = Vec::new();
         for m in heads {
             let now = Instant::now();
             let user = m.to.id.clone();
@@ -611,7 +640,7 @@ pub(super) async fn send(s: Sender) {
                 // news by then, and each held message alerts the admins): the broadcast's
                 // counts show it as unreachable.
                 let reason = "unreachable: outside WhatsApp's 24-hour window (market news is not held)";
-                let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason.into())).await;
+                results.push((m.id, SendResult::Undeliverable(reason.into())));
                 continue;
             }
             if !window_open(last_inbound) {
@@ -633,17 +662,35 @@ pub(super) async fn send(s: Sender) {
             }
             let done = m.parts_sent.max(delivered.get(&m.id).copied().unwrap_or(0));
             if done >= parts.len() {
-                if mark(&s.shared, m.id, Mark::Sent).await.is_ok() {
-                    delivered.remove(&m.id);
-                }
+                results.push((m.id, SendResult::Sent));
                 continue;
             }
-            let now = Instant::now();
-            if now < last_any + number_gap {
-                tokio::time::sleep(last_any + number_gap - now).await;
+            let part = parts[done].clone();
+            calls.push(Call { m, user, done, total: parts.len(), part });
+        }
+        // The round's calls go out together, each started a number's gap after the one before
+        // (each is to another user): one after the other, a call's round trip to Meta (a tenth
+        // of a second or more from Malang) would cap a number at a few messages a second.
+        let mut sending = tokio::task::JoinSet::new();
+        for (index, call) in calls.iter().enumerate() {
+            let start = (last_any + number_gap).max(Instant::now());
+            last_any = start;
+            let (s, url, media_url, part) = (Arc::clone(&s), url.clone(), media_url.clone(), call.part.clone());
+            sending.spawn(async move {
+                tokio::time::sleep_until(start.into()).await;
+                (index, send_part(&s, &url, &media_url, &part).await)
+            });
+        }
+        let mut outcomes: Vec<Option<Sent>> = calls.iter().map(|_| None).collect();
+        while let Some(joined) = sending.join_next().await {
+            // A panicked call: its message stays pending and is tried again.
+            if let Ok((index, sent)) = joined {
+                outcomes[index] = Some(sent);
             }
-            last_any = Instant::now();
-            let sent = send_part(&s, &url, &media_url, &parts[done]).await;
+        }
+        for (call, sent) in calls.into_iter().zip(outcomes) {
+            let Some(sent) = sent else { continue };
+            let (m, user) = (call.m, call.user);
             let code = match &sent {
                 Sent::Ok(_) => None,
                 Sent::NumberLimited | Sent::UserLimited(_) => Some("429"),
@@ -663,33 +710,30 @@ pub(super) async fn send(s: Sender) {
                     if let Some(a) = allowances.get_mut(&user) {
                         a.tokens -= 1.0;
                     }
-                    let now_done = done + 1;
-                    let how = if now_done >= parts.len() { Mark::SentAs(wamid) } else { Mark::Parts(now_done) };
-                    match mark(&s.shared, m.id, how).await {
-                        Ok(()) => {
-                            delivered.remove(&m.id);
-                        }
-                        Err(e) => {
-                            tracing::error!(market = %s.market, id = m.id, error = %e, "recording a delivery failed; will record again");
-                            delivered.insert(m.id, now_done);
-                        }
-                    }
+                    let now_done = call.done + 1;
+                    // Remembered until recorded: a failed record must not send it again.
+                    delivered.insert(m.id, now_done);
+                    results.push((
+                        m.id,
+                        if now_done >= call.total { SendResult::SentAs(wamid) } else { SendResult::Parts(now_done) },
+                    ));
                 }
                 Sent::NumberLimited => {
                     tracing::warn!(market = %s.market, wait_secs = pause_backoff.as_secs(), "WhatsApp throughput limit: this number pauses");
-                    pause = Some(pause_backoff);
-                    pause_backoff = (pause_backoff * 2).min(Duration::from_secs(60));
-                    break;
+                    if pause.is_none() {
+                        pause = Some(pause_backoff);
+                        pause_backoff = (pause_backoff * 2).min(Duration::from_secs(60));
+                    }
                 }
                 Sent::UserLimited(reason) => {
                     let attempts = m.attempts + 1;
                     tracing::info!(market = %s.market, user = %user, %reason, "too many messages to one user: that chat waits");
-                    let _ = mark(&s.shared, m.id, Mark::Error(reason)).await;
+                    results.push((m.id, SendResult::Error(reason)));
                     held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
                 }
                 Sent::OutsideWindow(reason) if m.broadcast => {
                     let reason = format!("unreachable: outside WhatsApp's 24-hour window: {reason}");
-                    let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason)).await;
+                    results.push((m.id, SendResult::Undeliverable(reason)));
                 }
                 Sent::OutsideWindow(reason) => {
                     // WhatsApp knows better than our clock: held like any message outside it.
@@ -697,31 +741,46 @@ pub(super) async fn send(s: Sender) {
                 }
                 Sent::Refused(reason) => {
                     tracing::error!(market = %s.market, user = %user, id = m.id, %reason, "WhatsApp refused the message; parked");
-                    let _ = mark(&s.shared, m.id, Mark::Undeliverable(reason)).await;
+                    results.push((m.id, SendResult::Undeliverable(reason)));
                 }
                 Sent::Failed(reason) => {
                     let attempts = m.attempts + 1;
                     if attempts >= MAX_ATTEMPTS {
                         tracing::error!(market = %s.market, user = %user, id = m.id, %reason, attempts, "send kept failing; parked");
-                        let _ =
-                            mark(&s.shared, m.id, Mark::Undeliverable(format!("{attempts} attempts: {reason}"))).await;
+                        results.push((m.id, SendResult::Undeliverable(format!("{attempts} attempts: {reason}"))));
                     } else {
                         tracing::warn!(market = %s.market, user = %user, %reason, attempts, "send failed; will retry");
-                        let _ = mark(&s.shared, m.id, Mark::Error(reason)).await;
+                        results.push((m.id, SendResult::Error(reason)));
                         held_until.insert(user, Instant::now() + backoff(attempts));
                     }
                 }
                 Sent::Unauthorized(reason) => {
                     tracing::error!(market = %s.market, %reason, "WhatsApp refused the access token: this number waits");
-                    pause = Some(pause_backoff.max(Duration::from_secs(30)));
-                    pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
-                    break;
+                    if pause.is_none() {
+                        pause = Some(pause_backoff.max(Duration::from_secs(30)));
+                        pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
                 Sent::Network(reason) => {
                     tracing::warn!(market = %s.market, %reason, "Graph API unreachable; this number waits");
-                    pause = Some(pause_backoff);
-                    pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
-                    break;
+                    if pause.is_none() {
+                        pause = Some(pause_backoff);
+                        pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+        // The round's outcomes in one write (the engine thread's batch), not one each.
+        if !results.is_empty() {
+            let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
+            match super::record(&s.shared, results).await {
+                Ok(()) => {
+                    for id in ids {
+                        delivered.remove(&id);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(market = %s.market, error = %e, "recording deliveries failed; will record again");
                 }
             }
         }

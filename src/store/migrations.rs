@@ -570,4 +570,11 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE market = OLD.market AND slot_date = OLD.slot_date AND slot = OLD.slot;
     END;
     "#,
+    // 18: a chat's messages newest first, whatever their status: a WhatsApp user's typed number
+    // is read against the last menu sent to them (`recent_sent_to`), which without this index
+    // walked the whole outbox back from its newest row, holding up every webhook behind it
+    // (seconds in `pasar loadtest rush`).
+    r#"
+    CREATE INDEX outbox_by_chat ON outbox (market, channel, recipient, id);
+    "#,
 ];
