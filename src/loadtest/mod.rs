@@ -1618,9 +1618,10 @@ async fn run(
             let run =
                 open_loop(Arc::clone(&fake), markets, *shoppers, staff, *rate, *warmup, *seconds, is_echo).await?;
             let webhooks = fake.wa.as_ref().map_or(0, |w| w.messages.load(Ordering::Relaxed));
-            let (post_max_us, posts_slow) = fake.wa.as_ref().map_or((0, 0), |w| {
-                (w.post_max_us.load(Ordering::Relaxed), w.posts_slow.load(Ordering::Relaxed))
-            });
+            let (post_max_us, posts_slow) = fake
+                .wa
+                .as_ref()
+                .map_or((0, 0), |w| (w.post_max_us.load(Ordering::Relaxed), w.posts_slow.load(Ordering::Relaxed)));
             orders = Some(WholeOrders {
                 webhooks,
                 post_max: Duration::from_micros(post_max_us),

@@ -434,6 +434,10 @@ mod tests {
             "SELECT id FROM sub_orders WHERE order_id = 1 ORDER BY id",
             "SELECT id FROM order_lines WHERE sub_order_id = 1 ORDER BY id",
             "SELECT MAX(id) FROM order_events WHERE sub_order_id = 1",
+            // A WhatsApp user's typed number read against the last menu sent to them: it was a
+            // walk back over the whole outbox, holding up every webhook behind it.
+            "SELECT message FROM outbox WHERE market = 'blimbing' AND channel = 'whatsapp'
+             AND recipient = '628111' AND status = 'sent' ORDER BY id DESC",
         ] {
             let mut stmt = store.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("plan");
             let plan: Vec<String> =
