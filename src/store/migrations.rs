@@ -570,11 +570,12 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE market = OLD.market AND slot_date = OLD.slot_date AND slot = OLD.slot;
     END;
     "#,
-    // 18: a chat's messages newest first, whatever their status: a WhatsApp user's typed number
-    // is read against the last menu sent to them (`recent_sent_to`), which without this index
-    // walked the whole outbox back from its newest row, holding up every webhook behind it
-    // (seconds in `pasar loadtest rush`).
+    // 18: a chat's sent messages, newest first: a WhatsApp user's typed number is read against
+    // the last menu sent to them (`recent_sent_to`), which without this index walked the whole
+    // outbox back from its newest row, holding up every webhook behind it (seconds in `pasar
+    // loadtest rush`). Partial, like `outbox_pending_by_chat`: over every status, the planner
+    // took it for the senders' read of the pending heads and walked a market's whole history.
     r#"
-    CREATE INDEX outbox_by_chat ON outbox (market, channel, recipient, id);
+    CREATE INDEX outbox_sent_by_chat ON outbox (market, channel, recipient, id) WHERE status = 'sent';
     "#,
 ];

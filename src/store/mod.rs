@@ -439,10 +439,30 @@ mod tests {
             "SELECT message FROM outbox WHERE market = 'blimbing' AND channel = 'whatsapp'
              AND recipient = '628111' AND status = 'sent' ORDER BY id DESC",
         ] {
-            let mut stmt = store.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("plan");
-            let plan: Vec<String> =
-                stmt.query_map([], |r| r.get::<_, String>(3)).expect("rows").collect::<Result<_, _>>().expect("plan");
+            let plan = plan_of(&store, sql);
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{sql}: {plan:?}");
         }
+    }
+
+    fn plan_of(store: &Store, sql: &str) -> Vec<String> {
+        let mut stmt = store.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("plan");
+        stmt.query_map([], |r| r.get::<_, String>(3)).expect("rows").collect::<Result<_, _>>().expect("plan")
+    }
+
+    #[test]
+    fn the_senders_read_only_the_pending_messages() {
+        // Through an index on every status the heads' read walked a market's whole history
+        // (the sent messages): it must use the index of the pending ones.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        let sql = "SELECT o.id, o.recipient, o.message, o.parts_sent, o.attempts, h.bulk FROM outbox o JOIN (
+                 SELECT id, bulk FROM (
+                     SELECT id, broadcast_id IS NOT NULL AS bulk,
+                            ROW_NUMBER() OVER (PARTITION BY recipient ORDER BY id) AS place
+                     FROM outbox WHERE channel = 'whatsapp' AND status = 'pending' AND market = 'blimbing'
+                 ) WHERE place <= 1
+             ) h ON h.id = o.id ORDER BY h.bulk, o.id";
+        let plan = plan_of(&store, sql);
+        assert!(plan.iter().any(|step| step.contains("INDEX outbox_pending_by_chat")), "{plan:?}");
     }
 }
