@@ -401,6 +401,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         let state = Arc::new(WebhookState {
             secret: secret.clone(),
             bots: webhook_bots,
+            store: Arc::clone(&io_store),
             shared: Arc::clone(&shared),
             handler: crate::channel::telegram::handler(),
         });

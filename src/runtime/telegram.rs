@@ -11,6 +11,7 @@ use crate::text::{Key, Lang};
 use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use teloxide::payloads::{
@@ -263,6 +264,7 @@ pub(super) fn telegram_role_holders(
 pub(super) struct WebhookState {
     pub(super) secret: String,
     pub(super) bots: HashMap<String, Bot>,
+    pub(super) store: Arc<Mutex<Store>>,
     pub(super) shared: Arc<Shared>,
     pub(super) handler:
         teloxide::dptree::Handler<'static, Option<telegram::Converted>, teloxide::dispatching::DpHandlerDescription>,
@@ -296,10 +298,16 @@ pub(super) async fn telegram_webhook(
     };
     let callback = converted.callback_id.clone();
     let event = telegram::event(&market, id, converted, Utc::now());
-    // Stored by the engine thread with everything else it writes (one writer: a second
-    // connection would wait behind the engine's steps for SQLite's write lock).
-    match super::ingest(&state.shared, vec![event]).await {
-        Ok(_) => {
+    let stored = {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || match state.store.lock() {
+            Ok(mut s) => s.ingest(std::slice::from_ref(&event)).map_err(|e| e.to_string()),
+            Err(_) => Err("store lock poisoned".to_string()),
+        })
+        .await
+    };
+    match stored {
+        Ok(Ok(_)) => {
             state.shared.inbox.notify_waiters();
             state.shared.ops.bot_ok(ChannelKind::Telegram, &market);
             if let Some(cb) = callback {

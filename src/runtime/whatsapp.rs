@@ -124,14 +124,9 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
         }
     };
     let now = Utc::now();
-    // The messages become events here (a typed number read against the menu it answers) and
-    // the statuses are recorded; the events are then stored by the engine thread with the
-    // pollers' updates, in its own transaction: a second connection writing them would wait
-    // for the engine's write lock behind its steps (SQLite has one writer), seconds under a
-    // rush.
-    let events = {
+    let stored = {
         let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || -> Result<Vec<InboundEvent>, String> {
+        tokio::task::spawn_blocking(move || -> Result<usize, String> {
             let mut store = state.store.lock().map_err(|_| "store lock poisoned".to_string())?;
             let mut events: Vec<InboundEvent> = Vec::new();
             for m in &parsed.messages {
@@ -156,6 +151,10 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
                 }
                 events.push(event);
             }
+            let new = store.ingest(&events).map_err(|e| e.to_string())?;
+            for e in &events {
+                state.shared.ops.bot_ok(ChannelKind::WhatsApp, &e.market);
+            }
             for s in &parsed.statuses {
                 let error = s.error.as_ref().map(|(code, title)| format!("{code}: {title}"));
                 if s.status == "failed" && s.error.as_ref().is_some_and(|(code, _)| *code == 131047) {
@@ -169,24 +168,9 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
                 }
                 store.record_delivery(&s.wamid, &s.status, error.as_deref()).map_err(|e| e.to_string())?;
             }
-            Ok(events)
+            Ok(new)
         })
         .await
-    };
-    let stored = match events {
-        Ok(Ok(events)) if events.is_empty() => Ok(Ok(0)),
-        Ok(Ok(events)) => {
-            let markets: Vec<String> = events.iter().map(|e| e.market.clone()).collect();
-            let new = super::ingest(&state.shared, events).await;
-            if new.is_ok() {
-                for m in &markets {
-                    state.shared.ops.bot_ok(ChannelKind::WhatsApp, m);
-                }
-            }
-            Ok(new)
-        }
-        Ok(Err(e)) => Ok(Err(e)),
-        Err(e) => Err(e),
     };
     // Not stored: Meta delivers it again.
     super::stored_answer(stored, &state.shared, "a WhatsApp delivery")
