@@ -605,6 +605,14 @@ fn chat_json(chat: i64) -> Value {
     json!({"id": chat, "type": "private", "first_name": "Pembeli"})
 }
 
+/// A `callback_query` update: `chat` pressed the button `data` on the bot's message `on`.
+fn press_json(id: i64, chat: i64, data: &str, on: i64) -> Value {
+    json!({"update_id": id, "callback_query": {
+        "id": format!("cb{id}"), "from": user_json(chat), "chat_instance": "ci", "data": data,
+        "message": bot_message_json(on, chat, "menu")
+    }})
+}
+
 fn bot_message_json(id: i64, chat: i64, text: &str) -> Value {
     json!({
         "message_id": id,
@@ -926,21 +934,17 @@ impl Shopper {
     /// Sends a step's input to the market's number on WhatsApp (a signed webhook, as Meta posts
     /// it); the chat's clock starts before the first attempt.
     async fn send_whatsapp(&mut self, fake: &Fake, from: String, input: Input) -> anyhow::Result<Instant> {
-        let mut message = match input {
+        let content = match input {
             Input::Text(text) => json!({"type": "text", "text": {"body": text}}),
             Input::Location => json!({"type": "location", "location": {"latitude": self.lat, "longitude": self.lon}}),
-            Input::Press(data) => json!({"type": "interactive",
-                "interactive": {"type": "button_reply", "button_reply": {"id": data, "title": "Pilih"}}}),
+            Input::Press(data) => world::wa_choice(data, false),
             Input::Captured(fallback) => {
-                let data = self.captured.take().unwrap_or_else(|| fallback.to_string());
-                json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": data, "title": "Pilih"}}})
+                world::wa_choice(&self.captured.take().unwrap_or_else(|| fallback.to_string()), true)
             }
             Input::Await => anyhow::bail!("nothing to send while waiting"),
         };
         self.sent += 1;
-        message["from"] = json!(from);
-        message["id"] = json!(format!("wamid.rush.{from}.{}", self.sent));
-        message["timestamp"] = json!("1764300000");
+        let message = world::wa_message(&from, &format!("wamid.rush.{from}.{}", self.sent), content);
         let body = world::wa_delivery(&from, &wa_number(self.bot), message);
         let queued = fake.begin(self.chat);
         fake.post_webhook(body, self.patience).await?;
@@ -984,12 +988,7 @@ impl Shopper {
                     _ => unreachable!("a button"),
                 };
                 let on = self.last_message;
-                fake.push(self.bot, chat, |id| {
-                    json!({"update_id": id, "callback_query": {
-                        "id": format!("cb{id}"), "from": user_json(chat), "chat_instance": "ci", "data": data,
-                        "message": bot_message_json(on, chat, "menu")
-                    }})
-                })
+                fake.push(self.bot, chat, |id| press_json(id, chat, &data, on))
             }
         }
     }

@@ -16,7 +16,7 @@
 //! at least once) is read once. A press the bot refuses ("tidak ada yang diubah": an offer that
 //! lapsed while the API was down, say) is counted and the worker goes on.
 
-use super::{Fake, MarketInfo, Reply, Sample, bot_message_json, buttons, chat_json, user_json};
+use super::{Fake, MarketInfo, Reply, Sample, buttons, chat_json, press_json, user_json};
 use crate::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
 use crate::conversation::engine::Engine;
 use serde_json::json;
@@ -229,15 +229,7 @@ impl Worker {
         };
         let (chat, bot) = (self.member.chat, self.member.bot);
         let queued = match &task {
-            Task::Press { data, on } => {
-                let (data, on) = (data.clone(), *on);
-                fake.push(bot, chat, |id| {
-                    json!({"update_id": id, "callback_query": {
-                        "id": format!("cb{id}"), "from": user_json(chat), "chat_instance": "ci", "data": data,
-                        "message": bot_message_json(on, chat, "tugas")
-                    }})
-                })
-            }
+            Task::Press { data, on } => fake.push(bot, chat, |id| press_json(id, chat, data, *on)),
             Task::Photo(number) => {
                 let file = format!("AgACAgUAAxkBAAIB-door-{number}");
                 fake.push(bot, chat, |id| {

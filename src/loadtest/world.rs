@@ -305,6 +305,20 @@ pub(super) fn wa_delivery(from: &str, number: &str, message: Value) -> String {
     .to_string()
 }
 
+/// A shopper's choice on WhatsApp: a reply button pressed, or a list row picked.
+pub(super) fn wa_choice(id: &str, list: bool) -> Value {
+    let kind = if list { "list_reply" } else { "button_reply" };
+    json!({"type": "interactive", "interactive": {"type": kind, kind: {"id": id, "title": "Pilih"}}})
+}
+
+/// A message as a webhook carries it: `content` (its `type` and body) from `from`, with its wamid.
+pub(super) fn wa_message(from: &str, wamid: &str, mut content: Value) -> Value {
+    content["from"] = json!(from);
+    content["id"] = json!(wamid);
+    content["timestamp"] = json!("1764300000");
+    content
+}
+
 /// What a shopper does next.
 #[derive(Clone, Copy)]
 pub(super) enum Input<'a> {
@@ -430,18 +444,13 @@ impl<'w> Shopper<'w> {
                 self.n += 1;
                 let from = Shopper::wa_number(n);
                 let wamid = format!("wamid.loadtest.{from}.{}", self.n);
-                let message = match (input, payload) {
+                let content = match (input, payload) {
                     (Input::Text(text), _) => json!({"type": "text", "text": {"body": text}}),
-                    (Input::Press(_), Some(p)) => json!({"type": "interactive",
-                        "interactive": {"type": "button_reply", "button_reply": {"id": p, "title": "Pilih"}}}),
-                    (_, Some(p)) => json!({"type": "interactive",
-                        "interactive": {"type": "list_reply", "list_reply": {"id": p, "title": "Pilih"}}}),
+                    (Input::Press(_), Some(p)) => wa_choice(&p, false),
+                    (_, Some(p)) => wa_choice(&p, true),
                     (_, None) => unreachable!("a press has a payload"),
                 };
-                let mut message = message;
-                message["from"] = json!(from);
-                message["id"] = json!(wamid);
-                message["timestamp"] = json!("1764300000");
+                let message = wa_message(&from, &wamid, content);
                 let body = wa_delivery(&from, &self.w.markets[self.market].number, message);
                 let w = self.w;
                 let ok = |status: u16| {
