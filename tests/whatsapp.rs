@@ -375,6 +375,33 @@ fn sender_faults_wait_retry_or_park_and_a_restart_sends_what_was_left() {
 }
 
 #[test]
+fn the_graph_api_down_pauses_the_number_and_blames_no_message() {
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Meta's "Service temporarily unavailable" (code 2) three times, then a gateway's 503 with
+    // Meta's "Service unavailable" (131016): the service is down, not this message.
+    let shopper = "6286666666666";
+    graph.fail(shopper, 500, 2, 3);
+    graph.fail(shopper, 503, 131016, 1);
+    let pasar = start(&graph, None, dir.path());
+    let mut chat = Chat { port: pasar.1, from: shopper, n: 0 };
+    chat.text("/bantuan");
+    graph.wait_for(shopper, "Cara belanja", 0);
+    assert_eq!(graph.sent_to(shopper).len(), 1, "sent once");
+    assert_eq!(graph.calls_to(shopper), (1, 4));
+    // The failed calls counted as no attempt at the message (attempts park it in the end): only
+    // the call that went.
+    assert_eq!(
+        db_count(
+            dir.path(),
+            "SELECT COUNT(*) FROM outbox WHERE recipient = '6286666666666' AND status = 'sent' AND attempts = 1 \
+             AND last_error IS NULL"
+        ),
+        1
+    );
+}
+
+#[test]
 fn run_check_lists_the_numbers_and_fails_without_the_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.toml");

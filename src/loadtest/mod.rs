@@ -148,12 +148,13 @@ pub enum Scenario {
     /// counted: neither the Bot API nor the Graph API has an idempotency key), every order was
     /// delivered with its cash recorded once, stock adds up, and integrity_check is ok.
     Crash,
-    /// Telegram down and back: shoppers doing whole orders at --rate on all ten bots while the
-    /// fake Bot API is calm for --calm seconds, down (502 to every call) for --down, answers every
-    /// send with 429 for --storm, answers slowly (2 s a call) for --slow, then is calm again for
-    /// --calm. Fails unless nothing is lost (every step answered, every order told of in the
-    /// database and delivered), each Telegram chat's replies come in the bot's order, every 429's
-    /// retry_after is honoured, and the backlog is answered within 64 s of the API coming back.
+    /// Telegram and WhatsApp down and back: shoppers doing whole orders at --rate on all ten bots
+    /// while the fake Bot API and Graph API are calm for --calm seconds, down (5xx to every call,
+    /// webhooks held) for --down, answer every send with 429 (WhatsApp: 130429) for --storm,
+    /// answer slowly (2 s a call) for --slow, then are calm again for --calm. Fails unless nothing
+    /// is lost (every step answered, every order told of in the database and delivered), each
+    /// chat's replies come in the bot's order, every 429's retry_after is honoured, and the
+    /// backlog is answered within 64 s of the APIs coming back.
     Outage,
     /// Every update delivered 3 times, some out of order: --markets markets (default all ten),
     /// --per-channel shoppers a channel in each (default 6) each place an order the trader
@@ -203,12 +204,12 @@ pub struct LoadtestArgs {
     /// outage: seconds of calm (no faults) before the outage, and again after it.
     #[arg(long, default_value_t = 30.0)]
     pub calm: f64,
-    /// outage: seconds the Bot API is down (with --storm and --slow, keep it well under the 5
+    /// outage: seconds the APIs are down (with --storm and --slow, keep it well under the 5
     /// minutes after which a courier's offer passes on and the 10 after which an unanswered
     /// order is cancelled: the bot's timers run on through an outage).
     #[arg(long, default_value_t = 120.0)]
     pub down: f64,
-    /// outage: seconds of 429 answers to every send once the API is back.
+    /// outage: seconds of 429 answers to every send once the APIs are back.
     #[arg(long, default_value_t = 30.0)]
     pub storm: f64,
     /// outage: seconds of slow (2 s) answers after the storm.
@@ -487,6 +488,7 @@ impl Fake {
     async fn post_webhook(&self, body: String, patience: Duration) -> anyhow::Result<()> {
         let wa = self.wa.as_ref().ok_or_else(|| anyhow::anyhow!("no WhatsApp in this run"))?;
         wa.messages.fetch_add(1, Ordering::Relaxed);
+        self.faults.hold_webhook().await;
         let signature = crate::channel::whatsapp::sign(WA_SECRET.as_bytes(), body.as_bytes());
         let url = format!("http://127.0.0.1:{}/whatsapp", wa.port);
         let deadline = Instant::now() + patience;
@@ -668,6 +670,9 @@ async fn api(
 /// The Graph API's `messages`: a reply to a WhatsApp shopper, noted like a Telegram one (its
 /// buttons and list rows as the inline keyboard's callback data), answered with a wamid.
 async fn graph(State(fake): State<Arc<Fake>>, UrlPath(number): UrlPath<String>, body: Bytes) -> Response {
+    if let Some(answer) = fake.faults.intercept_graph().await {
+        return answer;
+    }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let to = body["to"].as_str().unwrap_or_default();
     // Only a WhatsApp shopper of the run, from their market's number.
@@ -947,6 +952,10 @@ impl Shopper {
         let message = world::wa_message(&from, &format!("wamid.rush.{from}.{}", self.sent), content);
         let body = world::wa_delivery(&from, &wa_number(self.bot), message);
         let queued = fake.begin(self.chat);
+        if let Some(slot) = fake.slot(self.chat) {
+            // The step the shopper is on, as the outage's order check reads it: this message.
+            slot.inner.lock().expect("chat lock").update = self.sent as i64;
+        }
         fake.post_webhook(body, self.patience).await?;
         Ok(queued)
     }

@@ -1,19 +1,25 @@
-//! `pasar loadtest outage` (issue 10): Telegram down and back. Shoppers (every second one on
-//! WhatsApp, which stays up) do whole orders on all ten bots with the markets' traders and
-//! couriers (on Telegram) while the fake Bot API goes through five phases:
+//! `pasar loadtest outage` (issue 10): Telegram and WhatsApp down and back. Shoppers (every
+//! second one on WhatsApp) do whole orders on all ten bots with the markets' traders and
+//! couriers (on Telegram) while the fake Bot API and the fake Graph API go through five phases
+//! together:
 //!
 //! 1. calm (`--calm` s): no faults;
-//! 2. down (`--down` s): every call is answered `502 Bad Gateway`, as Telegram's front (nginx)
-//!    answers while the Bot API behind it is down: alternately its JSON
+//! 2. down (`--down` s): every Bot API call is answered `502 Bad Gateway`, as Telegram's front
+//!    (nginx) answers while the Bot API behind it is down: alternately its JSON
 //!    (`{"ok":false,"error_code":502,"description":"Bad Gateway"}`) and nginx's HTML page, the
 //!    two shapes bots have seen in Telegram's outages. Refusing connections would be the other
 //!    shape; a 502 is the harder one for a client, since teloxide treats it as an answer (and
 //!    waits 10 s after any 5xx before returning it), not as a network error. Shoppers keep
-//!    writing: their updates queue at the fake, as at Telegram;
-//! 3. storm (`--storm` s): the API is back, but every send (`sendMessage`, `setMyCommands`...)
-//!    is answered `429 Too Many Requests` with `parameters.retry_after` = 5 s; `getUpdates`
-//!    works, so the backlog reaches the bot and its replies wait;
-//! 4. slow (`--slow` s): every call is answered after 2 s;
+//!    writing: their updates queue at the fake, as at Telegram. Every Graph API call is answered
+//!    alternately `503` with Meta's "Service temporarily unavailable" (code 2) and a front's
+//!    `502` page, and Meta delivers webhooks late: each is held half the down phase, so those
+//!    of its first half reach `pasar run` while it cannot answer them, and the rest come in a
+//!    burst when Meta is back;
+//! 3. storm (`--storm` s): the APIs are back, but every send (`sendMessage`, `setMyCommands`...)
+//!    is answered `429 Too Many Requests` with `parameters.retry_after` = 5 s, and every Graph
+//!    API message with the number's throughput limit (`130429`, which gives no time to wait);
+//!    `getUpdates` and webhooks work, so the backlog reaches the bot and its replies wait;
+//! 4. slow (`--slow` s): every call to either API is answered after 2 s;
 //! 5. calm again (`--calm` s), then the shoppers finish their steps, the traders and couriers
 //!    take every order placed to its door, and `pasar run` is stopped.
 //!
@@ -23,18 +29,19 @@
 //!
 //! The checks, each printed, and the run fails if one does not hold:
 //! - nothing lost: every step of every shopper, trader and courier answered (each waits as
-//!   long as the outage and a minute more), every update stored and handled, every message to
-//!   them marked sent (on both channels), every order a shopper was told of in the database and
-//!   delivered with its cash recorded (read after `pasar run` exits);
-//! - each Telegram chat's order kept ([`check_chat_order`]): the fake numbers a chat's messages
-//!   as they arrive, as Telegram does, so the bot's messages must have rising numbers in the
-//!   order the bot made them (its outbox ids); and every reply must come while its shopper,
-//!   trader or courier is still on the step that caused it (a step's reply arriving after the
-//!   next step began fails);
-//! - 429s honoured: no send more than a second after a 429 and before its `retry_after` is up;
-//! - recovery within 64 s of the API coming back (the end of the down phase): the first reply
-//!   delivered, and the last reply to every step that was waiting (queued before the API came
-//!   back and unanswered when it went down).
+//!   long as the outage and a minute more), every update and webhook stored and handled, every
+//!   message to them marked sent (on both channels), every order a shopper was told of in the
+//!   database and delivered with its cash recorded (read after `pasar run` exits);
+//! - each chat's order kept, on both channels ([`check_chat_order`]): the fakes number a chat's
+//!   messages as they arrive, as Telegram does (the fake Graph API gives the number in the
+//!   wamid), so the bot's messages must have rising numbers in the order the bot made them (its
+//!   outbox ids); and every reply must come while its shopper, trader or courier is still on
+//!   the step that caused it (a step's reply arriving after the next step began fails);
+//! - 429s honoured: no Telegram send more than a second after a 429 and before its
+//!   `retry_after` is up (WhatsApp's 130429 names no wait: its count is printed);
+//! - recovery within 64 s of the APIs coming back (the end of the down phase): the first reply
+//!   delivered, and the last reply to every step that was waiting (queued before the APIs came
+//!   back and unanswered when they went down), on both channels.
 
 use super::staff::{self, WorkerRun};
 use super::{
@@ -76,7 +83,7 @@ impl Phase {
     fn name(self) -> &'static str {
         match self {
             Phase::Before => "calm before",
-            Phase::Down => "down (502)",
+            Phase::Down => "down (5xx)",
             Phase::Storm => "429 storm",
             Phase::Slow => "slow (2 s)",
             Phase::After => "calm after",
@@ -106,6 +113,16 @@ pub(super) struct Faults {
     last_429: Mutex<HashMap<usize, Instant>>,
     /// Replies let through, by the phase they came in.
     replies: [AtomicU64; 5],
+    /// The Graph API's answers: the service down (503 in Meta's JSON, or the front's 502 page),
+    /// the number's throughput limit (130429), and calls slowed.
+    wa_unavailable: AtomicU64,
+    wa_too_many: AtomicU64,
+    wa_slowed: AtomicU64,
+    /// Webhooks Meta held while down, and how long it holds one (half the down phase: those of
+    /// its first half come while the Graph API still refuses every reply, those of its second
+    /// half in a burst when it is back).
+    webhooks_held: AtomicU64,
+    webhook_delay: Mutex<Duration>,
 }
 
 /// One reply as it reached a chat (noted by `Fake::reply`, in order).
@@ -188,13 +205,68 @@ impl Faults {
             _ => {}
         }
         if reply {
-            // Counted in the phase the call came in.
-            self.replies[phase as usize].fetch_add(1, Ordering::Relaxed);
-            if self.back_at.lock().expect("faults lock").is_some() {
-                self.first_reply.lock().expect("faults lock").get_or_insert_with(Instant::now);
-            }
+            self.let_through(phase);
         }
         None
+    }
+
+    /// A reply let through: counted in the phase the call came in.
+    fn let_through(&self, phase: Phase) {
+        self.replies[phase as usize].fetch_add(1, Ordering::Relaxed);
+        if self.back_at.lock().expect("faults lock").is_some() {
+            self.first_reply.lock().expect("faults lock").get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// The fault's answer to a Graph API `messages` call, or `None` to answer it as usual (after
+    /// the slow phase's wait). WhatsApp goes through the same phases as Telegram, in Meta's
+    /// words: down, every call is answered alternately `503` with Meta's "Service temporarily
+    /// unavailable" (code 2, `is_transient`) and the front's `502` page; in the storm, the
+    /// number's throughput limit (`130429`, which, unlike Telegram's 429, says nothing of how
+    /// long to wait); slow, 2 s a call.
+    pub(super) async fn intercept_graph(&self) -> Option<Response> {
+        let phase = self.phase();
+        match phase {
+            Phase::Down => {
+                let n = self.wa_unavailable.fetch_add(1, Ordering::Relaxed);
+                return Some(if n.is_multiple_of(2) {
+                    let body = json!({"error": {"message": "Service temporarily unavailable", "type": "OAuthException",
+                        "code": 2, "is_transient": true, "fbtrace_id": "AoutageXYZ"}});
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+                } else {
+                    let page = "<html><body><h1>502 Bad Gateway</h1>The server returned an invalid or \
+                                incomplete response.</body></html>";
+                    (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+                });
+            }
+            Phase::Storm => {
+                self.wa_too_many.fetch_add(1, Ordering::Relaxed);
+                let body = json!({"error": {"message": "(#130429) Rate limit hit", "type": "OAuthException",
+                    "code": 130429, "error_data": {"messaging_product": "whatsapp",
+                    "details": "Cloud API message throughput has been reached."}, "fbtrace_id": "AoutageXYZ"}});
+                return Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+            }
+            Phase::Slow => {
+                self.wa_slowed.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(SLOW_ANSWER).await;
+            }
+            Phase::Before | Phase::After => {}
+        }
+        self.let_through(phase);
+        None
+    }
+
+    /// Meta delivers webhooks late while it is down: each waits half the down phase, or until
+    /// Meta is back, whichever comes first (the last ones come in a burst).
+    pub(super) async fn hold_webhook(&self) {
+        if self.phase() != Phase::Down {
+            return;
+        }
+        self.webhooks_held.fetch_add(1, Ordering::Relaxed);
+        let until = Instant::now() + *self.webhook_delay.lock().expect("faults lock");
+        while self.phase() == Phase::Down && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -284,6 +356,7 @@ pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let outcome = runtime.block_on(async {
         let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()).with_whatsapp()?);
+        *fake.faults.webhook_delay.lock().expect("faults lock") = Duration::from_secs_f64(args.down / 2.0);
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("outage");
         let mut target = spawn_pasar(pasar, &fake, &url, &run_dir, &db, &markets)?;
@@ -478,10 +551,9 @@ fn report(
         ),
     });
 
-    // Order per chat.
-    // The Telegram chats (a WhatsApp chat's messages have no numbers to check their order by).
-    let telegram = reports.iter().filter(|r| r.channel == "telegram").map(|r| r.chat);
-    let chats: Vec<i64> = telegram.chain(driven.staff.iter().map(|m| m.chat)).collect();
+    // Order per chat, on both channels: the fake numbers a WhatsApp chat's messages as they
+    // arrive too, and gives that number in the wamid it answers with.
+    let chats: Vec<i64> = reports.iter().map(|r| r.chat).chain(driven.staff.iter().map(|m| m.chat)).collect();
     let in_run: std::collections::HashSet<i64> = chats.iter().copied().collect();
     let mut produced: HashMap<i64, Vec<Produced>> = HashMap::new();
     let mut unsent = Vec::new();
@@ -489,11 +561,12 @@ fn report(
         let mut statement = conn.prepare(
             // The update a message answers: one of the recipient's own (a notification caused
             // by someone else's update is, for this chat, of the bot's own accord).
+            // WhatsApp has no edits: a message that replaces another goes as a new one.
             "SELECT o.id, o.recipient, o.status, o.platform_id,
                     CASE WHEN i.user_id = o.recipient THEN i.source_id END,
-                    json_extract(o.message, '$.replaces') IS NOT NULL
+                    o.channel = 'telegram' AND json_extract(o.message, '$.replaces') IS NOT NULL
              FROM outbox o LEFT JOIN inbox i ON i.id = o.inbox_id
-             WHERE o.channel = 'telegram' AND COALESCE(i.source_id, '') NOT LIKE '%:seed-%' ORDER BY o.id",
+             WHERE COALESCE(i.source_id, '') NOT LIKE '%:seed-%' ORDER BY o.id",
         )?;
         let rows = statement.query_map([], |r| {
             Ok((
@@ -507,32 +580,29 @@ fn report(
         })?;
         for row in rows {
             let (id, recipient, status, platform, source, edit) = row?;
-            let Some(chat) = recipient.parse::<i64>().ok().filter(|c| in_run.contains(c)) else {
+            let Some(chat) = super::chat_of(&recipient).filter(|c| in_run.contains(c)) else {
                 continue; // Not a chat of this run (the seeded conversations' rows were sent before).
             };
             if status != "sent" {
-                unsent.push(format!("{id} to {chat}: {status}"));
+                unsent.push(format!("{id} to {recipient}: {status}"));
             }
-            // `telegram:<market>:<update_id>`.
-            let cause = source.as_deref().and_then(|s| s.rsplit(':').next()).and_then(|u| u.parse().ok());
-            let platform = platform.and_then(|p| p.parse().ok());
+            // The number at the end: the update id of `telegram:<market>:<update_id>`, the
+            // shopper's message count of `whatsapp:wamid.rush.<number>.<count>`; Telegram's
+            // message id, or the chat's message number of the fake's `wamid.out.<chat>.<number>`.
+            let last = |s: &str| s.rsplit([':', '.']).next().and_then(|n| n.parse::<i64>().ok());
+            let cause = source.as_deref().and_then(last);
+            let platform = platform.as_deref().and_then(last);
             produced.entry(chat).or_default().push(Produced { id, platform, cause, edit });
         }
     }
     let replies_made: usize = produced.values().map(Vec::len).sum();
-    let (wa_made, wa_unsent): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(status <> 'sent'), 0) FROM outbox WHERE channel = 'whatsapp'",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if wa_unsent > 0 {
-        unsent.push(format!("{wa_unsent} WhatsApp messages"));
-    }
+    let wa_made: usize =
+        reports.iter().filter(|r| r.channel == "whatsapp").filter_map(|r| produced.get(&r.chat)).map(Vec::len).sum();
     checks.push(Check {
         name: "every message to a shopper, trader or courier sent",
         passed: unsent.is_empty() && replies_made > 0,
         detail: if unsent.is_empty() {
-            format!("{replies_made} on Telegram, {wa_made} on WhatsApp")
+            format!("{} on Telegram, {wa_made} on WhatsApp", replies_made - wa_made)
         } else {
             format!("{} of {replies_made} not sent, e.g. {}", unsent.len(), unsent[0])
         },
@@ -584,12 +654,13 @@ fn report(
 
     println!();
     println!(
-        "outage: ten bots on a fake Bot API, {stored} stored conversations, {} shoppers at {} updates/s",
+        "outage: ten bots on a fake Bot API and a fake Graph API, {stored} stored conversations, {} shoppers (half \
+         on WhatsApp) at {} updates/s",
         args.shoppers, args.rate
     );
     println!(
-        "phases: calm {} s, down {} s (502 to every call), 429 storm {} s (retry_after {RETRY_AFTER_SECS} s to every \
-         send), slow {} s ({} s a call), calm {} s",
+        "phases (both APIs): calm {} s, down {} s (502/503 to every call, webhooks held), 429 storm {} s \
+         (retry_after {RETRY_AFTER_SECS} s to every send; 130429 on WhatsApp), slow {} s ({} s a call), calm {} s",
         args.calm,
         args.down,
         args.storm,
@@ -624,13 +695,22 @@ fn report(
         if recovered { "met" } else { "NOT met" }
     );
     println!(
-        "API answers: {} x 502, {} x 429, {} slowed; {} calls arrived; {stalls} ticks skipped (nobody ready: waiting for an answer or an order at the door); \
+        "Bot API answers: {} x 502, {} x 429, {} slowed; {} calls arrived; {stalls} ticks skipped (nobody ready: waiting for an answer or an order at the door); \
          pasar peak RSS {:.1} MB",
         faults.bad_gateways.load(Ordering::Relaxed),
         faults.too_many.load(Ordering::Relaxed),
         faults.slowed.load(Ordering::Relaxed),
         arrivals,
         super::kb_to_mb(peak_rss_kb)
+    );
+    println!(
+        "Graph API answers: {} x 503/502 (down), {} x 130429 (throughput limit), {} slowed; {} webhooks held while \
+         Meta was down (each up to {:.0} s, the last ones until it came back)",
+        faults.wa_unavailable.load(Ordering::Relaxed),
+        faults.wa_too_many.load(Ordering::Relaxed),
+        faults.wa_slowed.load(Ordering::Relaxed),
+        faults.webhooks_held.load(Ordering::Relaxed),
+        args.down / 2.0,
     );
     println!("checks:");
     for c in &checks {

@@ -89,10 +89,11 @@ pub use whatsapp::{WhatsAppPlan, whatsapp_plan};
 pub(crate) const MAX_ATTEMPTS: u32 = 21;
 /// Longest wait between two attempts at one message, and between two tries to reach the API.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Longest wait between two tries to reach a Bot API that is down (unreachable, or its front
-/// answering 502/503/504 or an error page) for Telegram's pollers and senders: a try costs the
-/// API nothing, and the bots come back at most this long (plus the try itself) after it does.
-/// `pasar loadtest outage` checks recovery within 64 s of a 2-minute outage.
+/// Longest wait between two tries to reach an API that is down (unreachable, or its front
+/// answering 502/503/504 or an error page; for WhatsApp, Meta's "service unavailable" too), for
+/// Telegram's pollers and senders and WhatsApp's senders: a try costs the API nothing, and the
+/// bots come back at most this long (plus the try itself) after it does. `pasar loadtest
+/// outage` checks recovery within 64 s of a 2-minute outage of both.
 pub(crate) const API_DOWN_MAX_WAIT: Duration = Duration::from_secs(16);
 
 /// The wait before the next attempt at a message that failed `attempts` times: 1 s, 2 s, 4 s...

@@ -6,7 +6,7 @@
 //! A delivery is in the inbox (keyed by each message's wamid) before the 200, so Meta's
 //! redeliveries, which go on for days, are ignored; processing happens after the answer.
 
-use super::{MAX_ATTEMPTS, MAX_BACKOFF, Round, Shared, backoff, start_round};
+use super::{API_DOWN_MAX_WAIT, MAX_ATTEMPTS, MAX_BACKOFF, Round, Shared, backoff, start_round};
 use crate::channel::whatsapp::{self, Labels};
 use crate::channel::{ChannelKind, Envelope, Inbound, InboundEvent, NoticeKind, Outbound, UserKey};
 use crate::config::Config;
@@ -189,12 +189,17 @@ enum Sent {
     OutsideWindow(String),
     /// Refused for good (bad request, unsupported, undeliverable): parked.
     Refused(String),
-    /// Server trouble: retry this message later.
+    /// Server trouble with this message: retry it later.
     Failed(String),
     /// The access token was refused (190, 401): the number waits, loudly; no message is blamed.
     Unauthorized(String),
-    /// The Graph API could not be reached.
+    /// The Graph API could not be reached: the number waits; no message is blamed.
     Network(String),
+    /// The service itself is down: Meta says so (2 "Service temporarily unavailable", 131016
+    /// "Service unavailable"), or its front answers for it (502, 503, 504, or a 5xx page that is
+    /// not the Graph API's JSON). Like [`Sent::Network`], the number waits and no message is
+    /// blamed (a message's attempts, which park it in the end, are not counted).
+    Unavailable(String),
 }
 
 /// Sorts a Graph API answer: HTTP status and the `error.code` of its body.
@@ -215,7 +220,9 @@ fn classify(status: u16, body: &serde_json::Value) -> Sent {
         131056 => Sent::UserLimited(text),
         131047 => Sent::OutsideWindow(text),
         190 => Sent::Unauthorized(text),
-        1 | 2 | 131000 | 131016 => Sent::Failed(text),
+        2 | 131016 => Sent::Unavailable(text),
+        _ if matches!(status, 502..=504) || (status >= 500 && body.is_null()) => Sent::Unavailable(text),
+        1 | 131000 => Sent::Failed(text),
         _ if status == 401 => Sent::Unauthorized(text),
         _ if status == 429 => Sent::NumberLimited,
         _ if status >= 500 => Sent::Failed(text),
@@ -554,8 +561,9 @@ async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKi
 /// (text, then a menu) counts each against the user's allowance, and a retry sends only what
 /// did not go (a QR picture is uploaded as media just before it is sent, see [`send_part`]).
 /// The number's limit pauses the number; a user's limit holds that user; a server error
-/// retries that user's message with a capped backoff; what WhatsApp refuses for good is parked
-/// with the reason.
+/// retries that user's message with a capped backoff; the Graph API unreachable or down pauses
+/// the number without blaming any message, trying again at least every [`API_DOWN_MAX_WAIT`];
+/// what WhatsApp refuses for good is parked with the reason.
 /// One call of a round: the next part of a message to one user.
 struct Call {
     m: crate::store::OutboxMessage,
@@ -578,6 +586,9 @@ pub(super) async fn send(s: Sender) {
     let mut held_until: HashMap<String, Instant> = HashMap::new();
     let mut last_any = Instant::now() - number_gap;
     let mut pause_backoff = Duration::from_secs(1);
+    // While the Graph API is unreachable or down: tried again at least every
+    // [`API_DOWN_MAX_WAIT`], so the number is back soon after Meta is (a try costs nothing).
+    let mut down_backoff = Duration::from_secs(1);
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     let bell = s.shared.bell(ChannelKind::WhatsApp, &s.market);
     loop {
@@ -594,6 +605,7 @@ pub(super) async fn send(s: Sender) {
             };
         let mut soonest: Option<Instant> = None;
         let mut pause: Option<Duration> = None;
+        let mut api_down = false;
         let mut results: Vec<(i64, SendResult)> = Vec::new();
         let mut calls: Vec<Call> = Vec::new();
         for m in heads {
@@ -680,7 +692,7 @@ pub(super) async fn send(s: Sender) {
                 Sent::NumberLimited | Sent::UserLimited(_) => Some("429"),
                 Sent::OutsideWindow(_) => Some("window"),
                 Sent::Refused(_) => Some("400"),
-                Sent::Failed(_) => Some("5xx"),
+                Sent::Failed(_) | Sent::Unavailable(_) => Some("5xx"),
                 Sent::Unauthorized(_) => Some("401"),
                 Sent::Network(_) => Some("network"),
             };
@@ -691,6 +703,7 @@ pub(super) async fn send(s: Sender) {
             match sent {
                 Sent::Ok(wamid) => {
                     pause_backoff = Duration::from_secs(1);
+                    down_backoff = Duration::from_secs(1);
                     if let Some(a) = allowances.get_mut(&user) {
                         a.tokens -= 1.0;
                     }
@@ -745,14 +758,17 @@ pub(super) async fn send(s: Sender) {
                         pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
                     }
                 }
-                Sent::Network(reason) => {
-                    tracing::warn!(market = %s.market, %reason, "Graph API unreachable; this number waits");
+                Sent::Network(reason) | Sent::Unavailable(reason) => {
+                    tracing::warn!(market = %s.market, %reason, wait_secs = down_backoff.as_secs(), "Graph API unreachable or down; this number waits");
                     if pause.is_none() {
-                        pause = Some(pause_backoff);
-                        pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
+                        pause = Some(down_backoff);
                     }
+                    api_down = true;
                 }
             }
+        }
+        if api_down {
+            down_backoff = (down_backoff * 2).min(API_DOWN_MAX_WAIT);
         }
         // The round's outcomes in one write (the engine thread's batch), not one each.
         if !results.is_empty() {
@@ -803,7 +819,13 @@ mod tests {
         assert!(matches!(classify(400, &err(131047)), Sent::OutsideWindow(_)));
         assert!(matches!(classify(401, &err(190)), Sent::Unauthorized(_)));
         assert!(matches!(classify(500, &err(131000)), Sent::Failed(_)));
-        assert!(matches!(classify(503, &json!(null)), Sent::Failed(_)));
+        // The service down, in Meta's words or its front's: no message is to blame.
+        assert!(matches!(classify(503, &json!(null)), Sent::Unavailable(_)));
+        assert!(matches!(classify(502, &json!(null)), Sent::Unavailable(_)));
+        assert!(matches!(classify(500, &err(2)), Sent::Unavailable(_)));
+        assert!(matches!(classify(503, &err(131016)), Sent::Unavailable(_)));
+        assert!(matches!(classify(500, &err(1)), Sent::Failed(_)));
+        assert!(matches!(classify(500, &json!(null)), Sent::Unavailable(_)));
         assert!(matches!(classify(400, &err(131026)), Sent::Refused(_)));
         assert!(matches!(classify(400, &err(100)), Sent::Refused(_)));
     }
