@@ -399,6 +399,26 @@ fn the_graph_api_down_pauses_the_number_and_blames_no_message() {
         ),
         1
     );
+    // One user Meta keeps answering "service unavailable" pauses the number again and again,
+    // and the tries after each pause go one at a time, but to one user after another: the
+    // others' messages still go.
+    let stuck = "6287777777777";
+    graph.fail(stuck, 503, 131016, 100_000);
+    let mut chat = Chat { port: pasar.1, from: stuck, n: 0 };
+    chat.text("/bantuan");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while graph.calls_to(stuck).1 < 2 {
+        assert!(std::time::Instant::now() < deadline, "the stuck user was not tried again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for other in ["6288888888881", "6288888888882"] {
+        let mut chat = Chat { port: pasar.1, from: other, n: 0 };
+        chat.text("/bantuan");
+    }
+    for other in ["6288888888881", "6288888888882"] {
+        graph.wait_for(other, "Cara belanja", 0);
+    }
+    assert_eq!(graph.sent_to(stuck).len(), 0);
 }
 
 #[test]

@@ -111,7 +111,7 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (report, told, calls) = runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()).with_whatsapp()?);
+        let fake = Arc::new(Fake::new(&markets, args.shoppers, &staff).with_whatsapp()?);
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = db.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.path().to_path_buf());
         let mut target = spawn_pasar(pasar, &fake, &url, &run_dir, &db, &markets)?;
@@ -410,6 +410,7 @@ mod tests {
         assert_eq!(in_run(&wa_user(7)), Some(CHAT_BASE + 7));
         assert_eq!(in_run("10000003"), Some(CHAT_BASE + 3), "a Telegram shopper");
         assert_eq!(in_run(&staff::STAFF_BASE.to_string()), Some(staff::STAFF_BASE), "a trader");
+        assert_eq!(in_run(&staff::wa_staff(3)), Some(staff::STAFF_BASE + 3), "a courier on WhatsApp");
         assert_eq!(in_run(&(SEEDED_CHAT_BASE + 1).to_string()), None, "a seeded conversation");
         assert_eq!(in_run("30000000"), None, "the admin who invited the staff");
         assert_eq!(in_run("6281234567890"), None, "another WhatsApp number");

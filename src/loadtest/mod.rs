@@ -361,6 +361,8 @@ struct Fake {
     /// The shoppers' chats, then the traders' and couriers'.
     chats: Vec<ChatSlot>,
     shoppers: usize,
+    /// The traders and couriers who work on WhatsApp: number -> their market's bot.
+    wa_staff: HashMap<String, usize>,
     other_messages: AtomicI64,
     replies: AtomicU64,
     callbacks_answered: AtomicU64,
@@ -406,9 +408,12 @@ fn wa_number(bot: usize) -> String {
     (1001 + bot).to_string()
 }
 
-/// The fake's chat of a user id: a Telegram chat id as it is, a WhatsApp shopper's number as
-/// their shopper's chat.
+/// The fake's chat of a user id: a Telegram chat id as it is, a WhatsApp shopper's, trader's
+/// or courier's number as their chat.
 fn chat_of(user: &str) -> Option<i64> {
+    if let Some(k) = user.strip_prefix(staff::WA_STAFF_PREFIX).filter(|n| n.len() == 9) {
+        return k.parse::<i64>().ok().map(|k| staff::STAFF_BASE + k);
+    }
     match user.strip_prefix("628").filter(|n| n.len() == 9) {
         Some(n) => n.parse::<i64>().ok().map(|n| CHAT_BASE + n),
         None => user.parse().ok(),
@@ -416,8 +421,9 @@ fn chat_of(user: &str) -> Option<i64> {
 }
 
 impl Fake {
-    /// A fake with `shoppers` shoppers' chats and `staff` traders' and couriers'.
-    fn new(markets: &[MarketInfo], shoppers: usize, staff: usize) -> Fake {
+    /// A fake with `shoppers` shoppers' chats and the chats of `members` (traders and couriers).
+    fn new(markets: &[MarketInfo], shoppers: usize, members: &[staff::Member]) -> Fake {
+        let staff = members.len();
         Fake {
             bots: markets
                 .iter()
@@ -437,6 +443,7 @@ impl Fake {
                 })
                 .collect(),
             shoppers,
+            wa_staff: members.iter().filter_map(|m| Some((m.wa.clone()?, m.bot))).collect(),
             other_messages: AtomicI64::new(1_000_000),
             replies: AtomicU64::new(0),
             callbacks_answered: AtomicU64::new(0),
@@ -481,6 +488,28 @@ impl Fake {
             c.since = Some(now);
         }
         now
+    }
+
+    /// `from` (chat `chat`) sends their `count`th message, `content`, to bot `bot`'s number on
+    /// WhatsApp: a signed webhook, as Meta posts it. The chat's clock starts before the first
+    /// attempt; its step (for the outage's order check) is this message.
+    async fn whatsapp_in(
+        &self,
+        chat: i64,
+        bot: usize,
+        from: &str,
+        count: u64,
+        content: Value,
+        patience: Duration,
+    ) -> anyhow::Result<Instant> {
+        let message = world::wa_message(from, &format!("wamid.rush.{from}.{count}"), content);
+        let body = world::wa_delivery(from, &wa_number(bot), message);
+        let queued = self.begin(chat);
+        if let Some(slot) = self.slot(chat) {
+            slot.inner.lock().expect("chat lock").update = count as i64;
+        }
+        self.post_webhook(body, patience).await?;
+        Ok(queued)
     }
 
     /// Posts a WhatsApp webhook body to `pasar run`, signed, until it is taken (200) or
@@ -675,12 +704,14 @@ async fn graph(State(fake): State<Arc<Fake>>, UrlPath(number): UrlPath<String>, 
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let to = body["to"].as_str().unwrap_or_default();
-    // Only a WhatsApp shopper of the run, from their market's number.
+    // Only a WhatsApp shopper, trader or courier of the run, from their market's number.
     let shopper = to
         .strip_prefix("628")
         .and_then(|n| n.parse::<usize>().ok())
-        .filter(|i| to == wa_user(*i) && fake.on_whatsapp(*i) && number == wa_number(*i % fake.bots.len()));
-    let Some(chat) = shopper.map(|i| CHAT_BASE + i as i64) else {
+        .filter(|i| to == wa_user(*i) && fake.on_whatsapp(*i) && number == wa_number(*i % fake.bots.len()))
+        .map(|i| CHAT_BASE + i as i64);
+    let member = fake.wa_staff.get(to).filter(|bot| number == wa_number(**bot)).and_then(|_| chat_of(to));
+    let Some(chat) = shopper.or(member) else {
         let refusal = json!({"error": {"message": "(#131030) Recipient phone number not in allowed list",
             "type": "OAuthException", "code": 131030}});
         return (StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response();
@@ -949,15 +980,7 @@ impl Shopper {
             Input::Await => anyhow::bail!("nothing to send while waiting"),
         };
         self.sent += 1;
-        let message = world::wa_message(&from, &format!("wamid.rush.{from}.{}", self.sent), content);
-        let body = world::wa_delivery(&from, &wa_number(self.bot), message);
-        let queued = fake.begin(self.chat);
-        if let Some(slot) = fake.slot(self.chat) {
-            // The step the shopper is on, as the outage's order check reads it: this message.
-            slot.inner.lock().expect("chat lock").update = self.sent as i64;
-        }
-        fake.post_webhook(body, self.patience).await?;
-        Ok(queued)
+        fake.whatsapp_in(self.chat, self.bot, &from, self.sent, content, self.patience).await
     }
 
     async fn step(&mut self, fake: &Fake, step: &Step) -> anyhow::Result<Sample> {
@@ -1599,12 +1622,12 @@ async fn run(
     echo: &[String],
 ) -> anyhow::Result<RunReport> {
     let (chats, staff) = match load {
-        Load::Closed { shoppers, .. } => (*shoppers, 0),
-        Load::Open { shoppers, staff, .. } => (*shoppers, staff.len()),
+        Load::Closed { shoppers, .. } => (*shoppers, &[][..]),
+        Load::Open { shoppers, staff, .. } => (*shoppers, &staff[..]),
     };
     let fake = Fake::new(markets, chats, staff);
-    // Whole orders: every second shopper on WhatsApp.
-    let fake = Arc::new(if staff > 0 && pasar.is_some() { fake.with_whatsapp()? } else { fake });
+    // Whole orders: every second shopper, trader and courier on WhatsApp.
+    let fake = Arc::new(if !staff.is_empty() && pasar.is_some() { fake.with_whatsapp()? } else { fake });
     let (url, server) = serve(Arc::clone(&fake)).await?;
     let is_echo = pasar.is_none();
     let mut target = match pasar {
@@ -1668,7 +1691,7 @@ async fn run(
         target_cpu,
         bench_cpu,
         stalls,
-        orders: orders.filter(|_| staff > 0),
+        orders: orders.filter(|_| !staff.is_empty()),
     })
 }
 
@@ -1998,7 +2021,7 @@ pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<
     let stored = seed_database(&seeded, &markets, conversations, false)?.conversations;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, 1, 0));
+        let fake = Arc::new(Fake::new(&markets, 1, &[]));
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("idle");
         let db = fresh_copy(&seeded, &run_dir)?;

@@ -355,7 +355,7 @@ pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     let patience = Duration::from_secs_f64(args.down + args.storm + args.slow) + STEP_TIMEOUT;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let outcome = runtime.block_on(async {
-        let fake = Arc::new(Fake::new(&markets, args.shoppers, staff.len()).with_whatsapp()?);
+        let fake = Arc::new(Fake::new(&markets, args.shoppers, &staff).with_whatsapp()?);
         *fake.faults.webhook_delay.lock().expect("faults lock") = Duration::from_secs_f64(args.down / 2.0);
         let (url, server) = serve(Arc::clone(&fake)).await?;
         let run_dir = dir.path().join("outage");

@@ -4,8 +4,9 @@
 //! Before `pasar run` starts, [`enrol`] makes them through the engine as a market's people would:
 //! an admin of each market invites (`/undang <lapak>`, `/undang_kurir ...`) a trader for every
 //! stall selling kangkung (the shoppers' commodity) and three couriers, who join with `/daftar
-//! <kode>`; the couriers start their shift (`/mulai`). Each is a Telegram chat of its market's
-//! bot at the fake Bot API.
+//! <kode>`; the couriers start their shift (`/mulai`). Every second one (odd `k`) works on
+//! WhatsApp, at their market's number (their presses and the photo are signed webhooks, their
+//! messages come to the fake Graph API); the others are Telegram chats of their market's bot.
 //!
 //! In the run each is a [`Worker`]: it reads every message its chat gets and presses the buttons
 //! that move an order on, in the order a person would: the trader ✅ Terima then 📦 Siap diambil;
@@ -16,7 +17,7 @@
 //! at least once) is read once. A press the bot refuses ("tidak ada yang diubah": an offer that
 //! lapsed while the API was down, say) is counted and the worker goes on.
 
-use super::{Fake, MarketInfo, Reply, Sample, buttons, chat_json, press_json, user_json};
+use super::{Fake, MarketInfo, Reply, Sample, buttons, chat_json, press_json, user_json, world};
 use crate::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
 use crate::conversation::engine::Engine;
 use serde_json::json;
@@ -25,6 +26,14 @@ use std::time::Duration;
 
 /// Traders' and couriers' chat ids start here (member `k` is chat `STAFF_BASE + k`).
 pub(super) const STAFF_BASE: i64 = 20_000_000;
+/// A trader's or courier's WhatsApp number: this and nine digits, `k` (a shopper's is `628`
+/// and nine).
+pub(super) const WA_STAFF_PREFIX: &str = "6281";
+
+/// Member `k`'s WhatsApp number.
+pub(super) fn wa_staff(k: usize) -> String {
+    format!("{WA_STAFF_PREFIX}{k:09}")
+}
 /// The admin who invites them (one chat, an admin of every market).
 const ADMIN_CHAT: i64 = 30_000_000;
 /// Couriers on shift at each market.
@@ -67,6 +76,17 @@ pub(super) struct Member {
     pub chat: i64,
     pub bot: usize,
     pub role: Role,
+    /// Their WhatsApp number, if they work there.
+    pub wa: Option<String>,
+}
+
+impl Member {
+    fn user(&self) -> UserKey {
+        match &self.wa {
+            Some(number) => UserKey { channel: ChannelKind::WhatsApp, id: number.clone() },
+            None => UserKey { channel: ChannelKind::Telegram, id: self.chat.to_string() },
+        }
+    }
 }
 
 /// Invites and registers the traders of every stall selling kangkung and three couriers in
@@ -101,44 +121,46 @@ pub(super) fn enrol(engine: &mut Engine, markets: &[MarketInfo]) -> anyhow::Resu
             invites.push((format!("/undang_kurir {profile}"), Role::Courier));
         }
         for (invite, role) in invites {
-            let answer = say(engine, &m.slug, ADMIN_CHAT, &invite, &mut said)?.join("\n");
+            let answer = say(engine, &m.slug, &admin, &invite, &mut said)?.join("\n");
             let joined_code = code
                 .captures(&answer)
                 .and_then(|c| c.get(1))
                 .ok_or_else(|| anyhow::anyhow!("no invitation code in the answer to {invite}: {answer}"))?
                 .as_str()
                 .to_string();
-            let chat = super::staff::STAFF_BASE + members.len() as i64;
-            let welcome = say(engine, &m.slug, chat, &format!("/daftar {joined_code}"), &mut said)?.join("\n");
+            let k = members.len();
+            let wa = (k % 2 == 1).then(|| wa_staff(k));
+            let member = Member { chat: STAFF_BASE + k as i64, bot, role, wa };
+            let user = member.user();
+            let welcome = say(engine, &m.slug, &user, &format!("/daftar {joined_code}"), &mut said)?.join("\n");
             anyhow::ensure!(welcome.contains("Selamat bergabung"), "{invite}: /daftar answered {welcome}");
             if role == Role::Courier {
-                let shift = say(engine, &m.slug, chat, "/mulai", &mut said)?.join("\n");
+                let shift = say(engine, &m.slug, &user, "/mulai", &mut said)?.join("\n");
                 anyhow::ensure!(shift.contains("Shift dimulai"), "/mulai answered {shift}");
             }
-            members.push(Member { chat, bot, role });
+            members.push(member);
         }
     }
     Ok(members)
 }
 
-/// `chat` types `text` to `market`'s bot: the texts of the replies (marked sent).
-fn say(engine: &mut Engine, market: &str, chat: i64, text: &str, said: &mut u64) -> anyhow::Result<Vec<String>> {
+/// `user` types `text` to `market`'s bot: the texts of the replies (marked sent).
+fn say(engine: &mut Engine, market: &str, user: &UserKey, text: &str, said: &mut u64) -> anyhow::Result<Vec<String>> {
     *said += 1;
-    let user = UserKey { channel: ChannelKind::Telegram, id: chat.to_string() };
     let now = engine.now();
     let event = InboundEvent {
         // `:seed-` marks the updates made before the run (the scenarios count the others).
-        source_id: format!("telegram:{market}:seed-staff-{said}"),
+        source_id: format!("{}:{market}:seed-staff-{said}", user.channel.code()),
         market: market.to_string(),
         user: user.clone(),
-        display_name: Some(format!("Staf {chat}")),
+        display_name: Some(format!("Staf {}", user.id)),
         received_at: now,
         inbound: Inbound::from_typed(text),
         pressed_on: None,
     };
     engine.store().ingest(&[event])?;
     engine.process_pending()?;
-    let rows = engine.store().pending_outbox_for(market, &user, 100)?;
+    let rows = engine.store().pending_outbox_for(market, user, 100)?;
     let texts = rows.iter().map(|m| m.message.text.clone()).collect();
     for m in rows {
         engine.store().mark_sent(m.id, now)?;
@@ -185,11 +207,13 @@ pub(super) struct Worker {
     pub refused: usize,
     /// Deliveries finished (couriers).
     pub delivered: usize,
+    /// Messages sent on WhatsApp (numbering their wamids).
+    sent: u64,
 }
 
 impl Worker {
     pub fn new(member: Member, patience: Duration) -> Worker {
-        Worker { member, seen: HashSet::new(), todo: VecDeque::new(), patience, refused: 0, delivered: 0 }
+        Worker { member, seen: HashSet::new(), todo: VecDeque::new(), patience, refused: 0, delivered: 0, sent: 0 }
     }
 
     /// The new tasks a message brings.
@@ -216,6 +240,15 @@ impl Worker {
             None => Vec::new(),
         };
         for r in &replies {
+            if std::env::var_os("DEBUG_STAFF").is_some() {
+                eprintln!(
+                    "DEBUG look {} wa={} got {:?} {:?}",
+                    self.member.chat,
+                    self.member.wa.is_some(),
+                    r.text,
+                    buttons(&r.markup)
+                );
+            }
             let tasks = self.tasks_in(r);
             self.todo.extend(tasks);
         }
@@ -228,9 +261,19 @@ impl Worker {
             anyhow::bail!("chat {}: a turn with nothing to do", self.member.chat);
         };
         let (chat, bot) = (self.member.chat, self.member.bot);
-        let queued = match &task {
-            Task::Press { data, on } => fake.push(bot, chat, |id| press_json(id, chat, data, *on)),
-            Task::Photo(number) => {
+        let queued = match (&task, self.member.wa.clone()) {
+            (task, Some(from)) => {
+                self.sent += 1;
+                let content = match task {
+                    Task::Press { data, .. } => world::wa_choice(data, false),
+                    // The photo's media id at WhatsApp (kept as the proof).
+                    Task::Photo(_) => json!({"type": "image", "image": {"mime_type": "image/jpeg",
+                        "sha256": "ZmFrZS1zaGEyNTY=", "id": format!("{}{:06}", 10 + chat, self.sent)}}),
+                };
+                fake.whatsapp_in(chat, bot, &from, self.sent, content, self.patience).await?
+            }
+            (Task::Press { data, on }, None) => fake.push(bot, chat, |id| press_json(id, chat, data, *on)),
+            (Task::Photo(number), None) => {
                 let file = format!("AgACAgUAAxkBAAIB-door-{number}");
                 fake.push(bot, chat, |id| {
                     json!({"update_id": id, "message": {
@@ -250,6 +293,14 @@ impl Worker {
             let mut answered = false;
             let mut next = Vec::new();
             for r in &replies {
+                if std::env::var_os("DEBUG_STAFF").is_some() {
+                    eprintln!(
+                        "DEBUG {chat} wa={} task={task:?} got {:?} {:?}",
+                        self.member.wa.is_some(),
+                        r.text,
+                        buttons(&r.markup)
+                    );
+                }
                 got.push(r.text.clone());
                 let tasks = self.tasks_in(r);
                 if answered {
@@ -274,7 +325,8 @@ impl Worker {
                     self.todo.push_front(t);
                 }
                 let complete = queued.elapsed();
-                return Ok(Sample { queued, phase, whatsapp: false, first: complete, complete });
+                let whatsapp = self.member.wa.is_some();
+                return Ok(Sample { queued, phase, whatsapp, first: complete, complete });
             }
             if tokio::time::timeout_at(deadline, slot.notify.notified()).await.is_err() {
                 anyhow::bail!(
@@ -306,7 +358,7 @@ mod tests {
     }
 
     fn worker() -> Worker {
-        Worker::new(Member { chat: STAFF_BASE, bot: 0, role: Role::Courier }, Duration::from_secs(1))
+        Worker::new(Member { chat: STAFF_BASE, bot: 0, role: Role::Courier, wa: None }, Duration::from_secs(1))
     }
 
     #[test]

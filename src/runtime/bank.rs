@@ -116,9 +116,7 @@ async fn notify(State(state): State<Arc<NotifyState>>, body: Bytes) -> StatusCod
             };
         }
     };
-    let store = Arc::clone(&state.store);
-    let stored = tokio::task::spawn_blocking(move || -> Result<Option<usize>, String> {
-        let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+    let stored = super::on_io_store(&state.shared, &state.store, move |store| {
         let Some(market) = store.payment_market(news.payment_id).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
@@ -135,9 +133,8 @@ async fn notify(State(state): State<Arc<NotifyState>>, body: Bytes) -> StatusCod
     })
     .await;
     match stored {
-        Ok(Ok(None)) => StatusCode::NOT_FOUND,
-        Ok(Ok(Some(n))) => super::stored_answer(Ok(Ok(n)), &state.shared, "a bank notification"),
-        Ok(Err(e)) => super::stored_answer(Ok(Err(e)), &state.shared, "a bank notification"),
+        Ok(None) => StatusCode::NOT_FOUND,
+        Ok(Some(n)) => super::stored_answer(Ok(n), &state.shared, "a bank notification"),
         Err(e) => super::stored_answer(Err(e), &state.shared, "a bank notification"),
     }
 }

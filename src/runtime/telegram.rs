@@ -298,16 +298,12 @@ pub(super) async fn telegram_webhook(
     };
     let callback = converted.callback_id.clone();
     let event = telegram::event(&market, id, converted, Utc::now());
-    let stored = {
-        let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || match state.store.lock() {
-            Ok(mut s) => s.ingest(std::slice::from_ref(&event)).map_err(|e| e.to_string()),
-            Err(_) => Err("store lock poisoned".to_string()),
-        })
-        .await
-    };
+    let stored = super::on_io_store(&state.shared, &state.store, move |s| {
+        s.ingest(std::slice::from_ref(&event)).map_err(|e| e.to_string())
+    })
+    .await;
     match stored {
-        Ok(Ok(_)) => {
+        Ok(_) => {
             state.shared.inbox.notify_waiters();
             state.shared.ops.bot_ok(ChannelKind::Telegram, &market);
             if let Some(cb) = callback {

@@ -105,9 +105,7 @@ async fn callback(State(state): State<Arc<CallbackState>>, headers: HeaderMap, b
         inbound: Inbound::VendorStatus(Box::new(update)),
         pressed_on: None,
     };
-    let store = Arc::clone(&state.store);
-    let stored = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-        let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+    let stored = super::on_io_store(&state.shared, &state.store, move |store| {
         store.ingest(std::slice::from_ref(&event)).map_err(|e| e.to_string())
     })
     .await;

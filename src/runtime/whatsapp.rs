@@ -125,9 +125,9 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
     };
     let now = Utc::now();
     let stored = {
-        let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || -> Result<usize, String> {
-            let mut store = state.store.lock().map_err(|_| "store lock poisoned".to_string())?;
+        let inner = Arc::clone(&state);
+        super::on_io_store(&state.shared, &state.store, move |store| {
+            let state = inner;
             let mut events: Vec<InboundEvent> = Vec::new();
             for m in &parsed.messages {
                 let Some(market) = state.plan.numbers.get(&m.phone_number_id) else {
@@ -590,6 +590,11 @@ pub(super) async fn send(s: Sender) {
     // [`API_DOWN_MAX_WAIT`], so the number is back soon after Meta is (a try costs nothing).
     let mut down_backoff = Duration::from_secs(1);
     let mut delivered: HashMap<i64, usize> = HashMap::new();
+    // The last round ended in a pause (the number's limit, the API down or the token refused):
+    // the next one tries a single call first, not the whole backlog again; each probe is to
+    // another user, so one user Meta keeps refusing holds up no one else for long.
+    let mut probe = false;
+    let mut probes = 0usize;
     let bell = s.shared.bell(ChannelKind::WhatsApp, &s.market);
     loop {
         // Listening before looking: messages queued while this round runs still wake it.
@@ -663,6 +668,13 @@ pub(super) async fn send(s: Sender) {
             }
             let part = parts[done].clone();
             calls.push(Call { m, user, done, total: parts.len(), part });
+        }
+        if probe && !calls.is_empty() {
+            // The rest stay pending, untouched, for the next round.
+            probes += 1;
+            let pick = probes % calls.len();
+            calls.swap(0, pick);
+            calls.truncate(1);
         }
         // The round's calls go out together, each started a number's gap after the one before
         // (each is to another user): one after the other, a call's round trip to Meta (a tenth
@@ -784,6 +796,7 @@ pub(super) async fn send(s: Sender) {
                 }
             }
         }
+        probe = pause.is_some();
         if let Some(wait) = pause {
             if stopping {
                 return;
