@@ -459,7 +459,11 @@ fn loadtest_rush_drives_whole_orders_through_pasar_run_and_reports() {
     let webhooks: usize = out
         .lines()
         .find_map(|l| {
-            l.strip_prefix("open 40/s: pasar run: every second shopper on WhatsApp (")?.split(' ').next()?.parse().ok()
+            l.strip_prefix("open 40/s: pasar run: every second shopper, trader and courier on WhatsApp (")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
         })
         .expect("the WhatsApp line");
     assert!(webhooks > 50, "{out}");

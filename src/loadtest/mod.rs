@@ -708,7 +708,8 @@ async fn graph(State(fake): State<Arc<Fake>>, UrlPath(number): UrlPath<String>, 
     let shopper = to
         .strip_prefix("628")
         .and_then(|n| n.parse::<usize>().ok())
-        .filter(|i| to == wa_user(*i) && fake.on_whatsapp(*i) && number == wa_number(*i % fake.bots.len()))
+        .filter(|i| *i < fake.shoppers && to == wa_user(*i) && fake.on_whatsapp(*i))
+        .filter(|i| number == wa_number(*i % fake.bots.len()))
         .map(|i| CHAT_BASE + i as i64);
     let member = fake.wa_staff.get(to).filter(|bot| number == wa_number(**bot)).and_then(|_| chat_of(to));
     let Some(chat) = shopper.or(member) else {
@@ -1959,7 +1960,7 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
         );
         if let Some(o) = &r.orders {
             println!(
-                "{label}: every second shopper on WhatsApp ({} signed webhooks in the whole run, warm-up and the \
+                "{label}: every second shopper, trader and courier on WhatsApp ({} signed webhooks in the whole run, warm-up and the \
                  last deliveries included; theirs: p50 {} ms, p99 {} ms, max {} ms to the first reply; the longest \
                  post took {} ms to be answered, {} over 100 ms)",
                 o.webhooks,

@@ -240,15 +240,6 @@ impl Worker {
             None => Vec::new(),
         };
         for r in &replies {
-            if std::env::var_os("DEBUG_STAFF").is_some() {
-                eprintln!(
-                    "DEBUG look {} wa={} got {:?} {:?}",
-                    self.member.chat,
-                    self.member.wa.is_some(),
-                    r.text,
-                    buttons(&r.markup)
-                );
-            }
             let tasks = self.tasks_in(r);
             self.todo.extend(tasks);
         }
@@ -293,14 +284,6 @@ impl Worker {
             let mut answered = false;
             let mut next = Vec::new();
             for r in &replies {
-                if std::env::var_os("DEBUG_STAFF").is_some() {
-                    eprintln!(
-                        "DEBUG {chat} wa={} task={task:?} got {:?} {:?}",
-                        self.member.wa.is_some(),
-                        r.text,
-                        buttons(&r.markup)
-                    );
-                }
                 got.push(r.text.clone());
                 let tasks = self.tasks_in(r);
                 if answered {
@@ -380,6 +363,42 @@ mod tests {
         assert_eq!(needle("t:ok:1"), "diterima. Kirim ke");
         assert_eq!(needle("k:cash:4:9000"), PHOTO_ASKED);
         assert_eq!(Task::Photo("BLB-0001".into()).needle(), "selesai diantar");
+    }
+
+    /// The fake Graph API hands a reply to the trader's or courier's chat it is for. Member 13
+    /// (a courier of the fourth market, on WhatsApp) has number `6281000000013`, which read as a
+    /// shopper's is shopper 1,000,000,013's, of the same market: the run's shoppers are fewer.
+    #[tokio::test]
+    async fn a_reply_on_whatsapp_reaches_its_trader_or_courier() {
+        use axum::extract::{Path, State};
+        let markets = super::super::markets().expect("markets");
+        let members: Vec<Member> = (0..16)
+            .map(|k| Member {
+                chat: STAFF_BASE + k as i64,
+                bot: k / 4,
+                role: if k % 4 == 0 { Role::Trader } else { Role::Courier },
+                wa: (k % 2 == 1).then(|| wa_staff(k)),
+            })
+            .collect();
+        let fake = std::sync::Arc::new(Fake::new(&markets, 20, &members).with_whatsapp().expect("fake"));
+        let send = |number: usize, to: String| {
+            let body = json!({"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": "🔔 Tugas"}});
+            super::super::graph(
+                State(std::sync::Arc::clone(&fake)),
+                Path(super::super::wa_number(number)),
+                axum::body::Bytes::from(body.to_string()),
+            )
+        };
+        assert_eq!(send(3, wa_staff(13)).await.status(), 200);
+        let replies = |chat: i64| fake.slot(chat).map(|s| s.inner.lock().expect("chat").replies.len());
+        assert_eq!(replies(STAFF_BASE + 13), Some(1), "the courier got it");
+        // From another market's number, or to a member on Telegram: refused.
+        assert_eq!(send(2, wa_staff(13)).await.status(), 400);
+        assert_eq!(send(3, wa_staff(14)).await.status(), 400);
+        assert_eq!(replies(STAFF_BASE + 13), Some(1));
+        // A shopper of the run is still theirs.
+        assert_eq!(send(3, super::super::wa_user(13)).await.status(), 200);
+        assert_eq!(replies(super::super::CHAT_BASE + 13), Some(1));
     }
 
     #[test]
