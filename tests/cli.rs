@@ -548,11 +548,17 @@ fn loadtest_outage_loses_nothing_keeps_each_chats_order_and_recovers() {
     let answers = out.lines().find_map(|l| l.strip_prefix("Bot API answers: ")).expect("the Bot API's answers");
     let bad_gateways: u64 = answers.split(' ').next().and_then(|n| n.parse().ok()).expect("502 count");
     assert!(bad_gateways > 0, "the Bot API was down: {answers}");
-    // The Graph API's faults reached `pasar run` too: its messages refused while Meta was down or
-    // throttling (held webhooks bring replies in both phases).
+    // The Graph API's faults reached `pasar run` too. Which of them a small run meets depends on
+    // who is waiting for what when Meta goes down (a held webhook brings its replies into the down
+    // phase or the storm), so the test asks that some did: its messages refused while Meta was
+    // down or throttling.
     let graph = out.lines().find_map(|l| l.strip_prefix("Graph API answers: ")).expect("the Graph API's answers");
-    let figures: Vec<u64> = graph.split(' ').filter_map(|n| n.parse().ok()).collect();
-    assert!(figures.len() >= 4 && figures[0] + figures[1] > 0, "the Graph API was down and throttling: {graph}");
+    let count = |label: &str| -> u64 {
+        let before = graph.split(label).next().unwrap_or_default();
+        before.trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{label}: {graph}"))
+    };
+    let (down, throttled) = (count(" x 503/502"), count(" x 130429"));
+    assert!(down + throttled > 0, "the Graph API's faults reached pasar run: {graph}");
     assert!(out.contains("recovery: first reply ") && out.contains("(target <= 64 s: met)"), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }
@@ -619,7 +625,8 @@ fn loadtest_crash_kills_pasar_run_and_loses_nothing() {
     assert!(out.contains("none lost"), "{out}");
     // Half the shoppers on WhatsApp: their webhooks, made again while pasar run was down, are
     // among the updates stored once.
-    let webhooks = out.lines().find_map(|l| l.split("(half on WhatsApp: ").nth(1)).expect("the WhatsApp figures");
+    let webhooks =
+        out.lines().find_map(|l| l.split("(half of each on WhatsApp: ").nth(1)).expect("the WhatsApp figures");
     assert!(webhooks.split(' ').next().and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > 50), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }

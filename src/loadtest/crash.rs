@@ -221,9 +221,9 @@ pub(super) fn crash(pasar: &Path, args: &LoadtestArgs) -> anyhow::Result<()> {
         report.restart_max.as_secs_f64() * 1e3
     );
     println!(
-        "updates: {} sent by {} shoppers (half on WhatsApp: {} webhooks, {} posts made again while pasar run was \
-         down) and {} traders and couriers, each stored once and handled",
-        report.updates, args.shoppers, report.wa_messages, report.wa_retried, staff_count
+        "updates: {} sent by {} shoppers and {} traders and couriers (half of each on WhatsApp: {} webhooks, {} \
+         posts made again while pasar run was down), each stored once and handled",
+        report.updates, args.shoppers, staff_count, report.wa_messages, report.wa_retried
     );
     println!(
         "orders: {} placed by shoppers, {} stored, each told to its shopper and stored exactly once",

@@ -2,7 +2,7 @@
 //! (`cargo bench --bench telegram_load`: `pasar run`, ten market bots with the full ordering
 //! flow and durable SQLite, against a minimal teloxide echo bot) and `pasar loadtest rush`
 //! (issue 10: the morning rush, 250 updates/s for 5 minutes by default), which `crash.rs`
-//! (kills and restarts) and `outage.rs` (the API down, 429s, slow) put faults into; the fault
+//! (kills and restarts) and `outage.rs` (both APIs down, 429s, slow) put faults into; the fault
 //! scenarios on both channels (`replay.rs`, `last_unit.rs`, `abuse.rs`) run on `world.rs`.
 //!
 //! ```sh
@@ -31,10 +31,10 @@
 //!   and couriers are enrolled in the database first and press their buttons as orders come
 //!   (served before the shoppers in line); the shoppers' script goes on past "Pesan sekarang" to
 //!   the wait for the door and the ratings ([`WHOLE_ORDER`]), and the run ends when every order
-//!   placed is delivered. Every second shopper chats on WhatsApp ([`WHOLE_ORDER_WA`]): their
-//!   messages are webhooks signed with the app secret, posted to `pasar run`'s HTTP server (and
-//!   posted again until it takes them, as Meta does), and its replies come to a Graph API on the
-//!   same fake. The benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do, and are
+//!   placed is delivered. Every second shopper ([`WHOLE_ORDER_WA`]), trader and courier chats
+//!   on WhatsApp: their messages are webhooks signed with the app secret, posted to `pasar
+//!   run`'s HTTP server (and posted again until it takes them, as Meta does), and its replies
+//!   come to a Graph API on the same fake. The benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do, and are
 //!   all on Telegram.
 //!
 //! Peak RSS is `VmHWM` from `/proc/<pid>/status`; CPU time from `/proc/<pid>/stat`.
@@ -131,7 +131,8 @@ pub struct LoadArgs {
 /// A `pasar loadtest` scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// The morning rush: shoppers on all ten market bots (every second one on WhatsApp) doing
+    /// The morning rush: shoppers on all ten market bots (every second one on WhatsApp, as are
+    /// every second trader and courier) doing
     /// whole orders at --rate updates/s (10x the expected peak) for --seconds, with each
     /// market's traders (accept,
     /// pack) and three couriers (take, pick up, go, deliver, the cash, the photo) and the
@@ -188,7 +189,7 @@ pub struct LoadtestArgs {
     #[arg(long, default_value_t = 3.0)]
     pub warmup: f64,
     /// rush, crash, outage: shoppers taking turns (every second one on WhatsApp), with the
-    /// markets' traders and couriers.
+    /// markets' traders and couriers (every second one on WhatsApp too).
     #[arg(long, default_value_t = 1000)]
     pub shoppers: usize,
     /// Conversations stored in the database before `pasar run` starts.
@@ -373,7 +374,7 @@ struct Fake {
     told: Mutex<Vec<(i64, String)>>,
     /// What is wrong with the API now (`pasar loadtest outage`); nothing by default.
     faults: outage::Faults,
-    /// WhatsApp's side, for runs where every second shopper chats there.
+    /// WhatsApp's side, for runs where every second shopper, trader and courier chats there.
     wa: Option<WaSide>,
 }
 
@@ -454,7 +455,8 @@ impl Fake {
         }
     }
 
-    /// The same with every second shopper (odd indexes) on WhatsApp; `pasar run`'s HTTP server
+    /// The same with every second shopper (odd indexes) on WhatsApp (the traders and couriers
+    /// there are those `Member::wa` says); `pasar run`'s HTTP server
     /// gets a free port.
     fn with_whatsapp(mut self) -> anyhow::Result<Fake> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -1,7 +1,6 @@
-//! `pasar loadtest outage` (issue 10): Telegram and WhatsApp down and back. Shoppers (every
-//! second one on WhatsApp) do whole orders on all ten bots with the markets' traders and
-//! couriers (on Telegram) while the fake Bot API and the fake Graph API go through five phases
-//! together:
+//! `pasar loadtest outage` (issue 10): Telegram and WhatsApp down and back. Shoppers do whole
+//! orders on all ten bots with the markets' traders and couriers (every second one of each on
+//! WhatsApp) while the fake Bot API and the fake Graph API go through five phases together:
 //!
 //! 1. calm (`--calm` s): no faults;
 //! 2. down (`--down` s): every Bot API call is answered `502 Bad Gateway`, as Telegram's front
@@ -333,6 +332,13 @@ fn check_chat_order(produced: &[Produced], arrivals: &[Arrival]) -> Result<(), S
     Ok(())
 }
 
+/// The number at the end of an id: the update id of `telegram:<market>:<update_id>`, the
+/// sender's message count of `whatsapp:wamid.rush.<number>.<count>`, Telegram's message id, or
+/// the chat's message number in the fake Graph API's `wamid.out.<chat>.<number>`.
+fn trailing_number(id: &str) -> Option<i64> {
+    id.rsplit([':', '.']).next().and_then(|n| n.parse().ok())
+}
+
 /// `pasar loadtest outage`.
 pub(super) fn run(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -586,18 +592,18 @@ fn report(
             if status != "sent" {
                 unsent.push(format!("{id} to {recipient}: {status}"));
             }
-            // The number at the end: the update id of `telegram:<market>:<update_id>`, the
-            // shopper's message count of `whatsapp:wamid.rush.<number>.<count>`; Telegram's
-            // message id, or the chat's message number of the fake's `wamid.out.<chat>.<number>`.
-            let last = |s: &str| s.rsplit([':', '.']).next().and_then(|n| n.parse::<i64>().ok());
-            let cause = source.as_deref().and_then(last);
-            let platform = platform.as_deref().and_then(last);
+            let cause = source.as_deref().and_then(trailing_number);
+            let platform = platform.as_deref().and_then(trailing_number);
+            if platform.is_none() && status == "sent" || source.is_some() && cause.is_none() {
+                unsent.push(format!("{id} to {recipient}: unreadable ids {platform:?} {source:?}"));
+            }
             produced.entry(chat).or_default().push(Produced { id, platform, cause, edit });
         }
     }
     let replies_made: usize = produced.values().map(Vec::len).sum();
-    let wa_made: usize =
-        reports.iter().filter(|r| r.channel == "whatsapp").filter_map(|r| produced.get(&r.chat)).map(Vec::len).sum();
+    let wa_chats = reports.iter().filter(|r| r.channel == "whatsapp").map(|r| r.chat);
+    let wa_chats = wa_chats.chain(driven.staff.iter().filter(|m| m.wa.is_some()).map(|m| m.chat));
+    let wa_made: usize = wa_chats.filter_map(|chat| produced.get(&chat)).map(Vec::len).sum();
     checks.push(Check {
         name: "every message to a shopper, trader or courier sent",
         passed: unsent.is_empty() && replies_made > 0,
@@ -741,6 +747,15 @@ mod tests {
     /// and the hint under its keyboard); update 2 by one message (#4).
     fn chat() -> (Vec<Produced>, Vec<Arrival>) {
         (vec![made(10, 1, 1), made(11, 3, 1), made(12, 4, 2)], vec![came(1, 1), came(2, 1), came(3, 1), came(4, 2)])
+    }
+
+    #[test]
+    fn the_ids_of_both_channels_give_their_numbers() {
+        assert_eq!(trailing_number("telegram:blimbing:1234"), Some(1234));
+        assert_eq!(trailing_number("whatsapp:wamid.rush.628000000007.12"), Some(12));
+        assert_eq!(trailing_number("wamid.out.10000007.31"), Some(31));
+        assert_eq!(trailing_number("57"), Some(57));
+        assert_eq!(trailing_number("whatsapp:wamid.HBgM"), None);
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub(crate) struct Shared {
     /// Metrics and health for `/metrics` and `/healthz`.
     ops: Arc<ops::Ops>,
     /// The webhooks' turn at their store connection (see [`on_io_store`]).
-    io_turn: tokio::sync::Semaphore,
+    io_turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -313,7 +313,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         engine_stop: AtomicBool::new(false),
         engine_failed: AtomicBool::new(false),
         ops: Arc::clone(&ops),
-        io_turn: tokio::sync::Semaphore::new(1),
+        io_turn: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
     // The pollers' and senders' store work runs on the engine thread (`StoreJob`); the webhook
@@ -942,9 +942,12 @@ pub(crate) async fn on_io_store<T: Send + 'static>(
     store: &Arc<Mutex<Store>>,
     work: impl FnOnce(&mut Store) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    let _turn = shared.io_turn.acquire().await.map_err(|e| e.to_string())?;
+    let turn = Arc::clone(&shared.io_turn).acquire_owned().await.map_err(|e| e.to_string())?;
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || {
+        // Held by the work itself: a webhook whose caller hung up (its handler dropped) still
+        // has the turn until its work is done.
+        let _turn = turn;
         let mut store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
         work(&mut store)
     })

@@ -241,6 +241,8 @@ async fn call(request: reqwest::RequestBuilder) -> Result<(u16, serde_json::Valu
                 Err(e) => Err(Sent::Failed(format!("{status}: reading the answer: {e}"))),
             }
         }
+        // No connection at all (refused, or a route that answers nothing): the API is out of reach.
+        Err(e) if e.is_connect() => Err(Sent::Network(e.to_string())),
         Err(e) if e.is_timeout() => Err(Sent::Failed(format!("timeout: {e}"))),
         Err(e) => Err(Sent::Network(e.to_string())),
     }
@@ -557,13 +559,17 @@ async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKi
     }
 }
 
-/// Drains one market number's outbox, in order per user: a message sent as several calls
-/// (text, then a menu) counts each against the user's allowance, and a retry sends only what
-/// did not go (a QR picture is uploaded as media just before it is sent, see [`send_part`]).
-/// The number's limit pauses the number; a user's limit holds that user; a server error
-/// retries that user's message with a capped backoff; the Graph API unreachable or down pauses
-/// the number without blaming any message, trying again at least every [`API_DOWN_MAX_WAIT`];
-/// what WhatsApp refuses for good is parked with the reason.
+/// Which of a round's calls (by their users) goes as the probe after a pause: the user after
+/// `last` (the one probed before), in order of their ids, round to the first.
+fn probe_pick(users: &[&str], last: Option<&str>) -> usize {
+    let by_id = |a: &usize, b: &usize| users[*a].cmp(users[*b]);
+    (0..users.len())
+        .filter(|i| last.is_none_or(|last| users[*i] > last))
+        .min_by(by_id)
+        .or_else(|| (0..users.len()).min_by(by_id))
+        .unwrap_or(0)
+}
+
 /// One call of a round: the next part of a message to one user.
 struct Call {
     m: crate::store::OutboxMessage,
@@ -574,6 +580,15 @@ struct Call {
     part: serde_json::Value,
 }
 
+/// Drains one market number's outbox, in order per user: a message sent as several calls
+/// (text, then a menu) counts each against the user's allowance, and a retry sends only what
+/// did not go (a QR picture is uploaded as media just before it is sent, see [`send_part`]).
+/// The number's limit pauses the number; a user's limit holds that user; a server error
+/// retries that user's message with a capped backoff; the Graph API unreachable or down pauses
+/// the number without blaming any message (unless Meta took another call of the same round:
+/// then it is that message's failure), trying again at least every [`API_DOWN_MAX_WAIT`];
+/// what WhatsApp refuses for good is parked with the reason. After a pause the number tries
+/// one call (to the user after the one it tried last) before the rest of its backlog.
 pub(super) async fn send(s: Sender) {
     let s = Arc::new(s);
     let url = format!("{}/{}/messages", s.graph_url.trim_end_matches('/'), s.phone_number_id);
@@ -589,12 +604,15 @@ pub(super) async fn send(s: Sender) {
     // While the Graph API is unreachable or down: tried again at least every
     // [`API_DOWN_MAX_WAIT`], so the number is back soon after Meta is (a try costs nothing).
     let mut down_backoff = Duration::from_secs(1);
+    // The token refused: someone has to fix the config; tried again from every 30 s.
+    let mut unauthorized_backoff = Duration::from_secs(30);
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     // The last round ended in a pause (the number's limit, the API down or the token refused):
     // the next one tries a single call first, not the whole backlog again; each probe is to
-    // another user, so one user Meta keeps refusing holds up no one else for long.
+    // the user after the last one probed, so one user Meta keeps refusing holds up no one else
+    // for long.
     let mut probe = false;
-    let mut probes = 0usize;
+    let mut last_probed: Option<String> = None;
     let bell = s.shared.bell(ChannelKind::WhatsApp, &s.market);
     loop {
         // Listening before looking: messages queued while this round runs still wake it.
@@ -671,11 +689,13 @@ pub(super) async fn send(s: Sender) {
         }
         if probe && !calls.is_empty() {
             // The rest stay pending, untouched, for the next round.
-            probes += 1;
-            let pick = probes % calls.len();
+            let users: Vec<&str> = calls.iter().map(|c| c.user.as_str()).collect();
+            let pick = probe_pick(&users, last_probed.as_deref());
             calls.swap(0, pick);
             calls.truncate(1);
+            last_probed = Some(calls[0].user.clone());
         }
+        let made_calls = !calls.is_empty();
         // The round's calls go out together, each started a number's gap after the one before
         // (each is to another user): one after the other, a call's round trip to Meta (a tenth
         // of a second or more from Malang) would cap a number at a few messages a second.
@@ -696,8 +716,19 @@ pub(super) async fn send(s: Sender) {
                 outcomes[index] = Some(sent);
             }
         }
+        // Meta took a call of this round: it is up, and a "down" answer to another call is about
+        // that call's message (counted, and retried with that user's backoff like a server error).
+        let api_up = outcomes.iter().any(|o| matches!(o, Some(Sent::Ok(_))));
+        let pause_for = |pause: &mut Option<Duration>, wait: Duration| {
+            *pause = Some(pause.map_or(wait, |p| p.max(wait)));
+        };
+        let (mut number_limited, mut unauthorized) = (false, false);
         for (call, sent) in calls.into_iter().zip(outcomes) {
-            let Some(sent) = sent else { continue };
+            let sent = match sent {
+                None => continue,
+                Some(Sent::Network(reason) | Sent::Unavailable(reason)) if api_up => Sent::Failed(reason),
+                Some(sent) => sent,
+            };
             let (m, user) = (call.m, call.user);
             let code = match &sent {
                 Sent::Ok(_) => None,
@@ -716,6 +747,7 @@ pub(super) async fn send(s: Sender) {
                 Sent::Ok(wamid) => {
                     pause_backoff = Duration::from_secs(1);
                     down_backoff = Duration::from_secs(1);
+                    unauthorized_backoff = Duration::from_secs(30);
                     if let Some(a) = allowances.get_mut(&user) {
                         a.tokens -= 1.0;
                     }
@@ -729,10 +761,8 @@ pub(super) async fn send(s: Sender) {
                 }
                 Sent::NumberLimited => {
                     tracing::warn!(market = %s.market, wait_secs = pause_backoff.as_secs(), "WhatsApp throughput limit: this number pauses");
-                    if pause.is_none() {
-                        pause = Some(pause_backoff);
-                        pause_backoff = (pause_backoff * 2).min(Duration::from_secs(60));
-                    }
+                    pause_for(&mut pause, pause_backoff);
+                    number_limited = true;
                 }
                 Sent::UserLimited(reason) => {
                     let attempts = m.attempts + 1;
@@ -765,22 +795,26 @@ pub(super) async fn send(s: Sender) {
                 }
                 Sent::Unauthorized(reason) => {
                     tracing::error!(market = %s.market, %reason, "WhatsApp refused the access token: this number waits");
-                    if pause.is_none() {
-                        pause = Some(pause_backoff.max(Duration::from_secs(30)));
-                        pause_backoff = (pause_backoff * 2).min(MAX_BACKOFF);
-                    }
+                    pause_for(&mut pause, unauthorized_backoff);
+                    unauthorized = true;
                 }
                 Sent::Network(reason) | Sent::Unavailable(reason) => {
                     tracing::warn!(market = %s.market, %reason, wait_secs = down_backoff.as_secs(), "Graph API unreachable or down; this number waits");
-                    if pause.is_none() {
-                        pause = Some(down_backoff);
-                    }
+                    pause_for(&mut pause, down_backoff);
                     api_down = true;
                 }
             }
         }
         if api_down {
             down_backoff = (down_backoff * 2).min(API_DOWN_MAX_WAIT);
+        }
+        // Meta names no wait for its throughput limit: capped like a down API's, since the try
+        // after the pause is a single call.
+        if number_limited {
+            pause_backoff = (pause_backoff * 2).min(API_DOWN_MAX_WAIT);
+        }
+        if unauthorized {
+            unauthorized_backoff = (unauthorized_backoff * 2).min(MAX_BACKOFF);
         }
         // The round's outcomes in one write (the engine thread's batch), not one each.
         if !results.is_empty() {
@@ -796,7 +830,12 @@ pub(super) async fn send(s: Sender) {
                 }
             }
         }
-        probe = pause.is_some();
+        // Still probing until a round that made calls ends without a pause.
+        if pause.is_some() {
+            probe = true;
+        } else if made_calls {
+            probe = false;
+        }
         if let Some(wait) = pause {
             if stopping {
                 return;
@@ -841,6 +880,18 @@ mod tests {
         assert!(matches!(classify(500, &json!(null)), Sent::Unavailable(_)));
         assert!(matches!(classify(400, &err(131026)), Sent::Refused(_)));
         assert!(matches!(classify(400, &err(100)), Sent::Refused(_)));
+    }
+
+    #[test]
+    fn probes_go_to_one_user_after_another() {
+        let users = ["628002", "628001", "628003"];
+        assert_eq!(probe_pick(&users, None), 1);
+        assert_eq!(probe_pick(&users, Some("628001")), 0);
+        assert_eq!(probe_pick(&users, Some("628002")), 2);
+        assert_eq!(probe_pick(&users, Some("628003")), 1, "round to the first");
+        // The one probed last gone from the round (sent, or held): the next one after it.
+        assert_eq!(probe_pick(&["628003", "628001"], Some("628002")), 0);
+        assert_eq!(probe_pick(&["628009"], Some("628009")), 0);
     }
 
     #[test]
