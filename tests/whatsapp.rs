@@ -425,6 +425,41 @@ fn the_graph_api_down_pauses_the_number_and_blames_no_message() {
     );
 }
 
+/// A number typed to answer a numbered menu (more choices than WhatsApp's lists hold) while
+/// Meta has delivered the menu but not yet answered the call that sent it: the number answers
+/// that menu, not the one before it (the sender records a message as sent once Meta answers).
+#[test]
+fn a_numbered_menu_answered_before_meta_answers_its_call_is_read_right() {
+    let h = common::Harness::new("blimbing");
+    // A slot every hour: 48 choices over two days, a numbered menu.
+    let slots: Vec<String> =
+        (0..23).map(|h| format!("{h:02}:00-{:02}:00", h + 1)).chain(["23:00-23:59".to_string()]).collect();
+    let conn = rusqlite::Connection::open(h.dir.path().join("pasar.db")).expect("db");
+    conn.execute("UPDATE markets SET slots = ?1", [slots.join(",")]).expect("slots");
+    drop(conn);
+    let graph = FakeGraph::start();
+    let running = start(&graph, None, h.dir.path());
+    let mut shopper = Chat { port: running.1, from: SHOPPER, n: 0 };
+    let mut seen = shop(&graph, &mut shopper, &[("kangkung", "Sayur Bu Sri", "3 ikat")]);
+    shopper.press("checkout");
+    (_, seen) = graph.wait_for(SHOPPER, "atas nama siapa", seen);
+    shopper.text("Ani Rahayu");
+    (_, seen) = graph.wait_for(SHOPPER, "Nomor HP", seen);
+    shopper.text("0812-3456-7890");
+    (_, seen) = graph.wait_for(SHOPPER, "lokasi Anda", seen);
+    // Meta carries out the next calls at once but answers each 800 ms later (the client waits
+    // 1 s); the shopper answers the menu the moment it shows.
+    graph.answer_late(SHOPPER, Duration::from_millis(800), 5);
+    shopper.location();
+    let (menu, seen) = graph.wait_for(SHOPPER, "jam berapa", seen);
+    assert!(menu.text().contains("\n1. "), "a numbered menu: {}", menu.text());
+    shopper.text("1");
+    let (answer, _) = graph.wait_for(SHOPPER, "Bayar pakai apa", seen);
+    assert!(!answer.text().contains("belum paham"), "{}", answer.text());
+    let confused = graph.sent_to(SHOPPER).iter().skip(seen).filter(|m| m.text().contains("belum paham")).count();
+    assert_eq!(confused, 0, "the typed number was read against the menu");
+}
+
 #[test]
 fn run_check_lists_the_numbers_and_fails_without_the_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -101,6 +101,8 @@ struct Graph {
     failures: Vec<(String, u16, i64, u32)>,
     /// Calls to one recipient that hang this long and are then lost: (to, delay, times left).
     hangs: Vec<(String, Duration, u32)>,
+    /// Messages delivered at once and answered late: (to, delay, times).
+    late: Vec<(String, Duration, u32)>,
     /// Media users sent the number, by their media id: (mime type, bytes).
     received: std::collections::HashMap<String, (String, Vec<u8>)>,
     /// Where `GET /{media_id}` says a received file can be downloaded.
@@ -208,8 +210,25 @@ async fn messages(
         tokio::time::sleep(delay).await;
         return (axum::http::StatusCode::GATEWAY_TIMEOUT, "lost").into_response();
     }
+    let mut late = None;
+    let answer = answer_message(&state, number, &headers, body, to, &mut late);
+    if let Some(delay) = late {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+/// The fake's answer to a message; `late`: how long it waits before giving it.
+fn answer_message(
+    state: &Mutex<Graph>,
+    number: String,
+    headers: &HeaderMap,
+    body: Value,
+    to: String,
+    late: &mut Option<Duration>,
+) -> axum::response::Response {
     let mut g = state.lock().expect("fake graph");
-    g.tokens.push(bearer(&headers));
+    g.tokens.push(bearer(headers));
     if let Some(rule) = g.failures.iter_mut().find(|(t, _, _, left)| *t == to && *left > 0) {
         rule.3 -= 1;
         let (status, code) = (rule.1, rule.2);
@@ -259,6 +278,10 @@ async fn messages(
     g.next += 1;
     let wamid = format!("wamid.out.{}", g.next);
     g.calls.push((to.clone(), true));
+    if let Some(rule) = g.late.iter_mut().find(|(t, _, left)| *t == to && *left > 0) {
+        rule.2 -= 1;
+        *late = Some(rule.1);
+    }
     g.sent.push(WaSent { number, to: to.clone(), wamid: wamid.clone(), body, at: Instant::now() });
     axum::Json(
         json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}),
@@ -414,6 +437,12 @@ impl FakeGraph {
     /// The next `times` calls to `to` hang for `delay` (longer than the client waits).
     pub fn hang(&self, to: &str, delay: Duration, times: u32) {
         self.state.lock().expect("fake").hangs.push((to.into(), delay, times));
+    }
+
+    /// The next `times` messages to `to` are delivered at once (`sent_to` shows them) and
+    /// answered after `delay`: Meta slow to answer a call it has carried out.
+    pub fn answer_late(&self, to: &str, delay: Duration, times: u32) {
+        self.state.lock().expect("fake").late.push((to.into(), delay, times));
     }
 
     /// The next `times` media uploads get this Graph API error.

@@ -224,6 +224,11 @@ pub(crate) struct Shared {
     ops: Arc<ops::Ops>,
     /// The webhooks' turn at their store connection (see [`on_io_store`]).
     io_turn: Arc<tokio::sync::Semaphore>,
+    /// WhatsApp menus being sent, or sent and not recorded yet, by (market, user): a typed
+    /// number answering one is read against it (the user can be quicker than Meta's answer to
+    /// the call, and than the sender's round, whose outcomes are written when its slowest call
+    /// returns).
+    wa_menus: Mutex<HashMap<(String, String), (i64, crate::channel::Outbound)>>,
 }
 
 impl Shared {
@@ -314,6 +319,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         engine_failed: AtomicBool::new(false),
         ops: Arc::clone(&ops),
         io_turn: Arc::new(tokio::sync::Semaphore::new(1)),
+        wa_menus: Mutex::new(HashMap::new()),
     });
     let api_url = reqwest::Url::parse(&config.telegram.api_url)?;
     // The pollers' and senders' store work runs on the engine thread (`StoreJob`); the webhook
@@ -936,7 +942,7 @@ pub(crate) async fn shared_stopped(shared: &Shared) {
 /// Runs a webhook's `work` on the webhooks' store connection, on a blocking thread, one webhook
 /// at a time. The others wait their turn as tasks: a burst of webhooks (Meta's backlog when it
 /// comes back from an outage) queues here, not as a blocking thread each, all waiting for the
-/// connection's lock (500 webhooks at once grew `pasar run` from 47 to 73 MB).
+/// connection's lock.
 pub(crate) async fn on_io_store<T: Send + 'static>(
     shared: &Shared,
     store: &Arc<Mutex<Store>>,

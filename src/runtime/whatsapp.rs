@@ -142,10 +142,20 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
                     && !t.is_empty()
                     && t.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
                 {
-                    let recent = store.recent_sent_to(market, &event.user, 10).map_err(|e| e.to_string())?;
-                    if let Some(payload) =
-                        recent.iter().find(|o| !o.buttons.is_empty()).and_then(|menu| whatsapp::pick_numbered(menu, t))
-                    {
+                    // The newest menu the user got: one being sent or sent but not yet recorded
+                    // (the user may answer before Meta answers the call, or before the sender's
+                    // round ends), else the newest one recorded as sent.
+                    let key = (market.clone(), event.user.id.clone());
+                    let unrecorded =
+                        state.shared.wa_menus.lock().ok().and_then(|menus| menus.get(&key).map(|(_, m)| m.clone()));
+                    let menu = match unrecorded {
+                        Some(menu) => Some(menu),
+                        None => {
+                            let recent = store.recent_sent_to(market, &event.user, 10).map_err(|e| e.to_string())?;
+                            recent.into_iter().find(|o| !o.buttons.is_empty())
+                        }
+                    };
+                    if let Some(payload) = menu.and_then(|menu| whatsapp::pick_numbered(&menu, t)) {
                         event.inbound = Inbound::Button(payload);
                     }
                 }
@@ -704,9 +714,28 @@ pub(super) async fn send(s: Sender) {
             let start = (last_any + number_gap).max(Instant::now());
             last_any = start;
             let (s, url, media_url, part) = (Arc::clone(&s), url.clone(), media_url.clone(), call.part.clone());
+            // A menu's last part: the user may answer it (a typed number) as soon as Meta has it,
+            // which can be before Meta answers the call (a slow answer) and before this round's
+            // outcomes are recorded: from the call on, it is the menu their number answers.
+            let menu = (call.done + 1 == call.total && !call.m.message.buttons.is_empty())
+                .then(|| (call.m.id, call.m.message.clone()));
+            let key = (s.market.clone(), call.user.clone());
             sending.spawn(async move {
                 tokio::time::sleep_until(start.into()).await;
-                (index, send_part(&s, &url, &media_url, &part).await)
+                if let Some(menu) = &menu
+                    && let Ok(mut menus) = s.shared.wa_menus.lock()
+                {
+                    menus.insert(key.clone(), menu.clone());
+                }
+                let sent = send_part(&s, &url, &media_url, &part).await;
+                // Not taken: the user never saw it, and their numbers answer the menu before.
+                if let (false, Some((id, _))) = (matches!(sent, Sent::Ok(_)), &menu)
+                    && let Ok(mut menus) = s.shared.wa_menus.lock()
+                    && menus.get(&key).is_some_and(|(at, _)| at == id)
+                {
+                    menus.remove(&key);
+                }
+                (index, sent)
             });
         }
         let mut outcomes: Vec<Option<Sent>> = calls.iter().map(|_| None).collect();
@@ -821,6 +850,12 @@ pub(super) async fn send(s: Sender) {
             let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
             match super::record(&s.shared, results).await {
                 Ok(()) => {
+                    // Recorded as sent: the store has them now.
+                    if let Ok(mut menus) = s.shared.wa_menus.lock()
+                        && !menus.is_empty()
+                    {
+                        menus.retain(|_, (id, _)| !ids.contains(id));
+                    }
                     for id in ids {
                         delivered.remove(&id);
                     }
