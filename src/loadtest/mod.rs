@@ -845,6 +845,12 @@ struct Step {
 
 /// What the shopper is told when the order is placed.
 const PLACED: &str = "sudah kami terima";
+/// The answer to "Pesan sekarang", or to a slot picked, when the slot has meanwhile come within
+/// the market's lead time (a shopper held up by an outage, or just slow, across the hour),
+/// followed by the slots again.
+const SLOT_GONE: &str = "Pilih jam lain";
+/// The step that picks a slot (answered by the payment question).
+const SLOT_PICKED: &str = "Bayar pakai apa";
 
 /// The whole journey of tests/telegram.rs: search, the stall's button, an amount, checkout
 /// (name, phone, shared location, slot, cash on delivery, no note), place the order.
@@ -930,6 +936,9 @@ struct Shopper {
     /// On WhatsApp: their number, and how many messages they sent (their wamids count up).
     wa: Option<String>,
     sent: u64,
+    /// "Pesan sekarang" was answered with the slots again (the one picked is gone): the shopper
+    /// goes back to picking one.
+    slot_gone: bool,
 }
 
 /// One update's timings.
@@ -962,6 +971,7 @@ impl Shopper {
             patience: STEP_TIMEOUT,
             wa: whatsapp.then(|| wa_user(index)),
             sent: 0,
+            slot_gone: false,
         }
     }
 
@@ -1041,8 +1051,19 @@ impl Shopper {
         loop {
             {
                 let c = slot.inner.lock().expect("chat lock");
-                let answer =
+                let mut answer =
                     if self.echo { c.replies.first() } else { c.replies.iter().find(|r| r.text.contains(step.needle)) };
+                // The slot went while the shopper was held up: the slots come again, and the first
+                // one is picked anew.
+                let slots_again = ((step.needle == PLACED || step.needle == SLOT_PICKED) && answer.is_none())
+                    .then(|| c.replies.iter().position(|r| r.text.contains(SLOT_GONE)))
+                    .flatten()
+                    .and_then(|gone| c.replies.iter().skip(gone + 1).find(|r| r.text.contains("jam berapa")));
+                if let Some(menu) = slots_again {
+                    self.slot_gone = true;
+                    self.captured = buttons(&menu.markup).into_iter().find(|d| d.starts_with("slot:"));
+                    answer = Some(menu);
+                }
                 if let Some(answer) = answer {
                     let complete = queued.elapsed();
                     if !self.echo {
@@ -1453,7 +1474,8 @@ async fn shopper_turns(
     let channel = if shopper.wa.is_some() { "whatsapp" } else { "telegram" };
     let mut run = ShopperRun { chat: shopper.chat, user: shopper.user(), channel, ..ShopperRun::default() };
     let _ = ready.send(i);
-    for next in 0.. {
+    let mut next = 0usize;
+    loop {
         let step = &script[next % script.len()];
         let waits = matches!(step.input, Input::Await);
         if !waits && turn.recv().await.is_none() {
@@ -1476,7 +1498,14 @@ async fn shopper_turns(
             let c = slot.inner.lock().expect("chat lock");
             run.orders.extend(c.replies.iter().find_map(|r| placed_order_number(&r.text).map(String::from)));
         }
-        if !matches!(script[(next + 1) % script.len()].input, Input::Await) {
+        if std::mem::take(&mut shopper.slot_gone)
+            && let Some(pick) = script.iter().position(|s| s.needle == SLOT_PICKED)
+        {
+            // Back to the slot, then on as before (the payment, the note, the order again).
+            next = next - next % script.len() + pick - 1;
+        }
+        next += 1;
+        if !matches!(script[next % script.len()].input, Input::Await) {
             let _ = ready.send(i);
         }
     }
@@ -2056,4 +2085,38 @@ pub fn idle(pasar: &Path, seconds: f64, conversations: usize) -> anyhow::Result<
         anyhow::ensure!(cut == 0, "{cut} long polls were given up by pasar run before the fake answered");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shopper held up across the hour: "Pesan sekarang" is answered with the slot gone and the
+    /// slots again; the shopper takes the first one anew and goes back to picking it.
+    #[tokio::test]
+    async fn a_slot_gone_at_the_order_sends_the_shopper_back_to_the_slots() {
+        let markets = markets().expect("markets");
+        let fake = Fake::new(&markets, 1, &[]);
+        let mut shopper = Shopper::new(0, &markets, false, false, false);
+        let place = WHOLE_ORDER.iter().find(|s| s.needle == PLACED).expect("the order step");
+        let queued = fake.begin(shopper.chat);
+        fake.reply(
+            shopper.chat,
+            None,
+            "Jam antar itu sudah lewat atau tidak tersedia lagi. Pilih jam lain ya.",
+            json!(null),
+        );
+        let slots = json!({"inline_keyboard": [[{"text": "Hari ini 03:00-04:00", "callback_data": "slot:202611300300"}],
+            [{"text": "Hari ini 04:00-05:00", "callback_data": "slot:202611300400"}]]});
+        fake.reply(shopper.chat, None, "Mau diantar jam berapa?", slots);
+        shopper.answer(&fake, place, queued).await.expect("answered by the slots");
+        assert!(shopper.slot_gone);
+        assert_eq!(shopper.captured.as_deref(), Some("slot:202611300300"));
+        // An order placed is not taken for a slot gone.
+        let mut placed = Shopper::new(0, &markets, false, false, false);
+        let queued = fake.begin(placed.chat);
+        fake.reply(placed.chat, None, "🎉 Pesanan BLB-0001 sudah kami terima!", json!(null));
+        placed.answer(&fake, place, queued).await.expect("placed");
+        assert!(!placed.slot_gone);
+    }
 }
