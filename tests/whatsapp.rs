@@ -156,8 +156,13 @@ fn check_out(graph: &FakeGraph, shopper: &mut Chat, seen: usize) -> usize {
     check_out_paying(graph, shopper, seen, "pay:cod")
 }
 
-/// The same paying by `pay` (`pay:qris`, `pay:transfer`, `pay:cod`).
-fn check_out_paying(graph: &FakeGraph, shopper: &mut Chat, mut seen: usize, pay: &str) -> usize {
+/// Checkout up to the question where to deliver: the request for the location, and how many
+/// messages the shopper has had.
+fn check_out_to_location(
+    graph: &FakeGraph,
+    shopper: &mut Chat,
+    mut seen: usize,
+) -> (common::fake_graph::WaSent, usize) {
     let me = shopper.from;
     shopper.press("checkout");
     (_, seen) = graph.wait_for(me, "atas nama siapa", seen);
@@ -166,19 +171,24 @@ fn check_out_paying(graph: &FakeGraph, shopper: &mut Chat, mut seen: usize, pay:
     shopper.text("0812-3456-7890");
     (_, seen) = graph.wait_for(me, "Kirim ke mana", seen);
     // With WhatsApp's own "send location" control after the question.
-    let (request, n) = graph.wait_for(me, "lokasi Anda", seen);
+    graph.wait_for(me, "lokasi Anda", seen)
+}
+
+/// The same paying by `pay` (`pay:qris`, `pay:transfer`, `pay:cod`).
+fn check_out_paying(graph: &FakeGraph, shopper: &mut Chat, seen: usize, pay: &str) -> usize {
+    let me = shopper.from;
+    let (request, n) = check_out_to_location(graph, shopper, seen);
     assert_eq!(request.body["interactive"]["type"], "location_request_message", "{:?}", request.body);
     shopper.location();
     let (slot, n) = graph.wait_for_choice(me, "Besok", n);
     shopper.pick(&slot);
-    (_, seen) = graph.wait_for(me, "Bayar pakai apa", n);
+    let (_, seen) = graph.wait_for(me, "Bayar pakai apa", n);
     shopper.pick(pay);
-    (_, seen) = graph.wait_for(me, "catatan", seen);
+    let (_, seen) = graph.wait_for(me, "catatan", seen);
     shopper.press("note:none");
-    (_, seen) = graph.wait_for(me, "Ringkasan", seen);
+    let (_, seen) = graph.wait_for(me, "Ringkasan", seen);
     shopper.press("place");
-    (_, seen) = graph.wait_for(me, "BLB-0001 sudah kami terima", seen);
-    seen
+    graph.wait_for(me, "BLB-0001 sudah kami terima", seen).1
 }
 
 fn db_count(dir: &std::path::Path, sql: &str) -> i64 {
@@ -440,13 +450,8 @@ fn a_numbered_menu_answered_before_meta_answers_its_call_is_read_right() {
     let graph = FakeGraph::start();
     let running = start(&graph, None, h.dir.path());
     let mut shopper = Chat { port: running.1, from: SHOPPER, n: 0 };
-    let mut seen = shop(&graph, &mut shopper, &[("kangkung", "Sayur Bu Sri", "3 ikat")]);
-    shopper.press("checkout");
-    (_, seen) = graph.wait_for(SHOPPER, "atas nama siapa", seen);
-    shopper.text("Ani Rahayu");
-    (_, seen) = graph.wait_for(SHOPPER, "Nomor HP", seen);
-    shopper.text("0812-3456-7890");
-    (_, seen) = graph.wait_for(SHOPPER, "lokasi Anda", seen);
+    let seen = shop(&graph, &mut shopper, &[("kangkung", "Sayur Bu Sri", "3 ikat")]);
+    let (_, seen) = check_out_to_location(&graph, &mut shopper, seen);
     // Meta carries out the next calls at once but answers each 800 ms later (the client waits
     // 1 s); the shopper answers the menu the moment it shows.
     graph.answer_late(SHOPPER, Duration::from_millis(800), 5);
