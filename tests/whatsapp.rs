@@ -400,7 +400,13 @@ fn the_graph_api_down_pauses_the_number_and_blames_no_message() {
     assert_eq!(graph.sent_to(shopper).len(), 1, "sent once");
     assert_eq!(graph.calls_to(shopper), (1, 4));
     // The failed calls counted as no attempt at the message (attempts park it in the end): only
-    // the call that went.
+    // the call that went. (Recorded just after Meta's answer: waited for.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db_count(dir.path(), "SELECT COUNT(*) FROM outbox WHERE recipient = '6286666666666' AND status = 'sent'") != 1
+    {
+        assert!(std::time::Instant::now() < deadline, "never recorded as sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         db_count(
             dir.path(),
