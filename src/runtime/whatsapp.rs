@@ -722,16 +722,17 @@ pub(super) async fn send(s: Sender) {
             let key = (s.market.clone(), call.user.clone());
             sending.spawn(async move {
                 tokio::time::sleep_until(start.into()).await;
-                if let Some(menu) = &menu
+                let menu_id = menu.as_ref().map(|(id, _)| *id);
+                if let Some(menu) = menu
                     && let Ok(mut menus) = s.shared.wa_menus.lock()
                 {
-                    menus.insert(key.clone(), menu.clone());
+                    menus.insert(key.clone(), menu);
                 }
                 let sent = send_part(&s, &url, &media_url, &part).await;
                 // Not taken: the user never saw it, and their numbers answer the menu before.
-                if let (false, Some((id, _))) = (matches!(sent, Sent::Ok(_)), &menu)
+                if let (false, Some(id)) = (matches!(sent, Sent::Ok(_)), menu_id)
                     && let Ok(mut menus) = s.shared.wa_menus.lock()
-                    && menus.get(&key).is_some_and(|(at, _)| at == id)
+                    && menus.get(&key).is_some_and(|(at, _)| *at == id)
                 {
                     menus.remove(&key);
                 }
