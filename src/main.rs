@@ -171,6 +171,23 @@ enum Command {
         #[arg(long, value_name = "DAYS")]
         older_than: u32,
     },
+    /// Seed a database from data/: a new one in full; with --update, one already running gets
+    /// what is new in data/ (markets, commodities, market words, steps and piece sizes, stalls
+    /// with their price lists, offers of new commodities) without touching its orders, carts,
+    /// registered traders, existing stalls, or the prices and stock traders set. The bots may
+    /// keep running: they reload the catalogue. Safe to run again.
+    Seed {
+        /// Database file (default: the config's [database] path, else ./pasar.db).
+        #[arg(long, env = "PASAR_DB")]
+        db: Option<PathBuf>,
+        /// Seed data folder (default: the config's data_dir, else the copy in the binary).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Bring new data into a database that was seeded before (without it, only an empty
+        /// database is seeded).
+        #[arg(long)]
+        update: bool,
+    },
     /// Check the seed data in data/ and report what it holds (exit code 1 with file:line on error).
     CheckData {
         /// Seed data folder (default: the config's data_dir).
@@ -348,6 +365,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 one(&text.join(" "))?;
             }
+            Ok(())
+        }
+        Command::Seed { db, data, update } => {
+            let db = db.unwrap_or_else(|| config.database_path.clone());
+            let dir = data.unwrap_or_else(|| config.data_dir.clone());
+            let seed = if dir.exists() {
+                SeedData::load(&dir).with_context(|| format!("loading seed data from {}", dir.display()))?
+            } else {
+                SeedData::builtin().context("loading the built-in seed data")?
+            };
+            let mut store =
+                pasar_online::store::Store::open(&db).with_context(|| format!("opening database {}", db.display()))?;
+            if !store.is_seeded()? {
+                store.seed(&seed).context("seeding the database")?;
+                println!(
+                    "{}: seeded with {} markets, {} commodities, {} stalls",
+                    db.display(),
+                    seed.markets.len(),
+                    seed.commodities.len(),
+                    seed.stalls.len()
+                );
+                return Ok(());
+            }
+            if !update {
+                anyhow::bail!("{} is seeded already: use --update to bring in what is new in data/", db.display());
+            }
+            let r = store.update_catalog(&seed).context("updating the catalogue")?;
+            println!(
+                "{}: {} markets, {} commodities and {} stalls added, {} offers added, {} commodities updated{}",
+                db.display(),
+                r.markets,
+                r.commodities_added,
+                r.stalls_added,
+                r.offers_added,
+                r.commodities_updated,
+                if r.changed() { "" } else { " (nothing new)" }
+            );
             Ok(())
         }
         Command::CheckData { data } => {

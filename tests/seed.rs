@@ -232,3 +232,128 @@ fn zones_and_distances_with_the_real_coordinates_of_the_ten_markets() {
     assert_eq!(kelurahan_in("Jl. Soekarno Hatta 9, Jatimulyo", &blimbing.kelurahan), None);
     assert!(kelurahan_in("Jl. Raden Intan 3, Arjosari, Kec. Blimbing", &blimbing.kelurahan).is_some());
 }
+
+/// The data as it stood before the catalogue grew: the first 118 commodities in the old eight
+/// columns, and only the stall rows that sell them.
+fn older_data(dir: &Path) -> HashSet<String> {
+    let commodities = std::fs::read_to_string(data_dir().join("commodities.csv")).expect("read");
+    let mut old_ids = HashSet::new();
+    let mut rows = Vec::new();
+    for (i, line) in commodities.lines().enumerate() {
+        let mut fields = csv_fields(line);
+        fields.truncate(8);
+        if i > 0 {
+            old_ids.insert(fields[0].clone());
+        }
+        rows.push(
+            fields
+                .iter()
+                .map(|f| if f.contains(',') { format!("\"{f}\"") } else { f.clone() })
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        if i == 118 {
+            break;
+        }
+    }
+    std::fs::write(dir.join("commodities.csv"), rows.join("\n")).expect("write");
+    let stalls = std::fs::read_to_string(data_dir().join("stalls.csv")).expect("read");
+    let kept: Vec<&str> = stalls
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || old_ids.contains(l.rsplit(',').nth(1).unwrap_or("")))
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(dir.join("stalls.csv"), kept.join("\n")).expect("write");
+    std::fs::copy(data_dir().join("markets.toml"), dir.join("markets.toml")).expect("copy");
+    old_ids
+}
+
+/// A CSV line's fields (quotes allowed).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+    reader.records().next().and_then(Result::ok).map(|r| r.iter().map(String::from).collect()).unwrap_or_default()
+}
+
+#[test]
+fn an_update_brings_the_grown_catalogue_into_a_running_database_and_keeps_its_orders_and_prices() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old_dir = dir.path().join("old");
+    std::fs::create_dir_all(&old_dir).expect("dir");
+    let old_ids = older_data(&old_dir);
+    let old = SeedData::load(&old_dir).expect("the older data loads");
+    let db = dir.path().join("pasar.db");
+    Store::open(&db).expect("store").seed(&old).expect("seeded");
+    // The database runs: a trader set a price and stock, took an offer away, registered; an
+    // order was placed and a cart filled.
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let offer = |stall: &str, commodity: &str| -> i64 {
+        conn.query_row(
+            "SELECT o.id FROM offers o JOIN stalls s ON s.id = o.stall_id
+             WHERE s.market = 'blimbing' AND s.number = ?1 AND o.commodity_id = ?2",
+            [stall, commodity],
+            |r| r.get(0),
+        )
+        .expect("offer")
+    };
+    let shallots = offer("A-12", "bawang-merah");
+    conn.execute("UPDATE offers SET price = 31000, stock = 7000 WHERE id = ?1", [shallots]).expect("price");
+    let kangkung = offer("A-07", "kangkung");
+    conn.execute("DELETE FROM offers WHERE id = ?1", [kangkung]).expect("taken away");
+    conn.execute(
+        "INSERT INTO stall_traders (stall_id, channel, user_id, since)
+         SELECT stall_id, 'telegram', '555', '2026-11-01T00:00:00Z' FROM offers WHERE id = ?1",
+        [shallots],
+    )
+    .expect("trader");
+    conn.execute(
+        "INSERT INTO orders (market, number, channel, user_id, status, buyer_name, phone, slot_date, slot, payment, total, placed_at, updated_at)
+         VALUES ('blimbing', 'BLB-0001', 'telegram', '777', 'delivered', 'Bu Ani', '+6281234567890', '2026-11-28', '07:00-09:00', 'cod', 31000, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')",
+        [],
+    )
+    .expect("order");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    let stalls_before = count("SELECT COUNT(*) FROM stalls");
+
+    let grown = SeedData::load(&data_dir()).expect("seed");
+    let mut store = Store::open(&db).expect("store");
+    let version = store.catalog_version().expect("version");
+    let report = store.update_catalog(&grown).expect("updated");
+    assert_eq!(report.commodities_added, grown.commodities.len() - old_ids.len(), "{report:?}");
+    assert!(report.commodities_added >= 100, "the catalogue grew by {report:?}");
+    assert!(report.stalls_added >= 40 && report.offers_added > report.stalls_added, "{report:?}");
+    assert!(report.commodities_updated > 0, "market words, steps and pieces reach old commodities: {report:?}");
+    assert!(store.catalog_version().expect("version") > version, "running bots reload the catalogue");
+
+    // Everything the market did is as it was.
+    let (price, stock): (i64, i64) = conn
+        .query_row("SELECT price, stock FROM offers WHERE id = ?1", [shallots], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("offer kept");
+    assert_eq!((price, stock), (31000, 7000), "the trader's price and stock stay");
+    assert_eq!(count(&format!("SELECT COUNT(*) FROM offers WHERE id = {kangkung}")), 0);
+    let kangkung_back = count(
+        "SELECT COUNT(*) FROM offers o JOIN stalls s ON s.id = o.stall_id
+         WHERE s.market = 'blimbing' AND s.number = 'A-07' AND o.commodity_id = 'kangkung'",
+    );
+    assert_eq!(kangkung_back, 0, "an offer the trader took away is not put back");
+    assert_eq!(count("SELECT COUNT(*) FROM stall_traders WHERE user_id = '555'"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM orders WHERE number = 'BLB-0001' AND total = 31000"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM stalls") as usize, stalls_before as usize + report.stalls_added);
+
+    // And the bots now read the market's words and sell the new goods.
+    let catalog = store.load_catalog(chrono::NaiveDate::MIN).expect("catalog");
+    assert_eq!(catalog.commodities().len(), grown.commodities.len());
+    for c in &grown.commodities {
+        let stored = catalog.commodity(&c.id).expect("every commodity");
+        assert_eq!((stored.step, stored.piece), (c.step, c.piece), "{}", c.id);
+    }
+    let chicken = catalog.read_order("ayam 1 ekor");
+    assert_eq!(chicken.items.len(), 1, "{chicken:?}");
+    for m in &grown.markets {
+        assert!(catalog.stalls_in(&m.slug).len() >= 12, "{} has its new stalls", m.slug);
+    }
+
+    // Again: nothing new.
+    let again = store.update_catalog(&grown).expect("again");
+    assert!(!again.changed(), "{again:?}");
+}

@@ -1116,6 +1116,8 @@ fn add_commodity(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         aliases,
         javanese: Vec::new(),
         reference_price: price,
+        step: crate::domain::catalog::default_step(unit),
+        piece: None,
     };
     repo.add_commodity(&commodity)?;
     turn.catalog_changed = true;

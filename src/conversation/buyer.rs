@@ -9,12 +9,13 @@ use super::lifecycle;
 use super::payload::Action;
 use super::{PlaceRefusal, Repo, RepoResult, Turn};
 use crate::channel::{Button, Inbound, Outbound, Request};
-use crate::domain::cart::{CartLine, MAX_CART_LINES, line_total};
+use crate::domain::amount::{AmountError, OrderedBy, describe, describe_price, line_price, parse_amount};
+use crate::domain::cart::{CartLine, MAX_CART_LINES};
 use crate::domain::catalog::{Category, Commodity, Offer, SearchResult};
 use crate::domain::contact::{Address, AddressError, PhoneNumber, distance_km, kelurahan_in};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{CancelRefusal, NewOrder, NewOrderLine, OrderNumber, OrderStatus, PaymentMethod};
-use crate::domain::quantity::{Quantity, QuantityError, SaleUnit, parse_quantity};
+use crate::domain::quantity::{Quantity, QuantityError, SaleUnit};
 use crate::domain::slot::{SlotChoice, available_slots, local};
 use crate::text::{Key, Lang};
 use serde::{Deserialize, Serialize};
@@ -459,7 +460,7 @@ fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<'
                 return stale(state, turn);
             };
             match Quantity::new(base, commodity.unit) {
-                Ok(q) => add_to_cart(offer, q, repo, turn),
+                Ok(q) => add_to_cart(offer, q, None, repo, turn),
                 Err(_) => stale(state, turn),
             }
         }
@@ -1010,6 +1011,39 @@ fn ask_quantity(offer_id: i64, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     Ok(BuyerState::ReceiveQuantity { offer: offer_id })
 }
 
+/// What a shopper typed at an amount prompt for an offer: a quantity, money's worth or pieces,
+/// with the quantity to pack at this stall's price.
+fn asked_at(
+    text: &str,
+    offer: &Offer,
+    commodity: &Commodity,
+) -> Result<(Quantity, Option<crate::domain::amount::OrderedBy>), AmountError> {
+    let amount = parse_amount(text, commodity.unit, commodity.piece)?;
+    let quantity = amount.quantity(commodity.unit, commodity.step, offer.price)?;
+    Ok((quantity, amount.ordered_by()))
+}
+
+/// Says why an amount was refused.
+pub(super) fn amount_error(e: &AmountError, commodity: &Commodity, turn: &mut Turn<'_>, typed: &str) {
+    match e {
+        AmountError::Quantity(q) => quantity_error(q, commodity, turn),
+        AmountError::BelowStep { min } => {
+            let lang = turn.lang;
+            let step = Quantity::amount(commodity.step, commodity.unit).display(lang);
+            let amount = Rupiah::parse(typed).map(|r| r.to_string()).unwrap_or_else(|| typed.trim().to_string());
+            let text = turn.tf(
+                Key::QtyBelowStep,
+                &[("amount", &amount), ("commodity", &commodity.display_name(lang)), ("step", &step), ("min", min)],
+            );
+            turn.reply(Outbound::text(text));
+        }
+        AmountError::MoneyTooLarge { max } => {
+            let text = turn.tf(Key::QtyMoneyTooLarge, &[("max", max)]);
+            turn.reply(Outbound::text(text));
+        }
+    }
+}
+
 fn quantity_error(e: &QuantityError, commodity: &Commodity, turn: &mut Turn<'_>) {
     let lang = turn.lang;
     let unit = commodity.unit.label();
@@ -1023,28 +1057,32 @@ fn quantity_error(e: &QuantityError, commodity: &Commodity, turn: &mut Turn<'_>)
         QuantityError::WrongUnit { given, .. } => turn
             .tf(Key::QtyWrongUnit, &[("commodity", &commodity.display_name(lang)), ("unit", &unit), ("given", given)]),
         QuantityError::NotWhole { .. } => turn.tf(Key::QtyNotWhole, &[("unit", &unit)]),
+        // Only where money cannot be meant (the reader of amounts takes it as money).
+        QuantityError::LooksLikeMoney(_) => {
+            turn.tf(Key::QtyNotNumber, &[("examples", &super::quantity_examples(turn, commodity.unit))])
+        }
     };
     turn.reply(Outbound::text(text));
 }
 
 fn add_typed_quantity(offer_id: i64, text: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
-    let Some((_, commodity)) = market_offer(turn, offer_id) else {
+    let Some((offer, commodity)) = market_offer(turn, offer_id) else {
         return stale(BuyerState::MainMenu, turn);
     };
-    match parse_quantity(text, commodity.unit) {
-        Ok(q) => add_to_cart(offer_id, q, repo, turn),
+    match asked_at(text, offer, commodity) {
+        Ok((q, by)) => add_to_cart(offer_id, q, by, repo, turn),
         // Not an amount at all but the name of something sold here: the shopper moved on.
-        Err(QuantityError::NotANumber)
+        Err(AmountError::Quantity(QuantityError::NotANumber))
             if !text.chars().any(|c| c.is_ascii_digit()) && is_commodity_name(turn, text) =>
         {
             search(text, repo, turn)
         }
         // A whole typed order instead of an amount ("tempe 2, tahu 5"): read as one.
-        Err(QuantityError::NotANumber) if super::typed_order::is_order(turn, text) => {
+        Err(AmountError::Quantity(QuantityError::NotANumber)) if super::typed_order::is_order(turn, text) => {
             super::typed_order::typed(text, repo, turn)
         }
         Err(e) => {
-            quantity_error(&e, commodity, turn);
+            amount_error(&e, commodity, turn, text);
             Ok(BuyerState::ReceiveQuantity { offer: offer_id })
         }
     }
@@ -1054,14 +1092,29 @@ fn is_commodity_name(turn: &Turn<'_>, text: &str) -> bool {
     matches!(turn.catalog.search(&turn.market.slug, text), SearchResult::Found(_))
 }
 
-fn add_to_cart(offer_id: i64, quantity: Quantity, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
+fn add_to_cart(
+    offer_id: i64,
+    quantity: Quantity,
+    by: Option<OrderedBy>,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<BuyerState> {
     let Some((offer, commodity)) = market_offer(turn, offer_id) else {
         return stale(BuyerState::MainMenu, turn);
     };
     let cart = repo.cart()?;
-    let existing = cart.iter().find(|l| l.offer_id == offer_id).map(|l| l.quantity);
+    let existing = cart.iter().find(|l| l.offer_id == offer_id);
     let lang = turn.lang;
-    let (new_qty, key) = match existing {
+    // More of the same kind adds up as asked ("5rb" and "3rb" are "8rb"); a quantity added to
+    // money or pieces makes the line a plain quantity.
+    let new_by = match existing {
+        None => by,
+        Some(old) => match (old.ordered_by, by) {
+            (Some(a), Some(b)) => a.plus(b),
+            _ => None,
+        },
+    };
+    let (new_qty, key) = match existing.map(|l| l.quantity) {
         Some(old) => match Quantity::new(old.base() + quantity.base(), quantity.unit()) {
             Ok(q) => (q, Key::AddedMore),
             Err(e) => {
@@ -1088,16 +1141,16 @@ fn add_to_cart(offer_id: i64, quantity: Quantity, repo: &mut dyn Repo, turn: &mu
         turn.reply(Outbound::text(text));
         return Ok(BuyerState::ReceiveQuantity { offer: offer_id });
     }
-    repo.set_cart_line(offer_id, new_qty, turn.now)?;
+    repo.set_cart_line(offer_id, new_qty, new_by, turn.now)?;
     let stall = turn.catalog.stall(offer.stall_id).map(|s| s.name.clone()).unwrap_or_default();
     let text = turn.tf(
         key,
         &[
-            ("qty", &quantity.display(lang)),
-            ("total_qty", &new_qty.display(lang)),
+            ("qty", &describe(quantity, by, false, lang)),
+            ("total_qty", &describe(new_qty, new_by, false, lang)),
             ("commodity", &commodity.display_name(lang)),
             ("stall", &stall),
-            ("amount", &line_total(offer.price, new_qty)),
+            ("amount", &describe_price(line_price(offer.price, new_qty, new_by), new_by, false)),
         ],
     );
     turn.reply(Outbound::with_buttons(text, after_adding(turn)));
@@ -1153,7 +1206,7 @@ fn priced_cart<'c>(turn: &Turn<'c>, cart: Vec<CartLine>) -> (Vec<PricedLine<'c>>
             gone.push(line.offer_id);
             continue;
         }
-        let total = line_total(offer.price, line.quantity);
+        let total = line_price(offer.price, line.quantity, line.ordered_by);
         out.push(PricedLine {
             line,
             offer,
@@ -1185,16 +1238,21 @@ fn show_cart(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState>
             &[
                 ("n", &(i + 1)),
                 ("commodity", &l.commodity.display_name(lang)),
-                ("qty", &l.line.quantity.display(lang)),
+                ("qty", &describe(l.line.quantity, l.line.ordered_by, false, lang)),
                 ("price", &l.offer.price),
                 ("unit", &l.commodity.unit.label()),
                 ("stall", &l.stall_name),
                 ("number", &l.stall_number),
-                ("total", &l.total),
+                ("total", &describe_price(l.total, l.line.ordered_by, false)),
             ],
         ));
         buttons.push(Button {
-            label: format!("{}. {} {}", i + 1, l.commodity.display_name(lang), l.line.quantity.display(lang)),
+            label: format!(
+                "{}. {} {}",
+                i + 1,
+                l.commodity.display_name(lang),
+                describe(l.line.quantity, l.line.ordered_by, false, lang)
+            ),
             payload: Action::CartLine(l.line.offer_id).encode(),
         });
     }
@@ -1239,17 +1297,22 @@ fn change_quantity(offer_id: i64, text: &str, repo: &mut dyn Repo, turn: &mut Tu
     if !repo.cart()?.iter().any(|l| l.offer_id == offer_id) {
         return stale(BuyerState::ViewingCart, turn);
     }
-    match parse_quantity(text, commodity.unit) {
-        Ok(q) => {
-            repo.set_cart_line(offer_id, q, turn.now)?;
+    let Some((offer, _)) = market_offer(turn, offer_id) else {
+        return stale(BuyerState::ViewingCart, turn);
+    };
+    match asked_at(text, offer, commodity) {
+        Ok((q, by)) => {
+            repo.set_cart_line(offer_id, q, by, turn.now)?;
             let lang = turn.lang;
-            let msg =
-                turn.tf(Key::QtyChanged, &[("commodity", &commodity.display_name(lang)), ("qty", &q.display(lang))]);
+            let msg = turn.tf(
+                Key::QtyChanged,
+                &[("commodity", &commodity.display_name(lang)), ("qty", &describe(q, by, false, lang))],
+            );
             turn.reply(Outbound::text(msg));
             show_cart(repo, turn)
         }
         Err(e) => {
-            quantity_error(&e, commodity, turn);
+            amount_error(&e, commodity, turn, text);
             Ok(BuyerState::ReceiveNewQuantity { offer: offer_id })
         }
     }
@@ -1503,6 +1566,7 @@ fn place_order(
                 quantity: l.line.quantity,
                 unit_price: l.offer.price,
                 total: l.total,
+                ordered_by: l.line.ordered_by,
             })
             .collect(),
         placed_at: turn.now,

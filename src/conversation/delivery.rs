@@ -124,7 +124,7 @@ fn job_message(turn: &Turn<'_>, lang: Lang, order: &Order, d: &Delivery, header:
             text.push_str(&turn.tf_in(
                 lang,
                 Key::JobItem,
-                &[("commodity", &l.commodity_name), ("qty", &l.quantity.display(lang))],
+                &[("commodity", &l.commodity_name), ("qty", &l.describe(lang))],
             ));
         }
         if d.status == DeliveryStatus::Assigned && sub.status != SubOrderStatus::PickedUp {
@@ -357,7 +357,7 @@ fn vendor_job(turn: &Turn<'_>, order: &Order, d: &Delivery) -> VendorJob {
                 .lines
                 .iter()
                 .filter(|l| !l.out_of_stock)
-                .map(|l| format!("{} {}", l.commodity_name, l.quantity.display(lang)))
+                .map(|l| format!("{} {}", l.commodity_name, l.describe(lang)))
                 .collect();
             PickupStall { number, name, items }
         })

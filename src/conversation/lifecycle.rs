@@ -68,7 +68,7 @@ pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
             turn.tf_in(
                 lang,
                 Key::LineOutOfStock,
-                &[("commodity", &l.commodity_name), ("qty", &l.ordered_quantity.display(lang))],
+                &[("commodity", &l.commodity_name), ("qty", &l.describe_ordered(lang))],
             )
         } else if l.changed() {
             turn.tf_in(
@@ -76,11 +76,11 @@ pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
                 Key::LineChanged,
                 &[
                     ("commodity", &l.commodity_name),
-                    ("ordered", &l.ordered_quantity.display(lang)),
-                    ("qty", &l.quantity.display(lang)),
+                    ("ordered", &l.describe_ordered(lang)),
+                    ("qty", &l.describe(lang)),
                     ("price", &l.unit_price),
                     ("unit", &unit),
-                    ("total", &l.total),
+                    ("total", &l.describe_total()),
                 ],
             )
         } else {
@@ -89,10 +89,10 @@ pub fn lines_text(turn: &Turn<'_>, lang: Lang, sub: &SubOrder) -> String {
                 Key::LineItem,
                 &[
                     ("commodity", &l.commodity_name),
-                    ("qty", &l.quantity.display(lang)),
+                    ("qty", &l.describe(lang)),
                     ("price", &l.unit_price),
                     ("unit", &unit),
-                    ("total", &l.total),
+                    ("total", &l.describe_total()),
                 ],
             )
         };
@@ -485,6 +485,37 @@ pub fn submit_changes(repo: &mut dyn MarketRepo, turn: &mut Turn<'_>, sub_id: i6
     }
     if !sub.lines.iter().any(|l| l.changed()) {
         return accept(repo, turn, sub_id);
+    }
+    // Pieces weighed close to their estimate ("ayam 1 ekor" at 1,3 kg for ± 1,2 kg): what the
+    // shopper asked for, so the part is accepted and the shopper only told the final price.
+    let tolerance = u64::from(turn.market.weigh_tolerance_percent);
+    if sub.status == SubOrderStatus::AwaitingTrader
+        && sub.lines.iter().filter(|l| l.changed()).all(|l| l.weighed_within(tolerance))
+    {
+        if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Accepted, None)? {
+            return Ok(Err(r));
+        }
+        let lang = turn.lang;
+        let msg = buyer_details_message(turn, lang, &order, &sub, Key::TraderAccepted);
+        turn.reply(msg);
+        let buyer_lang = lang_of(repo, turn, &order.buyer)?;
+        let (stall, _) = stall_label(turn, sub.stall_id);
+        tell_buyer(
+            repo,
+            turn,
+            &order,
+            Key::BuyerWeighedFinal,
+            &[
+                ("number", &order.number),
+                ("stall", &stall),
+                ("lines", &lines_text(turn, buyer_lang, &sub)),
+                ("subtotal", &sub.total()),
+                ("total", &order.total()),
+            ],
+            &[],
+        )?;
+        refresh_order(repo, turn, order.id, &turn.actor(Role::Trader))?;
+        return Ok(Ok(()));
     }
     if let Err(r) = move_sub(repo, turn, Role::Trader, &sub, SubOrderStatus::Adjusted, None)? {
         return Ok(Err(r));

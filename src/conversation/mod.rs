@@ -80,7 +80,14 @@ pub trait ShopperRepo {
     fn save_contact(&mut self, name: &str, phone: &PhoneNumber, address: Option<&str>) -> RepoResult<()>;
     fn cart(&mut self) -> RepoResult<Vec<CartLine>>;
     /// Sets the quantity of an offer in the cart, adding the line if it is new.
-    fn set_cart_line(&mut self, offer_id: i64, quantity: Quantity, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Puts a line in the cart (replacing the offer's line there), with how it was asked for.
+    fn set_cart_line(
+        &mut self,
+        offer_id: i64,
+        quantity: Quantity,
+        ordered_by: Option<crate::domain::amount::OrderedBy>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     fn remove_cart_line(&mut self, offer_id: i64) -> RepoResult<bool>;
     fn clear_cart(&mut self) -> RepoResult<()>;
     /// Stores the order with one sub-order per stall and reserves its stock, or says why not:

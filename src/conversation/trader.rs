@@ -17,7 +17,7 @@ use crate::domain::money::Rupiah;
 use crate::domain::order::{
     Order, OrderLine, RejectReason, SubOrder, SubOrderStatus, adjustment_allowed, price_change_allowed,
 };
-use crate::domain::quantity::{Quantity, SaleUnit, parse_quantity};
+use crate::domain::quantity::{Quantity, QuantityError, SaleUnit, parse_quantity};
 use crate::domain::slot::local;
 use crate::text::Key;
 use serde::{Deserialize, Serialize};
@@ -394,7 +394,7 @@ fn show_lines(repo: &mut dyn Repo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResu
             label: if l.out_of_stock {
                 turn.tf(Key::BtnLineOutOfStock, &[("commodity", &l.commodity_name)])
             } else {
-                format!("{} {}", l.commodity_name, l.quantity.display(lang))
+                format!("{} {}", l.commodity_name, l.describe(lang))
             },
             payload: Action::TraderLine(l.id).encode(),
         })
@@ -424,7 +424,7 @@ fn shortage(repo: &mut dyn Repo, turn: &mut Turn<'_>, sub_id: i64) -> RepoResult
         .iter()
         .filter(|l| !l.out_of_stock)
         .map(|l| Button {
-            label: turn.tf(Key::BtnLineRanOut, &[("commodity", &l.commodity_name), ("qty", &l.quantity.display(lang))]),
+            label: turn.tf(Key::BtnLineRanOut, &[("commodity", &l.commodity_name), ("qty", &l.describe(lang))]),
             payload: Action::TraderDropLine(l.id).encode(),
         })
         .collect();
@@ -450,7 +450,7 @@ fn act(state: TraderState, action: Action, repo: &mut dyn Repo, turn: &mut Turn<
                 Key::AskWeighed,
                 &[
                     ("commodity", &line.commodity_name),
-                    ("ordered", &line.ordered_quantity.display(lang)),
+                    ("ordered", &line.describe_ordered(lang)),
                     ("price", &line.unit_price),
                     ("unit", &line.quantity.unit().label()),
                     ("examples", &super::quantity_examples(turn, line.quantity.unit())),
@@ -579,6 +579,16 @@ fn change_line(
         let unit = line.quantity.unit();
         let q = match parse_quantity(text, unit) {
             Ok(q) => q,
+            // A trader's bare "1300" on the scale is grams (shoppers' big numbers are rupiah).
+            Err(QuantityError::LooksLikeMoney(n)) if matches!(unit, SaleUnit::Kilogram | SaleUnit::Liter) => {
+                match Quantity::new(n, unit) {
+                    Ok(q) => q,
+                    Err(_) => {
+                        turn.say(Key::ChangeOutOfLimits);
+                        return Ok(state);
+                    }
+                }
+            }
             Err(_) => {
                 let text = turn.tf(Key::WeighedNotUnderstood, &[("examples", &super::quantity_examples(turn, unit))]);
                 turn.reply(Outbound::text(text));

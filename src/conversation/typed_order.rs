@@ -10,7 +10,8 @@ use super::buyer::BuyerState;
 use super::payload::Action;
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{Button, Outbound};
-use crate::domain::cart::{MAX_CART_LINES, line_total};
+use crate::domain::amount::{Amount, AmountError, OrderedBy, describe, describe_price, line_price};
+use crate::domain::cart::MAX_CART_LINES;
 use crate::domain::catalog::{Commodity, Offer};
 use crate::domain::free_text::ReadOrder;
 use crate::domain::money::Rupiah;
@@ -30,6 +31,10 @@ pub struct TypedLine {
     /// No amount was written: one of the commodity's unit is assumed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assumed: bool,
+    /// Ordered by money (the quantity is estimated again at whichever stall is chosen) or by
+    /// pieces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_by: Option<OrderedBy>,
 }
 
 /// Commodities one question is answered about, at most.
@@ -84,14 +89,23 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let mut lines = Vec::new();
     let mut notes = Vec::new();
     let mut not_sold = Vec::new();
+    let mut refused = Vec::new();
     for item in &read.items {
         match catalog.offers_for(&turn.market.slug, &item.commodity).first() {
-            Some(offer) => lines.push(TypedLine {
-                commodity: item.commodity.clone(),
-                offer: offer.id,
-                base: item.quantity.base(),
-                assumed: item.written.is_empty(),
-            }),
+            Some(offer) => {
+                let Some(c) = catalog.commodity(&item.commodity) else { continue };
+                match item.amount.quantity(c.unit, c.step, offer.price) {
+                    Ok(q) => lines.push(TypedLine {
+                        commodity: item.commodity.clone(),
+                        offer: offer.id,
+                        base: q.base(),
+                        assumed: item.written.is_empty(),
+                        ordered_by: item.amount.ordered_by(),
+                    }),
+                    // Less money than the smallest amount costs here.
+                    Err(e) => refused.push((format!("{} {}", item.named, item.written), e)),
+                }
+            }
             None => {
                 if let Some(c) = catalog.commodity(&item.commodity) {
                     not_sold.push(c.display_name(lang).to_string());
@@ -99,13 +113,15 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
             }
         }
     }
-    for n in &read.not_understood {
-        let why = match &n.error {
+    let not_understood = read.not_understood.iter().map(|n| (n.text.clone(), n.error.clone(), n.problem.is_some()));
+    let refused = refused.into_iter().map(|(text, e)| (text, Some(e), true));
+    for (text, error, problem) in not_understood.chain(refused) {
+        let why = match &error {
             Some(e) => why(e, turn),
-            None if n.problem.is_some() => turn.t(Key::TypedWhyAmbiguous),
+            None if problem => turn.t(Key::TypedWhyAmbiguous),
             None => String::new(),
         };
-        let text: String = n.text.chars().take(60).collect();
+        let text: String = text.chars().take(60).collect();
         notes.push(if why.is_empty() {
             turn.tf(Key::TypedPart, &[("text", &text)])
         } else {
@@ -146,17 +162,17 @@ fn show(lines: Vec<TypedLine>, extra: &str, replaces: Option<String>, turn: &mut
         match resolve(turn, line) {
             Some((offer, commodity, quantity)) => {
                 let (stall, number) = stall_of(turn, offer);
-                let amount = line_total(offer.price, quantity);
+                let amount = line_price(offer.price, quantity, line.ordered_by);
                 total = Rupiah(total.value() + amount.value());
                 text.push_str(&turn.tf(
                     Key::TypedLine,
                     &[
                         ("n", &(i + 1)),
                         ("commodity", &commodity.display_name(lang)),
-                        ("qty", &quantity.display(lang)),
+                        ("qty", &describe(quantity, line.ordered_by, false, lang)),
                         ("stall", &stall),
                         ("number", &number),
-                        ("amount", &amount),
+                        ("amount", &describe_price(amount, line.ordered_by, false)),
                     ],
                 ));
                 if line.assumed {
@@ -199,7 +215,11 @@ fn resolve<'c>(turn: &Turn<'c>, line: &TypedLine) -> Option<(&'c Offer, &'c Comm
     let catalog = turn.catalog;
     let offer = catalog.offers_for(&turn.market.slug, &line.commodity).into_iter().find(|o| o.id == line.offer)?;
     let commodity = catalog.commodity(&line.commodity)?;
-    let quantity = Quantity::new(line.base, commodity.unit).ok()?;
+    let quantity = match line.ordered_by {
+        // Money buys more or less at another stall's price.
+        Some(OrderedBy::Money(sum)) => Amount::Money(sum).quantity(commodity.unit, commodity.step, offer.price).ok()?,
+        _ => Quantity::new(line.base, commodity.unit).ok()?,
+    };
     Some((offer, commodity, quantity))
 }
 
@@ -208,15 +228,22 @@ fn stall_of(turn: &Turn<'_>, offer: &Offer) -> (String, String) {
 }
 
 /// Why an amount was refused, in a few words.
-fn why(e: &QuantityError, turn: &Turn<'_>) -> String {
+fn why(e: &AmountError, turn: &Turn<'_>) -> String {
     let lang = turn.lang;
+    let e = match e {
+        AmountError::Quantity(q) => q,
+        AmountError::BelowStep { min } => return turn.tf(Key::TypedWhyBelowStep, &[("min", min)]),
+        AmountError::MoneyTooLarge { max } => return turn.tf(Key::TypedWhyMoneyTooLarge, &[("max", max)]),
+    };
     match e {
         QuantityError::TooLarge { max } => turn.tf(Key::TypedWhyTooLarge, &[("max", &max.display(lang))]),
         QuantityError::TooSmall { min } => turn.tf(Key::TypedWhyTooSmall, &[("min", &min.display(lang))]),
         QuantityError::WrongUnit { expected, .. } | QuantityError::NotWhole { unit: expected } => {
             turn.tf(Key::TypedWhyUnit, &[("unit", &expected.label())])
         }
-        QuantityError::NotANumber | QuantityError::NotPositive => turn.t(Key::TypedWhyAmount),
+        QuantityError::NotANumber | QuantityError::NotPositive | QuantityError::LooksLikeMoney(_) => {
+            turn.t(Key::TypedWhyAmount)
+        }
     }
 }
 
@@ -250,7 +277,7 @@ pub fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Tu
                         &[
                             ("n", &(i + 1)),
                             ("commodity", &commodity.display_name(lang)),
-                            ("qty", &quantity.display(lang)),
+                            ("qty", &describe(quantity, line.ordered_by, false, lang)),
                         ],
                     ),
                     None => turn.tf(
@@ -273,7 +300,12 @@ pub fn act(state: BuyerState, action: Action, repo: &mut dyn Repo, turn: &mut Tu
                 return super::buyer::stale_press(BuyerState::ReviewingTypedOrder { review, lines }, turn);
             };
             let unit = commodity.unit.label();
-            let qty = Quantity::new(line.base, commodity.unit).map(|q| q.display(lang)).unwrap_or_default();
+            let qty = match line.ordered_by {
+                Some(OrderedBy::Money(sum)) => sum.to_string(),
+                by => {
+                    Quantity::new(line.base, commodity.unit).map(|q| describe(q, by, false, lang)).unwrap_or_default()
+                }
+            };
             let mut buttons = Vec::new();
             for offer in turn.catalog.offers_for(&turn.market.slug, &commodity.id) {
                 let (stall, _) = stall_of(turn, offer);
@@ -319,8 +351,8 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
     let mut added = Vec::new();
     let mut problems = Vec::new();
     // The cart read once: what each offer has in it so far, kept up to date as lines go in.
-    let mut in_cart: std::collections::HashMap<i64, u64> =
-        repo.cart()?.iter().map(|l| (l.offer_id, l.quantity.base())).collect();
+    let mut in_cart: std::collections::HashMap<i64, (u64, Option<OrderedBy>)> =
+        repo.cart()?.iter().map(|l| (l.offer_id, (l.quantity.base(), l.ordered_by))).collect();
     for line in lines {
         let Some((offer, commodity, quantity)) = resolve(turn, line) else {
             let why = turn.t(Key::TypedWhyClosed);
@@ -333,10 +365,15 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
             problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &turn.t(Key::CartFull))]));
             continue;
         }
-        let wanted = match Quantity::new(existing.unwrap_or(0) + quantity.base(), commodity.unit) {
+        // More of the same kind adds up as asked; mixed kinds make a plain quantity.
+        let by = match existing {
+            None => line.ordered_by,
+            Some((_, old)) => old.zip(line.ordered_by).and_then(|(a, b)| a.plus(b)),
+        };
+        let wanted = match Quantity::new(existing.map_or(0, |e| e.0) + quantity.base(), commodity.unit) {
             Ok(q) => q,
             Err(e) => {
-                let why = why(&e, turn);
+                let why = why(&e.into(), turn);
                 problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &why)]));
                 continue;
             }
@@ -349,16 +386,16 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
             problems.push(turn.tf(Key::TypedProblem, &[("commodity", &name), ("why", &why)]));
             continue;
         }
-        repo.set_cart_line(offer.id, wanted, turn.now)?;
-        in_cart.insert(offer.id, wanted.base());
+        repo.set_cart_line(offer.id, wanted, by, turn.now)?;
+        in_cart.insert(offer.id, (wanted.base(), by));
         let (stall, _) = stall_of(turn, offer);
         added.push(turn.tf(
             Key::TypedAddedLine,
             &[
                 ("commodity", &name),
-                ("qty", &quantity.display(lang)),
+                ("qty", &describe(quantity, line.ordered_by, false, lang)),
                 ("stall", &stall),
-                ("amount", &line_total(offer.price, quantity)),
+                ("amount", &describe_price(line_price(offer.price, quantity, line.ordered_by), line.ordered_by, false)),
             ],
         ));
     }

@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartLine {
     pub offer_id: i64,
+    /// Exact, or an estimate when ordered by money or pieces.
     pub quantity: Quantity,
+    /// How it was asked for when not by quantity (`brambang 5rb`, `ayam 1 ekor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_by: Option<crate::domain::amount::OrderedBy>,
 }
 
 /// Price of a quantity at a price per sale unit, rounded to the whole rupiah.

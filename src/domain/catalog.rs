@@ -6,7 +6,7 @@
 //! seed files.
 
 use crate::domain::money::Rupiah;
-use crate::domain::quantity::SaleUnit;
+use crate::domain::quantity::{PieceSize, SaleUnit};
 use crate::domain::slot::DeliverySlot;
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,9 @@ pub struct Market {
     pub kelurahan: Vec<String>,
     /// Orders the market's couriers can take in one delivery slot; a full slot is not offered.
     pub slot_capacity: u32,
+    /// How far (percent) a weighing may be from the estimate of a line ordered by the piece
+    /// before the shopper is asked to agree; within it they are only told the final price.
+    pub weigh_tolerance_percent: u32,
     /// Closed by its admins (`/pasar_tutup`), with the reason shoppers see: no orders meanwhile.
     pub closed: Option<String>,
 }
@@ -95,6 +98,10 @@ pub fn off_reference(price: Rupiah, reference: Rupiah) -> Option<i64> {
     let percent = ((p - r).abs() * 100 + r / 2) / r;
     (percent > 33).then_some(percent)
 }
+
+/// How far a weighed piece may be from its estimate, unasked, when `data/markets.toml` does
+/// not say (the weigh-and-adjust limit, 25 %, still applies beyond it).
+pub const DEFAULT_WEIGH_TOLERANCE_PERCENT: u32 = 15;
 
 /// Orders per delivery slot when `data/markets.toml` does not say.
 pub const DEFAULT_SLOT_CAPACITY: u32 = 30;
@@ -117,6 +124,25 @@ pub struct Commodity {
     pub aliases: Vec<String>,
     pub javanese: Vec<String>,
     pub reference_price: Rupiah,
+    /// The smallest sellable step, in base units (50 g for spices, 100 g for vegetables; 1 for
+    /// goods sold by the piece): estimates from money or pieces are rounded to it.
+    #[serde(default = "one")]
+    pub step: u64,
+    /// For goods sold by weight that people also order by the piece (`ayam 1 ekor`).
+    #[serde(default)]
+    pub piece: Option<PieceSize>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The step a commodity sold per `unit` has when its data names none.
+pub fn default_step(unit: SaleUnit) -> u64 {
+    match unit {
+        SaleUnit::Kilogram | SaleUnit::Liter => 100,
+        SaleUnit::Piece(_) => 1,
+    }
 }
 
 impl Commodity {
@@ -203,6 +229,7 @@ struct MarketRow {
     delivery_radius_km: f64,
     kelurahan: Vec<String>,
     slot_capacity: Option<u32>,
+    weigh_tolerance_percent: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +242,15 @@ struct CommodityRow {
     aliases: String,
     javanese: String,
     reference_price: i64,
+    #[serde(default)]
+    step: Option<u64>,
+    #[serde(default)]
+    piece: Option<String>,
+    #[serde(default)]
+    piece_grams: Option<u64>,
+    /// Where the reference price's level comes from: a key of `data/SOURCES.md`, or `estimate`.
+    #[serde(default)]
+    price_source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -320,8 +356,13 @@ fn load_markets(file: &Path, text: &str) -> Result<Vec<Market>, SeedError> {
         if !(1..=10_000).contains(&slot_capacity) {
             return Err(fail(line, "slot_capacity must be between 1 and 10000 orders".into()));
         }
+        let weigh_tolerance_percent = row.weigh_tolerance_percent.unwrap_or(DEFAULT_WEIGH_TOLERANCE_PERCENT);
+        if weigh_tolerance_percent > 25 {
+            return Err(fail(line, "weigh_tolerance_percent must be between 0 and 25 (the adjustment limit)".into()));
+        }
         markets.push(Market {
             slot_capacity,
+            weigh_tolerance_percent,
             slug: row.slug,
             code: row.code,
             name: row.name,
@@ -377,6 +418,46 @@ fn load_commodities(file: &Path, text: &str) -> Result<Vec<Commodity>, SeedError
         if row.reference_price <= 0 {
             return Err(fail(line, format!("reference_price {} must be positive", row.reference_price)));
         }
+        let by_weight = matches!(unit, SaleUnit::Kilogram | SaleUnit::Liter);
+        let step = match (row.step, by_weight) {
+            (None, _) => default_step(unit),
+            (Some(s), true) if [50, 100, 250, 500, 1000].contains(&s) && s >= unit.min_base() => s,
+            (Some(s), true) => {
+                return Err(fail(
+                    line,
+                    format!("step {s} must be one of 50, 100, 250, 500, 1000 (and at least {})", unit.min_base()),
+                ));
+            }
+            (Some(1), false) => 1,
+            (Some(s), false) => {
+                return Err(fail(line, format!("step {s}: a commodity sold per {} has no step", unit.label())));
+            }
+        };
+        let piece = match (row.piece.as_deref().map(str::trim).filter(|p| !p.is_empty()), row.piece_grams) {
+            (None, None) => None,
+            (Some(_), _) | (_, Some(_)) if !by_weight => {
+                return Err(fail(
+                    line,
+                    format!("piece and piece_grams are for goods sold by weight, not per {}", unit.label()),
+                ));
+            }
+            (Some(word), Some(grams)) => {
+                let SaleUnit::Piece(p) = word.parse::<SaleUnit>().map_err(|e| fail(line, e))? else {
+                    return Err(fail(line, format!("piece `{word}` must be a piece word (ekor, buah, biji...)")));
+                };
+                if !(1..=unit.max_base()).contains(&grams) {
+                    return Err(fail(line, format!("piece_grams {grams} is not a sensible weight")));
+                }
+                Some(PieceSize { unit: p, grams })
+            }
+            _ => return Err(fail(line, "piece and piece_grams go together".into())),
+        };
+        if let Some(source) = &row.price_source
+            && !source.is_empty()
+            && !source.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(fail(line, format!("price_source `{source}` must be a key of data/SOURCES.md or `estimate`")));
+        }
         out.push(Commodity {
             id: row.id,
             category,
@@ -386,6 +467,8 @@ fn load_commodities(file: &Path, text: &str) -> Result<Vec<Commodity>, SeedError
             aliases: words_list(&row.aliases),
             javanese: words_list(&row.javanese),
             reference_price: Rupiah(row.reference_price),
+            step,
+            piece,
         });
     }
     Ok(out)
@@ -814,6 +897,8 @@ mod tests {
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             javanese: jv.iter().map(|s| s.to_string()).collect(),
             reference_price: Rupiah(10000),
+            step: 1,
+            piece: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! allowance), amounts with the one quantity parser ([`crate::domain::quantity`]). Nothing here
 //! knows stalls or prices: the buyer conversation and `pasar parse` add those.
 
+use crate::domain::amount::{Amount, AmountError, is_money_word, parse_amount};
 use crate::domain::catalog::{Commodity, normalize};
 use crate::domain::quantity::{
     Quantity, QuantityError, SaleUnit, is_piece_word, is_unit_word, parse_number, parse_quantity, tokens,
@@ -71,7 +72,6 @@ const FILLER: &[&str] = &[
     "assalamualaikum",
     "permisi",
     "punten",
-    "sewu",
     "minta",
     "njaluk",
     "saya",
@@ -128,19 +128,78 @@ const SMALL_TALK: &[&str] = &[
     "sugeng enjing",
     "sugeng siang",
     "sugeng sonten",
+    "nyuwun sewu",
 ];
 
 /// Words that continue a number ("dua belas", "tiga puluh"): an amount followed by one that was
 /// not read with it is not understood rather than read short.
-const NUMBER_TAILS: &[&str] = &["belas", "puluh", "ratus", "ribu", "juta", "puluhan", "belasan"];
+const NUMBER_TAILS: &[&str] = &["belas", "puluh", "ratus", "atus", "juta", "puluhan", "belasan"];
+
+/// Chat abbreviations and colour words, expanded when the expansion completes a commodity's
+/// name ("bwg merah", "cbe rawit", "dg sapi", "ayam kpg", "lombok ijo"); `true` when the word
+/// alone is already that commodity's word ("tlr").
+const ABBREVIATIONS: &[(&str, &str, bool)] = &[
+    ("bwg", "bawang", false),
+    ("bw", "bawang", false),
+    ("bwng", "bawang", false),
+    ("bwang", "bawang", false),
+    ("cbe", "cabe", false),
+    ("cb", "cabe", false),
+    ("cbai", "cabai", false),
+    ("cabe", "cabai", false),
+    ("lombok", "cabai", false),
+    ("dg", "daging", false),
+    ("dgg", "daging", false),
+    ("dging", "daging", false),
+    ("dgng", "daging", false),
+    ("kpg", "kampung", false),
+    ("kmpg", "kampung", false),
+    ("kampong", "kampung", false),
+    ("tlr", "telur", true),
+    ("tlor", "telur", true),
+    ("telor", "telur", true),
+    ("ijo", "hijau", false),
+    ("ijau", "hijau", false),
+    ("abang", "merah", false),
+    ("mrh", "merah", false),
+    ("pth", "putih", false),
+    ("kcg", "kacang", false),
+    ("kc", "kacang", false),
+    ("tpg", "tepung", false),
+    ("tp", "tepung", false),
+    ("ikn", "ikan", false),
+    ("iwak", "ikan", false),
+    ("aym", "ayam", false),
+    ("ayg", "ayam", false),
+    ("mnyk", "minyak", true),
+    ("myk", "minyak", false),
+    ("grg", "goreng", false),
+    ("gl", "gula", false),
+    ("psr", "pasir", false),
+    ("brs", "beras", true),
+    ("sp", "sapi", false),
+    ("kmbg", "kembang", false),
+    ("dn", "daun", false),
+    ("godong", "daun", false),
+    ("ptk", "petik", false),
+];
+
+fn expansion(word: &str) -> Option<(&'static str, bool)> {
+    ABBREVIATIONS.iter().find(|(a, _, _)| *a == word).map(|(_, full, alone)| (*full, *alone))
+}
 
 /// One item of an order, as read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReadItem {
     /// The commodity's id.
     pub commodity: String,
+    /// The quantity: exact, or for money and pieces an estimate (money at the office's
+    /// reference price; the conversation estimates again at the stall's own price).
     #[serde(skip)]
     pub quantity: Quantity,
+    /// How it was asked: a quantity, money or pieces.
+    #[serde(skip)]
+    pub amount: Amount,
     /// The amount as written (`sekilo`, `2 papan`); empty when none was written (one of the
     /// commodity's unit is assumed).
     pub written: String,
@@ -156,7 +215,7 @@ pub struct NotUnderstood {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
     #[serde(skip)]
-    pub error: Option<QuantityError>,
+    pub error: Option<AmountError>,
 }
 
 /// What a message says.
@@ -211,9 +270,27 @@ impl FreeTextIndex {
         FreeTextIndex { terms, by_words, longest }
     }
 
-    /// The commodities these words name exactly (several when a word means two).
+    /// The commodities these words name exactly (several when a word means two), also with
+    /// chat abbreviations written out ("bwg merah", "cbe rawit", "tlr").
     fn exact(&self, words: &[&str]) -> Option<&[usize]> {
-        self.terms.get(&words.join(" ")).map(Vec::as_slice)
+        if let Some(found) = self.terms.get(&words.join(" ")) {
+            return Some(found);
+        }
+        let mut changed = false;
+        let expanded: Vec<&str> = words
+            .iter()
+            .map(|w| match expansion(w) {
+                Some((full, alone)) if words.len() > 1 || alone => {
+                    changed = true;
+                    full
+                }
+                _ => w,
+            })
+            .collect();
+        if !changed {
+            return None;
+        }
+        self.terms.get(&expanded.join(" ")).map(Vec::as_slice)
     }
 
     /// The one commodity these words name with a small typo (one letter in a word of five or
@@ -260,7 +337,11 @@ enum Kind {
 fn kind(word: &str) -> Kind {
     if FILLER.contains(&word) {
         Kind::Filler
-    } else if parse_number(word).is_some() || is_unit_word(word) {
+    } else if parse_number(word).is_some()
+        || is_unit_word(word)
+        || is_money_word(word)
+        || word.strip_prefix('-').is_some_and(|n| parse_number(n).is_some())
+    {
         Kind::Amount
     } else {
         Kind::Word
@@ -339,7 +420,7 @@ fn join_numbers(words: Vec<String>) -> Vec<String> {
             ("sebelas", ..) => (Some(11), 1),
             ("seratus", ..) => (Some(100), 1),
             (_, Some(n), Some("belas")) => (Some(10 + n), 2),
-            (_, Some(n), Some("ratus")) => (Some(100 * n), 2),
+            (_, Some(n), Some("ratus" | "atus")) => (Some(100 * n), 2),
             (_, Some(n), Some("puluh")) => match words.get(i + 2).and_then(|t| small(t)) {
                 Some(m) if m > 0 => (Some(10 * n + m), 3),
                 _ => (Some(10 * n), 2),
@@ -395,7 +476,12 @@ fn pieces(text: &str) -> Vec<String> {
 /// "1. bawang", "2) tempe", "- tahu", "• telur": the list marker goes.
 fn strip_marker(piece: &str) -> String {
     let t = piece.trim_start();
-    let t = t.trim_start_matches(['-', '•', '*', '·', '>', '–', '—', '○', '▪']);
+    // A minus sign before a number is kept: "-2 kg" is refused, not read as 2 kg.
+    let t = if t.starts_with('-') && t[1..].starts_with(|c: char| c.is_ascii_digit()) {
+        t
+    } else {
+        t.trim_start_matches(['-', '•', '*', '·', '>', '–', '—', '○', '▪'])
+    };
     let digits = t.chars().take_while(char::is_ascii_digit).count();
     if (1..=2).contains(&digits) {
         let rest = &t[digits..];
@@ -411,9 +497,17 @@ fn strip_marker(piece: &str) -> String {
 /// Keeps what can be part of a name or an amount: letters, digits, `/ , . ½`; the rest
 /// (emoji, quotes, stars) becomes a space.
 fn clean(piece: &str) -> String {
-    piece
-        .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '/' | ',' | '.' | '½' | '¼' | '¾') { c } else { ' ' })
+    let chars: Vec<char> = piece.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            // A minus sign: before a digit and not inside a word ("-2 kg", not "onde-onde").
+            let minus = c == '-'
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+                && (i == 0 || !chars[i - 1].is_alphanumeric());
+            if c.is_alphanumeric() || minus || matches!(c, '/' | ',' | '.' | '½' | '¼' | '¾') { c } else { ' ' }
+        })
         .collect()
 }
 
@@ -435,8 +529,19 @@ fn read_piece(
     mentioned: &mut Vec<usize>,
 ) {
     let words = join_numbers(tokens(&clean(piece)));
-    let words: Vec<&str> =
-        words.iter().map(|w| w.trim_matches(|c: char| matches!(c, ',' | '.'))).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = words
+        .iter()
+        .map(|w| {
+            let w = w.trim_end_matches([',', '.']);
+            // ".5" is a half.
+            if w.starts_with('.') && w[1..].starts_with(|c: char| c.is_ascii_digit()) {
+                w
+            } else {
+                w.trim_start_matches([',', '.'])
+            }
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
     let kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
     // Names, longest first (exact before a typo at each length). A name may hold a unit word
     // ("buah naga", "ayam potong", "tempe bungkus"), so spans run over amount words too, but
@@ -538,7 +643,7 @@ fn read_piece(
             out.not_understood.push(NotUnderstood {
                 text: format!("{named} {written}"),
                 problem: Some(QuantityError::NotANumber.to_string()),
-                error: Some(QuantityError::NotANumber),
+                error: Some(QuantityError::NotANumber.into()),
             });
             continue;
         }
@@ -548,8 +653,11 @@ fn read_piece(
         if !written.is_empty() {
             *explicit += 1;
         }
-        match amount_of(&written, commodity.unit) {
-            Ok(quantity) => out.items.push(ReadItem { commodity: commodity.id.clone(), quantity, written, named }),
+        match amount_of(&written, commodity) {
+            Ok(amount) => {
+                let quantity = estimate(amount, commodity);
+                out.items.push(ReadItem { commodity: commodity.id.clone(), quantity, amount, written, named })
+            }
             Err(e) => out.not_understood.push(NotUnderstood {
                 text: format!("{named} {written}").trim().to_string(),
                 problem: Some(e.to_string()),
@@ -570,23 +678,33 @@ fn read_piece(
     }
 }
 
-/// The amount as written, for a commodity sold per `unit`: none means one of the unit; a piece
-/// word counts pieces of whatever a piece commodity is sold in ("tempe 2 bungkus").
-fn amount_of(written: &str, unit: SaleUnit) -> Result<Quantity, QuantityError> {
+/// The amount as written, for a commodity: none means one of its unit; money and pieces as
+/// [`parse_amount`] reads them; a piece word counts pieces of whatever a piece commodity is
+/// sold in ("tempe 2 bungkus").
+fn amount_of(written: &str, commodity: &Commodity) -> Result<Amount, AmountError> {
+    let unit = commodity.unit;
     if written.is_empty() {
-        return Quantity::new(unit.base_per_unit(), unit);
+        return Ok(Amount::Exact(Quantity::new(unit.base_per_unit(), unit)?));
     }
-    match parse_quantity(written, unit) {
-        Err(QuantityError::WrongUnit { .. }) if matches!(unit, SaleUnit::Piece(_)) => {
+    match parse_amount(written, unit, commodity.piece) {
+        Err(AmountError::Quantity(QuantityError::WrongUnit { .. })) if matches!(unit, SaleUnit::Piece(_)) => {
             let counted: Vec<&str> = written.split_whitespace().filter(|w| !is_piece_word(w)).collect();
             if counted.len() < written.split_whitespace().count() {
-                parse_quantity(&counted.join(" "), unit)
+                Ok(Amount::Exact(parse_quantity(&counted.join(" "), unit)?))
             } else {
-                parse_quantity(written, unit)
+                parse_amount(written, unit, commodity.piece)
             }
         }
         other => other,
     }
+}
+
+/// The quantity an amount comes to before a stall is chosen: money at the reference price.
+fn estimate(amount: Amount, commodity: &Commodity) -> Quantity {
+    let unit = commodity.unit;
+    amount
+        .quantity(unit, commodity.step, commodity.reference_price)
+        .unwrap_or_else(|_| Quantity::amount(unit.min_base(), unit))
 }
 
 /// The base unit a quantity of this sale unit is counted in.
@@ -703,8 +821,8 @@ mod tests {
         let r = read(&index, &commodities, "ayam 2 kwintal, tempe 1 kg, lombok abang sekilo");
         assert!(r.items.is_empty(), "{r:?}");
         let errors: Vec<_> = r.not_understood.iter().filter_map(|n| n.error.clone()).collect();
-        assert!(matches!(errors[0], QuantityError::TooLarge { .. }), "{errors:?}");
-        assert!(matches!(errors[1], QuantityError::WrongUnit { .. }), "{errors:?}");
+        assert!(matches!(errors[0], AmountError::Quantity(QuantityError::TooLarge { .. })), "{errors:?}");
+        assert!(matches!(errors[1], AmountError::Quantity(QuantityError::WrongUnit { .. })), "{errors:?}");
         assert!(r.not_understood.iter().any(|n| n.text == "lombok abang" && n.problem.as_deref() == Some("ambiguous")));
     }
 

@@ -1,6 +1,7 @@
 //! Pure domain types and rules: money, quantities, the catalogue, carts, orders, slots,
 //! contacts. Nothing here does I/O (besides reading seed files) or knows about chat platforms.
 
+pub mod amount;
 pub mod broadcast;
 pub mod cart;
 pub mod catalog;

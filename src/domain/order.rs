@@ -368,6 +368,8 @@ pub struct NewOrderLine {
     pub quantity: Quantity,
     pub unit_price: Rupiah,
     pub total: Rupiah,
+    /// Ordered by money or pieces: the quantity is an estimate for the trader.
+    pub ordered_by: Option<crate::domain::amount::OrderedBy>,
 }
 
 /// Everything checkout collected, ready to be stored as an order with a sub-order per stall.
@@ -558,9 +560,38 @@ pub struct OrderLine {
     pub ordered_quantity: Quantity,
     pub ordered_unit_price: Rupiah,
     pub out_of_stock: bool,
+    /// Ordered by money or pieces: `ordered_quantity` was an estimate.
+    pub ordered_by: Option<crate::domain::amount::OrderedBy>,
 }
 
 impl OrderLine {
+    /// The amount as the shopper and trader read it: `1 ekor (± 1,2 kg)` before weighing,
+    /// `1 ekor, ditimbang 1,3 kg` after.
+    pub fn describe(&self, lang: crate::text::Lang) -> String {
+        crate::domain::amount::describe(self.quantity, self.ordered_by, self.quantity != self.ordered_quantity, lang)
+    }
+
+    /// What was ordered, as the shopper asked for it.
+    pub fn describe_ordered(&self, lang: crate::text::Lang) -> String {
+        crate::domain::amount::describe(self.ordered_quantity, self.ordered_by, false, lang)
+    }
+
+    /// The line's price, with `±` while it is an estimate.
+    pub fn describe_total(&self) -> String {
+        crate::domain::amount::describe_price(self.total, self.ordered_by, self.quantity != self.ordered_quantity)
+    }
+
+    /// A weighing of a line ordered by the piece close enough to its estimate (within
+    /// `tolerance_percent`) that the shopper is only told the price, not asked.
+    pub fn weighed_within(&self, tolerance_percent: u64) -> bool {
+        let by_piece = matches!(self.ordered_by, Some(crate::domain::amount::OrderedBy::Pieces { .. }));
+        let (from, to) = (self.ordered_quantity.base(), self.quantity.base());
+        by_piece
+            && !self.out_of_stock
+            && self.unit_price == self.ordered_unit_price
+            && from.abs_diff(to) * 100 <= from * tolerance_percent
+    }
+
     /// The trader changed it after weighing (or has none).
     pub fn changed(&self) -> bool {
         self.out_of_stock || self.quantity != self.ordered_quantity || self.unit_price != self.ordered_unit_price

@@ -69,6 +69,16 @@ impl PieceUnit {
     }
 }
 
+/// How a commodity sold by weight is counted when a shopper orders it by the piece (`ayam 1
+/// ekor`): its piece word and the average weight of one piece, for the estimate the trader
+/// weighs later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PieceSize {
+    pub unit: PieceUnit,
+    /// Grams (or millilitres) of an average piece.
+    pub grams: u64,
+}
+
 /// The unit a commodity's price is quoted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SaleUnit {
@@ -226,6 +236,10 @@ pub enum QuantityError {
     WrongUnit { given: String, expected: SaleUnit },
     #[error("{} is sold in whole pieces", unit.label())]
     NotWhole { unit: SaleUnit },
+    /// A bare number of a thousand or more: rupiah, not an amount of the unit (`brambang
+    /// 5000`). The reader of orders takes it as money; where only a quantity fits it is refused.
+    #[error("{0} looks like rupiah, not an amount")]
+    LooksLikeMoney(u64),
 }
 
 /// What a unit word measures.
@@ -250,6 +264,17 @@ pub fn is_unit_word(word: &str) -> bool {
     unit_word(word).is_some()
 }
 
+/// What a piece word counts: `Some(None)` for a word that fits any piece (`biji`, `buah`,
+/// `pcs`), `Some(Some(unit))` for a particular one (`ekor`, `sisir`, `iket`), `None` for a word
+/// that is not a piece word.
+pub fn piece_word(word: &str) -> Option<Option<PieceUnit>> {
+    match unit_word(word)? {
+        UnitWord::AnyPiece => Some(None),
+        UnitWord::Piece(p) => Some(Some(p)),
+        _ => None,
+    }
+}
+
 /// Whether a word counts pieces (`biji`, `papan`, `bungkus`...), of whatever piece unit.
 pub fn is_piece_word(word: &str) -> bool {
     matches!(unit_word(word), Some(UnitWord::AnyPiece | UnitWord::Piece(_)))
@@ -257,13 +282,13 @@ pub fn is_piece_word(word: &str) -> bool {
 
 fn unit_word(word: &str) -> Option<UnitWord> {
     Some(match word {
-        "kg" | "kilo" | "kilogram" | "kgs" | "kilogr" | "kilogramm" => UnitWord::Mass(1000),
+        "kg" | "kilo" | "kilogram" | "kgs" | "kilogr" | "kilogramm" | "kiloan" | "kl" => UnitWord::Mass(1000),
         "g" | "gr" | "gram" | "grm" | "grs" | "gramm" => UnitWord::Mass(1),
-        "ons" | "on" => UnitWord::Mass(100),
+        "ons" | "on" | "onz" => UnitWord::Mass(100),
         "l" | "liter" | "litre" | "ltr" | "lt" => UnitWord::Volume(1000),
         "ml" | "mili" | "mililiter" | "cc" => UnitWord::Volume(1),
         "biji" | "bj" | "buah" | "bh" | "pcs" | "pc" | "piece" | "pieces" => UnitWord::AnyPiece,
-        "lusin" => UnitWord::Dozen,
+        "lusin" | "losin" => UnitWord::Dozen,
         "kwintal" | "kuintal" | "ton" | "kw" => UnitWord::Wholesale,
         "btr" | "butir" => UnitWord::Piece(PieceUnit::Butir),
         "pack" | "pak" => UnitWord::Piece(PieceUnit::Pak),
@@ -272,6 +297,9 @@ fn unit_word(word: &str) -> Option<UnitWord> {
         "lbr" | "lembar" => UnitWord::Piece(PieceUnit::Lembar),
         "btl" | "botol" => UnitWord::Piece(PieceUnit::Botol),
         "kotak" | "box" => UnitWord::Piece(PieceUnit::Kotak),
+        "iket" | "ikt" | "unting" => UnitWord::Piece(PieceUnit::Ikat),
+        "ekr" => UnitWord::Piece(PieceUnit::Ekor),
+        "tongkol" | "glundung" => UnitWord::AnyPiece,
         other => {
             return PieceUnit::ALL.iter().find(|p| p.name() == other).map(|p| UnitWord::Piece(*p));
         }
@@ -314,6 +342,29 @@ pub fn number_word(word: &str) -> Option<Ratio> {
         "delapan" | "wolu" | "eight" => 8,
         "sembilan" | "songo" | "nine" => 9,
         "sepuluh" | "ten" => 10,
+        // Javanese: the teens, and the forms used before a unit or a tens word ("rong kilo",
+        // "limang ons", "telung puluh"). "sak" (one) only before a unit: see `tokens`.
+        "sewelas" => 11,
+        "rolas" => 12,
+        "telulas" => 13,
+        "patbelas" => 14,
+        "limolas" | "limalas" => 15,
+        "nembelas" => 16,
+        "pitulas" => 17,
+        "wolulas" => 18,
+        "sangalas" => 19,
+        "selawe" => 25,
+        "seket" => 50,
+        "satus" => 100,
+        "sewu" => 1000,
+        "rong" => 2,
+        "telung" => 3,
+        "patang" => 4,
+        "limang" => 5,
+        "nem" => 6,
+        "pitung" => 7,
+        "wolung" => 8,
+        "sangang" => 9,
         "setengah" | "separo" | "separuh" | "half" => return Some(Ratio { num: 1, den: 2 }),
         "seperempat" | "seprapat" | "quarter" => return Some(Ratio { num: 1, den: 4 }),
         _ => return None,
@@ -389,14 +440,24 @@ pub fn tokens(input: &str) -> Vec<String> {
         spaced.push(ch);
         prev = Some(ch);
     }
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for word in spaced.split_whitespace() {
-        let word = word.trim_matches(|c: char| matches!(c, '.' | '!' | '?' | ';' | ':'));
+        // ".5" is a half; any other leading or trailing dot is punctuation.
+        let decimal = word.starts_with('.') && word[1..].starts_with(|c: char| c.is_ascii_digit());
+        let word = word.trim_end_matches(|c: char| matches!(c, '.' | '!' | '?' | ';' | ':'));
+        let word =
+            if decimal { word } else { word.trim_start_matches(|c: char| matches!(c, '.' | '!' | '?' | ';' | ':')) };
         if word.is_empty() {
             continue;
         }
+        // "sak ons", "sak kilo": Javanese "one" before a unit ("sak" alone is a sack, or "as
+        // much as").
+        if out.last().is_some_and(|w| w == "sak") && unit_word(word).is_some() {
+            out.pop();
+            out.push("1".to_string());
+        }
         // "sekilo", "seons", "seikat", "selusin": "se-" means one.
-        if let Some(rest) = word.strip_prefix("se")
+        if let Some(rest) = word.strip_prefix("sak").or_else(|| word.strip_prefix("se"))
             && number_word(word).is_none()
             && unit_word(rest).is_some()
         {
@@ -476,6 +537,17 @@ pub fn parse_quantity(input: &str, unit: SaleUnit) -> Result<Quantity, QuantityE
     }
     if amount.is_zero() {
         return Err(QuantityError::NotPositive);
+    }
+    // A bare whole number: a thousand or more is rupiah ("brambang 5000"); for goods sold by
+    // weight or volume, 100 to 999 is grams or millilitres ("brambang 500"), less is the unit.
+    if word.is_none() && amount.den == 1 {
+        let n = amount.num;
+        if n >= 1000 {
+            return Err(QuantityError::LooksLikeMoney(n));
+        }
+        if n >= 100 && matches!(unit, SaleUnit::Kilogram | SaleUnit::Liter) {
+            return Quantity::new(n, unit);
+        }
     }
     // Base units per one of the written unit.
     let per: u64 = match (word, unit) {

@@ -3,7 +3,7 @@
 use super::{Store, StoreError, StoreResult};
 use crate::domain::catalog::{Catalog, Category, Commodity, CommodityPhoto, Market, Offer, SeedData, Stall};
 use crate::domain::money::Rupiah;
-use crate::domain::quantity::SaleUnit;
+use crate::domain::quantity::{PieceSize, SaleUnit};
 use crate::domain::slot::DeliverySlot;
 use chrono::NaiveTime;
 use rusqlite::{OptionalExtension, params};
@@ -45,8 +45,8 @@ impl Store {
             for m in &seed.markets {
                 let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
                 tx.execute(
-                    "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, weigh_tolerance_percent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         m.slug,
                         m.code,
@@ -60,6 +60,7 @@ impl Store {
                         m.delivery_radius_km,
                         m.kelurahan.join("|"),
                         m.slot_capacity,
+                        m.weigh_tolerance_percent,
                     ],
                 )?;
             }
@@ -83,6 +84,125 @@ impl Store {
         })
     }
 
+    /// Brings what is new in the seed data into a database already running (`pasar seed
+    /// --update`), in one transaction: new markets, new commodities, the market words, steps
+    /// and piece sizes of every commodity, new stalls with their price lists, and offers of
+    /// commodities new to the catalogue. It never touches orders, carts, registered traders,
+    /// a stall that exists (its name, closing, prices and stock belong to its trader and
+    /// admins), an offer that exists or was removed, nor a commodity's unit. Running it twice
+    /// changes nothing the second time.
+    pub fn update_catalog(&mut self, seed: &SeedData) -> StoreResult<CatalogUpdate> {
+        self.write(|tx| {
+            let mut report = CatalogUpdate::default();
+            for m in &seed.markets {
+                let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
+                report.markets += tx.execute(
+                    "INSERT OR IGNORE INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, weigh_tolerance_percent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![
+                        m.slug,
+                        m.code,
+                        m.name,
+                        m.address,
+                        m.opens.format("%H:%M").to_string(),
+                        m.closes.format("%H:%M").to_string(),
+                        slots.join(","),
+                        m.lat,
+                        m.lon,
+                        m.delivery_radius_km,
+                        m.kelurahan.join("|"),
+                        m.slot_capacity,
+                        m.weigh_tolerance_percent,
+                    ],
+                )?;
+            }
+            let mut new_commodities = std::collections::HashSet::new();
+            for c in &seed.commodities {
+                let existing: Option<(String, String, String)> = tx
+                    .query_row("SELECT unit, aliases, javanese FROM commodities WHERE id = ?1", [&c.id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                let Some((unit, aliases, javanese)) = existing else {
+                    insert_commodity(tx, c)?;
+                    new_commodities.insert(c.id.as_str());
+                    report.commodities_added += 1;
+                    continue;
+                };
+                // Words are added to what admins may have given it, never taken away.
+                let merged = |stored: &str, seeded: &[String]| {
+                    let mut words: Vec<String> =
+                        stored.split('|').filter(|w| !w.is_empty()).map(String::from).collect();
+                    for w in seeded {
+                        if !words.contains(w) {
+                            words.push(w.clone());
+                        }
+                    }
+                    words.join("|")
+                };
+                let (aliases, javanese) = (merged(&aliases, &c.aliases), merged(&javanese, &c.javanese));
+                // A piece size is for goods sold by weight, as the database sells them.
+                let by_weight = matches!(unit.parse::<SaleUnit>(), Ok(SaleUnit::Kilogram | SaleUnit::Liter));
+                let same_unit = unit == c.unit.label();
+                let piece = c.piece.filter(|_| by_weight && same_unit);
+                let step = if same_unit { c.step } else { crate::domain::catalog::default_step(c.unit) };
+                report.commodities_updated += tx
+                    .prepare_cached(
+                        "UPDATE commodities SET name_en = ?2, aliases = ?3, javanese = ?4, reference_price = ?5,
+                                step = ?6, piece = ?7, piece_grams = ?8
+                         WHERE id = ?1 AND (name_en, aliases, javanese, reference_price, step, piece, piece_grams)
+                               IS NOT (?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        c.id,
+                        c.name_en,
+                        aliases,
+                        javanese,
+                        c.reference_price.value(),
+                        step,
+                        piece.map(|p| p.unit.name()),
+                        piece.map(|p| p.grams),
+                    ])?;
+            }
+            for s in &seed.stalls {
+                let existing: Option<i64> = tx
+                    .query_row(
+                        "SELECT id FROM stalls WHERE market = ?1 AND number = ?2",
+                        params![s.market, s.number],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let (stall_id, new_stall) = match existing {
+                    Some(id) => (id, false),
+                    None => {
+                        tx.execute(
+                            "INSERT INTO stalls (market, number, name, trader) VALUES (?1, ?2, ?3, ?4)",
+                            params![s.market, s.number, s.name, s.trader],
+                        )?;
+                        report.stalls_added += 1;
+                        (tx.last_insert_rowid(), true)
+                    }
+                };
+                for (commodity, price) in &s.prices {
+                    if !new_stall && !new_commodities.contains(commodity.as_str()) {
+                        continue;
+                    }
+                    report.offers_added += tx.execute(
+                        "INSERT OR IGNORE INTO offers (stall_id, commodity_id, price) VALUES (?1, ?2, ?3)",
+                        params![stall_id, commodity, price.value()],
+                    )?;
+                }
+            }
+            if report.changed() {
+                tx.execute(
+                    "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'",
+                    [],
+                )?;
+            }
+            Ok::<_, StoreError>(report)
+        })
+    }
+
     /// Reads the whole catalogue into memory.
     /// `today` (local) decides which stalls are closed.
     pub fn load_catalog(&self, today: chrono::NaiveDate) -> StoreResult<Catalog> {
@@ -90,7 +210,7 @@ impl Store {
         let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("{what}: {e}"));
         let mut markets = Vec::new();
         let mut stmt = conn.prepare(
-            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, closed_reason FROM markets ORDER BY rowid",
+            "SELECT slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, closed_reason, weigh_tolerance_percent FROM markets ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -107,11 +227,26 @@ impl Store {
                 r.get::<_, String>(10)?,
                 r.get::<_, u32>(11)?,
                 r.get::<_, Option<String>>(12)?,
+                r.get::<_, u32>(13)?,
             ))
         })?;
         for row in rows {
-            let (slug, code, name, address, opens, closes, slots, lat, lon, radius, kelurahan, slot_capacity, closed) =
-                row?;
+            let (
+                slug,
+                code,
+                name,
+                address,
+                opens,
+                closes,
+                slots,
+                lat,
+                lon,
+                radius,
+                kelurahan,
+                slot_capacity,
+                closed,
+                weigh_tolerance_percent,
+            ) = row?;
             let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| corrupt(&slug, e.to_string()));
             let slots = slots
                 .split(',')
@@ -131,12 +266,13 @@ impl Store {
                 delivery_radius_km: radius,
                 kelurahan: kelurahan.split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
                 slot_capacity,
+                weigh_tolerance_percent,
                 closed,
             });
         }
         let mut commodities = Vec::new();
         let mut stmt = conn.prepare(
-            "SELECT id, category, name, name_en, unit, aliases, javanese, reference_price FROM commodities ORDER BY rowid",
+            "SELECT id, category, name, name_en, unit, aliases, javanese, reference_price, step, piece, piece_grams FROM commodities ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -148,12 +284,24 @@ impl Store {
                 r.get::<_, String>(5)?,
                 r.get::<_, String>(6)?,
                 r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<i64>>(10)?,
             ))
         })?;
         let list = |s: &str| s.split('|').filter(|w| !w.is_empty()).map(String::from).collect::<Vec<_>>();
         for row in rows {
-            let (id, category, name, name_en, unit, aliases, javanese, price) = row?;
+            let (id, category, name, name_en, unit, aliases, javanese, price, step, piece, piece_grams) = row?;
+            let piece = match (piece, piece_grams) {
+                (Some(word), Some(grams)) => match word.parse::<SaleUnit>() {
+                    Ok(SaleUnit::Piece(unit)) => Some(PieceSize { unit, grams: u64::try_from(grams).unwrap_or(0) }),
+                    _ => return Err(corrupt(&id, format!("piece `{word}`"))),
+                },
+                _ => None,
+            };
             commodities.push(Commodity {
+                step: u64::try_from(step).unwrap_or(1).max(1),
+                piece,
                 category: category.parse::<Category>().map_err(|e| corrupt(&id, e))?,
                 unit: unit.parse::<SaleUnit>().map_err(|e| corrupt(&id, e))?,
                 id,
@@ -202,11 +350,28 @@ impl Store {
     }
 }
 
+/// What `pasar seed --update` brought into a database.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogUpdate {
+    pub markets: usize,
+    pub commodities_added: usize,
+    /// Existing commodities whose words, step, piece size or reference price changed.
+    pub commodities_updated: usize,
+    pub stalls_added: usize,
+    pub offers_added: usize,
+}
+
+impl CatalogUpdate {
+    pub fn changed(&self) -> bool {
+        *self != CatalogUpdate::default()
+    }
+}
+
 /// Adds a commodity to the city's catalogue (seeding, or an admin's `/komoditas_tambah`).
 pub(super) fn insert_commodity(conn: &rusqlite::Connection, c: &Commodity) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO commodities (id, category, name, name_en, unit, aliases, javanese, reference_price, step, piece, piece_grams)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         c.id,
@@ -217,6 +382,9 @@ pub(super) fn insert_commodity(conn: &rusqlite::Connection, c: &Commodity) -> ru
         c.aliases.join("|"),
         c.javanese.join("|"),
         c.reference_price.value(),
+        c.step,
+        c.piece.map(|p| p.unit.name()),
+        c.piece.map(|p| p.grams),
     ])?;
     Ok(())
 }

@@ -79,7 +79,7 @@ impl RepoTx<'_> {
     fn lines_of(&self, sub_id: i64) -> RepoResult<Vec<OrderLine>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT id, offer_id, commodity_id, commodity_name, quantity, unit_price, total, ordered_quantity,
-                    ordered_unit_price, out_of_stock
+                    ordered_unit_price, out_of_stock, ordered_by
              FROM order_lines WHERE sub_order_id = ?1 ORDER BY id",
         )?;
         let rows = stmt
@@ -95,11 +95,12 @@ impl RepoTx<'_> {
                     r.get::<_, String>(7)?,
                     r.get::<_, i64>(8)?,
                     r.get::<_, i64>(9)?,
+                    r.get::<_, Option<String>>(10)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut lines = Vec::with_capacity(rows.len());
-        for (id, offer_id, commodity_id, commodity_name, q, price, total, oq, oprice, oos) in rows {
+        for (id, offer_id, commodity_id, commodity_name, q, price, total, oq, oprice, oos, by) in rows {
             lines.push(OrderLine {
                 id,
                 offer_id,
@@ -111,6 +112,7 @@ impl RepoTx<'_> {
                 ordered_quantity: serde_json::from_str::<Quantity>(&oq)?,
                 ordered_unit_price: Rupiah(oprice),
                 out_of_stock: oos != 0,
+                ordered_by: by.map(|b| serde_json::from_str(&b)).transpose()?,
             });
         }
         Ok(lines)

@@ -578,4 +578,19 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX outbox_sent_by_chat ON outbox (market, channel, recipient, id) WHERE status = 'sent';
     "#,
+    // 19: the market's words. A commodity's sellable step (estimates from money round to it)
+    // and, for goods sold by weight, the piece people order them by with its average weight
+    // (`ayam 1 ekor`). A cart or order line remembers how it was asked for (`brambang 5rb`:
+    // the price is the sum; `ayam 1 ekor`: an estimate until weighed) as serde JSON of
+    // `OrderedBy`, NULL for a plain quantity. Markets say how far a weighing may stray from a
+    // piece estimate before the shopper is asked.
+    r#"
+    ALTER TABLE commodities ADD COLUMN step INTEGER NOT NULL DEFAULT 1;
+    UPDATE commodities SET step = 100 WHERE unit IN ('kg', 'liter');
+    ALTER TABLE commodities ADD COLUMN piece TEXT;
+    ALTER TABLE commodities ADD COLUMN piece_grams INTEGER;
+    ALTER TABLE cart_lines ADD COLUMN ordered_by TEXT;
+    ALTER TABLE order_lines ADD COLUMN ordered_by TEXT;
+    ALTER TABLE markets ADD COLUMN weigh_tolerance_percent INTEGER NOT NULL DEFAULT 15;
+    "#,
 ];

@@ -20,6 +20,7 @@ mod report;
 mod shopper;
 
 pub use admin::BackupRequest;
+pub use catalog::CatalogUpdate;
 pub use conversations::{RoleStates, load_state, load_states, save_state, user_lang};
 pub use delivery::VendorRequest;
 pub use export::{EXPORT_COLUMNS, PURGED, PurgeReport};

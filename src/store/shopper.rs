@@ -162,15 +162,16 @@ impl ShopperRepo for RepoTx<'_> {
 
     fn cart(&mut self) -> RepoResult<Vec<CartLine>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT offer_id, quantity FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 ORDER BY seq",
+            "SELECT offer_id, quantity, ordered_by FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3 ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![self.market, self.channel(), self.user.id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (offer_id, q) = row?;
-            out.push(CartLine { offer_id, quantity: serde_json::from_str(&q)? });
+            let (offer_id, q, by) = row?;
+            let ordered_by = by.map(|b| serde_json::from_str(&b)).transpose()?;
+            out.push(CartLine { offer_id, quantity: serde_json::from_str(&q)?, ordered_by });
         }
         Ok(out)
     }
@@ -179,18 +180,20 @@ impl ShopperRepo for RepoTx<'_> {
         &mut self,
         offer_id: i64,
         quantity: crate::domain::quantity::Quantity,
+        ordered_by: Option<crate::domain::amount::OrderedBy>,
         now: DateTime<Utc>,
     ) -> RepoResult<()> {
         let q = serde_json::to_string(&quantity)?;
+        let by = ordered_by.map(|b| serde_json::to_string(&b)).transpose()?;
         self.tx
             .prepare_cached(
-                "INSERT INTO cart_lines (market, channel, user_id, offer_id, quantity, seq, added_at)
+                "INSERT INTO cart_lines (market, channel, user_id, offer_id, quantity, seq, added_at, ordered_by)
                  VALUES (?1, ?2, ?3, ?4, ?5,
                          (SELECT COALESCE(MAX(seq), 0) + 1 FROM cart_lines WHERE market = ?1 AND channel = ?2 AND user_id = ?3),
-                         ?6)
-                 ON CONFLICT (market, channel, user_id, offer_id) DO UPDATE SET quantity = excluded.quantity",
+                         ?6, ?7)
+                 ON CONFLICT (market, channel, user_id, offer_id) DO UPDATE SET quantity = excluded.quantity, ordered_by = excluded.ordered_by",
             )?
-            .execute(params![self.market, self.channel(), self.user.id, offer_id, q, ts(now)])?;
+            .execute(params![self.market, self.channel(), self.user.id, offer_id, q, ts(now), by])?;
         Ok(())
     }
 
@@ -294,8 +297,8 @@ impl ShopperRepo for RepoTx<'_> {
                 self.tx
                     .prepare_cached(
                         "INSERT INTO order_lines (sub_order_id, offer_id, commodity_id, commodity_name, quantity, quantity_base,
-                                                  unit_price, total, ordered_quantity, ordered_unit_price)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?5, ?7)",
+                                                  unit_price, total, ordered_quantity, ordered_unit_price, ordered_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?5, ?7, ?9)",
                     )?
                     .execute(params![
                         sub_id,
@@ -306,6 +309,7 @@ impl ShopperRepo for RepoTx<'_> {
                         l.quantity.base() as i64,
                         l.unit_price.value(),
                         l.total.value(),
+                        l.ordered_by.map(|b| serde_json::to_string(&b)).transpose()?,
                     ])?;
             }
         }
