@@ -45,4 +45,20 @@ fn main() {
     println!("  mean {mean:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {slowest:.1} µs", at(0.5), at(0.99));
     println!("  slowest: {:?}", which.chars().take(80).collect::<String>());
     println!("  throughput: {:.0} messages/s on one core", (n * rounds) as f64 / total);
+    // What a shopper's word costs the bot before a reply: reading it as an order, then the
+    // search (a word that matches nothing must not be the slow path).
+    println!("one word, read as an order and searched in Pasar Blimbing ({} rounds each):", rounds * 50);
+    for word in ["kangkung", "halo", "assalamualaikum", "brambang 5rb", "sabun colek"] {
+        let t = Instant::now();
+        for _ in 0..rounds * 50 {
+            std::hint::black_box(catalog.read_order(std::hint::black_box(word)));
+        }
+        let read = t.elapsed().as_secs_f64() * 1e6 / (rounds * 50) as f64;
+        let t = Instant::now();
+        for _ in 0..rounds * 50 {
+            std::hint::black_box(catalog.search("blimbing", std::hint::black_box(word)));
+        }
+        let search = t.elapsed().as_secs_f64() * 1e6 / (rounds * 50) as f64;
+        println!("  {word:>16}: read {read:.1} µs, search {search:.1} µs");
+    }
 }

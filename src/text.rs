@@ -111,6 +111,8 @@ keys! {
     QtyWrongUnit => "qty_wrong_unit",
     QtyNotWhole => "qty_not_whole",
     QtyBelowStep => "qty_below_step",
+    SearchNotSoldHere => "search_not_sold_here",
+    SearchSoldElsewhere => "search_sold_elsewhere",
     QtyMoneyTooLarge => "qty_money_too_large",
     AddedToCart => "added_to_cart",
     AddedMore => "added_more",

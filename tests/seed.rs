@@ -59,7 +59,7 @@ fn seeded_store_finds_market_words() {
     let catalog: Catalog = store.load_catalog(chrono::NaiveDate::MIN).expect("catalog");
     let ids = |q: &str| match catalog.search("blimbing", q) {
         SearchResult::Found(v) => v.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        SearchResult::NotFound { .. } => Vec::new(),
+        SearchResult::NotFound { .. } | SearchResult::NotSoldHere(_) => Vec::new(),
     };
     assert_eq!(ids("brambang").first().map(String::as_str), Some("bawang-merah"));
     assert!(ids("lombok").contains(&"cabai-rawit".to_string()));

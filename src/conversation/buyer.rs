@@ -945,6 +945,34 @@ pub(super) fn search(query: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> R
             turn.reply(Outbound::with_buttons(text, buttons));
             Ok(BuyerState::MainMenu)
         }
+        SearchResult::NotSoldHere(known) => {
+            let lang = turn.lang;
+            let lines: Vec<String> = known
+                .iter()
+                .map(|(c, markets)| {
+                    let names: Vec<&str> = markets.iter().map(|m| m.name.as_str()).collect();
+                    let elsewhere = if names.is_empty() {
+                        String::new()
+                    } else {
+                        turn.tf(Key::SearchSoldElsewhere, &[("markets", &names.join(", "))])
+                    };
+                    turn.tf(
+                        Key::SearchNotSoldHere,
+                        &[
+                            ("commodity", &c.display_name(lang)),
+                            ("market", &turn.market.name),
+                            ("elsewhere", &elsewhere),
+                        ],
+                    )
+                })
+                .collect();
+            let buttons = vec![
+                turn.button(Key::BtnShop, Action::Shop.encode()),
+                turn.button(Key::BtnMenu, Action::Menu.encode()),
+            ];
+            turn.reply(Outbound::with_buttons(lines.join("\n"), buttons));
+            Ok(BuyerState::ReceiveSearch)
+        }
         SearchResult::NotFound { suggestions } if suggestions.is_empty() => {
             let text = turn.tf(Key::SearchNotFound, &[("query", &query)]);
             let buttons = vec![

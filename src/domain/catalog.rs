@@ -546,6 +546,10 @@ pub struct Catalog {
     /// market -> category -> commodity indexes sold there, by name.
     shelves: HashMap<String, HashMap<Category, Vec<usize>>>,
     search_terms: Vec<SearchTerm>,
+    /// Every word of the search terms, indexed for typos.
+    near_words: crate::domain::near::NearWords,
+    /// A word -> the search terms that hold it.
+    terms_by_word: std::collections::BTreeMap<String, Vec<usize>>,
     /// (market, commodity, channel) -> the platform's reference to the commodity's picture
     /// (a Telegram file id of that market's bot), set by an admin with `/foto`.
     photos: HashMap<(String, String, String), String>,
@@ -574,7 +578,11 @@ struct SearchTerm {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SearchResult<'a> {
     Found(Vec<&'a Commodity>),
-    /// Nothing matched; these are the closest names, for "did you mean...".
+    /// Known goods, but no open stall here sells them ("Santan belum dijual di Pasar
+    /// Blimbing"): the commodities, each with the markets that do sell it.
+    NotSoldHere(Vec<(&'a Commodity, Vec<&'a Market>)>),
+    /// Nothing matched; these are the close names, for "did you mean..." (none when nothing is
+    /// close: a greeting or chatter gets no product suggestions).
     NotFound {
         suggestions: Vec<&'a Commodity>,
     },
@@ -646,7 +654,19 @@ impl Catalog {
             }
         }
         let free_text = crate::domain::free_text::FreeTextIndex::new(&commodities);
+        let mut terms_by_word: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+        for (t, term) in search_terms.iter().enumerate() {
+            for (w, _) in &term.words {
+                let list = terms_by_word.entry(w.clone()).or_default();
+                if list.last() != Some(&t) {
+                    list.push(t);
+                }
+            }
+        }
+        let near_words = crate::domain::near::NearWords::new(terms_by_word.keys().map(String::as_str));
         Catalog {
+            near_words,
+            terms_by_word,
             markets,
             commodities,
             commodity_index,
@@ -762,22 +782,55 @@ impl Catalog {
         if !found.is_empty() {
             return SearchResult::Found(found.into_iter().map(|(_, c)| c).take(12).collect());
         }
-        let mut similar: Vec<(f64, &Commodity)> = Vec::new();
-        for term in &self.search_terms {
-            let c = &self.commodities[term.commodity];
-            if !allowed(c) {
-                continue;
+        // Known goods this market does not sell: said plainly, with where they are sold.
+        let elsewhere = self.ranked(&q, &|_| true);
+        if elsewhere.first().is_some_and(|(score, _)| *score >= 80) {
+            let top = elsewhere[0].0;
+            let known = elsewhere
+                .into_iter()
+                .filter(|(s, _)| *s == top)
+                .take(3)
+                .map(|(_, c)| (c, self.markets.iter().filter(|m| self.sold_in(&m.slug, &c.id)).collect()))
+                .collect();
+            return SearchResult::NotSoldHere(known);
+        }
+        SearchResult::NotFound { suggestions: self.close_names(&q, &allowed) }
+    }
+
+    /// Commodities with a name close to the query, for "did you mean": a name's word within two
+    /// typos of a query word of five letters or more (one for four letters), or a query word
+    /// that starts with a name's word ("tomatoes"); at most three, closest first.
+    fn close_names(&self, q: &str, allowed: &dyn Fn(&Commodity) -> bool) -> Vec<&Commodity> {
+        let mut best: HashMap<usize, usize> = HashMap::new();
+        for qw in q.split(' ') {
+            let len = qw.chars().count();
+            let distance = match len {
+                0..=3 => continue,
+                4 => 1,
+                _ => 2,
+            };
+            let mut close: Vec<(&str, usize)> = self.near_words.within(qw, distance);
+            // "tomatoes": a name's word that the query word starts with.
+            for end in (4..len).rev() {
+                let prefix: String = qw.chars().take(end).collect();
+                if self.terms_by_word.contains_key(&prefix) {
+                    close.push((self.terms_by_word.get_key_value(&prefix).map_or("", |(k, _)| k.as_str()), len - end));
+                    break;
+                }
             }
-            let sim = strsim::jaro_winkler(&q, &term.text);
-            if sim >= 0.72 {
-                match similar.iter_mut().find(|(_, s)| s.id == c.id) {
-                    Some(entry) => entry.0 = entry.0.max(sim),
-                    None => similar.push((sim, c)),
+            for (word, d) in close {
+                for t in self.terms_by_word.get(word).into_iter().flatten() {
+                    let c = self.search_terms[*t].commodity;
+                    if allowed(&self.commodities[c]) {
+                        let e = best.entry(c).or_insert(usize::MAX);
+                        *e = (*e).min(d);
+                    }
                 }
             }
         }
-        similar.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
-        SearchResult::NotFound { suggestions: similar.into_iter().map(|(_, c)| c).take(3).collect() }
+        let mut found: Vec<(usize, &Commodity)> = best.into_iter().map(|(c, d)| (d, &self.commodities[c])).collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
+        found.into_iter().map(|(_, c)| c).take(3).collect()
     }
 
     /// The one commodity a name means, in the whole catalogue (for traders naming what they
@@ -799,7 +852,27 @@ impl Catalog {
     fn ranked(&self, q: &str, allowed: &dyn Fn(&Commodity) -> bool) -> Vec<(u32, &Commodity)> {
         let q_words: Vec<(&str, usize)> = q.split(' ').map(|w| (w, w.chars().count())).collect();
         let mut best: HashMap<usize, u32> = HashMap::new();
-        for term in &self.search_terms {
+        // Only terms with a word that each query word starts (or is, under three letters) can
+        // match whole words: found in the sorted word list, not by a scan.
+        let mut candidates: Option<Vec<usize>> = None;
+        for (qw, qlen) in &q_words {
+            let mut terms: Vec<usize> = if *qlen >= 3 {
+                self.terms_by_word
+                    .range::<str, _>((std::ops::Bound::Included(*qw), std::ops::Bound::Unbounded))
+                    .take_while(|(w, _)| w.starts_with(qw))
+                    .flat_map(|(_, ts)| ts.iter().copied())
+                    .collect()
+            } else {
+                self.terms_by_word.get(*qw).cloned().unwrap_or_default()
+            };
+            terms.sort_unstable();
+            terms.dedup();
+            candidates = Some(match candidates {
+                None => terms,
+                Some(before) => before.into_iter().filter(|t| terms.binary_search(t).is_ok()).collect(),
+            });
+        }
+        for term in candidates.unwrap_or_default().into_iter().map(|t| &self.search_terms[t]) {
             if !allowed(&self.commodities[term.commodity]) {
                 continue;
             }
@@ -809,9 +882,30 @@ impl Catalog {
                 *e = (*e).max(score);
             }
         }
-        // Typo matches only matter when nothing matched exactly.
+        // Typo matches only matter when nothing matched exactly. Only the terms holding a word
+        // near each query word can score (found through the index, not by a scan).
         if !best.values().any(|s| *s == 100) {
-            for term in &self.search_terms {
+            let mut candidates: Option<Vec<usize>> = None;
+            for (qw, qlen) in &q_words {
+                let allowed_edits = match qlen {
+                    0..=3 => 0,
+                    4..=6 => 1,
+                    _ => 2,
+                };
+                let mut terms: Vec<usize> = self
+                    .near_words
+                    .within(qw, allowed_edits)
+                    .into_iter()
+                    .flat_map(|(w, _)| self.terms_by_word.get(w).into_iter().flatten().copied())
+                    .collect();
+                terms.sort_unstable();
+                terms.dedup();
+                candidates = Some(match candidates {
+                    None => terms,
+                    Some(before) => before.into_iter().filter(|t| terms.binary_search(t).is_ok()).collect(),
+                });
+            }
+            for term in candidates.unwrap_or_default().into_iter().map(|t| &self.search_terms[t]) {
                 if !allowed(&self.commodities[term.commodity]) {
                     continue;
                 }
@@ -943,7 +1037,7 @@ mod tests {
     fn ids(r: SearchResult<'_>) -> Vec<String> {
         match r {
             SearchResult::Found(v) => v.iter().map(|c| c.id.clone()).collect(),
-            SearchResult::NotFound { .. } => Vec::new(),
+            SearchResult::NotFound { .. } | SearchResult::NotSoldHere(_) => Vec::new(),
         }
     }
 
@@ -977,8 +1071,18 @@ mod tests {
             }
             other => panic!("expected not found, got {other:?}"),
         }
-        // Durian exists in the catalogue but no stall in this market sells it.
-        assert!(matches!(c.search("blimbing", "durian"), SearchResult::NotFound { .. }));
+        // Durian exists in the catalogue but no stall in this market sells it: said plainly.
+        match c.search("blimbing", "durian") {
+            SearchResult::NotSoldHere(known) => assert_eq!(known[0].0.id, "durian"),
+            other => panic!("expected not sold here, got {other:?}"),
+        }
+        // Greetings and chatter are not near any name: no suggestions.
+        for chatter in ["halo", "assalamualaikum", "makasih", "sudah transfer bu"] {
+            assert!(
+                matches!(c.search("blimbing", chatter), SearchResult::NotFound { suggestions } if suggestions.is_empty()),
+                "{chatter}"
+            );
+        }
         assert!(
             matches!(c.search("blimbing", "xyzzy"), SearchResult::NotFound { suggestions } if suggestions.is_empty())
         );

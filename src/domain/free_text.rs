@@ -139,11 +139,11 @@ const NUMBER_TAILS: &[&str] = &["belas", "puluh", "ratus", "atus", "juta", "pulu
 /// name ("bwg merah", "cbe rawit", "dg sapi", "ayam kpg", "lombok ijo"); `true` when the word
 /// alone is already that commodity's word ("tlr").
 const ABBREVIATIONS: &[(&str, &str, bool)] = &[
-    ("bwg", "bawang", false),
+    ("bwg", "bawang", true),
     ("bw", "bawang", false),
     ("bwng", "bawang", false),
     ("bwang", "bawang", false),
-    ("cbe", "cabe", false),
+    ("cbe", "cabe", true),
     ("cb", "cabe", false),
     ("cbai", "cabai", false),
     ("cabe", "cabai", false),
@@ -236,8 +236,13 @@ pub struct ReadOrder {
 #[derive(Debug, Default)]
 pub struct FreeTextIndex {
     terms: HashMap<String, Vec<usize>>,
+    /// Names without their vowels ("tmp" for tempe), each with its term and commodity.
+    skeletons: HashMap<String, Vec<(String, usize)>>,
     /// For typo matching: (term, commodity, characters, words).
     by_words: Vec<(String, usize, usize, usize)>,
+    /// The first words of `by_words`' terms, indexed for typos, and where each starts a term.
+    first_words: crate::domain::near::NearWords,
+    by_first: HashMap<String, Vec<usize>>,
     longest: usize,
 }
 
@@ -267,7 +272,19 @@ impl FreeTextIndex {
             }
         }
         by_words.sort();
-        FreeTextIndex { terms, by_words, longest }
+        let mut skeletons: HashMap<String, Vec<(String, usize)>> = HashMap::new();
+        for (t, list) in &terms {
+            if let [only] = list.as_slice() {
+                let key = t.split(' ').map(consonants).collect::<Vec<_>>().join(" ");
+                skeletons.entry(key).or_default().push((t.clone(), *only));
+            }
+        }
+        let mut by_first: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (t, ..)) in by_words.iter().enumerate() {
+            by_first.entry(t.split(' ').next().unwrap_or_default().to_string()).or_default().push(i);
+        }
+        let first_words = crate::domain::near::NearWords::new(by_first.keys().map(String::as_str));
+        FreeTextIndex { terms, skeletons, by_words, first_words, by_first, longest }
     }
 
     /// The commodities these words name exactly (several when a word means two), also with
@@ -293,6 +310,36 @@ impl FreeTextIndex {
         self.terms.get(&expanded.join(" ")).map(Vec::as_slice)
     }
 
+    /// The one commodity these words name with their vowels left out, as chat writes them
+    /// ("tmpe", "byam", "kcap", "tmt"): each word keeps the first letter and every consonant of
+    /// the name's word, in order; `None` when none or two commodities fit.
+    fn skeleton(&self, words: &[&str]) -> Option<usize> {
+        let short: Vec<String> = words.iter().map(|w| consonants(w)).collect();
+        if words.iter().any(|w| w.chars().count() < 3 || !w.chars().all(|c| c.is_ascii_lowercase())) {
+            return None;
+        }
+        let key = short.join(" ");
+        let found = self.skeletons.get(&key)?;
+        let fits: Vec<usize> = found
+            .iter()
+            .filter(|(term, _)| {
+                let tw: Vec<&str> = term.split(' ').collect();
+                // Each word is its name's word with letters left out (never the whole word:
+                // that is an exact match, or another word).
+                tw.len() == words.len()
+                    && tw
+                        .iter()
+                        .zip(words)
+                        .all(|(t, w)| w.len() < t.len() && subsequence(w, t) && t.chars().next() == w.chars().next())
+            })
+            .map(|(_, c)| *c)
+            .collect();
+        match fits.as_slice() {
+            [first, rest @ ..] if rest.iter().all(|c| c == first) => Some(*first),
+            _ => None,
+        }
+    }
+
     /// The one commodity these words name with a small typo (one letter in a word of five or
     /// more letters, two in a long name); `None` when none or two are that close.
     fn near(&self, words: &[&str]) -> Option<usize> {
@@ -305,7 +352,16 @@ impl FreeTextIndex {
         };
         let mut best: Option<(usize, usize)> = None;
         let mut tie = false;
-        for (t, c, tlen, tw) in &self.by_words {
+        // Only names whose first word is near the first word can be near (the index, not a
+        // scan), compared in the list's order so that ties fall as they always did.
+        let mut candidates: Vec<usize> = self
+            .first_words
+            .within(words.first().copied().unwrap_or_default(), allowed)
+            .into_iter()
+            .flat_map(|(w, _)| self.by_first.get(w).into_iter().flatten().copied())
+            .collect();
+        candidates.sort_unstable();
+        for (t, c, tlen, tw) in candidates.into_iter().filter_map(|i| self.by_words.get(i)) {
             if *tw != words.len() || tlen.abs_diff(len) > allowed {
                 continue;
             }
@@ -324,6 +380,21 @@ impl FreeTextIndex {
         }
         best.filter(|_| !tie).map(|(_, c)| c)
     }
+}
+
+fn is_vowel(c: char) -> bool {
+    matches!(c, 'a' | 'e' | 'i' | 'o' | 'u')
+}
+
+/// A word's first letter and its consonants: "tempe" and "tmpe" are both "tmp".
+fn consonants(word: &str) -> String {
+    word.chars().enumerate().filter(|(i, c)| *i == 0 || !is_vowel(*c)).map(|(_, c)| c).collect()
+}
+
+/// Whether `short`'s letters appear in `long` in order.
+fn subsequence(short: &str, long: &str) -> bool {
+    let mut rest = long.chars();
+    short.chars().all(|c| rest.any(|l| l == c))
 }
 
 /// A word of a piece, as the reader sees it.
@@ -439,7 +510,7 @@ fn join_numbers(words: Vec<String>) -> Vec<String> {
 /// The message cut at its separators, each piece without its list marker.
 fn pieces(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for line in text.split(['\n', '\r', ';', '+', '&', '|']) {
+    for line in text.split(['\n', '\r', ';', '+', '&', '|', '?', '!']) {
         // A comma between digits is a decimal mark ("1,5 kg"); any other separates items.
         let chars: Vec<char> = line.chars().collect();
         let mut current = String::new();
@@ -460,7 +531,13 @@ fn pieces(text: &str) -> Vec<String> {
     for piece in out {
         // "brambang sekilo dan tempe 2": the joining words separate too.
         let mut current: Vec<&str> = Vec::new();
-        for word in piece.split_whitespace() {
+        let words: Vec<&str> = piece.split_whitespace().collect();
+        for (i, &word) in words.iter().enumerate() {
+            // Krama "kalih" is "and", and "two" before a unit ("tempe kalih papan").
+            if word == "kalih" && words.get(i + 1).is_some_and(|w| is_unit_word(w)) {
+                current.push("2");
+                continue;
+            }
             if JOINERS.contains(&word) {
                 split.push(current.join(" "));
                 current.clear();
@@ -569,7 +646,7 @@ fn read_piece(
             let all_words = kinds[i..i + n].iter().all(|k| *k == Kind::Word);
             if all_words
                 && n <= 3
-                && let Some(c) = index.near(span)
+                && let Some(c) = index.near(span).or_else(|| index.skeleton(span))
             {
                 matched = Some((n, Ok(c), true));
                 break;

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod free_text;
 pub mod invite;
 pub mod money;
+pub mod near;
 pub mod order;
 pub mod payment;
 pub mod qris;

@@ -299,7 +299,7 @@ fn unit_word(word: &str) -> Option<UnitWord> {
         "kotak" | "box" => UnitWord::Piece(PieceUnit::Kotak),
         "iket" | "ikt" | "unting" => UnitWord::Piece(PieceUnit::Ikat),
         "ekr" => UnitWord::Piece(PieceUnit::Ekor),
-        "tongkol" | "glundung" => UnitWord::AnyPiece,
+        "glundung" => UnitWord::AnyPiece,
         other => {
             return PieceUnit::ALL.iter().find(|p| p.name() == other).map(|p| UnitWord::Piece(*p));
         }
