@@ -126,6 +126,12 @@ fn quantity_state_answers_bad_amounts_and_accepts_good_ones() {
         ("9999 kg", "Terlalu banyak"),
         ("3 ikat", "per kg, bukan per ikat"),
         ("5 gr", "Terlalu sedikit"),
+        ("-2 kg", "lebih dari nol"),
+        ("0 kg", "lebih dari nol"),
+        ("-5rb", "lebih dari nol"),
+        ("75", "Terlalu banyak"),
+        ("1rb", "belum cukup"),
+        ("5000rb", "Terlalu banyak"),
     ] {
         let r = h.text(bad);
         assert!(joined(&r).contains(says), "{bad}: {r:#?}");
@@ -147,6 +153,40 @@ fn quantity_state_answers_bad_amounts_and_accepts_good_ones() {
     let r = h.text("49 kg");
     assert!(joined(&r).contains("Terlalu banyak"), "{r:#?}");
     assert!(h.count("SELECT COUNT(*) FROM cart_lines WHERE quantity LIKE '%1200%'") == 1, "unchanged");
+}
+
+/// At the amount prompt, money is money and a bare hundred is grams: `5rb` never becomes kilos.
+#[test]
+fn the_amount_prompt_takes_money_grams_and_pieces_as_said_at_the_stall() {
+    let mut h = Harness::new("blimbing");
+    let shallots = offer(&h, "bawang-merah");
+    h.button(&Action::Offer(shallots).encode());
+    let r = h.text("5rb");
+    let said = joined(&r);
+    assert!(said.contains("Rp 5.000 (± 150 gr)") && said.contains("Bawang Merah"), "{said}");
+    let row = |h: &Harness| -> (String, Option<String>) {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.query_row("SELECT quantity, ordered_by FROM cart_lines", [], |r| Ok((r.get(0)?, r.get(1)?))).expect("row")
+    };
+    let (q, by) = row(&h);
+    assert!(q.contains("150") && !q.contains("5000"), "never 5 kg: {q}");
+    assert!(by.as_deref().is_some_and(|b| b.contains("5000")), "{by:?}");
+    // More money adds up as money.
+    h.button(&Action::Offer(shallots).encode());
+    h.text("Rp 3.000");
+    let r = h.command("keranjang");
+    assert!(joined(&r).contains("Rp 8.000 (± 250 gr)"), "{}", joined(&r));
+    // A bare 500 is grams; the line becomes a plain quantity.
+    h.button(&Action::Offer(shallots).encode());
+    h.text("500");
+    let (q, by) = row(&h);
+    assert!(q.contains("750") && by.is_none(), "{q} {by:?}");
+    // A chicken by the piece.
+    let chicken = offer(&h, "ayam-potong");
+    h.button(&Action::Offer(chicken).encode());
+    let r = h.text("1 ekor");
+    assert!(joined(&r).contains("1 ekor (± 1,2 kg)"), "{}", joined(&r));
+    assert_eq!(cart_lines(&h), 2);
 }
 
 #[test]

@@ -430,6 +430,21 @@ fn parse_prints_one_json_line_per_message_and_writes_no_database() {
     assert_eq!(lines[1]["question"][0], "cabai-rawit");
     let (ok, _, err) = run(pasar().args(["parse", "--market", "atlantis", "tempe"]));
     assert!(!ok && err.contains("unknown market"), "{err}");
+    // Money's worth and pieces: the amount as asked, the grams an estimate.
+    let (ok, out, err) =
+        run(pasar().args(["parse", "--market", "blimbing", "--db"]).arg(&db).arg("brambang 5rb, ayam 1 ekor"));
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    let items = json["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{json}");
+    assert_eq!((items[0]["rupiah"].as_u64(), items[0]["estimated"].as_bool()), (Some(5000), Some(true)), "{json}");
+    assert!(items[0].get("pieces").is_none(), "{json}");
+    let grams = items[0]["quantity"].as_u64().expect("grams");
+    let price = items[0]["price"].as_u64().expect("price");
+    assert!(grams * price <= 5000 * 1000 + price * 50 && grams * price + price * 50 >= 5000 * 1000, "{json}");
+    assert_eq!((items[1]["commodity"].as_str(), items[1]["pieces"].as_u64()), (Some("ayam-potong"), Some(1)), "{json}");
+    assert_eq!((items[1]["quantity"].as_u64(), items[1]["estimated"].as_bool()), (Some(1200), Some(true)), "{json}");
+    assert!(items[1].get("rupiah").is_none(), "{json}");
 }
 
 /// `pasar loadtest rush`, test-sized: shoppers on all ten bots through a fake Bot API, and the

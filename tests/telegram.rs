@@ -731,3 +731,81 @@ fn a_city_admin_s_cadangan_makes_the_backup_under_pasar_run() {
     let markets: i64 = conn.query_row("SELECT COUNT(*) FROM markets", [], |r| r.get(0)).expect("markets");
     assert_eq!((ok.as_str(), markets), ("ok", 10));
 }
+
+/// "ayam 1 ekor" on Telegram: one piece at an estimated 1,2 kg; the trader weighs it. Inside the
+/// market's tolerance (1,3 kg) the shopper is only told the final price; beyond it (1,45 kg)
+/// the shopper is asked to agree.
+#[test]
+fn a_chicken_ordered_by_the_piece_is_weighed_and_only_a_big_difference_is_asked() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start(&fake, dir.path(), true);
+    // Cak Rofiq's chicken stall (C-08), the market's cheapest for ayam potong.
+    fake.text(BLIMBING, ADMIN, "/undang C-08");
+    let (invite, _) = fake.wait_for(BLIMBING, ADMIN, "Kode undangan", 0);
+    let code = invite.text.split("/daftar ").nth(1).expect("code").trim().to_string();
+    fake.text(BLIMBING, TRADER, &format!("/daftar {code}"));
+    let (_, mut trader_seen) = fake.wait_for(BLIMBING, TRADER, "Selamat bergabung", 0);
+    for (shopper, number, weighed, asked) in
+        [(SHOPPER, "BLB-0001", "1,3 kg", false), (1002, "BLB-0002", "1450 gr", true)]
+    {
+        fake.text(BLIMBING, shopper, "ayam 1 ekor");
+        let (review, seen) = fake.wait_for(BLIMBING, shopper, "Yang saya tangkap", 0);
+        assert!(
+            review.text.contains("Ayam Potong 1 ekor (± 1,2 kg)") && review.text.contains("± Rp 41.400"),
+            "{}",
+            review.text
+        );
+        fake.press(BLIMBING, shopper, &review.button("Masukkan").expect("add all"));
+        let (_, mut seen) = fake.wait_for(BLIMBING, shopper, "1 barang masuk keranjang", seen);
+        fake.press(BLIMBING, shopper, "checkout");
+        (_, seen) = fake.wait_for(BLIMBING, shopper, "atas nama siapa", seen);
+        fake.text(BLIMBING, shopper, "Ani Rahayu");
+        (_, seen) = fake.wait_for(BLIMBING, shopper, "Nomor HP", seen);
+        fake.text(BLIMBING, shopper, "0812-3456-7890");
+        (_, seen) = fake.wait_for(BLIMBING, shopper, "Kirim ke mana", seen);
+        fake.location(BLIMBING, shopper, -7.9361, 112.6440);
+        let (slots, n) = fake.wait_for(BLIMBING, shopper, "jam berapa", seen);
+        fake.press(BLIMBING, shopper, &slots.button("Besok").expect("a slot"));
+        (_, seen) = fake.wait_for(BLIMBING, shopper, "Bayar pakai apa", n);
+        fake.press(BLIMBING, shopper, "pay:cod");
+        (_, seen) = fake.wait_for(BLIMBING, shopper, "catatan", seen);
+        fake.press(BLIMBING, shopper, "note:none");
+        let (summary, n) = fake.wait_for(BLIMBING, shopper, "Ringkasan", seen);
+        assert!(summary.text.contains("1 ekor (± 1,2 kg)"), "{}", summary.text);
+        fake.press(BLIMBING, shopper, "place");
+        (_, seen) = fake.wait_for(BLIMBING, shopper, &format!("{number} sudah kami terima"), n);
+
+        let (order, n) = fake.wait_for(BLIMBING, TRADER, &format!("Pesanan baru {number}"), trader_seen);
+        assert!(order.text.contains("1 ekor (± 1,2 kg)"), "{}", order.text);
+        fake.press(BLIMBING, TRADER, &order.button("Ubah").expect("Ubah"));
+        let (lines, n) = fake.wait_for(BLIMBING, TRADER, "Ayam Potong", n);
+        fake.press(BLIMBING, TRADER, &lines.button("Ayam Potong").expect("the line"));
+        let (_, n) = fake.wait_for(BLIMBING, TRADER, "timbang", n);
+        fake.text(BLIMBING, TRADER, weighed);
+        let (lines, n) = fake.wait_for(BLIMBING, TRADER, "ditimbang", n);
+        fake.press(BLIMBING, TRADER, &lines.button("Selesai").expect("done"));
+        trader_seen = n;
+        if asked {
+            let (proposal, n) = fake.wait_for(BLIMBING, shopper, "Setuju?", seen);
+            assert!(
+                proposal.text.contains("1 ekor, ditimbang 1,45 kg") && proposal.text.contains("Rp 50.025"),
+                "{}",
+                proposal.text
+            );
+            fake.press(BLIMBING, shopper, &proposal.button("Setuju").expect("agree"));
+            fake.wait_for(BLIMBING, shopper, "Semua pedagang sudah mengonfirmasi", n);
+        } else {
+            let (told, n) = fake.wait_for(BLIMBING, shopper, "sudah menimbang", seen);
+            assert!(told.text.contains("1 ekor, ditimbang 1,3 kg") && told.text.contains("Rp 44.850"), "{}", told.text);
+            assert!(told.button("Setuju").is_none(), "not asked: {}", told.text);
+            fake.wait_for(BLIMBING, shopper, "Semua pedagang sudah mengonfirmasi", n);
+        }
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("db");
+    let totals: Vec<i64> = conn
+        .prepare("SELECT total FROM orders ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("totals");
+    assert_eq!(totals, [44_850, 50_025]);
+}

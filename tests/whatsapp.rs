@@ -861,3 +861,91 @@ fn a_typed_order_on_whatsapp_is_reviewed_with_reply_buttons_and_added_in_one_tap
     graph.wait_for(SHOPPER, "2 barang masuk keranjang", seen);
     assert_eq!(db_count(dir.path(), "SELECT COUNT(*) FROM cart_lines WHERE user_id = '6281234567890'"), 2);
 }
+
+/// Checkout to a shared location, tomorrow's first slot and cash on delivery, up to the order
+/// `number`'s confirmation; returns how many messages the shopper has had.
+fn check_out_order(graph: &FakeGraph, shopper: &mut Chat, seen: usize, number: &str) -> usize {
+    let me = shopper.from;
+    let (_, n) = check_out_to_location(graph, shopper, seen);
+    shopper.location();
+    let (slot, n) = graph.wait_for_choice(me, "Besok", n);
+    shopper.pick(&slot);
+    let (_, seen) = graph.wait_for(me, "Bayar pakai apa", n);
+    shopper.pick("pay:cod");
+    let (_, seen) = graph.wait_for(me, "catatan", seen);
+    shopper.press("note:none");
+    let (_, seen) = graph.wait_for(me, "Ringkasan", seen);
+    shopper.press("place");
+    graph.wait_for(me, &format!("{number} sudah kami terima"), seen).1
+}
+
+/// "ayam 1 ekor" on WhatsApp: a line of one piece, priced as an estimate; the trader weighs it.
+/// Inside the market's tolerance (1,3 kg for ± 1,2 kg) the shopper is only told the final
+/// price; beyond it (1,45 kg) the shopper is asked, as with any change.
+#[test]
+fn a_chicken_ordered_by_the_piece_is_weighed_and_only_a_big_difference_is_asked() {
+    let graph = FakeGraph::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pasar = start(&graph, None, dir.path());
+    let port = pasar.1;
+    let mut admin = Chat { port, from: ADMIN, n: 0 };
+    let mut trader = Chat { port, from: TRADER, n: 0 };
+    // Cak Rofiq's chicken stall (C-08) is the market's cheapest for ayam potong.
+    admin.text("/undang C-08");
+    let (invite, _) = graph.wait_for(ADMIN, "Kode undangan", 0);
+    let code = invite.text().split("/daftar ").nth(1).expect("code").trim().to_string();
+    trader.text(&format!("/daftar {code}"));
+    let (_, mut trader_seen) = graph.wait_for(TRADER, "Selamat bergabung", 0);
+
+    // Two shoppers (each a new one, so checkout asks the same questions).
+    for (from, number, weighed, asked) in
+        [(SHOPPER, "BLB-0001", "1,3", false), ("6281298765432", "BLB-0002", "1,45 kg", true)]
+    {
+        let mut shopper = Chat { port, from, n: 0 };
+        let seen = 0;
+        shopper.text("ayam 1 ekor");
+        let (review, n) = graph.wait_for(from, "Yang saya tangkap", seen);
+        assert!(review.text().contains("Ayam Potong 1 ekor (± 1,2 kg)"), "{}", review.text());
+        assert!(review.text().contains("± Rp 41.400"), "an estimate: {}", review.text());
+        shopper.press(&review.choice("Masukkan").expect("the add-all button"));
+        let (_, n) = graph.wait_for(from, "1 barang masuk keranjang", n);
+        let seen = check_out_order(&graph, &mut shopper, n, number);
+
+        let (order, n) = graph.wait_for(TRADER, &format!("Pesanan baru {number}"), trader_seen);
+        assert!(order.text().contains("1 ekor (± 1,2 kg)"), "{}", order.text());
+        trader.press(&order.choice("Ubah").expect("Ubah"));
+        let (lines, n) = graph.wait_for(TRADER, "Ayam Potong", n);
+        trader.press(&lines.choice("Ayam Potong").expect("the line"));
+        let (_, n) = graph.wait_for(TRADER, "timbang", n);
+        trader.text(weighed);
+        let (lines, n) = graph.wait_for(TRADER, "ditimbang", n);
+        trader.press(&lines.choice("Selesai").expect("done"));
+        trader_seen = n;
+        if asked {
+            let (proposal, n) = graph.wait_for(from, "Setuju?", seen);
+            assert!(proposal.text().contains("1 ekor, ditimbang 1,45 kg"), "{}", proposal.text());
+            assert!(proposal.text().contains("Rp 50.025"), "1,45 kg at Rp 34.500: {}", proposal.text());
+            shopper.press(&proposal.choice("Setuju").expect("agree"));
+            graph.wait_for(from, "Semua pedagang sudah mengonfirmasi", n);
+        } else {
+            let (told, n) = graph.wait_for(from, "sudah menimbang", seen);
+            assert!(
+                told.text().contains("1 ekor, ditimbang 1,3 kg") && told.text().contains("Rp 44.850"),
+                "{}",
+                told.text()
+            );
+            assert!(told.choices().is_empty() && !told.text().contains("Setuju"), "not asked: {}", told.text());
+            graph.wait_for(from, "Semua pedagang sudah mengonfirmasi", n);
+        }
+        let total: i64 = db_count(dir.path(), &format!("SELECT total FROM orders WHERE number = '{number}'"));
+        assert_eq!(total, if asked { 50_025 } else { 44_850 }, "{number}");
+    }
+    assert_eq!(
+        db_count(
+            dir.path(),
+            "SELECT COUNT(*) FROM order_lines WHERE ordered_by LIKE '%pieces%' AND ordered_quantity LIKE '%1200%'"
+        ),
+        2,
+        "each line remembers it was one piece of an estimated 1,2 kg"
+    );
+}

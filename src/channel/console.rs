@@ -189,7 +189,8 @@ impl<'e> ConsoleChat<'e> {
         }
         // A label may be typed without its emoji and in any case ("checkout" picks "✅ Checkout"),
         // and without the price after a "·" ("sayur bu sri" picks "Sayur Bu Sri · Rp 17.500").
-        let typed = normalize(t);
+        // A minus sign is part of what was typed ("-2 kg" is not the "2 kg" button).
+        let typed = if t.contains('-') && t.chars().any(|c| c.is_ascii_digit()) { String::new() } else { normalize(t) };
         let label_matches = |label: &str| {
             normalize(label) == typed || label.split_once('·').is_some_and(|(head, _)| normalize(head) == typed)
         };

@@ -1304,9 +1304,9 @@ fn show_cart_line(offer_id: i64, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Re
         Key::CartLineMenu,
         &[
             ("commodity", &l.commodity.display_name(lang)),
-            ("qty", &l.line.quantity.display(lang)),
+            ("qty", &describe(l.line.quantity, l.line.ordered_by, false, lang)),
             ("stall", &l.stall_name),
-            ("total", &l.total),
+            ("total", &describe_price(l.total, l.line.ordered_by, false)),
         ],
     );
     let buttons = vec![
@@ -1512,10 +1512,10 @@ fn summary_text(checkout: &Checkout, lines: &[PricedLine<'_>], turn: &Turn<'_>) 
                 Key::SummaryLine,
                 &[
                     ("commodity", &l.commodity.display_name(lang)),
-                    ("qty", &l.line.quantity.display(lang)),
+                    ("qty", &describe(l.line.quantity, l.line.ordered_by, false, lang)),
                     ("price", &l.offer.price),
                     ("unit", &l.commodity.unit.label()),
-                    ("total", &l.total),
+                    ("total", &describe_price(l.total, l.line.ordered_by, false)),
                 ],
             ));
         }

@@ -804,16 +804,34 @@ pub fn to_json(catalog: &crate::domain::catalog::Catalog, market: &str, message:
             let commodity = catalog.commodity(&item.commodity);
             let offer = catalog.offers_for(market, &item.commodity).first().copied();
             let stall = offer.and_then(|o| catalog.stall(o.stall_id));
-            serde_json::json!({
+            // Money buys what the chosen (cheapest) stall's price gives; else the estimate.
+            let quantity = match (commodity, offer) {
+                (Some(c), Some(o)) => item.amount.quantity(c.unit, c.step, o.price).unwrap_or(item.quantity),
+                _ => item.quantity,
+            };
+            let mut json = serde_json::json!({
                 "commodity": item.commodity,
                 "name": commodity.map(|c| c.name.as_str()),
-                "quantity": item.quantity.base(),
-                "unit": base_unit(item.quantity.unit()),
+                "quantity": quantity.base(),
+                "unit": base_unit(quantity.unit()),
                 "written": item.written,
                 "named": item.named,
                 "stall": stall.map(|s| s.number.as_str()),
                 "price": offer.map(|o| o.price.value()),
-            })
+            });
+            match item.amount {
+                Amount::Exact(_) => {}
+                Amount::Money(r) => {
+                    json["rupiah"] = serde_json::json!(r.value());
+                    json["estimated"] = serde_json::json!(true);
+                }
+                Amount::Pieces { count, size } => {
+                    json["pieces"] = serde_json::json!(count);
+                    json["piece"] = serde_json::json!(size.unit.name());
+                    json["estimated"] = serde_json::json!(true);
+                }
+            }
+            json
         })
         .collect();
     let mut json = serde_json::json!({
