@@ -7,6 +7,8 @@
 //! cargo bench --bench telegram_load                        # everything, default sizes
 //! cargo bench --bench telegram_load -- --mode closed --shoppers 200 --journeys 10
 //! cargo bench --bench telegram_load -- --mode open --rate 250 --seconds 30
+//! # every shopper sends the same text (20 a bot x 100 messages), each text vs keranjang and echo
+//! cargo bench --bench telegram_load -- --mode text --texts keranjang,kangkung,halo
 //! ```
 
 use clap::Parser;

@@ -682,6 +682,7 @@ keys! {
     TypedStallButton => "typed_stall_button",
     TypedWhyClosed => "typed_why_closed",
     TypedWhyBelowStep => "typed_why_below_step",
+    TypedSoldAt => "typed_sold_at",
     TypedWhyMoneyTooLarge => "typed_why_money_too_large",
     AnswerRange => "answer_range",
     CommodityExactName => "commodity_exact_name",

@@ -13,8 +13,14 @@ use pasar_online::config::Config;
 use pasar_online::domain::amount::Amount;
 use std::collections::{BTreeMap, HashMap};
 
-/// (group, message, expected items as (commodity id, value)).
-fn corpus() -> Vec<(String, String, Vec<(String, String)>)> {
+/// One labelled message: its group, the text, and the items expected as (commodity id, value).
+struct Labelled {
+    group: String,
+    message: String,
+    expected: Vec<(String, String)>,
+}
+
+fn corpus() -> Vec<Labelled> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/free_text.tsv");
     let text = std::fs::read_to_string(&path).expect("the corpus");
     let mut out = Vec::new();
@@ -38,7 +44,7 @@ fn corpus() -> Vec<(String, String, Vec<(String, String)>)> {
                 (id.to_string(), value.to_string())
             })
             .collect();
-        out.push((group.clone(), message.replace("\\n", "\n"), items));
+        out.push(Labelled { group: group.clone(), message: message.replace("\\n", "\n"), expected: items });
     }
     out
 }
@@ -82,7 +88,7 @@ fn the_reader_finds_at_least_95_percent_of_the_items_and_invents_under_5_percent
     let mut total = Tally::default();
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     let mut misses = Vec::new();
-    for (group, message, expected) in &corpus {
+    for Labelled { group, message, expected } in &corpus {
         let read = catalog.read_order(message);
         let found: Vec<(String, String)> = read.items.iter().map(|i| label(&i.commodity, i.amount)).collect();
         let mut left: HashMap<&(String, String), usize> = HashMap::new();

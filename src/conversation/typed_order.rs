@@ -108,7 +108,7 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
             }
             None => {
                 if let Some(c) = catalog.commodity(&item.commodity) {
-                    not_sold.push(c.display_name(lang).to_string());
+                    not_sold.push(format!("{}{}", c.display_name(lang), sold_elsewhere(turn, &c.id)));
                 }
             }
         }
@@ -411,6 +411,21 @@ fn add_all(lines: &[TypedLine], repo: &mut dyn Repo, turn: &mut Turn<'_>) -> Rep
     Ok(BuyerState::MainMenu)
 }
 
+/// " (ada di Pasar Dinoyo, Pasar Sukun)": the other markets that sell a commodity, if any.
+fn sold_elsewhere(turn: &Turn<'_>, commodity: &str) -> String {
+    let markets: Vec<&str> = turn
+        .catalog
+        .markets()
+        .iter()
+        .filter(|m| m.slug != turn.market.slug && turn.catalog.sold_in(&m.slug, commodity))
+        .map(|m| m.name.as_str())
+        .collect();
+    if markets.is_empty() {
+        return String::new();
+    }
+    format!(" ({})", turn.tf(Key::TypedSoldAt, &[("markets", &markets.join(", "))]))
+}
+
 /// "harga cabe berapa?", "ada daging sapi?": each commodity's prices here and where.
 fn answer(asked: &[String], _repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
     let catalog = turn.catalog;
@@ -428,6 +443,7 @@ fn answer(asked: &[String], _repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRe
         let name = commodity.display_name(lang);
         let offers = catalog.offers_for(&turn.market.slug, id);
         let (Some(cheapest), Some(dearest)) = (offers.first(), offers.iter().max_by_key(|o| o.price)) else {
+            let name = format!("{name}{}", sold_elsewhere(turn, id));
             parts.push(turn.tf(Key::AnswerNotSold, &[("commodity", &name), ("market", &turn.market.name)]));
             continue;
         };

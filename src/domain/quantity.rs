@@ -444,9 +444,8 @@ pub fn tokens(input: &str) -> Vec<String> {
     for word in spaced.split_whitespace() {
         // ".5" is a half; any other leading or trailing dot is punctuation.
         let decimal = word.starts_with('.') && word[1..].starts_with(|c: char| c.is_ascii_digit());
-        let word = word.trim_end_matches(|c: char| matches!(c, '.' | '!' | '?' | ';' | ':'));
-        let word =
-            if decimal { word } else { word.trim_start_matches(|c: char| matches!(c, '.' | '!' | '?' | ';' | ':')) };
+        let word = word.trim_end_matches(['.', '!', '?', ';', ':']);
+        let word = if decimal { word } else { word.trim_start_matches(['.', '!', '?', ';', ':']) };
         if word.is_empty() {
             continue;
         }

@@ -9,6 +9,7 @@
 //! cargo bench --bench telegram_load                        # everything, default sizes
 //! cargo bench --bench telegram_load -- --mode closed --shoppers 200 --journeys 10
 //! cargo bench --bench telegram_load -- --mode open --rate 250 --seconds 30
+//! cargo bench --bench telegram_load -- --mode text --texts keranjang,kangkung,halo
 //! pasar loadtest rush                                      # 250 updates/s for 300 s
 //! ```
 //!
@@ -27,6 +28,9 @@
 //!   The echo bot gets the same updates from the same shoppers (one echo is the whole answer).
 //! - Open loop: updates at a fixed rate (default 250/s) for a fixed time, each from the next
 //!   shopper in line whose previous step is answered; p50/p99/max update-to-reply latency.
+//! - Same text ([`same_text`]): for each of `--texts`, a fresh `pasar run` where every shopper
+//!   (`--text-shoppers` a bot) sends that text `--messages` times in a closed loop; then the echo
+//!   bot once with the same shape, as the floor. Compares the cost of answering different texts.
 //! - Whole orders (`pasar loadtest rush`, `crash`, `outage`; [`staff`]): each market's traders
 //!   and couriers are enrolled in the database first and press their buttons as orders come
 //!   (served before the shoppers in line); the shoppers' script goes on past "Pesan sekarang" to
@@ -68,6 +72,7 @@ use tokio::sync::Notify;
 
 mod crash;
 mod outage;
+mod same_text;
 mod staff;
 
 /// Shoppers' chat ids start here (shopper `i` is chat `CHAT_BASE + i`).
@@ -87,6 +92,9 @@ pub enum Mode {
     Closed,
     /// Open loop only: latency at a fixed rate.
     Open,
+    /// Same text: every shopper sends one text over and over (closed loop), for each of
+    /// `--texts`, against pasar, then the echo bot once (not part of `all`).
+    Text,
 }
 
 /// What to run and how big.
@@ -122,6 +130,15 @@ pub struct LoadArgs {
     /// Print the replies of shopper 0's first journey (checks the script against the bot).
     #[arg(long)]
     pub trace: bool,
+    /// Same text: the texts compared, each in a run of its own (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "keranjang,kangkung,halo")]
+    pub texts: Vec<String>,
+    /// Same text: messages each shopper sends (each after the previous one is answered).
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+    /// Same text: shoppers PER BOT (ten bots: 20 a bot x 100 messages = 20,000 updates a text).
+    #[arg(long, default_value_t = 20)]
+    pub text_shoppers: usize,
     /// Open loop: whole orders, with traders and couriers (`pasar loadtest rush`); the
     /// benchmark's shoppers stop at "Pesan sekarang", as the echo bot's do.
     #[arg(skip)]
@@ -274,6 +291,9 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
                 open_echo: false,
                 conversations: args.conversations,
                 trace: false,
+                texts: Vec::new(),
+                messages: 0,
+                text_shoppers: 0,
                 whole_orders: true,
             };
             run_load(&load, pasar, &[])
@@ -646,6 +666,13 @@ fn press_json(id: i64, chat: i64, data: &str, on: i64) -> Value {
     }})
 }
 
+/// A `message` update: `chat` typed `text`.
+fn text_update_json(id: i64, chat: i64, text: &str) -> Value {
+    json!({"update_id": id, "message": {
+        "message_id": id, "date": 1_764_300_000, "chat": chat_json(chat), "from": user_json(chat), "text": text
+    }})
+}
+
 fn bot_message_json(id: i64, chat: i64, text: &str) -> Value {
     json!({
         "message_id": id,
@@ -1009,12 +1036,7 @@ impl Shopper {
     fn push_telegram(&mut self, fake: &Fake, step: &Step) -> Instant {
         let chat = self.chat;
         match step.input {
-            Input::Text(text) => fake.push(self.bot, chat, |id| {
-                json!({"update_id": id, "message": {
-                    "message_id": id, "date": 1_764_300_000, "chat": chat_json(chat), "from": user_json(chat),
-                    "text": text
-                }})
-            }),
+            Input::Text(text) => fake.push(self.bot, chat, |id| text_update_json(id, chat, text)),
             Input::Location => {
                 let (lat, lon) = (self.lat, self.lon);
                 fake.push(self.bot, chat, |id| {
@@ -1238,6 +1260,8 @@ struct RunReport {
     orders: Option<WholeOrders>,
     /// Update-to-first-reply of the WhatsApp shoppers' messages (sorted; in `first` too).
     on_whatsapp: Vec<Duration>,
+    /// Same text: how many calls answer a message, as calibrated.
+    calibration: Option<same_text::Calibration>,
 }
 
 /// What the traders and couriers of a run did.
@@ -1636,6 +1660,12 @@ enum Load {
         journeys: usize,
         trace: bool,
     },
+    /// Every shopper sends `text` `messages` times ([`same_text`]).
+    SameText {
+        shoppers: usize,
+        messages: usize,
+        text: String,
+    },
     /// With `staff`, whole orders (traders and couriers included).
     Open {
         shoppers: usize,
@@ -1655,6 +1685,8 @@ async fn run(
 ) -> anyhow::Result<RunReport> {
     let (chats, staff) = match load {
         Load::Closed { shoppers, .. } => (*shoppers, &[][..]),
+        // And a chat for each bot to calibrate on.
+        Load::SameText { shoppers, .. } => (*shoppers + markets.len(), &[][..]),
         Load::Open { shoppers, staff, .. } => (*shoppers, &staff[..]),
     };
     let fake = Fake::new(markets, chats, staff);
@@ -1672,9 +1704,15 @@ async fn run(
     let cpu0 = cpu_seconds(&pid.to_string()).unwrap_or(0.0);
     let self0 = cpu_seconds("self").unwrap_or(0.0);
     let mut orders = None;
+    let mut calibration = None;
     let (samples, elapsed, stalls) = match load {
         Load::Closed { shoppers, journeys, trace } => {
             let (s, e) = closed_loop(Arc::clone(&fake), markets, *shoppers, *journeys, is_echo, *trace).await?;
+            (s, e, 0)
+        }
+        Load::SameText { shoppers, messages, text } => {
+            let (s, e, c) = same_text::same_text_loop(Arc::clone(&fake), markets, *shoppers, *messages, text).await?;
+            calibration = Some(c);
             (s, e, 0)
         }
         Load::Open { shoppers, staff, rate, warmup, seconds } => {
@@ -1724,6 +1762,7 @@ async fn run(
         bench_cpu,
         stalls,
         orders: orders.filter(|_| !staff.is_empty()),
+        calibration,
     })
 }
 
@@ -1903,12 +1942,79 @@ fn print_header() {
     );
 }
 
+/// The same-text echo run's label.
+const TEXT_ECHO: &str = "text: teloxide echo";
+/// The same-text run the others are compared with, and the share of its rate they must keep.
+const TEXT_REFERENCE: &str = "keranjang";
+const TEXT_TARGET: f64 = 0.6;
+
+/// `12345.6` as `12,346`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// One line a text of the same-text runs: its rate and latency, its share of the echo bot's
+/// rate and of [`TEXT_REFERENCE`]'s (held to [`TEXT_TARGET`]), and how many calls answered it.
+fn print_same_text(texts: &[String], reports: &[(String, RunReport)]) {
+    let find = |label: &str| reports.iter().find(|(l, _)| l == label).map(|(_, r)| r);
+    let echo = find(TEXT_ECHO);
+    let reference = find(&format!("text {TEXT_REFERENCE:?}: pasar run"));
+    let line = |r: &RunReport| {
+        format!(
+            "{} updates/s (p50 {} ms, p99 {} ms)",
+            thousands(r.rate()),
+            ms(percentile(&r.first, 0.50)),
+            ms(percentile(&r.first, 0.99))
+        )
+    };
+    println!(
+        "same text: closed loop, each message sent once the previous one is answered (its reply's calls all came)"
+    );
+    if let Some(e) = echo {
+        println!("echo bot: {}", line(e));
+    }
+    for text in texts {
+        let Some(r) = find(&format!("text {text:?}: pasar run")) else { continue };
+        let mut out = format!("text {text:?}: pasar run {}", line(r));
+        if let Some(e) = echo {
+            out.push_str(&format!(", {:.2} of the echo bot", r.rate() / e.rate()));
+        }
+        if let Some(k) = reference.filter(|_| text != TEXT_REFERENCE) {
+            let ratio = r.rate() / k.rate();
+            let met = if ratio >= TEXT_TARGET { "met" } else { "NOT met" };
+            out.push_str(&format!(", {ratio:.2} of {TEXT_REFERENCE:?} (target >= {TEXT_TARGET:.2}: {met})"));
+        }
+        println!("{out}");
+        if let Some(c) = r.calibration.as_ref().filter(|c| c.multi_call()) {
+            println!("  note: {text:?} is answered with more than one call: {}", c.describe());
+        }
+    }
+    if reference.is_none() {
+        println!("(no {TEXT_REFERENCE:?} among --texts: no ratios to it)");
+    }
+}
+
 /// Runs `args` against `pasar` (the `pasar` binary) and, where asked, the echo bot (`echo`: the
 /// command that runs [`echo_bot`], without its `--echo-bot <url>`), and prints the report.
 /// Fails if a shopper's step went unanswered for a minute or the target exited.
 pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Result<()> {
     let markets = markets()?;
     anyhow::ensure!(args.rate > 0.0 && args.shoppers > 0 && args.open_shoppers > 0, "nothing to run");
+    if args.mode == Mode::Text {
+        anyhow::ensure!(
+            !args.texts.is_empty() && args.texts.iter().all(|t| !t.trim().is_empty()),
+            "--texts needs at least one text, none empty"
+        );
+        anyhow::ensure!(args.messages > 0 && args.text_shoppers > 0, "--messages and --text-shoppers must be positive");
+    }
     let dir = tempfile::tempdir()?;
     let seeded = dir.path().join("seeded.db");
     eprintln!("seeding {} conversations...", args.conversations);
@@ -1949,6 +2055,20 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
                 reports.push((format!("open {}/s: teloxide echo", args.rate), run(&markets, &load, None, echo).await?));
             }
         }
+        if args.mode == Mode::Text {
+            let shoppers = args.text_shoppers * markets.len();
+            for (k, text) in args.texts.iter().enumerate() {
+                eprintln!("same text {text:?}, pasar: {shoppers} shoppers x {} messages", args.messages);
+                let load = Load::SameText { shoppers, messages: args.messages, text: text.clone() };
+                let run_dir = dir.path().join(format!("text-{k}"));
+                let db = fresh_copy(&seeded, &run_dir)?;
+                let report = run(&markets, &load, Some((pasar, &run_dir, &db)), echo).await?;
+                reports.push((format!("text {text:?}: pasar run"), report));
+            }
+            eprintln!("same text, echo bot");
+            let load = Load::SameText { shoppers, messages: args.messages, text: args.texts[0].clone() };
+            reports.push((TEXT_ECHO.into(), run(&markets, &load, None, echo).await?));
+        }
         Ok::<_, anyhow::Error>(())
     })?;
 
@@ -1964,6 +2084,15 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
     }
     if matches!(args.mode, Mode::All | Mode::Open) {
         sizes.push(format!("open loop: {} shoppers", args.open_shoppers));
+    }
+    if args.mode == Mode::Text {
+        sizes.push(format!(
+            "same text: {} bots x {} shoppers x {} messages = {} updates a text",
+            markets.len(),
+            args.text_shoppers,
+            args.messages,
+            markets.len() * args.text_shoppers * args.messages
+        ));
     }
     println!(
         "Telegram load: ten bots on a fake Bot API, {conversations} stored conversations in pasar's database ({})",
@@ -2019,6 +2148,9 @@ pub fn run_load(args: &LoadArgs, pasar: &Path, echo: &[String]) -> anyhow::Resul
             "throughput ratio pasar/echo: {ratio:.2} (target >= 0.70: {})",
             if ratio >= 0.7 { "met" } else { "NOT met" }
         );
+    }
+    if args.mode == Mode::Text {
+        print_same_text(&args.texts, &reports);
     }
     if let Some((_, r)) = reports.iter().find(|(l, _)| l.starts_with("open") && l.ends_with("pasar run")) {
         let p99 = percentile(&r.first, 0.99);
