@@ -56,6 +56,8 @@ const FILLER: &[&str] = &[
     "wae",
     "ae",
     "sekalian",
+    "batal",
+    "jadi",
     "kirim",
     "makasih",
     "terima",
@@ -134,6 +136,13 @@ const SMALL_TALK: &[&str] = &[
 /// Words that continue a number ("dua belas", "tiga puluh"): an amount followed by one that was
 /// not read with it is not understood rather than read short.
 const NUMBER_TAILS: &[&str] = &["belas", "puluh", "ratus", "atus", "juta", "puluhan", "belasan"];
+
+/// Words that say what the goods before them are for ("buat rawon"): the rest of the piece is a
+/// remark, not an order.
+const PURPOSE: &[&str] = &["buat", "untuk", "kanggo", "gawe", "for"];
+
+/// Words that name a commodity and also count pieces of another.
+const NAME_OR_COUNTER: &[&str] = &["tongkol"];
 
 /// Chat abbreviations and colour words, expanded when the expansion completes a commodity's
 /// name ("bwg merah", "cbe rawit", "dg sapi", "ayam kpg", "lombok ijo"); `true` when the word
@@ -511,6 +520,12 @@ fn join_numbers(words: Vec<String>) -> Vec<String> {
 fn pieces(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.split(['\n', '\r', ';', '+', '&', '|', '?', '!']) {
+        // "sayur asem bu: kacang panjang 3rb, ...": a heading before a colon, without an amount,
+        // says what the list is for.
+        let line = match line.split_once(':') {
+            Some((head, rest)) if !head.chars().any(|c| c.is_ascii_digit()) => rest,
+            _ => line,
+        };
         // A comma between digits is a decimal mark ("1,5 kg"); any other separates items.
         let chars: Vec<char> = line.chars().collect();
         let mut current = String::new();
@@ -589,6 +604,11 @@ fn clean(piece: &str) -> String {
 }
 
 /// One mention of a commodity in a piece: its word positions and what it is.
+/// Whether an amount follows position `at` (after any filler).
+fn next_is_amount(kinds: &[Kind], at: usize) -> bool {
+    kinds[at.min(kinds.len())..].iter().find(|k| **k != Kind::Filler) == Some(&Kind::Amount)
+}
+
 struct Mention {
     start: usize,
     end: usize,
@@ -619,7 +639,19 @@ fn read_piece(
         })
         .filter(|w| !w.is_empty())
         .collect();
-    let kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
+    // "... buat rawon", "... kanggo warung bakso": what it is for, not more goods.
+    let words: Vec<&str> = match words.iter().position(|w| PURPOSE.contains(w)) {
+        Some(p) if p > 0 => words[..p].to_vec(),
+        _ => words,
+    };
+    let mut kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
+    // A word that is both a name and a counter ("tongkol": a tuna, or an ear of corn) counts
+    // only right after a number ("jagung 2 tongkol").
+    for i in 0..words.len() {
+        if NAME_OR_COUNTER.contains(&words[i]) {
+            kinds[i] = if i > 0 && kinds[i - 1] == Kind::Amount { Kind::Amount } else { Kind::Word };
+        }
+    }
     // Names, longest first (exact before a typo at each length). A name may hold a unit word
     // ("buah naga", "ayam potong", "tempe bungkus"), so spans run over amount words too, but
     // an amount word alone is never a name.
@@ -646,8 +678,14 @@ fn read_piece(
             let all_words = kinds[i..i + n].iter().all(|k| *k == Kind::Word);
             if all_words
                 && n <= 3
-                && let Some(c) = index.near(span).or_else(|| index.skeleton(span))
+                && let Some((c, shortened)) =
+                    index.near(span).map(|c| (c, false)).or_else(|| index.skeleton(span).map(|c| (c, true)))
             {
+                // A name written without its vowels ("tmpe") is taken only with an amount: a
+                // short word alone ("Bu Sri") is too often a person or chatter.
+                if shortened && !next_is_amount(&kinds, i + n) {
+                    continue;
+                }
                 matched = Some((n, Ok(c), true));
                 break;
             }
@@ -853,9 +891,15 @@ mod tests {
     use super::*;
     use crate::domain::catalog::SeedData;
 
-    fn reader() -> (FreeTextIndex, Vec<Commodity>) {
-        let commodities = SeedData::builtin().expect("seed").commodities;
-        (FreeTextIndex::new(&commodities), commodities)
+    /// The seed catalogue's reader, built once for all the tests (the proptest reads hundreds
+    /// of messages).
+    fn reader() -> (&'static FreeTextIndex, &'static [Commodity]) {
+        static READER: std::sync::OnceLock<(FreeTextIndex, Vec<Commodity>)> = std::sync::OnceLock::new();
+        let (index, commodities) = READER.get_or_init(|| {
+            let commodities = SeedData::builtin().expect("seed").commodities;
+            (FreeTextIndex::new(&commodities), commodities)
+        });
+        (index, commodities)
     }
 
     fn items(message: &str) -> Vec<(String, u64)> {
@@ -913,12 +957,81 @@ mod tests {
     #[test]
     fn refused_amounts_and_ambiguous_names_are_not_understood_with_the_reason() {
         let (index, commodities) = reader();
-        let r = read(&index, &commodities, "ayam 2 kwintal, tempe 1 kg, lombok abang sekilo");
+        let r = read(&index, &commodities, "ayam 2 kwintal, tempe 1 kg, jeruk manis sekilo");
         assert!(r.items.is_empty(), "{r:?}");
         let errors: Vec<_> = r.not_understood.iter().filter_map(|n| n.error.clone()).collect();
         assert!(matches!(errors[0], AmountError::Quantity(QuantityError::TooLarge { .. })), "{errors:?}");
         assert!(matches!(errors[1], AmountError::Quantity(QuantityError::WrongUnit { .. })), "{errors:?}");
-        assert!(r.not_understood.iter().any(|n| n.text == "lombok abang" && n.problem.as_deref() == Some("ambiguous")));
+        assert!(r.not_understood.iter().any(|n| n.text == "jeruk manis" && n.problem.as_deref() == Some("ambiguous")));
+    }
+
+    fn asked(message: &str) -> Vec<(String, String)> {
+        let (index, commodities) = reader();
+        read(&index, &commodities, message)
+            .items
+            .into_iter()
+            .map(|i| {
+                let v = match i.amount {
+                    Amount::Exact(q) => q.base().to_string(),
+                    Amount::Money(r) => format!("Rp{}", r.value()),
+                    Amount::Pieces { count, .. } => format!("{count}pc"),
+                };
+                (i.commodity, v)
+            })
+            .collect()
+    }
+
+    fn said(id: &str, v: &str) -> (String, String) {
+        (id.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn money_is_never_kilos_and_bare_numbers_read_by_their_size() {
+        assert_eq!(
+            asked("brambang 5rb, lombok 3rb"),
+            vec![said("bawang-merah", "Rp5000"), said("cabai-rawit", "Rp3000")]
+        );
+        assert_eq!(asked("brambang 500"), vec![said("bawang-merah", "500")]);
+        assert_eq!(asked("brambang 2"), vec![said("bawang-merah", "2000")]);
+        assert_eq!(asked("brambang 5000"), vec![said("bawang-merah", "Rp5000")]);
+        assert_eq!(asked("brambang .5 kg"), vec![said("bawang-merah", "500")]);
+        assert_eq!(asked("Rp 10.000 daging sapi"), vec![said("daging-sapi", "Rp10000")]);
+        assert_eq!(asked("lombok limang ewu"), vec![said("cabai-rawit", "Rp5000")]);
+        let (index, commodities) = reader();
+        let r = read(&index, &commodities, "brambang -2 kg, tempe 0");
+        assert!(r.items.is_empty() && r.not_understood.len() == 2, "{r:?}");
+    }
+
+    #[test]
+    fn pieces_javanese_numbers_abbreviations_and_colours() {
+        assert_eq!(
+            asked("ayam 1 ekor, telur 10 butir"),
+            vec![said("ayam-potong", "1pc"), said("telur-ayam-ras", "10pc")]
+        );
+        assert_eq!(asked("jagung 2 tongkol"), vec![said("jagung-manis", "2pc")]);
+        assert_eq!(asked("tongkol 1 kg"), vec![said("ikan-tongkol", "1000")]);
+        assert_eq!(
+            asked("brambang rong ons, lombok sak ons"),
+            vec![said("bawang-merah", "200"), said("cabai-rawit", "100")]
+        );
+        assert_eq!(
+            asked("gula sekilo setengah, beras limang kilo"),
+            vec![said("gula-pasir", "1500"), said("beras-medium", "5000")]
+        );
+        assert_eq!(asked("ayam sekilo kalih tempe kalih papan"), vec![said("ayam-potong", "1000"), said("tempe", "2")]);
+        assert_eq!(
+            asked("bwg merah 1/4, cbe rawit 1 ons, tlr 1 kg"),
+            vec![said("bawang-merah", "250"), said("cabai-rawit", "100"), said("telur-ayam-ras", "1000")]
+        );
+        assert_eq!(
+            asked("lombok ijo 1 ons, lombok abang 1 ons"),
+            vec![said("cabai-hijau", "100"), said("cabai-merah-besar", "100")]
+        );
+        assert_eq!(asked("tmpe 2, byam 1"), vec![said("tempe", "2"), said("bayam", "1")]);
+        assert!(asked("Bu Sri").is_empty(), "a vowel-less name needs an amount");
+        assert!(asked("batal aja bu").is_empty());
+        assert_eq!(asked("wortel 1 kg buat warung bakso"), vec![said("wortel", "1000")]);
+        assert_eq!(asked("sayur asem bu: kacang panjang 3rb"), vec![said("kacang-panjang", "Rp3000")]);
     }
 
     #[test]

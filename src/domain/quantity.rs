@@ -299,7 +299,8 @@ fn unit_word(word: &str) -> Option<UnitWord> {
         "kotak" | "box" => UnitWord::Piece(PieceUnit::Kotak),
         "iket" | "ikt" | "unting" => UnitWord::Piece(PieceUnit::Ikat),
         "ekr" => UnitWord::Piece(PieceUnit::Ekor),
-        "glundung" => UnitWord::AnyPiece,
+        // "tongkol" is also a fish: the reader of orders takes it as a counter only after a number.
+        "glundung" | "tongkol" => UnitWord::AnyPiece,
         other => {
             return PieceUnit::ALL.iter().find(|p| p.name() == other).map(|p| UnitWord::Piece(*p));
         }
