@@ -74,7 +74,7 @@ fn seeded_store_finds_market_words() {
 
 fn corrupted(file: &str, edit: impl Fn(&str) -> String) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    for f in ["markets.toml", "commodities.csv", "stalls.csv"] {
+    for f in ["markets.toml", "commodities.csv", "stalls.csv", "SOURCES.md"] {
         let text = std::fs::read_to_string(data_dir().join(f)).expect("read");
         let text = if f == file { edit(&text) } else { text };
         std::fs::write(dir.path().join(f), text).expect("write");
@@ -98,10 +98,27 @@ fn bad_rows_are_refused_with_file_line_and_reason() {
     assert!(e.contains("stalls.csv:7") && e.contains("unknown market"), "{e}");
     let e = corrupted("stalls.csv", |t| replace_line(t, 3, "blimbing,A-07,Sayur Bu Sri,Bu Sri,kangkung,-5"));
     assert!(e.contains("stalls.csv:3") && e.contains("price"), "{e}");
-    let e = corrupted("commodities.csv", |t| replace_line(t, 4, "sawi-x,sayur,Sawi X,Sawi,karung,,,1000"));
+    let e = corrupted("commodities.csv", |t| replace_line(t, 4, "sawi-x,sayur,Sawi X,Sawi,karung,,,1000,,,,estimate"));
     assert!(e.contains("commodities.csv:4") && e.contains("unknown unit"), "{e}");
-    let e = corrupted("commodities.csv", |t| replace_line(t, 6, "bayam,sayur,Bayam,Spinach,ikat,,,3000"));
+    let e = corrupted("commodities.csv", |t| replace_line(t, 6, "bayam,sayur,Bayam,Spinach,ikat,,,3000,,,,estimate"));
     assert!(e.contains("commodities.csv:6") && e.contains("twice"), "{e}");
+    // The market's words: a step that is no sellable step, a piece word on goods sold by the
+    // piece, a piece without its weight, a source that is no key.
+    let e = corrupted("commodities.csv", |t| replace_line(t, 7, "sawi-y,sayur,Sawi Y,Sawi,kg,,,1000,70,,,estimate"));
+    assert!(e.contains("commodities.csv:7") && e.contains("step 70"), "{e}");
+    let e =
+        corrupted("commodities.csv", |t| replace_line(t, 7, "sawi-y,sayur,Sawi Y,Sawi,ikat,,,1000,,ekor,500,estimate"));
+    assert!(e.contains("commodities.csv:7") && e.contains("sold by weight"), "{e}");
+    let e =
+        corrupted("commodities.csv", |t| replace_line(t, 7, "sawi-y,sayur,Sawi Y,Sawi,kg,,,1000,100,ekor,,estimate"));
+    assert!(e.contains("commodities.csv:7") && e.contains("go together"), "{e}");
+    let e = corrupted("commodities.csv", |t| {
+        replace_line(t, 7, "sawi-y,sayur,Sawi Y,Sawi,kg,,,1000,100,karung,500,estimate")
+    });
+    assert!(e.contains("commodities.csv:7") && e.contains("karung"), "{e}");
+    let e =
+        corrupted("commodities.csv", |t| replace_line(t, 7, "sawi-y,sayur,Sawi Y,Sawi,kg,,,1000,100,,,Kemendag Nov"));
+    assert!(e.contains("commodities.csv:7") && e.contains("price_source"), "{e}");
     let e = corrupted("markets.toml", |t| t.replacen("opens = \"04:00\"", "opens = \"4 pagi\"", 1));
     assert!(e.contains("markets.toml") && e.contains("HH:MM"), "{e}");
     let e = corrupted("markets.toml", |t| t.replacen("code = \"OOD\"", "code = \"BLB\"", 1));
@@ -356,4 +373,14 @@ fn an_update_brings_the_grown_catalogue_into_a_running_database_and_keeps_its_or
     // Again: nothing new.
     let again = store.update_catalog(&grown).expect("again");
     assert!(!again.changed(), "{again:?}");
+}
+
+#[test]
+fn every_price_level_names_its_source_or_says_it_is_an_estimate() {
+    let rows = std::fs::read_to_string(data_dir().join("commodities.csv")).expect("read").lines().count();
+    let e =
+        corrupted("commodities.csv", |t| format!("{t}\nsawi-y,sayur,Sawi Y,Sawi,kg,,,1000,100,,,siskaperbapok-2099"));
+    assert!(e.contains(&format!("commodities.csv:{}", rows + 1)) && e.contains("not a key of SOURCES.md"), "{e}");
+    let e = corrupted("commodities.csv", |t| format!("{t}\nsawi-y,sayur,Sawi Y,Sawi,kg,,,1000,100,,,"));
+    assert!(e.contains(&format!("commodities.csv:{}", rows + 1)) && e.contains("no price_source"), "{e}");
 }

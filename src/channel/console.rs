@@ -190,7 +190,12 @@ impl<'e> ConsoleChat<'e> {
         // A label may be typed without its emoji and in any case ("checkout" picks "✅ Checkout"),
         // and without the price after a "·" ("sayur bu sri" picks "Sayur Bu Sri · Rp 17.500").
         // A minus sign is part of what was typed ("-2 kg" is not the "2 kg" button).
-        let typed = if t.contains('-') && t.chars().any(|c| c.is_ascii_digit()) { String::new() } else { normalize(t) };
+        let chars: Vec<char> = t.chars().collect();
+        let minus = chars
+            .windows(2)
+            .enumerate()
+            .any(|(i, w)| w[0] == '-' && w[1].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()));
+        let typed = if minus { String::new() } else { normalize(t) };
         let label_matches = |label: &str| {
             normalize(label) == typed || label.split_once('·').is_some_and(|(head, _)| normalize(head) == typed)
         };

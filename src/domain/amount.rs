@@ -132,7 +132,8 @@ impl Amount {
                 let sum = u128::try_from(sum.value()).unwrap_or(0);
                 // base = sum / price * base_per_unit, to the nearest step.
                 let steps = (sum * per_unit * 2 + price * u128::from(step)) / (price * u128::from(step) * 2);
-                if steps == 0 {
+                // Less than one step costs: the stall cannot pack it for that money.
+                if steps == 0 || sum * per_unit < price * u128::from(step) {
                     let min = Rupiah(i64::try_from(price * u128::from(step)).unwrap_or(i64::MAX))
                         .times_fraction(1, unit.base_per_unit())
                         .unwrap_or(Rupiah(i64::MAX));

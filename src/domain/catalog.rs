@@ -268,11 +268,18 @@ fn words_list(s: &str) -> Vec<String> {
 }
 
 impl SeedData {
-    /// Reads `markets.toml`, `commodities.csv` and `stalls.csv` from `dir`.
+    /// Reads `markets.toml`, `commodities.csv` and `stalls.csv` from `dir`, and checks that
+    /// every `price_source` of the commodities is a key that `SOURCES.md` names (when there is one).
     pub fn load(dir: &Path) -> Result<SeedData, SeedError> {
         let files = ["markets.toml", "commodities.csv", "stalls.csv"].map(|f| dir.join(f));
         let [m, c, s] = &files;
-        SeedData::parse([(m, &read(m)?), (c, &read(c)?), (s, &read(s)?)])
+        let (mt, ct, st) = (read(m)?, read(c)?, read(s)?);
+        let seed = SeedData::parse([(m, &mt), (c, &ct), (s, &st)])?;
+        let sources = dir.join("SOURCES.md");
+        if sources.exists() {
+            check_sources(c, &ct, &read(&sources)?)?;
+        }
+        Ok(seed)
     }
 
     /// The seed data compiled into the binary, for a binary run away from its source tree.
@@ -397,6 +404,31 @@ fn csv_rows<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<Vec
     }
     // csv positions are only on errors; recount lines for the rows (header is line 1).
     Ok(out.into_iter().enumerate().map(|(i, r)| (i as u64 + 2, r)).collect())
+}
+
+/// Every `price_source` is `estimate` or a key written as `` `key` `` in SOURCES.md.
+fn check_sources(file: &Path, commodities: &str, sources: &str) -> Result<(), SeedError> {
+    for (line, row) in csv_rows::<CommodityRow>(file, commodities)? {
+        match row.price_source.as_deref().map(str::trim) {
+            None | Some("") => {
+                return Err(SeedError {
+                    file: file.to_path_buf(),
+                    line,
+                    reason: format!("`{}` has no price_source (a key of SOURCES.md, or `estimate`)", row.id),
+                });
+            }
+            Some("estimate") => {}
+            Some(key) if sources.contains(&format!("`{key}`")) => {}
+            Some(key) => {
+                return Err(SeedError {
+                    file: file.to_path_buf(),
+                    line,
+                    reason: format!("price_source `{key}` is not a key of SOURCES.md"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load_commodities(file: &Path, text: &str) -> Result<Vec<Commodity>, SeedError> {
@@ -572,6 +604,8 @@ struct SearchTerm {
     text: String,
     words: Vec<(String, usize)>,
     commodity: usize,
+    /// The commodity's own name (Indonesian or English), not an alias or market word.
+    is_name: bool,
 }
 
 /// What a search found.
@@ -645,11 +679,11 @@ impl Catalog {
         let mut search_terms = Vec::new();
         for (i, c) in commodities.iter().enumerate() {
             let names = [&c.name, &c.name_en].into_iter().chain(&c.aliases).chain(&c.javanese);
-            for term in names {
+            for (n, term) in names.enumerate() {
                 let text = normalize(term);
                 if !text.is_empty() {
                     let words = text.split(' ').map(|w| (w.to_string(), w.chars().count())).collect();
-                    search_terms.push(SearchTerm { text, words, commodity: i });
+                    search_terms.push(SearchTerm { text, words, commodity: i, is_name: n < 2 });
                 }
             }
         }
@@ -801,7 +835,10 @@ impl Catalog {
     /// typos of a query word of five letters or more (one for four letters), or a query word
     /// that starts with a name's word ("tomatoes"); at most three, closest first.
     fn close_names(&self, q: &str, allowed: &dyn Fn(&Commodity) -> bool) -> Vec<&Commodity> {
-        let mut best: HashMap<usize, usize> = HashMap::new();
+        // Per commodity: its closeness (summed over the query's words) and how many of the
+        // query's words it is close to. Every word of four letters or more must be close to it.
+        let mut best: HashMap<usize, (usize, usize)> = HashMap::new();
+        let mut needed = 0;
         for qw in q.split(' ') {
             let len = qw.chars().count();
             let distance = match len {
@@ -809,26 +846,40 @@ impl Catalog {
                 4 => 1,
                 _ => 2,
             };
-            let mut close: Vec<(&str, usize)> = self.near_words.within(qw, distance);
+            needed += 1;
+            let first = qw.chars().next();
+            // A typo keeps the first letter ("kangkong", not "sudah" for "buah").
+            let mut close: Vec<(&str, usize)> =
+                self.near_words.within(qw, distance).into_iter().filter(|(w, _)| w.chars().next() == first).collect();
             // "tomatoes": a name's word that the query word starts with.
             for end in (4..len).rev() {
                 let prefix: String = qw.chars().take(end).collect();
-                if self.terms_by_word.contains_key(&prefix) {
-                    close.push((self.terms_by_word.get_key_value(&prefix).map_or("", |(k, _)| k.as_str()), len - end));
+                if let Some((word, _)) = self.terms_by_word.get_key_value(&prefix) {
+                    close.push((word.as_str(), len - end));
                     break;
                 }
             }
+            let mut this_word: HashMap<usize, usize> = HashMap::new();
             for (word, d) in close {
                 for t in self.terms_by_word.get(word).into_iter().flatten() {
                     let c = self.search_terms[*t].commodity;
                     if allowed(&self.commodities[c]) {
-                        let e = best.entry(c).or_insert(usize::MAX);
+                        let e = this_word.entry(c).or_insert(usize::MAX);
                         *e = (*e).min(d);
                     }
                 }
             }
+            for (c, d) in this_word {
+                let e = best.entry(c).or_insert((0, 0));
+                e.0 += d;
+                e.1 += 1;
+            }
         }
-        let mut found: Vec<(usize, &Commodity)> = best.into_iter().map(|(c, d)| (d, &self.commodities[c])).collect();
+        let mut found: Vec<(usize, &Commodity)> = best
+            .into_iter()
+            .filter(|(_, (_, words))| *words == needed)
+            .map(|(c, (d, _))| (d, &self.commodities[c]))
+            .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
         found.into_iter().map(|(_, c)| c).take(3).collect()
     }
@@ -852,6 +903,9 @@ impl Catalog {
     fn ranked(&self, q: &str, allowed: &dyn Fn(&Commodity) -> bool) -> Vec<(u32, &Commodity)> {
         let q_words: Vec<(&str, usize)> = q.split(' ').map(|w| (w, w.chars().count())).collect();
         let mut best: HashMap<usize, u32> = HashMap::new();
+        let mut exact = false;
+        let mut exact_name = false;
+        let mut named_prefix: HashSet<usize> = HashSet::new();
         // Only terms with a word that each query word starts (or is, under three letters) can
         // match whole words: found in the sorted word list, not by a scan.
         let mut candidates: Option<Vec<usize>> = None;
@@ -880,7 +934,27 @@ impl Catalog {
             if score > 0 {
                 let e = best.entry(term.commodity).or_insert(0);
                 *e = (*e).max(score);
+                if score == 100 {
+                    exact = true;
+                    exact_name |= term.is_name;
+                }
+                // Its own name holds the query's words whole ("bawang" in "Bawang Merah", not
+                // "shallot" in "Fried Shallots").
+                let whole = q_words.iter().all(|(qw, _)| term.words.iter().any(|(tw, _)| tw == qw));
+                if score < 100 && term.is_name && whole {
+                    named_prefix.insert(term.commodity);
+                }
             }
+        }
+        // A commodity's own name ("kentang", "tempe") opens it. A market word or alias that
+        // names one thing exactly ("ayam", "bawang", "telur") shows it with the goods whose own
+        // names hold that word ("Ayam Kampung", "Bawang Merah"), but not every alias that
+        // begins with it ("brambang goreng" is Bawang Goreng's market word: "brambang" opens
+        // Bawang Merah).
+        if exact_name {
+            best.retain(|_, s| *s == 100);
+        } else if exact {
+            best.retain(|c, s| *s == 100 || named_prefix.contains(c));
         }
         // Typo matches only matter when nothing matched exactly. Only the terms holding a word
         // near each query word can score (found through the index, not by a scan).
@@ -957,7 +1031,11 @@ fn typo_score(q_words: &[(&str, usize)], term: &SearchTerm) -> u32 {
             .iter()
             // Words whose lengths differ by more than the allowance cannot be that close.
             .filter(|(_, tlen)| tlen.abs_diff(*qlen) <= allowed)
-            .map(|(tw, _)| strsim::damerau_levenshtein(qw, tw))
+            // Two typos keep the first letter ("kangkong" is kangkung, not singkong).
+            .map(|(tw, _)| {
+                let d = strsim::damerau_levenshtein(qw, tw);
+                if d >= 2 && tw.chars().next() != qw.chars().next() { usize::MAX } else { d }
+            })
             .min()
             .unwrap_or(usize::MAX);
         if d > allowed {
@@ -965,7 +1043,10 @@ fn typo_score(q_words: &[(&str, usize)], term: &SearchTerm) -> u32 {
         }
         total += d as u32;
     }
-    60u32.saturating_sub(total * 10)
+    // A longer name the query only partly covers ranks below one it covers whole ("bawang
+    // merahhh" is Bawang Merah before "bawang merah goreng").
+    let extra = term.words.len().saturating_sub(q_words.len()) as u32;
+    60u32.saturating_sub(total * 10 + extra * 5)
 }
 
 #[cfg(test)]
