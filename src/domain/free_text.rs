@@ -904,7 +904,7 @@ mod tests {
 
     fn items(message: &str) -> Vec<(String, u64)> {
         let (index, commodities) = reader();
-        read(&index, &commodities, message).items.into_iter().map(|i| (i.commodity, i.quantity.base())).collect()
+        read(index, commodities, message).items.into_iter().map(|i| (i.commodity, i.quantity.base())).collect()
     }
 
     fn item(id: &str, base: u64) -> (String, u64) {
@@ -957,7 +957,7 @@ mod tests {
     #[test]
     fn refused_amounts_and_ambiguous_names_are_not_understood_with_the_reason() {
         let (index, commodities) = reader();
-        let r = read(&index, &commodities, "ayam 2 kwintal, tempe 1 kg, jeruk manis sekilo");
+        let r = read(index, commodities, "ayam 2 kwintal, tempe 1 kg, jeruk manis sekilo");
         assert!(r.items.is_empty(), "{r:?}");
         let errors: Vec<_> = r.not_understood.iter().filter_map(|n| n.error.clone()).collect();
         assert!(matches!(errors[0], AmountError::Quantity(QuantityError::TooLarge { .. })), "{errors:?}");
@@ -967,7 +967,7 @@ mod tests {
 
     fn asked(message: &str) -> Vec<(String, String)> {
         let (index, commodities) = reader();
-        read(&index, &commodities, message)
+        read(index, commodities, message)
             .items
             .into_iter()
             .map(|i| {
@@ -998,7 +998,7 @@ mod tests {
         assert_eq!(asked("Rp 10.000 daging sapi"), vec![said("daging-sapi", "Rp10000")]);
         assert_eq!(asked("lombok limang ewu"), vec![said("cabai-rawit", "Rp5000")]);
         let (index, commodities) = reader();
-        let r = read(&index, &commodities, "brambang -2 kg, tempe 0");
+        let r = read(index, commodities, "brambang -2 kg, tempe 0");
         assert!(r.items.is_empty() && r.not_understood.len() == 2, "{r:?}");
     }
 
@@ -1037,7 +1037,7 @@ mod tests {
     #[test]
     fn questions_are_told_apart_from_orders() {
         let (index, commodities) = reader();
-        let ask = |m: &str| read(&index, &commodities, m);
+        let ask = |m: &str| read(index, commodities, m);
         assert_eq!(ask("harga cabe berapa?").question, Some(vec!["cabai-rawit".to_string()]));
         assert_eq!(ask("ada daging sapi").question, Some(vec!["daging-sapi".to_string()]));
         assert_eq!(ask("brambang piro sekilo?").question, Some(vec!["bawang-merah".to_string()]));
@@ -1050,11 +1050,11 @@ mod tests {
     fn negations_and_words_containing_ada_do_not_make_a_question() {
         let (index, commodities) = reader();
         for order in ["brambang sekilo, nggak pakai plastik", "kelapa ada 2 butir", "ada pesanan bu: tempe 2 papan"] {
-            let r = read(&index, &commodities, order);
+            let r = read(index, commodities, order);
             assert_eq!(r.question, None, "{order}");
             assert!(!r.items.is_empty(), "{order}");
         }
-        let r = read_order_only(&index, &commodities, "brambang sekilo?");
+        let r = read_order_only(index, commodities, "brambang sekilo?");
         assert_eq!((r.question, r.items.len()), (None, 1), "/pesan never answers a question");
     }
 
@@ -1065,7 +1065,7 @@ mod tests {
         assert_eq!(items("telur bebek dua belas butir"), vec![item("telur-bebek", 12)]);
         assert_eq!(items("tahu tiga puluh lima"), vec![item("tahu-putih", 35)]);
         let (index, commodities) = reader();
-        let r = read(&index, &commodities, "tempe 2 puluhan");
+        let r = read(index, commodities, "tempe 2 puluhan");
         assert!(r.items.is_empty() && r.not_understood[0].error.is_some(), "not read short: {r:?}");
     }
 
@@ -1099,7 +1099,7 @@ mod tests {
         ) {
             let (index, commodities) = reader();
             let message = words.join(" ");
-            let r = read(&index, &commodities, &message);
+            let r = read(index, commodities, &message);
             prop_assert!(r.items.len() <= MAX_ITEMS);
             for item in &r.items {
                 let c = commodities.iter().find(|c| c.id == item.commodity).expect("a commodity");
@@ -1112,14 +1112,14 @@ mod tests {
     fn junk_and_huge_messages_are_bounded() {
         let (index, commodities) = reader();
         for junk in ["🥬🥬🥬", "123 456", "'; DROP TABLE orders; --", "", "   "] {
-            assert!(read(&index, &commodities, junk).items.is_empty(), "{junk}");
+            assert!(read(index, commodities, junk).items.is_empty(), "{junk}");
         }
         let huge = "tempe 1, ".repeat(5000);
-        let r = read(&index, &commodities, &huge);
+        let r = read(index, commodities, &huge);
         assert!(r.cut && r.items.len() == MAX_ITEMS, "{}", r.items.len());
         // Any text at all: no panic, whatever the characters.
         for odd in ["1.", "1)", "½½½", "se", "sesese", "x2 x3", "٣ كيلو", "ｔｅｍｐｅ　２"] {
-            let _ = read(&index, &commodities, odd);
+            let _ = read(index, commodities, odd);
         }
     }
 }
