@@ -603,6 +603,21 @@ fn clean(piece: &str) -> String {
         .collect()
 }
 
+/// "ote2" is chat for "ote-ote": a word with a 2 stuck to it is doubled when the doubled word is a
+/// name (else the 2 stays a number: "tempe2" is not read as two tempe).
+fn reduplicated(index: &FreeTextIndex, text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        let base = word.strip_suffix('2').unwrap_or_default();
+        if base.chars().count() >= 3 && base.chars().all(char::is_alphabetic) && index.exact(&[base, base]).is_some() {
+            out.push(format!("{base} {base}"));
+        } else {
+            out.push(word.to_string());
+        }
+    }
+    out.join(" ")
+}
+
 /// One mention of a commodity in a piece: its word positions and what it is.
 /// Whether an amount follows position `at` (after any filler).
 fn next_is_amount(kinds: &[Kind], at: usize) -> bool {
@@ -625,7 +640,7 @@ fn read_piece(
     explicit: &mut usize,
     mentioned: &mut Vec<usize>,
 ) {
-    let words = join_numbers(tokens(&clean(piece)));
+    let words = join_numbers(tokens(&reduplicated(index, &clean(piece))));
     let words: Vec<&str> = words
         .iter()
         .map(|w| {
@@ -651,6 +666,10 @@ fn read_piece(
         if NAME_OR_COUNTER.contains(&words[i]) {
             kinds[i] = if i > 0 && kinds[i - 1] == Kind::Amount { Kind::Amount } else { Kind::Word };
         }
+        // "2 pak" is two packs; "pak" alone is "sir".
+        if kinds[i] == Kind::Filler && i > 0 && kinds[i - 1] == Kind::Amount && is_unit_word(words[i]) {
+            kinds[i] = Kind::Amount;
+        }
     }
     // Names, longest first (exact before a typo at each length). A name may hold a unit word
     // ("buah naga", "ayam potong", "tempe bungkus"), so spans run over amount words too, but
@@ -666,10 +685,15 @@ fn read_piece(
         }
         let run = (i..words.len()).take_while(|&j| kinds[j] != Kind::Filler).count();
         let mut matched = None;
-        for n in (1..=run.min(index.longest)).rev() {
+        // A name may hold a word that is chatter elsewhere ("pisang mas", "ikan mas": "mas" is
+        // also "brother"): exact names run over filler, typos never do.
+        for n in (1..=(words.len() - i).min(index.longest)).rev() {
             let span = &words[i..i + n];
             if n == 1 && kinds[i] == Kind::Amount {
                 break;
+            }
+            if n > run && index.exact(span).is_none() {
+                continue;
             }
             if let Some(found) = index.exact(span) {
                 matched = Some((n, if found.len() == 1 { Ok(found[0]) } else { Err(()) }, false));
