@@ -544,23 +544,23 @@ fn turning_a_page_edits_the_message_it_was_turned_on() {
     fake.text(BLIMBING, SHOPPER, "/start");
     let (menu, seen) = fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
     fake.press_on(BLIMBING, &menu, "cat:sayur:0");
-    let (page1, seen) = fake.wait_for(BLIMBING, SHOPPER, "halaman 1/3", seen);
+    let (page1, seen) = fake.wait_for(BLIMBING, SHOPPER, "halaman 1/6", seen);
     assert_eq!(page1.edit_of, None, "opening a category is a new message");
     let next = page1.button("Berikutnya").expect("next page button");
     fake.press_on(BLIMBING, &page1, &next);
-    let (page2, seen) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/3", seen);
+    let (page2, seen) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/6", seen);
     assert_eq!(page2.edit_of, Some(page1.id), "the page turned in place");
     // Back a page from the edited message: the same message again.
     let prev = page2.button("Sebelumnya").expect("previous page button");
     fake.press_on(BLIMBING, &page2, &prev);
-    let (again, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 1/3", seen);
+    let (again, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 1/6", seen);
     assert_eq!(again.edit_of, Some(page1.id));
     // A page turn on a message the chat no longer has comes as a new message.
     let mut gone = page2.clone();
     gone.id = 999_999;
     let before = fake.sent_to(BLIMBING, SHOPPER).len();
     fake.press_on(BLIMBING, &gone, &next);
-    let (fresh, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/3", before);
+    let (fresh, _) = fake.wait_for(BLIMBING, SHOPPER, "halaman 2/6", before);
     assert_eq!(fresh.edit_of, None, "{fresh:?}");
 }
 
