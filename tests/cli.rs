@@ -667,3 +667,18 @@ fn loadtest_fault_scenarios_print_their_summaries() {
     assert!(!ok, "eleven markets ran:\n{out}");
     assert!(err.contains("between 1 and 10 markets"), "{err}");
 }
+
+/// `pasar seed`: a new database in full; a seeded one only with `--update`, which is safe to
+/// run again (the store test checks what it brings and keeps).
+#[test]
+fn seed_fills_a_new_database_and_update_brings_only_what_is_new() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pasar.db");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let (ok, out, err) = run(pasar().args(["seed", "--db"]).arg(&db).arg("--data").arg(&data));
+    assert!(ok && out.contains("seeded with 10 markets"), "{out}{err}");
+    let (ok, _, err) = run(pasar().args(["seed", "--db"]).arg(&db).arg("--data").arg(&data));
+    assert!(!ok && err.contains("--update"), "{err}");
+    let (ok, out, err) = run(pasar().args(["seed", "--update", "--db"]).arg(&db).arg("--data").arg(&data));
+    assert!(ok && out.contains("nothing new"), "{out}{err}");
+}
