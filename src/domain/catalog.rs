@@ -831,6 +831,26 @@ impl Catalog {
         SearchResult::NotFound { suggestions: self.close_names(&q, &allowed) }
     }
 
+    /// The search terms that `terms_of` finds for every one of the query's words (its
+    /// candidates intersected), in the terms' order.
+    fn terms_for_every_word(
+        &self,
+        q_words: &[(&str, usize)],
+        terms_of: &dyn Fn(&str, usize) -> Vec<usize>,
+    ) -> Vec<&SearchTerm> {
+        let mut candidates: Option<Vec<usize>> = None;
+        for (qw, qlen) in q_words {
+            let mut terms = terms_of(qw, *qlen);
+            terms.sort_unstable();
+            terms.dedup();
+            candidates = Some(match candidates {
+                None => terms,
+                Some(before) => before.into_iter().filter(|t| terms.binary_search(t).is_ok()).collect(),
+            });
+        }
+        candidates.unwrap_or_default().into_iter().map(|t| &self.search_terms[t]).collect()
+    }
+
     /// Commodities with a name close to the query, for "did you mean": a name's word within two
     /// typos of a query word of five letters or more (one for four letters), or a query word
     /// that starts with a name's word ("tomatoes"); at most three, closest first.
@@ -908,25 +928,18 @@ impl Catalog {
         let mut named_prefix: HashSet<usize> = HashSet::new();
         // Only terms with a word that each query word starts (or is, under three letters) can
         // match whole words: found in the sorted word list, not by a scan.
-        let mut candidates: Option<Vec<usize>> = None;
-        for (qw, qlen) in &q_words {
-            let mut terms: Vec<usize> = if *qlen >= 3 {
+        let starting = |qw: &str, qlen: usize| -> Vec<usize> {
+            if qlen >= 3 {
                 self.terms_by_word
-                    .range::<str, _>((std::ops::Bound::Included(*qw), std::ops::Bound::Unbounded))
+                    .range::<str, _>((std::ops::Bound::Included(qw), std::ops::Bound::Unbounded))
                     .take_while(|(w, _)| w.starts_with(qw))
                     .flat_map(|(_, ts)| ts.iter().copied())
                     .collect()
             } else {
-                self.terms_by_word.get(*qw).cloned().unwrap_or_default()
-            };
-            terms.sort_unstable();
-            terms.dedup();
-            candidates = Some(match candidates {
-                None => terms,
-                Some(before) => before.into_iter().filter(|t| terms.binary_search(t).is_ok()).collect(),
-            });
-        }
-        for term in candidates.unwrap_or_default().into_iter().map(|t| &self.search_terms[t]) {
+                self.terms_by_word.get(qw).cloned().unwrap_or_default()
+            }
+        };
+        for term in self.terms_for_every_word(&q_words, &starting) {
             if !allowed(&self.commodities[term.commodity]) {
                 continue;
             }
@@ -959,27 +972,19 @@ impl Catalog {
         // Typo matches only matter when nothing matched exactly. Only the terms holding a word
         // near each query word can score (found through the index, not by a scan).
         if !best.values().any(|s| *s == 100) {
-            let mut candidates: Option<Vec<usize>> = None;
-            for (qw, qlen) in &q_words {
+            let near = |qw: &str, qlen: usize| -> Vec<usize> {
                 let allowed_edits = match qlen {
                     0..=3 => 0,
                     4..=6 => 1,
                     _ => 2,
                 };
-                let mut terms: Vec<usize> = self
-                    .near_words
+                self.near_words
                     .within(qw, allowed_edits)
                     .into_iter()
                     .flat_map(|(w, _)| self.terms_by_word.get(w).into_iter().flatten().copied())
-                    .collect();
-                terms.sort_unstable();
-                terms.dedup();
-                candidates = Some(match candidates {
-                    None => terms,
-                    Some(before) => before.into_iter().filter(|t| terms.binary_search(t).is_ok()).collect(),
-                });
-            }
-            for term in candidates.unwrap_or_default().into_iter().map(|t| &self.search_terms[t]) {
+                    .collect()
+            };
+            for term in self.terms_for_every_word(&q_words, &near) {
                 if !allowed(&self.commodities[term.commodity]) {
                     continue;
                 }

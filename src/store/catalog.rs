@@ -43,26 +43,7 @@ impl Store {
     pub fn seed(&mut self, seed: &SeedData) -> StoreResult<()> {
         self.write(|tx| {
             for m in &seed.markets {
-                let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
-                tx.execute(
-                    "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, weigh_tolerance_percent)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    params![
-                        m.slug,
-                        m.code,
-                        m.name,
-                        m.address,
-                        m.opens.format("%H:%M").to_string(),
-                        m.closes.format("%H:%M").to_string(),
-                        slots.join(","),
-                        m.lat,
-                        m.lon,
-                        m.delivery_radius_km,
-                        m.kelurahan.join("|"),
-                        m.slot_capacity,
-                        m.weigh_tolerance_percent,
-                    ],
-                )?;
+                insert_market(tx, m)?;
             }
             for c in &seed.commodities {
                 insert_commodity(tx, c)?;
@@ -95,26 +76,12 @@ impl Store {
         self.write(|tx| {
             let mut report = CatalogUpdate::default();
             for m in &seed.markets {
-                let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
-                report.markets += tx.execute(
-                    "INSERT OR IGNORE INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, weigh_tolerance_percent)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    params![
-                        m.slug,
-                        m.code,
-                        m.name,
-                        m.address,
-                        m.opens.format("%H:%M").to_string(),
-                        m.closes.format("%H:%M").to_string(),
-                        slots.join(","),
-                        m.lat,
-                        m.lon,
-                        m.delivery_radius_km,
-                        m.kelurahan.join("|"),
-                        m.slot_capacity,
-                        m.weigh_tolerance_percent,
-                    ],
-                )?;
+                let known: bool =
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM markets WHERE slug = ?1)", [&m.slug], |r| r.get(0))?;
+                if !known {
+                    insert_market(tx, m)?;
+                    report.markets += 1;
+                }
             }
             let mut new_commodities = std::collections::HashSet::new();
             for c in &seed.commodities {
@@ -365,6 +332,31 @@ impl CatalogUpdate {
     pub fn changed(&self) -> bool {
         *self != CatalogUpdate::default()
     }
+}
+
+/// Adds a market from the seed data.
+fn insert_market(conn: &rusqlite::Connection, m: &Market) -> rusqlite::Result<()> {
+    let slots: Vec<String> = m.slots.iter().map(|s| s.to_string()).collect();
+    conn.execute(
+        "INSERT INTO markets (slug, code, name, address, opens, closes, slots, lat, lon, delivery_radius_km, kelurahan, slot_capacity, weigh_tolerance_percent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            m.slug,
+            m.code,
+            m.name,
+            m.address,
+            m.opens.format("%H:%M").to_string(),
+            m.closes.format("%H:%M").to_string(),
+            slots.join(","),
+            m.lat,
+            m.lon,
+            m.delivery_radius_km,
+            m.kelurahan.join("|"),
+            m.slot_capacity,
+            m.weigh_tolerance_percent,
+        ],
+    )?;
+    Ok(())
 }
 
 /// Adds a commodity to the city's catalogue (seeding, or an admin's `/komoditas_tambah`).
