@@ -1048,7 +1048,7 @@ fn asked_at(
 ) -> Result<(Quantity, Option<crate::domain::amount::OrderedBy>), AmountError> {
     let amount = parse_amount(text, commodity.unit, commodity.piece)?;
     let quantity = amount.quantity(commodity.unit, commodity.step, offer.price)?;
-    Ok((quantity, amount.ordered_by()))
+    Ok((quantity, amount.ordered_by_at(commodity.unit)))
 }
 
 /// Says why an amount was refused.
@@ -1233,6 +1233,15 @@ fn priced_cart<'c>(turn: &Turn<'c>, cart: Vec<CartLine>) -> (Vec<PricedLine<'c>>
         if line.quantity.unit() != commodity.unit {
             gone.push(line.offer_id);
             continue;
+        }
+        // Money buys what today's price gives (the estimate was made at the price of the day
+        // it went into the cart).
+        let mut line = line;
+        if let Some(OrderedBy::Money(sum)) = line.ordered_by
+            && let Ok(q) =
+                crate::domain::amount::Amount::Money(sum).quantity(commodity.unit, commodity.step, offer.price)
+        {
+            line.quantity = q;
         }
         let total = line_price(offer.price, line.quantity, line.ordered_by);
         out.push(PricedLine {

@@ -10,7 +10,6 @@ use super::lifecycle::{self, Refusal};
 use super::payload::{Action, ReasonCode};
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{Button, Inbound, Outbound};
-use crate::domain::cart::line_total;
 use crate::domain::catalog::Commodity;
 use crate::domain::invite::normalize_code;
 use crate::domain::money::Rupiah;
@@ -624,7 +623,8 @@ fn change_line(
         line.quantity = q;
         line.out_of_stock = false;
     }
-    line.total = line_total(line.unit_price, line.quantity);
+    // A line ordered by money costs the sum whatever the scale says ("Rp 5.000 of shallots").
+    line.total = crate::domain::amount::line_price(line.unit_price, line.quantity, line.ordered_by);
     let actor = turn.actor(super::Role::Trader);
     repo.update_line(sub.id, &line, &actor)?;
     show_lines(repo, turn, sub.id)

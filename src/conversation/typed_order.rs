@@ -100,7 +100,7 @@ fn review_new(read: &ReadOrder, turn: &mut Turn<'_>) -> RepoResult<BuyerState> {
                         offer: offer.id,
                         base: q.base(),
                         assumed: item.written.is_empty(),
-                        ordered_by: item.amount.ordered_by(),
+                        ordered_by: item.amount.ordered_by_at(c.unit),
                     }),
                     // Less money than the smallest amount costs here.
                     Err(e) => refused.push((format!("{} {}", item.named, item.written), e)),

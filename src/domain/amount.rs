@@ -63,7 +63,7 @@ impl OrderedBy {
     /// two cannot be added up that way.
     pub fn plus(self, other: OrderedBy) -> Option<OrderedBy> {
         match (self, other) {
-            (OrderedBy::Money(a), OrderedBy::Money(b)) => Some(OrderedBy::Money(a + b)),
+            (OrderedBy::Money(a), OrderedBy::Money(b)) if a + b <= MAX_MONEY => Some(OrderedBy::Money(a + b)),
             (OrderedBy::Pieces { count: a, unit }, OrderedBy::Pieces { count: b, unit: u }) if unit == u => {
                 Some(OrderedBy::Pieces { count: a + b, unit })
             }
@@ -108,6 +108,16 @@ pub fn describe_price(price: Rupiah, by: Option<OrderedBy>, weighed: bool) -> St
 }
 
 impl Amount {
+    /// How this amount is kept on a line of a commodity sold per `unit`: money's worth of goods
+    /// sold by the piece becomes the whole pieces it buys, priced as such (never more than
+    /// their worth).
+    pub fn ordered_by_at(self, unit: SaleUnit) -> Option<OrderedBy> {
+        match (self, unit) {
+            (Amount::Money(_), SaleUnit::Piece(_)) => None,
+            _ => self.ordered_by(),
+        }
+    }
+
     /// How this amount is kept on a line.
     pub fn ordered_by(self) -> Option<OrderedBy> {
         match self {
@@ -130,6 +140,16 @@ impl Amount {
                 let per_unit = u128::from(unit.base_per_unit());
                 let price = u128::try_from(price.value()).unwrap_or(0).max(1);
                 let sum = u128::try_from(sum.value()).unwrap_or(0);
+                // Goods sold by the piece: as many whole pieces as the sum pays for (the line is
+                // then priced by its count, see `ordered_by_at`).
+                if let SaleUnit::Piece(_) = unit {
+                    let count = sum / price;
+                    if count == 0 {
+                        let min = Rupiah(i64::try_from(price).unwrap_or(i64::MAX));
+                        return Err(AmountError::BelowStep { min });
+                    }
+                    return Ok(Quantity::new(u64::try_from(count).unwrap_or(u64::MAX), unit)?);
+                }
                 // base = sum / price * base_per_unit, to the nearest step.
                 let steps = (sum * per_unit * 2 + price * u128::from(step)) / (price * u128::from(step) * 2);
                 // Less than one step costs: the stall cannot pack it for that money.
@@ -225,6 +245,8 @@ fn parse_money(toks: &[String]) -> Option<Result<Rupiah, AmountError>> {
 /// thousand or more is money).
 pub fn parse_amount(input: &str, unit: SaleUnit, piece: Option<PieceSize>) -> Result<Amount, AmountError> {
     let lowered = input.trim().to_lowercase();
+    // "Rp 5.000,-": the dash that closes a sum on a price tag.
+    let lowered = lowered.trim_end_matches(['-', ',', '.']).trim_end().to_string();
     let toks = tokens(&lowered);
     if let Some(money) = parse_money(&toks) {
         return money.map(Amount::Money);
@@ -371,9 +393,14 @@ mod tests {
             42_000
         );
         assert_eq!(line_price(Rupiah(33_500), q, Some(OrderedBy::Money(Rupiah(5000)))).value(), 5000);
-        // Tahu at Rp 900 a piece: Rp 5.000 is 6 pieces (5,6 to the nearest).
+        // Tahu at Rp 900 a piece: Rp 5.000 buys 5 whole pieces, priced as 5 pieces.
         let tahu = SaleUnit::Piece(PieceUnit::Biji);
-        assert_eq!(Amount::Money(Rupiah(5000)).quantity(tahu, 1, Rupiah(900)).expect("6").base(), 6);
+        assert_eq!(Amount::Money(Rupiah(5000)).quantity(tahu, 1, Rupiah(900)).expect("5").base(), 5);
+        assert_eq!(Amount::Money(Rupiah(5000)).ordered_by_at(tahu), None);
+        assert_eq!(
+            Amount::Money(Rupiah(500)).quantity(tahu, 1, Rupiah(900)),
+            Err(AmountError::BelowStep { min: Rupiah(900) })
+        );
     }
 
     #[test]

@@ -522,8 +522,22 @@ fn pieces(text: &str) -> Vec<String> {
     for line in text.split(['\n', '\r', ';', '+', '&', '|', '?', '!']) {
         // "sayur asem bu: kacang panjang 3rb, ...": a heading before a colon, without an amount,
         // says what the list is for.
+        // But "bawang merah: 1/2 kg" is a name and its amount.
+        let joined;
         let line = match line.split_once(':') {
-            Some((head, rest)) if !head.chars().any(|c| c.is_ascii_digit()) => rest,
+            Some((head, rest)) if !head.chars().any(|c| c.is_ascii_digit()) => {
+                let amount_next = rest.split_whitespace().next().is_some_and(|w| {
+                    w.starts_with(|c: char| c.is_ascii_digit())
+                        || parse_number(w).is_some()
+                        || tokens(w).first().is_some_and(|t| parse_number(t).is_some())
+                });
+                if amount_next {
+                    joined = format!("{head} {rest}");
+                    joined.as_str()
+                } else {
+                    rest
+                }
+            }
             _ => line,
         };
         // A comma between digits is a decimal mark ("1,5 kg"); any other separates items.
@@ -655,8 +669,9 @@ fn read_piece(
         .filter(|w| !w.is_empty())
         .collect();
     // "... buat rawon", "... kanggo warung bakso": what it is for, not more goods.
+    // Only a tail without amounts: "untuk besok tempe 2 papan" is still an order.
     let words: Vec<&str> = match words.iter().position(|w| PURPOSE.contains(w)) {
-        Some(p) if p > 0 => words[..p].to_vec(),
+        Some(p) if p > 0 && !words[p..].iter().any(|w| kind(w) == Kind::Amount) => words[..p].to_vec(),
         _ => words,
     };
     let mut kinds: Vec<Kind> = words.iter().map(|w| kind(w)).collect();
@@ -667,7 +682,7 @@ fn read_piece(
             kinds[i] = if i > 0 && kinds[i - 1] == Kind::Amount { Kind::Amount } else { Kind::Word };
         }
         // "2 pak" is two packs; "pak" alone is "sir".
-        if kinds[i] == Kind::Filler && i > 0 && kinds[i - 1] == Kind::Amount && is_unit_word(words[i]) {
+        if kinds[i] == Kind::Filler && i > 0 && parse_number(words[i - 1]).is_some() && is_unit_word(words[i]) {
             kinds[i] = Kind::Amount;
         }
     }
@@ -1056,6 +1071,13 @@ mod tests {
         assert!(asked("batal aja bu").is_empty());
         assert_eq!(asked("wortel 1 kg buat warung bakso"), vec![said("wortel", "1000")]);
         assert_eq!(asked("sayur asem bu: kacang panjang 3rb"), vec![said("kacang-panjang", "Rp3000")]);
+        assert_eq!(
+            asked("bawang merah: 1/2 kg\ntempe: 2 papan"),
+            vec![said("bawang-merah", "500"), said("tempe", "2")]
+        );
+        assert_eq!(asked("saya pesan untuk besok tempe 2 papan"), vec![said("tempe", "2")]);
+        assert_eq!(asked("brambang sekilo pak, tempe 2 pak"), vec![said("bawang-merah", "1000"), said("tempe", "2")]);
+        assert_eq!(asked("kl bisa tempe 2 papan"), vec![said("tempe", "2")]);
     }
 
     #[test]

@@ -581,9 +581,13 @@ impl OrderLine {
         crate::domain::amount::describe_price(self.total, self.ordered_by, self.quantity != self.ordered_quantity)
     }
 
-    /// A weighing of a line ordered by the piece close enough to its estimate (within
-    /// `tolerance_percent`) that the shopper is only told the price, not asked.
+    /// A weighing the shopper is only told about, not asked: of a line ordered by money (it
+    /// costs the sum they typed, whatever the scale says), or of one ordered by the piece close
+    /// enough to its estimate (within `tolerance_percent`, at the same price).
     pub fn weighed_within(&self, tolerance_percent: u64) -> bool {
+        if let Some(crate::domain::amount::OrderedBy::Money(sum)) = self.ordered_by {
+            return !self.out_of_stock && self.total == sum;
+        }
         let by_piece = matches!(self.ordered_by, Some(crate::domain::amount::OrderedBy::Pieces { .. }));
         let (from, to) = (self.ordered_quantity.base(), self.quantity.base());
         by_piece

@@ -282,7 +282,7 @@ pub fn is_piece_word(word: &str) -> bool {
 
 fn unit_word(word: &str) -> Option<UnitWord> {
     Some(match word {
-        "kg" | "kilo" | "kilogram" | "kgs" | "kilogr" | "kilogramm" | "kiloan" | "kl" => UnitWord::Mass(1000),
+        "kg" | "kilo" | "kilogram" | "kgs" | "kilogr" | "kilogramm" | "kiloan" => UnitWord::Mass(1000),
         "g" | "gr" | "gram" | "grm" | "grs" | "gramm" => UnitWord::Mass(1),
         "ons" | "on" | "onz" => UnitWord::Mass(100),
         "l" | "liter" | "litre" | "ltr" | "lt" => UnitWord::Volume(1000),

@@ -68,10 +68,11 @@ impl Store {
     /// Brings what is new in the seed data into a database already running (`pasar seed
     /// --update`), in one transaction: new markets, new commodities, the market words, steps
     /// and piece sizes of every commodity, new stalls with their price lists, and offers of
-    /// commodities new to the catalogue. It never touches orders, carts, registered traders,
-    /// a stall that exists (its name, closing, prices and stock belong to its trader and
-    /// admins), an offer that exists or was removed, nor a commodity's unit. Running it twice
-    /// changes nothing the second time.
+    /// commodities new to the catalogue at stalls no trader has registered for. It never
+    /// touches orders, carts, registered traders or their stalls' lists, a stall that exists
+    /// (its name, closing, prices and stock belong to its trader and admins), an offer that
+    /// exists or was removed, a commodity's unit or reference price. Running it twice changes
+    /// nothing the second time.
     pub fn update_catalog(&mut self, seed: &SeedData) -> StoreResult<CatalogUpdate> {
         self.write(|tx| {
             let mut report = CatalogUpdate::default();
@@ -112,20 +113,25 @@ impl Store {
                 let by_weight = matches!(unit.parse::<SaleUnit>(), Ok(SaleUnit::Kilogram | SaleUnit::Liter));
                 let same_unit = unit == c.unit.label();
                 let piece = c.piece.filter(|_| by_weight && same_unit);
-                let step = if same_unit { c.step } else { crate::domain::catalog::default_step(c.unit) };
+                // A unit the database changed keeps its own default step.
+                let step = match unit.parse::<SaleUnit>() {
+                    Ok(_) if same_unit => c.step,
+                    Ok(stored) => crate::domain::catalog::default_step(stored),
+                    Err(_) => 1,
+                };
+                // The reference price is the office's (admins may have set it): left alone.
                 report.commodities_updated += tx
                     .prepare_cached(
-                        "UPDATE commodities SET name_en = ?2, aliases = ?3, javanese = ?4, reference_price = ?5,
-                                step = ?6, piece = ?7, piece_grams = ?8
-                         WHERE id = ?1 AND (name_en, aliases, javanese, reference_price, step, piece, piece_grams)
-                               IS NOT (?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "UPDATE commodities SET name_en = ?2, aliases = ?3, javanese = ?4,
+                                step = ?5, piece = ?6, piece_grams = ?7
+                         WHERE id = ?1 AND (name_en, aliases, javanese, step, piece, piece_grams)
+                               IS NOT (?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![
                         c.id,
                         c.name_en,
                         aliases,
                         javanese,
-                        c.reference_price.value(),
                         step,
                         piece.map(|p| p.unit.name()),
                         piece.map(|p| p.grams),
@@ -150,8 +156,15 @@ impl Store {
                         (tx.last_insert_rowid(), true)
                     }
                 };
+                // A stall a trader runs keeps its own list: new goods go only to stalls without one.
+                let registered: bool = !new_stall
+                    && tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM stall_traders WHERE stall_id = ?1)",
+                        [stall_id],
+                        |r| r.get(0),
+                    )?;
                 for (commodity, price) in &s.prices {
-                    if !new_stall && !new_commodities.contains(commodity.as_str()) {
+                    if !new_stall && (registered || !new_commodities.contains(commodity.as_str())) {
                         continue;
                     }
                     report.offers_added += tx.execute(
