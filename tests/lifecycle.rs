@@ -389,3 +389,39 @@ fn one_press_goes_on_without_every_stall_that_left() {
     assert!(joined(&r).contains("dilanjutkan"), "{r:#?}");
     assert_eq!(h.count("SELECT COUNT(*) FROM orders WHERE status = 'confirmed'"), 1);
 }
+
+/// "brambang 5rb": the line costs Rp 5.000 whatever the scale says. The trader weighs what the
+/// money buys and sends it: the shopper is told, not asked, and pays the sum.
+#[test]
+fn a_line_ordered_by_money_is_weighed_without_asking_and_keeps_its_sum() {
+    let mut h = Harness::new("blimbing");
+    register_traders(&mut h);
+    as_user(&mut h, BUYER);
+    let bm = h
+        .engine
+        .catalog()
+        .offers_for("blimbing", "bawang-merah")
+        .iter()
+        .find(|o| o.stall_id == stall_id(&h, "A-12"))
+        .expect("offer")
+        .id;
+    h.button(&Action::Offer(bm).encode());
+    let r = h.text("5rb");
+    assert!(joined(&r).contains("Rp 5.000 (± 150 gr)"), "{r:#?}");
+    h.button("checkout");
+    h.text("Ani Rahayu");
+    h.text("0812-3456-7890");
+    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
+    h.button(&common::payload(&r, "Hari ini"));
+    h.button("pay:cod");
+    h.button("note:none");
+    let r = h.button("place");
+    assert!(joined(&r).contains("BLB-0001") && joined(&r).contains("Rp 5.000"), "{r:#?}");
+    let (sub, _) = weigh_a12_line(&mut h);
+    let r = h.text("160 gr");
+    assert!(joined(&r).contains("Rp 5.000 (160 gr)"), "{r:#?}");
+    h.button(&Action::TraderDone(sub).encode());
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM sub_orders WHERE id = {sub} AND status = 'accepted'")), 1);
+    assert_eq!(h.count("SELECT total FROM orders"), 5000, "the sum typed, not 160 g at Rp 33.500");
+    assert_eq!(h.count("SELECT total FROM order_lines"), 5000);
+}
