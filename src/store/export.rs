@@ -85,19 +85,21 @@ pub(super) fn write_orders_csv(
             let q: crate::domain::quantity::Quantity = serde_json::from_str(&quantity)?;
             items.push(format!("{name} {}", q.display(crate::text::Lang::Id)));
         }
+        // What people typed (names, addresses) and what admins named (stalls, goods) is never
+        // a formula in the admin's spreadsheet.
         let record = [
             text(0)?,
             text(1)?,
             local(placed).format("%Y-%m-%d %H:%M").to_string(),
             text(3)?,
-            text(4)?,
+            no_formula(text(4)?),
             text(5)?,
-            text(6)?,
+            no_formula(text(6)?),
             text(7)?,
             text(8)?,
             text(9)?,
-            text(10)?,
-            items.join("; "),
+            no_formula(text(10)?),
+            no_formula(items.join("; ")),
             r.get::<_, i64>(12)?.to_string(),
             r.get::<_, i64>(13)?.to_string(),
             r.get::<_, i64>(14)?.to_string(),
@@ -108,6 +110,14 @@ pub(super) fn write_orders_csv(
     }
     w.flush().map_err(|e| super::StoreError::Corrupt(format!("writing CSV: {e}")))?;
     Ok(n)
+}
+
+/// A cell a spreadsheet would run as a formula (`=HYPERLINK(...)`, `+`, `-`, `@`, a tab or a
+/// carriage return first) gets a leading apostrophe, OWASP's advice against CSV injection. A
+/// shared location written as coordinates (`-7.93610, 112.64400`) is a place, left as it is.
+fn no_formula(cell: String) -> String {
+    let coordinates = cell.split_once(", ").is_some_and(|(a, b)| a.parse::<f64>().is_ok() && b.parse::<f64>().is_ok());
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && !coordinates { format!("'{cell}") } else { cell }
 }
 
 /// What `pasar purge` removed.
@@ -175,5 +185,20 @@ impl super::Store {
             )?;
             Ok(PurgeReport { orders, profiles, messages, updates })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_formula;
+
+    #[test]
+    fn cells_that_would_be_formulas_are_neutralised_and_places_are_not() {
+        for bad in ["=HYPERLINK(\"http://x\",\"klik\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(no_formula(bad.to_string()), format!("'{bad}"), "{bad}");
+        }
+        for fine in ["Jl. Borobudur No. 12", "Ani Rahayu", "-7.93610, 112.64400", "", "A-07 Sayur Bu Sri"] {
+            assert_eq!(no_formula(fine.to_string()), fine, "{fine}");
+        }
     }
 }
