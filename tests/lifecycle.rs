@@ -76,6 +76,13 @@ fn place_two_stall_order_as_is(h: &mut Harness, today: &str) {
     h.text("1 kg");
     h.button(&Action::Offer(kk).encode());
     h.text("3 ikat");
+    let r = check_out_cod(h, today);
+    assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
+}
+
+/// Checkout of the cart as Ani, to a typed address, the slot read as `today`, cash on delivery;
+/// the replies to "Pesan sekarang".
+fn check_out_cod(h: &mut Harness, today: &str) -> Vec<pasar_online::channel::Outbound> {
     h.button("checkout");
     h.text("Ani Rahayu");
     h.text("0812-3456-7890");
@@ -83,8 +90,7 @@ fn place_two_stall_order_as_is(h: &mut Harness, today: &str) {
     h.button(&common::payload(&r, today));
     h.button("pay:cod");
     h.button("note:none");
-    let r = h.button("place");
-    assert!(joined(&r).contains("BLB-0001"), "{r:#?}");
+    h.button("place")
 }
 
 fn sub_of(h: &Harness, stall: &str) -> i64 {
@@ -408,14 +414,7 @@ fn a_line_ordered_by_money_is_weighed_without_asking_and_keeps_its_sum() {
     h.button(&Action::Offer(bm).encode());
     let r = h.text("5rb");
     assert!(joined(&r).contains("Rp 5.000 (± 150 gr)"), "{r:#?}");
-    h.button("checkout");
-    h.text("Ani Rahayu");
-    h.text("0812-3456-7890");
-    let r = h.text("Jl. Borobudur No. 12, Purwodadi");
-    h.button(&common::payload(&r, "Hari ini"));
-    h.button("pay:cod");
-    h.button("note:none");
-    let r = h.button("place");
+    let r = check_out_cod(&mut h, "Hari ini");
     assert!(joined(&r).contains("BLB-0001") && joined(&r).contains("Rp 5.000"), "{r:#?}");
     let (sub, _) = weigh_a12_line(&mut h);
     let r = h.text("160 gr");
