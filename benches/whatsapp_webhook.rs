@@ -133,7 +133,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
         let mut config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[whatsapp]\ngraph_url = \"{graph}\"\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n[whatsapp]\ngraph_url = \"{graph}\"\n\
              [whatsapp.limits]\nper_number_per_sec = 10000\nper_user_interval_secs = 0\n"
         );
         for (i, m) in MARKETS.iter().enumerate() {

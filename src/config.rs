@@ -92,6 +92,11 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    ops_listen: Option<String>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,8 +195,45 @@ pub struct Config {
     pub bank_timeout: std::time::Duration,
     /// Where backups go (`[backup] dir`; relative to the database's folder).
     pub backup_dir: PathBuf,
-    /// Address of the one HTTP server (webhooks); `[server] listen`.
+    /// Address of the public HTTP server (webhooks, a bare `/healthz`); `[server] listen`.
     pub server_listen: Option<String>,
+    /// Address of the operators' server (`/healthz` with detail, `/metrics`); `[server]
+    /// ops_listen`, [`DEFAULT_OPS_LISTEN`] when the public server runs, none with `"off"`.
+    pub ops_listen: Option<String>,
+    /// Timeouts and the connection limit of both servers.
+    pub http_limits: HttpLimits,
+}
+
+/// The operators' listener when `[server] ops_listen` is not given: loopback only.
+pub const DEFAULT_OPS_LISTEN: &str = "127.0.0.1:9464";
+
+/// The limits of one listener (`[server]` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time to send a request's headers, and to start the next request on a kept-alive
+    /// connection.
+    pub header_timeout: std::time::Duration,
+    /// Time to send a request's body once its headers came.
+    pub body_timeout: std::time::Duration,
+    /// Time for the whole answer (a request still waiting for the store then gets 408, and
+    /// the platform delivers it again).
+    pub request_timeout: std::time::Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    /// Meta delivers a webhook again when it gets no 200 within about 20 s, Midtrans within
+    /// about 10-15 s: a webhook is stored within milliseconds, so the limits sit well inside
+    /// those, and leave room for a few hundred senders at once.
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(15),
+            max_connections: 512,
+        }
+    }
 }
 
 /// How updates reach the bots.
@@ -442,6 +484,8 @@ impl Default for Config {
             bank_timeout: std::time::Duration::from_secs(15),
             backup_dir: PathBuf::from("backups"),
             server_listen: None,
+            ops_listen: None,
+            http_limits: HttpLimits::default(),
         }
     }
 }
@@ -672,6 +716,28 @@ impl Config {
             }
         }
         let server_listen = raw.telegram.listen.or(raw.server.listen);
+        let ops_listen = match raw.server.ops_listen {
+            Some(off) if off.trim().eq_ignore_ascii_case("off") => None,
+            Some(address) => Some(address),
+            None => server_listen.as_ref().map(|_| DEFAULT_OPS_LISTEN.to_string()),
+        };
+        let mut http_limits = HttpLimits::default();
+        for (value, name, target) in [
+            (raw.server.header_timeout_secs, "header_timeout_secs", &mut http_limits.header_timeout),
+            (raw.server.body_timeout_secs, "body_timeout_secs", &mut http_limits.body_timeout),
+            (raw.server.request_timeout_secs, "request_timeout_secs", &mut http_limits.request_timeout),
+        ] {
+            match value {
+                Some(v @ 1..=300) => *target = std::time::Duration::from_secs(v),
+                Some(_) => return Err(invalid(format!("server.{name} must be between 1 and 300"))),
+                None => {}
+            }
+        }
+        match raw.server.max_connections {
+            Some(n @ 1..=100_000) => http_limits.max_connections = n,
+            Some(_) => return Err(invalid("server.max_connections must be between 1 and 100000".into())),
+            None => {}
+        }
         Ok(Config {
             telegram,
             whatsapp,
@@ -681,6 +747,8 @@ impl Config {
             bank_timeout,
             backup_dir: raw.backup.dir.unwrap_or(defaults.backup_dir),
             server_listen,
+            ops_listen,
+            http_limits,
             policy,
             database_path: raw.database.path.unwrap_or(defaults.database_path),
             default_language,
@@ -700,6 +768,24 @@ mod tests {
         assert_eq!(c.database_path, PathBuf::from("pasar.db"));
         assert_eq!(c.default_language, Lang::Id);
         assert!(c.data_dir.join("markets.toml").exists());
+    }
+
+    #[test]
+    fn the_operators_listener_is_loopback_by_default_and_the_http_limits_are_checked() {
+        let parse = |text: &str| Config::parse(text, Path::new("t.toml"));
+        let none = parse("").expect("empty");
+        assert_eq!((none.server_listen, none.ops_listen), (None, None));
+        let public = parse("[server]\nlisten = \"0.0.0.0:8080\"\n").expect("listen");
+        assert_eq!(public.ops_listen.as_deref(), Some(DEFAULT_OPS_LISTEN));
+        assert!(DEFAULT_OPS_LISTEN.starts_with("127.0.0.1:"));
+        let off = parse("[server]\nlisten = \"0.0.0.0:8080\"\nops_listen = \"off\"\n").expect("off");
+        assert_eq!(off.ops_listen, None);
+        let limits = parse("[server]\nheader_timeout_secs = 3\nmax_connections = 7\n").expect("limits").http_limits;
+        assert_eq!(limits.header_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(limits.max_connections, 7);
+        assert_eq!(limits.body_timeout, HttpLimits::default().body_timeout);
+        assert!(parse("[server]\nheader_timeout_secs = 0\n").is_err());
+        assert!(parse("[server]\nmax_connections = 0\n").is_err());
     }
 
     #[test]

@@ -523,7 +523,28 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
                     tokio::time::timeout(std::time::Duration::from_secs(15), teloxide::prelude::Requester::get_me(&bot))
                         .await
                 }) {
-                    Ok(Ok(me)) => format!("@{} ok", me.username()),
+                    Ok(Ok(me)) => {
+                        // A webhook left at Telegram by a deployment in webhook mode: a polling
+                        // bot deletes it at start (getUpdates answers 409 while it is set).
+                        let info = runtime.block_on(async {
+                            tokio::time::timeout(
+                                std::time::Duration::from_secs(15),
+                                teloxide::prelude::Requester::get_webhook_info(&bot),
+                            )
+                            .await
+                        });
+                        let set = match info {
+                            Ok(Ok(info)) => info.url.map(|u| u.to_string()),
+                            _ => None,
+                        };
+                        match (config.telegram.mode, set) {
+                            (pasar_online::config::TelegramMode::Polling, Some(url)) => format!(
+                                "@{} ok, but a webhook is still set ({url}): polling deletes it at start",
+                                me.username()
+                            ),
+                            _ => format!("@{} ok", me.username()),
+                        }
+                    }
                     Ok(Err(e)) => {
                         failed.push(format!("the Telegram bot of {}", plan.market));
                         format!("getMe failed: {e}")

@@ -28,7 +28,10 @@ fn bank_market(url: &str) -> Harness {
 
 fn start(h: &Harness, bank: &FakeBank) -> Running {
     let config = |port: u16| {
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[payment]\nva_url = \"{}\"\nva_bank = \"bni\"\n", bank.url)
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n[payment]\nva_url = \"{}\"\nva_bank = \"bni\"\n",
+            bank.url
+        )
     };
     // Up when our server answers a notification that is not one with 400.
     run_pasar(h, config, &[(SERVER_KEY_VARIABLE, SERVER_KEY)], |port| notify(port, "{}") == 400)

@@ -17,10 +17,23 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// `pasar run` against `api_url` with `[server] listen` on `port`, its stderr in `log`.
-fn run(dir: &std::path::Path, api_url: &str, port: u16, log: &std::path::Path, json: bool) -> Running {
+/// `pasar run` against `api_url` with `[server] listen` on `port` and `ops_listen` on
+/// `ops_port`, its stderr in `log`.
+fn run(dir: &std::path::Path, api_url: &str, ports: (u16, u16), log: &std::path::Path, json: bool) -> Running {
+    run_with(dir, api_url, ports, log, json, "")
+}
+
+/// [`run`] with more `[server]` lines.
+fn run_with(
+    dir: &std::path::Path,
+    api_url: &str,
+    (port, ops_port): (u16, u16),
+    log: &std::path::Path,
+    json: bool,
+    server: &str,
+) -> Running {
     let config = format!(
-        "[telegram]\napi_url = \"{api_url}\"\npoll_timeout_secs = 1\n\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n"
+        "[telegram]\napi_url = \"{api_url}\"\npoll_timeout_secs = 1\n\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:{ops_port}\"\n{server}\n\n[[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n"
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, config).expect("config");
@@ -77,14 +90,14 @@ fn metric(body: &str, line_start: &str) -> Option<f64> {
 }
 
 #[test]
-fn healthz_and_metrics_report_the_bots_the_database_and_the_traffic() {
+fn healthz_and_metrics_report_the_bots_the_database_and_the_traffic_on_the_operators_listener() {
     let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let _pasar = run(dir.path(), &fake.url, port, &dir.path().join("pasar.log"), false);
+    let (port, ops_port) = (free_port(), free_port());
+    let _pasar = run(dir.path(), &fake.url, (port, ops_port), &dir.path().join("pasar.log"), false);
 
     // Healthy once both bots have polled: database writable, engine running.
-    let health = wait_get(port, "/healthz", "healthy with both bots polling", |status, body| {
+    let health = wait_get(ops_port, "/healthz", "healthy with both bots polling", |status, body| {
         status == 200 && body.matches("\"ok\":true").count() == 2 && !body.contains("\"last_ok_seconds_ago\":null")
     });
     let health: serde_json::Value = serde_json::from_str(&health).expect("healthz is JSON");
@@ -94,7 +107,13 @@ fn healthz_and_metrics_report_the_bots_the_database_and_the_traffic() {
     let bots = health["bots"].as_array().expect("bots");
     assert_eq!(bots.len(), 2, "{health}");
     assert!(bots.iter().all(|b| b["channel"] == "telegram" && b["intake"] == "polling"), "{health}");
+    assert!(bots.iter().all(|b| b["state"] == "running"), "{health}");
     assert!(bots.iter().all(|b| b["last_ok_seconds_ago"].as_f64().is_some_and(|s| s < 30.0)), "{health}");
+
+    // The public listener tells a load balancer up or down and nothing more: no bots, no
+    // database, no metrics.
+    assert_eq!(get(port, "/healthz"), Some((200, "ok".to_string())));
+    assert_eq!(get(port, "/metrics").map(|(status, _)| status), Some(404));
 
     // Traffic: a shopper's /start and a search on Blimbing; the second reply fails twice with a
     // server error before it goes.
@@ -103,7 +122,7 @@ fn healthz_and_metrics_report_the_bots_the_database_and_the_traffic() {
     let (_, seen) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
     fake.text(BLIMBING, SHOPPER, "kangkung");
     fake.wait_for(BLIMBING, SHOPPER, "Sayur Bu Sri", seen);
-    let body = wait_get(port, "/metrics", "metrics after the traffic", |status, body| {
+    let body = wait_get(ops_port, "/metrics", "metrics after the traffic", |status, body| {
         status == 200
             && metric(body, "pasar_send_errors_total{market=\"blimbing\",channel=\"telegram\",code=\"5xx\"}")
                 == Some(2.0)
@@ -117,20 +136,97 @@ fn healthz_and_metrics_report_the_bots_the_database_and_the_traffic() {
     );
     assert_eq!(metric(&body, "pasar_step_seconds_count"), Some(2.0), "{body}");
     assert!(body.contains("# TYPE pasar_step_seconds histogram"), "{body}");
-    // Everything went: no queue is left (gauges with no market show no line at all).
-    assert_eq!(metric(&body, "pasar_outbox_pending{"), None, "{body}");
+    // Everything went: no queue is left (gauges with no market show no line at all; the
+    // snapshot is a couple of seconds behind).
+    wait_get(ops_port, "/metrics", "no queue left", |_, body| metric(body, "pasar_outbox_pending{").is_none());
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
 
     // A database nobody can write to (another process holds the write lock) is unhealthy.
     let db = rusqlite::Connection::open(dir.path().join("pasar.db")).expect("open");
     db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
-    let (status, body) = get(port, "/healthz").expect("an answer while locked");
-    assert_eq!(status, 503, "{body}");
+    let body = wait_get(ops_port, "/healthz", "unhealthy while locked", |status, _| status == 503);
     let report: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(report["status"], "unhealthy");
     assert!(report["database"].as_str().is_some_and(|d| d.starts_with("not writable")), "{report}");
+    assert_eq!(get(port, "/healthz"), Some((503, "unavailable".to_string())));
+    // Meanwhile the answers come from the snapshot, not from the locked store.
+    assert_eq!(get(ops_port, "/metrics").map(|(status, _)| status), Some(200));
     db.execute_batch("ROLLBACK").expect("unlock");
-    wait_get(port, "/healthz", "healthy again", |status, _| status == 200);
+    wait_get(ops_port, "/healthz", "healthy again", |status, _| status == 200);
+}
+
+#[test]
+fn a_bot_that_cannot_start_is_reported_down_and_a_webhook_left_behind_is_deleted_for_polling() {
+    // Dinoyo's token is refused (getMe 401); Blimbing's bot still has the webhook of an earlier
+    // deployment in webhook mode, so its getUpdates would answer 409 Conflict forever.
+    let fake = FakeTelegram::start(&[BLIMBING]);
+    fake.set_webhook(BLIMBING, "https://old.example.org/telegram/blimbing");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, ops_port) = (free_port(), free_port());
+    let _pasar = run(dir.path(), &fake.url, (port, ops_port), &dir.path().join("pasar.log"), false);
+
+    let body = wait_get(ops_port, "/healthz", "Blimbing polling, Dinoyo down", |status, body| {
+        status == 503 && body.contains("\"state\":\"down\"") && body.contains("\"state\":\"running\"")
+    });
+    let report: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(report["status"], "unhealthy", "{report}");
+    let bot = |market: &str| {
+        report["bots"].as_array().and_then(|b| b.iter().find(|b| b["market"] == market)).cloned().expect("bot")
+    };
+    assert_eq!(bot("dinoyo")["ok"], false, "{report}");
+    assert!(bot("dinoyo")["error"].as_str().is_some_and(|e| e.starts_with("getMe failed")), "{report}");
+    assert_eq!(bot("blimbing")["ok"], true, "{report}");
+    assert_eq!(fake.webhook(BLIMBING), None, "the old webhook was deleted");
+    // Blimbing answers.
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
+    assert_eq!(get(port, "/healthz"), Some((503, "unavailable".to_string())));
+}
+
+#[test]
+fn a_connection_that_never_finishes_its_headers_is_closed_and_connections_are_limited() {
+    use std::io::{Read, Write};
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, ops_port) = (free_port(), free_port());
+    let _pasar = run_with(
+        dir.path(),
+        &fake.url,
+        (port, ops_port),
+        &dir.path().join("pasar.log"),
+        false,
+        "header_timeout_secs = 3\nmax_connections = 2",
+    );
+    wait_get(port, "/healthz", "the server is up", |status, _| status == 200);
+
+    // Two clients that start a request and never finish its headers hold both slots.
+    let slow = |_| {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n").expect("half a request");
+        c.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        c
+    };
+    let mut slow: Vec<std::net::TcpStream> = (0..2).map(slow).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // A third is not served while they hold them...
+    let mut third = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
+    third.set_read_timeout(Some(Duration::from_millis(800))).expect("timeout");
+    let mut answer = Vec::new();
+    let early = third.read_to_end(&mut answer);
+    assert!(early.is_err() && answer.is_empty(), "served beyond max_connections: {answer:?}");
+    // ...the server closes the slow ones once their headers are late (they would be held
+    // forever without a header timeout; the 60 s read timeout above would fail this test)...
+    for c in &mut slow {
+        let mut rest = Vec::new();
+        let closed = c.read_to_end(&mut rest);
+        assert!(closed.is_ok(), "the slow connection was not closed: {closed:?}");
+    }
+    // ...and then the third is answered.
+    third.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    third.read_to_end(&mut answer).expect("the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[test]
@@ -140,7 +236,7 @@ fn json_logs_never_show_tokens_phone_numbers_or_addresses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dead_api = format!("http://127.0.0.1:{}", free_port());
     let log = dir.path().join("dead.log");
-    let mut pasar = run(dir.path(), &dead_api, free_port(), &log, true);
+    let mut pasar = run(dir.path(), &dead_api, (free_port(), free_port()), &log, true);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && std::fs::read_to_string(&log).unwrap_or_default().matches("getMe").count() < 2 {
         std::thread::sleep(Duration::from_millis(100));
@@ -161,7 +257,7 @@ fn json_logs_never_show_tokens_phone_numbers_or_addresses() {
     // A shopper's checkout with a phone number and a typed address, logged at debug level.
     let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let log = dir.path().join("shop.log");
-    let _pasar = run(dir.path(), &fake.url, free_port(), &log, true);
+    let _pasar = run(dir.path(), &fake.url, (free_port(), free_port()), &log, true);
     fake.text(BLIMBING, SHOPPER, "/start");
     let (_, mut seen) = fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
     fake.text(BLIMBING, SHOPPER, "kangkung");

@@ -567,6 +567,8 @@ fn turning_a_page_edits_the_message_it_was_turned_on() {
 #[test]
 fn a_wrong_token_fails_its_bot_loudly_and_the_others_run() {
     let fake = FakeTelegram::start(&[BLIMBING]);
+    // Blimbing's bot still has the webhook of a deployment in webhook mode.
+    fake.set_webhook(BLIMBING, "https://old.example.org/telegram/blimbing");
     let dir = tempfile::tempdir().expect("tempdir");
     // `run --check` shows the table and fails for the wrong token.
     let config = dir.path().join("config.toml");
@@ -585,10 +587,11 @@ fn a_wrong_token_fails_its_bot_loudly_and_the_others_run() {
     assert!(!out.status.success(), "{stdout}");
     let line = |market: &str| stdout.lines().find(|l| l.starts_with(market)).unwrap_or_default().to_string();
     assert!(line("blimbing").contains("ok"), "{stdout}");
+    assert!(line("blimbing").contains("a webhook is still set (https://old.example.org"), "{stdout}");
     assert!(line("dinoyo").contains("getMe failed"), "{stdout}");
     assert!(line("sukun").contains("not set"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("dinoyo"));
-    // Running: Dinoyo's bot does not start, Blimbing's serves.
+    // Running: Dinoyo's bot does not start, Blimbing's serves (polling, its webhook deleted).
     let _pasar = start(&fake, dir.path(), true);
     fake.text(BLIMBING, SHOPPER, "/start");
     fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);

@@ -25,7 +25,7 @@ fn vendor_market(url: &str) -> Harness {
 fn start(h: &Harness, vendor: &FakeVendor) -> Running {
     let config = |port: u16| {
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[delivery]\nvendor_url = \"{}\"\n[markets.blimbing]\ndelivery = \"vendor\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n[delivery]\nvendor_url = \"{}\"\n[markets.blimbing]\ndelivery = \"vendor\"\n",
             vendor.url
         )
     };

@@ -44,7 +44,7 @@ fn start_with(graph: &FakeGraph, telegram: Option<&FakeTelegram>, dir: &std::pat
             .map(|t| format!("[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n", t.url))
             .unwrap_or_default();
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n\
              [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 1\n[whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n{tg}\n\
              {extra}\n[[admins]]\nchannel = \"whatsapp\"\nuser = \"{ADMIN}\"\nmarkets = [\"blimbing\"]\n",
             graph.url
@@ -477,7 +477,7 @@ fn run_check_lists_the_numbers_and_fails_without_the_secrets() {
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
-        format!("[server]\nlisten = \"127.0.0.1:1\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n"),
+        format!("[server]\nlisten = \"127.0.0.1:1\"\nops_listen = \"127.0.0.1:0\"\n[markets.blimbing]\nwhatsapp_phone_number_id = \"{NUMBER}\"\n"),
     )
     .expect("config");
     let run = |with_secrets: bool| {

@@ -91,6 +91,9 @@ struct BotState {
     strict: bool,
     /// The sends refused by `strict`: chat, text and Telegram's description.
     refused: Vec<(i64, String, String)>,
+    /// The webhook URL set for the bot: while one is set, `getUpdates` answers 409 Conflict, as
+    /// the real Bot API does.
+    webhook: Option<String>,
 }
 
 #[derive(Default)]
@@ -206,6 +209,12 @@ async fn api(
             "can_join_groups": false, "can_read_all_group_messages": false, "supports_inline_queries": false,
             "can_connect_to_business": false, "has_main_web_app": false
         })),
+        "getupdates" if state.lock().expect("fake").bots.get(&token).is_some_and(|b| b.webhook.is_some()) => (
+            axum::http::StatusCode::CONFLICT,
+            axum::Json(json!({"ok": false, "error_code": 409,
+                "description": "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"})),
+        )
+            .into_response(),
         "getupdates" => {
             let offset = params["offset"].as_i64().unwrap_or(0);
             let wait = params["timeout"].as_u64().unwrap_or(0).min(1);
@@ -391,7 +400,19 @@ async fn api(
             }
             ok(json!(true))
         }
-        "setwebhook" | "deletewebhook" => ok(json!(true)),
+        "setwebhook" => {
+            let url = params["url"].as_str().unwrap_or_default().to_string();
+            state.lock().expect("fake").bots.get_mut(&token).expect("bot").webhook = Some(url);
+            ok(json!(true))
+        }
+        "deletewebhook" => {
+            state.lock().expect("fake").bots.get_mut(&token).expect("bot").webhook = None;
+            ok(json!(true))
+        }
+        "getwebhookinfo" => {
+            let url = state.lock().expect("fake").bots.get(&token).and_then(|b| b.webhook.clone());
+            ok(json!({"url": url.unwrap_or_default(), "has_custom_certificate": false, "pending_update_count": 0}))
+        }
         _ => (
             axum::http::StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
@@ -426,6 +447,17 @@ impl FakeTelegram {
             b.updates.push(body(id));
             id
         })
+    }
+
+    /// The bot has a webhook set (left from a deployment in webhook mode): `getUpdates` answers
+    /// 409 until it is deleted.
+    pub fn set_webhook(&self, token: &str, url: &str) {
+        self.with(token, |b| b.webhook = Some(url.to_string()));
+    }
+
+    /// The webhook URL set for the bot, if any.
+    pub fn webhook(&self, token: &str) -> Option<String> {
+        self.with(token, |b| b.webhook.clone())
     }
 
     /// Any update: `body` gets the update id and returns the whole update.

@@ -1171,7 +1171,7 @@ fn spawn_pasar(
     );
     if let Some(wa) = &fake.wa {
         config.push_str(&format!(
-            "\n[server]\nlisten = \"127.0.0.1:{}\"\n\n[whatsapp]\ngraph_url = \"{url}/graph\"\ntimeout_secs = 10\n\n\
+            "\n[server]\nlisten = \"127.0.0.1:{}\"\nops_listen = \"127.0.0.1:0\"\n\n[whatsapp]\ngraph_url = \"{url}/graph\"\ntimeout_secs = 10\n\n\
              [whatsapp.limits]\nper_number_per_sec = 10000\nper_user_interval_secs = 0\n",
             wa.port
         ));

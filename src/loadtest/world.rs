@@ -153,7 +153,7 @@ impl World {
             // A verify token of this start's own: a server on the port that answers with it is ours.
             let verify = format!("verify-loadtest-{}-{port}", std::process::id());
             let mut config = format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n\
                  [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 5\n\
                  [whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n\
                  [telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n\

@@ -75,6 +75,7 @@ use teloxide::prelude::Requester;
 use tokio::sync::{Notify, oneshot};
 
 mod bank;
+mod http;
 mod ops;
 mod telegram;
 mod vendor;
@@ -341,16 +342,24 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             continue;
         };
         let bot = Bot::new(token).set_api_url(api_url.clone());
+        let intake = if webhook.is_some() { ops::Intake::Webhook } else { ops::Intake::Polling };
         match tokio::time::timeout(Duration::from_secs(30), bot.get_me()).await {
             Ok(Ok(me)) => {
                 tracing::info!(market = %plan.market, bot = %me.username(), "Telegram bot running (polling)");
             }
             Ok(Err(e)) => {
                 tracing::error!(market = %plan.market, error = %e, "getMe failed: this market's Telegram bot does not run");
+                ops.bot_down(
+                    crate::channel::ChannelKind::Telegram,
+                    &plan.market,
+                    intake,
+                    &format!("getMe failed: {e}"),
+                );
                 continue;
             }
             Err(_) => {
                 tracing::error!(market = %plan.market, "getMe timed out: this market's Telegram bot does not run");
+                ops.bot_down(crate::channel::ChannelKind::Telegram, &plan.market, intake, "getMe timed out");
                 continue;
             }
         }
@@ -368,10 +377,16 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             Arc::clone(&texts),
             config.default_language,
         )));
-        let intake = if webhook.is_some() { ops::Intake::Webhook } else { ops::Intake::Polling };
         ops.bot_started(crate::channel::ChannelKind::Telegram, &plan.market, intake);
         match &webhook {
             None => {
+                // A bot switched back from webhook mode keeps its webhook at Telegram, and every
+                // getUpdates would answer 409 Conflict until it is deleted.
+                match tokio::time::timeout(Duration::from_secs(30), bot.delete_webhook()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(market = %plan.market, error = %e, "deleteWebhook failed"),
+                    Err(_) => tracing::warn!(market = %plan.market, "deleteWebhook timed out"),
+                }
                 let polling = Bot::with_client(bot.token(), poll_client.clone()).set_api_url(api_url.clone());
                 tasks.push(tokio::spawn(poll(
                     polling,
@@ -385,6 +400,12 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     reqwest::Url::parse(&format!("{}/telegram/{}", public_url.trim_end_matches('/'), plan.market))?;
                 if let Err(e) = bot.set_webhook(url).secret_token(secret.clone()).await {
                     tracing::error!(market = %plan.market, error = %e, "setWebhook failed: this market's Telegram bot does not run");
+                    ops.bot_down(
+                        crate::channel::ChannelKind::Telegram,
+                        &plan.market,
+                        intake,
+                        &format!("setWebhook failed: {e}"),
+                    );
                     continue;
                 }
                 webhook_bots.insert(plan.market.clone(), bot.clone());
@@ -423,7 +444,12 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     let markets: Vec<String> = engine.catalog().markets().iter().map(|m| m.slug.clone()).collect();
     match whatsapp_plan(&config, &markets) {
         Ok(None) => tracing::info!("no market has a whatsapp_phone_number_id: WhatsApp is off"),
-        Err(e) => tracing::error!(error = %e, "WhatsApp does not run"),
+        Err(e) => {
+            tracing::error!(error = %e, "WhatsApp does not run");
+            for market in config.whatsapp.phone_numbers.keys() {
+                ops.bot_down(crate::channel::ChannelKind::WhatsApp, market, ops::Intake::Webhook, &e.to_string());
+            }
+        }
         Ok(Some(plan)) => {
             let client = reqwest::Client::builder().timeout(config.whatsapp.timeout).build()?;
             for (phone_number_id, market) in &plan.numbers {
@@ -489,22 +515,32 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             listen = listen.or_else(|| config.server_listen.clone());
         }
     }
-    // `/healthz` and `/metrics` for operators, on the same server: it runs whenever
-    // `[server] listen` is set, even with no webhook.
-    app = app.merge(ops::routes(ops::OpsState {
-        ops: Arc::clone(&ops),
-        store: Arc::clone(&io_store),
-        shared: Arc::clone(&shared),
-    }));
+    // Operators: a bare `/healthz` on the public server for load balancers; the detail and
+    // `/metrics` on their own listener (loopback by default), both from the watcher's snapshot.
+    let ops_state = ops::OpsState { ops: Arc::clone(&ops), shared: Arc::clone(&shared) };
+    app = app.merge(ops::public_routes(ops_state.clone()));
     let listen = listen.or_else(|| config.server_listen.clone());
-    let mut server = None;
+    let mut servers = Vec::new();
+    if listen.is_some() || config.ops_listen.is_some() {
+        ops::watch(Arc::clone(&ops), &db, Arc::clone(&shared))?;
+    }
     if let Some(listen) = listen {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
-        tracing::info!(listen = %listener.local_addr()?, "HTTP server listening (webhooks, /healthz, /metrics)");
-        let stop = Arc::clone(&shared);
-        server = Some(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shared_stopped(&stop).await }).await;
-        }));
+        tracing::info!(listen = %listener.local_addr()?, "HTTP server listening (webhooks, /healthz)");
+        servers.push(tokio::spawn(http::serve(listener, app, config.http_limits, Arc::clone(&shared), SERVER_GRACE)));
+    }
+    if let Some(ops_listen) = &config.ops_listen {
+        let listener = tokio::net::TcpListener::bind(ops_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("[server] ops_listen {ops_listen}: {e}"))?;
+        tracing::info!(listen = %listener.local_addr()?, "operators' HTTP server listening (/healthz, /metrics)");
+        servers.push(tokio::spawn(http::serve(
+            listener,
+            ops::routes(ops_state),
+            config.http_limits,
+            Arc::clone(&shared),
+            SERVER_GRACE,
+        )));
     }
     let engine_shared = Arc::clone(&shared);
     let engine_thread = std::thread::Builder::new()
@@ -519,8 +555,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     shared.halt_all();
     shared.inbox.notify_waiters();
     shared.ring_all();
-    if let Some(s) = server {
-        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+    for s in servers {
+        let _ = tokio::time::timeout(SERVER_GRACE, s).await;
     }
     for mut t in tasks {
         if tokio::time::timeout(Duration::from_secs(10), &mut t).await.is_err() {
@@ -560,6 +596,9 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// How long the HTTP servers' requests in flight may take to finish at shutdown.
+const SERVER_GRACE: Duration = Duration::from_secs(10);
 
 /// How often the engine looks at the inbox and the deadlines without being woken, while it
 /// has work (anything in the last [`BUSY_FOR`]).

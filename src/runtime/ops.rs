@@ -1,7 +1,12 @@
 //! What operators watch of `pasar run`: `/healthz` (process up, database writable, each bot's
-//! last successful poll or webhook) and `/metrics` in Prometheus' text format (updates in and
-//! messages out per market and channel, outbox depth and age, send errors by code, orders by
-//! status, the engine's step latency).
+//! state and last successful poll or webhook) and `/metrics` in Prometheus' text format (updates
+//! in and messages out per market and channel, outbox depth and age, send errors by code, orders
+//! by status, the engine's step latency).
+//!
+//! Both are served on their own listener (`[server] ops_listen`, loopback by default); the public
+//! listener keeps only a bare `/healthz` (200 or 503, no detail) for load balancers. Neither ever
+//! touches the store on the request path: a watcher thread with its own connection refreshes a
+//! snapshot every [`REFRESH`], so a crowd of scrapers cannot hold the lock the webhooks need.
 
 use super::Shared;
 use crate::channel::ChannelKind;
@@ -60,6 +65,21 @@ pub(crate) enum Intake {
 struct BotHealth {
     intake: Intake,
     last_ok: Option<Instant>,
+    /// Why a configured bot does not run (`getMe` or `setWebhook` failed), if it does not.
+    down: Option<String>,
+}
+
+/// How often the watcher reads the store for `/healthz` and `/metrics`.
+pub(crate) const REFRESH: Duration = Duration::from_secs(2);
+/// A snapshot older than this means the watcher is stuck (a store that never answers).
+const SNAPSHOT_STALE: Duration = Duration::from_secs(30);
+
+/// What the watcher last read of the store.
+struct Snapshot {
+    /// Whether a write transaction could be begun.
+    database: Result<(), String>,
+    store: StoreSnapshot,
+    taken: Instant,
 }
 
 /// The process's metrics and health.
@@ -73,6 +93,7 @@ pub(crate) struct Ops {
     orders: Family<OrderStatus, Gauge>,
     steps: Histogram,
     bots: Mutex<HashMap<(ChannelKind, String), BotHealth>>,
+    snapshot: Mutex<Option<Snapshot>>,
     started: Instant,
 }
 
@@ -120,6 +141,7 @@ impl Ops {
             orders,
             steps,
             bots: Mutex::new(HashMap::new()),
+            snapshot: Mutex::new(None),
             started: Instant::now(),
         }
     }
@@ -146,7 +168,14 @@ impl Ops {
     /// A bot starts taking updates this way.
     pub(crate) fn bot_started(&self, channel: ChannelKind, market: &str, intake: Intake) {
         let mut bots = self.bots.lock().unwrap_or_else(|p| p.into_inner());
-        bots.insert((channel, market.to_string()), BotHealth { intake, last_ok: None });
+        bots.insert((channel, market.to_string()), BotHealth { intake, last_ok: None, down: None });
+    }
+
+    /// A configured bot does not run, for `reason`: the process is unhealthy until it is fixed
+    /// and restarted.
+    pub(crate) fn bot_down(&self, channel: ChannelKind, market: &str, intake: Intake, reason: &str) {
+        let mut bots = self.bots.lock().unwrap_or_else(|p| p.into_inner());
+        bots.insert((channel, market.to_string()), BotHealth { intake, last_ok: None, down: Some(reason.to_string()) });
     }
 
     /// A bot took updates (a `getUpdates` answered, a webhook accepted).
@@ -157,8 +186,28 @@ impl Ops {
         }
     }
 
+    /// The watcher's new reading of the store.
+    fn refreshed(&self, database: Result<(), String>, store: StoreSnapshot) {
+        let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        *snapshot = Some(Snapshot { database, store, taken: Instant::now() });
+    }
+
+    /// What the last snapshot says of the database (an error while there is none yet, or when
+    /// it is stale).
+    fn database(&self) -> Result<(), String> {
+        let snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        match &*snapshot {
+            None => Err("not checked yet".to_string()),
+            Some(s) if s.taken.elapsed() > SNAPSHOT_STALE => {
+                Err(format!("not checked for {} s (the store does not answer)", s.taken.elapsed().as_secs()))
+            }
+            Some(s) => s.database.clone(),
+        }
+    }
+
     /// The health report: status, and whether everything is healthy.
-    fn health(&self, database: Result<(), String>, engine_alive: bool) -> (bool, serde_json::Value) {
+    fn health(&self, engine_alive: bool) -> (bool, serde_json::Value) {
+        let database = self.database();
         let now = Instant::now();
         let bots = self.bots.lock().unwrap_or_else(|p| p.into_inner());
         let mut healthy = database.is_ok() && engine_alive;
@@ -168,12 +217,14 @@ impl Ops {
                 let age = b.last_ok.map(|t| now.duration_since(t));
                 // A polling bot is stale once its last success (or its start) is too long ago.
                 let since = age.unwrap_or_else(|| now.duration_since(self.started));
-                let ok = b.intake == Intake::Webhook || since < POLL_STALE;
+                let ok = b.down.is_none() && (b.intake == Intake::Webhook || since < POLL_STALE);
                 healthy &= ok;
                 serde_json::json!({
                     "market": market,
                     "channel": channel.code(),
                     "intake": match b.intake { Intake::Polling => "polling", Intake::Webhook => "webhook" },
+                    "state": if b.down.is_some() { "down" } else if ok { "running" } else { "stale" },
+                    "error": b.down,
                     "last_ok_seconds_ago": age.map(|a| a.as_secs_f64()),
                     "ok": ok,
                 })
@@ -190,8 +241,11 @@ impl Ops {
         (healthy, report)
     }
 
-    /// Sets the gauges read from the store, then encodes everything.
-    fn encode(&self, snapshot: &StoreSnapshot) -> Result<String, std::fmt::Error> {
+    /// Sets the gauges from the last snapshot of the store, then encodes everything.
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let empty = StoreSnapshot::default();
+        let snapshot = guard.as_ref().map_or(&empty, |s| &s.store);
         self.outbox_pending.clear();
         self.outbox_oldest.clear();
         for (place, count, oldest) in &snapshot.outbox {
@@ -231,14 +285,37 @@ fn snapshot(store: &Store) -> Result<StoreSnapshot, String> {
     })
 }
 
-/// What the operator routes need.
+/// Starts the watcher: a thread with its own connection to `db` that reads the store every
+/// [`REFRESH`] for the routes below, until the process stops. Readers never wait for the
+/// writers in WAL mode; the writability check waits at most the connection's busy timeout.
+pub(crate) fn watch(ops: Arc<Ops>, db: &std::path::Path, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let store = Store::open_companion(db)?;
+    std::thread::Builder::new().name("ops-watch".into()).spawn(move || {
+        while !shared.stop.load(Ordering::SeqCst) {
+            let database = store.check_writable().map_err(|e| format!("not writable: {e}"));
+            let read = snapshot(&store).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading the store for /metrics failed");
+                StoreSnapshot::default()
+            });
+            ops.refreshed(database, read);
+            // Short naps, so that a stop is seen soon.
+            let until = Instant::now() + REFRESH;
+            while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// What the operator routes need: no store, only what the watcher keeps.
 #[derive(Clone)]
 pub(crate) struct OpsState {
     pub(crate) ops: Arc<Ops>,
-    pub(crate) store: Arc<Mutex<Store>>,
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The operators' listener: `/healthz` with its detail and `/metrics`.
 pub(crate) fn routes(state: OpsState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", axum::routing::get(healthz))
@@ -246,35 +323,25 @@ pub(crate) fn routes(state: OpsState) -> axum::Router {
         .with_state(state)
 }
 
+/// The public listener's `/healthz`: 200 or 503 and nothing else (a load balancer needs no
+/// more, and a stranger should learn nothing of the bots).
+pub(crate) fn public_routes(state: OpsState) -> axum::Router {
+    axum::Router::new().route("/healthz", axum::routing::get(bare_healthz)).with_state(state)
+}
+
+async fn bare_healthz(axum::extract::State(s): axum::extract::State<OpsState>) -> axum::response::Response {
+    let (healthy, _) = s.ops.health(!s.shared.engine_failed.load(Ordering::SeqCst));
+    if healthy { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n") }.into_response()
+}
+
 async fn healthz(axum::extract::State(s): axum::extract::State<OpsState>) -> axum::response::Response {
-    let store = Arc::clone(&s.store);
-    let database = tokio::task::spawn_blocking(move || {
-        let store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-        store.check_writable().map_err(|e| format!("not writable: {e}"))
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("check failed: {e}")));
-    let (healthy, report) = s.ops.health(database, !s.shared.engine_failed.load(Ordering::SeqCst));
+    let (healthy, report) = s.ops.health(!s.shared.engine_failed.load(Ordering::SeqCst));
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(report)).into_response()
 }
 
 async fn metrics(axum::extract::State(s): axum::extract::State<OpsState>) -> axum::response::Response {
-    let store = Arc::clone(&s.store);
-    let snap = tokio::task::spawn_blocking(move || {
-        let store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-        snapshot(&store)
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
-    let snap = match snap {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the store for /metrics failed");
-            StoreSnapshot::default()
-        }
-    };
-    match s.ops.encode(&snap) {
+    match s.ops.encode() {
         Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
