@@ -340,7 +340,7 @@ pub struct Policy {
     pub admins: Vec<AdminEntry>,
     /// Keys invite codes (env `PASAR_INVITE_SECRET`); without it the database's own random
     /// secret is used.
-    pub invite_secret: Option<String>,
+    pub invite_secret: Option<crate::secret::Secret>,
     pub payment: PaymentPolicy,
 }
 
@@ -464,9 +464,12 @@ fn shipped(dir: &Path) -> PathBuf {
 }
 
 /// The invite-code secret from the environment, if set (never from a file).
-fn secret_from_env() -> Option<String> {
-    std::env::var("PASAR_INVITE_SECRET").ok().filter(|s| !s.is_empty())
+fn secret_from_env() -> Option<crate::secret::Secret> {
+    crate::secret::Secret::from_env(INVITE_SECRET_VARIABLE, None)
 }
+
+/// The environment variable holding the invite-code secret.
+pub const INVITE_SECRET_VARIABLE: &str = "PASAR_INVITE_SECRET";
 
 impl Default for Config {
     fn default() -> Config {

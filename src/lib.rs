@@ -37,5 +37,6 @@ pub mod integration;
 pub mod loadtest;
 pub mod logging;
 pub mod runtime;
+pub mod secret;
 pub mod store;
 pub mod text;

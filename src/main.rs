@@ -70,8 +70,8 @@ enum Command {
     },
     /// Run every market's bots until SIGINT/SIGTERM: on Telegram where a token is set
     /// (PASAR_<MARKET>_TELEGRAM_TOKEN), on WhatsApp where the config gives the market a
-    /// whatsapp_phone_number_id (secrets WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET,
-    /// WHATSAPP_VERIFY_TOKEN); markets with `delivery = "vendor"` post jobs to delivery.vendor_url
+    /// whatsapp_phone_number_id (secrets PASAR_WHATSAPP_ACCESS_TOKEN, PASAR_WHATSAPP_APP_SECRET,
+    /// PASAR_WHATSAPP_VERIFY_TOKEN); markets with `delivery = "vendor"` post jobs to delivery.vendor_url
     /// (PASAR_DELIVERY_VENDOR_KEY, PASAR_DELIVERY_VENDOR_SECRET).
     Run {
         /// Database file (default: the config's [database] path, else ./pasar.db).
@@ -518,7 +518,7 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
         let status = match &plan.token {
             None => "not set: skipped".to_string(),
             Some(token) => {
-                let bot = teloxide::Bot::new(token).set_api_url(url.clone());
+                let bot = teloxide::Bot::new(token.expose()).set_api_url(url.clone());
                 match runtime.block_on(async {
                     tokio::time::timeout(std::time::Duration::from_secs(15), teloxide::prelude::Requester::get_me(&bot))
                         .await

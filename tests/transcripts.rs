@@ -18,7 +18,7 @@ fn play(file: &Path) -> (String, String) {
     let clock = Arc::new(ConsoleClock::fixed(Some(common::morning())));
     // A fixed invite secret, so invite codes in the transcripts are the same on every run.
     let mut config = Config::default();
-    config.policy.invite_secret = Some("transcripts".into());
+    config.policy.invite_secret = Some(pasar_online::secret::Secret::new("transcripts"));
     // Virtual accounts offered too (the bank's news is played by `--- bank ... ---` lines).
     config.policy.payment.va_bank = Some("bni".into());
     // The city trade office's admin, as the config names it (every market).

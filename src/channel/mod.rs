@@ -55,6 +55,43 @@ impl fmt::Display for UserKey {
     }
 }
 
+impl UserKey {
+    /// The person as a log line may name them: a WhatsApp id is a phone number (of any
+    /// country, which no pattern can tell from a Telegram chat id), so it is logged as a
+    /// pseudonym, the same for the same number within one run of the process; Telegram and
+    /// console ids are not personal data and stay as they are.
+    pub fn for_log(&self) -> LoggedUser<'_> {
+        LoggedUser(self)
+    }
+}
+
+/// [`UserKey::for_log`]'s `Display`.
+pub struct LoggedUser<'a>(&'a UserKey);
+
+/// The key of this process's pseudonyms (random at start: a log line cannot be turned back into
+/// a number by hashing every possible one).
+static LOG_KEY: std::sync::LazyLock<[u8; 16]> = std::sync::LazyLock::new(|| {
+    let mut key = [0u8; 16];
+    let _ = getrandom::fill(&mut key);
+    key
+});
+
+impl fmt::Display for LoggedUser<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.channel {
+            ChannelKind::WhatsApp => {
+                use sha2::Digest;
+                let mut hash = sha2::Sha256::new();
+                hash.update(*LOG_KEY);
+                hash.update(self.0.id.as_bytes());
+                let digest = hash.finalize();
+                write!(f, "whatsapp:#{}", hex::encode(&digest[..5]))
+            }
+            _ => write!(f, "{}", self.0),
+        }
+    }
+}
+
 /// What a user did, in platform-neutral terms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Inbound {
@@ -305,6 +342,19 @@ pub struct Envelope {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_whatsapp_number_is_logged_as_a_pseudonym_and_a_telegram_id_as_it_is() {
+        let wa = UserKey { channel: ChannelKind::WhatsApp, id: "447700900123".into() };
+        let logged = wa.for_log().to_string();
+        assert!(logged.starts_with("whatsapp:#") && !logged.contains("447700900123"), "{logged}");
+        assert_eq!(logged, wa.for_log().to_string(), "the same within a run");
+        let other = UserKey { channel: ChannelKind::WhatsApp, id: "447700900124".into() };
+        assert_ne!(logged, other.for_log().to_string());
+        let tg = UserKey { channel: ChannelKind::Telegram, id: "7012345678".into() };
+        assert_eq!(tg.for_log().to_string(), "telegram:7012345678");
+    }
+
     use super::*;
 
     #[test]

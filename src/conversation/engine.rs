@@ -151,7 +151,7 @@ impl Engine {
         let version = store.catalog_version()?;
         let catalog = Arc::new(store.load_catalog(today)?);
         let secret = match &policy.invite_secret {
-            Some(s) => s.clone(),
+            Some(s) => s.expose().to_string(),
             None => store.secret()?,
         };
         Ok(Engine {
@@ -540,7 +540,7 @@ fn decode_state<S: serde::de::DeserializeOwned + Default>(json: Option<String>, 
     match json {
         None => S::default(),
         Some(json) => serde_json::from_str::<S>(&json).unwrap_or_else(|e| {
-            tracing::warn!(user = %user, error = %e, "stored state no longer decodes; reset");
+            tracing::warn!(user = %user.for_log(), error = %e, "stored state no longer decodes; reset");
             *reset = true;
             S::default()
         }),

@@ -416,7 +416,7 @@ struct WaSide {
     posts_slow: AtomicU64,
 }
 
-/// The app secret the webhooks are signed with (`WHATSAPP_APP_SECRET` of `pasar run`).
+/// The app secret the webhooks are signed with (`PASAR_WHATSAPP_APP_SECRET` of `pasar run`).
 const WA_SECRET: &str = "app-secret-for-loadtest";
 
 /// A WhatsApp shopper's number: `628` and nine digits, the shopper's index.
@@ -1187,9 +1187,9 @@ fn spawn_pasar(
         cmd.env(crate::channel::telegram::token_variable(&m.slug), &m.token);
     }
     if fake.wa.is_some() {
-        cmd.env("WHATSAPP_ACCESS_TOKEN", "graph-token")
-            .env("WHATSAPP_APP_SECRET", WA_SECRET)
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-loadtest");
+        cmd.env("PASAR_WHATSAPP_ACCESS_TOKEN", "graph-token")
+            .env("PASAR_WHATSAPP_APP_SECRET", WA_SECRET)
+            .env("PASAR_WHATSAPP_VERIFY_TOKEN", "verify-loadtest");
     }
     let child = cmd
         .env_remove("PASAR_DB")

@@ -29,10 +29,10 @@ use std::sync::{Arc, Mutex};
 pub const MAX_BANK_ATTEMPTS: u32 = 12;
 
 /// What the bank integration needs to run.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BankPlan {
     pub url: String,
-    pub server_key: String,
+    pub server_key: crate::secret::Secret,
 }
 
 /// How asking the bank for a virtual account ended.
@@ -69,7 +69,7 @@ impl PaymentProvider for Midtrans {
     }
 
     fn notification(&self, body: &[u8]) -> Result<(BankNews, String), NotificationError> {
-        Notification::verify(body, &self.plan.server_key)
+        Notification::verify(body, self.plan.server_key.expose())
     }
 }
 
@@ -79,7 +79,7 @@ pub fn bank_plan(config: &crate::config::Config) -> anyhow::Result<Option<BankPl
     let Some(url) = config.bank_url.clone() else {
         return Ok(None);
     };
-    let Some(server_key) = std::env::var(SERVER_KEY_VARIABLE).ok().filter(|s| !s.trim().is_empty()) else {
+    let Some(server_key) = crate::secret::Secret::from_env(SERVER_KEY_VARIABLE, None) else {
         anyhow::bail!("virtual accounts need {SERVER_KEY_VARIABLE} in the environment");
     };
     if config.server_listen.is_none() {
@@ -147,7 +147,7 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> C
     };
     let sent = client
         .post(format!("{}/v2/charge", plan.url))
-        .basic_auth(&plan.server_key, Some(""))
+        .basic_auth(plan.server_key.expose(), Some(""))
         .header(reqwest::header::ACCEPT, "application/json")
         .json(&charge.body(minutes))
         .send()

@@ -341,7 +341,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             tracing::info!(market = %plan.market, "no {} set: Telegram bot skipped", plan.token_variable);
             continue;
         };
-        let bot = Bot::new(token).set_api_url(api_url.clone());
+        let bot = Bot::new(token.expose()).set_api_url(api_url.clone());
         let intake = if webhook.is_some() { ops::Intake::Webhook } else { ops::Intake::Polling };
         match tokio::time::timeout(Duration::from_secs(30), bot.get_me()).await {
             Ok(Ok(me)) => {
@@ -460,7 +460,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     market: market.clone(),
                     phone_number_id: phone_number_id.clone(),
                     graph_url: config.whatsapp.graph_url.clone(),
-                    access_token: plan.access_token.clone(),
+                    access_token: plan.access_token.expose().to_string(),
                     store: Arc::clone(&io_store),
                     shared: Arc::clone(&shared),
                     texts: Arc::clone(&texts),

@@ -26,7 +26,7 @@ use teloxide::{ApiError, Bot, RequestError};
 pub struct BotPlan {
     pub market: String,
     pub token_variable: String,
-    pub token: Option<String>,
+    pub token: Option<crate::secret::Secret>,
 }
 
 /// Which markets have a Telegram token in the environment.
@@ -37,7 +37,7 @@ pub fn telegram_plan(config: &Config) -> anyhow::Result<Vec<BotPlan>> {
         .iter()
         .map(|m| {
             let var = telegram::token_variable(&m.slug);
-            let token = std::env::var(&var).ok().filter(|t| !t.trim().is_empty());
+            let token = crate::secret::Secret::from_env(&var, None);
             BotPlan { market: m.slug.clone(), token_variable: var, token }
         })
         .collect())

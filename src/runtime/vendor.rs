@@ -12,6 +12,7 @@ use crate::integration::vendor::{
     KEY_VARIABLE, MAX_CALLBACK_BODY, SECRET_VARIABLE, SIGNATURE_HEADER, VendorStep, VendorUpdate, reference,
     vendor_user,
 };
+use crate::secret::Secret;
 use crate::store::{Store, VendorRequest};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,16 +26,16 @@ use std::sync::{Arc, Mutex};
 pub const MAX_VENDOR_ATTEMPTS: u32 = 12;
 
 /// What the vendor integration needs to run.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct VendorPlan {
     pub url: String,
-    pub key: String,
-    pub secret: String,
+    pub key: Secret,
+    pub secret: Secret,
     pub markets: BTreeSet<String>,
 }
 
-fn secret(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|s| !s.trim().is_empty())
+fn secret(name: &str) -> Option<Secret> {
+    Secret::from_env(name, None)
 }
 
 /// `Ok(None)` when no market uses the vendor; an error (the vendor part does not run, the rest
@@ -80,7 +81,7 @@ pub(super) fn routes(state: Arc<CallbackState>) -> axum::Router {
 /// inbox under the vendor's event id (a duplicate is answered 200 and ignored), then 200.
 async fn callback(State(state): State<Arc<CallbackState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    if !signature::verify(state.plan.secret.as_bytes(), &body, header) {
+    if !signature::verify(state.plan.secret.expose().as_bytes(), &body, header) {
         return StatusCode::UNAUTHORIZED;
     }
     let update = match VendorUpdate::parse(&body) {
@@ -124,7 +125,7 @@ enum Posted {
 async fn post(client: &reqwest::Client, plan: &VendorPlan, request: &VendorRequest) -> Posted {
     let sent = client
         .post(format!("{}/jobs", plan.url))
-        .bearer_auth(&plan.key)
+        .bearer_auth(plan.key.expose())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("Idempotency-Key", reference(&request.market, request.delivery_id))
         .body(request.body.clone())

@@ -10,6 +10,7 @@ use super::{API_DOWN_MAX_WAIT, MAX_ATTEMPTS, MAX_BACKOFF, Round, Shared, backoff
 use crate::channel::whatsapp::{self, Labels};
 use crate::channel::{ChannelKind, Envelope, Inbound, InboundEvent, NoticeKind, Outbound, UserKey};
 use crate::config::Config;
+use crate::secret::Secret;
 use crate::store::{SendResult, Store};
 use crate::text::{Key, Lang};
 use axum::body::Bytes;
@@ -21,10 +22,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The environment variables holding WhatsApp's secrets.
-pub const ACCESS_TOKEN_VARIABLE: &str = "WHATSAPP_ACCESS_TOKEN";
-pub const APP_SECRET_VARIABLE: &str = "WHATSAPP_APP_SECRET";
-pub const VERIFY_TOKEN_VARIABLE: &str = "WHATSAPP_VERIFY_TOKEN";
+/// The environment variables holding WhatsApp's secrets, each with its old name (still read,
+/// with a warning).
+pub const ACCESS_TOKEN_VARIABLE: (&str, &str) = ("PASAR_WHATSAPP_ACCESS_TOKEN", "WHATSAPP_ACCESS_TOKEN");
+pub const APP_SECRET_VARIABLE: (&str, &str) = ("PASAR_WHATSAPP_APP_SECRET", "WHATSAPP_APP_SECRET");
+pub const VERIFY_TOKEN_VARIABLE: (&str, &str) = ("PASAR_WHATSAPP_VERIFY_TOKEN", "WHATSAPP_VERIFY_TOKEN");
 
 /// Webhook bodies above this are refused (413) without being read: Meta's are a few kilobytes.
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
@@ -34,13 +36,13 @@ pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 pub struct WhatsAppPlan {
     /// Phone number id -> market slug.
     pub numbers: HashMap<String, String>,
-    pub access_token: String,
-    pub app_secret: String,
-    pub verify_token: String,
+    pub access_token: Secret,
+    pub app_secret: Secret,
+    pub verify_token: Secret,
 }
 
-fn secret(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|s| !s.trim().is_empty())
+fn secret((name, old_name): (&str, &str)) -> Option<Secret> {
+    Secret::from_env(name, Some(old_name))
 }
 
 /// The markets with a WhatsApp number and the secrets to serve them. `Ok(None)` when no market
@@ -61,7 +63,8 @@ pub fn whatsapp_plan(config: &Config, markets: &[String]) -> anyhow::Result<Opti
     }
     let missing: Vec<&str> = [ACCESS_TOKEN_VARIABLE, APP_SECRET_VARIABLE, VERIFY_TOKEN_VARIABLE]
         .into_iter()
-        .filter(|v| secret(v).is_none())
+        .filter(|v| secret(*v).is_none())
+        .map(|(name, _)| name)
         .collect();
     if !missing.is_empty() {
         anyhow::bail!("WhatsApp needs {} in the environment", missing.join(", "));
@@ -99,8 +102,9 @@ async fn verify(
     Query(q): Query<HashMap<String, String>>,
 ) -> (StatusCode, String) {
     use subtle::ConstantTimeEq;
-    let token_ok =
-        q.get("hub.verify_token").is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.plan.verify_token.as_bytes())));
+    let token_ok = q
+        .get("hub.verify_token")
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.plan.verify_token.expose().as_bytes())));
     match (q.get("hub.mode").map(String::as_str), q.get("hub.challenge")) {
         (Some("subscribe"), Some(challenge)) if token_ok => (StatusCode::OK, challenge.clone()),
         _ => (StatusCode::FORBIDDEN, String::new()),
@@ -113,7 +117,7 @@ async fn webhook(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
     let Some(signature) = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()) else {
         return StatusCode::UNAUTHORIZED;
     };
-    if !whatsapp::verify_signature(state.plan.app_secret.as_bytes(), &body, Some(signature)) {
+    if !whatsapp::verify_signature(state.plan.app_secret.expose().as_bytes(), &body, Some(signature)) {
         return StatusCode::FORBIDDEN;
     }
     let parsed = match whatsapp::parse_delivery(&body) {
@@ -562,7 +566,7 @@ async fn hold(s: &Sender, m: &crate::store::OutboxMessage, kind: Option<NoticeKi
     .await;
     match result {
         Ok(Ok(())) => {
-            tracing::warn!(market = %s.market, user = %m.to.id, reason = %logged, "held until the user writes again; admins told");
+            tracing::warn!(market = %s.market, user = %m.to.for_log(), reason = %logged, "held until the user writes again; admins told");
             s.shared.ring_all();
         }
         other => tracing::error!(market = %s.market, result = ?other.map(|r| r.err()), "holding a message failed"),
@@ -796,7 +800,7 @@ pub(super) async fn send(s: Sender) {
                 }
                 Sent::UserLimited(reason) => {
                     let attempts = m.attempts + 1;
-                    tracing::info!(market = %s.market, user = %user, %reason, "too many messages to one user: that chat waits");
+                    tracing::info!(market = %s.market, user = %m.to.for_log(), %reason, "too many messages to one user: that chat waits");
                     results.push((m.id, SendResult::Error(reason)));
                     held_until.insert(user, Instant::now() + s.per_user_interval.max(backoff(attempts)));
                 }
@@ -809,16 +813,16 @@ pub(super) async fn send(s: Sender) {
                     hold(&s, &m, m.message.notice, format!("outside the 24-hour window: {reason}")).await;
                 }
                 Sent::Refused(reason) => {
-                    tracing::error!(market = %s.market, user = %user, id = m.id, %reason, "WhatsApp refused the message; parked");
+                    tracing::error!(market = %s.market, user = %m.to.for_log(), id = m.id, %reason, "WhatsApp refused the message; parked");
                     results.push((m.id, SendResult::Undeliverable(reason)));
                 }
                 Sent::Failed(reason) => {
                     let attempts = m.attempts + 1;
                     if attempts >= MAX_ATTEMPTS {
-                        tracing::error!(market = %s.market, user = %user, id = m.id, %reason, attempts, "send kept failing; parked");
+                        tracing::error!(market = %s.market, user = %m.to.for_log(), id = m.id, %reason, attempts, "send kept failing; parked");
                         results.push((m.id, SendResult::Undeliverable(format!("{attempts} attempts: {reason}"))));
                     } else {
-                        tracing::warn!(market = %s.market, user = %user, %reason, attempts, "send failed; will retry");
+                        tracing::warn!(market = %s.market, user = %m.to.for_log(), %reason, attempts, "send failed; will retry");
                         results.push((m.id, SendResult::Error(reason)));
                         held_until.insert(user, Instant::now() + backoff(attempts));
                     }
