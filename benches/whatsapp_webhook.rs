@@ -140,7 +140,9 @@ fn main() {
             config.push_str(&format!("[markets.{m}]\nwhatsapp_phone_number_id = \"{}\"\n", 1001 + i));
         }
         std::fs::write(dir.path().join("config.toml"), config).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_pasar"))
+        // PASAR_BENCH_BIN: another build to measure (an older commit's, for before/after).
+        let bin = std::env::var("PASAR_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pasar").to_string());
+        let child = Command::new(bin)
             .arg("--config")
             .arg(dir.path().join("config.toml"))
             .args(["run", "--db"])

@@ -129,9 +129,9 @@ enum Command {
     /// 127.0.0.1 and a temporary database (rush and idle: with stored conversations); each
     /// scenario prints its figures and fails if one of its checks fails.
     Loadtest(pasar_online::loadtest::LoadtestArgs),
-    /// Make an online backup of the database (SQLite's backup API; the bots may keep running)
-    /// into the backup folder ([backup] dir, next to the database) or --to, check it with
-    /// PRAGMA integrity_check, and print the file and its size.
+    /// Make an online backup of the database (`VACUUM INTO` in one read transaction; the bots
+    /// keep running) into the backup folder ([backup] dir, next to the database) or --to, check
+    /// it with PRAGMA integrity_check, and print the file and its size.
     Backup {
         /// Database file (default: the config's [database] path, else ./pasar.db).
         #[arg(long, env = "PASAR_DB")]
@@ -299,7 +299,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !db.exists() {
                 anyhow::bail!("no database at {}", db.display());
             }
-            let store = pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            // Opened (and migrated) first, so that a database of an older version is brought up
+            // to date rather than copied as it is.
+            drop(pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
             let to = match to {
                 Some(to) => to,
                 None => {
@@ -308,7 +310,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dir.join(format!("pasar-{}.db", chrono::Local::now().format("%Y%m%d-%H%M%S")))
                 }
             };
-            let size = store.backup_to(&to).with_context(|| format!("backing up to {}", to.display()))?;
+            let size = pasar_online::store::Store::backup_file(&db, &to)
+                .with_context(|| format!("backing up to {}", to.display()))?;
             println!("backup: {} ({size} bytes, integrity_check ok)", to.display());
             Ok(())
         }
@@ -323,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = tempfile_dir()?;
             let db = db.unwrap_or_else(|| dir.join("bench.db"));
             let report = pasar_online::bench::run(&config, &db, journeys, concurrent)?;
-            println!("database:   {} (WAL, synchronous=NORMAL)", db.display());
+            println!("database:   {} (WAL, synchronous=FULL)", db.display());
             println!("{report}");
             let _ = std::fs::remove_dir_all(&dir);
             Ok(())

@@ -160,6 +160,47 @@ fn a_closed_market_shows_its_reason_and_takes_no_orders_until_it_opens() {
     assert!(joined(&h.button("checkout")).contains("atas nama siapa"));
 }
 
+/// Under `pasar run` the copy is made on a thread of its own: the pass that finds the request
+/// only starts it (the engine goes on with other updates meanwhile, which commit while the
+/// copy reads), and a later pass reports it.
+#[test]
+fn a_backup_in_the_background_never_holds_up_the_engine_and_is_reported_when_done() {
+    let mut h = market();
+    h.engine.make_backups_in_background();
+    as_user(&mut h, CITY);
+    let r = joined(&h.command("/cadangan"));
+    assert!(r.contains("Cadangan sedang dibuat"), "{r}");
+    // The pass that took the request started the copy and returned without waiting for it.
+    assert!(h.engine.backups_running(), "the copy runs on its own thread");
+    assert_eq!(h.count("SELECT COUNT(*) FROM backup_requests WHERE done_at IS NULL"), 1);
+    // Other people's updates go on meanwhile (each commits while the copy may be reading).
+    as_user(&mut h, "bu-lurah");
+    for _ in 0..5 {
+        assert!(!h.command("/audit 1").is_empty(), "answered while the copy runs");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while h.count("SELECT COUNT(*) FROM backup_requests WHERE done_at IS NOT NULL") == 0 {
+        assert!(std::time::Instant::now() < deadline, "the backup was never reported");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        h.engine.run_backups().expect("a pass");
+    }
+    assert!(!h.engine.backups_running());
+    let files: Vec<_> = std::fs::read_dir(h.dir.path().join("backups"))
+        .expect("backups folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let conn = rusqlite::Connection::open(&files[0]).expect("open backup");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok");
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = '{CITY}' AND message LIKE '%Cadangan database dibuat%integrity_check: ok%'"
+        )),
+        1
+    );
+}
+
 #[test]
 fn a_city_admin_backs_up_the_database_online() {
     let mut h = market();

@@ -16,8 +16,8 @@ use crate::channel::{Envelope, Outbound};
 use crate::config::Policy;
 use crate::domain::catalog::Catalog;
 use crate::domain::slot::local;
+use crate::store::{BackupRequest, Store, StoreError, StoreResult};
 use crate::store::{RepoTx, Tx};
-use crate::store::{Store, StoreError, StoreResult};
 use crate::text::{Key, Lang, Texts};
 use chrono::NaiveDate;
 use chrono::{DateTime, Duration, Utc};
@@ -104,6 +104,11 @@ pub struct Engine {
     secret: String,
     /// Where `/cadangan` writes backups (`None`: backups are refused with a reason).
     backup_dir: Option<std::path::PathBuf>,
+    /// Make backups on threads of their own (`pasar run`), not in the pass that finds them.
+    backups_in_background: bool,
+    /// Backups being made on their own threads: each request, its file, and its outcome when
+    /// done (the size, or why it failed).
+    backups_running: Vec<(BackupRequest, std::path::PathBuf, std::sync::mpsc::Receiver<Result<u64, String>>)>,
     /// Told of each update's step and how long it took (`pasar run`'s metrics).
     step_observer: Option<StepObserver>,
 }
@@ -164,6 +169,8 @@ impl Engine {
             policy: Arc::new(policy),
             secret,
             backup_dir: None,
+            backups_in_background: false,
+            backups_running: Vec::new(),
             step_observer: None,
         })
     }
@@ -178,50 +185,113 @@ impl Engine {
         self.backup_dir = Some(dir);
     }
 
+    /// Makes each backup on a thread of its own, so that the engine (whose pass finds and
+    /// reports them) never waits for a copy of the whole database (`pasar run`).
+    pub fn make_backups_in_background(&mut self) {
+        self.backups_in_background = true;
+    }
+
     /// Makes the backups admins asked for (after their requests committed: I/O never runs inside
-    /// a step's transaction) and tells each admin the file, its size and its check.
+    /// a step's transaction) and tells each admin the file, its size and its check. In the
+    /// background (see [`Engine::make_backups_in_background`]) a pass starts the copies and a
+    /// later pass reports those that are done; a request whose copy a crash cut short is still
+    /// pending and is made again after the restart.
     pub fn run_backups(&mut self) -> StoreResult<usize> {
-        let requests = self.store.pending_backups()?;
-        for request in &requests {
+        let mut handled = 0;
+        // The copies that finished since the last pass.
+        let mut running = Vec::new();
+        for (request, path, done) in std::mem::take(&mut self.backups_running) {
+            let outcome = match done.try_recv() {
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    running.push((request, path, done));
+                    continue;
+                }
+                Ok(outcome) => outcome,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err("the backup thread stopped".to_string()),
+            };
+            self.report_backup(&request, outcome.map(|size| (path, size)))?;
+            handled += 1;
+        }
+        self.backups_running = running;
+        for request in self.store.pending_backups()? {
+            if self.backups_running.iter().any(|(r, _, _)| r.id == request.id) {
+                continue;
+            }
             let now = self.clock.now();
-            let outcome = match &self.backup_dir {
-                None => Err("no backup folder is set ([backup] dir)".to_string()),
-                Some(dir) => {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display())).and_then(|_| {
-                        let name = format!("pasar-{}-{}.db", local(now).format("%Y%m%d-%H%M%S"), request.id);
-                        let path = dir.join(name);
-                        self.store.backup_to(&path).map(|size| (path, size)).map_err(|e| e.to_string())
-                    })
+            let (Some(dir), Some(db)) = (&self.backup_dir, self.store.path()) else {
+                self.report_backup(&request, Err("no backup folder is set ([backup] dir)".to_string()))?;
+                handled += 1;
+                continue;
+            };
+            let name = format!("pasar-{}-{}.db", local(now).format("%Y%m%d-%H%M%S"), request.id);
+            let path = dir.join(name);
+            let copy = {
+                let (dir, path) = (dir.clone(), path.clone());
+                move || {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("{}: {e}", dir.display()))
+                        .and_then(|_| Store::backup_file(&db, &path).map_err(|e| e.to_string()))
                 }
             };
-            match &outcome {
-                Ok((path, size)) => tracing::info!(file = %path.display(), bytes = size, "backup made"),
-                Err(e) => tracing::error!(error = %e, "backup failed"),
-            }
-            let (texts, default_lang) = (Arc::clone(&self.texts), self.default_lang);
-            self.store.finish_backup(
-                request,
-                |lang| {
-                    let lang = lang.unwrap_or(default_lang);
-                    let text = match &outcome {
-                        Ok((path, size)) => texts.render(
-                            &request.market,
-                            lang,
-                            Key::BackupDone,
-                            &[("file", &path.display()), ("size", &format!("{:.1}", *size as f64 / 1_048_576.0))],
-                        ),
-                        Err(e) => texts.render(&request.market, lang, Key::BackupFailed, &[("error", e)]),
-                    };
-                    crate::channel::Envelope {
-                        market: request.market.clone(),
-                        to: request.by.clone(),
-                        message: crate::channel::Outbound::text(text),
+            if self.backups_in_background {
+                let (tell, done) = std::sync::mpsc::channel();
+                let started = std::thread::Builder::new().name("backup".into()).spawn(move || {
+                    let _ = tell.send(copy());
+                });
+                match started {
+                    Ok(_) => self.backups_running.push((request, path, done)),
+                    Err(e) => {
+                        self.report_backup(&request, Err(format!("starting the backup failed: {e}")))?;
+                        handled += 1;
                     }
-                },
-                now,
-            )?;
+                }
+            } else {
+                let outcome = copy();
+                self.report_backup(&request, outcome.map(|size| (path, size)))?;
+                handled += 1;
+            }
         }
-        Ok(requests.len())
+        Ok(handled)
+    }
+
+    /// Whether a backup is being made on its own thread.
+    pub fn backups_running(&self) -> bool {
+        !self.backups_running.is_empty()
+    }
+
+    /// Marks a backup request done and tells its admin how it went.
+    fn report_backup(
+        &mut self,
+        request: &BackupRequest,
+        outcome: Result<(std::path::PathBuf, u64), String>,
+    ) -> StoreResult<()> {
+        let now = self.clock.now();
+        match &outcome {
+            Ok((path, size)) => tracing::info!(file = %path.display(), bytes = size, "backup made"),
+            Err(e) => tracing::error!(error = %e, "backup failed"),
+        }
+        let (texts, default_lang) = (Arc::clone(&self.texts), self.default_lang);
+        self.store.finish_backup(
+            request,
+            |lang| {
+                let lang = lang.unwrap_or(default_lang);
+                let text = match &outcome {
+                    Ok((path, size)) => texts.render(
+                        &request.market,
+                        lang,
+                        Key::BackupDone,
+                        &[("file", &path.display()), ("size", &format!("{:.1}", *size as f64 / 1_048_576.0))],
+                    ),
+                    Err(e) => texts.render(&request.market, lang, Key::BackupFailed, &[("error", e)]),
+                };
+                crate::channel::Envelope {
+                    market: request.market.clone(),
+                    to: request.by.clone(),
+                    message: crate::channel::Outbound::text(text),
+                }
+            },
+            now,
+        )
     }
 
     pub fn store(&mut self) -> &mut Store {

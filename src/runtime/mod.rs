@@ -304,6 +304,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     };
     // Open (migrate, seed) once up front, so a broken database fails before any bot starts.
     let mut engine = open_engine(&config, &db, Arc::new(SystemClock))?;
+    engine.make_backups_in_background();
     let ops = Arc::new(ops::Ops::new());
     let observer = Arc::clone(&ops);
     engine.observe_steps(Arc::new(move |market, channel, took| observer.stepped(market, channel, took)));
@@ -647,7 +648,9 @@ fn drive_engine(
             if due || jobs.iter().any(|j| !matches!(j, StoreJob::Heads(..))) {
                 last_work = tokio::time::Instant::now();
             }
-            let every = if last_work.elapsed() < BUSY_FOR { TIMER_PASS } else { IDLE_PASS };
+            // A backup on its own thread is reported by the first pass after it is done.
+            let busy = last_work.elapsed() < BUSY_FOR || engine.backups_running();
+            let every = if busy { TIMER_PASS } else { IDLE_PASS };
             if due || last_pass.elapsed() >= every {
                 due = false;
                 last_pass = tokio::time::Instant::now();

@@ -144,14 +144,29 @@ impl super::Store {
         })
     }
 
-    /// An online backup of the whole database to `to` (SQLite's backup API: the database stays
-    /// in use), checked with `PRAGMA integrity_check`; returns its size in bytes.
-    pub fn backup_to(&self, to: &std::path::Path) -> super::StoreResult<u64> {
-        let mut dst = rusqlite::Connection::open(to)?;
-        {
-            let backup = rusqlite::backup::Backup::new(self.conn(), &mut dst)?;
-            backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
+    /// The database file this store has open (none for an in-memory one).
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn().path().filter(|p| !p.is_empty()).map(std::path::PathBuf::from)
+    }
+
+    /// An online backup of the database at `db` to the new file `to`, checked with `PRAGMA
+    /// integrity_check`; returns its size in bytes. The copy is `VACUUM INTO` on a connection
+    /// of its own: one read transaction from start to end, so it never starts over when another
+    /// connection commits (SQLite's backup API restarts on every commit of another connection,
+    /// and with webhooks writing it never finished) and never holds up a writer (readers do not
+    /// block writers in WAL mode). The copy holds no freed pages: what a purge deleted is not in
+    /// it.
+    pub fn backup_file(db: &std::path::Path, to: &std::path::Path) -> super::StoreResult<u64> {
+        if to.exists() {
+            return Err(StoreError::Corrupt(format!("backup {}: the file exists already", to.display())));
         }
+        let to_text =
+            to.to_str().ok_or_else(|| StoreError::Corrupt(format!("backup {}: not a UTF-8 path", to.display())))?;
+        let src = rusqlite::Connection::open(db)?;
+        src.busy_handler(Some(super::short_busy_wait))?;
+        src.execute("VACUUM INTO ?1", [to_text])?;
+        drop(src);
+        let dst = rusqlite::Connection::open(to)?;
         let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if check != "ok" {
             return Err(StoreError::Corrupt(format!("backup {}: integrity_check says {check}", to.display())));

@@ -270,10 +270,14 @@ impl Store {
         conn.busy_handler(Some(short_busy_wait))?;
         // Every statement the engine runs stays prepared (rusqlite keeps only 16 by default).
         conn.set_prepared_statement_cache_capacity(256);
-        // WAL keeps readers off the writer's back; NORMAL sync in WAL mode is durable against
-        // process crashes (kill -9) and loses at most the last commits on power loss.
+        // WAL keeps readers off the writer's back. FULL sync: every commit reaches the disk
+        // before it returns. A commit is what a webhook's 200, a poll's next offset and a reply
+        // sent after it stand on: with NORMAL a power cut could lose the last commits, and with
+        // them a bank's settlement Meta or the bank will never send again, or an order its
+        // shopper was told about. The engine commits a batch of updates at once, so the cost is
+        // one WAL sync per batch (BENCHMARKS.md, issue 23).
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // The background checkpointer keeps the WAL short; the writer never checkpoints itself
         // unless the WAL grows past ~64 MB (the checkpointer stalled).
@@ -337,6 +341,11 @@ impl Store {
     /// `PRAGMA integrity_check`: `ok` for a healthy file.
     pub fn integrity_check(&self) -> StoreResult<String> {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    /// `PRAGMA synchronous` of this connection (2 is FULL).
+    pub fn synchronous(&self) -> StoreResult<i64> {
+        Ok(self.conn.pragma_query_value(None, "synchronous", |r| r.get(0))?)
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -410,6 +419,10 @@ mod tests {
         assert_eq!(store.schema_version().expect("version"), migrations::MIGRATIONS.len() as i64);
         let mode: String = store.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
         assert_eq!(mode, "wal");
+        // Every commit is synced before it returns (a webhook's 200 stands on it), on the
+        // engine's connection and on the webhooks' companion alike.
+        assert_eq!(store.synchronous().expect("sync"), 2, "synchronous=FULL");
+        assert_eq!(Store::open_companion(&path).expect("companion").synchronous().expect("sync"), 2);
         drop(store);
         // Re-opening does not re-run migrations (they would fail on existing tables).
         let again = Store::open(&path).expect("reopen");
