@@ -108,10 +108,14 @@ pub struct Engine {
     backups_in_background: bool,
     /// Backups being made on their own threads: each request, its file, and its outcome when
     /// done (the size, or why it failed).
-    backups_running: Vec<(BackupRequest, std::path::PathBuf, std::sync::mpsc::Receiver<Result<u64, String>>)>,
+    backups_running: Vec<RunningBackup>,
     /// Told of each update's step and how long it took (`pasar run`'s metrics).
     step_observer: Option<StepObserver>,
 }
+
+/// A backup being made on its own thread: the request, the file, and the copy's outcome (its
+/// size, or why it failed) once done.
+type RunningBackup = (BackupRequest, std::path::PathBuf, std::sync::mpsc::Receiver<Result<u64, String>>);
 
 /// Called after each update's step: its market, its channel and the step's time.
 pub type StepObserver = Arc<dyn Fn(&str, crate::channel::ChannelKind, std::time::Duration) + Send + Sync>;
