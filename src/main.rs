@@ -504,6 +504,13 @@ fn check_run(config: &Config, db: &std::path::Path) -> anyhow::Result<()> {
     let engine = pasar_online::runtime::open_engine(config, db, clock)?;
     println!("database:  {} (ok, {} markets)", db.display(), engine.catalog().markets().len());
     println!("telegram:  {} ({:?})", config.telegram.api_url, config.telegram.mode);
+    match &config.policy.invite_secret {
+        Some(_) => println!("invites:   codes keyed with {}", pasar_online::config::INVITE_SECRET_VARIABLE),
+        None => println!(
+            "invites:   WARNING {} is not set: the secret that keys invite codes is kept in the database",
+            pasar_online::config::INVITE_SECRET_VARIABLE
+        ),
+    }
     if config.policy.payment.samples {
         println!("payment:   SAMPLE QRIS merchant and bank account (set [payment] before taking real money)");
     }

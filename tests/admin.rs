@@ -126,6 +126,60 @@ fn admin_actions_are_audited_and_a_removed_admin_loses_the_role() {
     assert!(joined(&h.command(&format!("/daftar {code}"))).contains("tidak berlaku"));
 }
 
+/// Invite codes are stored by a keyed hash only: a copy of the database lets nobody register.
+/// Once a code is used, the message that carried it to its admin and the message that used it
+/// keep no trace of it; an expired code leaves its admin's message too.
+#[test]
+fn invite_codes_are_stored_hashed_and_redacted_once_used_or_expired() {
+    let mut h = market();
+    as_user(&mut h, CITY);
+    let used = code_in(&h.command("/admin_tambah"));
+    let expiring = code_in(&h.command("/admin_tambah"));
+    let stall = code_in(&h.command("/undang A-07"));
+    for code in [&used, &expiring, &stall] {
+        for table in ["admin_invites", "invites"] {
+            assert_eq!(h.count(&format!("SELECT COUNT(*) FROM {table} WHERE code = '{code}'")), 0, "{code} in clear");
+        }
+        assert_eq!(h.count(&format!("SELECT COUNT(*) FROM outbox WHERE instr(message, '{code}') > 0")), 1);
+    }
+    assert_eq!(h.count("SELECT COUNT(*) FROM admin_invites WHERE length(code) <> 64 OR seed IS NULL"), 0);
+    // Used: gone from the stored messages, both ways.
+    as_user(&mut h, "pak-rt");
+    assert!(joined(&h.command(&format!("/daftar {used}"))).contains("terdaftar sebagai admin"));
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM inbox WHERE instr(event, '{used}') > 0")), 0);
+    assert!(h.count("SELECT COUNT(*) FROM inbox WHERE instr(event, '[kode]') > 0") > 0);
+    h.command("/bantuan"); // the next pass's timers
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM outbox WHERE instr(message, '{used}') > 0")), 0);
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM outbox WHERE instr(message, '{expiring}') > 0")), 1);
+    // Two days later the others have expired: gone too, and they no longer work.
+    h.clock.advance(chrono::Duration::hours(49));
+    h.command("/bantuan");
+    for code in [&expiring, &stall] {
+        assert_eq!(h.count(&format!("SELECT COUNT(*) FROM outbox WHERE instr(message, '{code}') > 0")), 0, "{code}");
+    }
+    assert_eq!(h.count("SELECT COUNT(*) FROM admin_invites WHERE redacted_at IS NULL"), 0);
+    as_user(&mut h, "pak-rw");
+    assert!(joined(&h.command(&format!("/daftar {expiring}"))).contains("tidak berlaku"));
+}
+
+/// A database from before hashed codes: its codes in clear are re-keyed when the engine opens
+/// it, and still work.
+#[test]
+fn invite_codes_stored_in_clear_by_an_older_version_are_rekeyed_and_still_work() {
+    let mut h = market();
+    as_user(&mut h, CITY);
+    let code = code_in(&h.command("/admin_tambah"));
+    // As an older version stored it.
+    let conn = rusqlite::Connection::open(&h.db).expect("db");
+    conn.execute("UPDATE admin_invites SET code = ?1, seed = NULL WHERE used_by IS NULL", [&code]).expect("clear code");
+    drop(conn);
+    h.restart();
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM admin_invites WHERE code = '{code}'")), 0);
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM outbox WHERE instr(message, '{code}') > 0")), 0);
+    as_user(&mut h, "pak-rt");
+    assert!(joined(&h.command(&format!("/daftar {code}"))).contains("terdaftar sebagai admin"));
+}
+
 #[test]
 fn a_closed_market_shows_its_reason_and_takes_no_orders_until_it_opens() {
     let mut h = market();

@@ -580,6 +580,7 @@ fn a_wrong_token_fails_its_bot_loudly_and_the_others_run() {
         .arg(dir.path().join("check.db"))
         .env("PASAR_BLIMBING_TELEGRAM_TOKEN", BLIMBING)
         .env("PASAR_DINOYO_TELEGRAM_TOKEN", "333:revoked-token")
+        .env_remove("PASAR_INVITE_SECRET")
         .env_remove("PASAR_DB")
         .output()
         .expect("pasar run --check");
@@ -590,6 +591,7 @@ fn a_wrong_token_fails_its_bot_loudly_and_the_others_run() {
     assert!(line("blimbing").contains("a webhook is still set (https://old.example.org"), "{stdout}");
     assert!(line("dinoyo").contains("getMe failed"), "{stdout}");
     assert!(line("sukun").contains("not set"), "{stdout}");
+    assert!(line("invites").contains("WARNING PASAR_INVITE_SECRET is not set"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("dinoyo"));
     // Running: Dinoyo's bot does not start, Blimbing's serves (polling, its webhook deleted).
     let _pasar = start(&fake, dir.path(), true);

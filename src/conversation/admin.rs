@@ -10,7 +10,7 @@ use crate::channel::{Inbound, Outbound};
 use crate::domain::catalog::normalize;
 use crate::domain::catalog::{Category, Commodity};
 use crate::domain::delivery::{Courier, CourierProfile, ProfileError};
-use crate::domain::invite::{invite_code, lifetime};
+use crate::domain::invite::{code_key, invite_code, lifetime};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{OrderNumber, OrderStatus, PaymentMethod};
 use crate::domain::payment::{
@@ -137,7 +137,7 @@ fn invite(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()
     };
     let code = invite_code(turn.secret, turn.event_key);
     let expires = turn.now + lifetime();
-    repo.create_invite(&code, stall.id, turn.user, expires)?;
+    repo.create_invite(&code_key(turn.secret, &code), turn.event_key, stall.id, turn.user, expires)?;
     let text = turn.tf(
         Key::InviteCreated,
         &[
@@ -167,7 +167,7 @@ fn invite_courier(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoR
     };
     let code = invite_code(turn.secret, turn.event_key);
     let expires = turn.now + lifetime();
-    repo.create_courier_invite(&code, &profile, turn.user, expires)?;
+    repo.create_courier_invite(&code_key(turn.secret, &code), turn.event_key, &profile, turn.user, expires)?;
     let text = turn.tf(
         Key::CourierInviteCreated,
         &[
@@ -605,7 +605,7 @@ fn audit(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()>
 fn invite_admin(repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
     let code = invite_code(turn.secret, turn.event_key);
     let expires = turn.now + lifetime();
-    repo.create_admin_invite(&code, turn.user, expires)?;
+    repo.create_admin_invite(&code_key(turn.secret, &code), turn.event_key, turn.user, expires)?;
     let text = turn.tf(
         Key::AdminInviteCreated,
         &[("code", &code), ("market", &turn.market.name), ("expires", &local(expires).format("%d/%m %H:%M"))],

@@ -163,6 +163,11 @@ impl Engine {
             Some(s) => s.expose().to_string(),
             None => store.secret()?,
         };
+        // Codes kept in clear by an older version: stored by their key from now on.
+        let rekeyed = store.rekey_clear_invites(|code| crate::domain::invite::code_key(&secret, code), clock.now())?;
+        if rekeyed > 0 {
+            tracing::info!(invites = rekeyed, "invite codes stored in clear are now stored by their key");
+        }
         Ok(Engine {
             store,
             catalog,
@@ -399,6 +404,9 @@ impl Engine {
     /// transaction. Deadlines are rows, so a restart loses none. Returns how many were due.
     pub fn run_timers(&mut self) -> StoreResult<usize> {
         let now = self.clock.now();
+        // Used and expired invite codes leave the stored messages that carried them.
+        let secret = self.secret.clone();
+        self.store.redact_spent_invites(|seed| crate::domain::invite::invite_code(&secret, seed), now)?;
         self.refresh_catalog()?;
         let courier_due = (local(now) + self.policy.courier_lead).naive_local();
         let markets = self.store.markets_with_due_deadlines(now, courier_due, local(now).naive_local())?;

@@ -125,9 +125,12 @@ pub enum PlaceRefusal {
 /// A market's couriers and deliveries, inside the current transaction. Implemented by the
 /// store, scoped to one market.
 pub trait DeliveryRepo {
+    /// Stores a courier invite by its code's key ([`crate::domain::invite::code_key`]) and the
+    /// seed the code is made from (to find and redact it in stored messages later).
     fn create_courier_invite(
         &mut self,
         code: &str,
+        seed: &str,
         profile: &CourierProfile,
         by: &UserKey,
         expires_at: DateTime<Utc>,
@@ -224,7 +227,16 @@ pub struct AdminAction {
 
 /// A market's administration, inside the current transaction.
 pub trait AdminRepo {
-    fn create_admin_invite(&mut self, code: &str, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()>;
+    fn create_admin_invite(
+        &mut self,
+        code: &str,
+        seed: &str,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()>;
+    /// Takes a used invite code out of the user's message being handled (the stored inbox
+    /// row), so that no stored message keeps it in clear.
+    fn forget_code(&mut self, user: &UserKey, code: &str) -> RepoResult<()>;
     /// Uses an unused, unexpired admin code of this market: the user becomes one of its admins.
     fn redeem_admin_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<bool>;
     /// Takes a market admin's role away; false when they were not one.
@@ -299,7 +311,14 @@ pub trait MarketRepo: DeliveryRepo + PaymentRepo + AdminRepo + ReportRepo + Broa
     fn stalls_of(&mut self, user: &UserKey) -> RepoResult<Vec<i64>>;
     /// Chats registered as a stall's trader.
     fn traders_of(&mut self, stall_id: i64) -> RepoResult<Vec<UserKey>>;
-    fn create_invite(&mut self, code: &str, stall_id: i64, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()>;
+    fn create_invite(
+        &mut self,
+        code: &str,
+        seed: &str,
+        stall_id: i64,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Uses an unused, unexpired code of this market: registers the user as the stall's trader and
     /// returns the stall. `None` for any code that does not qualify.
     fn redeem_invite(&mut self, code: &str, user: &UserKey) -> RepoResult<Option<i64>>;

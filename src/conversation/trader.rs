@@ -11,7 +11,7 @@ use super::payload::{Action, ReasonCode};
 use super::{Repo, RepoResult, Turn};
 use crate::channel::{Button, Inbound, Outbound};
 use crate::domain::catalog::Commodity;
-use crate::domain::invite::normalize_code;
+use crate::domain::invite::{code_key, normalize_code};
 use crate::domain::money::Rupiah;
 use crate::domain::order::{
     Order, OrderLine, RejectReason, SubOrder, SubOrderStatus, adjustment_allowed, price_change_allowed,
@@ -81,8 +81,12 @@ fn command(
                 turn.say(if args.trim().is_empty() { Key::RegisterUsage } else { Key::InviteInvalid });
                 return Ok(state);
             };
-            match repo.redeem_invite(&code, turn.user)? {
+            // Codes are stored by their key only; a used one leaves no stored message in clear.
+            let key = code_key(turn.secret, &code);
+            let used = |repo: &mut dyn super::Repo| repo.forget_code(turn.user, &code);
+            match repo.redeem_invite(&key, turn.user)? {
                 Some(stall_id) => {
+                    used(repo)?;
                     let (stall, number) = stall_names(turn, stall_id);
                     let text = turn
                         .tf(Key::Registered, &[("stall", &stall), ("number", &number), ("market", &turn.market.name)]);
@@ -90,9 +94,13 @@ fn command(
                     turn.reply(Outbound { menu, ..Outbound::text(text) });
                     turn.say(Key::TraderHelp);
                 }
-                None => match repo.redeem_courier_invite(&code, turn.user)? {
-                    Some(courier) => super::courier::registered(repo, turn, &courier)?,
-                    None if repo.redeem_admin_invite(&code, turn.user)? => {
+                None => match repo.redeem_courier_invite(&key, turn.user)? {
+                    Some(courier) => {
+                        used(repo)?;
+                        super::courier::registered(repo, turn, &courier)?
+                    }
+                    None if repo.redeem_admin_invite(&key, turn.user)? => {
+                        used(repo)?;
                         let menu = Some(super::menu_for(repo, turn, turn.user)?);
                         let text = turn.tf(Key::AdminRegistered, &[("market", &turn.market.name)]);
                         turn.reply(Outbound { menu, ..Outbound::text(text) });

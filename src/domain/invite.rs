@@ -26,6 +26,20 @@ pub fn invite_code(secret: &str, seed: &str) -> String {
     digest.iter().take(CODE_LEN).map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
+/// What stands in a stored message for an invite code once it is used or expired.
+pub const REDACTED: &str = "[kode]";
+
+/// The key an invite is stored and looked up by: HMAC-SHA256 of the code, keyed with the invite
+/// secret, in hex. The database never holds a usable code: a copy of it (a backup) lets nobody
+/// register as a trader, courier or admin.
+pub fn code_key(secret: &str, code: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(b"invite-code\0");
+    mac.update(code.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// What a trader typed, in the stored form: upper case, no spaces or dashes. `None` when it
 /// cannot be a code at all.
 pub fn normalize_code(input: &str) -> Option<String> {

@@ -285,6 +285,12 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             "payments use the SAMPLE QRIS merchant and bank account (no [payment] data in the config): fine for trying it out, never for real money"
         );
     }
+    if config.policy.invite_secret.is_none() {
+        tracing::warn!(
+            "{} is not set: invite codes are keyed with a secret kept in the database itself, so anyone with a copy of the database (a backup) can make valid codes; set it in the environment (deploy/pasar.env.example)",
+            crate::config::INVITE_SECRET_VARIABLE
+        );
+    }
     let webhook = match config.telegram.mode {
         crate::config::TelegramMode::Polling => None,
         crate::config::TelegramMode::Webhook => {

@@ -9,13 +9,31 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 impl AdminRepo for RepoTx<'_> {
-    fn create_admin_invite(&mut self, code: &str, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()> {
+    fn create_admin_invite(
+        &mut self,
+        code: &str,
+        seed: &str,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()> {
         self.tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO admin_invites (code, market, created_by, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO admin_invites (code, market, created_by, created_at, expires_at, seed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![code, self.market, by.to_string(), ts(self.now), ts(expires_at)])?;
+            .execute(params![code, self.market, by.to_string(), ts(self.now), ts(expires_at), seed])?;
+        Ok(())
+    }
+
+    fn forget_code(&mut self, user: &UserKey, code: &str) -> RepoResult<()> {
+        // The message being handled is still pending (it is marked done in this transaction):
+        // the partial index of pending rows keeps this a look at a few rows.
+        self.tx
+            .prepare_cached(
+                "UPDATE inbox SET event = replace(event, ?1, ?2)
+                 WHERE status = 'pending' AND market = ?3 AND channel = ?4 AND user_id = ?5 AND instr(event, ?1) > 0",
+            )?
+            .execute(params![code, crate::domain::invite::REDACTED, self.market, user.channel.code(), user.id])?;
         Ok(())
     }
 
@@ -173,5 +191,111 @@ impl super::Store {
         }
         drop(dst);
         std::fs::metadata(to).map(|m| m.len()).map_err(|e| StoreError::Corrupt(format!("backup {}: {e}", to.display())))
+    }
+}
+
+/// The tables of invite codes (traders', couriers', market admins').
+const INVITE_TABLES: [&str; 3] = ["invites", "courier_invites", "admin_invites"];
+
+/// Replaces `code` by [`crate::domain::invite::REDACTED`] in the messages sent to `created_by`
+/// (a `channel:id` key) in `market` since `since`.
+fn redact_sent_code(
+    tx: &super::Tx<'_>,
+    market: &str,
+    created_by: &str,
+    since: &str,
+    code: &str,
+) -> super::StoreResult<()> {
+    let Some((channel, id)) = created_by.split_once(':') else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "UPDATE outbox SET message = replace(message, ?1, ?2)
+         WHERE market = ?3 AND channel = ?4 AND recipient = ?5 AND status = 'sent' AND created_at >= ?6
+           AND instr(message, ?1) > 0",
+    )?
+    .execute(params![code, crate::domain::invite::REDACTED, market, channel, id, since])?;
+    Ok(())
+}
+
+impl super::Store {
+    /// Invite codes stored in clear (before migration 20) become their keys (`key_of`); the
+    /// sent messages that carried them are redacted (their admin has them), and those already
+    /// used or expired count as redacted. Returns how many were re-keyed.
+    pub fn rekey_clear_invites(
+        &mut self,
+        key_of: impl Fn(&str) -> String,
+        now: DateTime<Utc>,
+    ) -> super::StoreResult<usize> {
+        let code_len = crate::domain::invite::CODE_LEN as i64;
+        self.write(|tx| {
+            let mut n = 0;
+            for table in INVITE_TABLES {
+                let rows = tx
+                    .prepare(&format!(
+                        "SELECT code, market, created_by, created_at FROM {table} WHERE length(code) = ?1"
+                    ))?
+                    .query_map([code_len], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (code, market, created_by, created_at) in rows {
+                    redact_sent_code(tx, &market, &created_by, &created_at, &code)?;
+                    tx.prepare(&format!(
+                        "UPDATE {table} SET code = ?2,
+                             redacted_at = CASE WHEN used_at IS NOT NULL OR expires_at <= ?3 THEN ?3 END
+                         WHERE code = ?1"
+                    ))?
+                    .execute(params![code, key_of(&code), ts(now)])?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Redacts the codes of invites used or expired (and not redacted yet) from the messages
+    /// that carried them to their admins: `code_of` makes a code again from its seed. Returns
+    /// how many invites were redacted.
+    pub fn redact_spent_invites(
+        &mut self,
+        code_of: impl Fn(&str) -> String,
+        now: DateTime<Utc>,
+    ) -> super::StoreResult<usize> {
+        let spent = |conn: &rusqlite::Connection,
+                     table: &str|
+         -> rusqlite::Result<Vec<(String, String, String, String, String)>> {
+            conn.prepare_cached(&format!(
+                "SELECT code, market, created_by, created_at, seed FROM {table}
+                 WHERE redacted_at IS NULL AND seed IS NOT NULL AND (used_at IS NOT NULL OR expires_at <= ?1)"
+            ))?
+            .query_map([ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect()
+        };
+        // A look first (most passes find nothing), then a write only when there is something.
+        let mut any = false;
+        for table in INVITE_TABLES {
+            any |= !spent(self.conn(), table)?.is_empty();
+        }
+        if !any {
+            return Ok(0);
+        }
+        self.write(|tx| {
+            let mut n = 0;
+            for table in INVITE_TABLES {
+                for (key, market, created_by, created_at, seed) in spent(tx, table)? {
+                    redact_sent_code(tx, &market, &created_by, &created_at, &code_of(&seed))?;
+                    tx.prepare_cached(&format!("UPDATE {table} SET redacted_at = ?2 WHERE code = ?1"))?
+                        .execute(params![key, ts(now)])?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
     }
 }

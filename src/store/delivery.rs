@@ -151,14 +151,15 @@ impl DeliveryRepo for RepoTx<'_> {
     fn create_courier_invite(
         &mut self,
         code: &str,
+        seed: &str,
         profile: &CourierProfile,
         by: &UserKey,
         expires_at: DateTime<Utc>,
     ) -> RepoResult<()> {
         self.tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO courier_invites (code, market, profile, created_by, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO courier_invites (code, market, profile, created_by, created_at, expires_at, seed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 code,
@@ -166,7 +167,8 @@ impl DeliveryRepo for RepoTx<'_> {
                 serde_json::to_string(profile)?,
                 by.to_string(),
                 ts(self.now),
-                ts(expires_at)
+                ts(expires_at),
+                seed
             ])?;
         Ok(())
     }

@@ -152,12 +152,20 @@ impl MarketRepo for RepoTx<'_> {
         Ok(rows.into_iter().filter_map(|(c, id)| Some(UserKey { channel: c.parse().ok()?, id })).collect())
     }
 
-    fn create_invite(&mut self, code: &str, stall_id: i64, by: &UserKey, expires_at: DateTime<Utc>) -> RepoResult<()> {
+    fn create_invite(
+        &mut self,
+        code: &str,
+        seed: &str,
+        stall_id: i64,
+        by: &UserKey,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()> {
         self.tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO invites (code, market, stall_id, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO invites (code, market, stall_id, created_by, created_at, expires_at, seed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![code, self.market, stall_id, by.to_string(), ts(self.now), ts(expires_at)])?;
+            .execute(params![code, self.market, stall_id, by.to_string(), ts(self.now), ts(expires_at), seed])?;
         Ok(())
     }
 

@@ -593,4 +593,16 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE order_lines ADD COLUMN ordered_by TEXT;
     ALTER TABLE markets ADD COLUMN weigh_tolerance_percent INTEGER NOT NULL DEFAULT 15;
     "#,
+    // 20: invite codes are stored by a keyed hash (`code_key`), never in clear; each keeps the
+    // seed its code was made from, so that once it is used or expired the code can be found
+    // and redacted in the stored messages that carried it (`redacted_at`). Codes stored in
+    // clear before this are re-keyed when the engine opens (it holds the secret, SQL does not).
+    r#"
+    ALTER TABLE invites ADD COLUMN seed TEXT;
+    ALTER TABLE invites ADD COLUMN redacted_at TEXT;
+    ALTER TABLE courier_invites ADD COLUMN seed TEXT;
+    ALTER TABLE courier_invites ADD COLUMN redacted_at TEXT;
+    ALTER TABLE admin_invites ADD COLUMN seed TEXT;
+    ALTER TABLE admin_invites ADD COLUMN redacted_at TEXT;
+    "#,
 ];
