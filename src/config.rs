@@ -32,6 +32,8 @@ struct RawConfig {
     #[serde(default)]
     backup: RawBackup,
     #[serde(default)]
+    privacy: RawPrivacy,
+    #[serde(default)]
     markets: std::collections::BTreeMap<String, RawMarket>,
     #[serde(default)]
     admins: Vec<RawAdmin>,
@@ -133,6 +135,13 @@ struct RawMarket {
 #[serde(deny_unknown_fields)]
 struct RawBackup {
     dir: Option<PathBuf>,
+    keep_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    keep_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +204,12 @@ pub struct Config {
     pub bank_timeout: std::time::Duration,
     /// Where backups go (`[backup] dir`; relative to the database's folder).
     pub backup_dir: PathBuf,
+    /// Backups older than this many days are deleted by `pasar backup` and `pasar purge`
+    /// (`[backup] keep_days`): a backup must not keep what a purge removed.
+    pub backup_keep_days: u32,
+    /// `pasar purge` without `--older-than` removes the personal data of what finished this
+    /// many days ago (`[privacy] keep_days`).
+    pub privacy_keep_days: u32,
     /// Address of the public HTTP server (webhooks, a bare `/healthz`); `[server] listen`.
     pub server_listen: Option<String>,
     /// Address of the operators' server (`/healthz` with detail, `/metrics`); `[server]
@@ -486,6 +501,8 @@ impl Default for Config {
             bank_url: None,
             bank_timeout: std::time::Duration::from_secs(15),
             backup_dir: PathBuf::from("backups"),
+            backup_keep_days: 30,
+            privacy_keep_days: 90,
             server_listen: None,
             ops_listen: None,
             http_limits: HttpLimits::default(),
@@ -719,6 +736,16 @@ impl Config {
             }
         }
         let server_listen = raw.telegram.listen.or(raw.server.listen);
+        let privacy_keep_days = match raw.privacy.keep_days {
+            Some(d @ 1..=3650) => d,
+            Some(_) => return Err(invalid("privacy.keep_days must be between 1 and 3650".into())),
+            None => defaults.privacy_keep_days,
+        };
+        let backup_keep_days = match raw.backup.keep_days {
+            Some(d @ 1..=3650) => d,
+            Some(_) => return Err(invalid("backup.keep_days must be between 1 and 3650".into())),
+            None => defaults.backup_keep_days.min(privacy_keep_days),
+        };
         let ops_listen = match raw.server.ops_listen {
             Some(off) if off.trim().eq_ignore_ascii_case("off") => None,
             Some(address) => Some(address),
@@ -749,6 +776,8 @@ impl Config {
             bank_url,
             bank_timeout,
             backup_dir: raw.backup.dir.unwrap_or(defaults.backup_dir),
+            backup_keep_days,
+            privacy_keep_days,
             server_listen,
             ops_listen,
             http_limits,

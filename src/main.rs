@@ -160,16 +160,20 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Remove the personal data of orders finished more than DAYS ago (the shopper's name, phone,
-    /// address, location, note, photo at the door, rating comments) and the delivered messages
-    /// and handled updates from before then, keeping orders, items and money as anonymous
-    /// figures (Indonesia's personal data protection law, UU PDP); shoppers quiet since then
-    /// also lose their saved name, phone and address.
+    /// address, location, note, photo at the door, rating comments, WhatsApp numbers as ids,
+    /// replaced by pseudonyms) and the messages, updates, vendor and bank requests from before
+    /// then, keeping orders, items and money as anonymous figures (Indonesia's personal data
+    /// protection law, UU PDP); people quiet since then also lose their saved details,
+    /// conversation states and carts. The bytes are zeroed in the file and the pages given
+    /// back, in short steps (the bots may keep running). Then deletes backups older than
+    /// [backup] keep_days.
     Purge {
         /// Database file (default: the config's [database] path, else ./pasar.db).
         #[arg(long, env = "PASAR_DB")]
         db: Option<PathBuf>,
+        /// Days to keep (default: the config's [privacy] keep_days, else 90).
         #[arg(long, value_name = "DAYS")]
-        older_than: u32,
+        older_than: Option<u32>,
     },
     /// Seed a database from data/: a new one in full; with --update, one already running gets
     /// what is new in data/ (markets, commodities, market words, steps and piece sizes, stalls
@@ -281,14 +285,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut store =
                 pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let older_than = older_than.unwrap_or(config.privacy_keep_days);
             let before = chrono::Utc::now() - chrono::Duration::days(i64::from(older_than));
             let r = store.purge(before)?;
+            drop(store);
+            let backups = pasar_online::runtime::prune_backups(&config, &db)?;
             println!(
-                "purged: {} orders' personal data, {} saved shopper profiles, {} delivered messages, {} handled updates (before {})",
+                "purged: {} orders' personal data, {} saved shopper profiles, {} messages, {} updates, {} WhatsApp numbers pseudonymised, {} conversation states and cart lines, {} other rows; {} pages given back; {} backups older than {} days deleted (before {})",
                 r.orders,
                 r.profiles,
                 r.messages,
                 r.updates,
+                r.pseudonymised,
+                r.states,
+                r.other,
+                r.pages_freed,
+                backups,
+                config.backup_keep_days,
                 before.format("%Y-%m-%d %H:%M UTC")
             );
             Ok(())
@@ -313,6 +326,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let size = pasar_online::store::Store::backup_file(&db, &to)
                 .with_context(|| format!("backing up to {}", to.display()))?;
             println!("backup: {} ({size} bytes, integrity_check ok)", to.display());
+            let pruned = pasar_online::runtime::prune_backups(&config, &db)?;
+            if pruned > 0 {
+                println!("deleted {pruned} backups older than {} days ([backup] keep_days)", config.backup_keep_days);
+            }
             Ok(())
         }
         Command::Run { db, check } => {

@@ -341,6 +341,20 @@ fn purge_removes_personal_data_of_finished_orders_and_keeps_the_figures() {
     let paid: i64 =
         conn.query_row("SELECT SUM(amount) FROM ledger WHERE kind = 'payment'", [], |r| r.get(0)).expect("paid");
     assert_eq!((lines, paid), (2, 78_500), "the figures stay");
+    // Without --older-than: [privacy] keep_days (90 by default) keeps it; backups older than
+    // [backup] keep_days (30 by default) go, newer ones stay.
+    let backups = dir.path().join("backups");
+    std::fs::create_dir_all(&backups).expect("backups");
+    for (name, days) in [("pasar-20261001-020000.db", 40), ("pasar-20261127-020000.db", 1)] {
+        let file = std::fs::File::create(backups.join(name)).expect("backup file");
+        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400)).expect("mtime");
+    }
+    let (ok, out, err) = run(pasar().args(["purge", "--db"]).arg(&db));
+    assert!(
+        ok && out.contains("purged: 0 orders") && out.contains("1 backups older than 30 days deleted"),
+        "{out}{err}"
+    );
+    assert!(!backups.join("pasar-20261001-020000.db").exists() && backups.join("pasar-20261127-020000.db").exists());
     // The purged order still reads (an export, say).
     let (ok, csv_text, err) =
         run(pasar().args(["export", "--from", "2026-11-28", "--to", "2026-11-28", "--db"]).arg(&db));

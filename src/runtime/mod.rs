@@ -59,6 +59,49 @@ pub fn backup_dir(config: &Config, db: &Path) -> std::path::PathBuf {
     db.parent().unwrap_or(Path::new(".")).join(&config.backup_dir)
 }
 
+/// Every environment variable holding a secret that `pasar run` reads, for these markets (what
+/// `deploy/pasar.env.example` must list).
+pub fn secret_variables(markets: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = markets.iter().map(|m| crate::channel::telegram::token_variable(m)).collect();
+    names.push(WEBHOOK_SECRET_VARIABLE.to_string());
+    for (name, _) in [whatsapp::ACCESS_TOKEN_VARIABLE, whatsapp::APP_SECRET_VARIABLE, whatsapp::VERIFY_TOKEN_VARIABLE] {
+        names.push(name.to_string());
+    }
+    names.push(crate::integration::vendor::KEY_VARIABLE.to_string());
+    names.push(crate::integration::vendor::SECRET_VARIABLE.to_string());
+    names.push(crate::integration::bank::SERVER_KEY_VARIABLE.to_string());
+    names.push(crate::config::INVITE_SECRET_VARIABLE.to_string());
+    names
+}
+
+/// How long `pasar run` gives itself to stop after SIGTERM, for every task together: below the
+/// systemd unit's `TimeoutStopSec` (30 s), so that systemd never has to kill it.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Deletes the backups (`pasar-*.db` in the backup folder) older than `[backup] keep_days`:
+/// a backup must not keep for long what a purge removed. Returns the files deleted.
+pub fn prune_backups(config: &Config, db: &Path) -> anyhow::Result<usize> {
+    let dir = backup_dir(config, db);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let keep = Duration::from_secs(u64::from(config.backup_keep_days) * 86_400);
+    let mut deleted = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !(name.starts_with("pasar-") && name.ends_with(".db")) {
+            continue;
+        }
+        let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+        if age > keep {
+            std::fs::remove_file(entry.path())?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 // ---------------------------------------------------------------------------------------------
 // `pasar run`: every market's bot in one process.
 
@@ -334,7 +377,8 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
     // handlers, which answer the platform as soon as an update is stored and must not wait for
     // an engine pass, share this second connection.
     let io_store = Arc::new(Mutex::new(Store::open_companion(&db)?));
-    let mut tasks = Vec::new();
+    // Pollers, senders and drains: stopped together, within one deadline (see below).
+    let mut tasks = tokio::task::JoinSet::new();
     let mut running = 0;
     let mut webhook_bots: HashMap<String, Bot> = HashMap::new();
     // The pollers' own client: teloxide's default one gives up on any request after 17 s (it
@@ -377,13 +421,13 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             Ok(s) => telegram_role_holders(&s, &config, &plan.market)?,
             Err(_) => Vec::new(),
         };
-        tasks.push(tokio::spawn(set_role_menus(
+        tasks.spawn(set_role_menus(
             bot.clone(),
             plan.market.clone(),
             holders,
             Arc::clone(&texts),
             config.default_language,
-        )));
+        ));
         ops.bot_started(crate::channel::ChannelKind::Telegram, &plan.market, intake);
         match &webhook {
             None => {
@@ -395,12 +439,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     Err(_) => tracing::warn!(market = %plan.market, "deleteWebhook timed out"),
                 }
                 let polling = Bot::with_client(bot.token(), poll_client.clone()).set_api_url(api_url.clone());
-                tasks.push(tokio::spawn(poll(
-                    polling,
-                    plan.market.clone(),
-                    Arc::clone(&shared),
-                    config.telegram.poll_timeout_secs,
-                )));
+                tasks.spawn(poll(polling, plan.market.clone(), Arc::clone(&shared), config.telegram.poll_timeout_secs));
             }
             Some((secret, public_url, _)) => {
                 let url =
@@ -418,7 +457,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                 webhook_bots.insert(plan.market.clone(), bot.clone());
             }
         }
-        tasks.push(tokio::spawn(send(
+        tasks.spawn(send(
             bot,
             plan.market.clone(),
             Arc::clone(&shared),
@@ -426,7 +465,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             config.default_language,
             config.telegram.per_chat_per_sec,
             config.telegram.per_bot_per_sec,
-        )));
+        ));
     }
     if running == 0 {
         tracing::warn!("no Telegram bot is running: set PASAR_<MARKET>_TELEGRAM_TOKEN (see README)");
@@ -462,7 +501,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             for (phone_number_id, market) in &plan.numbers {
                 tracing::info!(market = %market, phone_number_id = %phone_number_id, "WhatsApp number running");
                 ops.bot_started(crate::channel::ChannelKind::WhatsApp, market, ops::Intake::Webhook);
-                tasks.push(tokio::spawn(whatsapp::send(whatsapp::Sender {
+                tasks.spawn(whatsapp::send(whatsapp::Sender {
                     client: client.clone(),
                     market: market.clone(),
                     phone_number_id: phone_number_id.clone(),
@@ -478,7 +517,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
                     templates: config.whatsapp.templates.clone(),
                     config_admins: config.policy.config_admins(market).cloned().collect(),
                     rehosted: std::sync::Mutex::new(HashMap::new()),
-                })));
+                }));
             }
             let state =
                 Arc::new(whatsapp::WebhookState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
@@ -492,12 +531,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         Ok(Some(plan)) => {
             tracing::info!(markets = ?plan.markets, url = %plan.url, "delivery vendor running");
             let client = reqwest::Client::builder().timeout(config.vendor_timeout).build()?;
-            tasks.push(tokio::spawn(vendor::post_jobs(
-                client,
-                plan.clone(),
-                Arc::clone(&io_store),
-                Arc::clone(&shared),
-            )));
+            tasks.spawn(vendor::post_jobs(client, plan.clone(), Arc::clone(&io_store), Arc::clone(&shared)));
             let state =
                 Arc::new(vendor::CallbackState { plan, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
             app = app.merge(vendor::routes(state));
@@ -511,11 +545,7 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
             tracing::info!(url = %plan.url, "bank partner (virtual accounts) running");
             let client = reqwest::Client::builder().timeout(config.bank_timeout).build()?;
             let provider: Arc<dyn bank::PaymentProvider> = Arc::new(bank::Midtrans { client, plan });
-            tasks.push(tokio::spawn(bank::post_charges(
-                Arc::clone(&provider),
-                Arc::clone(&io_store),
-                Arc::clone(&shared),
-            )));
+            tasks.spawn(bank::post_charges(Arc::clone(&provider), Arc::clone(&io_store), Arc::clone(&shared)));
             let state =
                 Arc::new(bank::NotifyState { provider, store: Arc::clone(&io_store), shared: Arc::clone(&shared) });
             app = app.merge(bank::routes(state));
@@ -559,23 +589,31 @@ async fn run_async(config: Config, db: std::path::PathBuf) -> anyhow::Result<()>
         _ = shared_stopped(&shared) => {}
     }
     tracing::info!("shutting down: no new updates; finishing what is in flight");
+    // One deadline for everything, below the unit's TimeoutStopSec: what is not done by then is
+    // dropped and done again after the restart (nothing is lost: see the durability design).
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     shared.halt_all();
     shared.inbox.notify_waiters();
     shared.ring_all();
     for s in servers {
-        let _ = tokio::time::timeout(SERVER_GRACE, s).await;
+        let _ = tokio::time::timeout_at(deadline, s).await;
     }
-    for mut t in tasks {
-        if tokio::time::timeout(Duration::from_secs(10), &mut t).await.is_err() {
-            // Still sending after the grace period: what it has not recorded goes again next time.
-            t.abort();
-            let _ = t.await;
-        }
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, tasks.join_next()).await {}
+    if !tasks.is_empty() {
+        // Still sending at the deadline: what they have not recorded goes again next time.
+        tracing::warn!(tasks = tasks.len(), "shutdown deadline reached: stopping the tasks still running");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
     // Only now: the pollers and senders needed the engine thread for their store work.
     shared.engine_stop.store(true, Ordering::SeqCst);
     shared.inbox.notify_waiters();
-    let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
+    let engine = tokio::task::spawn_blocking(move || engine_thread.join());
+    if tokio::time::timeout_at(deadline + ENGINE_LAST_PASS, engine).await.is_err() {
+        tracing::warn!(
+            "the engine did not finish its last pass in time: what it was doing is rolled back and done after the restart"
+        );
+    }
     if shared.engine_failed.load(Ordering::SeqCst) {
         anyhow::bail!("the engine thread stopped unexpectedly (see the log above); restart pasar run");
     }
@@ -606,6 +644,9 @@ async fn shutdown_signal() {
 
 /// How long the HTTP servers' requests in flight may take to finish at shutdown.
 const SERVER_GRACE: Duration = Duration::from_secs(10);
+/// The engine's last pass may run this long past [`SHUTDOWN_DEADLINE`] (still inside the unit's
+/// TimeoutStopSec): everything else has stopped by then.
+const ENGINE_LAST_PASS: Duration = Duration::from_secs(5);
 
 /// How often the engine looks at the inbox and the deadlines without being woken, while it
 /// has work (anything in the last [`BUSY_FOR`]).

@@ -194,6 +194,10 @@ impl super::Store {
     }
 }
 
+/// An invite used or expired and not redacted yet: its key, market, creator, creation time and
+/// seed.
+type SpentInvite = (String, String, String, String, String);
+
 /// The tables of invite codes (traders', couriers', market admins').
 const INVITE_TABLES: [&str; 3] = ["invites", "courier_invites", "admin_invites"];
 
@@ -267,9 +271,7 @@ impl super::Store {
         code_of: impl Fn(&str) -> String,
         now: DateTime<Utc>,
     ) -> super::StoreResult<usize> {
-        let spent = |conn: &rusqlite::Connection,
-                     table: &str|
-         -> rusqlite::Result<Vec<(String, String, String, String, String)>> {
+        let spent = |conn: &rusqlite::Connection, table: &str| -> rusqlite::Result<Vec<SpentInvite>> {
             conn.prepare_cached(&format!(
                 "SELECT code, market, created_by, created_at, seed FROM {table}
                  WHERE redacted_at IS NULL AND seed IS NOT NULL AND (used_at IS NOT NULL OR expires_at <= ?1)"

@@ -17,6 +17,13 @@ pub struct PendingEvent {
 
 /// Inserts the event unless its source id was seen before. Returns whether it was new.
 pub fn ingest_in(tx: &Tx<'_>, event: &InboundEvent) -> StoreResult<bool> {
+    // Seen before and purged since: still seen (a replay must not count again).
+    let purged = tx
+        .prepare_cached("SELECT 1 FROM inbox_seen WHERE key = ?1")?
+        .exists([super::privacy::seen_key(&event.source_id)])?;
+    if purged {
+        return Ok(false);
+    }
     let json = serde_json::to_string(event)?;
     let n = tx.prepare_cached(
         "INSERT OR IGNORE INTO inbox (source_id, market, channel, user_id, event, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

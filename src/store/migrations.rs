@@ -605,4 +605,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE admin_invites ADD COLUMN seed TEXT;
     ALTER TABLE admin_invites ADD COLUMN redacted_at TEXT;
     "#,
+    // 21: the platform ids of updates a purge removed, as SHA-256 hashes: the inbox ignores them
+    // like the ids of rows it still holds, so a captured webhook or callback cannot be played
+    // again once its row is gone.
+    r#"
+    CREATE TABLE inbox_seen (key BLOB PRIMARY KEY) STRICT, WITHOUT ROWID;
+    "#,
 ];

@@ -16,6 +16,7 @@ mod market;
 mod migrations;
 mod outbox;
 mod payment;
+mod privacy;
 mod report;
 mod shopper;
 
@@ -23,7 +24,7 @@ pub use admin::BackupRequest;
 pub use catalog::CatalogUpdate;
 pub use conversations::{RoleStates, load_state, load_states, save_state, user_lang};
 pub use delivery::VendorRequest;
-pub use export::{EXPORT_COLUMNS, PURGED, PurgeReport};
+pub use export::EXPORT_COLUMNS;
 pub use inbox::PendingEvent;
 pub use inbox::{
     ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
@@ -31,6 +32,7 @@ pub use inbox::{
 pub use outbox::{OutboxDepth, OutboxMessage, SendResult};
 pub use outbox::{enqueue, record_send_results_in};
 pub use payment::BankRequest;
+pub use privacy::{PURGED, PurgeReport};
 pub use shopper::RepoTx;
 
 impl Store {
@@ -276,9 +278,19 @@ impl Store {
         // them a bank's settlement Meta or the bank will never send again, or an order its
         // shopper was told about. The engine commits a batch of updates at once, so the cost is
         // one WAL sync per batch (BENCHMARKS.md, issue 23).
+        // A new database gives freed pages back in small steps (`pasar purge`); this can only be
+        // set before its first table, and before WAL mode writes its header.
+        let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables == 0 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted and overwritten content is zeroed inside its page (at no extra I/O), so that
+        // what a person wrote does not linger in the file after the row changed; `pasar purge`
+        // zeroes the rest and gives the free pages back.
+        conn.pragma_update(None, "secure_delete", "FAST")?;
         // The background checkpointer keeps the WAL short; the writer never checkpoints itself
         // unless the WAL grows past ~64 MB (the checkpointer stalled).
         conn.pragma_update(None, "wal_autocheckpoint", 16000)?;
