@@ -34,6 +34,8 @@ struct RawConfig {
     #[serde(default)]
     privacy: RawPrivacy,
     #[serde(default)]
+    inbound: RawInbound,
+    #[serde(default)]
     markets: std::collections::BTreeMap<String, RawMarket>,
     #[serde(default)]
     admins: Vec<RawAdmin>,
@@ -136,6 +138,13 @@ struct RawMarket {
 struct RawBackup {
     dir: Option<PathBuf>,
     keep_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInbound {
+    per_user_messages: Option<u32>,
+    per_user_window_secs: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +366,24 @@ pub struct Policy {
     /// secret is used.
     pub invite_secret: Option<crate::secret::Secret>,
     pub payment: PaymentPolicy,
+    /// How many messages one person may send in how long before the rest are skipped
+    /// (`[inbound]`).
+    pub flood: FloodRule,
+}
+
+/// The flood rule: past `messages` within `window` from one person on a chat platform, their
+/// messages are stored but not worked or answered, with one polite word per burst, until they
+/// pause for a whole window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloodRule {
+    pub messages: u32,
+    pub window: chrono::Duration,
+}
+
+impl Default for FloodRule {
+    fn default() -> FloodRule {
+        FloodRule { messages: 20, window: chrono::Duration::seconds(10) }
+    }
 }
 
 /// How shoppers pay: the deadlines and where the money goes.
@@ -430,6 +457,7 @@ impl Default for Policy {
             admins: Vec::new(),
             invite_secret: None,
             payment: PaymentPolicy::default(),
+            flood: FloodRule::default(),
         }
     }
 }
@@ -538,6 +566,16 @@ impl Config {
             }
         };
         let mut policy = defaults.policy.clone();
+        match raw.inbound.per_user_messages {
+            Some(n @ 1..=10_000) => policy.flood.messages = n,
+            Some(_) => return Err(invalid("inbound.per_user_messages must be between 1 and 10000".into())),
+            None => {}
+        }
+        match raw.inbound.per_user_window_secs {
+            Some(s @ 1..=3600) => policy.flood.window = chrono::Duration::seconds(i64::from(s)),
+            Some(_) => return Err(invalid("inbound.per_user_window_secs must be between 1 and 3600".into())),
+            None => {}
+        }
         if let Some(m) = raw.orders.trader_deadline_minutes {
             policy.trader_deadline = minutes(m, "orders.trader_deadline_minutes")?;
         }

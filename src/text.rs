@@ -82,6 +82,7 @@ keys! {
     NotUnderstood => "not_understood",
     StateReset => "state_reset",
     InternalError => "internal_error",
+    SlowDown => "slow_down",
     CatSayur => "cat_sayur",
     CatBuah => "cat_buah",
     CatBumbu => "cat_bumbu",

@@ -41,6 +41,17 @@ fn thousands_of_hostile_inputs_leave_the_bot_up_answering_and_every_other_user_u
     assert!(r.stored > 3_000 && r.telegram_replies > 3_000 && r.whatsapp_replies > 300, "{r:?}");
 }
 
+/// The flood case, test-sized: ten accounts send thirty messages each at once (Telegram's real
+/// send limits); past the flood rule (20 in 10 s) the rest are stored and skipped, one word
+/// each, and an order placed meanwhile still reaches its trader (the scenario checks all that).
+#[test]
+fn a_flood_of_accounts_is_skipped_past_the_rule_and_an_order_meanwhile_reaches_its_trader() {
+    use pasar_online::loadtest::flood;
+    let r = flood::run(Path::new(env!("CARGO_BIN_EXE_pasar")), 10, 30).unwrap_or_else(|e| panic!("{e:#}"));
+    flood::print(&r);
+    assert_eq!((r.taken, r.skipped), (200, 100), "{r:?}");
+}
+
 /// `pasar run` with the Blimbing bot on Telegram and its WhatsApp number, its standard error
 /// kept in a file.
 struct Pasar {

@@ -814,3 +814,44 @@ fn a_chicken_ordered_by_the_piece_is_weighed_and_only_a_big_difference_is_asked(
         .expect("totals");
     assert_eq!(totals, [44_850, 50_025]);
 }
+
+/// A flood from one account: past the rule (here 5 messages in 3 s), the messages are stored and
+/// skipped, with one "pelan-pelan" for the burst; another shopper meanwhile is answered as
+/// usual, and after a pause the flooder is too.
+#[test]
+fn a_flood_from_one_account_is_stored_and_skipped_with_one_word_and_others_are_served() {
+    let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pasar = start_with_limits(
+        &fake,
+        dir.path(),
+        "[telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n[inbound]\nper_user_messages = 5\nper_user_window_secs = 3\n",
+    );
+    const FLOODER: i64 = 6666;
+    for i in 0..12 {
+        fake.text(BLIMBING, FLOODER, &format!("kangkung {i}"));
+    }
+    fake.text(BLIMBING, SHOPPER, "/start");
+    fake.wait_for(BLIMBING, SHOPPER, "Mau belanja apa", 0);
+    fake.wait_for(BLIMBING, FLOODER, "Pelan-pelan ya", 0);
+    let db = dir.path().join("pasar.db");
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&db).expect("db").query_row(sql, [], |r| r.get(0)).expect("count")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count("SELECT COUNT(*) FROM inbox WHERE status = 'pending'") > 0 {
+        assert!(std::time::Instant::now() < deadline, "never handled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count("SELECT COUNT(*) FROM inbox WHERE user_id = '6666' AND status = 'done'"), 5);
+    assert_eq!(count("SELECT COUNT(*) FROM inbox WHERE user_id = '6666' AND status = 'skipped'"), 7);
+    let polite = fake.sent_to(BLIMBING, FLOODER).iter().filter(|m| m.text.contains("Pelan-pelan")).count();
+    assert_eq!(polite, 1, "one word for the burst");
+    // Replies only to what was taken: one each for five searches and the word.
+    assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE recipient = '6666'"), 6);
+    // After a pause of the window, they are answered again.
+    std::thread::sleep(Duration::from_secs(4));
+    let seen = fake.sent_to(BLIMBING, FLOODER).len();
+    fake.text(BLIMBING, FLOODER, "/bantuan");
+    fake.wait_for(BLIMBING, FLOODER, "Cara belanja", seen);
+}

@@ -111,6 +111,8 @@ pub struct Engine {
     backups_running: Vec<RunningBackup>,
     /// Told of each update's step and how long it took (`pasar run`'s metrics).
     step_observer: Option<StepObserver>,
+    /// Who sent how many messages lately (the flood rule).
+    flood: super::flood::FloodGuard,
 }
 
 /// A backup being made on its own thread: the request, the file, and the copy's outcome (its
@@ -127,6 +129,7 @@ struct Shared<'a> {
     policy: &'a Policy,
     secret: &'a str,
     default_lang: Lang,
+    flood: &'a super::flood::FloodGuard,
 }
 
 /// How a plain batch ended when it did not commit.
@@ -181,6 +184,7 @@ impl Engine {
             backups_in_background: false,
             backups_running: Vec::new(),
             step_observer: None,
+            flood: super::flood::FloodGuard::default(),
         })
     }
 
@@ -499,6 +503,7 @@ impl Engine {
             policy: &policy,
             secret: &self.secret,
             default_lang: self.default_lang,
+            flood: &self.flood,
         };
         let observer = self.step_observer.clone();
         let fast = self.store.write(|tx| {
@@ -552,6 +557,7 @@ impl Engine {
             policy: &policy,
             secret: &self.secret,
             default_lang: self.default_lang,
+            flood: &self.flood,
         };
         let observer = self.step_observer.clone();
         self.store.write(|tx| {
@@ -645,6 +651,18 @@ fn step_event(
         return Ok(false);
     };
     let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(shared.default_lang);
+    // Past the flood rule: stored, not worked, not answered; one word per burst.
+    if let super::flood::Verdict::Skip { first } =
+        shared.flood.check(&shared.policy.flood, &ev.market, &ev.user, ev.received_at)
+    {
+        if first {
+            let text = shared.texts.get(&ev.market, lang, Key::SlowDown).to_string();
+            let envelope = Envelope { market: ev.market.clone(), to: ev.user.clone(), message: Outbound::text(text) };
+            crate::store::enqueue(tx, &envelope, Some(inbox_id), now)?;
+        }
+        crate::store::mark_skipped(tx, inbox_id, now)?;
+        return Ok(false);
+    }
     let event_key = format!("inbox:{}", ev.source_id);
     let mut turn = Turn {
         now,

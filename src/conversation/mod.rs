@@ -12,6 +12,7 @@ pub mod buyer;
 pub mod courier;
 pub mod delivery;
 pub mod engine;
+pub mod flood;
 pub mod lifecycle;
 pub mod payload;
 pub mod payment;

@@ -46,7 +46,10 @@ pub fn race(
 ) -> anyhow::Result<RaceReport> {
     ensure!(per_channel > 0 && !amounts.is_empty(), "a race needs shoppers and amounts");
     let started = Instant::now();
-    let w = World::start(pasar, &WorldOptions { markets: 1, stock: Some(stock), admins: &[], strict: false })?;
+    let w = World::start(
+        pasar,
+        &WorldOptions { markets: 1, stock: Some(stock), admins: &[], strict: false, real_limits: false },
+    )?;
     let shoppers: Vec<(Channel, usize)> = (0..per_channel)
         .flat_map(|i| [(Channel::Telegram(5_000_000 + i as i64), i), (Channel::WhatsApp(500_000 + i as u64), i + 1)])
         .collect();

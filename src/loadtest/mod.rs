@@ -48,6 +48,7 @@
 //! WhatsApp at once, through the fakes of [`crate::fakes`], checked for exactness, not speed.
 
 pub mod abuse;
+pub mod flood;
 pub mod last_unit;
 pub mod replay;
 mod world;
@@ -186,7 +187,9 @@ pub enum Scenario {
     LastUnit,
     /// --inputs fuzzed inputs (random text, emoji, huge messages, forged button payloads,
     /// malformed and wrongly signed webhooks) from --users random users on both channels; fails
-    /// on a panic, a 5xx, a user left unanswered, or another user's state touched.
+    /// on a panic, a 5xx, a user left unanswered (but for messages skipped under the flood
+    /// rule), or another user's state touched. Then thirty accounts flood one bot with
+    /// --flood-messages each while an order is placed: how long its trader's notice takes.
     Abuse,
 }
 
@@ -239,6 +242,9 @@ pub struct LoadtestArgs {
     /// abuse: fuzzing users (seven in ten on Telegram).
     #[arg(long, default_value_t = 150)]
     pub users: usize,
+    /// abuse: messages each of the thirty flooding accounts sends at once.
+    #[arg(long, default_value_t = 100)]
+    pub flood_messages: usize,
     /// replay: markets served (the first of the ten).
     #[arg(long, default_value_t = 10)]
     pub markets: usize,
@@ -270,6 +276,7 @@ pub fn main(args: &LoadtestArgs, pasar: &Path) -> anyhow::Result<()> {
                 seed: args.seed.unwrap_or(abuse::DEFAULT_SEED),
             };
             abuse::print(&abuse::run(pasar, &size)?);
+            flood::print(&flood::run(pasar, flood::FLOODERS, args.flood_messages)?);
             Ok(())
         }
         Scenario::LastUnit => {

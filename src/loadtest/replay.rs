@@ -113,7 +113,13 @@ fn journeys(
 ) -> anyhow::Result<(World, BTreeMap<String, Vec<String>>, usize)> {
     let w = World::start(
         pasar,
-        &WorldOptions { markets: args.markets, stock: Some(stock(args)), admins: &[], strict: false },
+        &WorldOptions {
+            markets: args.markets,
+            stock: Some(stock(args)),
+            admins: &[],
+            strict: false,
+            real_limits: false,
+        },
     )?;
     if replay {
         for m in &w.markets {

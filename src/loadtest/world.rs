@@ -58,6 +58,8 @@ pub(super) struct WorldOptions<'a> {
     pub admins: &'a [(&'a str, &'a str)],
     /// The fakes refuse what the real platforms refuse for its size.
     pub strict: bool,
+    /// Telegram's real send limits (1 a second per chat, 30 per bot) instead of none.
+    pub real_limits: bool,
 }
 
 /// `pasar run` and its fakes; `pasar run` is killed when dropped.
@@ -148,6 +150,7 @@ impl World {
         let slugs: Vec<String> = self.markets.iter().map(|m| format!("\"{}\"", m.slug)).collect();
         let slugs = slugs.join(", ");
         let deadline = Instant::now() + Duration::from_secs(60);
+        let (per_chat, per_bot) = if options.real_limits { (1, 30) } else { (1000, 1000) };
         for attempt in 0.. {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             // A verify token of this start's own: a server on the port that answers with it is ours.
@@ -157,7 +160,7 @@ impl World {
                  [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 5\n\
                  [whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n\
                  [telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n\
-                 [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\
+                 [telegram.limits]\nper_chat_per_sec = {per_chat}\nper_bot_per_sec = {per_bot}\n\
                  [[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [{slugs}]\n",
                 self.graph.url, self.telegram.url
             );
@@ -180,6 +183,7 @@ impl World {
                 .arg(&self.db)
                 .current_dir(&dir)
                 .env_remove("PASAR_DB")
+                .env("PASAR_INVITE_SECRET", "loadtest-invite-secret")
                 .env_remove("PASAR_CONFIG")
                 .env("PASAR_WHATSAPP_ACCESS_TOKEN", "graph-token")
                 .env("PASAR_WHATSAPP_APP_SECRET", APP_SECRET)
@@ -260,9 +264,10 @@ impl World {
 
     /// Waits (up to a minute) until everything stored was handled and every reply went out.
     pub fn wait_quiet(&self) -> anyhow::Result<()> {
-        for sql in
-            ["SELECT COUNT(*) FROM inbox WHERE status <> 'done'", "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'"]
-        {
+        for sql in [
+            "SELECT COUNT(*) FROM inbox WHERE status NOT IN ('done', 'skipped')",
+            "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'",
+        ] {
             let deadline = Instant::now() + ANSWER_TIMEOUT;
             loop {
                 let n = self.one(sql)?;

@@ -90,6 +90,13 @@ pub fn mark_done(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
     Ok(())
 }
 
+/// Marks an inbox row as skipped under the flood rule: stored, never stepped nor answered.
+pub fn mark_skipped(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    tx.prepare_cached("UPDATE inbox SET status = 'skipped', processed_at = ?2 WHERE id = ?1")?
+        .execute(params![id, ts(now)])?;
+    Ok(())
+}
+
 /// Marks an inbox row as given up on, inside a transaction that also apologises to the user.
 pub fn mark_failed(tx: &Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
     tx.prepare_cached("UPDATE inbox SET status = 'failed', processed_at = ?2, attempts = attempts + 1 WHERE id = ?1")?

@@ -27,7 +27,8 @@ pub use delivery::VendorRequest;
 pub use export::EXPORT_COLUMNS;
 pub use inbox::PendingEvent;
 pub use inbox::{
-    ingest_in, mark_done, mark_failed, pending_in, record_attempt, release_savepoint, rollback_savepoint, savepoint,
+    ingest_in, mark_done, mark_failed, mark_skipped, pending_in, record_attempt, release_savepoint, rollback_savepoint,
+    savepoint,
 };
 pub use outbox::{OutboxDepth, OutboxMessage, SendResult};
 pub use outbox::{enqueue, record_send_results_in};

@@ -146,7 +146,7 @@ impl super::Store {
             let n = self.write(|tx| {
                 let rows = tx
                     .prepare_cached(&format!(
-                        "SELECT id, source_id FROM inbox WHERE status IN ('done', 'failed') AND received_at < ?1
+                        "SELECT id, source_id FROM inbox WHERE status IN ('done', 'failed', 'skipped') AND received_at < ?1
                            AND id NOT IN (SELECT inbox_id FROM outbox WHERE inbox_id IS NOT NULL) LIMIT {BATCH}"
                     ))?
                     .query_map([&cutoff], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
