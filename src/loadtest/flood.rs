@@ -77,7 +77,7 @@ pub fn run(pasar: &Path, flooders: usize, each: usize) -> anyhow::Result<FloodRe
     w.wait_quiet().context("the flood's replies did not all go out")?;
     let drained = flood_started.elapsed();
 
-    let taken = w.one(&format!("SELECT COUNT(*) FROM inbox WHERE user_id LIKE '7000%' AND status = 'done'"))?;
+    let taken = w.one("SELECT COUNT(*) FROM inbox WHERE user_id LIKE '7000%' AND status = 'done'")?;
     let skipped = w.one("SELECT COUNT(*) FROM inbox WHERE status = 'skipped'")?;
     ensure!(
         taken + skipped == (flooders * each) as i64,
