@@ -94,6 +94,17 @@ enum Command {
         /// Database file to create; default: a fresh file in a temporary folder.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Grow the database to about this many megabytes first (old delivered messages).
+        #[arg(long, default_value_t = 0)]
+        fill_mb: u64,
+        /// Webhooks stored meanwhile on a second connection, per second.
+        #[arg(long, default_value_t = 0)]
+        webhooks_per_sec: u64,
+        /// Backups during the run: none, thread (VACUUM INTO on its own connection and thread,
+        /// one after another) or engine (the backup API inside the engine's pass, once: the way
+        /// before issue 23).
+        #[arg(long, value_enum, default_value_t = pasar_online::bench::BackupDuring::None)]
+        backup: pasar_online::bench::BackupDuring,
     },
     /// Make the dynamic QRIS for an amount from a merchant's static QRIS payload (for operators
     /// checking their merchant data): prints the payload, and writes the QR image with --png.
@@ -339,10 +350,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             pasar_online::runtime::run(&config, &db)
         }
-        Command::Bench { journeys, concurrent, db } => {
+        Command::Bench { journeys, concurrent, db, fill_mb, webhooks_per_sec, backup } => {
             let dir = tempfile_dir()?;
             let db = db.unwrap_or_else(|| dir.join("bench.db"));
-            let report = pasar_online::bench::run(&config, &db, journeys, concurrent)?;
+            let around = pasar_online::bench::Around { fill_mb, webhooks_per_sec, backup };
+            let report = pasar_online::bench::run_with(&config, &db, journeys, concurrent, around)?;
             println!("database:   {} (WAL, synchronous=FULL)", db.display());
             println!("{report}");
             let _ = std::fs::remove_dir_all(&dir);
