@@ -313,7 +313,10 @@ fn spawn_webhooks(
 }
 
 /// Backups one after another on a thread of their own until `stop`; how long each took.
-fn spawn_backups(db: &Path, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<Vec<Duration>>> {
+fn spawn_backups(
+    db: &Path,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<Vec<Duration>>> {
     let db = db.to_path_buf();
     Ok(std::thread::spawn(move || {
         let mut took = Vec::new();

@@ -36,6 +36,10 @@ const WA_VICTIM: u64 = 9_900_005_005;
 /// WhatsApp's inputs come from a generator of their own (seeded with the seed XOR this), so they
 /// stay the same whatever Telegram's timing.
 const WHATSAPP_SEED: u64 = 0x5EED_0A0B_05E5_2026 ^ 0x0A11_CE5E_ED00_0010;
+/// The storm is about what hostile inputs say, not how many come: its users may send this many
+/// messages in the flood rule's window, so that every fuzzed input is worked (the flood rule
+/// has its own case, `super::flood`, with the shipped rule).
+const STORM_PER_USER: u32 = 10_000;
 /// The storm comes in this many waves.
 const WAVES: usize = 12;
 
@@ -494,7 +498,14 @@ pub fn run(pasar: &Path, args: &AbuseArgs) -> anyhow::Result<AbuseReport> {
     let (tg_users, wa_users) = (args.users * 7 / 10, args.users - args.users * 7 / 10);
     let w = World::start(
         pasar,
-        &WorldOptions { markets: 1, stock: None, admins: &[("whatsapp", WA_ADMIN)], strict: true, real_limits: false },
+        &WorldOptions {
+            markets: 1,
+            stock: None,
+            admins: &[("whatsapp", WA_ADMIN)],
+            strict: true,
+            real_limits: false,
+            per_user_messages: Some(STORM_PER_USER),
+        },
     )?;
     let port = w.port;
     let (token, number) = (w.markets[0].token.clone(), w.markets[0].number.clone());

@@ -39,8 +39,17 @@ pub struct FloodReport {
 /// `flooders` accounts send `each` messages as fast as the fake Bot API takes them; a second
 /// in, a shopper places an order.
 pub fn run(pasar: &Path, flooders: usize, each: usize) -> anyhow::Result<FloodReport> {
-    let w =
-        World::start(pasar, &WorldOptions { markets: 1, stock: None, admins: &[], strict: true, real_limits: true })?;
+    let w = World::start(
+        pasar,
+        &WorldOptions {
+            markets: 1,
+            stock: None,
+            admins: &[],
+            strict: true,
+            real_limits: true,
+            per_user_messages: None,
+        },
+    )?;
     let token = w.markets[0].token.clone();
     // The raced-for stall's trader, registered the way a real one is.
     let mut admin = Shopper::new(&w, 0, Channel::Telegram(ADMIN), false);

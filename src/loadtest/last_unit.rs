@@ -48,7 +48,14 @@ pub fn race(
     let started = Instant::now();
     let w = World::start(
         pasar,
-        &WorldOptions { markets: 1, stock: Some(stock), admins: &[], strict: false, real_limits: false },
+        &WorldOptions {
+            markets: 1,
+            stock: Some(stock),
+            admins: &[],
+            strict: false,
+            real_limits: false,
+            per_user_messages: None,
+        },
     )?;
     let shoppers: Vec<(Channel, usize)> = (0..per_channel)
         .flat_map(|i| [(Channel::Telegram(5_000_000 + i as i64), i), (Channel::WhatsApp(500_000 + i as u64), i + 1)])

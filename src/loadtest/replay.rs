@@ -119,6 +119,7 @@ fn journeys(
             admins: &[],
             strict: false,
             real_limits: false,
+            per_user_messages: None,
         },
     )?;
     if replay {

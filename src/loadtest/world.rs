@@ -60,6 +60,8 @@ pub(super) struct WorldOptions<'a> {
     pub strict: bool,
     /// Telegram's real send limits (1 a second per chat, 30 per bot) instead of none.
     pub real_limits: bool,
+    /// The flood rule's messages per person (`[inbound] per_user_messages`), if not the default.
+    pub per_user_messages: Option<u32>,
 }
 
 /// `pasar run` and its fakes; `pasar run` is killed when dropped.
@@ -164,6 +166,9 @@ impl World {
                  [[admins]]\nchannel = \"telegram\"\nuser = \"{ADMIN}\"\nmarkets = [{slugs}]\n",
                 self.graph.url, self.telegram.url
             );
+            if let Some(n) = options.per_user_messages {
+                config.push_str(&format!("[inbound]\nper_user_messages = {n}\n"));
+            }
             for (channel, user) in options.admins {
                 config.push_str(&format!(
                     "[[admins]]\nchannel = \"{channel}\"\nuser = \"{user}\"\nmarkets = [{slugs}]\n"
