@@ -71,6 +71,8 @@ pub(super) struct World {
     pub markets: Vec<MarketSetup>,
     pub db: PathBuf,
     pub port: u16,
+    /// Its operators' listener (`/healthz` with detail, `/metrics`).
+    pub ops_port: u16,
     stderr: PathBuf,
     pasar: std::sync::Mutex<Option<Child>>,
     _dir: tempfile::TempDir,
@@ -139,6 +141,7 @@ impl World {
             markets,
             db,
             port: 0,
+            ops_port: 0,
             stderr: PathBuf::new(),
             pasar: std::sync::Mutex::new(None),
             _dir: dir,
@@ -155,10 +158,11 @@ impl World {
         let (per_chat, per_bot) = if options.real_limits { (1, 30) } else { (1000, 1000) };
         for attempt in 0.. {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let ops_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             // A verify token of this start's own: a server on the port that answers with it is ours.
             let verify = format!("verify-loadtest-{}-{port}", std::process::id());
             let mut config = format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n\
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:{ops_port}\"\n\
                  [whatsapp]\ngraph_url = \"{}\"\ntimeout_secs = 5\n\
                  [whatsapp.limits]\nper_number_per_sec = 1000\nper_user_interval_secs = 0\n\
                  [telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n\
@@ -207,7 +211,8 @@ impl World {
             );
             loop {
                 if http(port, check.as_bytes()) == (200, "42".to_string()) {
-                    (self.port, self.stderr, self.pasar) = (port, stderr, std::sync::Mutex::new(Some(child)));
+                    (self.port, self.ops_port, self.stderr, self.pasar) =
+                        (port, ops_port, stderr, std::sync::Mutex::new(Some(child)));
                     return Ok(());
                 }
                 if child.try_wait()?.is_some() {
