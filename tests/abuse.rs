@@ -152,7 +152,9 @@ fn the_telegram_webhook_refuses_junk_with_a_4xx_and_answers_every_update() {
         let secret = format!("abuse-secret-{}-{port}", std::process::id());
         let config = format!(
             "[telegram]\napi_url = \"{}\"\nmode = \"webhook\"\npublic_url = \"https://pasar.example.id\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n",
+             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\
+             [server]\nops_listen = \"127.0.0.1:0\"\n\
+             [inbound]\nper_user_messages = 10000\n",
             telegram.url
         );
         let path = dir.path().join("config.toml");

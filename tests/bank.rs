@@ -283,19 +283,20 @@ fn a_settlement_replayed_under_another_transaction_id_counts_once_and_the_admin_
     assert_eq!(status(&h, &number), "preparing");
 }
 
-/// Bank news counts only when it comes the bank's way (its route, as its user, under its key):
-/// the same news in a row from a chat user, or under a chat's key, changes nothing.
+/// Bank news counts only when it comes the bank's way (its route, as its user): the same news in
+/// a row from a chat's user changes nothing.
 #[test]
 fn bank_news_that_does_not_come_from_the_bank_is_dropped() {
     use pasar_online::channel::{ChannelKind, Inbound, InboundEvent, UserKey};
     use pasar_online::conversation::engine::Clock;
-    use pasar_online::integration::bank::{BankEvent, BankNews, bank_user};
+    use pasar_online::integration::bank::{BankEvent, BankNews};
     let mut h = bank_market("http://127.0.0.1:9");
     let number = va_order(&mut h);
     let payment = h.count("SELECT id FROM payments WHERE status = 'pending'");
     let paid = BankEvent::Paid { amount: pasar_online::domain::money::Rupiah(9000), transaction_id: "tx-1".into() };
-    let shopper = UserKey { channel: ChannelKind::Telegram, id: "1001".into() };
-    for (user, source) in [(shopper, "bank:tx-1"), (bank_user(), "telegram:blimbing:77")] {
+    let telegram = UserKey { channel: ChannelKind::Telegram, id: "1001".into() };
+    let whatsapp = UserKey { channel: ChannelKind::WhatsApp, id: "6281234567890".into() };
+    for (user, source) in [(telegram, "bank:tx-1"), (whatsapp, "whatsapp:wamid.1")] {
         let event = InboundEvent {
             source_id: source.into(),
             market: "blimbing".into(),

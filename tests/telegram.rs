@@ -311,7 +311,8 @@ fn webhook_mode_checks_the_secret_and_stores_before_answering() {
         let secret = format!("s3cret-token-{}-{port}", std::process::id());
         let config = format!(
             "[telegram]\napi_url = \"{}\"\nmode = \"webhook\"\npublic_url = \"https://pasar.example.id\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n",
+             [telegram.limits]\nper_chat_per_sec = 1000\nper_bot_per_sec = 1000\n\
+             [server]\nops_listen = \"127.0.0.1:0\"\n",
             fake.url
         );
         let path = dir.path().join("config.toml");
@@ -504,8 +505,9 @@ fn a_message_telegram_refuses_is_parked_and_the_chat_goes_on() {
 fn a_chat_with_a_long_queue_does_not_hold_up_the_other_chats() {
     let fake = FakeTelegram::start(&[BLIMBING, DINOYO]);
     let dir = tempfile::tempdir().expect("tempdir");
-    // The default limits: one message a second per chat.
-    let _pasar = start(&fake, dir.path(), false);
+    // The default limits: one message a second per chat (and no flood rule in the way: this is
+    // about the sender's fairness).
+    let _pasar = start_with_limits(&fake, dir.path(), "[inbound]\nper_user_messages = 10000\n");
     const BUSY: i64 = 4004;
     fake.text(BLIMBING, BUSY, "/start");
     fake.wait_for(BLIMBING, BUSY, "Pasar Blimbing", 0);

@@ -651,17 +651,17 @@ fn step_event(
         return Ok(false);
     };
     // News of the bank or the vendor counts only as theirs: stored by their routes (their
-    // signature checked), as their user and under their keys. Anything else that claims to be
-    // such news (a forged or corrupted row) is dropped, whatever it says.
+    // signature checked) as their user, which no chat platform's user can be. Anything else
+    // that claims to be such news (a forged or corrupted row) is dropped, whatever it says.
     let outside = match &ev.inbound {
         crate::channel::Inbound::BankNews(_) => Some((crate::integration::bank::bank_user(), "bank")),
         crate::channel::Inbound::VendorStatus(_) => Some((crate::integration::vendor::vendor_user(), "vendor")),
         _ => None,
     };
-    if let Some((from, prefix)) = outside
-        && (ev.user != from || !ev.source_id.starts_with(prefix))
+    if let Some((from, whose)) = outside
+        && ev.user != from
     {
-        tracing::warn!(inbox_id, source = %ev.source_id, "news claiming to be the {prefix}'s from elsewhere: dropped");
+        tracing::warn!(inbox_id, source = %ev.source_id, "news claiming to be the {whose}'s from elsewhere: dropped");
         crate::store::mark_done(tx, inbox_id, now)?;
         return Ok(false);
     }
