@@ -27,9 +27,14 @@ fn bank_market(url: &str) -> Harness {
 }
 
 fn start(h: &Harness, bank: &FakeBank) -> Running {
+    start_with(h, bank, "")
+}
+
+/// [`start`] with more `[payment]` lines.
+fn start_with(h: &Harness, bank: &FakeBank, payment: &str) -> Running {
     let config = |port: u16| {
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n[payment]\nva_url = \"{}\"\nva_bank = \"bni\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:0\"\n[payment]\nva_url = \"{}\"\nva_bank = \"bni\"\n{payment}",
             bank.url
         )
     };
@@ -309,5 +314,30 @@ fn bank_news_that_does_not_come_from_the_bank_is_dropped() {
         h.deliver_event(event);
         assert_eq!(ledger(&h, &number, "payment"), 0, "{source}");
         assert_eq!(status(&h, &number), "awaiting_payment", "{source}");
+    }
+}
+
+/// The bank makes the account but answers after our timeout. Before trying again, pasar asks
+/// the bank what it has for the order, and the shopper gets the account that was made; when
+/// that question fails too, the next try is refused as a duplicate order id, and the question
+/// after it finds the account.
+#[test]
+fn an_account_made_but_answered_too_late_is_found_by_asking_the_bank() {
+    for status_fail in [0, 1] {
+        let bank = FakeBank::slow(1, std::time::Duration::from_secs(3), status_fail);
+        let mut h = bank_market(&bank.url);
+        let number = va_order(&mut h);
+        let _running = start_with(&h, &bank, "va_timeout_secs = 1\n");
+        wait_for(&h, &format!("SELECT COUNT(*) FROM payments WHERE reference = '{}'", va_number(1)), 1);
+        wait_for(
+            &h,
+            &format!("SELECT COUNT(*) FROM outbox WHERE recipient = 'ani' AND message LIKE '%{}%'", va_number(1)),
+            1,
+        );
+        assert_eq!(status(&h, &number), "awaiting_payment");
+        assert_eq!(told(&h, ADMIN, "virtual account"), 0, "no admin had to step in");
+        // Asked once after the timeout; with that answer lost, charged again (a duplicate) and
+        // asked again.
+        assert_eq!((bank.charges().len(), bank.statuses()), (1 + status_fail, 1 + status_fail));
     }
 }

@@ -154,12 +154,25 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> C
         .await;
     let response = match sent {
         Ok(r) => r,
-        Err(e) => return Charged::Failed(format!("request: {e}")),
+        // A timeout (or a connection lost) after the request went out: the bank may have made
+        // the account all the same. Ask it before trying again (the next charge of the same
+        // order id would only be refused as a duplicate).
+        Err(e) => {
+            return match account_made(client, plan, charge).await {
+                Some((bank, number)) => Charged::Account { bank, number },
+                None => Charged::Failed(format!("request: {e}")),
+            };
+        }
     };
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     let detail = format!("{status}: {}", text.chars().take(200).collect::<String>());
+    // "Duplicate order ID": an earlier try made it (its answer lost); its account is the one.
+    let duplicate = status.as_u16() == 406 || answer["status_code"].as_str() == Some("406");
+    if duplicate && let Some((bank, number)) = account_made(client, plan, charge).await {
+        return Charged::Account { bank, number };
+    }
     if status.is_success() {
         return match va_number_of(&answer) {
             Some((bank, number)) => Charged::Account { bank, number },
@@ -180,6 +193,34 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> C
         400..=499 => Charged::Refused(status.to_string()),
         _ => Charged::Failed(detail),
     }
+}
+
+/// The account the bank made for this charge's order id, if it made one: `GET
+/// /v2/{order_id}/status` (Midtrans's contract). `None` when it has none or cannot say.
+async fn account_made(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> Option<(String, String)> {
+    let asked = client
+        .get(format!("{}/v2/{}/status", plan.url, charge.bank_order_id()))
+        .basic_auth(plan.server_key.expose(), Some(""))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await;
+    let response = match asked {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            tracing::warn!(status = %r.status(), "asking the bank for a charge's status failed");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "asking the bank for a charge's status failed");
+            return None;
+        }
+    };
+    let answer: serde_json::Value = response.json().await.ok()?;
+    // An account that lapsed or was cancelled is no account to pay into.
+    if matches!(answer["transaction_status"].as_str(), Some("expire" | "cancel" | "deny" | "failure")) {
+        return None;
+    }
+    va_number_of(&answer)
 }
 
 fn answered(store: &mut Store, request: &BankRequest, event: BankEvent) -> crate::store::StoreResult<bool> {
