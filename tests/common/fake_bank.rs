@@ -63,7 +63,7 @@ fn charge_now(
 }
 
 fn charge_in(fake: &mut Fake, headers: &HeaderMap, body: &Bytes) -> ((StatusCode, String), bool) {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     fake.charges.push(Charge {
         authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
         body: body.clone(),
