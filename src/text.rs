@@ -584,6 +584,8 @@ keys! {
     PaidUsage => "paid_usage",
     PaidAtDoor => "paid_at_door",
     PaidNotAwaiting => "paid_not_awaiting",
+    PaidLateOwed => "paid_late_owed",
+    PaidLateAlready => "paid_late_already",
     PaidDone => "paid_done",
     PaidWrongAmount => "paid_wrong_amount",
     RefundUsage => "refund_usage",

@@ -117,9 +117,26 @@ fn an_unpaid_order_is_reminded_then_expires_and_gives_its_stock_back() {
     assert_eq!(h.count("SELECT COUNT(*) FROM payments WHERE status = 'expired'"), 1);
     assert_eq!(h.count(&format!("SELECT stock FROM offers WHERE id = {kk}")), 10, "stock back");
     assert_eq!(h.count("SELECT COUNT(*) FROM sub_orders WHERE status = 'cancelled'"), 1);
-    // A transfer that arrives late is money all the same: recorded, and owed back in full.
+    // A transfer that arrives late is money all the same: recorded, and owed back in full (the
+    // order stays cancelled, its stock where it is); typed twice, it counts once.
     let r = admin(&mut h, &format!("/lunas {number}"));
-    assert!(r.contains("tidak sedang menunggu"), "{r}");
+    assert!(r.contains("dicatat di buku kas") && r.contains("dikembalikan"), "{r}");
+    let ledger = |h: &Harness, kind: &str| {
+        h.count(&format!(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE kind = '{kind}' AND order_id = {}",
+            order_id(h, &number)
+        ))
+    };
+    assert_eq!((ledger(&h, "payment"), ledger(&h, "refund_owed")), (amount, amount));
+    let r = admin(&mut h, &format!("/lunas {number}"));
+    assert!(r.contains("tidak dicatat dua kali"), "{r}");
+    assert_eq!((ledger(&h, "payment"), ledger(&h, "refund_owed")), (amount, amount));
+    assert_eq!(status(&h, &number), "cancelled");
+    assert_eq!(h.count(&format!("SELECT stock FROM offers WHERE id = {kk}")), 10);
+    // The shopper was told the money goes back to them.
+    assert!(
+        h.count("SELECT COUNT(*) FROM outbox WHERE message LIKE '%dikembalikan%' AND recipient <> 'pak-lurah'") >= 1
+    );
 }
 
 #[test]

@@ -299,7 +299,9 @@ fn admin_order(
 
 /// `/lunas BLB-0001 [amount]`: the admin saw the transfer (or QRIS payment) arrive. Without an
 /// amount, the amount asked; an amount that differs is recorded and owed back, and the order
-/// stays unpaid.
+/// stays unpaid. Money for an order that ended unpaid (its time to pay ran out, or it was
+/// cancelled) is recorded all the same, the way the bank's is, and owed back: money that came
+/// is never left out of the books.
 fn confirm_paid(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoResult<()> {
     let mut words = args.split_whitespace();
     let number = words.next().and_then(OrderNumber::parse);
@@ -317,12 +319,18 @@ fn confirm_paid(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
         turn.reply(Outbound::text(text));
         return Ok(());
     }
-    let pending = repo.current_payment(order.id)?.filter(|p| p.status == PaymentStatus::Pending);
-    let (OrderStatus::AwaitingPayment, Some(pending)) = (order.status, pending) else {
-        let status = turn.t(super::buyer::status_key(order.status));
-        let text = turn.tf(Key::PaidNotAwaiting, &[("number", &number), ("status", &status)]);
-        turn.reply(Outbound::text(text));
-        return Ok(());
+    let current = repo.current_payment(order.id)?;
+    let pending = current.clone().filter(|p| p.status == PaymentStatus::Pending);
+    let late = current.filter(|p| p.status != PaymentStatus::Paid && order.status == OrderStatus::Cancelled);
+    let pending = match (order.status, pending, late) {
+        (OrderStatus::AwaitingPayment, Some(pending), _) => pending,
+        (_, _, Some(last)) => return confirm_late(&number, amount, &order, &last, repo, turn),
+        _ => {
+            let status = turn.t(super::buyer::status_key(order.status));
+            let text = turn.tf(Key::PaidNotAwaiting, &[("number", &number), ("status", &status)]);
+            turn.reply(Outbound::text(text));
+            return Ok(());
+        }
     };
     // A virtual account the bank made is confirmed by the bank's own notification: recording it
     // here too would count the same money twice when the notification comes.
@@ -344,6 +352,36 @@ fn confirm_paid(args: &str, repo: &mut dyn Repo, turn: &mut Turn<'_>) -> RepoRes
             turn.tf(Key::PaidNotAwaiting, &[("number", &number), ("status", &status)])
         }
     };
+    turn.reply(Outbound::text(text));
+    Ok(())
+}
+
+/// `/lunas` for an order that ended unpaid: the money (the amount given, else the last amount
+/// asked) is recorded and owed back to the shopper, and the admin is told how to settle it.
+fn confirm_late(
+    number: &OrderNumber,
+    amount: Option<Rupiah>,
+    order: &crate::domain::order::Order,
+    last: &crate::domain::payment::Payment,
+    repo: &mut dyn Repo,
+    turn: &mut Turn<'_>,
+) -> RepoResult<()> {
+    // A virtual account's money is the bank's to report (its notification records it, owed
+    // back the same way): recording it here too would count it twice.
+    if order.payment == PaymentMethod::VirtualAccount && last.reference.is_some() {
+        let text = turn.tf(Key::PaidByBank, &[("number", number)]);
+        turn.reply(Outbound::text(text));
+        return Ok(());
+    }
+    let amount = amount.unwrap_or(last.amount);
+    let actor = turn.actor(super::Role::Admin);
+    // Once per request and amount: the same /lunas typed twice is not twice the money.
+    let reference = Some(format!("lunas-late:P{}:{}", last.id, amount.value()));
+    let receipt = super::payment::Receipt { method: order.payment, amount, actor, reference, request: None };
+    let outcome = super::payment::take_payment(repo, turn, order, receipt)?;
+    let status = turn.t(super::buyer::status_key(order.status));
+    let key = if outcome == PayOutcome::Duplicate { Key::PaidLateAlready } else { Key::PaidLateOwed };
+    let text = turn.tf(key, &[("number", number), ("amount", &amount), ("status", &status)]);
     turn.reply(Outbound::text(text));
     Ok(())
 }
