@@ -298,7 +298,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 pasar_online::store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
             let older_than = older_than.unwrap_or(config.privacy_keep_days);
             let before = chrono::Utc::now() - chrono::Duration::days(i64::from(older_than));
-            let r = store.purge(before)?;
+            let key = config.policy.invite_secret.as_ref().map(|s| s.expose().to_string());
+            if key.is_none() {
+                eprintln!(
+                    "warning: {} is not set: pseudonyms are keyed with the database's own secret, so a copy of the database can turn them back into numbers",
+                    pasar_online::config::INVITE_SECRET_VARIABLE
+                );
+            }
+            let r = store.purge(before, key.as_deref())?;
             drop(store);
             let backups = pasar_online::runtime::prune_backups(&config, &db)?;
             println!(

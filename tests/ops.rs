@@ -180,7 +180,9 @@ fn a_bot_that_cannot_start_is_reported_down_and_a_webhook_left_behind_is_deleted
     // Blimbing answers.
     fake.text(BLIMBING, SHOPPER, "/start");
     fake.wait_for(BLIMBING, SHOPPER, "Pasar Blimbing", 0);
-    assert_eq!(get(port, "/healthz"), Some((503, "unavailable".to_string())));
+    // The public listener still takes webhooks: one market's bot down is the operators' to see,
+    // not a reason for a load balancer to send every webhook elsewhere.
+    assert_eq!(get(port, "/healthz"), Some((200, "ok".to_string())));
 }
 
 #[test]

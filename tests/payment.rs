@@ -136,7 +136,22 @@ fn an_unpaid_order_is_reminded_then_expires_and_gives_its_stock_back() {
     // The shopper was told the money goes back to them.
     assert!(
         h.count("SELECT COUNT(*) FROM outbox WHERE message LIKE '%dikembalikan%' AND recipient <> 'pak-lurah'") >= 1
-    );
+    ); // A purge keeps the details of an order that still owes money back (whom to pay it to);
+    // once it is paid back, they go.
+    use pasar_online::conversation::engine::Clock;
+    let name = |h: &Harness| {
+        let conn = rusqlite::Connection::open(&h.db).expect("db");
+        conn.query_row("SELECT buyer_name FROM orders WHERE number = ?1", [&number], |r| r.get::<_, String>(0))
+            .expect("order")
+    };
+    h.clock.advance(chrono::Duration::days(2));
+    h.engine.store().purge(h.clock.now() - chrono::Duration::days(1), Some("k")).expect("purge");
+    assert_eq!(name(&h), "Ani Rahayu", "still owed back");
+    let r = admin(&mut h, &format!("/refund {number} {amount} transfer terlambat"));
+    assert!(!r.is_empty());
+    h.clock.advance(chrono::Duration::days(2));
+    h.engine.store().purge(h.clock.now() - chrono::Duration::days(1), Some("k")).expect("purge");
+    assert_eq!(name(&h), "(dihapus)", "settled, then purged");
 }
 
 #[test]

@@ -81,7 +81,8 @@ fn a_purge_leaves_no_trace_of_a_whatsapp_shopper_and_a_replayed_update_stays_ign
     assert!(!rows_mentioning(&h, "Borobudur No. 12").is_empty());
 
     h.clock.advance(chrono::Duration::days(2));
-    let report = h.engine.store().purge(h.clock.now() - chrono::Duration::days(1)).expect("purge");
+    let report =
+        h.engine.store().purge(h.clock.now() - chrono::Duration::days(1), Some("pseudonym-key")).expect("purge");
     assert_eq!(report.orders, 1, "{report:?}");
     assert!(report.pseudonymised >= 1 && report.messages > 0 && report.updates > 0, "{report:?}");
 
@@ -129,6 +130,7 @@ fn a_purge_leaves_no_trace_of_a_whatsapp_shopper_and_a_replayed_update_stays_ign
     };
     assert_eq!(h.engine.store().ingest(&[replay]).expect("ingest"), 0, "ignored");
     // A purge again finds nothing more.
-    let again = h.engine.store().purge(h.clock.now() - chrono::Duration::days(1)).expect("purge");
+    let again =
+        h.engine.store().purge(h.clock.now() - chrono::Duration::days(1), Some("pseudonym-key")).expect("purge");
     assert_eq!((again.orders, again.pseudonymised, again.messages, again.updates), (0, 0, 0, 0), "{again:?}");
 }

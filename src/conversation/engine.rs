@@ -222,7 +222,12 @@ impl Engine {
                 Ok(outcome) => outcome,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => Err("the backup thread stopped".to_string()),
             };
-            self.report_backup(&request, outcome.map(|size| (path, size)))?;
+            if let Err(e) = self.report_backup(&request, outcome.map(|size| (path, size))) {
+                // The copies still running are not forgotten (nor made twice); this one is made
+                // again, its request still pending.
+                self.backups_running = running;
+                return Err(e);
+            }
             handled += 1;
         }
         self.backups_running = running;
@@ -668,7 +673,7 @@ fn step_event(
     let lang = crate::store::user_lang(tx, &ev.user)?.unwrap_or(shared.default_lang);
     // Past the flood rule: stored, not worked, not answered; one word per burst.
     if let super::flood::Verdict::Skip { first } =
-        shared.flood.check(&shared.policy.flood, &ev.market, &ev.user, ev.received_at)
+        shared.flood.check(&shared.policy.flood, &ev.market, &ev.user, inbox_id, &ev.inbound, ev.received_at)
     {
         if first {
             let text = shared.texts.get(&ev.market, lang, Key::SlowDown).to_string();

@@ -83,7 +83,11 @@ fn command(
             };
             // Codes are stored by their key only; a used one leaves no stored message in clear.
             let key = code_key(turn.secret, &code);
-            let used = |repo: &mut dyn super::Repo| repo.forget_code(turn.user, &code);
+            // As typed ("abcd-efgh") and as read ("ABCDEFGH").
+            let used = |repo: &mut dyn super::Repo| {
+                repo.forget_code(turn.user, args.trim())?;
+                repo.forget_code(turn.user, &code)
+            };
             match repo.redeem_invite(&key, turn.user)? {
                 Some(stall_id) => {
                     used(repo)?;

@@ -159,8 +159,8 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> C
         // order id would only be refused as a duplicate).
         Err(e) => {
             return match account_made(client, plan, charge).await {
-                Some((bank, number)) => Charged::Account { bank, number },
-                None => Charged::Failed(format!("request: {e}")),
+                Made::Account(bank, number) => Charged::Account { bank, number },
+                Made::None | Made::Unknown => Charged::Failed(format!("request: {e}")),
             };
         }
     };
@@ -170,8 +170,13 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> C
     let detail = format!("{status}: {}", text.chars().take(200).collect::<String>());
     // "Duplicate order ID": an earlier try made it (its answer lost); its account is the one.
     let duplicate = status.as_u16() == 406 || answer["status_code"].as_str() == Some("406");
-    if duplicate && let Some((bank, number)) = account_made(client, plan, charge).await {
-        return Charged::Account { bank, number };
+    if duplicate {
+        match account_made(client, plan, charge).await {
+            Made::Account(bank, number) => return Charged::Account { bank, number },
+            // The bank could not say: ask again later rather than give the order up.
+            Made::Unknown => return Charged::Failed(format!("a duplicate, and its status unknown: {detail}")),
+            Made::None => {}
+        }
     }
     if status.is_success() {
         return match va_number_of(&answer) {
@@ -195,9 +200,19 @@ async fn post(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> C
     }
 }
 
+/// What the bank has for a charge's order id.
+enum Made {
+    /// An account to pay into: its bank and number.
+    Account(String, String),
+    /// None (or none that can still be paid).
+    None,
+    /// It could not say (unreachable, an error).
+    Unknown,
+}
+
 /// The account the bank made for this charge's order id, if it made one: `GET
-/// /v2/{order_id}/status` (Midtrans's contract). `None` when it has none or cannot say.
-async fn account_made(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> Option<(String, String)> {
+/// /v2/{order_id}/status` (Midtrans's contract).
+async fn account_made(client: &reqwest::Client, plan: &BankPlan, charge: &VaCharge) -> Made {
     let asked = client
         .get(format!("{}/v2/{}/status", plan.url, charge.bank_order_id()))
         .basic_auth(plan.server_key.expose(), Some(""))
@@ -205,22 +220,31 @@ async fn account_made(client: &reqwest::Client, plan: &BankPlan, charge: &VaChar
         .send()
         .await;
     let response = match asked {
-        Ok(r) if r.status().is_success() => r,
+        Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => r,
         Ok(r) => {
             tracing::warn!(status = %r.status(), "asking the bank for a charge's status failed");
-            return None;
+            return Made::Unknown;
         }
         Err(e) => {
             tracing::warn!(error = %e, "asking the bank for a charge's status failed");
-            return None;
+            return Made::Unknown;
         }
     };
-    let answer: serde_json::Value = response.json().await.ok()?;
+    let Ok(answer) = response.json::<serde_json::Value>().await else {
+        return Made::Unknown;
+    };
+    // The gateway's own status: 404 is "no such transaction".
+    if answer["status_code"].as_str() == Some("404") {
+        return Made::None;
+    }
     // An account that lapsed or was cancelled is no account to pay into.
     if matches!(answer["transaction_status"].as_str(), Some("expire" | "cancel" | "deny" | "failure")) {
-        return None;
+        return Made::None;
     }
-    va_number_of(&answer)
+    match va_number_of(&answer) {
+        Some((bank, number)) => Made::Account(bank, number),
+        None => Made::Unknown,
+    }
 }
 
 fn answered(store: &mut Store, request: &BankRequest, event: BankEvent) -> crate::store::StoreResult<bool> {

@@ -4,7 +4,8 @@
 //! by status, the engine's step latency).
 //!
 //! Both are served on their own listener (`[server] ops_listen`, loopback by default); the public
-//! listener keeps only a bare `/healthz` (200 or 503, no detail) for load balancers. Neither ever
+//! listener keeps only a bare `/healthz` (200 or 503, no detail: can this instance take
+//! webhooks) for load balancers. Neither ever
 //! touches the store on the request path: a watcher thread with its own connection refreshes a
 //! snapshot every [`REFRESH`], so a crowd of scrapers cannot hold the lock the webhooks need.
 
@@ -323,15 +324,18 @@ pub(crate) fn routes(state: OpsState) -> axum::Router {
         .with_state(state)
 }
 
-/// The public listener's `/healthz`: 200 or 503 and nothing else (a load balancer needs no
-/// more, and a stranger should learn nothing of the bots).
+/// The public listener's `/healthz`: 200 or 503 and nothing else (a stranger should learn
+/// nothing of the bots). It answers what a load balancer asks: can this instance take webhooks
+/// (the database takes a write, the engine runs). One market's bot being down is for the
+/// operators to see on their listener: it must not make the balancer send every webhook, the
+/// bank's and the vendor's included, elsewhere.
 pub(crate) fn public_routes(state: OpsState) -> axum::Router {
     axum::Router::new().route("/healthz", axum::routing::get(bare_healthz)).with_state(state)
 }
 
 async fn bare_healthz(axum::extract::State(s): axum::extract::State<OpsState>) -> axum::response::Response {
-    let (healthy, _) = s.ops.health(!s.shared.engine_failed.load(Ordering::SeqCst));
-    if healthy { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n") }.into_response()
+    let up = s.ops.database().is_ok() && !s.shared.engine_failed.load(Ordering::SeqCst);
+    if up { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n") }.into_response()
 }
 
 async fn healthz(axum::extract::State(s): axum::extract::State<OpsState>) -> axum::response::Response {

@@ -178,18 +178,25 @@ impl super::Store {
         if to.exists() {
             return Err(StoreError::Corrupt(format!("backup {}: the file exists already", to.display())));
         }
-        let to_text =
-            to.to_str().ok_or_else(|| StoreError::Corrupt(format!("backup {}: not a UTF-8 path", to.display())))?;
+        // Written under another name and renamed once checked: a copy cut short (the process
+        // stopped) or failing its check never looks like a backup.
+        let partial = to.with_extension("partial");
+        let _ = std::fs::remove_file(&partial);
+        let partial_text = partial
+            .to_str()
+            .ok_or_else(|| StoreError::Corrupt(format!("backup {}: not a UTF-8 path", to.display())))?;
         let src = rusqlite::Connection::open(db)?;
         src.busy_handler(Some(super::short_busy_wait))?;
-        src.execute("VACUUM INTO ?1", [to_text])?;
+        src.execute("VACUUM INTO ?1", [partial_text])?;
         drop(src);
-        let dst = rusqlite::Connection::open(to)?;
+        let dst = rusqlite::Connection::open(&partial)?;
         let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        drop(dst);
         if check != "ok" {
+            let _ = std::fs::remove_file(&partial);
             return Err(StoreError::Corrupt(format!("backup {}: integrity_check says {check}", to.display())));
         }
-        drop(dst);
+        std::fs::rename(&partial, to).map_err(|e| StoreError::Corrupt(format!("backup {}: {e}", to.display())))?;
         std::fs::metadata(to).map(|m| m.len()).map_err(|e| StoreError::Corrupt(format!("backup {}: {e}", to.display())))
     }
 }
@@ -250,12 +257,9 @@ impl super::Store {
                     .collect::<Result<Vec<_>, _>>()?;
                 for (code, market, created_by, created_at) in rows {
                     redact_sent_code(tx, &market, &created_by, &created_at, &code)?;
-                    tx.prepare(&format!(
-                        "UPDATE {table} SET code = ?2,
-                             redacted_at = CASE WHEN used_at IS NOT NULL OR expires_at <= ?3 THEN ?3 END
-                         WHERE code = ?1"
-                    ))?
-                    .execute(params![code, key_of(&code), ts(now)])?;
+                    // Its messages are redacted now (there is no seed to find the code by later).
+                    tx.prepare(&format!("UPDATE {table} SET code = ?2, redacted_at = ?3 WHERE code = ?1"))?
+                        .execute(params![code, key_of(&code), ts(now)])?;
                     n += 1;
                 }
             }

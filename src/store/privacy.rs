@@ -72,11 +72,23 @@ pub fn seen_key(source_id: &str) -> Vec<u8> {
 impl super::Store {
     /// Removes the personal data of what finished or went quiet before `before` (see the
     /// module's documentation), in short steps, and reclaims the pages.
-    pub fn purge(&mut self, before: DateTime<Utc>) -> StoreResult<PurgeReport> {
+    ///
+    /// `key` keys the pseudonyms: a secret from the environment, so that a copy of the database
+    /// alone cannot turn them back into numbers (there are few enough numbers to try them all);
+    /// without one, the database's own secret (and whoever has the file can).
+    pub fn purge(&mut self, before: DateTime<Utc>, key: Option<&str>) -> StoreResult<PurgeReport> {
         self.conn().pragma_update(None, "secure_delete", "ON")?;
-        let secret = self.secret()?;
+        let secret = match key {
+            Some(k) => k.to_string(),
+            None => self.secret()?,
+        };
         let cutoff = ts(before);
-        let finished = "status IN ('delivered', 'cancelled', 'rejected') AND updated_at < ?1";
+        // Finished, and owing the shopper nothing: an order with money still to give back keeps
+        // the details needed to give it back.
+        let finished = "status IN ('delivered', 'cancelled', 'rejected') AND updated_at < ?1
+            AND (SELECT COALESCE(SUM(CASE l.kind WHEN 'refund_owed' THEN l.amount WHEN 'refund' THEN -l.amount
+                                                 ELSE 0 END), 0)
+                 FROM ledger l WHERE l.order_id = orders.id) <= 0";
         let mut r = PurgeReport::default();
 
         // Orders, and what hangs off them.
@@ -90,8 +102,8 @@ impl super::Store {
             )?;
             n += tx.execute(
                 &format!(
-                    "UPDATE deliveries SET proof = NULL, vendor_lat = NULL, vendor_lon = NULL
-                     WHERE (proof IS NOT NULL OR vendor_lat IS NOT NULL)
+                    "UPDATE deliveries SET proof = NULL, vendor_lat = NULL, vendor_lon = NULL, vendor_courier = NULL
+                     WHERE (proof IS NOT NULL OR vendor_lat IS NOT NULL OR vendor_courier IS NOT NULL)
                        AND order_id IN (SELECT id FROM orders WHERE {finished})"
                 ),
                 params![cutoff],
@@ -277,16 +289,20 @@ impl super::Store {
                     break;
                 }
                 let step = free.min(VACUUM_STEP);
-                self.write(|tx| {
-                    tx.query_row(&format!("PRAGMA incremental_vacuum({step})"), [], |_| Ok(())).or_else(
-                        |e| match e {
-                            rusqlite::Error::QueryReturnedNoRows => Ok(()),
-                            e => Err(e),
-                        },
-                    )?;
-                    Ok::<_, super::StoreError>(())
+                // The pragma frees a page each time it is stepped: step it to the end.
+                let n = self.write(|tx| {
+                    let mut stmt = tx.prepare(&format!("PRAGMA incremental_vacuum({step})"))?;
+                    let mut rows = stmt.query([])?;
+                    let mut n = 0i64;
+                    while rows.next()?.is_some() {
+                        n += 1;
+                    }
+                    Ok::<_, super::StoreError>(n)
                 })?;
-                freed += step;
+                if n == 0 {
+                    break;
+                }
+                freed += n;
             }
         }
         // Readers may hold the WAL for a moment: a few tries, then leave it to the next purge.
