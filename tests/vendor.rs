@@ -286,3 +286,21 @@ fn an_old_rating_button_pressed_during_a_checkout_does_not_take_over_what_is_typ
     assert!(joined(&r).contains("Nomor HP"), "the checkout goes on: {r:#?}");
     assert_eq!(h.count("SELECT COUNT(*) FROM ratings WHERE comment IS NOT NULL"), 0);
 }
+
+/// Vendor news counts only when it comes the vendor's way (its callback, as its user): the same
+/// news sent in as a shopper's changes nothing.
+#[test]
+fn vendor_news_that_does_not_come_from_the_vendor_is_dropped() {
+    let mut h = vendor_market("http://127.0.0.1:9/v1");
+    market_with_couriers(&mut h, &[BUDI]);
+    let number = place_order(&mut h, "ani", None);
+    accept(&mut h, &number, true);
+    let (d, before, _) = delivery(&h, &number);
+    let body = news("x1", &format!("blimbing:{d}"), "rejected", "2026-11-28T00:10:00Z", "");
+    let update = pasar_online::integration::vendor::VendorUpdate::parse(body.as_bytes()).expect("news");
+    as_user(&mut h, "ani");
+    h.send(pasar_online::channel::Inbound::VendorStatus(Box::new(update)));
+    assert_ne!(before, "unassigned");
+    assert_eq!(delivery(&h, &number).1, before, "unchanged");
+    assert_eq!(told(&h, ADMIN, "Vendor pengantaran tidak bisa mengantar"), 0);
+}
