@@ -239,6 +239,18 @@ impl super::Store {
         now: DateTime<Utc>,
     ) -> super::StoreResult<usize> {
         let code_len = crate::domain::invite::CODE_LEN as i64;
+        // A look first: on every open but the first after an upgrade there is nothing to do,
+        // and no write transaction is needed for nothing.
+        let mut any = false;
+        for table in INVITE_TABLES {
+            any |= self
+                .conn()
+                .prepare(&format!("SELECT 1 FROM {table} WHERE length(code) = ?1 LIMIT 1"))?
+                .exists([code_len])?;
+        }
+        if !any {
+            return Ok(0);
+        }
         self.write(|tx| {
             let mut n = 0;
             for table in INVITE_TABLES {
